@@ -1,0 +1,209 @@
+"""Semantic checks of a config: systems, types, properties, conversions, secrets."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable
+
+from samband.config.env import is_reference_only
+from samband.config.loader import LoadedConfig, read_config
+from samband.config.model import Dataflow
+from samband.connectors.base import EntityType
+from samband.connectors.registry import KINDS, connector_class
+from samband.errors import ConfigError, Problem, SambandError
+from samband.types import DataType, round_trips
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    found = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    if not found:
+        lower = {c.lower(): c for c in candidates}
+        return lower.get(name.lower())
+    return found[0]
+
+
+def _hint(name: str, candidates: Iterable[str], what: str) -> str:
+    options = sorted(candidates)
+    best = closest(name, options)
+    if best:
+        return f"did you mean {best!r}?"
+    return f"known {what}: {', '.join(options) or '(none)'}"
+
+
+def describe_systems(loaded: LoadedConfig) -> tuple[dict[str, dict[str, EntityType]], list[Problem]]:
+    """The entity types of each configured system, with problems found on the way."""
+    problems: list[Problem] = []
+    schemas: dict[str, dict[str, EntityType]] = {}
+    from samband.config.loader import base_dir
+
+    for system_id, system in loaded.config.systems.items():
+        where = ("systems", system_id)
+        if system.kind not in KINDS:
+            problems.append(
+                loaded.problem((*where, "kind"), f"unknown system kind {system.kind!r}",
+                               _hint(system.kind, KINDS, "kinds"))
+            )
+            continue
+        if system.label is not None and system.label.strip() == "":
+            problems.append(
+                loaded.problem((*where, "label"), f"system {system_id!r} has an empty label",
+                               "documents will show double spaces where the label stands",
+                               "warning")
+            )
+        for key, value in system.credentials.items():
+            if not is_reference_only(str(value)):
+                problems.append(
+                    loaded.problem((*where, "credentials", key),
+                                   f"credential {key!r} of {system_id!r} is written in the file",
+                                   "use ${ENV_VAR} and set it in the environment or the keyring",
+                                   "warning")
+                )
+        system_copy = system.model_copy()
+        if system_copy.model_extra is not None:
+            system_copy.model_extra.setdefault("base_dir", base_dir(loaded.config))
+        try:
+            schemas[system_id] = connector_class(system.kind).describe(system_copy)
+        except SambandError as exc:
+            problems.append(
+                loaded.problem(where, f"cannot read the schema of {system_id!r}: {exc}",
+                               "property names are not checked for this system", "warning")
+            )
+        except Exception as exc:  # a connector kind that cannot describe itself offline
+            problems.append(
+                loaded.problem(where, f"cannot read the schema of {system_id!r}: {exc}",
+                               "property names are not checked for this system", "warning")
+            )
+    return schemas, problems
+
+
+def check(loaded: LoadedConfig) -> list[Problem]:
+    """Every problem of a parsed config (errors and warnings)."""
+    config = loaded.config
+    schemas, problems = describe_systems(loaded)
+    for index, flow in enumerate(config.dataflows):
+        problems.extend(_check_dataflow(loaded, index, flow, schemas))
+    return problems
+
+
+def _check_dataflow(
+    loaded: LoadedConfig, index: int, flow: Dataflow, schemas: dict[str, dict[str, EntityType]]
+) -> list[Problem]:
+    config = loaded.config
+    where = ("dataflows", index)
+    problems: list[Problem] = []
+    sides: dict[str, EntityType | None] = {}
+    for side in ("source", "target"):
+        system_id, type_name = getattr(flow, side).split(".", 1)
+        if system_id not in config.systems:
+            problems.append(
+                loaded.problem((*where, side), f"unknown system {system_id!r}",
+                               _hint(system_id, config.systems, "systems"))
+            )
+            sides[side] = None
+            continue
+        types = schemas.get(system_id)
+        if types is None:
+            sides[side] = None
+            continue
+        if type_name not in types:
+            problems.append(
+                loaded.problem((*where, side),
+                               f"system {system_id!r} has no entity type {type_name!r}",
+                               _hint(type_name, types, "entity types"))
+            )
+            sides[side] = None
+            continue
+        sides[side] = types[type_name]
+    source, target = sides["source"], sides["target"]
+
+    if target is not None and target.read_only:
+        problems.append(
+            loaded.problem((*where, "target"),
+                           f"{flow.target} is read-only: the dataflow would have to write it",
+                           "swap source and target, or choose a writable type")
+        )
+    if flow.on_delete == "propagate" and target is not None and not target.can_delete:
+        problems.append(
+            loaded.problem((*where, "on_delete"),
+                           f"{flow.target} records cannot be deleted through the API",
+                           "use on_delete: archive (with an archive status) or unlink")
+        )
+    if flow.on_delete == "archive" and target is not None and target.archive is None:
+        problems.append(
+            loaded.problem((*where, "on_delete"),
+                           f"{flow.target} has no archive flag configured",
+                           "set the entity type's archive: {property: ..., value: ...}")
+        )
+    if flow.priority is not None and flow.priority not in (flow.source_system, flow.target_system):
+        problems.append(
+            loaded.problem((*where, "priority"),
+                           f"priority {flow.priority!r} is neither {flow.source_system!r} nor "
+                           f"{flow.target_system!r}")
+        )
+    for share_key in ("max_delete_share", "max_change_share"):
+        share = getattr(flow, share_key)
+        if share is not None and not 0 < share <= 1:
+            problems.append(loaded.problem((*where, share_key), f"{share_key} must be in (0, 1]"))
+
+    def check_path(etype: EntityType | None, path: str, loc: tuple[str | int, ...]) -> DataType | None:
+        if etype is None:
+            return None
+        prop = etype.property(path)
+        if prop is None:
+            if etype.properties and not etype.open_schema:
+                problems.append(
+                    loaded.problem(loc, f"{etype.name} has no property {path!r}",
+                                   _hint(path, etype.properties, "properties"))
+                )
+            return None
+        return prop.type
+
+    for m_index, combination in enumerate(flow.match):
+        for t_index, term in enumerate(combination):
+            loc = (*where, "match", m_index, t_index)
+            check_path(source, term.source, (*loc, "from"))
+            check_path(target, term.target, (*loc, "to"))
+    seen_targets: dict[str, int] = {}
+    for p_index, prop in enumerate(flow.properties):
+        loc = (*where, "properties", p_index)
+        source_type = check_path(source, prop.source, (*loc, "from"))
+        target_type = check_path(target, prop.target, (*loc, "to"))
+        if prop.target in seen_targets:
+            problems.append(
+                loaded.problem((*loc, "to"), f"{prop.target!r} is mapped twice in this dataflow",
+                               f"the first mapping is entry {seen_targets[prop.target] + 1}")
+            )
+        seen_targets[prop.target] = p_index
+        declared = prop.type or target_type
+        if declared and source_type and not round_trips(source_type, declared):
+            problems.append(
+                loaded.problem((*loc, "type"),
+                               f"{prop.source} ({source_type}) → {prop.target} ({declared}) "
+                               "cannot round-trip: edits flowing back may lose information",
+                               "use a type both sides can hold", "warning")
+            )
+        if target is not None and target.property(prop.target) and target.property(prop.target).read_only:  # type: ignore[union-attr]
+            problems.append(
+                loaded.problem((*loc, "to"), f"{flow.target}.{prop.target} is read-only",
+                               "map it in the other direction, or drop it")
+            )
+    return problems
+
+
+def validate_file(path: str | os.PathLike[str]) -> list[Problem]:
+    """Every problem of the config at ``path``; raises nothing for config mistakes."""
+    try:
+        loaded = read_config(path)
+    except ConfigError as exc:
+        return exc.problems
+    return check(loaded)
+
+
+def load_valid(path: str | os.PathLike[str]) -> LoadedConfig:
+    """The config at ``path``; raise ConfigError when it has errors (warnings pass)."""
+    loaded = read_config(path)
+    errors = [p for p in check(loaded) if p.severity == "error"]
+    if errors:
+        raise ConfigError(errors)
+    return loaded

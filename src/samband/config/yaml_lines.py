@@ -1,0 +1,58 @@
+"""YAML loading that remembers where every key and list item stands in the file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+Path = tuple[str | int, ...]
+Positions = dict[Path, tuple[int, int]]
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def load_with_positions(text: str) -> tuple[Any, Positions]:
+    """Parse YAML; return the data and ``{path: (line, column)}`` (1-based) of each node."""
+    positions: Positions = {}
+    root = yaml.compose(text, Loader=_LineLoader)
+    if root is None:
+        return None, positions
+    return _build(root, (), positions), positions
+
+
+def _build(node: yaml.Node, path: Path, positions: Positions) -> Any:
+    positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _LineLoader.construct_object(_LineLoader(""), key_node)
+            child = (*path, key)
+            positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = _build(value_node, child, positions)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            positions[child] = (item.start_mark.line + 1, item.start_mark.column + 1)
+            items.append(_build(item, child, positions))
+        return items
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    loader = _LineLoader("")
+    return loader.construct_object(node, deep=True)
+
+
+def position_of(positions: Positions, path: Path) -> tuple[int, int]:
+    """The position of ``path`` or of its closest known ancestor."""
+    current = tuple(path)
+    while current:
+        if current in positions:
+            return positions[current]
+        current = current[:-1]
+    return positions.get((), (1, 1))

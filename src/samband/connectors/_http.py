@@ -1,0 +1,346 @@
+"""The HTTP client every API connector uses: auth hooks, pacing, retries, clear errors.
+
+* Transient failures (429, 5xx, connection resets, timeouts, truncated or non-JSON
+  bodies, HTML maintenance pages) are retried with exponential backoff and jitter,
+  honouring ``Retry-After`` (or what the connector's ``retry_after`` hook reads from the
+  body or rate-limit headers).
+* A client-side :class:`RateLimiter` paces calls so that a normal run never hits a limit.
+* TLS verification is always on, except for sandboxes on the loopback address.
+* Error messages name the system, the method and the path; never headers, bodies of
+  requests, or query strings (which may carry secrets).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from samband.connectors.base import Stats
+from samband.errors import (
+    AuthError,
+    ContractError,
+    NotFound,
+    RecordError,
+    TransientError,
+    UnreachableError,
+)
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+class RateLimiter:
+    """At most ``calls`` per ``period`` seconds (sliding window), shared by threads."""
+
+    def __init__(
+        self,
+        calls: int,
+        period: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.calls, self.period = calls, period
+        self._clock, self._sleep = clock, sleep
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._times and now - self._times[0] >= self.period:
+                    self._times.popleft()
+                if len(self._times) < self.calls:
+                    self._times.append(now)
+                    return
+                wait = self.period - (now - self._times[0])
+            self._sleep(max(wait, 0.001))
+
+    def penalise(self, seconds: float) -> None:
+        """Block every caller for ``seconds`` (after a 429)."""
+        with self._lock:
+            until = self._clock() + seconds
+            self._times = deque([until - self.period] * self.calls)
+
+
+_limiters: dict[tuple[str, str], RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def shared_limiter(scope: str, key: str, calls: int, period: float) -> RateLimiter:
+    """One limiter per (scope, key) in the process, e.g. per subscription key."""
+    with _limiters_lock:
+        limiter = _limiters.get((scope, key))
+        if limiter is None:
+            limiter = _limiters[(scope, key)] = RateLimiter(calls, period)
+        return limiter
+
+
+def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds (delta or HTTP date), or None."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = datetime.now(UTC).timestamp() if now is None else now
+    return max(when.timestamp() - current, 0.0)
+
+
+class Auth:
+    """Adds credentials to requests; ``refresh`` is called once after a 401."""
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def refresh(self) -> bool:
+        """Get new credentials; return False when that cannot help."""
+        return False
+
+
+class HttpClient:
+    """A small synchronous API client with retries and pacing."""
+
+    def __init__(
+        self,
+        system_id: str,
+        base_url: str,
+        *,
+        auth: Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        limiter: RateLimiter | None = None,
+        stats: Stats | None = None,
+        max_retries: int = 6,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 30.0,
+        max_total_wait: float = 300.0,
+        timeout: float = 30.0,
+        retry_after: Callable[[httpx.Response], float | None] | None = None,
+        describe_error: Callable[[httpx.Response], str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.system_id = system_id
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.limiter = limiter
+        self.stats = stats or Stats()
+        self.max_retries = max_retries
+        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        self.max_total_wait = max_total_wait
+        self._retry_after = retry_after or retry_after_seconds
+        self._describe_error = describe_error or describe_problem
+        self._sleep = sleep
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers=dict(headers or {}),
+            timeout=timeout,
+            verify=not is_loopback(self.base_url),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- the call -----------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        ok: Callable[[httpx.Response], bool] | None = None,
+        idempotent: bool | None = None,
+        refused_is_record_error: bool = True,
+    ) -> httpx.Response:
+        """Send one request, retrying what may pass.  Returns a response with a 2xx
+        status (or one ``ok`` accepts); raises a SambandError otherwise."""
+        if idempotent is None:
+            idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+        body = content
+        send_headers = dict(headers or {})
+        if json is not None:
+            body = orjson.dumps(json, default=_json_default)
+            send_headers.setdefault("Content-Type", "application/json")
+        attempt, waited, refreshed = 0, 0.0, False
+        path = _path_only(url)
+        while True:
+            if self.limiter is not None:
+                self.limiter.acquire()
+            if self.auth is not None:
+                send_headers.update(self.auth.headers())
+            self.stats.api_calls += 1
+            try:
+                response = self._client.request(
+                    method, url, params=params, data=data, content=body, headers=send_headers
+                )
+                response.read()
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt >= 2:
+                    raise UnreachableError(
+                        self.system_id,
+                        f"{method} {path}: cannot connect to {self.base_url} ({exc.__class__.__name__})",
+                        "check the system's base_url/url and that the service is running",
+                    ) from None
+                reason = f"cannot connect ({exc.__class__.__name__})"
+                response = None
+            except httpx.TransportError as exc:
+                # Reset mid-body, read timeout: a POST may have been applied; the engine's
+                # create intents make a repeated POST safe to detect.
+                reason = f"transport error ({exc.__class__.__name__})"
+                response = None
+                if not idempotent and not isinstance(exc, httpx.ConnectTimeout):
+                    raise TransientError(f"{self.system_id}: {method} {path}: {reason}") from None
+            else:
+                status = response.status_code
+                if ok is not None and ok(response):
+                    return response
+                if 200 <= status < 300 and ok is None:
+                    if _looks_like_html(response) and method.upper() != "HEAD":
+                        reason = "an HTML page instead of JSON (maintenance?)"
+                    else:
+                        return response
+                elif status == 401 and self.auth is not None and not refreshed:
+                    refreshed = True
+                    if self.auth.refresh():
+                        continue
+                    raise AuthError(self.system_id, f"{method} {path}: 401 {self._describe_error(response)}")
+                elif status == 401:
+                    raise AuthError(
+                        self.system_id,
+                        f"{method} {path}: 401 {self._describe_error(response)}",
+                        "check the credentials in the environment",
+                    )
+                elif status == 429:
+                    self.stats.throttled += 1
+                    reason = "429 too many requests"
+                    delay = self._retry_after(response)
+                    if delay is not None and self.limiter is not None:
+                        self.limiter.penalise(delay)
+                elif status >= 500 or status == 408:
+                    reason = f"{status} {self._describe_error(response)}"
+                elif status == 404:
+                    raise NotFound(f"{method} {path}: 404 {self._describe_error(response)}")
+                elif status == 403:
+                    raise AuthError(
+                        self.system_id,
+                        f"{method} {path}: 403 {self._describe_error(response)}",
+                        "the credentials lack a privilege this call needs",
+                    )
+                else:
+                    message = f"{method} {path}: {status} {self._describe_error(response)}"
+                    if refused_is_record_error:
+                        raise RecordError(message, details={"status": status})
+                    raise ContractError(self.system_id, message)
+            attempt += 1
+            self.stats.retries += 1
+            if attempt > self.max_retries:
+                raise TransientError(
+                    f"{self.system_id}: {method} {path}: {reason} (gave up after {attempt} tries)"
+                )
+            delay = self._retry_after(response) if response is not None else None
+            if delay is None:
+                delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+                delay *= 0.5 + random.random()
+            if waited + delay > self.max_total_wait:
+                raise TransientError(
+                    f"{self.system_id}: {method} {path}: {reason} (waited {waited:.0f}s in all)"
+                )
+            waited += delay
+            self._sleep(delay)
+
+    def get_json(self, url: str, **kwargs: Any) -> Any:
+        return self.json(self.request("GET", url, **kwargs), "GET", url)
+
+    def json(self, response: httpx.Response, method: str, url: str) -> Any:
+        """Parse a JSON body, or raise ContractError naming the request."""
+        if not response.content:
+            return None
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            snippet = response.text[:80].replace("\n", " ")
+            raise ContractError(
+                self.system_id,
+                f"{method} {_path_only(url)} answered {response.status_code} with a body that is "
+                f"not JSON: {snippet!r}",
+            ) from None
+
+
+def describe_problem(response: httpx.Response) -> str:
+    """Title and detail of an RFC 7807 body (either key case), or the start of the body."""
+    try:
+        body = orjson.loads(response.content) if response.content else None
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        lower = {str(k).lower(): v for k, v in body.items()}
+        parts = [str(lower[k]) for k in ("title", "detail") if lower.get(k)]
+        if not parts:
+            for key in ("message", "error_description", "error", "errordescription"):
+                if lower.get(key):
+                    value = lower[key]
+                    if isinstance(value, dict):
+                        value = value.get("message", value)
+                        if isinstance(value, dict):
+                            value = value.get("value", value)
+                    parts.append(str(value))
+                    break
+        errors = lower.get("errors")
+        if errors:
+            parts.append(str(errors))
+        if parts:
+            return ": ".join(parts)
+    text = response.text[:120].replace("\n", " ").strip()
+    return text or response.reason_phrase
+
+
+def _looks_like_html(response: httpx.Response) -> bool:
+    ctype = response.headers.get("content-type", "")
+    if "html" in ctype:
+        return True
+    return response.content[:15].lstrip().lower().startswith((b"<!doctype html", b"<html"))
+
+
+def _path_only(url: str) -> str:
+    return urlsplit(url).path or url
+
+
+def _json_default(value: Any) -> Any:
+    from samband.types import to_wire
+
+    result = to_wire(value)
+    if result is value:
+        raise TypeError(f"cannot serialise {type(value).__name__}")
+    return result
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_json_default)

@@ -1,0 +1,211 @@
+"""The connector protocol: what every system kind offers the engine.
+
+Connectors are small and declarative.  They read pages of records, get one record,
+create, update (only the given properties), delete, archive, and find a record by its
+external reference.  They never decide what to write: matching, diffing, retries of
+whole records, state and cursors belong to the engine.
+
+A connector class declares its entity types as :class:`EntityType` objects (id field,
+change cursor support, property schema, read-only flag, external-reference field), and
+implements the methods of :class:`Connector`.  Values travel as plain JSON-like
+dicts in the API's own shape (nested objects allowed); the engine addresses them with
+dotted paths (``MailAddress.City``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from samband.config.model import SystemConfig
+from samband.errors import NotFound
+from samband.types import DataType
+
+
+@dataclass(frozen=True)
+class Property:
+    """One property of an entity type's schema."""
+
+    name: str  # dotted path
+    type: DataType | None = None
+    read_only: bool = False
+    required: bool = False
+    max_length: int | None = None
+    references: str | None = None  # entity type this property points at (same system)
+
+
+@dataclass
+class EntityType:
+    """How one collection of a system is read and written."""
+
+    name: str
+    id_field: str = "id"
+    modified_field: str | None = None  # where a record says when it last changed
+    properties: dict[str, Property] = field(default_factory=dict)
+    # True when read_changes(cursor) returns only what changed since the cursor;
+    # False means every read is a full scan and the engine detects deletions itself.
+    incremental: bool = True
+    # True when an incremental read also reports deletions (records with deleted=True).
+    reports_deletes: bool = False
+    read_only: bool = False
+    can_delete: bool = True
+    # The property where creates stamp the source ref, so that an interrupted create is
+    # found again (find_by_external_ref) instead of repeated.
+    external_ref_field: str | None = None
+    # Property/value that archives a record (delete policy "archive", 409 fallback).
+    archive: tuple[str, Any] | None = None
+    # Open schema: properties not listed are still accepted (SQL columns are reflected,
+    # REST APIs vary); validation only warns.
+    open_schema: bool = False
+
+    def property(self, path: str) -> Property | None:
+        if path in self.properties:
+            return self.properties[path]
+        head = path.split(".", 1)[0]
+        # a nested path under an object property the schema lists as a whole
+        return self.properties.get(head) if head != path and head in self.properties else None
+
+
+@dataclass
+class RecordData:
+    """One record as a system returned it."""
+
+    id: str
+    data: dict[str, Any]
+    modified: datetime | None = None
+    deleted: bool = False
+
+
+@dataclass
+class Page:
+    """A page of a read.  ``cursor`` is where the next run may start once this page is stored.
+
+    A cursor is opaque to the engine (a timestamp, a row version, a continuation token).
+    ``None`` means "no cursor yet" (keep the previous one).
+    """
+
+    records: list[RecordData]
+    cursor: str | None = None
+
+
+@dataclass
+class Stats:
+    """What a connector did, for the run summary and the benchmarks."""
+
+    api_calls: int = 0
+    reads: int = 0
+    writes: int = 0
+    retries: int = 0
+    throttled: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class Connector:
+    """Base class of every connector kind.
+
+    Subclasses set ``kind`` and implement the methods below.  ``system_id`` names the
+    system in every error; ``config`` is the system's config block; ``credentials`` are
+    already resolved from the environment (never log them).
+    """
+
+    kind: ClassVar[str] = ""
+    #: entity types the kind always has (SQL/REST/memory types come from the config)
+    #: Each connector may override :meth:`describe` instead.
+    ENTITY_TYPES: ClassVar[dict[str, EntityType]] = {}
+
+    def __init__(
+        self,
+        system_id: str,
+        config: SystemConfig,
+        credentials: Mapping[str, str],
+        *,
+        state_dir: str | None = None,
+        overlap_seconds: float = 5.0,
+    ) -> None:
+        self.system_id = system_id
+        self.config = config
+        self.credentials = dict(credentials)
+        self.state_dir = state_dir
+        self.overlap_seconds = overlap_seconds
+        self.stats = Stats()
+        # The properties the dataflows use, per entity type: connectors may ask only for
+        # these (PowerOffice GO ``Fields``, Exact ``$select``).
+        self.wanted_fields: dict[str, set[str]] = {}
+
+    # -- schema -------------------------------------------------------------------
+    @classmethod
+    def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
+        """The entity types of a system, without any network call where possible."""
+        return dict(cls.ENTITY_TYPES)
+
+    def entity_types(self) -> dict[str, EntityType]:
+        if not hasattr(self, "_entity_types"):
+            self._entity_types = self.describe(self.config)
+        return self._entity_types
+
+    def entity_type(self, name: str) -> EntityType:
+        types = self.entity_types()
+        if name not in types:
+            raise KeyError(f"system {self.system_id!r} has no entity type {name!r}")
+        return types[name]
+
+    # -- lifecycle ----------------------------------------------------------------
+    def check(self) -> None:
+        """Verify URL and credentials before any work starts; raise ConnectorError."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- reading ------------------------------------------------------------------
+    def read(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
+        """Pages of records changed since ``cursor`` (all records when ``cursor`` is None,
+        or always, for types that are not incremental)."""
+        raise NotImplementedError
+
+    def get(self, entity_type: str, record_id: str) -> RecordData | None:
+        """One record, or None when it does not exist."""
+        raise NotImplementedError
+
+    def find_by_external_ref(self, entity_type: str, external_ref: str) -> RecordData | None:
+        """The record whose external-reference field holds ``external_ref``, if any."""
+        etype = self.entity_type(entity_type)
+        if etype.external_ref_field is None:
+            return None
+        raise NotImplementedError
+
+    # -- writing ------------------------------------------------------------------
+    def create(
+        self, entity_type: str, values: dict[str, Any], external_ref: str | None = None
+    ) -> RecordData:
+        """Create a record from ``values`` (dotted paths → canonical values); stamp
+        ``external_ref`` into the type's external-reference field; return the record as
+        the system stores it."""
+        raise NotImplementedError
+
+    def update(
+        self, entity_type: str, record_id: str, changes: dict[str, Any]
+    ) -> RecordData | None:
+        """Change only ``changes`` (dotted paths → canonical values).  Return the record
+        after the change when the API gives it back cheaply, else None."""
+        raise NotImplementedError
+
+    def delete(self, entity_type: str, record_id: str) -> None:
+        """Delete the record; raise :class:`InUse` when the system refuses because the
+        record is in use, :class:`NotFound` when it does not exist."""
+        raise NotImplementedError
+
+    def archive(self, entity_type: str, record_id: str) -> RecordData | None:
+        """Mark the record inactive/archived (delete policy ``archive``)."""
+        etype = self.entity_type(entity_type)
+        if etype.archive is None:
+            raise NotFound(f"{entity_type} records cannot be archived in {self.system_id}")
+        path, value = etype.archive
+        return self.update(entity_type, record_id, {path: value})
+
+    # -- helpers ------------------------------------------------------------------
+    def ref(self, entity_type: str, record_id: str) -> str:
+        return f"{self.system_id}:{entity_type}:{record_id}"
