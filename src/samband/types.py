@@ -194,8 +194,10 @@ def _to_date(value: Any) -> date:
         if parsed is not None:
             return _to_date(parsed)
         try:
-            return date.fromisoformat(text[:10]) if len(text) == 10 else _to_date(
-                _datetime_keep_local(text)
+            return (
+                date.fromisoformat(text[:10])
+                if len(text) == 10
+                else _to_date(_datetime_keep_local(text))
             )
         except ValueError:
             raise ConversionError(f"{value!r} is not an ISO 8601 date (YYYY-MM-DD)") from None

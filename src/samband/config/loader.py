@@ -75,7 +75,9 @@ def read_config(path: str | os.PathLike[str]) -> LoadedConfig:
     except FileNotFoundError:
         raise ConfigError([Problem(file, 1, 1, "the config file does not exist")]) from None
     except OSError as exc:
-        raise ConfigError([Problem(file, 1, 1, f"cannot read the config file: {exc.strerror}")]) from None
+        raise ConfigError(
+            [Problem(file, 1, 1, f"cannot read the config file: {exc.strerror}")]
+        ) from None
     return parse_config(text, file)
 
 

@@ -31,7 +31,9 @@ def _hint(name: str, candidates: Iterable[str], what: str) -> str:
     return f"known {what}: {', '.join(options) or '(none)'}"
 
 
-def describe_systems(loaded: LoadedConfig) -> tuple[dict[str, dict[str, EntityType]], list[Problem]]:
+def describe_systems(
+    loaded: LoadedConfig,
+) -> tuple[dict[str, dict[str, EntityType]], list[Problem]]:
     """The entity types of each configured system, with problems found on the way."""
     problems: list[Problem] = []
     schemas: dict[str, dict[str, EntityType]] = {}
@@ -41,23 +43,31 @@ def describe_systems(loaded: LoadedConfig) -> tuple[dict[str, dict[str, EntityTy
         where = ("systems", system_id)
         if system.kind not in KINDS:
             problems.append(
-                loaded.problem((*where, "kind"), f"unknown system kind {system.kind!r}",
-                               _hint(system.kind, KINDS, "kinds"))
+                loaded.problem(
+                    (*where, "kind"),
+                    f"unknown system kind {system.kind!r}",
+                    _hint(system.kind, KINDS, "kinds"),
+                )
             )
             continue
         if system.label is not None and system.label.strip() == "":
             problems.append(
-                loaded.problem((*where, "label"), f"system {system_id!r} has an empty label",
-                               "documents will show double spaces where the label stands",
-                               "warning")
+                loaded.problem(
+                    (*where, "label"),
+                    f"system {system_id!r} has an empty label",
+                    "documents will show double spaces where the label stands",
+                    "warning",
+                )
             )
         for key, value in system.credentials.items():
             if not is_reference_only(str(value)):
                 problems.append(
-                    loaded.problem((*where, "credentials", key),
-                                   f"credential {key!r} of {system_id!r} is written in the file",
-                                   "use ${ENV_VAR} and set it in the environment or the keyring",
-                                   "warning")
+                    loaded.problem(
+                        (*where, "credentials", key),
+                        f"credential {key!r} of {system_id!r} is written in the file",
+                        "use ${ENV_VAR} and set it in the environment or the keyring",
+                        "warning",
+                    )
                 )
         system_copy = system.model_copy()
         if system_copy.model_extra is not None:
@@ -66,13 +76,21 @@ def describe_systems(loaded: LoadedConfig) -> tuple[dict[str, dict[str, EntityTy
             schemas[system_id] = connector_class(system.kind).describe(system_copy)
         except SambandError as exc:
             problems.append(
-                loaded.problem(where, f"cannot read the schema of {system_id!r}: {exc}",
-                               "property names are not checked for this system", "warning")
+                loaded.problem(
+                    where,
+                    f"cannot read the schema of {system_id!r}: {exc}",
+                    "property names are not checked for this system",
+                    "warning",
+                )
             )
         except Exception as exc:  # a connector kind that cannot describe itself offline
             problems.append(
-                loaded.problem(where, f"cannot read the schema of {system_id!r}: {exc}",
-                               "property names are not checked for this system", "warning")
+                loaded.problem(
+                    where,
+                    f"cannot read the schema of {system_id!r}: {exc}",
+                    "property names are not checked for this system",
+                    "warning",
+                )
             )
     return schemas, problems
 
@@ -97,8 +115,11 @@ def _check_dataflow(
         system_id, type_name = getattr(flow, side).split(".", 1)
         if system_id not in config.systems:
             problems.append(
-                loaded.problem((*where, side), f"unknown system {system_id!r}",
-                               _hint(system_id, config.systems, "systems"))
+                loaded.problem(
+                    (*where, side),
+                    f"unknown system {system_id!r}",
+                    _hint(system_id, config.systems, "systems"),
+                )
             )
             sides[side] = None
             continue
@@ -108,9 +129,11 @@ def _check_dataflow(
             continue
         if type_name not in types:
             problems.append(
-                loaded.problem((*where, side),
-                               f"system {system_id!r} has no entity type {type_name!r}",
-                               _hint(type_name, types, "entity types"))
+                loaded.problem(
+                    (*where, side),
+                    f"system {system_id!r} has no entity type {type_name!r}",
+                    _hint(type_name, types, "entity types"),
+                )
             )
             sides[side] = None
             continue
@@ -119,51 +142,64 @@ def _check_dataflow(
 
     if target is not None and target.read_only:
         problems.append(
-            loaded.problem((*where, "target"),
-                           f"{flow.target} is read-only: the dataflow would have to write it",
-                           "swap source and target, or choose a writable type")
+            loaded.problem(
+                (*where, "target"),
+                f"{flow.target} is read-only: the dataflow would have to write it",
+                "swap source and target, or choose a writable type",
+            )
         )
     if flow.on_delete == "propagate" and target is not None and not target.can_delete:
         problems.append(
-            loaded.problem((*where, "on_delete"),
-                           f"{flow.target} records cannot be deleted through the API",
-                           "use on_delete: archive (with an archive status) or unlink")
+            loaded.problem(
+                (*where, "on_delete"),
+                f"{flow.target} records cannot be deleted through the API",
+                "use on_delete: archive (with an archive status) or unlink",
+            )
         )
     if flow.on_delete == "archive" and target is not None and target.archive is None:
         problems.append(
-            loaded.problem((*where, "on_delete"),
-                           f"{flow.target} has no archive flag configured",
-                           "set the entity type's archive: {property: ..., value: ...}")
+            loaded.problem(
+                (*where, "on_delete"),
+                f"{flow.target} has no archive flag configured",
+                "set the entity type's archive: {property: ..., value: ...}",
+            )
         )
     if flow.priority is not None and flow.priority not in (flow.source_system, flow.target_system):
         problems.append(
-            loaded.problem((*where, "priority"),
-                           f"priority {flow.priority!r} is neither {flow.source_system!r} nor "
-                           f"{flow.target_system!r}")
+            loaded.problem(
+                (*where, "priority"),
+                f"priority {flow.priority!r} is neither {flow.source_system!r} nor "
+                f"{flow.target_system!r}",
+            )
         )
     for share_key in ("max_delete_share", "max_change_share"):
         share = getattr(flow, share_key)
         if share is not None and not 0 < share <= 1:
             problems.append(loaded.problem((*where, share_key), f"{share_key} must be in (0, 1]"))
 
-    def check_path(etype: EntityType | None, path: str, loc: tuple[str | int, ...]) -> DataType | None:
+    def check_path(
+        etype: EntityType | None, path: str, loc: tuple[str | int, ...]
+    ) -> DataType | None:
         if etype is None:
             return None
         prop = etype.property(path)
         if prop is None:
             if etype.properties and not etype.open_schema:
                 problems.append(
-                    loaded.problem(loc, f"{etype.name} has no property {path!r}",
-                                   _hint(path, etype.properties, "properties"))
+                    loaded.problem(
+                        loc,
+                        f"{etype.name} has no property {path!r}",
+                        _hint(path, etype.properties, "properties"),
+                    )
                 )
             return None
         return prop.type
 
     for m_index, combination in enumerate(flow.match):
         for t_index, term in enumerate(combination):
-            loc = (*where, "match", m_index, t_index)
-            check_path(source, term.source, (*loc, "from"))
-            check_path(target, term.target, (*loc, "to"))
+            term_loc = (*where, "match", m_index, t_index)
+            check_path(source, term.source, (*term_loc, "from"))
+            check_path(target, term.target, (*term_loc, "to"))
     seen_targets: dict[str, int] = {}
     for p_index, prop in enumerate(flow.properties):
         loc = (*where, "properties", p_index)
@@ -171,22 +207,35 @@ def _check_dataflow(
         target_type = check_path(target, prop.target, (*loc, "to"))
         if prop.target in seen_targets:
             problems.append(
-                loaded.problem((*loc, "to"), f"{prop.target!r} is mapped twice in this dataflow",
-                               f"the first mapping is entry {seen_targets[prop.target] + 1}")
+                loaded.problem(
+                    (*loc, "to"),
+                    f"{prop.target!r} is mapped twice in this dataflow",
+                    f"the first mapping is entry {seen_targets[prop.target] + 1}",
+                )
             )
         seen_targets[prop.target] = p_index
         declared = prop.type or target_type
         if declared and source_type and not round_trips(source_type, declared):
             problems.append(
-                loaded.problem((*loc, "type"),
-                               f"{prop.source} ({source_type}) → {prop.target} ({declared}) "
-                               "cannot round-trip: edits flowing back may lose information",
-                               "use a type both sides can hold", "warning")
+                loaded.problem(
+                    (*loc, "type"),
+                    f"{prop.source} ({source_type}) → {prop.target} ({declared}) "
+                    "cannot round-trip: edits flowing back may lose information",
+                    "use a type both sides can hold",
+                    "warning",
+                )
             )
-        if target is not None and target.property(prop.target) and target.property(prop.target).read_only:  # type: ignore[union-attr]
+        if (
+            target is not None
+            and target.property(prop.target)
+            and target.property(prop.target).read_only
+        ):  # type: ignore[union-attr]
             problems.append(
-                loaded.problem((*loc, "to"), f"{flow.target}.{prop.target} is read-only",
-                               "map it in the other direction, or drop it")
+                loaded.problem(
+                    (*loc, "to"),
+                    f"{flow.target}.{prop.target} is read-only",
+                    "map it in the other direction, or drop it",
+                )
             )
     return problems
 

@@ -197,65 +197,68 @@ class HttpClient:
             if self.auth is not None:
                 send_headers.update(self.auth.headers())
             self.stats.api_calls += 1
+            response: httpx.Response | None = None
             try:
-                response = self._client.request(
+                resp = self._client.request(
                     method, url, params=params, data=data, content=body, headers=send_headers
                 )
-                response.read()
+                resp.read()
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt >= 2:
                     raise UnreachableError(
                         self.system_id,
-                        f"{method} {path}: cannot connect to {self.base_url} ({exc.__class__.__name__})",
+                        f"{method} {path}: cannot connect to {self.base_url} "
+                        f"({exc.__class__.__name__})",
                         "check the system's base_url/url and that the service is running",
                     ) from None
                 reason = f"cannot connect ({exc.__class__.__name__})"
-                response = None
             except httpx.TransportError as exc:
                 # Reset mid-body, read timeout: a POST may have been applied; the engine's
                 # create intents make a repeated POST safe to detect.
                 reason = f"transport error ({exc.__class__.__name__})"
-                response = None
                 if not idempotent and not isinstance(exc, httpx.ConnectTimeout):
                     raise TransientError(f"{self.system_id}: {method} {path}: {reason}") from None
             else:
-                status = response.status_code
-                if ok is not None and ok(response):
-                    return response
+                response = resp
+                status = resp.status_code
+                if ok is not None and ok(resp):
+                    return resp
                 if 200 <= status < 300 and ok is None:
-                    if _looks_like_html(response) and method.upper() != "HEAD":
+                    if _looks_like_html(resp) and method.upper() != "HEAD":
                         reason = "an HTML page instead of JSON (maintenance?)"
                     else:
-                        return response
+                        return resp
                 elif status == 401 and self.auth is not None and not refreshed:
                     refreshed = True
                     if self.auth.refresh():
                         continue
-                    raise AuthError(self.system_id, f"{method} {path}: 401 {self._describe_error(response)}")
+                    raise AuthError(
+                        self.system_id, f"{method} {path}: 401 {self._describe_error(resp)}"
+                    )
                 elif status == 401:
                     raise AuthError(
                         self.system_id,
-                        f"{method} {path}: 401 {self._describe_error(response)}",
+                        f"{method} {path}: 401 {self._describe_error(resp)}",
                         "check the credentials in the environment",
                     )
                 elif status == 429:
                     self.stats.throttled += 1
                     reason = "429 too many requests"
-                    delay = self._retry_after(response)
+                    delay = self._retry_after(resp)
                     if delay is not None and self.limiter is not None:
                         self.limiter.penalise(delay)
                 elif status >= 500 or status == 408:
-                    reason = f"{status} {self._describe_error(response)}"
+                    reason = f"{status} {self._describe_error(resp)}"
                 elif status == 404:
-                    raise NotFound(f"{method} {path}: 404 {self._describe_error(response)}")
+                    raise NotFound(f"{method} {path}: 404 {self._describe_error(resp)}")
                 elif status == 403:
                     raise AuthError(
                         self.system_id,
-                        f"{method} {path}: 403 {self._describe_error(response)}",
+                        f"{method} {path}: 403 {self._describe_error(resp)}",
                         "the credentials lack a privilege this call needs",
                     )
                 else:
-                    message = f"{method} {path}: {status} {self._describe_error(response)}"
+                    message = f"{method} {path}: {status} {self._describe_error(resp)}"
                     if refused_is_record_error:
                         raise RecordError(message, details={"status": status})
                     raise ContractError(self.system_id, message)

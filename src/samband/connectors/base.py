@@ -60,7 +60,21 @@ class EntityType:
     # REST APIs vary); validation only warns.
     open_schema: bool = False
 
+    def canonical(self, path: str) -> str:
+        """The schema's spelling of ``path``: property names match case-insensitively
+        (documents written for an older, camelCase version of an API still work)."""
+        if path in self.properties or not self.properties:
+            return path
+        lowered = {name.lower(): name for name in self.properties}
+        if path.lower() in lowered:
+            return lowered[path.lower()]
+        head, _, rest = path.partition(".")
+        if rest and head.lower() in lowered:
+            return f"{lowered[head.lower()]}.{rest}"
+        return path
+
     def property(self, path: str) -> Property | None:
+        path = self.canonical(path)
         if path in self.properties:
             return self.properties[path]
         head = path.split(".", 1)[0]

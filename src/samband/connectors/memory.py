@@ -207,7 +207,9 @@ class MemoryConnector(Connector):
             props = {
                 path: Property(
                     path,
-                    DataType(spec.get("type")) if isinstance(spec, dict) and spec.get("type") else None,
+                    DataType(spec.get("type"))
+                    if isinstance(spec, dict) and spec.get("type")
+                    else None,
                     read_only=bool(isinstance(spec, dict) and spec.get("read_only")),
                     max_length=spec.get("max_length") if isinstance(spec, dict) else None,
                     references=spec.get("references") if isinstance(spec, dict) else None,

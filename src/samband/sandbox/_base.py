@@ -162,7 +162,9 @@ class FaultMiddleware:
             return
         if fault in ("503", "429"):
             status = int(fault)
-            body, ctype = self.problem(status, "Service Unavailable" if status == 503 else "Too Many Requests")
+            body, ctype = self.problem(
+                status, "Service Unavailable" if status == 503 else "Too Many Requests"
+            )
             headers = [(b"content-type", ctype.encode())]
             if status == 429:
                 headers.append((b"retry-after", b"1"))
@@ -188,15 +190,21 @@ class FaultMiddleware:
             return
         if fault == "truncate":
             cut = body[: len(body) // 2]
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            headers = [
+                (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
+            ]
             headers.append((b"content-length", str(len(cut)).encode()))
-            await send({"type": "http.response.start", "status": start["status"], "headers": headers})
+            await send(
+                {"type": "http.response.start", "status": start["status"], "headers": headers}
+            )
             await send({"type": "http.response.body", "body": cut})
             return
         # reset: announce the full length, send half, then stop (the client sees the
         # connection end mid-body)
         await send(start)
-        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+        await send(
+            {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+        )
         raise ConnectionResetError("sandbox fault injection: connection reset mid-body")
 
 
@@ -316,3 +324,47 @@ def serve_forever(app: ASGIApp, port: int, host: str = "127.0.0.1") -> None:
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("sandboxes bind the loopback address only")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+
+
+class Sandbox:
+    """Base of every sandbox: routes of the emulated API + admin routes + faults.
+
+    Subclasses set ``kind``, implement :meth:`routes` and :meth:`seed` (generated sample
+    data), and keep their records on ``self``.  ``problem(status, title)`` gives the
+    error body in the API's own shape (used by fault injection too).
+    """
+
+    kind: str = ""
+
+    def __init__(self, *, clock: Clock | None = None, faults: Faults | None = None) -> None:
+        self.clock = clock or Clock()
+        self.faults = faults or Faults()
+        self.lock = threading.RLock()
+        self.requests = 0
+        self._app: ASGIApp | None = None
+
+    def routes(self) -> list[Route]:
+        raise NotImplementedError
+
+    def seed(self, count: int, rng_seed: int = 1) -> None:
+        """Fill the sandbox with ``count`` generated records per entity type."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget every record (admin route ``POST /_sandbox/reset``)."""
+
+    def problem(self, status: int, title: str) -> tuple[dict[str, Any], str]:
+        return {"type": "about:blank", "title": title, "status": status}, "application/problem+json"
+
+    @property
+    def app(self) -> ASGIApp:
+        if self._app is None:
+            starlette = Starlette(
+                routes=admin_routes(self.faults, self.clock, self.reset) + self.routes()
+            )
+            self._app = FaultMiddleware(starlette, self.faults, self.problem)
+        return self._app
+
+    def serve(self, port: int | None = None) -> SandboxServer:
+        """Start serving on 127.0.0.1 in a background thread; call ``.stop()`` when done."""
+        return SandboxServer(self.app, port).start()
