@@ -383,7 +383,9 @@ def _phone(rng: random.Random, country: str, mobile: bool = False) -> str:
     if country == "NO":
         first = rng.choice("49") if mobile else rng.choice("2357")
         digits = first + "".join(str(rng.randrange(10)) for _ in range(7))
-        return f"+47 {digits[:3]} {digits[3:5]} {digits[5:]}"
+        if mobile:
+            return f"+47 {digits[:3]} {digits[3:5]} {digits[5:]}"
+        return f"+47 {digits[:2]} {digits[2:4]} {digits[4:6]} {digits[6:]}"
     if mobile:
         digits = "".join(str(rng.randrange(10)) for _ in range(8))
         return f"+31 6 {digits}"
