@@ -1,0 +1,121 @@
+"""What a dataflow document says, built from a config (and rebuilt from a document).
+
+A :class:`Document` covers one ordered pair (source system, target system); each
+:class:`Section` is one dataflow.  Labels are resolved here, once, so that the RST writer
+and the importer agree on them:
+
+* a section's source label is ``source_label`` or ``<source system part> <type>``, where the
+  system part is ``source_system_label`` or the system's label (same for the target);
+* the third column header is ``<target system part> Data Type``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from samband.config.model import Config, Dataflow
+
+
+@dataclass
+class Section:
+    source: str  # "Powerofficego Customers"
+    target: str  # "Custom Customer"
+    source_system: str  # the system part of the source label ("Powerofficego")
+    target_system: str  # the system part of the target label ("Custom")
+    creates: bool = True  # a target is created for every (filtered) source record
+    filter_text: str | None = None
+    create_from: list[str] | None = None  # connected-to types, when creation is conditional
+    create_into: str | None = None  # the system label those types are synchronized into
+    merge: list[tuple[str, str]] = field(default_factory=list)  # rows of the merge table
+    rows: list[tuple[str, str, str]] = field(default_factory=list)  # property rows
+
+    @property
+    def title(self) -> str:
+        return f"{self.source} to {self.target}"
+
+
+@dataclass
+class Document:
+    source_id: str
+    target_id: str
+    source_label: str
+    target_label: str
+    sections: list[Section] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.source_label} to {self.target_label} Dataflow"
+
+    @property
+    def stem(self) -> str:
+        return f"{self.source_id}-{self.target_id}"
+
+
+MERGE_JOIN = " + "  # how the terms of one merge combination share a table cell
+
+
+def type_cell(data_type: str | None) -> str:
+    return f'"{data_type}"' if data_type else "N/A"
+
+
+def system_part(type_label: str | None, system_label: str | None, type_name: str, default: str):
+    """The system part of a type label, for the Data Type header and the creation rule."""
+    if system_label is not None:
+        return system_label
+    if type_label is not None and type_label.endswith(" " + type_name):
+        return type_label[: -len(type_name) - 1]
+    return default
+
+
+def section_of(config: Config, flow: Dataflow) -> Section:
+    src_sys = system_part(
+        flow.source_label,
+        flow.source_system_label,
+        flow.source_type,
+        config.label(flow.source_system),
+    )
+    tgt_sys = system_part(
+        flow.target_label,
+        flow.target_system_label,
+        flow.target_type,
+        config.label(flow.target_system),
+    )
+    source = flow.source_label if flow.source_label is not None else f"{src_sys} {flow.source_type}"
+    target = flow.target_label if flow.target_label is not None else f"{tgt_sys} {flow.target_type}"
+    rule = flow.create_when if flow.create else None
+    section = Section(
+        source=source,
+        target=target,
+        source_system=src_sys,
+        target_system=tgt_sys,
+        creates=flow.create and rule is None,
+        filter_text=flow.filter.text if flow.filter is not None else None,
+    )
+    if rule is not None:
+        section.create_from = [entry.split(".", 1)[-1] for entry in rule.connected_to]
+        section.create_into = config.label(rule.synchronized_into)
+    section.merge = [
+        (MERGE_JOIN.join(t.source for t in combo), MERGE_JOIN.join(t.target for t in combo))
+        for combo in flow.match
+        if combo
+    ]
+    section.rows = sorted(
+        (p.source, p.target, type_cell(p.type.value if p.type else None)) for p in flow.properties
+    )
+    return section
+
+
+def documents_of(config: Config) -> list[Document]:
+    """One document per ordered pair of systems, in the order the dataflows first name them."""
+    documents: dict[tuple[str, str], Document] = {}
+    for flow in config.dataflows:
+        pair = (flow.source_system, flow.target_system)
+        if pair not in documents:
+            documents[pair] = Document(
+                source_id=pair[0],
+                target_id=pair[1],
+                source_label=config.label(pair[0]),
+                target_label=config.label(pair[1]),
+            )
+        documents[pair].sections.append(section_of(config, flow))
+    return list(documents.values())
