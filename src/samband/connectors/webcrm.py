@@ -1,0 +1,760 @@
+"""``kind: webcrm`` — the WebCRM REST API v1 (``https://api.webcrm.com``).
+
+Config::
+
+    webcrm:
+      kind: webcrm
+      label: WebCRM
+      base_url: https://api.webcrm.com        # the sandbox's URL when trying things out
+      credentials: {api_token: ${WEBCRM_API_TOKEN}}
+      entity_types:
+        Organisations:
+          archive_status: {property: OrganisationStatus, value: Inactive}
+          external_ref: OrganisationExtraCustom10
+        Persons:
+          archive_status: {property: PersonStatus, value: Resigned}
+
+How the connector uses the API, and why:
+
+* **Auth.** ``POST /Auth/ApiLogin`` with the application token as form field
+  ``authCode``; the answer (PascalCase) carries ``AccessToken``, ``RefreshToken`` and
+  ``ExpiresIn``.  A 200 answer with ``IsError: true`` is a refusal (:class:`AuthError`
+  with the ``ErrorDescription``).  Tokens are renewed through ``POST /Auth/ApiRefresh``
+  (``refreshToken``) a minute before they expire or after a 401; when the refresh token
+  is refused too, the connector logs in again.  Tokens live in memory only: a login costs
+  one call and needs nothing the environment does not already hold.
+* **Paging.** ``Page`` (from 1) and ``Size`` (``page_size``, default 500, at most 1000)
+  over bare JSON arrays; a read stops at an empty or short page.
+* **Changes.** Incremental reads use ``GET /{Entity}/FindByUpdateDates/{start}/{end}``
+  with ``start`` = the cursor and ``end`` = a date far ahead.  We chose it over
+  ``/Queries?script=SELECT … WHERE …UpdatedAt >= '…'`` because it is a plain path with
+  the same plural names and JSON shape as the lists, needs no query-language text built
+  from values, and its half-open window is documented; ``changes: queries`` switches to
+  the script form for accounts where FindByUpdateDates is not available.  The cursor is
+  the largest ``…UpdatedAt`` seen minus ``overlap_seconds``, and it is handed over on the
+  last page only (records come in id order, so a cursor from a middle page could skip
+  older changes on later pages).  ``Users`` have no change filter: they are read in full
+  every run (``incremental: false``) and the engine detects changes by content hash; any
+  other type can be switched to full scans with ``incremental: false`` — the only way to
+  notice records deleted in WebCRM (Products, QuotationLines).
+* **Empty dates.** WebCRM writes ``0001-01-01T00:00:00+00:00`` where a date is empty;
+  records are handed to the engine with ``None`` there, and reference ids of ``0``
+  (a person without an organisation) become ``None`` as well.  Writing ``None`` sends the
+  empty date or ``0`` back.
+* **Writes.** Creates are ``POST /{Entity}``; the answer is the new id (Persons answer a
+  bare number; a string or an object with the id field is accepted too), then the record
+  is read back with ``GET``.  Updates are a ``GET`` of the record, the changed properties
+  merged in, and a ``PUT`` of the whole record (PUT replaces the record and answers 200
+  without a body).  The bulk ``PATCH /{Entity}`` upsert is not used: it answers one
+  string per item that is either a new id or an error message, which cannot be told
+  apart reliably, and the engine writes one record at a time with its own intents.
+  Organisations, Persons and Opportunities cannot be deleted through the API: ``delete``
+  refuses them without a call, and the ``archive`` delete policy sets the status the
+  config names (``archive_status``).
+* **Limits.** 250 requests per sliding minute per application token: a client-side
+  limiter shared by every connector of the process paces calls (``rate_limit`` changes
+  it, 0 turns it off); a 429 is retried after the body's ``RetryAfterSeconds`` (or the
+  ``Retry-After`` header).
+* **Bad answers.** HTML pages and 5xx are retried, then reported with the method and
+  path; a body that is not JSON, a record without its id, or a 200 with
+  ``IsError: true`` raise :class:`ContractError` (reads) or :class:`RecordError` (writes)
+  naming the request.  A create whose answer lacks the new id is looked up by its
+  external reference before it is reported, so it is neither lost nor created twice.
+
+Max lengths other than ``OrganisationName`` (200) and ``OrganisationTelephone`` (50), the
+Opportunity/User/Product field lists beyond the documented ones, and the ten
+``…ExtraCustom`` fields are assumptions, marked in the README.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from samband.config.model import SystemConfig
+from samband.connectors._http import (
+    Auth,
+    HttpClient,
+    RateLimiter,
+    describe_problem,
+    retry_after_seconds,
+    shared_limiter,
+)
+from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
+from samband.errors import (
+    AuthError,
+    ContractError,
+    ConversionError,
+    NotFound,
+    RecordError,
+)
+from samband.types import DataType, coerce, to_wire
+
+DEFAULT_BASE_URL = "https://api.webcrm.com"
+EMPTY_DATE = "0001-01-01T00:00:00+00:00"
+FAR_FUTURE = "9999-12-31T23:59:59+00:00"
+RATE_LIMIT_CALLS = 250
+RATE_LIMIT_PERIOD = 60.0
+DEFAULT_PAGE_SIZE = 500
+MAX_PAGE_SIZE = 1000
+TOKEN_MARGIN_SECONDS = 60.0
+EXTRA_CUSTOM_FIELDS = 10
+
+S, INT, D, DA, DT, R = (
+    DataType.STRING,
+    DataType.INTEGER,
+    DataType.DECIMAL,
+    DataType.DATE,
+    DataType.DATETIME,
+    DataType.REFERENCE,
+)
+
+
+@dataclass(frozen=True)
+class WebCrmEntity:
+    """One WebCRM collection: its entity-type name, URL segment and singular table name
+    (the prefix of every field, and the table name in ``/Queries``)."""
+
+    name: str
+    path: str
+    table: str
+    properties: dict[str, Property] = field(default_factory=dict)
+    read_only: bool = False
+    can_delete: bool = False
+    incremental: bool = True
+    required: tuple[str, ...] = ()
+
+    @property
+    def id_field(self) -> str:
+        return f"{self.table}Id"
+
+    @property
+    def updated_field(self) -> str:
+        return f"{self.table}UpdatedAt"
+
+    @property
+    def created_field(self) -> str:
+        return f"{self.table}CreatedAt"
+
+
+def _entity(
+    name: str,
+    path: str,
+    table: str,
+    fields: list[tuple[str, DataType, int | None] | tuple[str, DataType, int | None, str]],
+    *,
+    custom: bool = False,
+    computed: tuple[str, ...] = (),
+    required: tuple[str, ...] = (),
+    **options: Any,
+) -> WebCrmEntity:
+    props: dict[str, Property] = {
+        f"{table}Id": Property(f"{table}Id", INT, read_only=True),
+    }
+    for spec in fields:
+        short, dtype, max_length = spec[0], spec[1], spec[2]
+        references = spec[3] if len(spec) > 3 else None  # type: ignore[misc]
+        full = f"{table}{short}"
+        props[full] = Property(
+            full,
+            dtype,
+            read_only=short in computed,
+            required=full in required,
+            max_length=max_length,
+            references=references,
+        )
+    if custom:
+        for number in range(1, EXTRA_CUSTOM_FIELDS + 1):
+            full = f"{table}ExtraCustom{number}"
+            props[full] = Property(full, S, max_length=255)
+    for stamp in ("CreatedAt", "UpdatedAt"):
+        props[f"{table}{stamp}"] = Property(f"{table}{stamp}", DT, read_only=True)
+    return WebCrmEntity(name, path, table, props, required=required, **options)
+
+
+ENTITIES: dict[str, WebCrmEntity] = {
+    e.name: e
+    for e in (
+        _entity(
+            "Organisations",
+            "Organisations",
+            "Organisation",
+            [
+                ("Name", S, 200),
+                ("Address", S, 500),
+                ("City", S, 100),
+                ("PostCode", S, 20),
+                ("Country", S, 100),
+                ("Telephone", S, 50),
+                ("Www", S, 200),
+                ("VatNumber", S, 50),
+                ("Status", S, 100),
+                ("Type", S, 100),
+            ],
+            custom=True,
+            required=("OrganisationName",),
+        ),
+        _entity(
+            "Persons",
+            "Persons",
+            "Person",
+            [
+                ("OrganisationId", R, None, "Organisations"),
+                ("FirstName", S, 100),
+                ("LastName", S, 100),
+                ("Name", S, 201),
+                ("Email", S, 200),
+                ("DirectPhone", S, 50),
+                ("MobilePhone", S, 50),
+                ("Title", S, 100),
+                ("Status", S, 50),
+                ("Birthday", DA, None),
+            ],
+            custom=True,
+            computed=("Name",),
+        ),
+        _entity(
+            "Products",
+            "Products",
+            "Product",
+            [
+                ("Name", S, 200),
+                ("Number", S, 50),
+                ("Description", S, 2000),
+                ("Price", D, None),
+                ("CostPrice", D, None),
+                ("Quantity", D, None),
+                ("VatCode", S, 20),
+            ],
+            can_delete=True,
+        ),
+        _entity(
+            "Quotationline",
+            "QuotationLines",
+            "QuotationLine",
+            [
+                ("OpportunityId", R, None, "Opportunities"),
+                ("ProductId", R, None, "Products"),
+                ("Description", S, 2000),
+                ("Price", D, None),
+                ("Quantity", D, None),
+                ("Discount", D, None),
+                ("VatPercentage", D, None),
+            ],
+            can_delete=True,
+        ),
+        _entity(
+            "Opportunities",
+            "Opportunities",
+            "Opportunity",
+            [
+                ("OrganisationId", R, None, "Organisations"),
+                ("PersonId", R, None, "Persons"),
+                ("ResponsibleUserId", R, None, "Users"),
+                ("Description", S, 200),
+                ("Level", S, 50),
+                ("CurrencyName", S, 10),
+                ("OrderDate", DA, None),
+            ],
+        ),
+        _entity(
+            "Users",
+            "Users",
+            "User",
+            [
+                ("Name", S, 200),
+                ("Email", S, 200),
+                ("Phone", S, 50),
+                ("Title", S, 100),
+                ("Status", S, 50),
+            ],
+            read_only=True,
+            incremental=False,
+        ),
+    )
+}
+
+
+def is_empty_date(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().startswith("0001-01-01")
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """A WebCRM date-time as an aware UTC datetime; the empty date and junk give None."""
+    if not isinstance(value, str) or not value.strip() or is_empty_date(value):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def from_wire(entity: WebCrmEntity, body: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as the engine sees it: empty dates and ``0`` references become None."""
+    data = dict(body)
+    for name, prop in entity.properties.items():
+        if name not in data:
+            continue
+        value = data[name]
+        empty_date = prop.type in (DA, DT) and is_empty_date(value)
+        no_reference = prop.type is R and value in (0, "0", "")
+        if empty_date or no_reference:
+            data[name] = None
+    return data
+
+
+def wire_value(entity: WebCrmEntity, path: str, value: Any) -> Any:
+    """A canonical value in WebCRM's wire format (raises RecordError when impossible)."""
+    prop = entity.properties.get(path)
+    dtype = prop.type if prop else None
+    if value is None:
+        if dtype in (DA, DT):
+            return EMPTY_DATE
+        if dtype is R:
+            return 0
+        if dtype is S:
+            return ""
+        return None
+    try:
+        if dtype is R or dtype is INT:
+            text = coerce(value, R)
+            if not text.lstrip("-").isdigit():
+                raise ConversionError(f"{value!r} is not a WebCRM id (a whole number)")
+            return int(text)
+        if dtype is DA:
+            day = coerce(value, DA)
+            return f"{day.isoformat()}T00:00:00+00:00"
+        if dtype is DT:
+            return coerce(value, DT).isoformat()
+        if dtype is D:
+            return to_wire(coerce(value, D))
+        if dtype is S:
+            text = coerce(value, S)
+            if prop is not None and prop.max_length and len(text) > prop.max_length:
+                raise RecordError(
+                    f"{path} is {len(text)} characters long; WebCRM {entity.name}.{path} holds "
+                    f"at most {prop.max_length}"
+                )
+            return text
+    except ConversionError as exc:
+        raise RecordError(f"{path}: {exc}") from None
+    return to_wire(value) if isinstance(value, Decimal | date) else value
+
+
+def _describe_error(response: httpx.Response) -> str:
+    """WebCRM error bodies: ``Message``/``Type``, or the auth shape with ErrorDescription."""
+    try:
+        body = orjson.loads(response.content) if response.content else None
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("ErrorDescription", "Message", "Error", "message"):
+            if body.get(key):
+                return str(body[key])
+    return describe_problem(response)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``RetryAfterSeconds`` from a 429 body, else the ``Retry-After`` header."""
+    if response.status_code == 429:
+        try:
+            body = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
+            body = None
+        if isinstance(body, dict):
+            seconds = body.get("RetryAfterSeconds")
+            if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+                return max(float(seconds), 0.0)
+    return retry_after_seconds(response)
+
+
+class WebCrmAuth(Auth):
+    """ApiLogin with the application token, ApiRefresh before expiry or after a 401."""
+
+    def __init__(
+        self,
+        system_id: str,
+        client: HttpClient,
+        api_token: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self.system_id = system_id
+        self._client = client
+        self._api_token = api_token
+        self._clock = clock
+        self._access: str | None = None
+        self._refresh: str | None = None
+        self._expires_at = 0.0
+        self.logins = 0
+        self.refreshes = 0
+
+    def headers(self) -> dict[str, str]:
+        if self._access is None or self._clock() >= self._expires_at - TOKEN_MARGIN_SECONDS:
+            self._renew()
+        return {"Authorization": f"Bearer {self._access}"}
+
+    def refresh(self) -> bool:
+        """After a 401: the access token is no good any more; get a new one."""
+        self._access = None
+        self._renew()
+        return True
+
+    def _renew(self) -> None:
+        if self._refresh is not None:
+            try:
+                self._token("/Auth/ApiRefresh", {"refreshToken": self._refresh})
+                self.refreshes += 1
+                return
+            except AuthError:
+                self._refresh = None  # expired or used: log in again
+        self._token("/Auth/ApiLogin", {"authCode": self._api_token})
+        self.logins += 1
+
+    def _token(self, path: str, form: dict[str, str]) -> None:
+        hint = "check the WebCRM application token (credentials: api_token)"
+        try:
+            # a token request changes nothing that a repeat would duplicate
+            response = self._client.request("POST", path, data=form, idempotent=True)
+        except RecordError as exc:
+            raise AuthError(self.system_id, f"POST {path} refused: {exc.reason}", hint) from None
+        body = self._client.json(response, "POST", path)
+        if not isinstance(body, dict):
+            raise ContractError(
+                self.system_id, f"POST {path} answered {type(body).__name__}, not a token object"
+            )
+        if body.get("IsError"):
+            reason = body.get("ErrorDescription") or body.get("Error") or "no reason given"
+            raise AuthError(self.system_id, f"POST {path} answered IsError: {reason}", hint)
+        access = body.get("AccessToken")
+        if not isinstance(access, str) or not access:
+            raise ContractError(self.system_id, f"POST {path} answered without an AccessToken")
+        refresh = body.get("RefreshToken")
+        try:
+            expires_in = float(body.get("ExpiresIn") or 3600)
+        except (TypeError, ValueError):
+            expires_in = 3600.0
+        self._access = access
+        self._refresh = refresh if isinstance(refresh, str) and refresh else None
+        self._expires_at = self._clock() + expires_in
+
+
+class WebCrmConnector(Connector):
+    kind = "webcrm"
+
+    def __init__(
+        self,
+        system_id: str,
+        config: SystemConfig,
+        credentials: Mapping[str, str],
+        *,
+        state_dir: str | None = None,
+        overlap_seconds: float = 5.0,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(
+            system_id, config, credentials, state_dir=state_dir, overlap_seconds=overlap_seconds
+        )
+        import time
+
+        settings = config.settings()
+        self.base_url = str(settings.get("base_url") or DEFAULT_BASE_URL)
+        self.page_size = max(1, min(int(settings.get("page_size", DEFAULT_PAGE_SIZE)), 1000))
+        self.changes = str(settings.get("changes", "find_by_update_dates"))
+        if self.changes not in ("find_by_update_dates", "queries"):
+            raise ContractError(
+                system_id,
+                f"changes: {self.changes!r} is not known",
+                "use find_by_update_dates or queries",
+            )
+        api_token = self.credentials.get("api_token", "")
+        if not api_token:
+            raise AuthError(
+                system_id,
+                "no WebCRM application token",
+                "set credentials: {api_token: ${WEBCRM_API_TOKEN}} and the variable",
+            )
+        calls = int(settings.get("rate_limit", RATE_LIMIT_CALLS))
+        limiter: RateLimiter | None = None
+        if calls > 0:
+            # keyed by a digest: the token itself is kept nowhere but in the auth object
+            key = hashlib.sha256(api_token.encode()).hexdigest()[:16]
+            limiter = shared_limiter("webcrm", key, calls, RATE_LIMIT_PERIOD)
+        common: dict[str, Any] = {
+            "limiter": limiter,
+            "stats": self.stats,
+            "retry_after": _retry_after,
+            "describe_error": _describe_error,
+            "headers": {"Accept": "application/json"},
+        }
+        if sleep is not None:
+            common["sleep"] = sleep
+        self._auth_http = HttpClient(system_id, self.base_url, **common)
+        self.auth = WebCrmAuth(system_id, self._auth_http, api_token, clock or time.monotonic)
+        self.http = HttpClient(system_id, self.base_url, auth=self.auth, **common)
+
+    # -- schema -------------------------------------------------------------------
+    @classmethod
+    def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
+        types: dict[str, EntityType] = {}
+        for name, entity in ENTITIES.items():
+            etc = config.entity_types.get(name)
+            settings = etc.settings() if etc is not None else {}
+            archive_spec = settings.get("archive_status") or settings.get("archive")
+            archive: tuple[str, Any] | None = None
+            if isinstance(archive_spec, dict) and archive_spec.get("property"):
+                archive = (str(archive_spec["property"]), archive_spec.get("value"))
+            incremental = entity.incremental and bool(settings.get("incremental", True))
+            types[name] = EntityType(
+                name=name,
+                id_field=entity.id_field,
+                modified_field=entity.updated_field,
+                properties=dict(entity.properties),
+                incremental=incremental,
+                reports_deletes=False,
+                read_only=entity.read_only or bool(settings.get("read_only", False)),
+                can_delete=entity.can_delete,
+                external_ref_field=settings.get("external_ref"),
+                archive=archive,
+            )
+        return types
+
+    def _entity(self, entity_type: str) -> tuple[WebCrmEntity, EntityType]:
+        etype = self.entity_type(entity_type)
+        return ENTITIES[etype.name], etype
+
+    # -- lifecycle ----------------------------------------------------------------
+    def check(self) -> None:
+        """Log in and read one organisation: proves URL, token and privileges."""
+        self._get_list("/Organisations", {"Page": 1, "Size": 1})
+
+    def close(self) -> None:
+        self.http.close()
+        self._auth_http.close()
+
+    # -- reading ------------------------------------------------------------------
+    def _get_list(self, url: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        body = self._json(self.http.request("GET", url, params=params), "GET", url)
+        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+            raise ContractError(
+                self.system_id,
+                f"GET {url} answered {type(body).__name__}, not an array of records",
+            )
+        return body
+
+    def _json(self, response: httpx.Response, method: str, url: str) -> Any:
+        body = self.http.json(response, method, url)
+        if isinstance(body, dict) and body.get("IsError"):
+            reason = body.get("ErrorDescription") or body.get("Message") or body.get("Error")
+            raise ContractError(
+                self.system_id, f"{method} {url} answered IsError: {reason or 'no reason given'}"
+            )
+        return body
+
+    def _record(self, entity: WebCrmEntity, body: Mapping[str, Any], where: str) -> RecordData:
+        record_id = body.get(entity.id_field)
+        if record_id in (None, "", 0):
+            raise ContractError(
+                self.system_id, f"{where} answered a {entity.table} without {entity.id_field}"
+            )
+        data = from_wire(entity, body)
+        return RecordData(str(record_id), data, parse_timestamp(body.get(entity.updated_field)))
+
+    def _pages(
+        self, entity: WebCrmEntity, url: str, params: Mapping[str, Any]
+    ) -> Iterator[list[RecordData]]:
+        page_no, previous_first = 1, None
+        while True:
+            rows = self._get_list(url, {**params, "Page": page_no, "Size": self.page_size})
+            records = [self._record(entity, row, f"GET {url}") for row in rows]
+            if records and page_no > 1 and records[0].id == previous_first:
+                raise ContractError(
+                    self.system_id, f"GET {url} answered page {page_no} like page {page_no - 1}"
+                )
+            self.stats.reads += len(records)
+            last = len(records) < self.page_size
+            yield records
+            if last:
+                return
+            previous_first = records[0].id
+            page_no += 1
+
+    def _changes_request(self, entity: WebCrmEntity, since: datetime) -> tuple[str, dict[str, Any]]:
+        start = since.astimezone(UTC).isoformat()
+        if self.changes == "queries":
+            # The timestamp comes from our own cursor (parsed, then formatted), never
+            # from record contents; the script form is the one WebCRM documents.
+            script = f"SELECT * FROM {entity.table} WHERE {entity.updated_field} >= '{start}'"
+            return "/Queries", {"script": script}
+        url = (
+            f"/{entity.path}/FindByUpdateDates/{quote(start, safe='')}/{quote(FAR_FUTURE, safe='')}"
+        )
+        return url, {}
+
+    def read(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
+        entity, etype = self._entity(entity_type)
+        since = parse_timestamp(cursor) if etype.incremental and cursor else None
+        params: dict[str, Any] = {}
+        if since is None:
+            url = f"/{entity.path}"
+        else:
+            url, params = self._changes_request(entity, since)
+        newest: datetime | None = None
+        pending: list[RecordData] | None = None
+        for records in self._pages(entity, url, params):
+            if pending is not None:
+                yield Page(pending, None)
+            for record in records:
+                if record.modified is not None and (newest is None or record.modified > newest):
+                    newest = record.modified
+            pending = records
+        cursor_out: str | None = None
+        if etype.incremental and newest is not None:
+            moved = newest - timedelta(seconds=self.overlap_seconds)
+            if since is None or moved > since:
+                cursor_out = moved.isoformat()
+        yield Page(pending or [], cursor_out)
+
+    def get(self, entity_type: str, record_id: str) -> RecordData | None:
+        entity, _ = self._entity(entity_type)
+        body = self._get_raw(entity, record_id)
+        return None if body is None else self._record(entity, body, f"GET /{entity.path}/{{id}}")
+
+    def _get_raw(self, entity: WebCrmEntity, record_id: str) -> dict[str, Any] | None:
+        url = f"/{entity.path}/{quote(str(record_id), safe='')}"
+        try:
+            body = self._json(self.http.request("GET", url), "GET", url)
+        except NotFound:
+            return None
+        if body is None:
+            return None
+        if not isinstance(body, dict):
+            raise ContractError(
+                self.system_id, f"GET {url} answered {type(body).__name__}, not a record"
+            )
+        return body
+
+    def find_by_external_ref(self, entity_type: str, external_ref: str) -> RecordData | None:
+        """A full scan: WebCRM has no documented filter on custom fields, and this is only
+        needed to resolve a create that was interrupted (rare)."""
+        entity, etype = self._entity(entity_type)
+        if etype.external_ref_field is None:
+            return None
+        for records in self._pages(entity, f"/{entity.path}", {}):
+            for record in records:
+                if record.data.get(etype.external_ref_field) == external_ref:
+                    return record
+        return None
+
+    # -- writing ------------------------------------------------------------------
+    def _body(self, entity: WebCrmEntity, values: Mapping[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        for path, value in values.items():
+            prop = entity.properties.get(path)
+            if prop is not None and prop.read_only:
+                continue  # ids, stamps and computed names are WebCRM's to set
+            body[path] = wire_value(entity, path, value)
+        return body
+
+    def create(
+        self, entity_type: str, values: dict[str, Any], external_ref: str | None = None
+    ) -> RecordData:
+        entity, etype = self._entity(entity_type)
+        if etype.read_only:
+            raise RecordError(f"{entity_type} is read-only in WebCRM")
+        body = self._body(entity, values)
+        if external_ref and etype.external_ref_field:
+            body[etype.external_ref_field] = wire_value(
+                entity, etype.external_ref_field, external_ref
+            )
+        for name in entity.required:
+            if not body.get(name):
+                raise RecordError(f"{entity_type} needs {name}; the record has none")
+        url = f"/{entity.path}"
+        response = self.http.request("POST", url, json=body)
+        answer = self._write_answer(response, "POST", url)
+        new_id = _new_id(answer, entity)
+        if new_id is None:
+            found = (
+                self.find_by_external_ref(entity_type, external_ref)
+                if external_ref and etype.external_ref_field
+                else None
+            )
+            if found is not None:
+                return found
+            raise ContractError(
+                self.system_id,
+                f"POST {url} answered {response.status_code} without the new "
+                f"{entity.id_field}; the record may have been created",
+                "look for it in WebCRM before the next run (an external_ref field lets "
+                "Samband find it by itself)",
+            )
+        self.stats.writes += 1
+        created = self._get_raw(entity, new_id)
+        if created is None:
+            raise ContractError(
+                self.system_id,
+                f"POST {url} answered id {new_id}, but GET {url}/{new_id} finds no record",
+            )
+        return self._record(entity, created, f"GET {url}/{{id}}")
+
+    def _write_answer(self, response: httpx.Response, method: str, url: str) -> Any:
+        body = self.http.json(response, method, url)
+        if isinstance(body, dict) and body.get("IsError"):
+            reason = body.get("ErrorDescription") or body.get("Message") or body.get("Error")
+            raise RecordError(
+                f"{method} {url} answered {response.status_code} with IsError: "
+                f"{reason or 'no reason given'}",
+                details={"status": response.status_code},
+            )
+        return body
+
+    def update(self, entity_type: str, record_id: str, changes: dict[str, Any]) -> None:
+        entity, etype = self._entity(entity_type)
+        if etype.read_only:
+            raise RecordError(f"{entity_type} is read-only in WebCRM")
+        current = self._get_raw(entity, record_id)
+        if current is None:
+            raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
+        merged = {**current, **self._body(entity, changes)}
+        url = f"/{entity.path}/{quote(str(record_id), safe='')}"
+        response = self.http.request("PUT", url, json=merged)
+        self._write_answer(response, "PUT", url)
+        self.stats.writes += 1
+        return None
+
+    def delete(self, entity_type: str, record_id: str) -> None:
+        entity, etype = self._entity(entity_type)
+        if not etype.can_delete:
+            raise RecordError(
+                f"WebCRM has no DELETE for {entity_type}; use on_delete: archive with an "
+                "archive_status, or unlink"
+            )
+        url = f"/{entity.path}/{quote(str(record_id), safe='')}"
+        response = self.http.request("DELETE", url)
+        self._write_answer(response, "DELETE", url)
+        self.stats.writes += 1
+
+
+def _new_id(answer: Any, entity: WebCrmEntity) -> str | None:
+    """The id in a POST answer: a number, a numeric string, or an object with the id."""
+    if isinstance(answer, dict):
+        answer = answer.get(entity.id_field, answer.get("Id"))
+    if isinstance(answer, bool):
+        return None
+    if isinstance(answer, int) and answer > 0:
+        return str(answer)
+    if isinstance(answer, str) and answer.strip().isdigit() and int(answer) > 0:
+        return answer.strip()
+    return None
