@@ -40,7 +40,7 @@ def to_html(text: str, name: str) -> str:
     try:
         html = publish_string(
             text,
-            writer_name="html5",
+            writer="html5",
             settings_overrides={**_SETTINGS, "warning_stream": io.StringIO()},
         )
     except SystemMessage as exc:
