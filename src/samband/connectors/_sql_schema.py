@@ -1,0 +1,255 @@
+"""Config, engines and reflection for ``kind: sql``.
+
+Everything here is about *which* table and columns an entity type uses and *how* a
+database's types map onto Samband's data types; reading and writing rows lives in
+:mod:`samband.connectors.sql`, change tracking in :mod:`samband.connectors._sql_tracking`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Column, MetaData, Table, create_engine, event, inspect
+from sqlalchemy import types as sqltypes
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from samband.config.env import resolve
+from samband.config.model import SystemConfig
+from samband.errors import AuthError, ConnectorError, UnreachableError
+from samband.types import DataType
+
+PAGE_SIZE = 500
+CONNECT_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What the config says about one entity type of a SQL system."""
+
+    type_name: str
+    table: str | None  # where writes go (None: read-only view)
+    view: str | None  # where reads come from, when not the table
+    schema: str | None
+    id: str
+    updated: str | None
+    deleted: str | None
+    external_ref: str | None
+    columns: tuple[str, ...] | None
+    read_only: bool
+
+    @property
+    def source(self) -> str:
+        """The table or view rows are read from."""
+        return self.view or self.table or self.type_name
+
+    def special_columns(self) -> list[str]:
+        return [c for c in (self.id, self.updated, self.deleted, self.external_ref) if c]
+
+
+def table_specs(config: SystemConfig) -> dict[str, TableSpec]:
+    specs: dict[str, TableSpec] = {}
+    for name, etc in config.entity_types.items():
+        s = etc.settings()
+        view = s.get("view")
+        table = s.get("table", None if view else name)
+        columns = s.get("columns")
+        specs[name] = TableSpec(
+            type_name=name,
+            table=str(table) if table else None,
+            view=str(view) if view else None,
+            schema=s.get("schema"),
+            id=str(s.get("id", "id")),
+            updated=s.get("updated"),
+            deleted=s.get("deleted"),
+            external_ref=s.get("external_ref"),
+            columns=tuple(str(c) for c in columns) if columns else None,
+            read_only=bool(s.get("read_only", False)) or not table,
+        )
+    return specs
+
+
+def database_url(
+    config: SystemConfig, credentials: Mapping[str, str] | None = None, *, system: str = "?"
+) -> URL:
+    """The system's SQLAlchemy URL: ``${VAR}`` resolved, relative SQLite paths placed
+    beside the config file, ``credentials.username/password`` filled in when the URL has
+    none."""
+    settings = config.settings()
+    raw = settings.get("url")
+    if not raw:
+        raise ConnectorError(system, "no url is configured", "add url: sqlite:///pms.db or similar")
+    try:
+        url = make_url(resolve(str(raw), system=system))
+    except ArgumentError:
+        raise ConnectorError(
+            system,
+            "the url is not a SQLAlchemy database URL",
+            "use e.g. postgresql+psycopg://user:${PGPASSWORD}@host/db",
+        ) from None
+    creds = dict(credentials or {})
+    if creds.get("username") and not url.username:
+        url = url.set(username=creds["username"])
+    if creds.get("password") and not url.password:
+        url = url.set(password=creds["password"])
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        base = settings.get("base_dir")
+        if base and not os.path.isabs(url.database) and not url.database.startswith("file:"):
+            url = url.set(database=os.path.join(str(base), url.database))
+    return url
+
+
+def redacted(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def scrub(message: str, url: URL) -> str:
+    """``message`` without the URL's password, whatever the driver put in it."""
+    if url.password:
+        message = message.replace(str(url.password), "***")
+    return message
+
+
+def make_engine(url: URL) -> Engine:
+    """An engine whose sessions speak UTC, enforce foreign keys on SQLite and give up
+    connecting after a few seconds."""
+    backend = url.get_backend_name()
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    connect_args: dict[str, Any] = {}
+    if backend in ("postgresql", "mysql", "mariadb"):
+        if "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    elif backend == "sqlite":
+        connect_args["timeout"] = 30
+        if not url.database or url.database == ":memory:":
+            kwargs["poolclass"] = StaticPool
+            connect_args["check_same_thread"] = False
+    if connect_args:
+        kwargs["connect_args"] = connect_args
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _session_setup(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            if backend == "sqlite":
+                cursor.execute("PRAGMA foreign_keys=ON")
+            elif backend == "postgresql":
+                cursor.execute("SET TIME ZONE 'UTC'")
+            elif backend in ("mysql", "mariadb"):
+                cursor.execute("SET time_zone = '+00:00'")
+        finally:
+            cursor.close()
+        if backend == "postgresql":
+            dbapi_connection.commit()
+
+    return engine
+
+
+def connection_error(system: str, url: URL, exc: BaseException) -> ConnectorError:
+    """One clear error for a database that cannot be used, without the password."""
+    orig = getattr(exc, "orig", None) or exc
+    detail = scrub(" ".join(str(orig).split()), url)
+    where = redacted(url)
+    lowered = detail.lower()
+    if any(w in lowered for w in ("password", "access denied", "authentication", "role ")):
+        return AuthError(
+            system,
+            f"the database refused the login at {where}: {detail}",
+            "check the user name and password in the url or credentials",
+        )
+    return UnreachableError(
+        system,
+        f"cannot connect to {where}: {detail}",
+        "check the url (host, port, database name) and that the server is running",
+    )
+
+
+# -- reflection ----------------------------------------------------------------------
+def reflect_table(
+    engine: Engine, name: str, schema: str | None, metadata: MetaData | None = None
+) -> Table:
+    return Table(
+        name, metadata or MetaData(), schema=schema, autoload_with=engine, resolve_fks=False
+    )
+
+
+def data_type(column_type: sqltypes.TypeEngine[Any]) -> DataType | None:
+    """Samband's data type for a (reflected) column type."""
+    if isinstance(column_type, sqltypes.Boolean):
+        return DataType.BOOLEAN
+    if getattr(column_type, "display_width", None) == 1 and type(column_type).__name__ == "TINYINT":
+        return DataType.BOOLEAN  # MySQL/MariaDB store BOOLEAN as TINYINT(1)
+    if isinstance(column_type, sqltypes.Integer):
+        return DataType.INTEGER
+    if isinstance(column_type, sqltypes.Float):
+        return DataType.FLOAT
+    if isinstance(column_type, sqltypes.Numeric):
+        return DataType.DECIMAL
+    if isinstance(column_type, sqltypes.DateTime):
+        return DataType.DATETIME
+    if isinstance(column_type, sqltypes.Date):
+        return DataType.DATE
+    if isinstance(column_type, sqltypes.String):
+        return DataType.STRING
+    return None
+
+
+def max_length(column_type: sqltypes.TypeEngine[Any]) -> int | None:
+    if isinstance(column_type, sqltypes.String) and not isinstance(column_type, sqltypes.Text):
+        return column_type.length
+    return None
+
+
+def is_aware(column: Column[Any]) -> bool:
+    return bool(getattr(column.type, "timezone", False)) and isinstance(
+        column.type, sqltypes.DateTime
+    )
+
+
+def to_db_datetime(column: Column[Any], value: datetime) -> datetime:
+    """A UTC datetime in the form the column holds (aware only for timestamptz)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value if is_aware(column) else value.replace(tzinfo=None)
+
+
+def from_db(value: Any, kind: DataType | None) -> Any:
+    """A database value as a plain JSON value (what a record carries)."""
+    if value is None:
+        return None
+    if kind is DataType.BOOLEAN and isinstance(value, int):
+        return bool(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return value
+
+
+def schema_error(system: str, exc: SQLAlchemyError, url: URL) -> ConnectorError:
+    return ConnectorError(
+        system,
+        scrub(" ".join(str(getattr(exc, "orig", None) or exc).split()), url),
+        "check the table and column names of the entity types",
+    )
+
+
+def table_names(engine: Engine, schema: str | None) -> set[str]:
+    inspector = inspect(engine)
+    return set(inspector.get_table_names(schema=schema)) | set(
+        inspector.get_view_names(schema=schema)
+    )

@@ -1,0 +1,692 @@
+"""``kind: sql`` — any SQLAlchemy database: SQLite, PostgreSQL (psycopg 3), MariaDB/MySQL.
+
+Config::
+
+    pms:
+      kind: sql
+      url: postgresql+psycopg://pms:${PMS_PASSWORD}@db.example/pms   # or sqlite:///pms.db
+      entity_types:
+        Customer:
+          table: customer          # default: the type's name
+          id: id
+          updated: updated_at      # change column: a timestamp or an integer version
+          deleted: is_deleted      # optional soft-delete flag
+          external_ref: external_ref
+          columns: [name, org_no]  # optional: only these (plus the ones above)
+        OpenOrders: {view: open_orders, id: order_id}   # a view: read only
+
+An entity type is a table (or a view, for reading).  Its schema is reflected, so
+``samband validate`` can check property names and types.  With a change column, reads
+are incremental: rows whose change column is at or after ``cursor - overlap`` in pages
+ordered by (change column, id), keyset-paginated.  Without one every read is a full scan
+(``incremental=False``) and the engine detects deletions.  ``samband sql install-tracking``
+installs triggers and a change log so that edits and deletions made by other programs
+are seen incrementally and exactly (see :mod:`samband.connectors._sql_tracking`).
+
+Writes are parameterised statements, one transaction each, built from SQLAlchemy
+``Table`` objects, so identifiers are quoted by the dialect and no value is ever put
+into SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Column, MetaData, Table, and_, func, inspect, or_, select
+from sqlalchemy import types as sqltypes
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchTableError,
+    OperationalError,
+    SQLAlchemyError,
+    StatementError,
+)
+
+from samband.config.model import Config, SystemConfig
+from samband.connectors import _sql_schema as schema
+from samband.connectors import _sql_tracking as tracking
+from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
+from samband.errors import (
+    ConnectorError,
+    ConversionError,
+    InUse,
+    NotFound,
+    RecordError,
+    TransientError,
+)
+from samband.types import DataType, coerce
+
+__all__ = ["SqlConnector", "install_tracking", "remove_tracking"]
+
+
+@dataclass
+class _Bound:
+    """An entity type bound to reflected tables."""
+
+    spec: schema.TableSpec
+    read: Table  # table or view rows come from
+    write: Table | None  # table writes go to
+    types: dict[str, DataType | None]  # column → data type
+    columns: list[str]  # the columns records carry
+
+    def column(self, name: str) -> Column[Any]:
+        return self.read.c[name]
+
+    def id_value(self, record_id: str) -> Any:
+        """``record_id`` as the id column's Python type, or None when it cannot be one."""
+        if self.types.get(self.spec.id) is DataType.INTEGER:
+            text = record_id.strip()
+            return int(text) if text.lstrip("-").isdigit() else None
+        return record_id
+
+    @property
+    def version_column(self) -> bool:
+        return bool(self.spec.updated) and self.types.get(self.spec.updated or "") is (
+            DataType.INTEGER
+        )
+
+
+class SqlConnector(Connector):
+    kind = "sql"
+
+    def __init__(self, system_id: str, config: SystemConfig, credentials: Any, **options: Any):
+        super().__init__(system_id, config, credentials, **options)
+        self.url = schema.database_url(config, self.credentials, system=system_id)
+        self.page_size = int(config.settings().get("page_size", schema.PAGE_SIZE))
+        self.specs = schema.table_specs(config)
+        self._engine: Engine | None = None
+        self._bound: dict[str, _Bound] = {}
+
+    # -- schema ---------------------------------------------------------------------
+    @classmethod
+    def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
+        """Reflect the configured tables; when the database cannot be reached, the
+        types from the config with ``open_schema=True``."""
+        specs = schema.table_specs(config)
+        try:
+            url = schema.database_url(config, system="sql")
+            engine = schema.make_engine(url)
+        except ConnectorError:
+            return {name: _offline_type(spec) for name, spec in specs.items()}
+        try:
+            tables = {spec.table or spec.source: name for name, spec in specs.items()}
+            result: dict[str, EntityType] = {}
+            for name, spec in specs.items():
+                bound = _bind(engine, spec, "sql", url)
+                tracked = tracking.table_id(engine, spec) is not None
+                result[name] = _entity_type(engine, bound, tables, tracked)
+            return result
+        except (SQLAlchemyError, ConnectorError):
+            return {name: _offline_type(spec) for name, spec in specs.items()}
+        finally:
+            engine.dispose()
+
+    def entity_types(self) -> dict[str, EntityType]:
+        if not hasattr(self, "_entity_types"):
+            engine = self.engine
+            tables = {spec.table or spec.source: name for name, spec in self.specs.items()}
+            self._entity_types = {
+                name: _entity_type(
+                    engine,
+                    self.bound(name),
+                    tables,
+                    self._tracked(self.bound(name)) is not None,
+                )
+                for name in self.specs
+            }
+        return self._entity_types
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = schema.make_engine(self.url)
+        return self._engine
+
+    def bound(self, type_name: str) -> _Bound:
+        if type_name not in self._bound:
+            if type_name not in self.specs:
+                raise KeyError(f"system {self.system_id!r} has no entity type {type_name!r}")
+            self._bound[type_name] = _bind(
+                self.engine, self.specs[type_name], self.system_id, self.url
+            )
+        return self._bound[type_name]
+
+    # -- lifecycle ------------------------------------------------------------------
+    def check(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except (DBAPIError, OSError) as exc:
+            raise schema.connection_error(self.system_id, self.url, exc) from None
+        for name in self.specs:
+            self.bound(name)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def _run(self, work: Any, *, write: bool = False) -> Any:
+        """Run ``work(conn)`` in a transaction, turning database errors into Samband's."""
+        self.stats.api_calls += 1
+        try:
+            with self.engine.begin() as conn:
+                return work(conn)
+        except (IntegrityError, DataError) as exc:
+            raise RecordError(_db_message(exc, self.url)) from None
+        except OperationalError as exc:
+            if _is_value_error(exc):
+                raise RecordError(_db_message(exc, self.url)) from None
+            if _is_connect_error(exc):
+                raise schema.connection_error(self.system_id, self.url, exc) from None
+            raise TransientError(
+                f"system {self.system_id!r}: {_db_message(exc, self.url)}"
+            ) from None
+        except StatementError as exc:
+            if isinstance(exc, DBAPIError):
+                raise ConnectorError(self.system_id, _db_message(exc, self.url)) from None
+            # a Python-side conversion refused the value (e.g. 'x' for a boolean)
+            raise RecordError(_db_message(exc, self.url)) from None
+
+    # -- reading --------------------------------------------------------------------
+    def _tracked(self, bound: _Bound) -> int | None:
+        self.stats.api_calls += 1
+        try:
+            return tracking.table_id(self.engine, bound.spec)
+        except SQLAlchemyError:
+            return None
+
+    def _record(self, bound: _Bound, row: Row[Any]) -> RecordData:
+        mapping = row._mapping
+        data = {c: schema.from_db(mapping[c], bound.types.get(c)) for c in bound.columns}
+        spec = bound.spec
+        modified: datetime | None = None
+        if spec.updated and isinstance(mapping[spec.updated], datetime):
+            value = mapping[spec.updated]
+            modified = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+        deleted = bool(spec.deleted and mapping[spec.deleted])
+        return RecordData(str(mapping[spec.id]), data, modified, deleted)
+
+    def _select(self, bound: _Bound) -> Any:
+        return select(*(bound.column(c) for c in bound.columns))
+
+    def read(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
+        bound = self.bound(entity_type)
+        table_id = self._tracked(bound) if bound.spec.table else None
+        if table_id is not None:
+            yield from self._read_log(bound, table_id, cursor)
+        elif bound.spec.updated:
+            yield from self._read_changes(bound, cursor)
+        else:
+            for records in self._scan(bound):
+                yield Page(records, None)
+
+    def _scan(self, bound: _Bound, where: Any = None) -> Iterator[list[RecordData]]:
+        """Every row (matching ``where``) in pages, keyset-paginated on the id."""
+        id_col = bound.column(bound.spec.id)
+        last: Any = None
+        while True:
+            stmt = self._select(bound).order_by(id_col).limit(self.page_size)
+            if where is not None:
+                stmt = stmt.where(where)
+            if last is not None:
+                stmt = stmt.where(id_col > last)
+            rows = self._run(lambda conn, s=stmt: conn.execute(s).all())
+            if not rows:
+                return
+            self.stats.reads += len(rows)
+            yield [self._record(bound, row) for row in rows]
+            if len(rows) < self.page_size:
+                return
+            last = rows[-1]._mapping[bound.spec.id]
+
+    def _cursor_value(self, bound: _Bound, cursor: str | None) -> Any:
+        if not cursor or cursor.startswith("log:"):
+            return None
+        col = bound.column(bound.spec.updated or "")
+        if bound.version_column:
+            return int(cursor) if cursor.lstrip("-").isdigit() else None
+        try:
+            since = datetime.fromisoformat(cursor)
+        except ValueError:
+            return None
+        return schema.to_db_datetime(col, since - timedelta(seconds=self.overlap_seconds))
+
+    def _read_changes(self, bound: _Bound, cursor: str | None) -> Iterator[Page]:
+        spec = bound.spec
+        upd = bound.column(spec.updated or "")
+        id_col = bound.column(spec.id)
+        since = self._cursor_value(bound, cursor)
+        out_cursor = cursor if cursor and not cursor.startswith("log:") else None
+        if since is None:
+            # a first read also returns the rows no change column value was ever set for
+            for records in self._scan(bound, upd.is_(None)):
+                yield Page(records, out_cursor)
+        last: tuple[Any, Any] | None = None
+        while True:
+            stmt = self._select(bound).order_by(upd, id_col).limit(self.page_size)
+            stmt = stmt.where(upd.is_not(None))
+            if since is not None:
+                stmt = stmt.where(upd >= since)
+            if last is not None:
+                stmt = stmt.where(or_(upd > last[0], and_(upd == last[0], id_col > last[1])))
+            rows = self._run(lambda conn, s=stmt: conn.execute(s).all())
+            self.stats.reads += len(rows)
+            if rows:
+                top = rows[-1]._mapping
+                last = (top[spec.updated or ""], top[spec.id])
+                out_cursor = _cursor_text(last[0])
+            if rows or last is None:
+                yield Page([self._record(bound, row) for row in rows], out_cursor)
+            if len(rows) < self.page_size:
+                return
+
+    def _read_log(self, bound: _Bound, table_id: int, cursor: str | None) -> Iterator[Page]:
+        """Read through the change log that install-tracking keeps (deletions included)."""
+        position = tracking.parse_cursor(cursor)
+        if position is None:
+            # first read: the whole table, then the log from where it stood before the scan
+            start = self._run(lambda conn: tracking.log_position(conn, bound.spec, table_id))
+            for records in self._scan(bound):
+                yield Page(records, None)
+            yield Page([], tracking.format_cursor(start))
+            return
+        seq, at = position
+        since = at - timedelta(seconds=self.overlap_seconds)
+        after_seq: int | None = None
+        current = position
+        while True:
+            entries = self._run(
+                lambda conn, a=after_seq: tracking.log_entries(
+                    conn, bound.spec, table_id, seq, since, a, self.page_size
+                )
+            )
+            if not entries:
+                if after_seq is None:
+                    yield Page([], tracking.format_cursor(current))
+                return
+            after_seq = entries[-1].seq
+            current = tracking.advance(current, entries)
+            ids: dict[str, datetime] = {}
+            for entry in entries:
+                ids[entry.row_id] = entry.changed_at
+            yield Page(self._rows_by_id(bound, ids), tracking.format_cursor(current))
+            if len(entries) < self.page_size:
+                return
+
+    def _rows_by_id(self, bound: _Bound, ids: dict[str, datetime]) -> list[RecordData]:
+        keys = {bound.id_value(rid): rid for rid in ids}
+        keys.pop(None, None)
+        id_col = bound.column(bound.spec.id)
+        stmt = self._select(bound).where(id_col.in_(list(keys)))
+        rows = self._run(lambda conn: conn.execute(stmt).all()) if keys else []
+        found = {str(row._mapping[bound.spec.id]): self._record(bound, row) for row in rows}
+        self.stats.reads += len(rows)
+        records: list[RecordData] = []
+        for rid, changed_at in ids.items():
+            if rid in found:
+                records.append(found[rid])
+            else:
+                records.append(RecordData(rid, {bound.spec.id: rid}, changed_at, deleted=True))
+        return records
+
+    def get(self, entity_type: str, record_id: str) -> RecordData | None:
+        bound = self.bound(entity_type)
+        key = bound.id_value(record_id)
+        if key is None:
+            return None
+        stmt = self._select(bound).where(bound.column(bound.spec.id) == key)
+        row = self._run(lambda conn: conn.execute(stmt).first())
+        if row is None:
+            return None
+        record = self._record(bound, row)
+        return None if record.deleted else record
+
+    def find_by_external_ref(self, entity_type: str, external_ref: str) -> RecordData | None:
+        bound = self.bound(entity_type)
+        column = bound.spec.external_ref
+        if not column:
+            return None
+        stmt = self._select(bound).where(bound.column(column) == external_ref)
+        stmt = stmt.order_by(bound.column(bound.spec.id))
+        for row in self._run(lambda conn: conn.execute(stmt).all()):
+            record = self._record(bound, row)
+            if not record.deleted:
+                return record
+        return None
+
+    # -- writing --------------------------------------------------------------------
+    def _writable(self, entity_type: str) -> tuple[_Bound, Table]:
+        bound = self.bound(entity_type)
+        if bound.write is None or bound.spec.read_only:
+            raise RecordError(
+                f"{entity_type} in {self.system_id} is read only (a view or read_only: true)"
+            )
+        return bound, bound.write
+
+    def _row_values(self, bound: _Bound, table: Table, values: dict[str, Any]) -> dict[str, Any]:
+        """Canonical values → column values, refusing unknown columns and too long text."""
+        row: dict[str, Any] = {}
+        for path, value in values.items():
+            if path not in table.c:
+                raise RecordError(
+                    f"{bound.spec.type_name}: table {table.name!r} has no column {path!r}"
+                )
+            column = table.c[path]
+            kind = bound.types.get(path)
+            if kind is not None and value is not None:
+                try:
+                    value = coerce(value, kind)
+                except ConversionError as exc:
+                    raise RecordError(f"{path}: {exc}; column {table.name}.{path}") from None
+            if isinstance(value, datetime) and isinstance(column.type, sqltypes.DateTime):
+                value = schema.to_db_datetime(column, value)
+            limit = schema.max_length(column.type)
+            if limit and isinstance(value, str) and len(value) > limit:
+                raise RecordError(
+                    f"{path} is {len(value)} characters long; column {table.name}.{path} "
+                    f"holds at most {limit}"
+                )
+            row[path] = value
+        return row
+
+    def _stamp(self, conn: Connection, bound: _Bound, table: Table, row: dict[str, Any]) -> None:
+        """Set the change column (a trigger may set it again; that is fine)."""
+        column = bound.spec.updated
+        if not column or column not in table.c:
+            return
+        if bound.version_column:
+            top = conn.execute(select(func.max(table.c[column]))).scalar()
+            row[column] = int(top or 0) + 1
+        else:
+            row[column] = schema.to_db_datetime(table.c[column], datetime.now(UTC))
+
+    def create(
+        self, entity_type: str, values: dict[str, Any], external_ref: str | None = None
+    ) -> RecordData:
+        bound, table = self._writable(entity_type)
+        spec = bound.spec
+        row = self._row_values(bound, table, values)
+        if external_ref and spec.external_ref:
+            row[spec.external_ref] = external_ref
+        id_col = table.c[spec.id]
+        if row.get(spec.id) is None and id_col.autoincrement in (True, "auto"):
+            row.pop(spec.id, None)
+
+        def work(conn: Connection) -> Row[Any] | None:
+            self._stamp(conn, bound, table, row)
+            stmt = table.insert().values(row)
+            if self.engine.dialect.insert_returning:
+                new_id = conn.execute(stmt.returning(id_col)).scalar_one()
+            else:
+                result = conn.execute(stmt)
+                if spec.id in row:
+                    new_id = row[spec.id]
+                else:
+                    pk = result.inserted_primary_key
+                    names = [c.name for c in table.primary_key.columns]
+                    new_id = pk[names.index(spec.id)] if pk and spec.id in names else None
+                if new_id is None:
+                    raise ConnectorError(
+                        self.system_id,
+                        f"the database did not say which id it gave the new {entity_type}",
+                        f"make {spec.id!r} the primary key of {table.name!r}",
+                    )
+            return conn.execute(self._select(bound).where(bound.column(spec.id) == new_id)).first()
+
+        created = self._run(work, write=True)
+        self.stats.writes += 1
+        if created is None:
+            raise ConnectorError(
+                self.system_id, f"the new {entity_type} cannot be read back from {spec.source!r}"
+            )
+        return self._record(bound, created)
+
+    def update(self, entity_type: str, record_id: str, changes: dict[str, Any]) -> RecordData:
+        bound, table = self._writable(entity_type)
+        key = bound.id_value(record_id)
+        if key is None:
+            raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
+        row = self._row_values(bound, table, changes)
+
+        def work(conn: Connection) -> Row[Any] | None:
+            self._stamp(conn, bound, table, row)
+            result = conn.execute(table.update().where(table.c[bound.spec.id] == key).values(row))
+            if result.rowcount == 0:
+                raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
+            query = self._select(bound).where(bound.column(bound.spec.id) == key)
+            return conn.execute(query).first()
+
+        updated = self._run(work, write=True)
+        self.stats.writes += 1
+        if updated is None:
+            raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
+        return self._record(bound, updated)
+
+    def delete(self, entity_type: str, record_id: str) -> None:
+        bound, table = self._writable(entity_type)
+        key = bound.id_value(record_id)
+        missing = NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
+        if key is None:
+            raise missing
+        if bound.spec.deleted:
+            # a soft-delete column: mark the row instead of removing it
+            self.update(entity_type, record_id, {bound.spec.deleted: True})
+            return
+
+        def work(conn: Connection) -> int:
+            return int(conn.execute(table.delete().where(table.c[bound.spec.id] == key)).rowcount)
+
+        try:
+            count = self._run(work, write=True)
+        except RecordError as exc:
+            if isinstance(exc, NotFound):
+                raise
+            raise InUse(f"{entity_type} {record_id} is in use: {exc.reason}") from None
+        if count == 0:
+            raise missing
+        self.stats.writes += 1
+
+
+# -- module helpers --------------------------------------------------------------------
+def _bind(engine: Engine, spec: schema.TableSpec, system: str, url: Any) -> _Bound:
+    metadata = MetaData()
+    try:
+        read = schema.reflect_table(engine, spec.source, spec.schema, metadata)
+        write = None
+        if spec.table and not spec.read_only:
+            write = (
+                read
+                if spec.table == spec.source
+                else schema.reflect_table(engine, spec.table, spec.schema, metadata)
+            )
+    except NoSuchTableError:
+        raise ConnectorError(
+            system,
+            f"entity type {spec.type_name}: the database has no table or view "
+            f"{spec.source if spec.view else spec.table!r}",
+            "create it (samband.pms.create_pms_schema for the custom PMS) or fix `table:`",
+        ) from None
+    except (DBAPIError, OSError) as exc:
+        if isinstance(exc, DBAPIError) and not _is_connect_error(exc):
+            raise schema.schema_error(system, exc, url) from None
+        raise schema.connection_error(system, url, exc) from None
+    columns = list(spec.columns) if spec.columns else [c.name for c in read.columns]
+    for extra in spec.special_columns():
+        if extra not in columns:
+            columns.append(extra)
+    for name in [*columns, *(c for c in spec.special_columns())]:
+        if name not in read.c and name != spec.updated:
+            raise ConnectorError(
+                system,
+                f"entity type {spec.type_name}: {spec.source!r} has no column {name!r}",
+                f"known columns: {', '.join(c.name for c in read.columns)}",
+            )
+    if spec.updated and spec.updated not in read.c:
+        # install-tracking adds it; until then reads are full scans
+        columns.remove(spec.updated)
+        spec = _without_updated(spec)
+    types = {c.name: schema.data_type(c.type) for c in read.columns}
+    return _Bound(spec, read, write, types, columns)
+
+
+def _without_updated(spec: schema.TableSpec) -> schema.TableSpec:
+    from dataclasses import replace
+
+    return replace(spec, updated=None)
+
+
+def _entity_type(
+    engine: Engine, bound: _Bound, tables: dict[str, str], tracked: bool
+) -> EntityType:
+    spec = bound.spec
+    references: dict[str, str] = {}
+    if bound.write is not None:
+        try:
+            for fk in inspect(engine).get_foreign_keys(bound.write.name, schema=spec.schema):
+                target = tables.get(fk["referred_table"])
+                if target and len(fk["constrained_columns"]) == 1:
+                    references[fk["constrained_columns"][0]] = target
+        except SQLAlchemyError:
+            pass
+    props: dict[str, Property] = {}
+    for name in bound.columns:
+        column = bound.read.c[name]
+        generated = bool(column.primary_key and column.autoincrement in (True, "auto"))
+        generated = generated and bound.types.get(name) is DataType.INTEGER
+        required = (
+            not column.nullable
+            and column.server_default is None
+            and not generated
+            and name not in (spec.updated, spec.deleted)
+        )
+        props[name] = Property(
+            name,
+            DataType.REFERENCE if name in references else bound.types.get(name),
+            read_only=generated or bound.write is None,
+            required=required,
+            max_length=schema.max_length(column.type),
+            references=references.get(name),
+        )
+    timestamp = bool(spec.updated) and not bound.version_column
+    return EntityType(
+        name=spec.type_name,
+        id_field=spec.id,
+        modified_field=spec.updated if timestamp else None,
+        properties=props,
+        incremental=tracked or bool(spec.updated),
+        reports_deletes=tracked or (bool(spec.updated) and bool(spec.deleted)),
+        read_only=bound.write is None,
+        can_delete=bound.write is not None,
+        external_ref_field=spec.external_ref,
+        archive=(spec.deleted, True) if spec.deleted else None,
+        open_schema=False,
+    )
+
+
+def _offline_type(spec: schema.TableSpec) -> EntityType:
+    return EntityType(
+        name=spec.type_name,
+        id_field=spec.id,
+        modified_field=spec.updated,
+        properties={},
+        incremental=bool(spec.updated),
+        reports_deletes=bool(spec.updated and spec.deleted),
+        read_only=spec.read_only,
+        can_delete=not spec.read_only,
+        external_ref_field=spec.external_ref,
+        archive=(spec.deleted, True) if spec.deleted else None,
+        open_schema=True,
+    )
+
+
+def _cursor_text(value: Any) -> str:
+    if isinstance(value, datetime):
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat()
+    return str(value)
+
+
+def _db_message(exc: BaseException, url: Any) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else str(exc).split("\n[SQL:", 1)[0]
+    return schema.scrub(" ".join(text.split()), url)
+
+
+_MYSQL_VALUE_ERRORS = {1048, 1264, 1265, 1292, 1366, 1406, 1451, 1452}
+
+
+def _is_value_error(exc: OperationalError) -> bool:
+    args: tuple[Any, ...] = tuple(getattr(exc.orig, "args", ()))
+    return bool(args) and args[0] in _MYSQL_VALUE_ERRORS
+
+
+def _is_connect_error(exc: BaseException) -> bool:
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    text = str(getattr(exc, "orig", exc)).lower()
+    words = ("connect", "connection", "access denied", "authentication", "unable to open")
+    return any(w in text for w in words)
+
+
+# -- install-tracking / remove-tracking (the CLI calls these) ------------------------------
+def _tracking_target(
+    config: Config, system_id: str, type_name: str
+) -> tuple[Engine, schema.TableSpec, Any]:
+    from samband.config.loader import base_dir
+
+    system = config.systems.get(system_id)
+    if system is None:
+        raise ConnectorError(system_id, "no such system in the config")
+    if system.kind != "sql":
+        raise ConnectorError(system_id, f"is a {system.kind} system; tracking is for kind: sql")
+    system = system.model_copy(deep=True)
+    if system.model_extra is not None:
+        system.model_extra.setdefault("base_dir", base_dir(config))
+    specs = schema.table_specs(system)
+    if type_name not in specs:
+        known = ", ".join(specs) or "(none)"
+        raise ConnectorError(system_id, f"has no entity type {type_name!r}", f"known: {known}")
+    spec = specs[type_name]
+    if not spec.table or spec.view:
+        raise ConnectorError(
+            system_id, f"{type_name} is read from a view; triggers need a table (`table:`)"
+        )
+    url = schema.database_url(system, system.credentials, system=system_id)
+    return schema.make_engine(url), spec, url
+
+
+def install_tracking(config: Config, system_id: str, type_name: str) -> str:
+    """Install triggers (and the change column, when missing) and the change log for
+    ``system_id.type_name``; return what was done.  Running it again changes nothing."""
+    engine, spec, url = _tracking_target(config, system_id, type_name)
+    try:
+        return tracking.install(engine, spec, system_id)
+    except (NoSuchTableError, SQLAlchemyError) as exc:
+        if isinstance(exc, NoSuchTableError):
+            raise ConnectorError(system_id, f"the database has no table {spec.table!r}") from None
+        if isinstance(exc, DBAPIError) and _is_connect_error(exc):
+            raise schema.connection_error(system_id, url, exc) from None
+        raise schema.schema_error(system_id, exc, url) from None
+    finally:
+        engine.dispose()
+
+
+def remove_tracking(config: Config, system_id: str, type_name: str) -> str:
+    """Remove what :func:`install_tracking` installed (the change column and its values
+    stay: they are data)."""
+    engine, spec, url = _tracking_target(config, system_id, type_name)
+    try:
+        return tracking.remove(engine, spec, system_id)
+    except SQLAlchemyError as exc:
+        if isinstance(exc, DBAPIError) and _is_connect_error(exc):
+            raise schema.connection_error(system_id, url, exc) from None
+        raise schema.schema_error(system_id, exc, url) from None
+    finally:
+        engine.dispose()
