@@ -29,6 +29,7 @@ class _Block:
     line: int  # 1-based line of the block's first line
     lines: list[str] = field(default_factory=list)  # title: [text]; para: its lines
     rows: list[list[str]] = field(default_factory=list)  # table rows, header first
+    cell_lines: list[list[int]] = field(default_factory=list)  # 1-based line of each cell
 
     @property
     def text(self) -> str:
@@ -105,10 +106,12 @@ class _Reader:
             line = lines[j]
             if line.startswith("   * -"):
                 block.rows.append([line[7:]])
+                block.cell_lines.append([j + 1])
             elif line.startswith("     -"):
                 if not block.rows:
                     raise self.fail(j, "a table cell before the first row ('   * - ')")
                 block.rows[-1].append(line[7:])
+                block.cell_lines[-1].append(j + 1)
             else:
                 raise self.fail(
                     j, "unexpected line in a table (one cell per line: '   * - ' or '     - ')"
@@ -200,11 +203,10 @@ def _split_title(reader: _Reader, text: str, flows: list[_Flow]) -> tuple[str, s
 
 
 def _cells(reader: _Reader, block: _Block, width: int) -> None:
-    for offset, row in enumerate(block.rows):
+    for row, lines in zip(block.rows, block.cell_lines, strict=True):
         if len(row) != width:
             raise reader.fail(
-                block.line + 2 + offset,  # approximate: the row's first cell line
-                f"a row of this table has {len(row)} cells; expected {width}",
+                lines[0] - 1, f"this table row has {len(row)} cells; expected {width}"
             )
 
 
@@ -220,7 +222,7 @@ def _section(reader: _Reader, head: _Block, body: list[_Block]) -> _Flow:
     hx, hy, hs = table.rows[0]
     if not (hx.endswith(" Property") and hy.endswith(" Property") and hs.endswith(" Data Type")):
         raise reader.fail(
-            table.line + 2,
+            table.cell_lines[0][0] - 1,
             "the header must read '<source> Property', '<target> Property', '<system> Data Type'",
         )
     x, y, s = hx[: -len(" Property")], hy[: -len(" Property")], hs[: -len(" Data Type")]
@@ -229,8 +231,8 @@ def _section(reader: _Reader, head: _Block, body: list[_Block]) -> _Flow:
             fail_at - 1, f"the section title should read {x + ' to ' + y!r} (from its table)"
         )
     flow = _Flow(head.line, x, y, s)
-    for offset, (a, b, c) in enumerate(table.rows[1:], start=1):
-        flow.rows.append((a, b, _data_type(reader, table.line + 2 + 2 * offset, c)))
+    for (a, b, c), lines in zip(table.rows[1:], table.cell_lines[1:], strict=True):
+        flow.rows.append((a, b, _data_type(reader, lines[2], c)))
 
     def expect(block: _Block, wanted: str) -> None:
         if block.kind != "para" or block.text != wanted:
@@ -240,7 +242,7 @@ def _section(reader: _Reader, head: _Block, body: list[_Block]) -> _Flow:
     expect(body[-2], rst.following(x, y))
     rest = body[:-3]
     if not rest or rest[0].kind != "para":
-        raise reader.fail(fail_at, "expected the section's opening sentence")
+        raise reader.fail(fail_at + 1, "expected the section's opening sentence")
     opening, i = rest[0], 1
     tail = rst.FILTER_TAIL.format(y=y)
     if opening.text == rst.every(x, y):
@@ -279,12 +281,13 @@ def _section(reader: _Reader, head: _Block, body: list[_Block]) -> _Flow:
         _cells(reader, merge, 2)
         if merge.rows[0] != [f"{x} Property", f"{y} Property"]:
             raise reader.fail(
-                merge.line + 2, f"the header must read '{x} Property', '{y} Property'"
+                merge.cell_lines[0][0] - 1,
+                f"the header must read '{x} Property', '{y} Property'",
             )
-        for a, b in merge.rows[1:]:
+        for (a, b), lines in zip(merge.rows[1:], merge.cell_lines[1:], strict=True):
             if len(a.split(MERGE_JOIN)) != len(b.split(MERGE_JOIN)):
                 raise reader.fail(
-                    merge.line + 2,
+                    lines[0] - 1,
                     f"merge row {a!r} / {b!r}: both cells need as many properties",
                 )
             flow.merge.append((a, b))
