@@ -1,0 +1,258 @@
+"""Dataflows compiled against the systems' schemas: what the engine works from."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from samband.config.model import Config, Dataflow
+from samband.connectors.base import EntityType
+from samband.types import DataType
+
+TypeKey = tuple[str, str]  # (system, entity type)
+
+
+@dataclass(frozen=True)
+class Mapping:
+    source: str
+    target: str
+    type: DataType | None  # the type values are compared in (the target's)
+    source_type: DataType | None  # the source's own type, for values flowing back
+    direction: str  # both | forward | backward
+    source_ref_type: str | None = None
+    target_ref_type: str | None = None
+
+    @property
+    def is_reference(self) -> bool:
+        return self.type is DataType.REFERENCE
+
+
+@dataclass(frozen=True)
+class MatchTerm:
+    source: str
+    target: str
+    normalizer: str
+
+
+@dataclass
+class Flow:
+    """One dataflow, ready to run."""
+
+    index: int
+    key: str
+    config: Dataflow
+    source: TypeKey
+    target: TypeKey
+    source_et: EntityType
+    target_et: EntityType
+    mappings: list[Mapping]
+    match: list[list[MatchTerm]]
+    priority: str  # system that wins a tie
+
+    def match_index(self, combination: int) -> str:
+        return f"{self.key}#{combination}"
+
+    @property
+    def source_read_only(self) -> bool:
+        return self.source_et.read_only
+
+
+@dataclass
+class TypeUse:
+    """What the engine reads of one entity type: the union of every dataflow's needs."""
+
+    key: TypeKey
+    entity_type: EntityType
+    paths: list[str] = field(default_factory=list)
+    as_source: list[Flow] = field(default_factory=list)
+    as_target: list[Flow] = field(default_factory=list)
+
+    def add_paths(self, *paths: str | None) -> None:
+        for path in paths:
+            if path and path not in self.paths:
+                self.paths.append(path)
+
+    @property
+    def signature(self) -> str:
+        return hashlib.blake2b("\x1f".join(sorted(self.paths)).encode(), digest_size=8).hexdigest()
+
+
+def infer_normalizer(path: str) -> str:
+    """Normaliser for a merge-criteria property, from its name."""
+    name = path.rsplit(".", 1)[-1].lower()
+    if re.search(r"phone|telephone|mobile|fax", name):
+        return "phone"
+    if "email" in name or name in ("mail", "e_mail"):
+        return "email"
+    if re.search(r"org|vat|chamber|registration|kvk|company_?number", name):
+        return "orgno"
+    return "trim"
+
+
+def normalize(value: Any, normalizer: str) -> str | None:
+    """The comparable form of a merge-criteria value; None when it is empty."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if normalizer in ("digits", "orgno"):
+        text = re.sub(r"\D", "", text)
+    elif normalizer == "phone":
+        text = _phone(text)
+    elif normalizer in ("email", "casefold"):
+        text = text.casefold()
+    elif normalizer == "alnum":
+        text = re.sub(r"[\W_]", "", text).casefold()
+    elif normalizer == "trim":
+        text = re.sub(r"\s+", " ", text).casefold()
+    return text or None
+
+
+_COUNTRY_CODES = ("47", "46", "45", "44", "49", "31", "32", "1")
+
+
+def _phone(text: str) -> str:
+    """Digits of a phone number without the international prefix or a trunk 0, so that
+    "+47 22 33 44 55", "0047 22334455" and "22 33 44 55" compare equal."""
+    international = text.startswith("+")
+    digits = re.sub(r"\D", "", text)
+    if digits.startswith("00"):
+        digits, international = digits[2:], True
+    if international:
+        for code in _COUNTRY_CODES:
+            if digits.startswith(code):
+                digits = digits[len(code) :]
+                break
+    return digits.lstrip("0")
+
+
+def compile_flows(
+    config: Config, schemas: dict[str, dict[str, EntityType]]
+) -> tuple[list[Flow], dict[TypeKey, TypeUse]]:
+    flows: list[Flow] = []
+    uses: dict[TypeKey, TypeUse] = {}
+
+    def use(key: TypeKey) -> TypeUse:
+        if key not in uses:
+            uses[key] = TypeUse(key, schemas[key[0]][key[1]])
+        return uses[key]
+
+    for index, cfg in enumerate(config.dataflows):
+        skey: TypeKey = (cfg.source_system, cfg.source_type)
+        tkey: TypeKey = (cfg.target_system, cfg.target_type)
+        s_et, t_et = schemas[skey[0]][skey[1]], schemas[tkey[0]][tkey[1]]
+        mappings = []
+        for prop in cfg.properties:
+            spath, tpath = s_et.canonical(prop.source), t_et.canonical(prop.target)
+            s_prop, t_prop = s_et.property(spath), t_et.property(tpath)
+            dtype = prop.type or (t_prop.type if t_prop else None)
+            source_type = s_prop.type if s_prop else None
+            mappings.append(
+                Mapping(
+                    spath,
+                    tpath,
+                    dtype,
+                    source_type if source_type is not DataType.REFERENCE else DataType.REFERENCE,
+                    prop.direction,
+                    prop.source_ref or (s_prop.references if s_prop else None),
+                    prop.target_ref or (t_prop.references if t_prop else None),
+                )
+            )
+        match = [
+            [
+                MatchTerm(
+                    s_et.canonical(term.source),
+                    t_et.canonical(term.target),
+                    term.normalize or infer_normalizer(term.target),
+                )
+                for term in combination
+            ]
+            for combination in cfg.match
+        ]
+        priority = cfg.priority or _priority(config, cfg)
+        flow = Flow(index, cfg.key, cfg, skey, tkey, s_et, t_et, mappings, match, priority)
+        flows.append(flow)
+        su, tu = use(skey), use(tkey)
+        su.as_source.append(flow)
+        tu.as_target.append(flow)
+        for m in mappings:
+            su.add_paths(m.source)
+            tu.add_paths(m.target)
+        for combination in match:
+            for term in combination:
+                su.add_paths(term.source)
+                tu.add_paths(term.target)
+        if cfg.filter:
+            su.add_paths(*[s_et.canonical(p) for p in cfg.filter.where])
+        if cfg.create_when and cfg.create_when.via:
+            su.add_paths(*[s_et.canonical(p) for p in cfg.create_when.via])
+    for type_use in uses.values():
+        et = type_use.entity_type
+        if et.archive:
+            type_use.add_paths(et.archive[0])
+    # Reference targets that were not declared: the type the referenced source type flows into.
+    for flow in flows:
+        resolved = []
+        for m in flow.mappings:
+            if m.is_reference and m.target_ref_type is None and m.source_ref_type:
+                into = {
+                    f.target[1]
+                    for f in flows
+                    if f.source == (flow.source[0], m.source_ref_type)
+                    and f.target[0] == flow.target[0]
+                } | {
+                    f.source[1]
+                    for f in flows
+                    if f.target == (flow.source[0], m.source_ref_type)
+                    and f.source[0] == flow.target[0]
+                }
+                if len(into) == 1:
+                    m = Mapping(
+                        m.source,
+                        m.target,
+                        m.type,
+                        m.source_type,
+                        m.direction,
+                        m.source_ref_type,
+                        into.pop(),
+                    )
+            resolved.append(m)
+        flow.mappings = resolved
+    return flows, uses
+
+
+def _priority(config: Config, flow: Dataflow) -> str:
+    source = config.systems[flow.source_system].priority
+    target = config.systems[flow.target_system].priority
+    return flow.target_system if target > source else flow.source_system
+
+
+def type_order(flows: list[Flow], uses: dict[TypeKey, TypeUse]) -> list[TypeKey]:
+    """Entity types with parents (types referenced by others) first."""
+    parents: dict[TypeKey, set[TypeKey]] = {key: set() for key in uses}
+    for flow in flows:
+        for m in flow.mappings:
+            if m.is_reference:
+                if m.source_ref_type and (flow.source[0], m.source_ref_type) in uses:
+                    parents[flow.source].add((flow.source[0], m.source_ref_type))
+                if m.target_ref_type and (flow.target[0], m.target_ref_type) in uses:
+                    parents[flow.target].add((flow.target[0], m.target_ref_type))
+    order: list[TypeKey] = []
+    visiting: set[TypeKey] = set()
+
+    def visit(key: TypeKey) -> None:
+        if key in order or key in visiting:
+            return
+        visiting.add(key)
+        for parent in sorted(parents[key]):
+            visit(parent)
+        visiting.discard(key)
+        order.append(key)
+
+    # sources of dataflows before targets, so chains complete in one round where possible
+    for flow in flows:
+        visit(flow.source)
+    for key in uses:
+        visit(key)
+    return order

@@ -1,0 +1,247 @@
+"""Plan: the field-level three-way merge of one linked pair.
+
+For each mapped property the engine compares, in the target's data type, the *base*
+(the value both sides last agreed on), the source's value and the target's value:
+
+* equal → nothing to do (the base follows);
+* only the source moved → update the target;
+* only the target moved → update the source through the inverse mapping (unless the
+  property is one-way or the source cannot be written: then the target is reverted and
+  a conflict is recorded with the reason);
+* both moved to different values → conflict: the newer modification wins, a tie goes to
+  the configured priority; both values are recorded.
+
+References are translated through the links (``translate``); a reference whose parent is
+not linked yet makes the pair wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from samband.engine.model import Flow, Mapping
+from samband.errors import ConversionError
+from samband.types import DataType, coerce
+
+MISSING = object()
+
+# translate(system, entity type, id, into system, into type) → id in the other system
+Translate = Callable[[str, str | None, str, str, str | None], str | None]
+
+
+class WaitForParent(Exception):
+    def __init__(self, parent: str) -> None:
+        super().__init__(parent)
+        self.parent = parent
+
+
+@dataclass
+class Conflict:
+    property: str
+    base: Any
+    source_value: Any
+    target_value: Any
+    winner: str  # "source" | "target"
+    reason: str
+
+
+@dataclass
+class PairPlan:
+    to_target: dict[str, Any] = field(default_factory=dict)  # target path → canonical value
+    to_source: dict[str, Any] = field(default_factory=dict)  # source path → value
+    base: dict[str, Any] = field(default_factory=dict)  # target path → agreed value
+    conflicts: list[Conflict] = field(default_factory=list)
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.to_target or self.to_source)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return bool(type(a) is type(b) and a == b) or (
+        isinstance(a, int | float)
+        and isinstance(b, int | float)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+        and a == b
+    )
+
+
+def source_value(flow: Flow, m: Mapping, data: dict[str, Any], translate: Translate) -> Any:
+    """The source's value of a mapping, in the target's type (references translated)."""
+    raw = data.get(m.source)
+    if m.is_reference:
+        if raw is None or raw == "" or raw == 0:
+            return None
+        rid = coerce(raw, DataType.REFERENCE)
+        target_id = translate(
+            flow.source[0], m.source_ref_type, rid, flow.target[0], m.target_ref_type
+        )
+        if target_id is None:
+            raise WaitForParent(f"{flow.source[0]}:{m.source_ref_type or '?'}:{rid}")
+        return target_id
+    return coerce(raw, m.type)
+
+
+def target_value(m: Mapping, data: dict[str, Any]) -> Any:
+    raw = data.get(m.target)
+    if m.is_reference and (raw == "" or raw == 0):
+        return None
+    return coerce(raw, m.type)
+
+
+def inverse_value(flow: Flow, m: Mapping, value: Any, translate: Translate) -> Any:
+    """A target value converted for the source (references translated back)."""
+    if value is None:
+        return None
+    if m.is_reference:
+        source_id = translate(
+            flow.target[0], m.target_ref_type, value, flow.source[0], m.source_ref_type
+        )
+        if source_id is None:
+            raise WaitForParent(f"{flow.target[0]}:{m.target_ref_type or '?'}:{value}")
+        return _id_like(source_id)
+    if m.source_type is not None and m.source_type is not DataType.REFERENCE:
+        return coerce(value, m.source_type)
+    return value
+
+
+def _id_like(value: str) -> Any:
+    return int(value) if value.isdigit() and len(value) < 19 else value
+
+
+def create_values(
+    flow: Flow, data: dict[str, Any], translate: Translate
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Values for a new target record, and the base they establish."""
+    values: dict[str, Any] = {}
+    base: dict[str, Any] = {}
+    for m in flow.mappings:
+        if m.direction == "backward":
+            continue
+        value = _convert(m, source_value, flow, m, data, translate)
+        base[m.target] = value
+        if value is not None:
+            values[m.target] = value
+    return values, base
+
+
+def _convert(m: Mapping, get: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return get(*args)
+    except ConversionError as exc:
+        raise ConversionError(f"{m.source} → {m.target}: {exc}") from None
+
+
+def plan_pair(
+    flow: Flow,
+    source: dict[str, Any],
+    target: dict[str, Any],
+    base: dict[str, Any],
+    source_modified: str | None,
+    target_modified: str | None,
+    translate: Translate,
+) -> PairPlan:
+    """The three-way merge of one linked pair.  ``base`` empty means "just linked"."""
+    plan = PairPlan()
+    first_link = not base
+    for m in flow.mappings:
+        s_val = _convert(m, source_value, flow, m, source, translate)
+        t_val = _convert(m, target_value, m, target)
+        b_val = base.get(m.target, MISSING)
+        if _same(s_val, t_val):
+            plan.base[m.target] = s_val
+            continue
+        if m.direction == "backward":
+            _to_source(flow, m, plan, t_val, translate)
+            continue
+        if first_link or b_val is MISSING:
+            # Just linked (merge criteria): the source fills the target; a value only the
+            # target has flows back.
+            if s_val is None and m.direction == "both" and not _source_locked(flow, m):
+                _to_source(flow, m, plan, t_val, translate)
+            else:
+                plan.to_target[m.target] = s_val
+                plan.base[m.target] = s_val
+            continue
+        source_moved = not _same(s_val, _coerce_base(m, b_val))
+        target_moved = not _same(t_val, _coerce_base(m, b_val))
+        if source_moved and not target_moved:
+            plan.to_target[m.target] = s_val
+            plan.base[m.target] = s_val
+        elif target_moved and not source_moved:
+            if _source_locked(flow, m):
+                plan.to_target[m.target] = s_val
+                plan.base[m.target] = s_val
+                plan.conflicts.append(
+                    Conflict(m.target, b_val, s_val, t_val, "source", _lock_reason(flow, m))
+                )
+            else:
+                _to_source(flow, m, plan, t_val, translate)
+        else:
+            winner, reason = _winner(flow, m, source_modified, target_modified)
+            if winner == "source":
+                plan.to_target[m.target] = s_val
+                plan.base[m.target] = s_val
+            else:
+                _to_source(flow, m, plan, t_val, translate)
+            plan.conflicts.append(Conflict(m.target, b_val, s_val, t_val, winner, reason))
+    return plan
+
+
+def _coerce_base(m: Mapping, value: Any) -> Any:
+    try:
+        return coerce(value, m.type) if value is not None else None
+    except ConversionError:
+        return value
+
+
+def _to_source(flow: Flow, m: Mapping, plan: PairPlan, t_val: Any, translate: Translate) -> None:
+    plan.to_source[m.source] = inverse_value(flow, m, t_val, translate)
+    plan.base[m.target] = t_val
+
+
+def _source_locked(flow: Flow, m: Mapping) -> bool:
+    if m.direction == "forward" or flow.source_et.read_only:
+        return True
+    prop = flow.source_et.property(m.source)
+    return bool(prop and prop.read_only)
+
+
+def _lock_reason(flow: Flow, m: Mapping) -> str:
+    if flow.source_et.read_only:
+        return (
+            f"{flow.source[0]}.{flow.source[1]} is read-only: the edit made in "
+            f"{flow.target[0]} was reverted to the source value"
+        )
+    if m.direction == "forward":
+        return "the property is mapped one way (forward): the target edit was reverted"
+    return (
+        f"{flow.source[0]}.{flow.source[1]}.{m.source} is read-only: the target edit was reverted"
+    )
+
+
+def _winner(flow: Flow, m: Mapping, s_mod: str | None, t_mod: str | None) -> tuple[str, str]:
+    if _source_locked(flow, m):
+        return "source", _lock_reason(flow, m)
+    s_time, t_time = _parse(s_mod), _parse(t_mod)
+    if s_time is not None and t_time is not None and s_time != t_time:
+        if s_time > t_time:
+            return "source", f"both sides changed; {flow.source[0]} changed last ({s_mod})"
+        return "target", f"both sides changed; {flow.target[0]} changed last ({t_mod})"
+    side = "source" if flow.priority == flow.source[0] else "target"
+    return side, f"both sides changed at the same time; priority goes to {flow.priority}"
+
+
+def _parse(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

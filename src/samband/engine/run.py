@@ -1,0 +1,1053 @@
+"""One run: collect → link → plan → apply → commit.  The :class:`Engine` owns it."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from samband.config.env import resolve, resolve_all
+from samband.config.loader import base_dir
+from samband.config.model import Config
+from samband.config.validate import load_valid
+from samband.connectors.base import Connector, EntityType, RecordData
+from samband.connectors.registry import create_connector
+from samband.engine.apply import (
+    Batch,
+    FlowCounts,
+    audit_row,
+    external_ref,
+    index_rows,
+    new_snapshot,
+    updated_snapshot,
+)
+from samband.engine.collect import Collector, CollectStats, combination_key, modified_of
+from samband.engine.link import Translator, creation_allowed, find_matches, passes_filter
+from samband.engine.model import Flow, TypeKey, TypeUse, compile_flows, type_order
+from samband.engine.plan import PairPlan, WaitForParent, create_values, plan_pair
+from samband.errors import (
+    CircuitBreakerTripped,
+    ConnectorError,
+    ConversionError,
+    InUse,
+    NotFound,
+    QuotaExhausted,
+    RecordError,
+    RunLocked,
+    SambandError,
+    TransientError,
+)
+from samband.store.store import Link, Snapshot, Store, dumps, now_iso, split_ref
+from samband.types import to_json
+
+LEASE = "samband-run"
+LEASE_TTL = 300.0
+
+
+class Progress(Protocol):
+    def phase(self, name: str, total: int | None = None) -> None: ...
+    def advance(self, count: int = 1) -> None: ...
+    def done(self) -> None: ...
+
+
+class _NoProgress:
+    def phase(self, name: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, count: int = 1) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+@dataclass
+class RunReport:
+    """What one run did.  ``to_dict()`` is what ``samband sync --json`` prints."""
+
+    run_id: int | None
+    dry_run: bool
+    started_at: str
+    finished_at: str | None = None
+    status: str = "running"
+    dataflows: dict[str, FlowCounts] = field(default_factory=dict)
+    collected: dict[str, dict[str, int]] = field(default_factory=dict)
+    api_calls: int = 0
+    api_calls_by_system: dict[str, int] = field(default_factory=dict)
+    plan: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    resume_at: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in ("ok", "dry-run", "stopped", "paused")
+
+    def total(self) -> FlowCounts:
+        total = FlowCounts()
+        for counts in self.dataflows.values():
+            total.add(counts)
+        return total
+
+    @property
+    def writes(self) -> int:
+        return self.total().writes
+
+    def to_dict(self) -> dict[str, Any]:
+        total = self.total().as_dict()
+        return {
+            **total,
+            "api_calls": self.api_calls,
+            "api_calls_by_system": self.api_calls_by_system,
+            "run_id": self.run_id,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "dataflows": {key: counts.as_dict() for key, counts in self.dataflows.items()},
+            "collected": self.collected,
+            "plan": self.plan,
+            "messages": self.messages,
+            "resume_at": self.resume_at,
+        }
+
+
+def parse_interval(text: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not an interval (use e.g. 30s, 5m, 1h)")
+    value, unit = float(match.group(1)), match.group(2) or "s"
+    return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
+class Engine:
+    """Runs the dataflows of a config.  Use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        connectors: Mapping[str, Connector] | None = None,
+        store_url: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        state_dir: str | None = None,
+        chunk_size: int = 500,
+        max_rounds: int = 12,
+    ) -> None:
+        self.config = config
+        self.base_dir = base_dir(config)
+        self.environ = os.environ if environ is None else environ
+        self.store_url = store_url or config.store
+        self.state_dir = state_dir or str(Path(self.base_dir) / ".samband")
+        self.chunk_size = chunk_size
+        self.max_rounds = max_rounds
+        self._connectors: dict[str, Connector] = dict(connectors or {})
+        self._checked: set[str] = set()
+        self._store: Store | None = None
+        self._owner = f"{os.uname().nodename}:{os.getpid()}:{id(self)}"
+        self.flows: list[Flow] = []
+        self.uses: dict[TypeKey, TypeUse] = {}
+        self._compiled = False
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **options: Any) -> Engine:
+        """An engine for the config file at ``path`` (validated first)."""
+        return cls(load_valid(path).config, **options)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        for connector in self._connectors.values():
+            try:
+                connector.close()
+            except Exception:
+                pass
+
+    # -- set-up -------------------------------------------------------------------
+    def systems_in_use(self) -> list[str]:
+        seen: list[str] = []
+        for flow in self.config.dataflows:
+            for system in (flow.source_system, flow.target_system):
+                if system not in seen:
+                    seen.append(system)
+        return seen
+
+    def connector(self, system_id: str) -> Connector:
+        if system_id not in self._connectors:
+            system = self.config.systems[system_id]
+            resolved = system.model_copy(deep=True)
+            extra = resolved.model_extra if resolved.model_extra is not None else {}
+            for key, value in list(extra.items()):
+                if isinstance(value, str):
+                    extra[key] = resolve(value, self.environ, system=system_id)
+            extra.setdefault("base_dir", self.base_dir)
+            credentials = resolve_all(system.credentials, self.environ, system=system_id)
+            self._connectors[system_id] = create_connector(
+                system_id,
+                resolved,
+                credentials,
+                state_dir=self.state_dir,
+                overlap_seconds=self.config.defaults.overlap_seconds,
+            )
+        return self._connectors[system_id]
+
+    def compile(self) -> None:
+        if self._compiled:
+            return
+        schemas: dict[str, dict[str, EntityType]] = {}
+        for system_id in self.systems_in_use():
+            schemas[system_id] = self.connector(system_id).entity_types()
+        self.flows, self.uses = compile_flows(self.config, schemas)
+        self.order = type_order(self.flows, self.uses)
+        for key, use in self.uses.items():
+            connector = self.connector(key[0])
+            wanted = set(use.paths)
+            et = use.entity_type
+            wanted.update(p for p in (et.id_field, et.modified_field, et.external_ref_field) if p)
+            connector.wanted_fields[key[1]] = wanted
+        self._compiled = True
+
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.store_url, base_dir=self.base_dir)
+        return self._store
+
+    # -- the run --------------------------------------------------------------------
+    def sync(
+        self,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RunReport:
+        """One run.  ``dry_run`` plans without any write call and rolls back the store."""
+        self.compile()
+        progress = progress or _NoProgress()
+        stop = should_stop or (lambda: False)
+        store = (
+            Store(self.store_url, base_dir=self.base_dir, dry_run=True) if dry_run else self.store()
+        )
+        report = RunReport(
+            None, dry_run, now_iso(), dataflows={f.key: FlowCounts() for f in self.flows}
+        )
+        calls_before = {s: c.stats.api_calls for s, c in self._connectors.items()}
+        run = _Run(self, store, report, progress, stop)
+        try:
+            if not dry_run:
+                self._take_lease(store)
+            report.run_id = store.begin_run(dry_run)
+            self._check_systems()
+            run.execute(force)
+            report.status = "dry-run" if dry_run else ("stopped" if run.stopped else "ok")
+        except QuotaExhausted as exc:
+            report.status = "paused"
+            report.resume_at = exc.resume_at.isoformat() if exc.resume_at else None
+            report.messages.append(f"{exc}; all state is saved: run again then to go on")
+        except (ConnectorError, CircuitBreakerTripped, RunLocked) as exc:
+            report.status = "failed"
+            report.messages.append(str(exc))
+            if isinstance(exc, CircuitBreakerTripped | RunLocked):
+                raise
+        finally:
+            report.finished_at = now_iso()
+            for system, connector in self._connectors.items():
+                used = connector.stats.api_calls - calls_before.get(system, 0)
+                report.api_calls_by_system[system] = used
+            report.api_calls = sum(report.api_calls_by_system.values())
+            progress.done()
+            try:
+                if report.run_id is not None and not dry_run:
+                    store.finish_run(report.run_id, report.status, report.to_dict())
+            finally:
+                if dry_run:
+                    store.close()
+                else:
+                    self._release_lease(store)
+        return report
+
+    def _check_systems(self) -> None:
+        for system_id in self.systems_in_use():
+            if system_id not in self._checked:
+                self.connector(system_id).check()
+                self._checked.add(system_id)
+
+    def _take_lease(self, store: Store) -> None:
+        if store.acquire_lease(LEASE, self._owner, LEASE_TTL):
+            return
+        holder = store.lease_holder(LEASE)
+        if holder and _owner_is_dead(holder[0]):
+            # same machine, process gone (killed): the lease is stale
+            store.release_lease(LEASE, holder[0])
+            if store.acquire_lease(LEASE, self._owner, LEASE_TTL):
+                return
+        owner, until = holder or ("?", "?")
+        raise RunLocked(
+            f"another samband run ({owner}) is using this store; it holds the lease until "
+            f"{until}. Wait for it to finish (or for the lease to expire)."
+        )
+
+    def _release_lease(self, store: Store) -> None:
+        try:
+            store.release_lease(LEASE, self._owner)
+        except SambandError:
+            pass
+
+    def renew_lease(self, store: Store) -> None:
+        if not store.dry_run:
+            store.acquire_lease(LEASE, self._owner, LEASE_TTL)
+
+
+def _owner_is_dead(owner: str) -> bool:
+    parts = owner.split(":")
+    if len(parts) < 2 or parts[0] != os.uname().nodename:
+        return False
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class _Run:
+    """The state of one run in progress."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        report: RunReport,
+        progress: Progress,
+        stop: Callable[[], bool],
+    ) -> None:
+        self.engine, self.store, self.report, self.progress = engine, store, report, progress
+        self.stop = stop
+        self.stopped = False
+        self.dry_run = store.dry_run
+        self.translator = Translator(store)
+        self.collected: dict[TypeKey, CollectStats] = {}
+        self.resigned: set[TypeKey] = set()
+        self.fake_ids = 0
+        # a written record must be planned again when its type takes part in another dataflow
+        self.propagates: dict[tuple[TypeKey, str], bool] = {}
+        for flow in engine.flows:
+            for key in (flow.source, flow.target):
+                use = engine.uses[key]
+                others = [f for f in use.as_source + use.as_target if f.key != flow.key]
+                self.propagates[(key, flow.key)] = bool(others)
+
+    @property
+    def run_id(self) -> int:
+        return self.report.run_id or 0
+
+    def counts(self, flow: Flow) -> FlowCounts:
+        return self.report.dataflows[flow.key]
+
+    # -- the stages -------------------------------------------------------------------
+    def execute(self, force: bool) -> None:
+        self.collect()
+        self.recover_intents()
+        if not force:
+            self.circuit_breaker()
+        self.plan_and_apply()
+
+    def collect(self) -> None:
+        collector = Collector(self.store)
+        self.progress.phase("collect", len(self.engine.order))
+        for key in self.engine.order:
+            use = self.engine.uses[key]
+            _, signature = self.store.get_cursor(*key)
+            if signature is not None and signature != use.signature:
+                self.resigned.add(key)
+            stats = collector.collect(use, self.engine.connector(key[0]))
+            self.collected[key] = stats
+            self.report.collected[f"{key[0]}.{key[1]}"] = {
+                "read": stats.read,
+                "changed": stats.changed,
+                "deleted": stats.deleted,
+            }
+            self.progress.advance()
+
+    def recover_intents(self) -> None:
+        """Creates that were interrupted: find what they created; never create again."""
+        intents = self.store.open_intents()
+        if not intents or self.dry_run:
+            return
+        flows = {f.key: f for f in self.engine.flows}
+        for intent in intents:
+            flow = flows.get(intent["dataflow"])
+            with self.store.tx():
+                if flow is None:
+                    self.store.remove_intents([intent["key"]])
+                    continue
+                record = self._find_created(flow, intent)
+                if record is not None:
+                    self._link_recovered(flow, intent, record)
+                self.store.remove_intents([intent["key"]])
+                self.store.set_dirty([intent["source_ref"]])
+
+    def _find_created(self, flow: Flow, intent: dict[str, Any]) -> RecordData | Snapshot | None:
+        connector = self.engine.connector(flow.target[0])
+        if flow.target_et.external_ref_field:
+            return connector.find_by_external_ref(flow.target[1], intent["external_ref"])
+        values = _loads_values(intent["values"])
+        for index, combination in enumerate(flow.match):
+            key = combination_key(
+                [values.get(t.target) for t in combination], [t.normalizer for t in combination]
+            )
+            if key is None:
+                continue
+            rids = self.store.lookup_match(flow.match_index(index), [key]).get(key, [])
+            linked = self.store.links_by(
+                flow.key, "target", [f"{flow.target[0]}:{flow.target[1]}:{r}" for r in rids]
+            )
+            free = [r for r in rids if f"{flow.target[0]}:{flow.target[1]}:{r}" not in linked]
+            if len(free) == 1:
+                return self.store.snapshots(*flow.target, free).get(free[0])
+        return None
+
+    def _link_recovered(
+        self, flow: Flow, intent: dict[str, Any], record: RecordData | Snapshot
+    ) -> None:
+        rid = record.rid if isinstance(record, Snapshot) else record.id
+        target_ref = f"{flow.target[0]}:{flow.target[1]}:{rid}"
+        if self.store.links_by(flow.key, "source", [intent["source_ref"]]):
+            return
+        if self.store.links_by(flow.key, "target", [target_ref]):
+            return
+        values = _loads_values(intent["values"])
+        base = {m.target: values.get(m.target) for m in flow.mappings if m.direction != "backward"}
+        self.store.add_links(
+            [
+                {
+                    "dataflow": flow.key,
+                    "source_ref": intent["source_ref"],
+                    "target_ref": target_ref,
+                    "base": dumps(base),
+                    "how": "recovered",
+                    "created_run": self.run_id,
+                    "created_at": now_iso(),
+                }
+            ]
+        )
+        if isinstance(record, RecordData):
+            use = self.engine.uses[flow.target]
+            _snap, row = new_snapshot(use, record.id, {}, record.data, modified_of(use, record), 0)
+            self.store.put_snapshots([row])
+        self.store.add_audit([audit_row(self.run_id, target_ref, flow, "recover", None, base)])
+        self.translator.learn((intent["source_ref"], target_ref))
+
+    def circuit_breaker(self) -> None:
+        defaults = self.engine.config.defaults
+        for flow in self.engine.flows:
+            if flow.source in self.resigned:
+                continue
+            links = self.store.count_links(flow.key)
+            if links < 10:
+                continue
+            stats = self.collected.get(flow.source, CollectStats())
+            share = flow.config.max_delete_share or defaults.max_delete_share
+            if flow.config.on_delete != "unlink" and stats.deleted > share * links:
+                raise CircuitBreakerTripped(
+                    f"circuit breaker: dataflow {flow.key} would {flow.config.on_delete} "
+                    f"{stats.deleted} of {links} linked {flow.target[0]}.{flow.target[1]} records "
+                    f"({stats.deleted / links:.0%} > max_delete_share {share:.0%}). Nothing was "
+                    "written. If this is intended, run `samband sync --force` (or raise "
+                    "max_delete_share in the dataflow)."
+                )
+            share = flow.config.max_change_share or defaults.max_change_share
+            if stats.changed > share * links:
+                changed_linked = self._count_dirty_linked(flow)
+                if changed_linked > share * links:
+                    raise CircuitBreakerTripped(
+                        f"circuit breaker: dataflow {flow.key} would rewrite {changed_linked} of "
+                        f"{links} linked records ({changed_linked / links:.0%} > max_change_share "
+                        f"{share:.0%}). Nothing was written; the changes are kept for the next "
+                        "run. If this is intended, run `samband sync --force` (or raise "
+                        "max_change_share)."
+                    )
+
+    def _count_dirty_linked(self, flow: Flow) -> int:
+        count, after = 0, None
+        system, etype = flow.source
+        while True:
+            batch = self.store.dirty_batch(system, etype, after, 2000)
+            if not batch:
+                return count
+            refs = [f"{system}:{etype}:{rid}" for rid, _ in batch]
+            count += len(self.store.links_by(flow.key, "source", refs))
+            after = batch[-1][0]
+
+    # -- plan and apply -------------------------------------------------------------
+    def plan_and_apply(self) -> None:
+        total = sum(self.store.count_dirty(*key) for key in self.engine.order)
+        self.progress.phase("sync", total)
+        for _round in range(self.engine.max_rounds):
+            progressed = False
+            remaining = False
+            for key in self.engine.order:
+                after: str | None = None
+                while True:
+                    if self.stop():
+                        self.stopped = True
+                        return
+                    chunk = self.store.dirty_batch(*key, after, self.engine.chunk_size)
+                    if not chunk:
+                        break
+                    after = chunk[-1][0]
+                    batch = self.process_chunk(key, chunk)
+                    progressed = progressed or batch.progress
+                    remaining = remaining or bool(batch.keep_dirty)
+                    self.progress.advance(len(chunk))
+                    self.engine.renew_lease(self.store)
+            if not progressed:
+                break
+            if not remaining and not any(self.store.count_dirty(*k) for k in self.engine.order):
+                break
+        self._report_waiting()
+
+    def _report_waiting(self) -> None:
+        for flow in self.engine.flows:
+            waiting = self.counts(flow).waiting
+            if waiting:
+                self.report.messages.append(
+                    f"{flow.key}: {waiting} record(s) wait for their parent to be linked"
+                )
+
+    def process_chunk(self, key: TypeKey, chunk: list[tuple[str, int]]) -> Batch:
+        use = self.engine.uses[key]
+        system, etype = key
+        snaps = self.store.snapshots(system, etype, [rid for rid, _ in chunk])
+        batch = Batch()
+        for flow in use.as_source:
+            self.source_side(flow, snaps, batch)
+        for flow in use.as_target:
+            self.target_side(flow, snaps, batch)
+        seen = [
+            (rid, dirty)
+            for rid, dirty in chunk
+            if f"{system}:{etype}:{rid}" not in batch.keep_dirty
+        ]
+        self.write_batch(batch, key, seen)
+        return batch
+
+    def write_batch(self, batch: Batch, key: TypeKey, seen: list[tuple[str, int]]) -> None:
+        store = self.store
+        with store.tx():
+            if batch.drop_links:
+                store.delete_links(batch.drop_links)
+            store.add_links(batch.links)
+            store.set_bases(list(batch.bases.items()))
+            store.put_snapshots(list(batch.snapshots.values()))
+            for name, entries in batch.match.items():
+                store.set_match_keys(name, entries)
+            store.add_audit(batch.audit)
+            store.add_conflicts(batch.conflicts)
+            for flow_key, refs in batch.resolved.items():
+                store.resolve_dead_letters(refs, flow_key)
+            for ref, flow_key, kind, reason, details in batch.dead:
+                store.add_dead_letter(ref, flow_key, kind, reason, details, self.run_id)
+            for flow_key, refs in batch.waiting_done.items():
+                store.done_waiting(flow_key, refs)
+            store.remove_intents(batch.intents_done)
+            store.clear_dirty(key[0], key[1], seen)
+
+    # -- source side ---------------------------------------------------------------------
+    def _prefetch(self, flow: Flow, snaps: list[Snapshot], side: str) -> None:
+        refs: set[str] = set()
+        for m in flow.mappings:
+            if not m.is_reference:
+                continue
+            system, etype, path = (
+                (flow.source[0], m.source_ref_type, m.source)
+                if side == "source"
+                else (flow.target[0], m.target_ref_type, m.target)
+            )
+            if etype is None:
+                continue
+            for snap in snaps:
+                value = snap.data.get(path)
+                if value not in (None, "", 0):
+                    refs.add(f"{system}:{etype}:{value}")
+        if refs:
+            self.translator.prefetch(refs)
+
+    def source_side(self, flow: Flow, snaps: dict[str, Snapshot], batch: Batch) -> None:
+        refs = [snap.ref for snap in snaps.values()]
+        links = self.store.links_by(flow.key, "source", refs)
+        self._prefetch(flow, list(snaps.values()), "source")
+        target_rids = [split_ref(link.target_ref)[2] for link in links.values()]
+        targets = self.store.snapshots(*flow.target, target_rids)
+        if targets:
+            self._prefetch(flow, list(targets.values()), "target")
+        unlinked: dict[str, Snapshot] = {}
+        for snap in snaps.values():
+            link = links.get(snap.ref)
+            if snap.deleted:
+                if link is not None:
+                    self.source_deleted(
+                        flow, link, targets.get(split_ref(link.target_ref)[2]), batch
+                    )
+                continue
+            if link is None:
+                unlinked[snap.rid] = snap
+                continue
+            target = targets.get(split_ref(link.target_ref)[2])
+            if target is None or target.deleted:
+                continue  # the target side unlinks it
+            self.sync_pair(flow, link, snap, target, batch)
+        if unlinked:
+            self.link_or_create(flow, unlinked, batch)
+
+    def target_side(self, flow: Flow, snaps: dict[str, Snapshot], batch: Batch) -> None:
+        refs = [snap.ref for snap in snaps.values()]
+        links = self.store.links_by(flow.key, "target", refs)
+        if not links:
+            return
+        sources = self.store.snapshots(
+            *flow.source, [split_ref(lk.source_ref)[2] for lk in links.values()]
+        )
+        self._prefetch(flow, list(sources.values()), "source")
+        self._prefetch(flow, list(snaps.values()), "target")
+        for snap in snaps.values():
+            link = links.get(snap.ref)
+            if link is None:
+                continue
+            if snap.deleted:
+                batch.drop_links.append(link.id)
+                self.translator.forget(link.source_ref, link.target_ref)
+                batch.audit.append(
+                    audit_row(
+                        self.run_id,
+                        snap.ref,
+                        flow,
+                        "unlink",
+                        {"linked_to": link.source_ref},
+                        {"reason": "deleted in target"},
+                    )
+                )
+                batch.progress = True
+                self._plan_line(f"unlink {link.source_ref} ↔ {snap.ref} (target deleted)")
+                continue
+            source = sources.get(split_ref(link.source_ref)[2])
+            if source is None or source.deleted:
+                continue
+            self.sync_pair(flow, link, source, snap, batch)
+
+    def link_or_create(self, flow: Flow, unlinked: dict[str, Snapshot], batch: Batch) -> None:
+        tsys, ttype = flow.target
+        eligible = {rid: s for rid, s in unlinked.items() if passes_filter(flow, s.data)}
+        matches = (
+            find_matches(self.store, flow, {rid: s.data for rid, s in eligible.items()})
+            if flow.match
+            else {}
+        )
+        candidates = sorted({c for found in matches.values() for c in found})
+        taken = self.store.links_by(flow.key, "target", [f"{tsys}:{ttype}:{c}" for c in candidates])
+        targets = self.store.snapshots(tsys, ttype, candidates)
+        creates: list[Snapshot] = []
+        for rid, snap in eligible.items():
+            found = [
+                c
+                for c in sorted(matches.get(rid, ()))
+                if f"{tsys}:{ttype}:{c}" not in taken
+                and f"{tsys}:{ttype}:{c}" not in batch.claimed
+                and c in targets
+                and not targets[c].deleted
+            ]
+            if len(found) == 1:
+                self.link_matched(flow, snap, targets[found[0]], batch)
+            elif len(found) > 1:
+                refs = [f"{tsys}:{ttype}:{c}" for c in found]
+                self.counts(flow).ambiguous += 1
+                batch.dead.append(
+                    (
+                        snap.ref,
+                        flow.key,
+                        "ambiguous",
+                        f"matches {len(found)} {tsys}.{ttype} records by the merge criteria; "
+                        "nothing was linked or created. Make the criteria unique, or link "
+                        "by hand, then `samband retry`.",
+                        {"candidates": refs},
+                    )
+                )
+                self._plan_line(f"ambiguous {snap.ref}: {', '.join(refs)}")
+            elif flow.config.create and creation_allowed(flow, snap.data, self.translator):
+                creates.append(snap)
+        if creates:
+            self.create(flow, creates, batch)
+
+    def link_matched(self, flow: Flow, source: Snapshot, target: Snapshot, batch: Batch) -> None:
+        batch.claimed.add(target.ref)
+        self.counts(flow).linked += 1
+        batch.progress = True
+        self._plan_line(f"link {source.ref} ↔ {target.ref} (merge criteria)")
+        link = Link(-1, flow.key, source.ref, target.ref, {}, "matched")
+        self.translator.learn((source.ref, target.ref))
+        self.sync_pair(flow, link, source, target, batch)
+
+    def create(self, flow: Flow, sources: list[Snapshot], batch: Batch) -> None:
+        tsys, ttype = flow.target
+        prepared: list[tuple[Snapshot, dict[str, Any], dict[str, Any], str]] = []
+        for snap in sources:
+            try:
+                values, base = create_values(flow, snap.data, self.translator)
+            except WaitForParent as wait:
+                self._wait(flow, snap, wait.parent, batch)
+                continue
+            except ConversionError as exc:
+                self._dead(flow, snap.ref, "conversion", str(exc), batch)
+                continue
+            prepared.append((snap, values, base, external_ref(flow, snap.ref)))
+        if not prepared:
+            return
+        if self.dry_run:
+            for snap, values, _base, _ext in prepared:
+                self.counts(flow).created += 1
+                self._plan_line(f"create {tsys}.{ttype} from {snap.ref}: {_show(values)}")
+            return
+        intent_rows: list[dict[str, Any]] = [
+            {
+                "key": f"{flow.key}|{snap.ref}",
+                "dataflow": flow.key,
+                "source_ref": snap.ref,
+                "target_system": tsys,
+                "target_etype": ttype,
+                "external_ref": ext,
+                "values": dumps({k: to_json(v) for k, v in values.items()}),
+                "run_id": self.run_id,
+                "created_at": now_iso(),
+            }
+            for snap, values, _base, ext in prepared
+        ]
+        with self.store.tx():
+            self.store.add_intents(intent_rows)
+        connector = self.engine.connector(tsys)
+        use = self.engine.uses[flow.target]
+        stamp = flow.target_et.external_ref_field is not None
+        for (snap, values, base, ext), intent in zip(prepared, intent_rows, strict=True):
+            try:
+                record = connector.create(ttype, values, ext if stamp else None)
+            except RecordError as exc:
+                batch.intents_done.append(intent["key"])
+                self._dead(
+                    flow,
+                    snap.ref,
+                    "rejected",
+                    f"{tsys} refused the create: {exc.reason}",
+                    batch,
+                    {"values": values},
+                )
+                continue
+            except TransientError as exc:
+                # The create may have happened: the intent stays open and is resolved by lookup.
+                batch.keep_dirty.add(snap.ref)
+                self._dead(flow, snap.ref, "transient", str(exc), batch)
+                continue
+            target_ref = f"{tsys}:{ttype}:{record.id}"
+            dirty = self.store.next_seq() if self.propagates[(flow.target, flow.key)] else 0
+            tsnap, row = new_snapshot(
+                use, str(record.id), values, record.data, modified_of(use, record), dirty
+            )
+            batch.snapshots[target_ref] = row
+            index_rows(use, batch, [row], [tsnap.data])
+            batch.links.append(
+                {
+                    "dataflow": flow.key,
+                    "source_ref": snap.ref,
+                    "target_ref": target_ref,
+                    "base": dumps(base),
+                    "how": "created",
+                    "created_run": self.run_id,
+                    "created_at": now_iso(),
+                }
+            )
+            batch.claimed.add(target_ref)
+            batch.intents_done.append(intent["key"])
+            batch.audit.append(audit_row(self.run_id, target_ref, flow, "create", None, values))
+            batch.ok(flow, snap.ref)
+            batch.waiting_done.setdefault(flow.key, set()).add(snap.ref)
+            batch.progress = True
+            self.translator.learn((snap.ref, target_ref))
+            self.counts(flow).created += 1
+
+    def sync_pair(
+        self, flow: Flow, link: Link, source: Snapshot, target: Snapshot, batch: Batch
+    ) -> None:
+        try:
+            plan = plan_pair(
+                flow,
+                source.data,
+                target.data,
+                link.base,
+                source.modified,
+                target.modified,
+                self.translator,
+            )
+        except WaitForParent as wait:
+            self._wait(flow, source, wait.parent, batch)
+            if link.id < 0:
+                batch.claimed.discard(target.ref)
+            return
+        except ConversionError as exc:
+            self._dead(flow, source.ref, "conversion", str(exc), batch)
+            return
+        new_base = dict(link.base)
+        new_base.update(plan.base)
+        for conflict in plan.conflicts:
+            self.counts(flow).conflicts += 1
+            batch.conflicts.append(
+                {
+                    "run_id": self.run_id,
+                    "at": now_iso(),
+                    "dataflow": flow.key,
+                    "source_ref": source.ref,
+                    "target_ref": target.ref,
+                    "property": conflict.property,
+                    "base": dumps(conflict.base) if conflict.base is not _missing() else None,
+                    "source_value": dumps(conflict.source_value),
+                    "target_value": dumps(conflict.target_value),
+                    "winner": conflict.winner,
+                    "reason": conflict.reason,
+                }
+            )
+        failed = False
+        if plan.to_target:
+            failed |= not self._update(
+                flow, flow.target, target, plan.to_target, plan, batch, new_base, "target"
+            )
+        if plan.to_source:
+            failed |= not self._update(
+                flow, flow.source, source, plan.to_source, plan, batch, new_base, "source"
+            )
+        if link.id < 0:
+            if failed and not plan.writes:
+                return
+            batch.links.append(
+                {
+                    "dataflow": flow.key,
+                    "source_ref": source.ref,
+                    "target_ref": target.ref,
+                    "base": dumps(new_base),
+                    "how": link.how,
+                    "created_run": self.run_id,
+                    "created_at": now_iso(),
+                }
+            )
+            batch.audit.append(
+                audit_row(
+                    self.run_id,
+                    target.ref,
+                    flow,
+                    "link",
+                    None,
+                    {"linked_to": source.ref, "how": link.how},
+                )
+            )
+        elif new_base != link.base:
+            batch.bases[link.id] = new_base
+        if not failed:
+            batch.ok(flow, source.ref)
+            batch.waiting_done.setdefault(flow.key, set()).add(source.ref)
+
+    def _update(
+        self,
+        flow: Flow,
+        key: TypeKey,
+        snap: Snapshot,
+        changes: dict[str, Any],
+        plan: PairPlan,
+        batch: Batch,
+        new_base: dict[str, Any],
+        side: str,
+    ) -> bool:
+        system, etype = key
+        if self.dry_run:
+            self.counts(flow).updated += 1
+            self._plan_line(f"update {snap.ref}: {_show(changes)}")
+            return True
+        before = {path: snap.data.get(path) for path in changes}
+        try:
+            record = self.engine.connector(system).update(etype, snap.rid, changes)
+        except (RecordError, TransientError) as exc:
+            kind = "transient" if isinstance(exc, TransientError) else "rejected"
+            if isinstance(exc, NotFound):
+                kind = "rejected"
+            if isinstance(exc, TransientError):
+                batch.keep_dirty.add(snap.ref)
+            self._dead(
+                flow,
+                snap.ref,
+                kind,
+                f"{system} refused the update: {exc}",
+                batch,
+                {"changes": changes},
+            )
+            # what was not written keeps no base, so the next run plans it again
+            for m in flow.mappings:
+                if (m.target if side == "target" else m.source) in changes:
+                    new_base.pop(m.target, None)
+            return False
+        use = self.engine.uses[key]
+        dirty = self.store.next_seq() if self.propagates[(key, flow.key)] else 0
+        modified = modified_of(use, record) if record is not None else None
+        row = updated_snapshot(
+            use,
+            snap,
+            changes,
+            record.data if record is not None else None,
+            modified or now_iso(),
+            dirty,
+        )
+        batch.snapshots[snap.ref] = row
+        index_rows(use, batch, [row], [snap.data])
+        batch.audit.append(audit_row(self.run_id, snap.ref, flow, "update", before, changes))
+        batch.progress = True
+        self.counts(flow).updated += 1
+        return True
+
+    def source_deleted(self, flow: Flow, link: Link, target: Snapshot | None, batch: Batch) -> None:
+        policy = flow.config.on_delete
+        batch.drop_links.append(link.id)
+        self.translator.forget(link.source_ref, link.target_ref)
+        batch.progress = True
+        if policy == "unlink" or target is None or target.deleted:
+            batch.audit.append(
+                audit_row(
+                    self.run_id,
+                    link.target_ref,
+                    flow,
+                    "unlink",
+                    {"linked_to": link.source_ref},
+                    {"reason": "deleted in source"},
+                )
+            )
+            self._plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (source deleted)")
+            return
+        system, etype = flow.target
+        if self.dry_run:
+            self.counts(flow).deleted += 1
+            self._plan_line(f"{policy} {link.target_ref} (source {link.source_ref} deleted)")
+            return
+        connector = self.engine.connector(system)
+        use = self.engine.uses[flow.target]
+        try:
+            if policy == "propagate":
+                try:
+                    connector.delete(etype, target.rid)
+                    target.deleted = True
+                    batch.snapshots[target.ref] = {
+                        "system": system,
+                        "etype": etype,
+                        "rid": target.rid,
+                        "hash": "deleted",
+                        "data": "{}",
+                        "modified": now_iso(),
+                        "deleted": True,
+                        "dirty": 0,
+                        "seen_run": None,
+                    }
+                    index_rows(use, batch, [batch.snapshots[target.ref]], [None])
+                    batch.audit.append(
+                        audit_row(self.run_id, target.ref, flow, "delete", target.data, None)
+                    )
+                    self.counts(flow).deleted += 1
+                    return
+                except InUse:
+                    if flow.target_et.archive is None:
+                        raise
+                except NotFound:
+                    return
+            record = connector.archive(etype, target.rid)
+            archive = flow.target_et.archive
+            changes = {archive[0]: archive[1]} if archive else {}
+            row = updated_snapshot(
+                use, target, changes, record.data if record else None, now_iso(), 0
+            )
+            batch.snapshots[target.ref] = row
+            batch.audit.append(audit_row(self.run_id, target.ref, flow, "archive", None, changes))
+            self.counts(flow).deleted += 1
+        except (RecordError, TransientError) as exc:
+            self._dead(
+                flow,
+                link.target_ref,
+                "rejected",
+                f"could not {policy} after {link.source_ref} was deleted: {exc}",
+                batch,
+            )
+
+    # -- bookkeeping -------------------------------------------------------------------
+    def _wait(self, flow: Flow, snap: Snapshot, parent: str, batch: Batch) -> None:
+        batch.keep_dirty.add(snap.ref)
+        self.counts(flow).waiting += 1
+        if self.dry_run:
+            self._plan_line(f"wait {snap.ref}: parent {parent} is not linked yet")
+            return
+        runs = self.store.note_waiting(flow.key, snap.ref, parent, self.run_id)
+        if runs > self.engine.config.defaults.max_parent_wait_runs:
+            batch.dead.append(
+                (
+                    snap.ref,
+                    flow.key,
+                    "waiting",
+                    f"has waited {runs} runs for its parent {parent}, which is not linked "
+                    f"in {flow.target[0]}; check that the parent is synchronized",
+                    {"parent": parent},
+                )
+            )
+
+    def _dead(
+        self, flow: Flow, ref: str, kind: str, reason: str, batch: Batch, details: Any = None
+    ) -> None:
+        self.counts(flow).errors += 1
+        batch.dead.append((ref, flow.key, kind, reason, details))
+        self._plan_line(f"quarantine {ref}: {reason}")
+
+    def _plan_line(self, line: str) -> None:
+        if self.dry_run:
+            self.report.plan.append(line)
+
+
+def _missing() -> object:
+    from samband.engine.plan import MISSING
+
+    return MISSING
+
+
+def _show(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in list(values.items())[:8])
+
+
+def _loads_values(text: str) -> dict[str, Any]:
+    import orjson
+
+    from samband.types import from_json
+
+    return {k: from_json(v) for k, v in orjson.loads(text).items()}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def monotonic() -> float:
+    return time.monotonic()

@@ -1,0 +1,181 @@
+"""The store's tables (SQLAlchemy Core), the same on SQLite and PostgreSQL.
+
+Values that are JSON are kept as text (orjson), timestamps as ISO-8601 text in UTC, so
+the schema is portable and a dump is readable.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import BigInteger
+
+metadata = MetaData()
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+schema_version = Table(
+    "samband_schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", String(40), nullable=False),
+)
+
+# The last collected state of each record (projected on the properties dataflows use).
+snapshots = Table(
+    "samband_snapshots",
+    metadata,
+    Column("system", String(100), primary_key=True),
+    Column("etype", String(100), primary_key=True),
+    Column("rid", String(200), primary_key=True),
+    Column("hash", String(40), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("modified", String(40)),
+    Column("deleted", Boolean, nullable=False, default=False),
+    # > 0: changed and not yet planned; the value is a sequence number, so a change that
+    # arrives while a ref is being processed is not cleared by mistake.
+    Column("dirty", BigId, nullable=False, default=0),
+    Column("seen_run", BigId),
+)
+Index("ix_samband_snapshots_dirty", snapshots.c.system, snapshots.c.etype, snapshots.c.dirty)
+
+# One row per linked pair of a dataflow; base holds the agreed values per target path.
+links = Table(
+    "samband_links",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("dataflow", String(300), nullable=False),
+    Column("source_ref", String(400), nullable=False),
+    Column("target_ref", String(400), nullable=False),
+    Column("base", Text, nullable=False, default="{}"),
+    Column("how", String(20), nullable=False),  # created | matched | recovered
+    Column("created_run", BigId),
+    Column("created_at", String(40), nullable=False),
+    UniqueConstraint("dataflow", "source_ref", name="uq_samband_links_source"),
+    UniqueConstraint("dataflow", "target_ref", name="uq_samband_links_target"),
+)
+Index("ix_samband_links_target", links.c.target_ref)
+Index("ix_samband_links_source", links.c.source_ref)
+
+# Normalised merge-criteria values of target records: (index name, key) → ref.
+match_keys = Table(
+    "samband_match_keys",
+    metadata,
+    Column("name", String(320), primary_key=True),
+    Column("rid", String(200), primary_key=True),
+    Column("key", String(500), nullable=False),
+)
+Index("ix_samband_match_keys_lookup", match_keys.c.name, match_keys.c.key)
+
+cursors = Table(
+    "samband_cursors",
+    metadata,
+    Column("system", String(100), primary_key=True),
+    Column("etype", String(100), primary_key=True),
+    Column("cursor", Text),
+    Column("fields", String(64)),  # signature of the projected properties
+    Column("updated_at", String(40), nullable=False),
+)
+
+# Written (and committed) before a create call; resolved by lookup after a crash.
+intents = Table(
+    "samband_intents",
+    metadata,
+    Column("key", String(720), primary_key=True),
+    Column("dataflow", String(300), nullable=False),
+    Column("source_ref", String(400), nullable=False),
+    Column("target_system", String(100), nullable=False),
+    Column("target_etype", String(100), nullable=False),
+    Column("external_ref", String(400), nullable=False),
+    Column("values", Text, nullable=False),
+    Column("run_id", BigId),
+    Column("created_at", String(40), nullable=False),
+)
+
+runs = Table(
+    "samband_runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("started_at", String(40), nullable=False),
+    Column("finished_at", String(40)),
+    Column("status", String(20), nullable=False),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("owner", String(200)),
+    Column("stats", Text),
+)
+
+audit = Table(
+    "samband_audit",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", BigId),
+    Column("at", String(40), nullable=False),
+    Column("ref", String(400), nullable=False),
+    Column("dataflow", String(300)),
+    Column("op", String(20), nullable=False),
+    Column("before", Text),
+    Column("after", Text),
+)
+Index("ix_samband_audit_ref", audit.c.ref)
+
+conflicts = Table(
+    "samband_conflicts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", BigId),
+    Column("at", String(40), nullable=False),
+    Column("dataflow", String(300), nullable=False),
+    Column("source_ref", String(400), nullable=False),
+    Column("target_ref", String(400), nullable=False),
+    Column("property", String(300), nullable=False),
+    Column("base", Text),
+    Column("source_value", Text),
+    Column("target_value", Text),
+    Column("winner", String(20), nullable=False),  # source | target
+    Column("reason", Text, nullable=False),
+)
+
+dead_letters = Table(
+    "samband_dead_letters",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("ref", String(400), nullable=False),
+    Column("dataflow", String(300), nullable=False),
+    Column(
+        "kind", String(20), nullable=False
+    ),  # rejected | conversion | ambiguous | waiting | transient
+    Column("reason", Text, nullable=False),
+    Column("details", Text),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("first_at", String(40), nullable=False),
+    Column("last_at", String(40), nullable=False),
+    Column("run_id", BigId),
+    UniqueConstraint("ref", "dataflow", name="uq_samband_dead_letters_ref"),
+)
+
+# Children whose parent is not linked yet.
+waiting = Table(
+    "samband_waiting",
+    metadata,
+    Column("dataflow", String(300), primary_key=True),
+    Column("ref", String(400), primary_key=True),
+    Column("parent", String(400), nullable=False),
+    Column("runs", Integer, nullable=False, default=1),
+    Column("last_run", BigId),
+)
+
+leases = Table(
+    "samband_leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("expires_at", String(40), nullable=False),
+)

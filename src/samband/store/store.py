@@ -1,0 +1,659 @@
+"""The state store: snapshots, links and bases, cursors, intents, runs, audit, conflicts,
+dead letters.  SQLite (embedded, WAL) by default; PostgreSQL for shared deployments.
+
+Every method that writes joins the current transaction; :meth:`Store.tx` commits it
+(or, in a dry run, keeps it open so that :meth:`Store.close` rolls everything back).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from samband.errors import StoreError
+from samband.store import schema as s
+from samband.store.migrations import migrate
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value, default=_default, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _default(value: Any) -> Any:
+    from samband.types import to_json
+
+    converted = to_json(value)
+    if converted is value:
+        return str(value)
+    return converted
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+@dataclass
+class Snapshot:
+    system: str
+    etype: str
+    rid: str
+    hash: str
+    data: dict[str, Any]
+    modified: str | None
+    deleted: bool
+    dirty: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.system}:{self.etype}:{self.rid}"
+
+
+@dataclass
+class Link:
+    id: int
+    dataflow: str
+    source_ref: str
+    target_ref: str
+    base: dict[str, Any]
+    how: str
+
+
+def split_ref(ref: str) -> tuple[str, str, str]:
+    system, etype, rid = ref.split(":", 2)
+    return system, etype, rid
+
+
+def redact_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<store url>"
+
+
+class Store:
+    """One connection to the state store."""
+
+    CHUNK = 500  # rows per IN (...) lookup
+
+    def __init__(self, url: str, *, base_dir: str | None = None, dry_run: bool = False) -> None:
+        self.url = _resolve_sqlite(url, base_dir)
+        self.dry_run = dry_run
+        self.dialect = make_url(self.url).get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise StoreError(
+                f"store {redact_url(self.url)}: use a sqlite:// or postgresql:// store"
+            )
+        if self.dialect == "postgresql" and make_url(self.url).drivername == "postgresql":
+            self.url = str(make_url(self.url).set(drivername="postgresql+psycopg"))
+        try:
+            self.engine: Engine = _create_engine(self.url, self.dialect)
+            self.conn: Connection = self.engine.connect()
+            migrate(self.conn)
+            self.conn.commit()
+        except OperationalError as exc:
+            raise StoreError(
+                f"cannot open the store {redact_url(self.url)}: {_db_message(exc)}"
+            ) from None
+        self._seq = time.time_ns() // 1000
+
+    # -- transactions -------------------------------------------------------------
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        """A unit of work: committed at the end (kept open in a dry run)."""
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.rollback()
+            raise
+        else:
+            if not self.dry_run:
+                try:
+                    self.conn.commit()
+                except SQLAlchemyError as exc:
+                    self.conn.rollback()
+                    raise StoreError(f"cannot write the store: {_db_message(exc)}") from None
+
+    def commit(self) -> None:
+        if not self.dry_run:
+            self.conn.commit()
+
+    def close(self) -> None:
+        try:
+            if self.dry_run:
+                self.conn.rollback()
+            self.conn.close()
+        finally:
+            self.engine.dispose()
+
+    def next_seq(self) -> int:
+        """A dirty-sequence value larger than every earlier one (also across processes)."""
+        self._seq = max(self._seq + 1, time.time_ns() // 1000)
+        return self._seq
+
+    # -- runs and leases ------------------------------------------------------------
+    def begin_run(self, dry_run: bool) -> int:
+        with self.tx() as conn:
+            result = conn.execute(
+                s.runs.insert().values(
+                    started_at=now_iso(), status="running", dry_run=dry_run, owner=_owner()
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def finish_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
+        with self.tx() as conn:
+            conn.execute(
+                update(s.runs)
+                .where(s.runs.c.id == run_id)
+                .values(finished_at=now_iso(), status=status, stats=dumps(stats))
+            )
+
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Take (or renew) a named lease; False when another live owner holds it."""
+        expires = (datetime.now(UTC) + timedelta(seconds=ttl)).isoformat()
+        now = now_iso()
+        conn = self.conn
+        try:
+            if self.dialect == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(_lock_id(name))))
+            row = conn.execute(
+                select(s.leases.c.owner, s.leases.c.expires_at).where(s.leases.c.name == name)
+            ).first()
+            if row is None:
+                conn.execute(s.leases.insert().values(name=name, owner=owner, expires_at=expires))
+            elif row.owner == owner or row.expires_at < now:
+                conn.execute(
+                    update(s.leases)
+                    .where(s.leases.c.name == name)
+                    .values(owner=owner, expires_at=expires)
+                )
+            else:
+                conn.rollback()
+                return False
+            conn.commit()
+            return True
+        except SQLAlchemyError as exc:
+            conn.rollback()
+            raise StoreError(f"cannot take the run lease: {_db_message(exc)}") from None
+
+    def release_lease(self, name: str, owner: str) -> None:
+        self.conn.execute(
+            delete(s.leases).where(and_(s.leases.c.name == name, s.leases.c.owner == owner))
+        )
+        self.conn.commit()
+
+    def lease_holder(self, name: str) -> tuple[str, str] | None:
+        row = self.conn.execute(
+            select(s.leases.c.owner, s.leases.c.expires_at).where(s.leases.c.name == name)
+        ).first()
+        return (row.owner, row.expires_at) if row else None
+
+    # -- cursors ------------------------------------------------------------------
+    def get_cursor(self, system: str, etype: str) -> tuple[str | None, str | None]:
+        row = self.conn.execute(
+            select(s.cursors.c.cursor, s.cursors.c.fields).where(
+                and_(s.cursors.c.system == system, s.cursors.c.etype == etype)
+            )
+        ).first()
+        return (row.cursor, row.fields) if row else (None, None)
+
+    def set_cursor(self, system: str, etype: str, cursor: str | None, fields: str) -> None:
+        self._upsert(
+            s.cursors,
+            [
+                {
+                    "system": system,
+                    "etype": etype,
+                    "cursor": cursor,
+                    "fields": fields,
+                    "updated_at": now_iso(),
+                }
+            ],
+            ["system", "etype"],
+        )
+
+    def all_cursors(self) -> list[dict[str, Any]]:
+        return [dict(r._mapping) for r in self.conn.execute(select(s.cursors))]
+
+    # -- snapshots ----------------------------------------------------------------
+    def snapshot_hashes(
+        self, system: str, etype: str, rids: list[str]
+    ) -> dict[str, tuple[str, bool]]:
+        result: dict[str, tuple[str, bool]] = {}
+        c = s.snapshots.c
+        for part in _chunks(rids, self.CHUNK):
+            rows = self.conn.execute(
+                select(c.rid, c.hash, c.deleted).where(
+                    and_(c.system == system, c.etype == etype, c.rid.in_(part))
+                )
+            )
+            for row in rows:
+                result[row.rid] = (row.hash, bool(row.deleted))
+        return result
+
+    def snapshots(self, system: str, etype: str, rids: Iterable[str]) -> dict[str, Snapshot]:
+        result: dict[str, Snapshot] = {}
+        c = s.snapshots.c
+        for part in _chunks(list(rids), self.CHUNK):
+            rows = self.conn.execute(
+                select(s.snapshots).where(
+                    and_(c.system == system, c.etype == etype, c.rid.in_(part))
+                )
+            )
+            for row in rows:
+                result[row.rid] = Snapshot(
+                    row.system,
+                    row.etype,
+                    row.rid,
+                    row.hash,
+                    loads(row.data),
+                    row.modified,
+                    bool(row.deleted),
+                    int(row.dirty or 0),
+                )
+        return result
+
+    def snapshot(self, ref: str) -> Snapshot | None:
+        system, etype, rid = split_ref(ref)
+        return self.snapshots(system, etype, [rid]).get(rid)
+
+    def put_snapshots(self, rows: list[dict[str, Any]]) -> None:
+        """Insert or replace snapshots (keys: system, etype, rid, hash, data, modified,
+        deleted, dirty, seen_run)."""
+        if rows:
+            self._upsert(s.snapshots, rows, ["system", "etype", "rid"])
+
+    def mark_seen(self, system: str, etype: str, rids: list[str], run_id: int) -> None:
+        c = s.snapshots.c
+        for part in _chunks(rids, self.CHUNK):
+            self.conn.execute(
+                update(s.snapshots)
+                .where(and_(c.system == system, c.etype == etype, c.rid.in_(part)))
+                .values(seen_run=run_id)
+            )
+
+    def unseen_live(self, system: str, etype: str, run_id: int) -> list[str]:
+        c = s.snapshots.c
+        rows = self.conn.execute(
+            select(c.rid).where(
+                and_(
+                    c.system == system,
+                    c.etype == etype,
+                    c.deleted.is_(False),
+                    or_(c.seen_run.is_(None), c.seen_run != run_id),
+                )
+            )
+        )
+        return [r.rid for r in rows]
+
+    def mark_deleted(self, system: str, etype: str, rids: list[str]) -> None:
+        c = s.snapshots.c
+        for part in _chunks(rids, self.CHUNK):
+            self.conn.execute(
+                update(s.snapshots)
+                .where(and_(c.system == system, c.etype == etype, c.rid.in_(part)))
+                .values(deleted=True, dirty=self.next_seq(), hash="deleted")
+            )
+
+    def set_dirty(self, refs: Iterable[str]) -> int:
+        count = 0
+        c = s.snapshots.c
+        for ref in refs:
+            system, etype, rid = split_ref(ref)
+            result = self.conn.execute(
+                update(s.snapshots)
+                .where(and_(c.system == system, c.etype == etype, c.rid == rid))
+                .values(dirty=self.next_seq())
+            )
+            count += result.rowcount or 0
+        return count
+
+    def dirty_batch(
+        self, system: str, etype: str, after: str | None, limit: int
+    ) -> list[tuple[str, int]]:
+        c = s.snapshots.c
+        query = select(c.rid, c.dirty).where(
+            and_(c.system == system, c.etype == etype, c.dirty > 0)
+        )
+        if after is not None:
+            query = query.where(c.rid > after)
+        rows = self.conn.execute(query.order_by(c.rid).limit(limit))
+        return [(r.rid, int(r.dirty)) for r in rows]
+
+    def count_dirty(self, system: str, etype: str) -> int:
+        c = s.snapshots.c
+        return int(
+            self.conn.execute(
+                select(func.count()).where(and_(c.system == system, c.etype == etype, c.dirty > 0))
+            ).scalar_one()
+        )
+
+    def count_live(self, system: str, etype: str) -> int:
+        c = s.snapshots.c
+        return int(
+            self.conn.execute(
+                select(func.count()).where(
+                    and_(c.system == system, c.etype == etype, c.deleted.is_(False))
+                )
+            ).scalar_one()
+        )
+
+    def clear_dirty(self, system: str, etype: str, seen: list[tuple[str, int]]) -> None:
+        """Clear the dirty mark of refs whose mark did not change since they were read."""
+        if not seen:
+            return
+        c = s.snapshots.c
+        stmt = (
+            update(s.snapshots)
+            .where(and_(c.system == system, c.etype == etype))
+            .where(c.rid == _bind("b_rid"))
+            .where(c.dirty == _bind("b_dirty"))
+            .values(dirty=0)
+        )
+        self.conn.execute(stmt, [{"b_rid": rid, "b_dirty": dirty} for rid, dirty in seen])
+
+    # -- links ----------------------------------------------------------------------
+    def links_by(self, dataflow: str, side: str, refs: Iterable[str]) -> dict[str, Link]:
+        column = s.links.c.source_ref if side == "source" else s.links.c.target_ref
+        result: dict[str, Link] = {}
+        for part in _chunks(list(refs), self.CHUNK):
+            rows = self.conn.execute(
+                select(s.links).where(and_(s.links.c.dataflow == dataflow, column.in_(part)))
+            )
+            for row in rows:
+                link = _link(row)
+                result[link.source_ref if side == "source" else link.target_ref] = link
+        return result
+
+    def links_touching(self, refs: Iterable[str]) -> list[Link]:
+        result: list[Link] = []
+        for part in _chunks(list(set(refs)), self.CHUNK):
+            rows = self.conn.execute(
+                select(s.links).where(
+                    or_(s.links.c.source_ref.in_(part), s.links.c.target_ref.in_(part))
+                )
+            )
+            result.extend(_link(row) for row in rows)
+        return result
+
+    def add_links(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(s.links.insert(), rows)
+
+    def set_bases(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        if rows:
+            stmt = update(s.links).where(s.links.c.id == _bind("b_id")).values(base=_bind("b_base"))
+            self.conn.execute(stmt, [{"b_id": i, "b_base": dumps(base)} for i, base in rows])
+
+    def delete_links(self, ids: list[int]) -> None:
+        for part in _chunks(ids, self.CHUNK):
+            self.conn.execute(delete(s.links).where(s.links.c.id.in_(part)))
+
+    def count_links(self, dataflow: str) -> int:
+        return int(
+            self.conn.execute(
+                select(func.count()).where(s.links.c.dataflow == dataflow)
+            ).scalar_one()
+        )
+
+    def all_links(self, dataflow: str | None = None) -> list[Link]:
+        query = select(s.links)
+        if dataflow is not None:
+            query = query.where(s.links.c.dataflow == dataflow)
+        return [_link(r) for r in self.conn.execute(query.order_by(s.links.c.id))]
+
+    # -- merge criteria index ----------------------------------------------------------
+    def set_match_keys(self, name: str, entries: list[tuple[str, str | None]]) -> None:
+        """Set (rid → key) of one index; a None key removes the entry."""
+        if not entries:
+            return
+        rids = [rid for rid, _ in entries]
+        for part in _chunks(rids, self.CHUNK):
+            self.conn.execute(
+                delete(s.match_keys).where(
+                    and_(s.match_keys.c.name == name, s.match_keys.c.rid.in_(part))
+                )
+            )
+        rows = [{"name": name, "rid": rid, "key": key} for rid, key in entries if key is not None]
+        if rows:
+            self.conn.execute(s.match_keys.insert(), rows)
+
+    def lookup_match(self, name: str, keys: Iterable[str]) -> dict[str, list[str]]:
+        result: dict[str, list[str]] = {}
+        for part in _chunks(list(set(keys)), self.CHUNK):
+            rows = self.conn.execute(
+                select(s.match_keys.c.key, s.match_keys.c.rid).where(
+                    and_(s.match_keys.c.name == name, s.match_keys.c.key.in_(part))
+                )
+            )
+            for row in rows:
+                result.setdefault(row.key, []).append(row.rid)
+        return result
+
+    # -- intents --------------------------------------------------------------------
+    def add_intents(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self._upsert(s.intents, rows, ["key"])
+
+    def open_intents(self) -> list[dict[str, Any]]:
+        return [dict(r._mapping) for r in self.conn.execute(select(s.intents))]
+
+    def remove_intents(self, keys: list[str]) -> None:
+        for part in _chunks(keys, self.CHUNK):
+            self.conn.execute(delete(s.intents).where(s.intents.c.key.in_(part)))
+
+    # -- audit, conflicts, dead letters, waiting ------------------------------------------
+    def add_audit(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(s.audit.insert(), rows)
+
+    def add_conflicts(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(s.conflicts.insert(), rows)
+
+    def add_dead_letter(
+        self, ref: str, dataflow: str, kind: str, reason: str, details: Any, run_id: int | None
+    ) -> None:
+        now = now_iso()
+        c = s.dead_letters.c
+        existing = self.conn.execute(
+            select(c.id, c.attempts).where(and_(c.ref == ref, c.dataflow == dataflow))
+        ).first()
+        if existing is None:
+            self.conn.execute(
+                s.dead_letters.insert().values(
+                    ref=ref,
+                    dataflow=dataflow,
+                    kind=kind,
+                    reason=reason,
+                    details=dumps(details),
+                    attempts=1,
+                    first_at=now,
+                    last_at=now,
+                    run_id=run_id,
+                )
+            )
+        else:
+            self.conn.execute(
+                update(s.dead_letters)
+                .where(c.id == existing.id)
+                .values(
+                    kind=kind,
+                    reason=reason,
+                    details=dumps(details),
+                    attempts=existing.attempts + 1,
+                    last_at=now,
+                    run_id=run_id,
+                )
+            )
+
+    def resolve_dead_letters(self, refs: Iterable[str], dataflow: str) -> None:
+        c = s.dead_letters.c
+        for part in _chunks(list(refs), self.CHUNK):
+            self.conn.execute(
+                delete(s.dead_letters).where(and_(c.dataflow == dataflow, c.ref.in_(part)))
+            )
+
+    def dead_letters(
+        self, refs: list[str] | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        query = select(s.dead_letters).order_by(s.dead_letters.c.id)
+        if refs:
+            query = query.where(s.dead_letters.c.ref.in_(refs))
+        if limit:
+            query = query.limit(limit)
+        return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    def remove_dead_letters(self, ids: list[int]) -> None:
+        for part in _chunks(ids, self.CHUNK):
+            self.conn.execute(delete(s.dead_letters).where(s.dead_letters.c.id.in_(part)))
+
+    def note_waiting(self, dataflow: str, ref: str, parent: str, run_id: int) -> int:
+        """Record that ``ref`` waits for ``parent``; return for how many runs it has."""
+        c = s.waiting.c
+        row = self.conn.execute(
+            select(c.runs, c.last_run).where(and_(c.dataflow == dataflow, c.ref == ref))
+        ).first()
+        if row is None:
+            self.conn.execute(
+                s.waiting.insert().values(
+                    dataflow=dataflow, ref=ref, parent=parent, runs=1, last_run=run_id
+                )
+            )
+            return 1
+        runs = row.runs + (1 if row.last_run != run_id else 0)
+        self.conn.execute(
+            update(s.waiting)
+            .where(and_(c.dataflow == dataflow, c.ref == ref))
+            .values(runs=runs, last_run=run_id, parent=parent)
+        )
+        return int(runs)
+
+    def done_waiting(self, dataflow: str, refs: Iterable[str]) -> None:
+        c = s.waiting.c
+        for part in _chunks(list(refs), self.CHUNK):
+            self.conn.execute(
+                delete(s.waiting).where(and_(c.dataflow == dataflow, c.ref.in_(part)))
+            )
+
+    # -- generic ------------------------------------------------------------------------
+    def _upsert(self, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
+        insert = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+        columns = [c for c in rows[0] if c not in keys]
+        if columns:
+            stmt = insert.on_conflict_do_update(
+                index_elements=keys, set_={c: insert.excluded[c] for c in columns}
+            )
+        else:
+            stmt = insert.on_conflict_do_nothing(index_elements=keys)
+        self.conn.execute(stmt, rows)
+
+    def table_rows(
+        self, table: Any, where: Any = None, order: Any = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        query = select(table)
+        if where is not None:
+            query = query.where(where)
+        if order is not None:
+            query = query.order_by(order)
+        if limit:
+            query = query.limit(limit)
+        return [dict(r._mapping) for r in self.conn.execute(query)]
+
+
+def _bind(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
+
+
+def _link(row: Any) -> Link:
+    from samband.types import from_json
+
+    base = {key: from_json(value) for key, value in (loads(row.base) or {}).items()}
+    return Link(int(row.id), row.dataflow, row.source_ref, row.target_ref, base, row.how)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _lock_id(name: str) -> int:
+    import hashlib
+
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
+
+
+def _db_message(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+def _resolve_sqlite(url: str, base_dir: str | None) -> str:
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
+        return url
+    path = Path(parsed.database)
+    if not path.is_absolute() and base_dir:
+        path = Path(base_dir) / path
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+    return str(parsed.set(database=str(path)))
+
+
+def _create_engine(url: str, dialect: str) -> Engine:
+    if dialect == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
