@@ -57,6 +57,7 @@ customer = Table(
     Column("external_ref", String(200), index=True),
     Column("is_active", Boolean, nullable=False, default=True, server_default=true()),
     Column("updated_at", _TIMESTAMP, index=True),
+    mysql_charset="utf8mb4",
 )
 
 project = Table(
@@ -72,6 +73,7 @@ project = Table(
     Column("is_active", Boolean, nullable=False, default=True, server_default=true()),
     Column("external_ref", String(200), index=True),
     Column("updated_at", _TIMESTAMP, index=True),
+    mysql_charset="utf8mb4",
 )
 
 #: The ``entity_types`` block of a ``kind: sql`` system on this schema.
