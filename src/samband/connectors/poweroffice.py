@@ -1,0 +1,546 @@
+"""``kind: poweroffice-go`` — PowerOffice GO through its v2 REST API.
+
+Config::
+
+    poweroffice:
+      kind: poweroffice-go
+      label: PowerOffice GO
+      base_url: https://goapi.poweroffice.net/v2      # default; demo: .../Demo/v2
+      # token_url: https://goapi.poweroffice.net/OAuth/Token   (derived from base_url)
+      page_size: 5000                                  # PageSize of list reads (max 20 000)
+      rate_limit: 10                                   # requests/second per subscription key
+      credentials:
+        application_key: ${POWEROFFICE_APPLICATION_KEY}
+        client_key: ${POWEROFFICE_CLIENT_KEY}
+        subscription_key: ${POWEROFFICE_SUBSCRIPTION_KEY}
+      entity_types:
+        Projectactivity: {path: /ProjectActivities}
+        Customers: {full_scan: true}        # see "Reading changes" below
+
+Reading changes.  Every list read pages with ``PageNumber``/``PageSize`` until the
+``X-Pagination`` header has no ``nextPageLink`` (``204`` is an empty page), asks only for
+the ``Fields`` the dataflows use, and, from the second run on, only for records whose
+``LastChangedDateTimeOffset`` is greater than the cursor (minus the overlap), ordered by
+that timestamp so that a record edited during the read cannot shift another out of a
+page.
+
+* Contact persons have their own change filter on ``/ContactPersons``
+  (``lastChangedDateTimeOffsetGreaterThan``), and their own timestamp moves when they are
+  edited, so ``Contactperson`` is read incrementally from that endpoint; the parent's
+  timestamp, which does not move, plays no part.
+* A contact's address (``MailAddress``) has its own timestamp; editing it does not move
+  the customer's, supplier's or employee's ``LastChangedDateTimeOffset``.  When a dataflow
+  maps ``MailAddress.*`` properties, reads of those types are therefore full scans (with
+  ``Fields``; the engine's content hashes keep them exact).
+* ``full_scan: true`` on a type makes every read a full scan, so that the engine can see
+  deletions (the API reports none).
+
+Writes.  Creates ``POST`` the record with the source ref stamped into
+``ExternalImportReference`` / ``ExternalCode`` / ``ExternalNumber`` (a digest when the ref
+does not fit), so that after an interrupted create :meth:`find_by_external_ref` finds the
+record instead of creating it twice.  Updates are JSON Patch documents with only the
+changed properties.  A delete the API refuses with 409 raises :class:`InUse`; the engine
+then archives (``IsArchived = true`` / ``IsActive = false``) when the policy allows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+
+from samband.config.model import SystemConfig
+from samband.connectors._http import HttpClient, dumps, shared_limiter
+from samband.connectors._poweroffice_auth import PowerOfficeAuth
+from samband.connectors._poweroffice_types import API_TYPES, MODIFIED, ApiType, entity_type
+from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
+from samband.errors import AuthError, ContractError, InUse, NotFound, RecordError
+from samband.mapping import get_path, set_path
+from samband.types import DataType, to_wire
+
+DEFAULT_BASE_URL = "https://goapi.poweroffice.net/v2"
+DEFAULT_PAGE_SIZE = 5000
+MAX_PAGE_SIZE = 20000
+DEFAULT_RATE_LIMIT = 10
+PATCH_TYPE = "application/json-patch+json"
+EXTERNAL_TEXT_MAX = 50
+
+
+class PowerOfficeConnector(Connector):
+    kind = "poweroffice-go"
+
+    def __init__(
+        self,
+        system_id: str,
+        config: SystemConfig,
+        credentials: Mapping[str, str],
+        *,
+        transport: httpx.BaseTransport | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(system_id, config, credentials, **options)
+        settings = config.settings()
+        self.base_url = str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        self.token_url = str(settings.get("token_url") or derive_token_url(self.base_url))
+        self.page_size = min(int(settings.get("page_size") or DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
+        rate = float(settings.get("rate_limit") or DEFAULT_RATE_LIMIT)
+        missing = [
+            key
+            for key in ("application_key", "client_key", "subscription_key")
+            if not self.credentials.get(key)
+        ]
+        if missing:
+            raise AuthError(
+                system_id,
+                f"credentials {', '.join(missing)} are not set",
+                "set them under credentials: in the config (from environment variables)",
+            )
+        subscription_key = self.credentials["subscription_key"]
+        key_digest = hashlib.sha256(subscription_key.encode()).hexdigest()[:16]
+        # a tenth of a second of margin: the server counts arrivals, which jitter
+        limiter = shared_limiter(f"poweroffice-go/{rate:g}", key_digest, max(int(rate), 1), 1.1)
+        self.auth = PowerOfficeAuth(
+            system_id,
+            self.token_url,
+            self.credentials["application_key"],
+            self.credentials["client_key"],
+            subscription_key,
+            stats=self.stats,
+            limiter=limiter,
+            transport=transport,
+        )
+        self.http = HttpClient(
+            system_id,
+            self.base_url,
+            auth=self.auth,
+            headers={"Ocp-Apim-Subscription-Key": subscription_key, "Accept": "application/json"},
+            limiter=limiter,
+            stats=self.stats,
+            transport=transport,
+        )
+        # Contact persons are addressed through their contact: /ContactPersons/{cid}/{id}.
+        self._contact_of: dict[str, str] = {}
+        self._contact_lock = threading.Lock()
+
+    # -- schema -------------------------------------------------------------------
+    @classmethod
+    def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
+        types: dict[str, EntityType] = {}
+        for name, api in API_TYPES.items():
+            settings = config.entity_types[name].settings() if name in config.entity_types else {}
+            types[name] = entity_type(api, incremental=not settings.get("full_scan", False))
+        return types
+
+    def api_type(self, name: str) -> ApiType:
+        if name not in API_TYPES:
+            raise KeyError(f"system {self.system_id!r} has no entity type {name!r}")
+        api = API_TYPES[name]
+        etc = self.config.entity_types.get(name)
+        path = etc.settings().get("path") if etc is not None else None
+        if path:
+            from dataclasses import replace
+
+            api = replace(api, path="/" + str(path).strip("/"))
+        return api
+
+    # -- lifecycle ----------------------------------------------------------------
+    def check(self) -> None:
+        self.auth.token()
+        self.http.request("GET", "/Departments", params={"PageSize": 1, "Fields": "Id"})
+
+    def close(self) -> None:
+        self.http.close()
+        self.auth.close()
+
+    # -- reading ------------------------------------------------------------------
+    def read(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
+        api, etype = self.api_type(entity_type), self.entity_type(entity_type)
+        fields = self._fields(api, etype)
+        with_lines = self._wants_lines(api)
+        changes_only = (
+            etype.incremental
+            and api.change_filter
+            and cursor is not None
+            and not self._scans_addresses(api)
+        )
+        params: dict[str, Any] = {"PageSize": self.page_size}
+        if fields:
+            params["Fields"] = ",".join(fields)
+        if changes_only and cursor:
+            since = _parse_time(cursor) - timedelta(seconds=self.overlap_seconds)
+            params["lastChangedDateTimeOffsetGreaterThan"] = since.isoformat()
+            params["OrderBy"] = MODIFIED
+        newest = _parse_time(cursor) if cursor else None
+        page_number = 1
+        while True:
+            items, more = self._list_page(api, {**params, "PageNumber": page_number})
+            records: list[RecordData] = []
+            for item in items:
+                stamp = _own_time(item)
+                if stamp is not None and (newest is None or stamp > newest):
+                    newest = stamp
+                if not _belongs(api, item):
+                    continue
+                if with_lines:
+                    item = self._complete_order(str(item["Id"])) or item
+                records.append(self._record(api, item))
+            self.stats.reads += len(records)
+            page_cursor: str | None = None
+            if etype.incremental and newest is not None and (changes_only or not more):
+                page_cursor = newest.isoformat()
+            yield Page(records, page_cursor)
+            if not more:
+                return
+            page_number += 1
+
+    def _list_page(
+        self, api: ApiType, params: Mapping[str, Any]
+    ) -> tuple[list[dict[str, Any]], bool]:
+        response = self.http.request("GET", api.path, params=params)
+        if response.status_code == 204 or not response.content:
+            return [], False
+        body = self.http.json(response, "GET", api.path)
+        if not isinstance(body, list):
+            raise ContractError(self.system_id, f"GET {api.path} did not answer a JSON array")
+        paging = _pagination(response)
+        if paging is None:
+            more = len(body) >= int(params.get("PageSize", self.page_size))
+        else:
+            more = bool(paging.get("nextpagelink"))
+        return body, more
+
+    def get(self, entity_type: str, record_id: str) -> RecordData | None:
+        api = self.api_type(entity_type)
+        try:
+            if self._wants_lines(api):
+                item = self._complete_order(record_id)
+            else:
+                path = self._item_path(api, record_id)
+                item = self.http.get_json(path)
+        except NotFound:
+            return None
+        if not isinstance(item, dict) or not _belongs(api, item):
+            return None
+        return self._record(api, item)
+
+    def find_by_external_ref(self, entity_type: str, external_ref: str) -> RecordData | None:
+        api = self.api_type(entity_type)
+        field = api.external_ref_field
+        if field is None:
+            return None
+        stamp = external_value(api, external_ref)
+        params: dict[str, Any] = {"PageSize": self.page_size}
+        if api.external_filter:
+            params[api.external_filter] = stamp
+            pages = [self._list_page(api, {**params, "PageNumber": 1})[0]]
+        else:
+            # No filter on this path (Projects.ExternalNumber, sales orders): scan the ids
+            # and references only.
+            params["Fields"] = ",".join(dict.fromkeys((*api.always, field)))
+            if api.name == "Salesorders":
+                params["onlyCreatedByCurrentIntegration"] = "true"
+            pages = list(self._scan(api, params))
+        for items in pages:
+            for item in items:
+                if item.get(field) == stamp and _belongs(api, item):
+                    if api.external_filter:
+                        return self._record(api, item)
+                    return self.get(entity_type, str(item["Id"]))
+        return None
+
+    def _scan(self, api: ApiType, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        page_number = 1
+        while True:
+            items, more = self._list_page(api, {**params, "PageNumber": page_number})
+            yield items
+            if not more:
+                return
+            page_number += 1
+
+    # -- writing ------------------------------------------------------------------
+    def create(
+        self, entity_type: str, values: dict[str, Any], external_ref: str | None = None
+    ) -> RecordData:
+        api, etype = self.api_type(entity_type), self.entity_type(entity_type)
+        body: dict[str, Any] = {}
+        for path, value in values.items():
+            path = etype.canonical(path)
+            prop = etype.properties.get(path)
+            if path == "Id" or (prop is not None and prop.read_only and path != "ContactId"):
+                continue
+            set_path(body, path, _wire(value, prop))
+        body.update(api.fixed)
+        if external_ref and api.external_ref_field:
+            body[api.external_ref_field] = external_value(api, external_ref)
+        path = api.create_path or api.path
+        if api.name == "Contactperson":
+            contact_id = body.pop("ContactId", None)
+            if contact_id in (None, ""):
+                raise RecordError(
+                    "a Contactperson needs ContactId (the customer or supplier it belongs to)"
+                )
+            path = f"{api.path}/{contact_id}"
+        response = self.http.request(
+            "POST", path, content=dumps(body), headers={"Content-Type": "application/json"}
+        )
+        item = self.http.json(response, "POST", path)
+        if not isinstance(item, dict) or "Id" not in item:
+            raise ContractError(self.system_id, f"POST {path} did not answer the new record")
+        self.stats.writes += 1
+        return self._record(api, item)
+
+    def update(
+        self, entity_type: str, record_id: str, changes: dict[str, Any]
+    ) -> RecordData | None:
+        api, etype = self.api_type(entity_type), self.entity_type(entity_type)
+        operations: list[dict[str, Any]] = []
+        lines: list[Any] | None = None
+        for path, value in changes.items():
+            path = etype.canonical(path)
+            prop = etype.properties.get(path)
+            if path in ("Id", "ContactId") or (prop is not None and prop.read_only):
+                continue  # fixed after create
+            if api.name == "Salesorders" and path == "SalesOrderLines":
+                lines = list(value or [])
+                continue
+            # A nested path adds into the parent object; a top-level one replaces.
+            op = "add" if "." in path else "replace"
+            operations.append({"op": op, "path": json_pointer(path), "value": _wire(value, prop)})
+        result: RecordData | None = None
+        if operations:
+            target = self._item_path(api, record_id)
+            response = self.http.request(
+                "PATCH",
+                target,
+                content=dumps(operations),
+                headers={"Content-Type": PATCH_TYPE},
+                idempotent=True,
+            )
+            self.stats.writes += 1
+            item = self.http.json(response, "PATCH", target)
+            if isinstance(item, dict) and "Id" in item:
+                result = self._record(api, item)
+        if lines is not None:
+            self._replace_lines(record_id, lines)
+            result = None
+        return result
+
+    def delete(self, entity_type: str, record_id: str) -> None:
+        api = self.api_type(entity_type)
+        path = self._item_path(api, record_id)
+        try:
+            self.http.request("DELETE", path)
+        except NotFound:
+            raise
+        except RecordError as exc:
+            if exc.details.get("status") == 409:
+                raise InUse(
+                    f"{self.system_id}: {entity_type} {record_id} is in use and cannot be "
+                    f"deleted ({exc.reason})",
+                    details=exc.details,
+                ) from None
+            raise
+        self.stats.writes += 1
+
+    # -- sales order lines -----------------------------------------------------------
+    def _wants_lines(self, api: ApiType) -> bool:
+        if api.name != "Salesorders":
+            return False
+        wanted = self.wanted_fields.get(api.name)
+        return bool(wanted) and any(p.split(".")[0] == "SalesOrderLines" for p in wanted or ())
+
+    def _complete_order(self, order_id: str) -> dict[str, Any] | None:
+        item = self.http.get_json(f"/SalesOrders/{order_id}/Complete")
+        return item if isinstance(item, dict) else None
+
+    def _replace_lines(self, order_id: str, lines: list[Any]) -> None:
+        """Make the order's lines ``lines``: delete the old ones, post the new ones."""
+        base = f"/SalesOrders/{order_id}/Lines"
+        response = self.http.request("GET", base)
+        old = self.http.json(response, "GET", base) if response.status_code != 204 else None
+        for line in old or []:
+            self.http.request("DELETE", f"{base}/{line['Id']}")
+        for line in lines:
+            body = {k: _line_value(k, v) for k, v in dict(line).items() if k not in _LINE_READ_ONLY}
+            self.http.request(
+                "POST", base, content=dumps(body), headers={"Content-Type": "application/json"}
+            )
+        self.stats.writes += 1
+
+    # -- helpers ------------------------------------------------------------------
+    def _fields(self, api: ApiType, etype: EntityType) -> list[str]:
+        """The top-level ``Fields`` to ask for: what the dataflows map, plus what the
+        connector itself needs; every declared property when the engine said nothing."""
+        wanted = self.wanted_fields.get(api.name)
+        declared = {p.split(".")[0] for p in etype.properties}
+        declared.discard("SalesOrderLines")
+        if not wanted:
+            names = sorted(declared)
+        else:
+            names = sorted(
+                {etype.canonical(p).split(".")[0] for p in wanted} & declared
+                | ({api.external_ref_field} if api.external_ref_field else set())
+            )
+        return list(dict.fromkeys((*api.always, *names)))
+
+    def _scans_addresses(self, api: ApiType) -> bool:
+        if not api.has_address:
+            return False
+        wanted = self.wanted_fields.get(api.name)
+        if not wanted:
+            return True
+        return any(p.lower().startswith("mailaddress") for p in wanted)
+
+    def _record(self, api: ApiType, item: dict[str, Any]) -> RecordData:
+        record_id = str(item.get("Id"))
+        if api.name == "Contactperson" and item.get("ContactId") is not None:
+            with self._contact_lock:
+                self._contact_of[record_id] = str(item["ContactId"])
+        return RecordData(record_id, item, _record_time(item))
+
+    def _item_path(self, api: ApiType, record_id: str) -> str:
+        if api.name == "Contactperson":
+            return f"{api.path}/{self._contact_id(api, record_id)}/{record_id}"
+        return f"{api.path}/{record_id}"
+
+    def _contact_id(self, api: ApiType, record_id: str) -> str:
+        with self._contact_lock:
+            known = self._contact_of.get(record_id)
+        if known is not None:
+            return known
+        # Not read by this process yet: scan the ids of every contact person once.
+        params = {"PageSize": self.page_size, "Fields": "Id,ContactId"}
+        for items in self._scan(api, params):
+            with self._contact_lock:
+                for item in items:
+                    if item.get("ContactId") is not None:
+                        self._contact_of[str(item["Id"])] = str(item["ContactId"])
+        with self._contact_lock:
+            if record_id in self._contact_of:
+                return self._contact_of[record_id]
+        raise NotFound(f"{self.system_id}: Contactperson {record_id} does not exist")
+
+
+_LINE_READ_ONLY = {
+    "Id",
+    "SalesOrderId",
+    "NetAmount",
+    "TotalAmount",
+    "VatAmount",
+    "VatCode",
+    "VatId",
+    "VatRate",
+    "ProductCode",
+    "DepartmentCode",
+    "ProjectCode",
+    "LocationCode",
+    "Dim1Code",
+    "Dim2Code",
+    "Dim3Code",
+    "SellersReferenceEmployeeNo",
+}
+
+
+def derive_token_url(base_url: str) -> str:
+    """``https://host/v2`` → ``https://host/OAuth/Token``; the demo's ``/Demo/v2`` likewise."""
+    base = base_url.rstrip("/")
+    if base.lower().endswith("/v2"):
+        base = base[: -len("/v2")]
+    return f"{base}/OAuth/Token"
+
+
+def external_value(api: ApiType, external_ref: str) -> Any:
+    """What is stamped into the type's external-reference field for ``external_ref``.
+
+    Text fields hold at most 50 characters: a longer ref becomes ``sb:`` + a digest.
+    ``ExternalNumber`` is an int64: a numeric ref is kept, any other becomes a stable
+    60-bit number derived from it.
+    """
+    digest = hashlib.sha256(external_ref.encode()).hexdigest()
+    if api.external_ref_field == "ExternalNumber":
+        if external_ref.isdigit() and len(external_ref) <= 18:
+            return int(external_ref)
+        return int(digest[:15], 16)
+    if len(external_ref) <= EXTERNAL_TEXT_MAX:
+        return external_ref
+    return f"sb:{digest[:40]}"
+
+
+def json_pointer(path: str) -> str:
+    """``MailAddress.City`` → ``/MailAddress/City`` (RFC 6901 escaping)."""
+    return "/" + "/".join(part.replace("~", "~0").replace("/", "~1") for part in path.split("."))
+
+
+def _wire(value: Any, prop: Property | None = None) -> Any:
+    """A canonical value as the API takes it: int64 ids as numbers, lines as objects."""
+    if isinstance(value, list):
+        return [
+            {k: _line_value(k, v) for k, v in item.items()} if isinstance(item, dict) else item
+            for item in value
+        ]
+    if isinstance(value, dict):
+        return {k: _wire(v) for k, v in value.items()}
+    if prop is not None and prop.type is DataType.REFERENCE and isinstance(value, str):
+        return int(value) if value.lstrip("-").isdigit() else value
+    return to_wire(value)
+
+
+def _line_value(key: str, value: Any) -> Any:
+    if key.endswith("Id") and isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, dict | list):
+        return _wire(value)
+    return to_wire(value)
+
+
+def _belongs(api: ApiType, item: Mapping[str, Any]) -> bool:
+    return all(item.get(key) == value for key, value in api.only.items())
+
+
+def _pagination(response: httpx.Response) -> dict[str, Any] | None:
+    raw = response.headers.get("X-Pagination")
+    if not raw:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {str(k).lower(): v for k, v in value.items()}
+
+
+def _parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _own_time(item: Mapping[str, Any]) -> datetime | None:
+    """The record's own ``LastChangedDateTimeOffset`` (what the change filter compares)."""
+    stamp = item.get(MODIFIED)
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return _parse_time(stamp)
+    except ValueError:
+        return None
+
+
+def _record_time(item: Mapping[str, Any]) -> datetime | None:
+    """When the record last changed: its own timestamp or its address's, the later."""
+    stamps = [item.get(MODIFIED), get_path(item, f"MailAddress.{MODIFIED}")]
+    parsed = []
+    for stamp in stamps:
+        if isinstance(stamp, str) and stamp:
+            try:
+                parsed.append(_parse_time(stamp))
+            except ValueError:
+                continue
+    return max(parsed) if parsed else None
