@@ -566,7 +566,7 @@ class WebCrmConnector(Connector):
         record_id = body.get(entity.id_field)
         if record_id in (None, "", 0):
             raise ContractError(
-                self.system_id, f"{where} answered a {entity.table} without {entity.id_field}"
+                self.system_id, f"{where} answered a record without {entity.id_field}"
             )
         data = from_wire(entity, body)
         return RecordData(str(record_id), data, parse_timestamp(body.get(entity.updated_field)))

@@ -67,7 +67,8 @@ class Quirks:
     """Misbehaviour of the next N answers (counted down as they fire)."""
 
     missing_id: int = 0  # POST answers 200 with an empty body
-    is_error: int = 0  # any API call answers 200 with an IsError body
+    is_error: int = 0  # API calls answer 200 with an IsError body
+    is_error_method: str | None = None  # only calls of this method (None: any)
 
 
 class WebCrmSandbox(Sandbox):
@@ -246,9 +247,10 @@ class WebCrmSandbox(Sandbox):
         window.append(now)
         return None
 
-    def _quirk_is_error(self) -> Response | None:
+    def _quirk_is_error(self, method: str = "POST") -> Response | None:
         with self.lock:
-            if self.quirks.is_error <= 0:
+            wanted = self.quirks.is_error_method
+            if self.quirks.is_error <= 0 or (wanted and wanted.upper() != method.upper()):
                 return None
             self.quirks.is_error -= 1
         return JSONResponse(
@@ -335,7 +337,7 @@ class WebCrmSandbox(Sandbox):
         checked = self._authorise(request)
         if isinstance(checked, Response):
             return checked
-        quirk = self._quirk_is_error()
+        quirk = self._quirk_is_error(request.method)
         if quirk is not None:
             return quirk
         entity = self._entity(request)
@@ -390,7 +392,7 @@ class WebCrmSandbox(Sandbox):
         checked = self._authorise(request)
         if isinstance(checked, Response):
             return checked
-        quirk = self._quirk_is_error()
+        quirk = self._quirk_is_error(request.method)
         if quirk is not None:
             return quirk
         entity = self._entity(request)
