@@ -80,6 +80,8 @@ def _to_integer(value: Any) -> int:
             return int(value)
         raise ConversionError(f"{value!r} is not a whole number")
     if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ConversionError(f"{value} is not a finite number")
         if value == value.to_integral_value():
             return int(value)
         raise ConversionError(f"{value} is not a whole number")
@@ -114,9 +116,10 @@ def _to_decimal(value: Any) -> Decimal:
     if not number.is_finite():
         raise ConversionError(f"{value!r} is not a finite number")
     normalised = number.normalize()
-    # normalize() turns 100 into 1E+2; keep a plain exponent for whole numbers.
+    # normalize() turns 100 into 1E+2; keep a plain exponent for whole numbers.  Decimal(int)
+    # is exact at any size (quantize would overflow the context's 28 digits).
     if normalised == normalised.to_integral_value():
-        return normalised.quantize(Decimal(1))
+        return Decimal(int(normalised))
     return normalised
 
 
@@ -124,7 +127,11 @@ def _to_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ConversionError(f"{value!r} is a boolean, not a number")
     if isinstance(value, int | float | Decimal):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:
+            shown = str(value) if len(str(value)) <= 30 else f"{str(value)[:20]}…"
+            raise ConversionError(f"{shown} is too large for a float") from None
     elif isinstance(value, str):
         try:
             result = float(value.strip())
@@ -178,7 +185,10 @@ def _to_datetime(value: Any) -> datetime:
         raise ConversionError(f"cannot convert {type(value).__name__} {value!r} to datetime")
     if result.tzinfo is None:
         result = result.replace(tzinfo=UTC)
-    return result.astimezone(UTC)
+    try:
+        return result.astimezone(UTC)
+    except OverflowError:
+        raise ConversionError(f"{value!r} is out of the range of dates in UTC") from None
 
 
 def _to_date(value: Any) -> date:
@@ -199,6 +209,8 @@ def _to_date(value: Any) -> date:
                 if len(text) == 10
                 else _to_date(_datetime_keep_local(text))
             )
+        except ConversionError:
+            raise
         except ValueError:
             raise ConversionError(f"{value!r} is not an ISO 8601 date (YYYY-MM-DD)") from None
     raise ConversionError(f"cannot convert {type(value).__name__} {value!r} to date")
@@ -214,6 +226,8 @@ def _to_reference(value: Any) -> str:
     if isinstance(value, bool):
         raise ConversionError(f"{value!r} is not a record id")
     if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         value = int(value)
     if isinstance(value, int | str):
         text = str(value).strip()
