@@ -10,7 +10,7 @@
 * triggers on the table that stamp the change column (when it is a timestamp; the column
   is added when missing) and append to the change log.
 
-Reads of a tracked table follow the log: ``seq > cursor seq`` or ``changed_at >= cursor
+Reads of a tracked table follow the log: ``seq > cursor seq`` or ``changed_at > cursor
 time - overlap`` (sequence numbers are handed out before commit, so a transaction that
 commits late is still seen), then fetch the rows named there; a row that is gone is a
 deletion.  The cursor is ``log:<seq>:<iso time>``.
@@ -135,7 +135,7 @@ def log_entries(
         .where(
             or_(
                 changes.c.seq > seq,
-                changes.c.changed_at >= to_db_datetime(changes.c.changed_at, since),
+                changes.c.changed_at > to_db_datetime(changes.c.changed_at, since),
             )
         )
         .order_by(changes.c.seq)

@@ -509,8 +509,7 @@ def _bind(engine: Engine, spec: schema.TableSpec, system: str, url: Any) -> _Bou
     except NoSuchTableError:
         raise ConnectorError(
             system,
-            f"entity type {spec.type_name}: the database has no table or view "
-            f"{spec.source if spec.view else spec.table!r}",
+            f"entity type {spec.type_name}: the database has no table or view {spec.source!r}",
             "create it (samband.pms.create_pms_schema for the custom PMS) or fix `table:`",
         ) from None
     except (DBAPIError, OSError) as exc:

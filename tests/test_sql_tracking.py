@@ -1,0 +1,278 @@
+"""``samband sql install-tracking`` / ``remove-tracking`` on SQLite, PostgreSQL and MariaDB.
+
+"Another program" edits the tables with plain SQL (no Samband code involved); the
+connector must then see inserts, updates and deletions incrementally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, inspect, text
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from samband import pms
+from samband.config import parse_config
+from samband.config.model import Config, SystemConfig
+from samband.connectors.base import RecordData
+from samband.connectors.sql import SqlConnector, install_tracking, remove_tracking
+from samband.errors import ConnectorError
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'pms.db'}"
+    fixture = "postgres_url" if request.param == "postgresql" else "mariadb_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def other(db_url: str) -> Iterator[Engine]:
+    engine = create_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+def config_for(url: str, entity_types: dict[str, Any]) -> Config:
+    document = {"systems": {"pms": {"kind": "sql", "url": url, "entity_types": entity_types}}}
+    return parse_config(yaml.safe_dump(document)).config
+
+
+def connector(config: Config) -> SqlConnector:
+    return SqlConnector("pms", config.systems["pms"], {})
+
+
+def read_all(
+    conn: SqlConnector, type_name: str, cursor: str | None
+) -> tuple[list[RecordData], str | None]:
+    records: list[RecordData] = []
+    last = cursor
+    for page in conn.read(type_name, cursor):
+        records.extend(page.records)
+        last = page.cursor or last
+    return records, last
+
+
+def triggers(engine: Engine) -> set[str]:
+    dialect = engine.dialect.name
+    with engine.connect() as conn:
+        if dialect == "sqlite":
+            rows = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        elif dialect == "postgresql":
+            rows = conn.exec_driver_sql(
+                "SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"
+            )
+        else:
+            rows = conn.exec_driver_sql(
+                "SELECT trigger_name FROM information_schema.triggers "
+                "WHERE trigger_schema = DATABASE()"
+            )
+        return {str(r[0]) for r in rows}
+
+
+def test_edits_by_another_program_are_seen_incrementally_including_deletes(
+    db_url: str, other: Engine
+) -> None:
+    pms.create_pms_schema(db_url)
+    with other.begin() as conn:
+        conn.execute(
+            text("INSERT INTO customer (name, is_active) VALUES (:n, :a)"),
+            [{"n": "Before AS", "a": True}, {"n": "Gone AS", "a": True}],
+        )
+    config = config_for(db_url, pms.ENTITY_TYPES)
+    message = install_tracking(config, "pms", "Customer")
+    assert "pms.Customer" in message and "trigger" in message
+    installed = triggers(other)
+    assert installed
+    # idempotent: the same triggers, one registration
+    install_tracking(config, "pms", "Customer")
+    assert triggers(other) == installed
+
+    conn_ = connector(config)
+    etype = conn_.entity_type("Customer")
+    assert etype.incremental and etype.reports_deletes
+    records, cursor = read_all(conn_, "Customer", None)
+    assert sorted(r.data["name"] for r in records) == ["Before AS", "Gone AS"]
+    assert cursor is not None and cursor.startswith("log:")
+
+    with other.begin() as conn:
+        conn.execute(
+            text("INSERT INTO customer (name, is_active) VALUES (:n, :a)"),
+            {"n": "'); DROP TABLE customer;--", "a": True},
+        )
+        conn.execute(
+            text("UPDATE customer SET city = :c WHERE name = :n"), {"c": "Bodø", "n": "Before AS"}
+        )
+        conn.execute(text("DELETE FROM customer WHERE name = :n"), {"n": "Gone AS"})
+    records, cursor2 = read_all(conn_, "Customer", cursor)
+    by_name = {r.data.get("name"): r for r in records if not r.deleted}
+    assert set(by_name) == {"'); DROP TABLE customer;--", "Before AS"}
+    assert by_name["Before AS"].data["city"] == "Bodø"
+    # the trigger stamped the change column of the row another program inserted
+    assert by_name["'); DROP TABLE customer;--"].data["updated_at"] is not None
+    assert by_name["'); DROP TABLE customer;--"].modified is not None
+    deleted = [r for r in records if r.deleted]
+    assert len(deleted) == 1 and deleted[0].id not in {r.id for r in by_name.values()}
+    assert cursor2 != cursor
+
+    # nothing happened since: the overlap may re-read, but the cursor does not go back
+    conn_.overlap_seconds = 0
+    records, cursor3 = read_all(conn_, "Customer", cursor2)
+    assert records == [] and cursor3 == cursor2
+    # writes through the connector are logged too
+    created = conn_.create("Customer", {"name": "Via Samband AS"})
+    records, _ = read_all(conn_, "Customer", cursor3)
+    assert [r.id for r in records] == [created.id]
+    conn_.close()
+
+
+def test_install_adds_a_missing_change_column_and_remove_takes_triggers_away(
+    db_url: str, other: Engine
+) -> None:
+    table = Table(
+        "job",
+        MetaData(),
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("title", String(50)),
+    )
+    table.create(other)
+    with other.begin() as conn:
+        conn.execute(text("INSERT INTO job (title) VALUES (:t)"), {"t": "old"})
+    config = config_for(db_url, {"Job": {"table": "job", "updated": "changed_at"}})
+    # before tracking, the configured change column does not exist: full scans
+    assert connector(config).entity_type("Job").incremental is False
+    message = install_tracking(config, "pms", "Job")
+    assert "changed_at" in message
+    columns = {c["name"] for c in inspect(other).get_columns("job")}
+    assert "changed_at" in columns
+    with other.connect() as conn:
+        assert conn.execute(text("SELECT changed_at FROM job")).scalar() is not None
+
+    conn_ = connector(config)
+    _, cursor = read_all(conn_, "Job", None)
+    with other.begin() as conn:
+        conn.execute(text("INSERT INTO job (title) VALUES (:t)"), {"t": "new"})
+        conn.execute(text("DELETE FROM job WHERE title = :t"), {"t": "old"})
+    records, _ = read_all(conn_, "Job", cursor)
+    assert sorted((r.deleted, r.data.get("title")) for r in records) == [
+        (False, "new"),
+        (True, None),
+    ]
+    conn_.close()
+
+    message = remove_tracking(config, "pms", "Job")
+    assert "removed" in message
+    assert not triggers(other)
+    assert not inspect(other).has_table("samband_changes")
+    with other.begin() as conn:
+        conn.execute(text("INSERT INTO job (title) VALUES (:t)"), {"t": "untracked"})
+        stamp = conn.execute(
+            text("SELECT changed_at FROM job WHERE title = :t"), {"t": "untracked"}
+        ).scalar()
+    assert stamp is None  # no trigger stamps it any more
+    assert "nothing to remove" in remove_tracking(config, "pms", "Job")
+    # the connector falls back to the change column
+    conn_ = connector(config)
+    assert conn_.entity_type("Job").reports_deletes is False
+    records, cursor = read_all(conn_, "Job", None)
+    assert sorted(r.data["title"] for r in records) == ["new", "untracked"]
+    assert cursor is not None and not cursor.startswith("log:")
+    conn_.close()
+
+
+def test_tracking_without_change_column_uses_the_log_alone(db_url: str, other: Engine) -> None:
+    pms.create_pms_schema(db_url)
+    config = config_for(
+        db_url, {"Project": {"table": "project"}, "Customer": {"table": "customer"}}
+    )
+    assert connector(config).entity_type("Project").incremental is False
+    install_tracking(config, "pms", "Project")
+    install_tracking(config, "pms", "Customer")
+    conn_ = connector(config)
+    assert conn_.entity_type("Project").incremental
+    _, cursor = read_all(conn_, "Project", None)
+    with other.begin() as conn:
+        conn.execute(
+            text("INSERT INTO project (code, name, status, is_active) VALUES (:c, :n, :s, :a)"),
+            {"c": "P-1", "n": "Kontorbygg", "s": "active", "a": True},
+        )
+        conn.execute(text("INSERT INTO customer (name, is_active) VALUES ('x', :a)"), {"a": True})
+    records, _ = read_all(conn_, "Project", cursor)
+    assert [r.data["code"] for r in records] == ["P-1"]  # the customer's log is separate
+    # removing one table's tracking keeps the other's log
+    remove_tracking(config, "pms", "Project")
+    assert inspect(other).has_table("samband_changes")
+    remove_tracking(config, "pms", "Customer")
+    assert not inspect(other).has_table("samband_changes")
+    conn_.close()
+
+
+def test_tracking_a_table_with_quotes_and_spaces(db_url: str, other: Engine) -> None:
+    name = 'my "table'
+    table = Table(
+        name,
+        MetaData(),
+        Column("key id", Integer, primary_key=True, autoincrement=True),
+        Column("order", String(100)),
+        mysql_charset="utf8mb4",
+    )
+    table.create(other)
+    config = config_for(db_url, {"Odd": {"table": name, "id": "key id", "updated": "when changed"}})
+    install_tracking(config, "pms", "Odd")
+    conn_ = connector(config)
+    _, cursor = read_all(conn_, "Odd", None)
+    reflected = Table(name, MetaData(), autoload_with=other)
+    with other.begin() as conn:
+        conn.execute(reflected.insert().values({"order": "'); DROP TABLE x;--"}))
+    records, cursor = read_all(conn_, "Odd", cursor)
+    assert [r.data["order"] for r in records] == ["'); DROP TABLE x;--"]
+    assert records[0].data["when changed"] is not None
+    with other.begin() as conn:
+        conn.execute(reflected.delete())
+    records, _ = read_all(conn_, "Odd", cursor)
+    assert [r.deleted for r in records] == [True]
+    conn_.close()
+    remove_tracking(config, "pms", "Odd")
+    assert not triggers(other)
+
+
+def test_tracking_errors_name_the_system(tmp_path: Path) -> None:
+    config = config_for(f"sqlite:///{tmp_path / 'x.db'}", {"Customer": {"table": "customer"}})
+    with pytest.raises(ConnectorError, match="no table 'customer'"):
+        install_tracking(config, "pms", "Customer")
+    with pytest.raises(ConnectorError, match="Nope"):
+        install_tracking(config, "pms", "Nope")
+    view = config_for(f"sqlite:///{tmp_path / 'x.db'}", {"V": {"view": "v"}})
+    with pytest.raises(ConnectorError, match="view"):
+        install_tracking(view, "pms", "V")
+
+
+def test_cli_install_and_remove(tmp_path: Path) -> None:
+    from samband.cli import app
+
+    pms.create_pms_schema(f"sqlite:///{tmp_path / 'pms.db'}")
+    document = {"systems": {"pms": pms.system_config("sqlite:///pms.db")}}
+    path = tmp_path / "samband.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(app, ["sql", "install-tracking", "-c", str(path), "pms.Customer"])
+    assert result.exit_code == 0, result.output
+    engine = create_engine(f"sqlite:///{tmp_path / 'pms.db'}")
+    assert triggers(engine)
+    result = runner.invoke(app, ["sql", "remove-tracking", "-c", str(path), "pms.Customer"])
+    assert result.exit_code == 0, result.output
+    assert not triggers(engine)
+    engine.dispose()
+
+
+def test_system_config_shape() -> None:
+    system = SystemConfig(**pms.system_config("sqlite:///pms.db"))
+    assert set(system.entity_types) == {"Customer", "Project"}
+    assert yaml.safe_load(pms.ENTITY_TYPES_YAML)["entity_types"] == pms.ENTITY_TYPES
