@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -578,8 +578,8 @@ class ExactOnlineSandbox(Sandbox):
         }
 
     async def _token(self, request: Request) -> Response:
-        form = await request.form()
-        data = {k: str(v) for k, v in form.items()}
+        # form-encoded, parsed here (Starlette's form parser needs python-multipart)
+        data = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
 
         def oauth_error(error: str, description: str) -> Response:
             return self._json(400, {"error": error, "error_description": description})

@@ -1,0 +1,168 @@
+"""The entity types Samband offers for Exact Online, built from the documented field lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from samband.connectors._exact_fields import FIELDS
+from samband.connectors.base import EntityType, Property
+from samband.types import DataType
+
+
+@dataclass(frozen=True)
+class ExactType:
+    """How one entity type maps onto Exact endpoints."""
+
+    name: str
+    resource: str  # CRUD endpoint under /api/v1/{division}/
+    key: str
+    sync: str | None = None  # Sync API endpoint, when the type has one
+    deleted_type: int | None = None  # EntityType number in sync/Deleted
+    read_only: bool = False
+    external_ref: str | None = None
+    references: dict[str, str] = field(default_factory=dict)
+
+
+TYPES: dict[str, ExactType] = {
+    t.name: t
+    for t in (
+        ExactType(
+            "Accounts",
+            "crm/Accounts",
+            "ID",
+            "sync/CRM/Accounts",
+            2,
+            references={
+                "Parent": "Accounts",
+                "InvoiceAccount": "Accounts",
+                "Reseller": "Accounts",
+                "MainContact": "Contacts",
+            },
+        ),
+        ExactType(
+            "Contacts",
+            "crm/Contacts",
+            "ID",
+            "sync/CRM/Contacts",
+            5,
+            references={"Account": "Accounts"},
+        ),
+        ExactType(
+            "Items",
+            "logistics/Items",
+            "ID",
+            "sync/Logistics/Items",
+            9,
+            external_ref="FreeTextField_10",
+        ),
+        ExactType(
+            "Projects",
+            "project/Projects",
+            "ID",
+            "sync/Project/Projects",
+            21,
+            references={"Account": "Accounts", "AccountContact": "Contacts"},
+        ),
+        ExactType(
+            "SalesOrders",
+            "salesorder/SalesOrders",
+            "OrderID",
+            "sync/SalesOrder/SalesOrderHeaders",
+            32,
+            references={
+                "OrderedBy": "Accounts",
+                "DeliverTo": "Accounts",
+                "InvoiceTo": "Accounts",
+                "OrderedByContactPerson": "Contacts",
+                "DeliverToContactPerson": "Contacts",
+                "InvoiceToContactPerson": "Contacts",
+            },
+        ),
+        ExactType(
+            "SalesOrderLines",
+            "salesorder/SalesOrderLines",
+            "ID",
+            "sync/SalesOrder/SalesOrderLines",
+            33,
+            references={"OrderID": "SalesOrders", "Item": "Items", "Project": "Projects"},
+        ),
+        ExactType("Departments", "hrm/Departments", "ID", read_only=True),
+        ExactType("Divisions", "hrm/Divisions", "Code", read_only=True),
+    )
+}
+
+#: DateTime fields that hold a calendar date (sent as YYYY-MM-DD, read as a date)
+DATE_FIELDS = {
+    "StartDate",
+    "EndDate",
+    "BirthDate",
+    "DeliveryDate",
+    "OrderDate",
+    "EstablishedDate",
+    "CustomerSince",
+    "ControlledDate",
+    "IdentificationDate",
+    "ArchiveDate",
+    "StatusSince",
+    "FreeDateField_01",
+    "FreeDateField_02",
+    "FreeDateField_03",
+    "FreeDateField_04",
+    "FreeDateField_05",
+}
+_INTEGERS = {"Int16", "Int32", "Int64", "Byte"}
+_UNSELECTABLE = {"Collection", "Binary", "?"}
+
+
+def data_type(name: str, exact_type: str, references: dict[str, str]) -> DataType | None:
+    if name in references:
+        return DataType.REFERENCE
+    if exact_type == "Guid" or exact_type.startswith("UTF8"):
+        return DataType.STRING
+    if exact_type in _INTEGERS:
+        return DataType.INTEGER
+    if exact_type == "Double":
+        return DataType.DECIMAL
+    if exact_type == "Boolean":
+        return DataType.BOOLEAN
+    if exact_type == "DateTime":
+        return DataType.DATE if name in DATE_FIELDS else DataType.DATETIME
+    return None
+
+
+def selectable(resource: str) -> list[str]:
+    """Fields that may go into ``$select`` (not collections or binary blobs)."""
+    return [n for n, (t, _, _) in FIELDS[resource].items() if t not in _UNSELECTABLE]
+
+
+def entity_type(spec: ExactType, settings: dict[str, Any]) -> EntityType:
+    fields = FIELDS[spec.resource]
+    properties = {
+        name: Property(
+            name,
+            data_type(name, exact_type, spec.references),
+            read_only=spec.read_only or read_only or name == spec.key,
+            required=required and name != spec.key,
+            max_length=18 if (spec.name == "Accounts" and name == "Code") else None,
+            references=spec.references.get(name),
+        )
+        for name, (exact_type, read_only, required) in fields.items()
+        if exact_type not in ("Binary",)
+    }
+    full_scan = bool(settings.get("full_scan", False))
+    external_ref = settings.get("external_ref_field", spec.external_ref)
+    if external_ref is not None and external_ref not in fields:
+        external_ref = None
+    return EntityType(
+        name=spec.name,
+        id_field=spec.key,
+        modified_field="Modified" if "Modified" in fields else None,
+        properties=properties,
+        incremental=not full_scan,
+        reports_deletes=spec.sync is not None and not full_scan,
+        read_only=spec.read_only or bool(settings.get("read_only", False)),
+        can_delete=not spec.read_only,
+        external_ref_field=external_ref,
+        archive=("Blocked", True) if spec.name == "Accounts" else None,
+    )
