@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
@@ -115,7 +115,8 @@ def _to_decimal(value: Any) -> Decimal:
         raise ConversionError(f"{value!r} is not a number") from None
     if not number.is_finite():
         raise ConversionError(f"{value!r} is not a finite number")
-    normalised = number.normalize()
+    # normalize() rounds to the context's precision (28 digits); give it as many as it needs.
+    normalised = number.normalize(Context(prec=max(len(number.as_tuple().digits), 1)))
     # normalize() turns 100 into 1E+2; keep a plain exponent for whole numbers.  Decimal(int)
     # is exact at any size (quantize would overflow the context's 28 digits).
     if normalised == normalised.to_integral_value():
@@ -126,6 +127,8 @@ def _to_decimal(value: Any) -> Decimal:
 def _to_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ConversionError(f"{value!r} is a boolean, not a number")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ConversionError(f"{value} is not a finite number")
     if isinstance(value, int | float | Decimal):
         try:
             result = float(value)
