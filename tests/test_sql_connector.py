@@ -480,3 +480,131 @@ def test_relative_sqlite_path_is_beside_the_config(tmp_path: Path) -> None:
     conn_.check()
     assert conn_.create("Customer", {"name": "x"}).id == "1"
     conn_.close()
+
+
+# -- through the Engine ------------------------------------------------------------------
+ENGINE_CONFIG = """
+store: {store}
+systems:
+  crm:
+    kind: memory
+    dataset: {dataset}
+    entity_types:
+      Customer: {{external_ref: ext}}
+      Job: {{external_ref: ext}}
+  pms:
+    kind: sql
+    label: Custom PMS
+    url: {url}
+    entity_types:
+      Customer: {{table: customer, id: id, updated: updated_at, external_ref: external_ref}}
+      Project: {{table: project, id: id, updated: updated_at, external_ref: external_ref}}
+dataflows:
+  - source: crm.Customer
+    target: pms.Customer
+    match: [[{{from: OrgNo, to: org_no}}]]
+    properties:
+      - {{from: Name, to: name, type: string}}
+      - {{from: OrgNo, to: org_no, type: string}}
+      - {{from: Mail, to: email, type: string}}
+      - {{from: City, to: city, type: string}}
+  - source: pms.Project
+    target: crm.Job
+    match: [[{{from: code, to: Code}}]]
+    properties:
+      - {{from: code, to: Code, type: string}}
+      - {{from: name, to: Title, type: string}}
+      - {{from: start_date, to: Start, type: date}}
+      - {{from: customer_id, to: CustomerId, type: reference, source_ref: Customer,
+          target_ref: Customer}}
+"""
+
+
+def test_memory_and_sql_converge_through_the_engine(
+    db_url: str, other: Engine, tmp_path: Path
+) -> None:
+    import uuid
+
+    from samband.config import parse_config
+    from samband.connectors.memory import dataset, forget_dataset
+    from samband.engine.run import Engine as SyncEngine
+
+    pms.create_pms_schema(db_url)
+    name = f"crm-{uuid.uuid4().hex[:8]}"
+    text_ = ENGINE_CONFIG.format(
+        store=f"sqlite:///{tmp_path / 'state.db'}", dataset=name, url=db_url
+    )
+    config = parse_config(text_).config
+    crm = dataset(name)
+    engine = SyncEngine(config, environ={}, state_dir=str(tmp_path))
+    try:
+        crm.insert("Customer", {"Name": "Fjord Data AS", "OrgNo": "923609016", "City": "Bergen"})
+        with other.begin() as conn:  # already in the PMS: linked by org number
+            conn.execute(
+                insert(pms.customer).values(
+                    name="Nordlys AS",
+                    org_no="987654325",
+                    city="Tromsø",
+                    is_active=True,
+                    updated_at=datetime.now(UTC),
+                )
+            )
+        crm.insert("Customer", {"Name": "Nordlys AS", "OrgNo": "987654325", "City": "Tromsø"})
+        first = engine.sync()
+        assert first.status == "ok", first.messages
+        assert (first.to_dict()["created"], first.to_dict()["linked"]) == (1, 1)
+        with other.connect() as conn:
+            rows = conn.execute(
+                select(pms.customer.c.id, pms.customer.c.city, pms.customer.c.external_ref).where(
+                    pms.customer.c.org_no == "923609016"
+                )
+            ).all()
+        assert len(rows) == 1 and rows[0].city == "Bergen"
+        assert rows[0].external_ref == "crm:Customer:1"
+        fjord_pms = rows[0].id
+
+        # a project created in the PMS flows to the CRM, its customer reference translated
+        with other.begin() as conn:
+            conn.execute(
+                insert(pms.project).values(
+                    code="PRJ-1",
+                    name="ERP-innføring",
+                    customer_id=fjord_pms,
+                    start_date=date(2026, 3, 1),
+                    status="active",
+                    is_active=True,
+                    updated_at=datetime.now(UTC),
+                )
+            )
+        # and edits on both sides
+        crm.edit("Customer", "1", {"City": "Oslo"})
+        with other.begin() as conn:
+            conn.execute(
+                update(pms.customer)
+                .where(pms.customer.c.org_no == "987654325")
+                .values(email="post@nordlys.no", updated_at=datetime.now(UTC))
+            )
+        second = engine.sync()
+        assert second.status == "ok", second.messages
+        counts = second.to_dict()
+        assert (counts["created"], counts["updated"], counts["errors"]) == (1, 2, 0)
+        job = next(iter(crm.records("Job").values()))
+        assert (job["Code"], job["Title"], job["Start"]) == ("PRJ-1", "ERP-innføring", "2026-03-01")
+        assert str(job["CustomerId"]) == "1"
+        nordlys = next(r for r in crm.records("Customer").values() if r["OrgNo"] == "987654325")
+        assert nordlys["Mail"] == "post@nordlys.no"
+        with other.connect() as conn:
+            city = conn.execute(
+                select(pms.customer.c.city).where(pms.customer.c.id == fjord_pms)
+            ).scalar()
+        assert city == "Oslo"
+
+        writes = engine.connector("pms").stats.writes
+        third = engine.sync()
+        assert third.status == "ok", third.messages
+        assert engine.connector("pms").stats.writes == writes
+        quiet = third.to_dict()
+        assert (quiet["created"], quiet["updated"], quiet["deleted"]) == (0, 0, 0)
+    finally:
+        engine.close()
+        forget_dataset(name)
