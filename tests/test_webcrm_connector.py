@@ -15,7 +15,7 @@ from samband.connectors.webcrm import EMPTY_DATE, WebCrmConnector, parse_timesta
 from samband.errors import AuthError, ContractError, RecordError, TransientError
 from samband.sandbox.webcrm import WebCrmSandbox
 from samband.types import DataType
-from test_webcrm_support import connector, serve
+from tests.test_webcrm_support import connector, serve
 
 ARCHIVE = {"archive_status": {"property": "OrganisationStatus", "value": "Inactive"}}
 

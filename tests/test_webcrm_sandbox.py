@@ -10,7 +10,7 @@ import pytest
 
 from samband.sandbox.registry import create_sandbox
 from samband.sandbox.webcrm import SANDBOX_API_TOKEN, WebCrmSandbox
-from test_webcrm_support import serve
+from tests.test_webcrm_support import serve
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_tokens_expire_on_the_sandbox_clock(box: WebCrmSandbox, http: httpx.Clie
     box.clock.advance(3600)
     denied = http.get("/Organisations")
     assert denied.status_code == 401 and "denied" in denied.json()["Message"]
-    assert httpx.get(f"{http.base_url}/Organisations").status_code == 401
+    assert httpx.get(http.base_url.join("/Organisations")).status_code == 401
 
 
 def test_paging_over_bare_arrays(http: httpx.Client) -> None:
