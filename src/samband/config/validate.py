@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterable
 
 from samband.config.env import is_reference_only
@@ -69,6 +70,16 @@ def describe_systems(
                         "warning",
                     )
                 )
+        for key, value in system.settings().items():
+            if isinstance(value, str) and _has_plain_password(value):
+                problems.append(
+                    loaded.problem(
+                        (*where, key),
+                        f"{key!r} of {system_id!r} holds a password written in the file",
+                        "write the password as ${ENV_VAR} inside the URL",
+                        "warning",
+                    )
+                )
         system_copy = system.model_copy()
         if system_copy.model_extra is not None:
             system_copy.model_extra.setdefault("base_dir", base_dir(loaded.config))
@@ -93,6 +104,14 @@ def describe_systems(
                 )
             )
     return schemas, problems
+
+
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/@:\s]*:([^@/\s]+)@")
+
+
+def _has_plain_password(value: str) -> bool:
+    match = _URL_PASSWORD.match(value.strip())
+    return match is not None and not is_reference_only(match.group(1))
 
 
 def check(loaded: LoadedConfig) -> list[Problem]:
@@ -172,6 +191,55 @@ def _check_dataflow(
                 f"{flow.target_system!r}",
             )
         )
+    if flow.create_when is not None:
+        rule_loc = (*where, "create_when")
+        if not flow.create:
+            problems.append(
+                loaded.problem(
+                    rule_loc,
+                    "create_when has no effect: this dataflow has create: false",
+                    "drop create: false to create targets under this condition",
+                    "warning",
+                )
+            )
+        into = flow.create_when.synchronized_into
+        if into not in config.systems:
+            problems.append(
+                loaded.problem(
+                    (*rule_loc, "synchronized_into"),
+                    f"unknown system {into!r}",
+                    _hint(into, config.systems, "systems"),
+                )
+            )
+        for c_index, entry in enumerate(flow.create_when.connected_to):
+            system_id, _, type_name = entry.rpartition(".")
+            types = schemas.get(system_id or flow.source_system)
+            if system_id and system_id not in config.systems:
+                problems.append(
+                    loaded.problem(
+                        (*rule_loc, "connected_to", c_index),
+                        f"unknown system {system_id!r}",
+                        _hint(system_id, config.systems, "systems"),
+                    )
+                )
+            elif types is not None and type_name not in types:
+                owner = system_id or flow.source_system
+                problems.append(
+                    loaded.problem(
+                        (*rule_loc, "connected_to", c_index),
+                        f"system {owner!r} has no entity type {type_name!r}",
+                        _hint(type_name, types, "entity types"),
+                    )
+                )
+    if flow.filter is not None and not flow.filter.where:
+        problems.append(
+            loaded.problem(
+                (*where, "filter"),
+                "the filter has text but no 'where': every record passes",
+                "add where: {property: value} for the condition the text describes",
+                "warning",
+            )
+        )
     for share_key in ("max_delete_share", "max_change_share"):
         share = getattr(flow, share_key)
         if share is not None and not 0 < share <= 1:
@@ -225,11 +293,8 @@ def _check_dataflow(
                     "warning",
                 )
             )
-        if (
-            target is not None
-            and target.property(prop.target)
-            and target.property(prop.target).read_only
-        ):  # type: ignore[union-attr]
+        target_prop = target.property(prop.target) if target is not None else None
+        if target_prop is not None and target_prop.read_only:
             problems.append(
                 loaded.problem(
                     (*loc, "to"),

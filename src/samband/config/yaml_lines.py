@@ -26,9 +26,19 @@ def load_with_positions(text: str) -> tuple[Any, Positions]:
 def _build(node: yaml.Node, path: Path, positions: Positions) -> Any:
     positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):
+        _LineLoader("").flatten_mapping(node)  # YAML merge keys (<<: *anchor)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _LineLoader.construct_object(_LineLoader(""), key_node)
+            if key in result:
+                # PyYAML would silently keep the last one: a second system or dataflow key
+                # of the same name is almost always a copy-paste mistake.
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (the first is on line {positions[(*path, key)][0]})",
+                    key_node.start_mark,
+                )
             child = (*path, key)
             positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             result[key] = _build(value_node, child, positions)
