@@ -541,6 +541,24 @@ def _add(doc: Any, pointer: str, value: Any) -> Any:
     return doc
 
 
+def _replace(doc: Any, pointer: str, value: Any) -> Any:
+    tokens = _tokens(pointer)
+    if not tokens:
+        return value
+    parent = _parent(doc, tokens, pointer)
+    last = tokens[-1]
+    if isinstance(parent, dict):
+        key = _key(parent, last)
+        if key not in parent:
+            raise PatchError(f"the target location {pointer!r} does not exist")
+        parent[key] = value
+    elif isinstance(parent, list):
+        parent[_index(parent, last, pointer)] = value
+    else:
+        raise PatchError(f"the target location {pointer!r} does not exist")
+    return doc
+
+
 def _remove(doc: Any, pointer: str) -> Any:
     tokens = _tokens(pointer)
     if not tokens:
@@ -575,8 +593,7 @@ def apply_patch(document: Any, operations: Any) -> Any:
         elif op == "remove":
             doc = _remove(doc, path)
         elif op == "replace":
-            _get(doc, path)  # must exist
-            doc = _add(_remove(doc, path), path, copy.deepcopy(operation["value"]))
+            doc = _replace(doc, path, copy.deepcopy(operation["value"]))
         elif op in ("move", "copy"):
             source = operation.get("from")
             if not isinstance(source, str):
@@ -617,13 +634,13 @@ class _Recorder:
             {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
             b"",
         )
-        body: list[bytes] = []
-        answer: list[bytes] = []
+        # logged before the answer goes out, so a client that has its answer finds it here
+        self.box.log.append(exchange)
 
         async def recv() -> Message:
             message = await receive()
             if message["type"] == "http.request":
-                body.append(message.get("body", b""))
+                exchange.request_body += message.get("body", b"")
             return message
 
         async def snd(message: Message) -> None:
@@ -634,15 +651,10 @@ class _Recorder:
                     for k, v in message.get("headers", [])
                 }
             elif message["type"] == "http.response.body":
-                answer.append(message.get("body", b""))
+                exchange.response_body += message.get("body", b"")
             await send(message)
 
-        try:
-            await self.app(scope, recv, snd)
-        finally:
-            exchange.request_body = b"".join(body)
-            exchange.response_body = b"".join(answer)
-            self.box.log.append(exchange)
+        await self.app(scope, recv, snd)
 
 
 # -- the sandbox ----------------------------------------------------------------------------
