@@ -224,6 +224,23 @@ def test_create_update_delete(box: CustomCrmSandbox, crm: RestConnector) -> None
     assert got is not None and got.data["unit_price"] == 950.5
 
 
+def test_references_are_sent_in_the_json_type_of_the_ids(box: CustomCrmSandbox, url: str) -> None:
+    customer = box.insert("Customer", {"name": "Kunde AS"})
+    contact_type = {
+        "path": "contacts",
+        "properties": {"last_name": "string", "customer_id": {"references": "Customer"}},
+    }
+    types = {"Contact": contact_type, "Customer": {"path": "customers"}}
+    connector, _ = make_connector(url, types)
+    created = connector.create("Contact", {"last_name": "Lie", "customer_id": str(customer["id"])})
+    assert created.data["customer_id"] == customer["id"]  # an integer, as the API wants
+    strict, _ = make_connector(
+        url, {**types, "Customer": {"path": "customers", "id_type": "string"}}
+    )
+    with pytest.raises(RecordError, match="must be the integer id of a Customer"):
+        strict.create("Contact", {"last_name": "Lie", "customer_id": str(customer["id"])})
+
+
 def test_a_refused_record_is_a_record_error(box: CustomCrmSandbox, crm: RestConnector) -> None:
     with pytest.raises(RecordError, match="name: is required") as refused:
         crm.create("Customer", {"org_no": "923609016"})

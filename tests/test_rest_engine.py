@@ -134,7 +134,8 @@ def test_custom_crm_and_memory_converge_both_ways(
 
     # edits both ways: in the custom CRM, and in the ERP (flowing back through PATCH)
     box.edit("Customer", fjord["id"], {"address": {"city": "Oslo"}})
-    erp.edit("Person", str(person["id"]), {"Given": "Kari Anne"})
+    nordlys = _only(erp.records("Org"), OrgNo="987654325")
+    erp.edit("Person", str(person["id"]), {"Given": "Kari Anne", "OrgId": str(nordlys["id"])})
     item_id = next(iter(erp.records("Item")))
     erp.edit("Item", item_id, {"Price": "990"})
     second = engine.sync()
@@ -142,6 +143,9 @@ def test_custom_crm_and_memory_converge_both_ways(
     assert second.to_dict()["updated"] == 3
     assert _only(erp.records("Org"), OrgNo="923609016")["City"] == "Oslo"
     assert box.records("Contact")[1]["first_name"] == "Kari Anne"
+    # the reference came back translated, as the integer id the custom CRM wants
+    nordlys_crm = _only(box.records("Customer"), org_no="987654325")
+    assert box.records("Contact")[1]["customer_id"] == nordlys_crm["id"]
     assert box.records("Product")[product["id"]]["unit_price"] == 990
 
     # a delete in the custom CRM arrives as a tombstone and unlinks (default policy)

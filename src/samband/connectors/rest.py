@@ -42,6 +42,7 @@ and sends it as ``since_param``; ``incremental: false`` reads everything every r
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ from samband.mapping import get_path, set_path
 from samband.types import ConversionError, DataType, coerce, to_wire
 
 PAGING_STYLES = ("cursor", "page", "offset")
+ID_TYPES = ("auto", "integer", "string")
+_WHOLE_NUMBER = re.compile(r"-?[1-9][0-9]{0,17}|0")
 # A body that does not parse as JSON is asked for again this many times (GET only):
 # a truncated answer passes, an API that never answers JSON is reported.
 JSON_RETRIES = 2
@@ -96,6 +99,7 @@ class TypeSettings:
     external_ref: str | None = None
     external_ref_param: str = "external_ref"
     incremental: bool = True
+    id_type: str = "auto"
 
     @classmethod
     def from_settings(cls, system_id: str, name: str, s: dict[str, Any]) -> TypeSettings:
@@ -117,6 +121,13 @@ class TypeSettings:
             return None if value in (None, "") else str(value)
 
         external_ref = opt("external_ref", None)
+        id_type = str(s.get("id_type", "auto"))
+        if id_type not in ID_TYPES:
+            raise ConnectorError(
+                system_id,
+                f"entity type {name}: id_type {id_type!r} is not known",
+                f"use one of {', '.join(ID_TYPES)}",
+            )
         return cls(
             name=name,
             path=str(s.get("path", name)).strip("/"),
@@ -136,6 +147,7 @@ class TypeSettings:
             external_ref=external_ref,
             external_ref_param=str(s.get("external_ref_param", external_ref or "external_ref")),
             incremental=bool(s.get("incremental", True)),
+            id_type=id_type,
         )
 
 
@@ -481,11 +493,24 @@ class RestConnector(Connector):
         return None
 
     # -- writing -------------------------------------------------------------------------
-    def _body(self, values: dict[str, Any]) -> dict[str, Any]:
+    def _body(self, entity_type: str, values: dict[str, Any]) -> dict[str, Any]:
+        etype = self.entity_type(entity_type)
         body: dict[str, Any] = {}
         for path, value in values.items():
+            prop = etype.property(path)
+            if prop is not None and (prop.references or prop.type == DataType.REFERENCE):
+                value = self._reference_value(value, prop.references)
             set_path(body, path, _wire(value))
         return body
+
+    def _reference_value(self, value: Any, target: str | None) -> Any:
+        """A reference (canonically a string id) in the JSON type of the target's ids:
+        ``id_type: integer`` or ``auto`` sends a whole-number id as a JSON number."""
+        ts = self.type_settings.get(target or "")
+        id_type = ts.id_type if ts is not None else "auto"
+        if isinstance(value, str) and id_type != "string" and _WHOLE_NUMBER.fullmatch(value):
+            return int(value)
+        return value
 
     def _writable(self, entity_type: str) -> TypeSettings:
         ts = self._settings(entity_type)
@@ -497,7 +522,7 @@ class RestConnector(Connector):
         self, entity_type: str, values: dict[str, Any], external_ref: str | None = None
     ) -> RecordData:
         ts = self._writable(entity_type)
-        body = self._body(values)
+        body = self._body(entity_type, values)
         if external_ref and ts.external_ref:
             set_path(body, ts.external_ref, external_ref)
         body.pop(ts.id, None)
@@ -526,7 +551,9 @@ class RestConnector(Connector):
         ts = self._writable(entity_type)
         url = f"/{ts.path}/{quote(str(record_id), safe='')}"
         request = f"PATCH {url}"
-        response = self.client.request("PATCH", url, json=self._body(changes), idempotent=True)
+        response = self.client.request(
+            "PATCH", url, json=self._body(entity_type, changes), idempotent=True
+        )
         self.stats.writes += 1
         if not response.content:
             return None
