@@ -24,8 +24,6 @@ from samband.connectors.base import Stats
 from samband.errors import AuthError
 
 RENEW_EARLY = 60.0
-#: a 401 right after another thread renewed the token does not renew it again
-RECENT = 2.0
 
 
 @dataclass
@@ -33,7 +31,6 @@ class _Slot:
     lock: threading.Lock = field(default_factory=threading.Lock)
     token: str | None = None
     expires: float = 0.0  # monotonic
-    fetched: float = -1e9  # monotonic
 
 
 _SLOTS: dict[str, _Slot] = {}
@@ -87,12 +84,16 @@ class PowerOfficeAuth(Auth):
             max_retries=4,
         )
         self.renewals = 0
+        # the token this thread last sent: a 401 renews it only if no other thread has
+        self._sent = threading.local()
 
     def close(self) -> None:
         self._http.close()
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token()}"}
+        token = self.token()
+        self._sent.token = token
+        return {"Authorization": f"Bearer {token}"}
 
     def token(self) -> str:
         slot = self._slot
@@ -105,7 +106,7 @@ class PowerOfficeAuth(Auth):
     def refresh(self) -> bool:
         slot = self._slot
         with slot.lock:
-            if self._clock() - slot.fetched > RECENT:
+            if slot.token is None or slot.token == getattr(self._sent, "token", None):
                 self._fetch(slot)
         return True
 
@@ -144,5 +145,4 @@ class PowerOfficeAuth(Auth):
         now = self._clock()
         slot.token = str(body["access_token"])
         slot.expires = now + lifetime
-        slot.fetched = now
         self.renewals += 1
