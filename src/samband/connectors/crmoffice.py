@@ -56,7 +56,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from samband.config.model import Config, SystemConfig
-from samband.connectors._http import HttpClient, shared_limiter
+from samband.connectors._http import HttpClient, RateLimiter, shared_limiter
 from samband.connectors._oauth import OAuthAuth, OAuthTokens, interactive_login
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
 from samband.errors import AuthError, ConnectorError, ContractError, InUse, NotFound, RecordError
@@ -209,7 +209,8 @@ def endpoints(config: SystemConfig) -> dict[str, Endpoint]:
                 settings["external_ref_param"] = settings["external_ref"]
             base = replace(base, **settings)
         result[name] = base
-    return result
+    # one spelling of paths ("/companies"), so errors name requests the same way
+    return {n: replace(e, path="/" + e.path.strip("/")) for n, e in result.items()}
 
 
 def _iso(moment: datetime) -> str:
@@ -269,7 +270,10 @@ class CrmOfficeConnector(Connector):
         overlap_seconds: float = 5.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        limiter: RateLimiter | None = None,
     ) -> None:
+        """``clock``/``sleep`` drive token expiry and waits (tests pass a sandbox's clock);
+        ``limiter`` replaces the process-wide pacing of this client id."""
         settings = config.settings()
         super().__init__(
             system_id,
@@ -282,6 +286,7 @@ class CrmOfficeConnector(Connector):
         self.base_url = str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
         self.endpoints = endpoints(config)
         self._clock, self._sleep = clock, sleep
+        self._limiter = limiter
         self._http: HttpClient | None = None
         self._tokens: OAuthTokens | None = None
 
@@ -339,7 +344,8 @@ class CrmOfficeConnector(Connector):
                 self.base_url,
                 auth=OAuthAuth(tokens),
                 headers={"Accept": "application/json"},
-                limiter=shared_limiter(
+                limiter=self._limiter
+                or shared_limiter(
                     "crmoffice", f"{tokens.client_id}@{self.base_url}", calls, period
                 ),
                 stats=self.stats,

@@ -160,7 +160,7 @@ class CrmOfficeSandbox(Sandbox):
         self.token_lifetime = token_lifetime
         self._signing_key = secrets.token_bytes(32)
         self._state_lock = threading.RLock()
-        #: token requests answered, by grant type (for tests)
+        #: tokens issued, by grant type (for tests)
         self.token_grants: dict[str, int] = {}
         self.reset()
 
@@ -528,7 +528,6 @@ class CrmOfficeSandbox(Sandbox):
             return _oauth_error(401, "invalid_client", "Client authentication failed.")
         grant = fields.get("grant_type", "")
         with self._state_lock:
-            self.token_grants[grant] = self.token_grants.get(grant, 0) + 1
             if grant == "authorization_code":
                 code = self.codes.pop(fields.get("code", ""), None)
                 if (
@@ -543,7 +542,7 @@ class CrmOfficeSandbox(Sandbox):
                     code["challenge"], code["method"], fields.get("code_verifier", "")
                 ):
                     return _oauth_error(400, "invalid_grant", "code_verifier does not match.")
-                return self._issue(client_id, code["scope"])
+                return self._issue(client_id, code["scope"], grant)
             if grant == "refresh_token":
                 info = self.refresh_tokens.pop(fields.get("refresh_token", ""), None)
                 if info is None or info["client_id"] != client_id:
@@ -552,10 +551,11 @@ class CrmOfficeSandbox(Sandbox):
                 wanted = set((fields.get("scope") or scope).split())
                 if not wanted <= set(scope.split()):
                     return _oauth_error(400, "invalid_scope", "More scope than was granted.")
-                return self._issue(client_id, scope)
+                return self._issue(client_id, scope, grant)
         return _oauth_error(400, "unsupported_grant_type", f"grant_type {grant!r}")
 
-    def _issue(self, client_id: str, scope: str) -> Response:
+    def _issue(self, client_id: str, scope: str, grant: str) -> Response:
+        self.token_grants[grant] = self.token_grants.get(grant, 0) + 1
         now = self.clock.time()
         exp = now + self.token_lifetime
         header = _b64(json.dumps({"alg": "HS256", "typ": "at+jwt"}).encode())
@@ -661,9 +661,9 @@ class CrmOfficeSandbox(Sandbox):
             and (filters["externalId"] is None or r.get("externalId") == filters["externalId"])
             and (filters["orgNr"] is None or r.get("orgNr") == filters["orgNr"])
         ]
-        selected.sort(key=lambda r: (r["updatedAt"], r["id"]))
+        selected.sort(key=lambda r: (r["updatedAt"], r.get("id") or 0))
         if after is not None:
-            selected = [r for r in selected if (r["updatedAt"], r["id"]) > after]
+            selected = [r for r in selected if (r["updatedAt"], r.get("id") or 0) > after]
         page = selected[:limit]
         next_token = None
         if len(selected) > limit:
