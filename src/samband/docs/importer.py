@@ -470,6 +470,8 @@ def _system_yaml(label: str, system_id: str, types: list[str], out: list[str]) -
     else:
         out.append(f"    kind: {kind}")
     out.append(f"    label: {json.dumps(label, ensure_ascii=False) if not label else _q(label)}")
+    if kind == "crmoffice":
+        out.append("    auth_url: https://TENANT.crmoffice.no  # TODO: your tenant's address")
     if kind in _CREDENTIALS:
         out.append("    credentials:")
         prefix = re.sub(r"[^A-Z0-9]+", "_", system_id.upper()).strip("_")
