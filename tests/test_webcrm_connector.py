@@ -371,3 +371,28 @@ def test_a_record_without_its_id_is_a_contract_error(box: WebCrmSandbox, url: st
         ContractError, match="GET /Organisations answered a record without OrganisationId"
     ):
         list(connector(url).read("Organisations", None))
+
+
+def test_validate_refuses_propagate_and_needs_an_archive_status() -> None:
+    from samband.config import parse_config
+    from samband.config.validate import check
+
+    text = """
+systems:
+  po: {kind: memory, entity_types: {Customers: {}}}
+  webcrm:
+    kind: webcrm
+    credentials: {api_token: "${WEBCRM_API_TOKEN}"}
+    entity_types:
+      Persons: {archive_status: {property: PersonStatus, value: Resigned}}
+dataflows:
+  - {source: po.Customers, target: webcrm.Organisations, on_delete: propagate}
+  - {source: po.Customers, target: webcrm.Organisations, on_delete: archive}
+  - {source: po.Customers, target: webcrm.Persons, on_delete: archive}
+  - {source: po.Customers, target: webcrm.Products, on_delete: propagate}
+"""
+    problems = [p for p in check(parse_config(text)) if p.severity == "error"]
+    messages = [p.message for p in problems]
+    assert any("cannot be deleted through the API" in m for m in messages)
+    assert any("has no archive flag" in m for m in messages)
+    assert len(problems) == 2, messages

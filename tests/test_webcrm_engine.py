@@ -152,3 +152,23 @@ def test_a_deleted_customer_archives_its_organisation(world: dict[str, Any]) -> 
     assert report["deleted"] == 1, report
     assert orgs_by_name(crm)["Kortvarig Kunde AS"]["OrganisationStatus"] == "Inactive"
     assert len(orgs_by_name(crm)) == len(crm.records("Organisations"))
+
+
+def test_refusals_are_quarantined_and_nothing_is_lost(world: dict[str, Any]) -> None:
+    po: PowerOfficeSandbox = world["po"]
+    crm: WebCrmSandbox = world["crm"]
+    bad = po.insert("Customers", {"Name": "Lang Telefon AS", "PhoneNumber": "9" * 60})
+    crm.quirks.missing_id = 1  # the first create's answer comes back without its id
+    first = run(world)
+    assert first["errors"] == 1, first  # OrganisationTelephone holds at most 50
+    orgs = orgs_by_name(crm)
+    assert "Lang Telefon AS" not in orgs
+    # every other customer (the one without id among them, created once) + the unrelated one
+    assert crm.quirks.missing_id == 0
+    assert len(orgs) == len(po.records("Customers"))
+    assert len(crm.records("Organisations")) == len(orgs)
+
+    po.edit("Customers", bad["Id"], {"PhoneNumber": "+47 22 00 00 00"})
+    second = run(world)
+    assert second["errors"] == 0, second
+    assert orgs_by_name(crm)["Lang Telefon AS"]["OrganisationTelephone"] == "+47 22 00 00 00"

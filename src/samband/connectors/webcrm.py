@@ -69,6 +69,7 @@ Opportunity/User/Product field lists beyond the documented ones, and the ten
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -396,18 +397,21 @@ class WebCrmAuth(Auth):
         self._access: str | None = None
         self._refresh: str | None = None
         self._expires_at = 0.0
+        self._lock = threading.Lock()
         self.logins = 0
         self.refreshes = 0
 
     def headers(self) -> dict[str, str]:
-        if self._access is None or self._clock() >= self._expires_at - TOKEN_MARGIN_SECONDS:
-            self._renew()
-        return {"Authorization": f"Bearer {self._access}"}
+        with self._lock:
+            if self._access is None or self._clock() >= self._expires_at - TOKEN_MARGIN_SECONDS:
+                self._renew()
+            return {"Authorization": f"Bearer {self._access}"}
 
     def refresh(self) -> bool:
         """After a 401: the access token is no good any more; get a new one."""
-        self._access = None
-        self._renew()
+        with self._lock:
+            self._access = None
+            self._renew()
         return True
 
     def _renew(self) -> None:
@@ -515,7 +519,11 @@ class WebCrmConnector(Connector):
             archive: tuple[str, Any] | None = None
             if isinstance(archive_spec, dict) and archive_spec.get("property"):
                 archive = (str(archive_spec["property"]), archive_spec.get("value"))
-            incremental = entity.incremental and bool(settings.get("incremental", True))
+            incremental = (
+                entity.incremental
+                and bool(settings.get("incremental", True))
+                and not settings.get("full_scan", False)
+            )
             types[name] = EntityType(
                 name=name,
                 id_field=entity.id_field,
