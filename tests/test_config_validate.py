@@ -131,12 +131,20 @@ def test_errors_exit_2_with_file_line_column(
 def test_creation_rule_types_are_checked(tmp_path: Path) -> None:
     text = BASE + (
         "  - source: mem.T\n    target: other.U\n"
-        "    create_when: {connected_to: [Tt, other.U], synchronized_into: other}\n"
+        "    create_when: {connected_to: [Tt, T], synchronized_into: other.V}\n"
     )
     found = [(p.line, p.severity, p.message, p.hint) for p in problems(tmp_path, text)]
     assert found == [
-        (19, "error", "system 'mem' has no entity type 'Tt'", "did you mean 'T'?"),
+        (19, "error", "system 'other' has no entity type 'V'", "known entity types: U"),
+        (
+            19,
+            "error",
+            "system 'mem' has no entity type 'Tt'",
+            "connected_to lists entity types of the source system; did you mean 'T'?",
+        ),
     ]
+    fine = text.replace("[Tt, T], synchronized_into: other.V", "[T], synchronized_into: other.U")
+    assert problems(tmp_path, fine) == []
 
 
 def test_missing_systems_and_missing_file(tmp_path: Path) -> None:

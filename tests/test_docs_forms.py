@@ -109,13 +109,13 @@ def test_create_false_links_only(tmp_path: Path) -> None:
         (["Deal"], "a HubSpot Deal"),
         (["Deal", "Quote"], "a HubSpot Deal, or Quote"),
         (["Deal", "Quote", "Lineitem"], "a HubSpot Deal, Quote, or Lineitem"),
-        (["hub.Deal", "hub.Quote"], "a HubSpot Deal, or Quote"),
     ],
 )
-def test_creation_rule(connected: list[str], words: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("into", ["trip", "trip.Company"])
+def test_creation_rule(connected: list[str], words: str, into: str, tmp_path: Path) -> None:
     flows = (
         "  - source: hub.Contact\n    target: trip.Customer\n"
-        f"    create_when: {{connected_to: {connected}, synchronized_into: trip}}\n" + PROPS
+        f"    create_when: {{connected_to: {connected}, synchronized_into: {into}}}\n" + PROPS
     )
     cfg = config(flows)
     text = the_document(cfg)
@@ -341,3 +341,34 @@ def test_markup_characters_render_to_html_without_warnings(tmp_path: Path) -> No
     assert "<td><p>name_</p></td>" in html and "<td><p>`first`</p></td>" in html
     assert 'class="system-message' not in html
     round_trip(cfg, tmp_path)
+
+
+def test_labels_holding_to_and_an_empty_source_label(tmp_path: Path) -> None:
+    systems = (
+        "systems:\n  go: {kind: memory, label: Go to Market}\n"
+        "  back: {kind: memory, label: Back to Front}\n  nobody: {kind: memory, label: ''}\n"
+    )
+    flows = (
+        "  - source: go.Lead\n    target: back.Ticket\n"
+        + PROPS
+        + "  - source: nobody.Customers\n    target: go.Lead\n"
+    )
+    cfg = config(flows, systems)
+    documents = render(cfg)
+    assert documents["go-back.rst"].split("\n")[1] == "Go to Market to Back to Front Dataflow"
+    assert documents["nobody-go.rst"].split("\n")[1] == " to Go to Market Dataflow"
+    assert " Customers to Go to Market Lead\n" in documents["nobody-go.rst"]
+    yaml_text = round_trip(cfg, tmp_path)
+    assert "source: go-to-market.Lead" in yaml_text and "target: back-to-front.Ticket" in yaml_text
+    html = render_documents(cfg, "html", STAMP)
+    assert all('class="system-message' not in text for text in html.values())
+
+
+def test_editor_noise_is_ignored(tmp_path: Path) -> None:
+    cfg = config("  - source: hub.Contact\n    target: trip.Contact\n" + PROPS)
+    text = the_document(cfg)
+    noisy = "\ufeff" + text.replace("\n", "  \r\n")
+    path = tmp_path / "noisy.rst"
+    path.write_bytes(noisy.encode("utf-8"))
+    again = render(parse_config(import_documents([str(path)])).config)
+    assert list(again.values()) == [text]

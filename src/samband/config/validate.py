@@ -203,32 +203,33 @@ def _check_dataflow(
                 )
             )
         into = flow.create_when.synchronized_into
-        if into not in config.systems:
+        into_system, _, into_type = into.partition(".")
+        into_loc = (*rule_loc, "synchronized_into")
+        if into_system not in config.systems:
             problems.append(
                 loaded.problem(
-                    (*rule_loc, "synchronized_into"),
-                    f"unknown system {into!r}",
-                    _hint(into, config.systems, "systems"),
+                    into_loc,
+                    f"unknown system {into_system!r}",
+                    _hint(into_system, config.systems, "systems"),
                 )
             )
-        for c_index, entry in enumerate(flow.create_when.connected_to):
-            system_id, _, type_name = entry.rpartition(".")
-            types = schemas.get(system_id or flow.source_system)
-            if system_id and system_id not in config.systems:
-                problems.append(
-                    loaded.problem(
-                        (*rule_loc, "connected_to", c_index),
-                        f"unknown system {system_id!r}",
-                        _hint(system_id, config.systems, "systems"),
-                    )
+        elif into_type and into_system in schemas and into_type not in schemas[into_system]:
+            problems.append(
+                loaded.problem(
+                    into_loc,
+                    f"system {into_system!r} has no entity type {into_type!r}",
+                    _hint(into_type, schemas[into_system], "entity types"),
                 )
-            elif types is not None and type_name not in types:
-                owner = system_id or flow.source_system
+            )
+        source_types = schemas.get(flow.source_system)
+        for c_index, type_name in enumerate(flow.create_when.connected_to):
+            if source_types is not None and type_name not in source_types:
                 problems.append(
                     loaded.problem(
                         (*rule_loc, "connected_to", c_index),
-                        f"system {owner!r} has no entity type {type_name!r}",
-                        _hint(type_name, types, "entity types"),
+                        f"system {flow.source_system!r} has no entity type {type_name!r}",
+                        "connected_to lists entity types of the source system; "
+                        + _hint(type_name, source_types, "entity types"),
                     )
                 )
     if flow.filter is not None and not flow.filter.where:

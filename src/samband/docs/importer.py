@@ -43,7 +43,10 @@ def _is_bar(line: str, char: str) -> bool:
 class _Reader:
     def __init__(self, file: str, text: str) -> None:
         self.file = file
-        self.lines = text.replace("\r\n", "\n").split("\n")
+        # Editors add a BOM, CRLF line ends and trailing blanks; none of them carry meaning
+        # (an empty cell "     - " reads the same as "     -").
+        text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+        self.lines = [line.rstrip() for line in text.split("\n")]
 
     def fail(self, index: int, message: str) -> DocumentError:
         return DocumentError(self.file, index + 1, message)

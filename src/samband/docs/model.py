@@ -92,8 +92,9 @@ def section_of(config: Config, flow: Dataflow) -> Section:
         filter_text=flow.filter.text if flow.filter is not None else None,
     )
     if rule is not None:
-        section.create_from = [entry.split(".", 1)[-1] for entry in rule.connected_to]
-        section.create_into = config.label(rule.synchronized_into)
+        section.create_from = list(rule.connected_to)
+        # "system" or "system.Type": the document names the system.
+        section.create_into = config.label(rule.synchronized_into.split(".", 1)[0])
     section.merge = [
         (MERGE_JOIN.join(t.source for t in combo), MERGE_JOIN.join(t.target for t in combo))
         for combo in flow.match
