@@ -220,3 +220,31 @@ def test_json_output_lists_every_problem(tmp_path: Path, monkeypatch: pytest.Mon
     result = CliRunner().invoke(app, ["validate", "-c", "c.yaml", "--json"])
     assert result.exit_code == 2
     assert '"severity": "warning"' in result.stdout and '"severity": "error"' in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'systems:\n  a: {kind: memory, label: "\xff"}\n', "2:29: error: not UTF-8 text"),
+        (b"a: &x [*x]\nsystems: {}\n", "1:4: error: not valid YAML: a recursive alias"),
+        (b"? [a]\n: b\nsystems: {}\n", "1:3: error: not valid YAML: a key must be a plain value"),
+        (b"- just\n- a list\n", "1:1: error: the config must be a mapping"),
+    ],
+)
+def test_files_yaml_cannot_read_are_problems_not_crashes(
+    content: bytes, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_bytes(content)
+    result = CliRunner().invoke(app, ["validate", "-c", "c.yaml"])
+    assert result.exit_code == 2
+    assert f"c.yaml:{expected}" in " ".join(result.output.split())
+
+
+def test_bom_crlf_and_merge_keys_are_fine(tmp_path: Path) -> None:
+    text = "\ufeffbase: &memory {kind: memory}\r\n" + BASE.replace("\n", "\r\n")
+    found = problems(
+        tmp_path,
+        text.replace("\r\n  other:\r\n    kind: memory\r\n", "\r\n  other:\r\n    <<: *memory\r\n"),
+    )
+    assert [p.message for p in found] == ["base: unknown key"]

@@ -71,7 +71,14 @@ def _message(error: Any) -> str:
 def read_config(path: str | os.PathLike[str]) -> LoadedConfig:
     file = str(path)
     try:
-        text = Path(file).read_text(encoding="utf-8")
+        raw = Path(file).read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            [Problem(file, line, column, "not UTF-8 text", "save the file as UTF-8")]
+        ) from None
     except FileNotFoundError:
         raise ConfigError([Problem(file, 1, 1, "the config file does not exist")]) from None
     except OSError as exc:

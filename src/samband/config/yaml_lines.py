@@ -23,13 +23,24 @@ def load_with_positions(text: str) -> tuple[Any, Positions]:
     return _build(root, (), positions), positions
 
 
-def _build(node: yaml.Node, path: Path, positions: Positions) -> Any:
+def _build(
+    node: yaml.Node, path: Path, positions: Positions, ancestors: frozenset[int] = frozenset()
+) -> Any:
     positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+    if id(node) in ancestors:  # an alias to a node that contains it: "&a [*a]"
+        raise yaml.constructor.ConstructorError(
+            None, None, "a recursive alias (an anchor used inside itself)", node.start_mark
+        )
+    ancestors = ancestors | {id(node)}
     if isinstance(node, yaml.MappingNode):
         _LineLoader("").flatten_mapping(node)  # YAML merge keys (<<: *anchor)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _LineLoader.construct_object(_LineLoader(""), key_node)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value", key_node.start_mark
+                )
             if key in result:
                 # PyYAML would silently keep the last one: a second system or dataflow key
                 # of the same name is almost always a copy-paste mistake.
@@ -41,14 +52,14 @@ def _build(node: yaml.Node, path: Path, positions: Positions) -> Any:
                 )
             child = (*path, key)
             positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = _build(value_node, child, positions)
+            result[key] = _build(value_node, child, positions, ancestors)
         return result
     if isinstance(node, yaml.SequenceNode):
         items = []
         for index, item in enumerate(node.value):
             child = (*path, index)
             positions[child] = (item.start_mark.line + 1, item.start_mark.column + 1)
-            items.append(_build(item, child, positions))
+            items.append(_build(item, child, positions, ancestors))
         return items
     return _scalar(node)
 
