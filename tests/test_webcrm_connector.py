@@ -396,3 +396,30 @@ dataflows:
     assert any("cannot be deleted through the API" in m for m in messages)
     assert any("has no archive flag" in m for m in messages)
     assert len(problems) == 2, messages
+
+
+@pytest.mark.parametrize("changes", ["find_by_update_dates", "queries"])
+def test_every_entity_type_reads_in_full_and_by_changes(
+    box: WebCrmSandbox, url: str, changes: str
+) -> None:
+    crm = connector(url, changes=changes)
+    for name, etype in crm.entity_types().items():
+        pages = list(crm.read(name, None))
+        records = [r for page in pages for r in page.records]
+        assert records, name
+        assert all(r.id == str(r.data[etype.id_field]) for r in records)
+        if not etype.incremental:
+            assert pages[-1].cursor is None
+            continue
+        cursor = pages[-1].cursor
+        assert cursor is not None, name
+        box.clock.advance(60)
+        first = records[0].id
+        box.edit(name, int(first), {})  # touched: a new UpdatedAt, same content
+        changed = list(crm.read(name, cursor))
+        assert first in ids(changed), name
+        box.clock.advance(60)
+        # the edited record is the newest: the only one inside the overlap
+        assert ids(crm.read(name, changed[-1].cursor)) == [first], name
+    quotation = crm.get("Quotationline", "1")
+    assert quotation is not None and quotation.data["QuotationLineOpportunityId"] == 1

@@ -732,6 +732,8 @@ class WebCrmConnector(Connector):
         entity, etype = self._entity(entity_type)
         if etype.read_only:
             raise RecordError(f"{entity_type} is read-only in WebCRM")
+        if not self._body(entity, changes):
+            return None  # nothing WebCRM would store (read-only properties only)
         current = self._get_raw(entity, record_id)
         if current is None:
             raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")

@@ -128,7 +128,7 @@ class WebCrmSandbox(Sandbox):
 
     def insert(self, entity_name: str, values: dict[str, Any]) -> dict[str, Any]:
         """Add a record as a user of WebCRM would (no validation, no API call)."""
-        entity = ENTITIES[entity_name]
+        entity = _named(entity_name)
         with self.lock:
             record_id = self.next_id[entity.path]
             self.next_id[entity.path] += 1
@@ -141,7 +141,7 @@ class WebCrmSandbox(Sandbox):
 
     def edit(self, entity_name: str, record_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         """Change a record as a user of WebCRM would; bumps its UpdatedAt."""
-        entity = ENTITIES[entity_name]
+        entity = _named(entity_name)
         with self.lock:
             record = self.tables[entity.path][int(record_id)]
             record.update(changes)
@@ -151,7 +151,7 @@ class WebCrmSandbox(Sandbox):
 
     def records(self, entity_name: str) -> dict[int, dict[str, Any]]:
         with self.lock:
-            return {k: dict(v) for k, v in self.tables[ENTITIES[entity_name].path].items()}
+            return {k: dict(v) for k, v in self.tables[_named(entity_name).path].items()}
 
     def seed(self, count: int, rng_seed: int = 1) -> None:
         from samband import sampledata
@@ -193,8 +193,9 @@ class WebCrmSandbox(Sandbox):
                     "PersonStatus": "Active",
                 },
             )
+        product_ids = []
         for product in goods:
-            self.insert(
+            stored = self.insert(
                 "Products",
                 {
                     "ProductName": product["name"],
@@ -206,10 +207,34 @@ class WebCrmSandbox(Sandbox):
                     "ProductVatCode": "25",
                 },
             )
-        self.insert(
+            product_ids.append((stored["ProductId"], stored["ProductPrice"]))
+        user = self.insert(
             "Users",
             {"UserName": "Sandbox Admin", "UserEmail": "admin@example.no", "UserStatus": "Active"},
         )
+        for index, org_id in enumerate(org_ids):
+            opportunity = self.insert(
+                "Opportunities",
+                {
+                    "OpportunityOrganisationId": org_id,
+                    "OpportunityResponsibleUserId": user["UserId"],
+                    "OpportunityDescription": f"Tilbud {index + 1}",
+                    "OpportunityLevel": rng.choice(("Lead", "Proposal", "Won", "Lost")),
+                    "OpportunityCurrencyName": "NOK",
+                },
+            )
+            if product_ids:
+                product_id, price = rng.choice(product_ids)
+                self.insert(
+                    "QuotationLines",
+                    {
+                        "QuotationLineOpportunityId": opportunity["OpportunityId"],
+                        "QuotationLineProductId": product_id,
+                        "QuotationLinePrice": price,
+                        "QuotationLineQuantity": rng.randrange(1, 20),
+                        "QuotationLineVatPercentage": 25,
+                    },
+                )
 
     # -- plumbing -----------------------------------------------------------------
     def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -550,6 +575,11 @@ class WebCrmSandbox(Sandbox):
             Route("/{entity}", self.collection, methods=["GET", "POST", "PATCH"]),
             Route("/{entity}/{id}", self.item, methods=["GET", "PUT", "DELETE"]),
         ]
+
+
+def _named(name: str) -> WebCrmEntity:
+    """An entity by its entity-type name (``Quotationline``) or path (``QuotationLines``)."""
+    return ENTITIES.get(name) or _BY_PATH[name.lower()]
 
 
 async def _form(request: Request) -> dict[str, str]:
