@@ -36,7 +36,7 @@ def _build(
         _LineLoader("").flatten_mapping(node)  # YAML merge keys (<<: *anchor)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _LineLoader.construct_object(_LineLoader(""), key_node)
+            key: Any = _LineLoader.construct_object(_LineLoader(""), key_node)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 raise yaml.constructor.ConstructorError(
                     None, None, "a key must be a plain value", key_node.start_mark
