@@ -49,6 +49,7 @@ from samband.secrets import TokenStore
 DEFAULT_BASE_URL = "https://start.exactonline.nl"
 SYNC_START = 1
 TOKEN_MIN_INTERVAL = 570.0
+MANDATORY_FILTER = {"crm/Accounts", "logistics/Items"}
 
 
 class ClockLike(Protocol):
@@ -343,6 +344,8 @@ class ExactOnlineConnector(Connector):
             since = datetime.fromisoformat(cursor)
             start = since - timedelta(seconds=self.overlap_seconds)
             params["$filter"] = f"Modified ge datetime'{to_vendor_wall(start)}'"
+        elif spec.resource in MANDATORY_FILTER:
+            params["$filter"] = f"{spec.key} ne null"  # these endpoints refuse no filter
         newest = since
         for results, _last in self._pages(f"{self.division}/{spec.resource}", params):
             records = [self._record(spec, raw) for raw in results]

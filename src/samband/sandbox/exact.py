@@ -24,6 +24,7 @@ Faithful where clients depend on it:
 
 from __future__ import annotations
 
+import bisect
 import random
 import re
 import secrets
@@ -124,6 +125,8 @@ class ExactOnlineSandbox(Sandbox):
             self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in RESOURCES}
             self.deleted: list[dict[str, Any]] = []
             self.account_codes: dict[str, str] = {}  # padded code → account ID
+            self._key_cache: dict[str, tuple[int, int, list[tuple[int, str]]]] = {}
+            self._key_version = 0
             self.row_version = 1
             self.codes: dict[str, tuple[str, str]] = {}
             self.access_tokens: dict[str, float] = {}
@@ -359,6 +362,7 @@ class ExactOnlineSandbox(Sandbox):
         if resource == "crm/Contacts" and record.get("FirstName"):
             record["FullName"] = f"{record.get('FirstName', '')} {record.get('LastName', '')}"
         table[key] = record
+        self._key_version += 1
         if lines:
             for number, line in enumerate(lines, start=1):
                 line = {k: v for k, v in dict(line).items() if k != "__metadata"}
@@ -405,6 +409,7 @@ class ExactOnlineSandbox(Sandbox):
                 if any(r.get("Account") == key for r in self.tables[other].values()):
                     raise ApiError(400, "This account is in use and cannot be deleted")
         removed = table.pop(key)
+        self._key_version += 1
         if resource == "crm/Accounts":
             self.account_codes.pop(removed.get("Code") or "", None)
         if resource == "salesorder/SalesOrders":
@@ -737,6 +742,16 @@ class ExactOnlineSandbox(Sandbox):
         self._delete(resource, key)
         return 204, None
 
+    def _sorted_keys(self, resource: str) -> list[tuple[int, str]]:
+        """The table's keys in key order, cached until the table changes size or keys."""
+        table = self.tables[resource]
+        cached = self._key_cache.get(resource)
+        if cached is None or cached[0] != len(table) or cached[1] != self._key_version:
+            spec = RESOURCES[resource]
+            keys = sorted(_sort_value(key, spec) for key in table)
+            cached = self._key_cache[resource] = (len(table), self._key_version, keys)
+        return cached[2]
+
     def _check_select(self, resource: str, select: list[str] | None) -> None:
         for name in select or ():
             if name not in FIELDS[resource]:
@@ -773,30 +788,35 @@ class ExactOnlineSandbox(Sandbox):
         query = request.query_params
         spec = RESOURCES[resource]
         predicate = parse_filter(query.get("$filter", ""), set(FIELDS[resource]))
-        rows = [r for r in self.tables[resource].values() if predicate(r)]
-        total = len(rows)
+        table = self.tables[resource]
         order = parse_orderby(query.get("$orderby"))
+        total: int | None = None
+        if order or query.get("$inlinecount") == "allpages":
+            rows = [r for r in table.values() if predicate(r)]
+            total = len(rows)
         if order:
             for name, desc in reversed(order):
                 rows.sort(key=partial(_field_sort_key, name), reverse=desc)
             skip = int(query.get("$skiptoken", "0") or 0) if query.get("$skiptoken") else 0
-            rows = rows[skip:]
-            offset = skip
+            rows = rows[skip : skip + self.page_size + 1]
 
             def token_of(row: dict[str, Any]) -> str:
-                return str(offset + rows.index(row) + 1)
+                return str(skip + rows.index(row) + 1)
         else:
-
-            def sort_key(row: dict[str, Any]) -> tuple[int, str]:
-                value = row[spec.key]
-                return (value, "") if isinstance(value, int) else (0, str(value))
-
-            rows.sort(key=sort_key)
+            # key order; a page needs only the rows after the skiptoken (bisect), so
+            # reading a large table page by page stays linear
+            keys = self._sorted_keys(resource)
+            start = 0
             skiptoken = query.get("$skiptoken")
             if skiptoken:
-                after = _parse_key(skiptoken)
-                bound = (int(after), "") if spec.key == "Code" else (0, after)
-                rows = [r for r in rows if sort_key(r) > bound]
+                start = bisect.bisect_right(keys, _sort_value(_parse_key(skiptoken), spec))
+            rows = []
+            for sort_value in keys[start:]:
+                row = table[_table_key(sort_value)]
+                if predicate(row):
+                    rows.append(row)
+                    if len(rows) > self.page_size:
+                        break
 
             def token_of(row: dict[str, Any]) -> str:
                 return f"guid'{row[spec.key]}'" if spec.key != "Code" else str(row[spec.key])
@@ -805,7 +825,7 @@ class ExactOnlineSandbox(Sandbox):
         data: dict[str, Any] = {
             "results": [self._render(base, resource, r, select, expand) for r in page]
         }
-        if query.get("$inlinecount") == "allpages":
+        if total is not None:
             data["__count"] = str(total)
         if next_url:
             data["__next"] = next_url
@@ -861,6 +881,14 @@ class ExactOnlineSandbox(Sandbox):
         if next_url:
             data["__next"] = next_url
         return {"d": data}
+
+
+def _sort_value(key: str, spec: Resource) -> tuple[int, str]:
+    return (int(key), key) if spec.key == "Code" else (0, key)
+
+
+def _table_key(sort_value: tuple[int, str]) -> str:
+    return sort_value[1]
 
 
 def _parse_key(text: str) -> str:
