@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -41,16 +41,16 @@ def _build(
                 raise yaml.constructor.ConstructorError(
                     None, None, "a key must be a plain value", key_node.start_mark
                 )
+            child = cast(Path, (*path, key))
             if key in result:
                 # PyYAML would silently keep the last one: a second system or dataflow key
                 # of the same name is almost always a copy-paste mistake.
                 raise yaml.constructor.ConstructorError(
                     None,
                     None,
-                    f"duplicate key {key!r} (the first is on line {positions[(*path, key)][0]})",
+                    f"duplicate key {key!r} (the first is on line {positions[child][0]})",
                     key_node.start_mark,
                 )
-            child = (*path, key)
             positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             result[key] = _build(value_node, child, positions, ancestors)
         return result
