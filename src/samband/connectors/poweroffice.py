@@ -59,9 +59,16 @@ from samband.connectors._http import HttpClient, dumps, shared_limiter
 from samband.connectors._poweroffice_auth import PowerOfficeAuth
 from samband.connectors._poweroffice_types import API_TYPES, MODIFIED, ApiType, entity_type
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
-from samband.errors import AuthError, ContractError, InUse, NotFound, RecordError
+from samband.errors import (
+    AuthError,
+    ContractError,
+    ConversionError,
+    InUse,
+    NotFound,
+    RecordError,
+)
 from samband.mapping import get_path, set_path
-from samband.types import DataType, to_wire
+from samband.types import DataType, coerce, to_wire
 
 DEFAULT_BASE_URL = "https://goapi.poweroffice.net/v2"
 DEFAULT_PAGE_SIZE = 5000
@@ -487,6 +494,11 @@ def _wire(value: Any, prop: Property | None = None) -> Any:
         return {k: _wire(v) for k, v in value.items()}
     if prop is not None and prop.type is DataType.REFERENCE and isinstance(value, str):
         return int(value) if value.lstrip("-").isdigit() else value
+    if prop is not None and prop.type is not None and value is not None:
+        try:
+            value = coerce(value, prop.type)
+        except ConversionError as exc:
+            raise RecordError(f"{prop.name}: {exc}") from None
     return to_wire(value)
 
 

@@ -195,7 +195,20 @@ KINDS: dict[str, _Kind] = {
             "Employees",
             "Employee",
             (
-                *(f for f in _CONTACT_FIELDS if f not in ("Name", "IsPerson", "LegalName")),
+                *(
+                    f
+                    for f in _CONTACT_FIELDS
+                    if f
+                    not in (
+                        "Name",
+                        "IsPerson",
+                        "LegalName",
+                        "CurrencyCode",
+                        "OrganizationNumber",
+                        "IsActive",
+                        "WebsiteUrl",
+                    )
+                ),
                 "JobTitle",
                 "DepartmentId",
                 "ManagerEmployeeId",
@@ -1008,8 +1021,8 @@ class PowerOfficeSandbox(Sandbox):
             address[MODIFIED] = now
             record["MailAddress"] = address
             record["IsArchived"] = bool(record.get("IsArchived"))
-            record["IsActive"] = not record["IsArchived"]
             if kind.name != "Employees":
+                record["IsActive"] = not record["IsArchived"]
                 record["IsPerson"] = bool(record.get("IsPerson"))
                 if record["IsPerson"] and not record.get("Name"):
                     record["Name"] = " ".join(
@@ -1028,6 +1041,7 @@ class PowerOfficeSandbox(Sandbox):
         if kind.name == "Products":
             record["IsArchived"] = bool(record.get("IsArchived"))
             record["ProductType"] = record.get("ProductType") or "Product"
+            record["UnitOfMeasureCode"] = record.get("UnitOfMeasureCode") or "EA"
         if kind.name == "Projects":
             record["ProjectStatus"] = record.get("ProjectStatus") or "Active"
             customer = self._refer("Customers", record.get("CustomerId"), "Customer")
@@ -1069,7 +1083,7 @@ class PowerOfficeSandbox(Sandbox):
         rest_new = {k: v for k, v in new.items() if k != "MailAddress" or not kind.contact}
         if rest_old != rest_new:
             new[MODIFIED] = now
-        if kind.contact:
+        if kind.contact and "IsActive" in kind.fields:
             new["IsActive"] = not new.get("IsArchived")
         self.tables[kind.name][new["Id"]] = new
 
