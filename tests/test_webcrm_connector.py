@@ -423,3 +423,26 @@ def test_every_entity_type_reads_in_full_and_by_changes(
         assert ids(crm.read(name, changed[-1].cursor)) == [first], name
     quotation = crm.get("Quotationline", "1")
     assert quotation is not None and quotation.data["QuotationLineOpportunityId"] == 1
+
+
+def test_bodies_cut_short_are_read_again(box: WebCrmSandbox, url: str) -> None:
+    crm = connector(url)
+    box.quirks.cut_body = 2
+    assert len(ids(crm.read("Organisations", None))) == 7
+    box.quirks.cut_body = 1
+    record = crm.get("Organisations", "3")
+    assert record is not None and record.id == "3"
+    box.quirks.cut_body = 3
+    with pytest.raises(ContractError, match="GET /Organisations/3 answered 200 with a body"):
+        crm.get("Organisations", "3")
+
+
+def test_an_id_that_points_at_another_record_is_not_taken(box: WebCrmSandbox, url: str) -> None:
+    crm = connector(url)
+    box.quirks.wrong_id = 1
+    with pytest.raises(ContractError, match="answered 200 id 1, which is not the record sent"):
+        crm.create("Organisations", {"OrganisationName": "Ny Kunde AS"})
+    stamped = connector(url, types={"Organisations": {"external_ref": "OrganisationExtraCustom10"}})
+    box.quirks.wrong_id = 1
+    record = stamped.create("Organisations", {"OrganisationName": "Ny Kunde AS"}, "po:C:7")
+    assert record.data["OrganisationExtraCustom10"] == "po:C:7" and record.id != "1"

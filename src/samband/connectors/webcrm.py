@@ -107,6 +107,7 @@ RATE_LIMIT_PERIOD = 60.0
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 1000
 TOKEN_MARGIN_SECONDS = 60.0
+GET_PARSE_ATTEMPTS = 3
 EXTRA_CUSTOM_FIELDS = 10
 
 S, INT, D, DA, DT, R = (
@@ -553,7 +554,7 @@ class WebCrmConnector(Connector):
 
     # -- reading ------------------------------------------------------------------
     def _get_list(self, url: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        body = self._json(self.http.request("GET", url, params=params), "GET", url)
+        body = self._get_json(url, params)
         if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
             raise ContractError(
                 self.system_id,
@@ -561,8 +562,24 @@ class WebCrmConnector(Connector):
             )
         return body
 
+    def _get_json(self, url: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET and parse, asking again when the body is cut short or not JSON (a GET
+        changes nothing, so a repeat is safe); IsError answers are not repeated."""
+        for attempt in range(GET_PARSE_ATTEMPTS):
+            response = self.http.request("GET", url, params=params)
+            try:
+                body = self.http.json(response, "GET", url)
+                break
+            except ContractError:
+                if attempt + 1 == GET_PARSE_ATTEMPTS:
+                    raise
+                self.stats.retries += 1
+        return self._checked(body, "GET", url)
+
     def _json(self, response: httpx.Response, method: str, url: str) -> Any:
-        body = self.http.json(response, method, url)
+        return self._checked(self.http.json(response, method, url), method, url)
+
+    def _checked(self, body: Any, method: str, url: str) -> Any:
         if isinstance(body, dict) and body.get("IsError"):
             reason = body.get("ErrorDescription") or body.get("Message") or body.get("Error")
             raise ContractError(
@@ -642,7 +659,7 @@ class WebCrmConnector(Connector):
     def _get_raw(self, entity: WebCrmEntity, record_id: str) -> dict[str, Any] | None:
         url = f"/{entity.path}/{quote(str(record_id), safe='')}"
         try:
-            body = self._json(self.http.request("GET", url), "GET", url)
+            body = self._get_json(url)
         except NotFound:
             return None
         if body is None:
@@ -691,31 +708,35 @@ class WebCrmConnector(Connector):
                 raise RecordError(f"{entity_type} needs {name}; the record has none")
         url = f"/{entity.path}"
         response = self.http.request("POST", url, json=body)
-        answer = self._write_answer(response, "POST", url)
+        try:
+            answer = self._write_answer(response, "POST", url)
+        except ContractError:
+            answer = None  # a body cut short or not JSON: the record may exist all the same
         new_id = _new_id(answer, entity)
-        if new_id is None:
-            found = (
-                self.find_by_external_ref(entity_type, external_ref)
-                if external_ref and etype.external_ref_field
-                else None
-            )
-            if found is not None:
-                return found
-            raise ContractError(
-                self.system_id,
-                f"POST {url} answered {response.status_code} without the new "
-                f"{entity.id_field}; the record may have been created",
-                "look for it in WebCRM before the next run (an external_ref field lets "
-                "Samband find it by itself)",
-            )
-        self.stats.writes += 1
-        created = self._get_raw(entity, new_id)
-        if created is None:
-            raise ContractError(
-                self.system_id,
-                f"POST {url} answered id {new_id}, but GET {url}/{new_id} finds no record",
-            )
-        return self._record(entity, created, f"GET {url}/{{id}}")
+        created = self._get_raw(entity, new_id) if new_id is not None else None
+        if created is not None and _is_ours(created, body, etype.external_ref_field):
+            self.stats.writes += 1
+            return self._record(entity, created, f"GET {url}/{{id}}")
+        # No usable id: find the record by the ref stamped into it, never create again.
+        found = (
+            self.find_by_external_ref(entity_type, external_ref)
+            if external_ref and etype.external_ref_field
+            else None
+        )
+        if found is not None:
+            self.stats.writes += 1
+            return found
+        what = (
+            f"without the new {entity.id_field}"
+            if new_id is None
+            else f"id {new_id}, which is not the record sent"
+        )
+        raise ContractError(
+            self.system_id,
+            f"POST {url} answered {response.status_code} {what}; the record may have been created",
+            "look for it in WebCRM before the next run (an external_ref field lets Samband "
+            "find it by itself)",
+        )
 
     def _write_answer(self, response: httpx.Response, method: str, url: str) -> Any:
         body = self.http.json(response, method, url)
@@ -755,6 +776,19 @@ class WebCrmConnector(Connector):
         response = self.http.request("DELETE", url)
         self._write_answer(response, "DELETE", url)
         self.stats.writes += 1
+
+
+def _is_ours(created: Mapping[str, Any], sent: Mapping[str, Any], ref_field: str | None) -> bool:
+    """The record read back is the one sent (guards against an id that a damaged answer
+    turned into another record's id: ``123`` cut to ``12`` is still JSON).  The stamped
+    external ref decides when there is one; else the texts sent, compared loosely."""
+    if ref_field and ref_field in sent:
+        return created.get(ref_field) == sent[ref_field]
+
+    def loose(value: Any) -> str:
+        return str(value or "").strip().casefold()
+
+    return all(loose(created.get(k)) == loose(v) for k, v in sent.items() if isinstance(v, str))
 
 
 def _new_id(answer: Any, entity: WebCrmEntity) -> str | None:

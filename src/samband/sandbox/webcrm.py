@@ -67,6 +67,8 @@ class Quirks:
     """Misbehaviour of the next N answers (counted down as they fire)."""
 
     missing_id: int = 0  # POST answers 200 with an empty body
+    wrong_id: int = 0  # POST answers the id of record 1 (a damaged answer that still parses)
+    cut_body: int = 0  # GET answers with the body cut in half (Content-Length to match)
     is_error: int = 0  # API calls answer 200 with an IsError body
     is_error_method: str | None = None  # only calls of this method (None: any)
 
@@ -352,7 +354,16 @@ class WebCrmSandbox(Sandbox):
         if page < 1 or not 1 <= size <= MAX_SIZE:
             return self._error(400, f"Page must be at least 1 and Size between 1 and {MAX_SIZE}")
         start = (page - 1) * size
-        return JSONResponse(rows[start : start + size])
+        return self._json(rows[start : start + size])
+
+    def _json(self, body: Any) -> Response:
+        """A JSON answer, or half of one while the ``cut_body`` quirk lasts."""
+        response = JSONResponse(body)
+        with self.lock:
+            if self.quirks.cut_body <= 0:
+                return response
+            self.quirks.cut_body -= 1
+        return Response(response.body[: len(response.body) // 2], media_type="application/json")
 
     def _sorted(self, entity: WebCrmEntity) -> list[dict[str, Any]]:
         table = self.tables[entity.path]
@@ -389,6 +400,9 @@ class WebCrmSandbox(Sandbox):
                 if self.quirks.missing_id > 0:
                     self.quirks.missing_id -= 1
                     return Response(b"", status_code=200)
+                if self.quirks.wrong_id > 0:
+                    self.quirks.wrong_id -= 1
+                    return JSONResponse(1)
             return JSONResponse(record[entity.id_field])
         # PATCH: bulk upsert
         if not isinstance(payload, list):
@@ -429,7 +443,7 @@ class WebCrmSandbox(Sandbox):
         if existing is None:
             return self._error(404, f"{entity.table} {request.path_params['id']} was not found")
         if request.method == "GET":
-            return JSONResponse(dict(existing))
+            return self._json(dict(existing))
         if request.method == "DELETE":
             if not entity.can_delete:
                 return self._error(405, "The requested resource does not support DELETE")
