@@ -17,12 +17,8 @@ from samband.connectors.poweroffice import PowerOfficeConnector, derive_token_ur
 from samband.errors import AuthError, InUse, NotFound, RecordError, TransientError
 from samband.sandbox._base import SandboxServer
 from samband.sandbox.poweroffice import PatchError, PowerOfficeSandbox, apply_patch
+from tests.test_poweroffice_support import KEYS, serve
 
-KEYS = {
-    "application_key": "sandbox-application-key",
-    "client_key": "sandbox-client-key",
-    "subscription_key": "sandbox-subscription-key",
-}
 FAST = 1000  # requests/second for tests that are not about the limit
 
 
@@ -45,7 +41,7 @@ def box() -> PowerOfficeSandbox:
 
 @pytest.fixture
 def server(box: PowerOfficeSandbox) -> Iterator[SandboxServer]:
-    running = box.serve()
+    running = serve(box)
     yield running
     running.stop()
 
@@ -86,7 +82,7 @@ def test_first_read_takes_one_call_per_page_plus_the_token(server: SandboxServer
     box = PowerOfficeSandbox(rate_limit=FAST)
     box.seed(250, 3, only=("Customers",))
     box.recording = True
-    running = box.serve()
+    running = serve(box)
     try:
         connector = make(running, page_size=100)
         records, cursor = read_all(connector, "Customers")
@@ -127,7 +123,7 @@ def test_every_declared_field_is_asked_for_without_wanted_fields(
 def test_an_empty_list_is_204_and_an_empty_page(server: SandboxServer) -> None:
     box = PowerOfficeSandbox(rate_limit=FAST)
     box.recording = True
-    running = box.serve()
+    running = serve(box)
     try:
         connector = make(running)
         pages = list(connector.read("Departments", None))
@@ -375,7 +371,7 @@ def test_contact_person_update_after_restart_finds_its_contact(
 @pytest.mark.parametrize("case", ["pascal", "camel"])
 def test_problem_details_are_surfaced_with_title_and_detail(case: str) -> None:
     box = PowerOfficeSandbox(rate_limit=FAST, problem_case=case)
-    running = box.serve()
+    running = serve(box)
     try:
         connector = make(running)
         connector.create("Customers", {"Name": "En AS"}, "crm:Customer:1")
@@ -461,7 +457,7 @@ def test_the_token_is_renewed_a_minute_before_it_expires(server: SandboxServer) 
 def test_the_client_limiter_keeps_calls_under_ten_a_second(server: SandboxServer) -> None:
     box = PowerOfficeSandbox()  # the real limit: 10/s
     box.seed(3, 1, only=("Departments",))
-    running = box.serve()
+    running = serve(box)
     try:
         connector = make(running, rate_limit=10)
         for _ in range(14):
@@ -475,7 +471,7 @@ def test_the_client_limiter_keeps_calls_under_ten_a_second(server: SandboxServer
 def test_a_burst_over_the_limit_is_retried_after_retry_after(server: SandboxServer) -> None:
     box = PowerOfficeSandbox(rate_limit=4)
     box.seed(2, 1, only=("Departments",))
-    running = box.serve()
+    running = serve(box)
     try:
         connector = make(running, rate_limit=FAST)  # no client pacing: the server refuses
         for _ in range(6):

@@ -30,12 +30,8 @@ from samband.connectors._poweroffice_auth import forget_tokens
 from samband.connectors.poweroffice import PowerOfficeConnector
 from samband.errors import InUse, NotFound, RecordError
 from samband.sandbox.poweroffice import Exchange, PowerOfficeSandbox
+from tests.test_poweroffice_support import KEYS, serve
 
-KEYS = {
-    "application_key": "sandbox-application-key",
-    "client_key": "sandbox-client-key",
-    "subscription_key": "sandbox-subscription-key",
-}
 SPEC_FILE = "reference/poweroffice-go-v2-openapi.yaml"
 HOST = "http://localhost:8080"  # the file's server
 
@@ -159,7 +155,7 @@ def test_every_operation_validates_against_the_openapi_file(openapi: Any) -> Non
     box.seed(4, 5)
     box.clock.advance(60)
     box.recording = True
-    server = box.serve()
+    server = serve(box)
     try:
         drive(box, server.url)
     finally:

@@ -17,12 +17,7 @@ from samband.config.model import SystemConfig
 from samband.connectors._poweroffice_auth import forget_tokens
 from samband.connectors.poweroffice import PowerOfficeConnector
 from samband.sandbox.poweroffice import Exchange, PowerOfficeSandbox
-
-KEYS = {
-    "application_key": "sandbox-application-key",
-    "client_key": "sandbox-client-key",
-    "subscription_key": "sandbox-subscription-key",
-}
+from tests.test_poweroffice_support import KEYS, serve
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +36,7 @@ def test_recorded_session() -> None:
     box.seed(25, 11, only=("Customers",))
     box.clock.advance(60)
     box.recording = True
-    server = box.serve()
+    server = serve(box)
     try:
         config = SystemConfig.model_validate(
             {"kind": "poweroffice-go", "base_url": f"{server.url}/v2", "page_size": 10}
