@@ -30,6 +30,7 @@ from samband.errors import (
 from samband.sandbox._base import SandboxServer
 from samband.sandbox.crmoffice import CrmOfficeSandbox
 from samband.sandbox.registry import create_sandbox
+from tests.test_crmoffice_support import serve
 
 CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
 
@@ -50,7 +51,7 @@ def box() -> CrmOfficeSandbox:
 
 @pytest.fixture
 def server(box: CrmOfficeSandbox) -> Iterator[SandboxServer]:
-    running = box.serve()
+    running = serve(box)
     yield running
     running.stop()
 
