@@ -172,3 +172,39 @@ def test_refusals_are_quarantined_and_nothing_is_lost(world: dict[str, Any]) -> 
     second = run(world)
     assert second["errors"] == 0, second
     assert orgs_by_name(crm)["Lang Telefon AS"]["OrganisationTelephone"] == "+47 22 00 00 00"
+
+
+def test_converges_through_webcrm_faults(world: dict[str, Any]) -> None:
+    po: PowerOfficeSandbox = world["po"]
+    crm: WebCrmSandbox = world["crm"]
+    crm.faults.update(seed=7)
+    # set directly: Faults.update turns a fractional rate into int when the current is 0.0
+    rates = {
+        "error_rate": 0.08,
+        "throttle_rate": 0.04,
+        "truncate_rate": 0.05,
+        "html_rate": 0.04,
+        "reset_rate": 0.03,
+    }
+    for name, rate in rates.items():
+        setattr(crm.faults, name, rate)
+    reports = []
+    for _ in range(8):
+        engine = Engine(world["config"], environ=ENV, state_dir=str(world["dir"] / "state"))
+        try:
+            reports.append(engine.sync().to_dict())
+        finally:
+            engine.close()
+        last = reports[-1]
+        if last["status"] == "ok" and not (last["created"] or last["updated"] or last["errors"]):
+            break
+    assert sum(crm.faults.injected.values()) > 0
+    for name in rates:
+        setattr(crm.faults, name, 0.0)
+    quiet = run(world)
+    summary = [(r["status"], r["created"], r["updated"], r["errors"]) for r in reports]
+    assert (quiet["created"], quiet["updated"], quiet["errors"]) == (0, 0, 0), (summary, quiet)
+    names = [r["OrganisationName"] for r in crm.records("Organisations").values()]
+    assert len(names) == len(set(names)), names  # nothing created twice
+    for customer in po.records("Customers").values():
+        assert customer["Name"] in names

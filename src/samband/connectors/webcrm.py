@@ -428,12 +428,20 @@ class WebCrmAuth(Auth):
 
     def _token(self, path: str, form: dict[str, str]) -> None:
         hint = "check the WebCRM application token (credentials: api_token)"
-        try:
-            # a token request changes nothing that a repeat would duplicate
-            response = self._client.request("POST", path, data=form, idempotent=True)
-        except RecordError as exc:
-            raise AuthError(self.system_id, f"POST {path} refused: {exc.reason}", hint) from None
-        body = self._client.json(response, "POST", path)
+        for attempt in range(GET_PARSE_ATTEMPTS):
+            try:
+                # a token request changes nothing that a repeat would duplicate
+                response = self._client.request("POST", path, data=form, idempotent=True)
+            except RecordError as exc:
+                raise AuthError(
+                    self.system_id, f"POST {path} refused: {exc.reason}", hint
+                ) from None
+            try:
+                body = self._client.json(response, "POST", path)
+                break
+            except ContractError:  # a body cut short: ask again
+                if attempt + 1 == GET_PARSE_ATTEMPTS:
+                    raise
         if not isinstance(body, dict):
             raise ContractError(
                 self.system_id, f"POST {path} answered {type(body).__name__}, not a token object"
