@@ -1,0 +1,177 @@
+"""End to end through the engine: a memory CRM ⇄ PowerOffice GO (sandbox).
+
+Creates both ways (CRM companies → PowerOffice GO customers; PowerOffice GO contact
+persons → CRM persons), edits both ways (including an address, whose edit does not move
+the customer's timestamp, and contact persons through their own change filter), a
+conflict won by the newer edit, and quiescence: a run with no outside change writes
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from samband.config import parse_config
+from samband.connectors.memory import dataset
+from samband.sandbox.poweroffice import PowerOfficeSandbox
+from tests.test_poweroffice_support import KEYS, serve
+
+engine_run = pytest.importorskip("samband.engine.run")
+
+ENV = {
+    "PO_APP": KEYS["application_key"],
+    "PO_CLIENT": KEYS["client_key"],
+    "PO_SUB": KEYS["subscription_key"],
+}
+
+CONFIG = """
+store: sqlite:///{store}
+systems:
+  crm:
+    kind: memory
+    entity_types:
+      Company: {{external_ref: ext}}
+      Person: {{external_ref: ext}}
+  poweroffice:
+    kind: poweroffice-go
+    label: PowerOffice GO
+    base_url: {url}/v2
+    page_size: 2
+    rate_limit: 200
+    credentials:
+      application_key: ${{PO_APP}}
+      client_key: ${{PO_CLIENT}}
+      subscription_key: ${{PO_SUB}}
+dataflows:
+  - source: crm.Company
+    target: poweroffice.Customers
+    match: [[{{from: org, to: OrganizationNumber, normalize: digits}}]]
+    properties:
+      - {{from: name, to: Name, type: string}}
+      - {{from: org, to: OrganizationNumber, type: string}}
+      - {{from: phone, to: PhoneNumber, type: string}}
+      - {{from: city, to: MailAddress.City, type: string}}
+  - source: poweroffice.Contactperson
+    target: crm.Person
+    match: [[{{from: EmailAddress, to: email, normalize: email}}]]
+    properties:
+      - {{from: firstName, to: first, type: string}}
+      - {{from: lastName, to: last, type: string}}
+      - {{from: EmailAddress, to: email, type: string}}
+      - {{from: phoneNumber, to: phone, type: string}}
+"""
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    box = PowerOfficeSandbox(rate_limit=200)
+    box.seed(3, 9, only=("Customers", "ContactPersons"))
+    box.clock.advance(60)
+    known = next(iter(box.records("Customers").values()))
+    crm = dataset("crm")
+    crm.insert(
+        "Company",
+        {"name": known["Name"], "org": known["OrganizationNumber"], "phone": None, "city": None},
+    )
+    crm.insert(
+        "Company",
+        {"name": "Ny Kunde AS", "org": "923456783", "phone": "+47 22 00 00 01", "city": "Hamar"},
+    )
+    server = serve(box)
+    text = CONFIG.format(store=tmp_path / "state.db", url=server.url)
+    try:
+        yield {
+            "box": box,
+            "crm": crm,
+            "config": parse_config(text).config,
+            "dir": tmp_path,
+            "known": known["Id"],
+        }
+    finally:
+        server.stop()
+
+
+def run(world: dict[str, Any]) -> dict[str, Any]:
+    engine = engine_run.Engine(world["config"], environ=ENV, state_dir=str(world["dir"] / "s"))
+    try:
+        report: dict[str, Any] = engine.sync().to_dict()
+    finally:
+        engine.close()
+    assert report["status"] == "ok", report.get("messages")
+    assert report["errors"] == 0, report
+    return report
+
+
+def customer_by_org(box: PowerOfficeSandbox, org: str) -> dict[str, Any]:
+    return next(c for c in box.records("Customers").values() if c["OrganizationNumber"] == org)
+
+
+def test_memory_crm_and_poweroffice_converge(world: dict[str, Any]) -> None:
+    box: PowerOfficeSandbox = world["box"]
+    crm = world["crm"]
+    customers_before = len(box.records("Customers"))
+
+    first = run(world)
+    # creates in PowerOffice GO: the new company (the other one was linked by org number)
+    assert len(box.records("Customers")) == customers_before + 1
+    created = customer_by_org(box, "923456783")
+    assert created["Name"] == "Ny Kunde AS" and created["MailAddress"]["City"] == "Hamar"
+    assert created["ExternalImportReference"]  # stamped with the source ref
+    known = box.records("Customers")[world["known"]]
+    companies = {c["org"]: c for c in crm.records("Company").values()}
+    assert companies[known["OrganizationNumber"]]["phone"] == known["PhoneNumber"]
+    # creates in the CRM: every contact person became a person
+    persons = {p["email"]: p for p in crm.records("Person").values()}
+    for person in box.records("ContactPersons").values():
+        assert persons[person["EmailAddress"]]["last"] == person["LastName"]
+    assert first["created"] >= 1 + len(box.records("ContactPersons"))
+
+    quiet = run(world)
+    assert (quiet["created"], quiet["updated"]) == (0, 0), quiet
+
+    # edits both ways
+    box.clock.advance(30)
+    company_id = next(k for k, c in crm.records("Company").items() if c["org"] == "923456783")
+    crm.edit("Company", company_id, {"name": "Ny Kunde Holding AS"})
+    box.edit("Customers", known["Id"], {"MailAddress.City": "Lillehammer"})
+    person_id, person = next(iter(box.records("ContactPersons").items()))
+    box.edit("ContactPersons", person_id, {"PhoneNumber": "+47 400 00 001"})
+    crm_person = next(
+        k for k, p in crm.records("Person").items() if p["email"] == person["EmailAddress"]
+    )
+    other = next(p for p in box.records("ContactPersons").values() if p["Id"] != person_id)
+    crm_other = next(
+        k for k, p in crm.records("Person").items() if p["email"] == other["EmailAddress"]
+    )
+    crm.edit("Person", crm_other, {"last": "Endresen"})
+    edited = run(world)
+    assert edited["updated"] >= 4, edited
+    assert customer_by_org(box, "923456783")["Name"] == "Ny Kunde Holding AS"
+    assert companies_city(crm, known["OrganizationNumber"]) == "Lillehammer"
+    assert crm.records("Person")[crm_person]["phone"] == "+47 400 00 001"
+    assert box.records("ContactPersons")[other["Id"]]["LastName"] == "Endresen"
+
+    quiet = run(world)
+    assert (quiet["created"], quiet["updated"]) == (0, 0), quiet
+
+    # a conflict: both sides change the phone; PowerOffice GO's edit is newer and wins
+    crm.edit("Company", company_id, {"phone": "+47 11 11 11 11"})
+    box.clock.advance(120)
+    box.edit(
+        "Customers", customer_by_org(box, "923456783")["Id"], {"PhoneNumber": "+47 99 99 99 99"}
+    )
+    conflicted = run(world)
+    assert conflicted["conflicts"] >= 1, conflicted
+    assert crm.records("Company")[company_id]["phone"] == "+47 99 99 99 99"
+    assert customer_by_org(box, "923456783")["PhoneNumber"] == "+47 99 99 99 99"
+
+    last = run(world)
+    assert (last["created"], last["updated"], last["conflicts"]) == (0, 0, 0), last
+
+
+def companies_city(crm: Any, org: str) -> Any:
+    return next(c["city"] for c in crm.records("Company").values() if c["org"] == org)
