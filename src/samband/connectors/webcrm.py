@@ -58,8 +58,10 @@ How the connector uses the API, and why:
 * **Bad answers.** HTML pages and 5xx are retried, then reported with the method and
   path; a body that is not JSON, a record without its id, or a 200 with
   ``IsError: true`` raise :class:`ContractError` (reads) or :class:`RecordError` (writes)
-  naming the request.  A create whose answer lacks the new id is looked up by its
-  external reference before it is reported, so it is neither lost nor created twice.
+  naming the request.  A GET whose body is cut short is asked again (up to three times).
+  A create whose answer lacks the new id — or names a record that is not the one sent,
+  as a damaged ``123`` read as ``12`` would — is looked up by its external reference
+  before it is reported, so it is neither lost nor created twice.
 
 Max lengths other than ``OrganisationName`` (200) and ``OrganisationTelephone`` (50), the
 Opportunity/User/Product field lists beyond the documented ones, and the ten
@@ -70,6 +72,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -479,8 +482,6 @@ class WebCrmConnector(Connector):
         super().__init__(
             system_id, config, credentials, state_dir=state_dir, overlap_seconds=overlap_seconds
         )
-        import time
-
         settings = config.settings()
         self.base_url = str(settings.get("base_url") or DEFAULT_BASE_URL)
         self.page_size = max(1, min(int(settings.get("page_size", DEFAULT_PAGE_SIZE)), 1000))
