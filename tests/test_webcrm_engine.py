@@ -44,6 +44,7 @@ systems:
     label: WebCRM
     base_url: {crm}
     page_size: 3
+    rate_limit: 0  # each test has its own sandbox: no process-wide 250/minute pacing
     credentials:
       api_token: ${{WEBCRM_API_TOKEN}}
     entity_types:
