@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ from samband.errors import (
 from samband.sandbox._base import SandboxServer
 from samband.sandbox.crmoffice import CrmOfficeSandbox
 from samband.sandbox.registry import create_sandbox
-from tests.test_crmoffice_support import serve
+from tests.test_crmoffice_support import browser_login, serve
 
 CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
 
@@ -70,44 +69,6 @@ systems:
     return parse_config(text).config
 
 
-def browser_login(config: Config, state_dir: Path) -> None:
-    """Run ``login`` and play the browser: open the URL it prints, follow the redirects."""
-    urls: list[str] = []
-    printed = threading.Event()
-
-    def echo(message: str) -> None:
-        urls.extend(line for line in message.splitlines() if line.startswith("http"))
-        printed.set()
-
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            CrmOfficeConnector.login(
-                "crm",
-                config,
-                port=0,
-                open_browser=False,
-                echo=echo,
-                state_dir=str(state_dir),
-                timeout=20,
-            )
-        except BaseException as exc:  # handed to the test thread
-            errors.append(exc)
-            printed.set()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    assert printed.wait(20)
-    if urls:
-        # the "browser": authorize redirects to the local listener (with a code or an error)
-        httpx.get(urls[0], follow_redirects=True, timeout=10)
-    thread.join(20)
-    assert not thread.is_alive()
-    if errors:
-        raise errors[0]
-
-
 def connect(
     config: Config, state_dir: Path, box: CrmOfficeSandbox, **options: Any
 ) -> CrmOfficeConnector:
@@ -129,7 +90,7 @@ def crm(
     server: SandboxServer, box: CrmOfficeSandbox, tmp_path: Path
 ) -> Iterator[CrmOfficeConnector]:
     config = make_config(server.url)
-    browser_login(config, tmp_path)
+    browser_login(config, "crm", tmp_path)
     connector = connect(config, tmp_path, box)
     yield connector
     connector.close()
@@ -152,7 +113,7 @@ def test_login_stores_encrypted_tokens_that_work(
     server: SandboxServer, box: CrmOfficeSandbox, tmp_path: Path
 ) -> None:
     config = make_config(server.url)
-    browser_login(config, tmp_path)
+    browser_login(config, "crm", tmp_path)
     token_file = tmp_path / "tokens" / "crm.json.enc"
     assert token_file.exists()
     assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
@@ -182,7 +143,7 @@ def test_login_refused_scope_is_reported(
     config = make_config(server.url)
     config.systems["crm"].model_extra["scope"] = "openid"  # type: ignore[index]
     with pytest.raises(AuthError, match=r"refused.*scope"):
-        browser_login(config, tmp_path)
+        browser_login(config, "crm", tmp_path)
 
 
 def test_expired_token_is_refreshed_and_the_rotated_token_persisted(
@@ -235,7 +196,7 @@ def test_paging_follows_the_continuation_token(
     for number in range(13):
         box.add("companies", {"name": f"Extra {number} AS"})
     config = make_config(server.url, "    entity_types:\n      Companies: {page_size: 10}\n")
-    browser_login(config, tmp_path)
+    browser_login(config, "crm", tmp_path)
     connector = connect(config, tmp_path, box)
     try:
         records, cursor, pages = read_all(connector, "Companies")
@@ -417,7 +378,7 @@ def test_html_page_is_reported_naming_the_request_and_loses_nothing(
 ) -> None:
     config = make_config(server.url)
     config.systems["crm"].model_extra["max_retries"] = 2  # type: ignore[index]
-    browser_login(config, tmp_path)
+    browser_login(config, "crm", tmp_path)
     crm = connect(config, tmp_path, box)
     try:
         _, cursor, _ = read_all(crm, "Companies")
@@ -454,7 +415,7 @@ def test_wrong_shape_names_the_keys(
     server: SandboxServer, box: CrmOfficeSandbox, tmp_path: Path
 ) -> None:
     config = make_config(server.url, "    entity_types:\n      Companies: {items: records}\n")
-    browser_login(config, tmp_path)
+    browser_login(config, "crm", tmp_path)
     crm = connect(config, tmp_path, box)
     try:
         with pytest.raises(ContractError, match=r"without a list under 'records'.*items"):

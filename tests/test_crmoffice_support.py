@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import inspect
 import socket
+import threading
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import httpx
 import uvicorn
 
+from samband.config.model import Config
+from samband.connectors.crmoffice import CrmOfficeConnector
 from samband.sandbox._base import Sandbox, SandboxServer
 
 BASE_PREPARES_LIFESPAN = "lifespan_class" in inspect.getsource(SandboxServer.start)
@@ -36,3 +41,41 @@ def serve(box: Sandbox, **options: Any) -> SandboxServer:
         return box.serve(**options)
     with mock.patch.object(uvicorn, "Server", _PreparedServer):
         return box.serve(**options)
+
+
+def browser_login(config: Config, system_id: str, state_dir: Path) -> None:
+    """Run ``login`` and play the browser: open the URL it prints, follow the redirects."""
+    urls: list[str] = []
+    printed = threading.Event()
+
+    def echo(message: str) -> None:
+        urls.extend(line for line in message.splitlines() if line.startswith("http"))
+        printed.set()
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            CrmOfficeConnector.login(
+                system_id,
+                config,
+                port=0,
+                open_browser=False,
+                echo=echo,
+                state_dir=str(state_dir),
+                timeout=20,
+            )
+        except BaseException as exc:  # handed to the test thread
+            errors.append(exc)
+            printed.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert printed.wait(20)
+    if urls:
+        # the "browser": authorize redirects to the local listener (with a code or an error)
+        httpx.get(urls[0], follow_redirects=True, timeout=10)
+    thread.join(20)
+    assert not thread.is_alive()
+    if errors:
+        raise errors[0]
