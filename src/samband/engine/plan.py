@@ -168,6 +168,17 @@ def plan_pair(
             else:
                 plan.to_target[m.target] = s_val
                 plan.base[m.target] = s_val
+                if t_val is not None:
+                    plan.conflicts.append(
+                        Conflict(
+                            m.target,
+                            None,
+                            s_val,
+                            t_val,
+                            "source",
+                            "linked by the merge criteria: the source value replaced the target's",
+                        )
+                    )
             continue
         source_moved = not _same(s_val, _coerce_base(m, b_val))
         target_moved = not _same(t_val, _coerce_base(m, b_val))

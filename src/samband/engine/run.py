@@ -166,8 +166,11 @@ class Engine:
 
     def close(self) -> None:
         if self._store is not None:
-            self._store.close()
-            self._store = None
+            try:
+                self._release_lease(self._store)
+            finally:
+                self._store.close()
+                self._store = None
         for connector in self._connectors.values():
             try:
                 connector.close()
@@ -244,6 +247,7 @@ class Engine:
         )
         calls_before = {s: c.stats.api_calls for s, c in self._connectors.items()}
         run = _Run(self, store, report, progress, stop)
+        interrupted = False
         try:
             if not dry_run:
                 self._take_lease(store)
@@ -260,6 +264,10 @@ class Engine:
             report.messages.append(str(exc))
             if isinstance(exc, CircuitBreakerTripped | RunLocked):
                 raise
+        except BaseException:
+            # Interrupted (Ctrl-C twice, or a simulated crash): keep only what was committed.
+            interrupted = True
+            raise
         finally:
             report.finished_at = now_iso()
             for system, connector in self._connectors.items():
@@ -267,8 +275,10 @@ class Engine:
                 report.api_calls_by_system[system] = used
             report.api_calls = sum(report.api_calls_by_system.values())
             progress.done()
+            if interrupted:
+                store.conn.rollback()
             try:
-                if report.run_id is not None and not dry_run:
+                if report.run_id is not None and not dry_run and not interrupted:
                     store.finish_run(report.run_id, report.status, report.to_dict())
             finally:
                 if dry_run:
@@ -662,7 +672,12 @@ class _Run:
             else {}
         )
         candidates = sorted({c for found in matches.values() for c in found})
-        taken = self.store.links_by(flow.key, "target", [f"{tsys}:{ttype}:{c}" for c in candidates])
+        # a target already linked as the target of any dataflow (many-to-one) is not free
+        taken = {
+            link.target_ref
+            for link in self.store.links_touching([f"{tsys}:{ttype}:{c}" for c in candidates])
+            if link.target_ref.startswith(f"{tsys}:{ttype}:")
+        }
         targets = self.store.snapshots(tsys, ttype, candidates)
         creates: list[Snapshot] = []
         for rid, snap in eligible.items():

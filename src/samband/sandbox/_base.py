@@ -102,7 +102,9 @@ class Faults:
         for key, value in settings.items():
             if key in ("injected",) or not hasattr(self, key):
                 raise ValueError(f"unknown fault setting {key!r}")
-            setattr(self, key, type(getattr(self, key) or 0)(value) if value is not None else None)
+            current = getattr(self, key)
+            kind = type(current) if current is not None else int
+            setattr(self, key, kind(value) if value is not None else None)
         if "seed" in settings:
             self._random = random.Random(self.seed)
 
@@ -283,6 +285,9 @@ class SandboxServer:
             self.app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
         )
         self._server = uvicorn.Server(config)
+        # Server.startup() expects what Server.serve() normally prepares.
+        config.load()
+        self._server.lifespan = config.lifespan_class(config)
         ready = threading.Event()
 
         def run() -> None:

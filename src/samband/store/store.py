@@ -564,6 +564,9 @@ class Store:
                 delete(s.waiting).where(and_(c.dataflow == dataflow, c.ref.in_(part)))
             )
 
+    def conflicts_rows(self) -> list[dict[str, Any]]:
+        return self.table_rows(s.conflicts, order=s.conflicts.c.id)
+
     # -- generic ------------------------------------------------------------------------
     def _upsert(self, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
         insert = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)

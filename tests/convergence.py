@@ -1,0 +1,259 @@
+"""The convergence harness: three systems, five dataflows, random edits, crashes, runs.
+
+A *world* creates, edits, deletes and lists records in the systems behind the engine's
+back (as their users would).  ``MemoryWorld`` uses memory systems; other worlds put a
+real connector (SQL, REST, …) in the place of system ``B`` and reuse the same checks.
+
+Dataflows (A = crm, B = erp, C = pms):
+
+* F1 ``A.Company → B.Org`` (merge on org number)      — with F2: many-to-one
+* F2 ``A.Dept → B.Org`` (merge on code)
+* F3 ``A.Person → B.Contact`` (reference to the company) — a reference
+* F4 ``B.Org → C.Account``                             — with F1: a chain A → B → C
+* F5 ``A.Company → C.Client``                          — with F1: one-to-many
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from samband.config import parse_config
+from samband.config.model import Config
+from samband.connectors.memory import dataset
+from samband.store.store import Store, loads, split_ref
+from samband.types import coerce
+
+FLOWS_YAML = """
+dataflows:
+  - id: F1
+    source: crm.Company
+    target: erp.Org
+    match: [[{from: org, to: org_no}]]
+    properties:
+      - {from: name, to: title, type: string}
+      - {from: org, to: org_no, type: string}
+      - {from: phone, to: tel, type: string}
+      - {from: address.city, to: city, type: string}
+  - id: F2
+    source: crm.Dept
+    target: erp.Org
+    match: [[{from: code, to: org_no, normalize: trim}]]
+    properties:
+      - {from: label, to: title, type: string}
+      - {from: code, to: org_no, type: string}
+  - id: F3
+    source: crm.Person
+    target: erp.Contact
+    match: [[{from: email, to: mail}]]
+    properties:
+      - {from: first, to: given, type: string}
+      - {from: email, to: mail, type: string}
+      - {from: company_id, to: org_id, type: reference, source_ref: Company, target_ref: Org}
+  - id: F4
+    source: erp.Org
+    target: pms.Account
+    match: [[{from: org_no, to: org_no}]]
+    properties:
+      - {from: title, to: name, type: string}
+      - {from: org_no, to: org_no, type: string}
+  - id: F5
+    source: crm.Company
+    target: pms.Client
+    properties:
+      - {from: name, to: name, type: string}
+"""
+
+MEMORY_SYSTEMS = """
+systems:
+  crm:
+    kind: memory
+    entity_types: {Company: {external_ref: ext}, Person: {external_ref: ext}, Dept: {}}
+  erp:
+    kind: memory
+    entity_types: {Org: {external_ref: ext}, Contact: {}}
+  pms:
+    kind: memory
+    entity_types: {Account: {external_ref: ext}, Client: {external_ref: ext}}
+"""
+
+# Which properties a world may edit, per (system, type), and how values are drawn.
+EDITABLE: dict[tuple[str, str], list[str]] = {
+    ("crm", "Company"): ["name", "phone", "address.city"],
+    ("crm", "Dept"): ["label"],
+    ("crm", "Person"): ["first"],
+    ("erp", "Org"): ["title", "tel", "city"],
+    ("erp", "Contact"): ["given"],
+    ("pms", "Account"): ["name"],
+    ("pms", "Client"): ["name"],
+}
+
+
+class SimulatedCrash(BaseException):
+    """Raised inside a connector call to stand for a killed process."""
+
+
+class World(Protocol):
+    def config(self, store_url: str) -> Config: ...
+    def insert(self, system: str, etype: str, data: dict[str, Any]) -> str: ...
+    def edit(self, system: str, etype: str, rid: str, changes: dict[str, Any]) -> None: ...
+    def delete(self, system: str, etype: str, rid: str) -> None: ...
+    def records(self, system: str, etype: str) -> dict[str, dict[str, Any]]: ...
+    def crash_on(self, system: str, op: str) -> None: ...
+    def connectors(self) -> dict[str, Any] | None: ...
+
+
+class MemoryWorld:
+    def config(self, store_url: str) -> Config:
+        return parse_config(f"store: {store_url}\n{MEMORY_SYSTEMS}{FLOWS_YAML}").config
+
+    def insert(self, system: str, etype: str, data: dict[str, Any]) -> str:
+        return dataset(system).insert(etype, data)
+
+    def edit(self, system: str, etype: str, rid: str, changes: dict[str, Any]) -> None:
+        dataset(system).edit(etype, rid, changes)
+
+    def delete(self, system: str, etype: str, rid: str) -> None:
+        dataset(system).remove(etype, rid)
+
+    def records(self, system: str, etype: str) -> dict[str, dict[str, Any]]:
+        return dataset(system).records(etype)
+
+    def crash_on(self, system: str, op: str) -> None:
+        def crash() -> None:
+            raise SimulatedCrash(f"crash in {system}.{op}")
+
+        dataset(system).inject_failure(op, crash)
+
+    def connectors(self) -> dict[str, Any] | None:
+        return None
+
+
+def get(data: dict[str, Any], path: str) -> Any:
+    current: Any = data
+    for part in path.split("."):
+        if not isinstance(current, dict):
+            return None
+        current = current.get(part)
+    return current
+
+
+@dataclass
+class Edit:
+    system: str
+    etype: str
+    rid: str
+    path: str
+    value: Any
+
+
+def check_agreement(world: World, store: Store, config: Config) -> list[str]:
+    """Every link agrees on every mapped property (references translated)."""
+    problems: list[str] = []
+    link_map: dict[str, set[str]] = {}
+    for link in store.all_links():
+        link_map.setdefault(link.source_ref, set()).add(link.target_ref)
+        link_map.setdefault(link.target_ref, set()).add(link.source_ref)
+    cache: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+
+    def records(system: str, etype: str) -> dict[str, dict[str, Any]]:
+        if (system, etype) not in cache:
+            cache[(system, etype)] = world.records(system, etype)
+        return cache[(system, etype)]
+
+    for flow in config.dataflows:
+        for link in store.all_links(flow.key):
+            s_sys, s_type, s_id = split_ref(link.source_ref)
+            t_sys, t_type, t_id = split_ref(link.target_ref)
+            source = records(s_sys, s_type).get(s_id)
+            target = records(t_sys, t_type).get(t_id)
+            if source is None or target is None:
+                problems.append(f"{flow.key}: link {link.source_ref} ↔ {link.target_ref} to a missing record")
+                continue
+            for prop in flow.properties:
+                s_val, t_val = get(source, prop.source), get(target, prop.target)
+                if prop.type is not None and prop.type.value == "reference":
+                    if s_val in (None, ""):
+                        ok = t_val in (None, "")
+                    elif str(s_val) not in records(s_sys, str(prop.source_ref)):
+                        ok = True  # points at a deleted record: nothing to translate
+                    else:
+                        wanted = {
+                            split_ref(r)[2] for r in link_map.get(f"{s_sys}:{prop.source_ref}:{s_val}", set())
+                            if r.startswith(f"{t_sys}:{prop.target_ref}:")
+                        }
+                        ok = str(t_val) in wanted
+                else:
+                    ok = coerce(s_val, prop.type) == coerce(t_val, prop.type)
+                if not ok:
+                    problems.append(
+                        f"{flow.key}: {link.source_ref}.{prop.source}={s_val!r} but "
+                        f"{link.target_ref}.{prop.target}={t_val!r}"
+                    )
+    return problems
+
+
+def check_no_duplicates(store: Store, config: Config) -> list[str]:
+    """No source record has two counterparts in one target type; no orphan creates."""
+    problems = []
+    for flow in config.dataflows:
+        seen: dict[str, str] = {}
+        for link in store.all_links(flow.key):
+            if link.source_ref in seen:
+                problems.append(f"{flow.key}: {link.source_ref} linked twice")
+            seen[link.source_ref] = link.target_ref
+    return problems
+
+
+def check_orphans(
+    world: World, store: Store, config: Config, stamped: dict[tuple[str, str], str]
+) -> list[str]:
+    """A record the engine created (stamped with its source's ref) whose source still
+    lives is the one linked to that source: no duplicate, no orphan."""
+    problems = []
+    links: dict[str, set[str]] = {}
+    for link in store.all_links():
+        links.setdefault(link.source_ref, set()).add(link.target_ref)
+    for (system, etype), field in stamped.items():
+        counts: dict[str, int] = {}
+        for rid, data in world.records(system, etype).items():
+            ext = data.get(field)
+            if not ext:
+                continue
+            counts[ext] = counts.get(ext, 0) + 1
+            s_sys, s_type, s_id = split_ref(ext)
+            if s_id not in world.records(s_sys, s_type):
+                continue  # its source was deleted; with on_delete: unlink the target stays
+            if f"{system}:{etype}:{rid}" not in links.get(ext, set()):
+                problems.append(f"{system}:{etype}:{rid} (created for {ext}) is not linked to it")
+        problems.extend(
+            f"{system}.{etype}: {n} records created for {ext}" for ext, n in counts.items() if n > 1
+        )
+    return problems
+
+
+def check_edits(world: World, store: Store, edits: list[Edit]) -> list[str]:
+    """Every edit is present where the record lives, or was lost in a recorded conflict."""
+    problems = []
+    lost_values: set[str] = set()
+    for row in store.conflicts_rows():
+        for key in ("source_value", "target_value"):
+            value = loads(row[key])
+            lost_values.add(str(value))
+    for edit in edits:
+        current = world.records(edit.system, edit.etype).get(edit.rid)
+        if current is None:
+            continue  # deleted since
+        if str(get(current, edit.path)) == str(edit.value):
+            continue
+        if str(edit.value) in lost_values:
+            continue
+        problems.append(
+            f"edit {edit.system}:{edit.etype}:{edit.rid}.{edit.path}={edit.value!r} is lost "
+            f"(now {get(current, edit.path)!r}) and no conflict records it"
+        )
+    return problems
+
+
+Crash = Callable[[], None]
