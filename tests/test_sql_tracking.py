@@ -276,3 +276,207 @@ def test_system_config_shape() -> None:
     system = SystemConfig(**pms.system_config("sqlite:///pms.db"))
     assert set(system.entity_types) == {"Customer", "Project"}
     assert yaml.safe_load(pms.ENTITY_TYPES_YAML)["entity_types"] == pms.ENTITY_TYPES
+
+
+# -- the engine's convergence test with system B (erp) as a tracked SQL database -------------
+ERP_SQL = """
+systems:
+  crm:
+    kind: memory
+    entity_types: {{Company: {{external_ref: ext}}, Person: {{external_ref: ext}}, Dept: {{}}}}
+  erp:
+    kind: sql
+    url: "{url}"
+    entity_types:
+      Org: {{table: org, updated: updated_at, external_ref: ext}}
+      Contact: {{table: contact, updated: updated_at}}
+  pms:
+    kind: memory
+    entity_types: {{Account: {{external_ref: ext}}, Client: {{external_ref: ext}}}}
+"""
+
+
+def _sql_world_class(url_of: Any) -> Any:
+    """A convergence-harness world whose ``erp`` system is SQL with tracking installed;
+    the world's own edits are plain SQL, like another program's."""
+    convergence = pytest.importorskip("tests.convergence")
+
+    class CrashingSql(SqlConnector):
+        world: Any
+
+        def _maybe_crash(self, op: str) -> None:
+            if op in self.world.failures:
+                self.world.failures.remove(op)
+                raise convergence.SimulatedCrash(f"crash in erp.{op}")
+
+        def read(self, entity_type: str, cursor: str | None) -> Any:
+            self._maybe_crash("read")
+            return super().read(entity_type, cursor)
+
+        def get(self, entity_type: str, record_id: str) -> Any:
+            self._maybe_crash("get")
+            return super().get(entity_type, record_id)
+
+        def create(self, entity_type: str, values: Any, external_ref: str | None = None) -> Any:
+            self._maybe_crash("create")
+            created = super().create(entity_type, values, external_ref)
+            self._maybe_crash("after_create")
+            return created
+
+        def update(self, entity_type: str, record_id: str, changes: Any) -> Any:
+            self._maybe_crash("update")
+            return super().update(entity_type, record_id, changes)
+
+    class SqlWorld(convergence.MemoryWorld):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.url = url_of()
+            self.db = create_engine(self.url)
+            meta = MetaData()
+            self.tables = {
+                "Org": Table(
+                    "org",
+                    meta,
+                    Column("id", Integer, primary_key=True, autoincrement=True),
+                    *(Column(c, String(100)) for c in ("title", "org_no", "tel", "city", "ext")),
+                    Column("updated_at", pms._TIMESTAMP),
+                ),
+                "Contact": Table(
+                    "contact",
+                    meta,
+                    Column("id", Integer, primary_key=True, autoincrement=True),
+                    Column("given", String(100)),
+                    Column("mail", String(100)),
+                    Column("org_id", Integer),
+                    Column("updated_at", pms._TIMESTAMP),
+                ),
+            }
+            meta.create_all(self.db)
+            self.failures: list[str] = []
+            self._config: Config | None = None
+
+        def config(self, store_url: str) -> Config:
+            text_ = f"store: {store_url}\n{ERP_SQL.format(url=self.url)}{convergence.FLOWS_YAML}"
+            self._config = parse_config(text_).config
+            for type_name in ("Org", "Contact"):
+                install_tracking(self._config, "erp", type_name)
+            return self._config
+
+        def connectors(self) -> dict[str, Any]:
+            assert self._config is not None
+            self.failures.clear()
+            conn_ = CrashingSql("erp", self._config.systems["erp"], {})
+            conn_.world = self
+            return {"erp": conn_}
+
+        def insert(self, system: str, etype: str, data: dict[str, Any]) -> str:
+            if system != "erp":
+                return str(super().insert(system, etype, data))
+            with self.db.begin() as conn:
+                result = conn.execute(self.tables[etype].insert().values(data))
+                assert result.inserted_primary_key is not None
+                return str(result.inserted_primary_key[0])
+
+        def edit(self, system: str, etype: str, rid: str, changes: dict[str, Any]) -> None:
+            if system != "erp":
+                return super().edit(system, etype, rid, changes)  # type: ignore[no-any-return]
+            table = self.tables[etype]
+            with self.db.begin() as conn:
+                conn.execute(table.update().where(table.c.id == int(rid)).values(changes))
+
+        def delete(self, system: str, etype: str, rid: str) -> None:
+            if system != "erp":
+                return super().delete(system, etype, rid)  # type: ignore[no-any-return]
+            table = self.tables[etype]
+            with self.db.begin() as conn:
+                conn.execute(table.delete().where(table.c.id == int(rid)))
+
+        def records(self, system: str, etype: str) -> dict[str, dict[str, Any]]:
+            if system != "erp":
+                return dict(super().records(system, etype))
+            with self.db.connect() as conn:
+                rows = conn.execute(self.tables[etype].select()).mappings().all()
+            return {str(row["id"]): dict(row) for row in rows}
+
+        def crash_on(self, system: str, op: str) -> None:
+            if system == "erp":
+                self.failures.append(op)
+            else:
+                super().crash_on(system, op)
+
+    return SqlWorld
+
+
+def _run_convergence(url_of: Any, store_of: Any, examples: int, steps: int) -> None:
+    machines = pytest.importorskip("tests.test_engine_convergence")
+    from hypothesis import HealthCheck, Phase, settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from samband.connectors import memory
+
+    world = _sql_world_class(url_of)
+
+    class PerExample(machines.SyncMachine):  # type: ignore[misc,name-defined]
+        world_factory = world
+
+        def __init__(self) -> None:
+            self.store_url = store_of()
+            memory._DATASETS.clear()
+            super().__init__()
+
+        def teardown(self) -> None:
+            super().teardown()
+            self.world.db.dispose()
+
+    run_state_machine_as_test(
+        PerExample,
+        settings=settings(
+            max_examples=examples,
+            stateful_step_count=steps,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            # no shrinking: a failure is reported as found, within the file's time budget
+            phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        ),
+    )
+
+
+def test_convergence_with_sql_in_place_of_memory_sqlite(tmp_path: Path) -> None:
+    import itertools
+
+    counter = itertools.count()
+
+    def url_of() -> str:
+        return f"sqlite:///{tmp_path / f'erp-{next(counter)}.db'}"
+
+    def store_of() -> str:
+        return f"sqlite:///{tmp_path / f'store-{next(counter)}.db'}"
+
+    _run_convergence(url_of, store_of, examples=15, steps=25)
+
+
+@pytest.mark.parametrize("server", ["postgres_server", "mariadb_server"])
+def test_convergence_with_sql_in_place_of_memory_servers(
+    server: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    import itertools
+
+    from tests.conftest import _fresh_schema_url
+
+    base = str(request.getfixturevalue(server))
+    dialect = "postgresql" if server == "postgres_server" else "mysql"
+    schemas: list[Iterator[str]] = []
+    counter = itertools.count()
+
+    def url_of() -> str:
+        schema = _fresh_schema_url(base, dialect)
+        schemas.append(schema)
+        return next(schema)
+
+    def store_of() -> str:
+        return f"sqlite:///{tmp_path / f'store-{next(counter)}.db'}"
+
+    try:
+        _run_convergence(url_of, store_of, examples=5, steps=20)
+    finally:
+        for schema in schemas:
+            next(schema, None)
