@@ -334,6 +334,29 @@ def test_refused_record_names_the_fields(crm: CrmOfficeConnector) -> None:
     assert not isinstance(caught.value, NotFound)
 
 
+def test_a_create_whose_answer_is_lost_is_found_by_its_external_ref(
+    crm: CrmOfficeConnector, box: CrmOfficeSandbox
+) -> None:
+    read_all(crm, "Users")
+    box.faults.reset_rate = 1.0  # the server creates, then the connection drops mid-answer
+    with pytest.raises(SambandError, match="POST /companies"):
+        crm.create("Companies", {"name": "Tapt Svar AS"}, external_ref="pogo:Customers:7")
+    box.faults.reset_rate = 0.0
+    made = [c for c in box.records("companies") if c.get("externalId") == "pogo:Customers:7"]
+    assert len(made) == 1  # not retried blindly
+    found = crm.find_by_external_ref("Companies", "pogo:Customers:7")
+    assert found is not None and found.id == str(made[0]["id"])
+
+
+def test_a_write_answered_with_no_json_is_a_contract_error(
+    crm: CrmOfficeConnector, box: CrmOfficeSandbox
+) -> None:
+    read_all(crm, "Users")
+    box.faults.non_json_rate = 1.0
+    with pytest.raises(ContractError, match=r"POST /companies answered 200 .*not JSON"):
+        crm.create("Companies", {"name": "Rart Svar AS"})
+
+
 # -- limits and faults -------------------------------------------------------------------------
 def test_rate_limit_429_is_waited_out_with_retry_after(
     crm: CrmOfficeConnector, box: CrmOfficeSandbox
