@@ -338,3 +338,45 @@ def test_breaker_stops_before_exact_blocks_the_endpoint(
     assert connector.get("Contacts", missing) is None
     box.clock.advance(3601)
     assert connector.get("Accounts", missing) is None
+
+
+def test_every_api_call_uses_a_token_already_on_disk(
+    box: ExactOnlineSandbox, server: SandboxServer, tmp_path: Path
+) -> None:
+    """Rotation: the access token in each request is the one stored — so the refresh
+    token stored beside it is the newest, whatever crash follows the request."""
+    checked: list[bool] = []
+
+    class Checking(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if "/api/v1/" in request.url.path:
+                stored = TokenStore("exact", tmp_path).load() or {}
+                bearer = request.headers["Authorization"].removeprefix("Bearer ")
+                checked.append(stored.get("access_token") == bearer)
+                assert stored.get("refresh_token") in box.refresh_tokens
+            return super().handle_request(request)
+
+    connector = make_connector(box, server, tmp_path, transport=Checking())
+    key = next(iter(box.tables["crm/Accounts"]))
+    for _ in range(3):
+        assert connector.get("Accounts", key) is not None
+        box.clock.advance(600)  # the access token expires: the next call refreshes
+    assert box.token_requests == 2
+    assert checked == [True, True, True]
+
+
+def test_reads_survive_injected_faults(tmp_path: Path) -> None:
+    box = ExactOnlineSandbox(
+        clock=Clock(speed=50.0), sync_page_size=10, minutely_limit=100_000, daily_limit=100_000
+    )
+    box.seed(60, 4)
+    running = serve(box)
+    try:
+        connector = make_connector(box, running, tmp_path)
+        box.faults.update(error_rate=0.2, truncate_rate=0.1, html_rate=0.1, seed=3)
+        records = [r for page in connector.read("Accounts", None) for r in page.records]
+        assert len({r.id for r in records if not r.deleted}) == 60
+        assert connector.stats.retries > 0
+        assert sum(box.faults.injected.values()) == connector.stats.retries
+    finally:
+        running.stop()
