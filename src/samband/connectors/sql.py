@@ -172,7 +172,7 @@ class SqlConnector(Connector):
             self._engine.dispose()
             self._engine = None
 
-    def _run(self, work: Any, *, write: bool = False) -> Any:
+    def _run(self, work: Any) -> Any:
         """Run ``work(conn)`` in a transaction, turning database errors into Samband's."""
         self.stats.api_calls += 1
         try:
@@ -440,7 +440,7 @@ class SqlConnector(Connector):
                     )
             return conn.execute(self._select(bound).where(bound.column(spec.id) == new_id)).first()
 
-        created = self._run(work, write=True)
+        created = self._run(work)
         self.stats.writes += 1
         if created is None:
             raise ConnectorError(
@@ -463,7 +463,7 @@ class SqlConnector(Connector):
             query = self._select(bound).where(bound.column(bound.spec.id) == key)
             return conn.execute(query).first()
 
-        updated = self._run(work, write=True)
+        updated = self._run(work)
         self.stats.writes += 1
         if updated is None:
             raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
@@ -484,7 +484,7 @@ class SqlConnector(Connector):
             return int(conn.execute(table.delete().where(table.c[bound.spec.id] == key)).rowcount)
 
         try:
-            count = self._run(work, write=True)
+            count = self._run(work)
         except RecordError as exc:
             if isinstance(exc, NotFound):
                 raise
