@@ -244,6 +244,19 @@ def _auth_url(system_id: str, settings: dict[str, Any]) -> str:
     return str(url).rstrip("/")
 
 
+def _rate_limit(setting: Any) -> tuple[int, float]:
+    """``rate_limit: 250`` (calls per minute) or ``{calls: 250, period: 60}``; 0 calls
+    means no pacing."""
+    if setting is None or setting == {}:
+        return DEFAULT_RATE_LIMIT
+    if isinstance(setting, dict):
+        return (
+            int(setting.get("calls", DEFAULT_RATE_LIMIT[0])),
+            float(setting.get("period", DEFAULT_RATE_LIMIT[1])),
+        )
+    return int(setting), 60.0
+
+
 def _credential(system_id: str, credentials: dict[str, str], name: str) -> str:
     value = credentials.get(name)
     if not value:
@@ -336,18 +349,17 @@ class CrmOfficeConnector(Connector):
     def http(self) -> HttpClient:
         if self._http is None:
             tokens = self._token_source()
-            limit = self.settings.get("rate_limit") or {}
-            calls = int(limit.get("calls", DEFAULT_RATE_LIMIT[0]))
-            period = float(limit.get("period", DEFAULT_RATE_LIMIT[1]))
+            calls, period = _rate_limit(self.settings.get("rate_limit"))
+            key = f"{tokens.client_id}@{self.base_url}"
+            limiter = self._limiter or (
+                shared_limiter("crmoffice", key, calls, period) if calls > 0 else None
+            )
             self._http = HttpClient(
                 self.system_id,
                 self.base_url,
                 auth=OAuthAuth(tokens),
                 headers={"Accept": "application/json"},
-                limiter=self._limiter
-                or shared_limiter(
-                    "crmoffice", f"{tokens.client_id}@{self.base_url}", calls, period
-                ),
+                limiter=limiter,
                 stats=self.stats,
                 max_retries=int(self.settings.get("max_retries", 6)),
                 sleep=self._sleep,
@@ -363,7 +375,8 @@ class CrmOfficeConnector(Connector):
             self._tokens = None
 
     def check(self) -> None:
-        self._get_json(self.endpoints["Users"].path if "Users" in self.endpoints else "users")
+        """One cheap authenticated call: the token works and the API answers."""
+        self._get_json(self.endpoints["Users"].path)
 
     def _endpoint(self, entity_type: str) -> tuple[EntityType, Endpoint]:
         etype = self.entity_type(entity_type)
