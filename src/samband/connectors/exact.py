@@ -34,7 +34,7 @@ from samband.connectors._exact_dates import parse_ms_date, to_vendor_wall, wire_
 from samband.connectors._exact_fields import FIELDS
 from samband.connectors._exact_limits import ErrorBreaker, ExactPacer
 from samband.connectors._exact_schema import TYPES, ExactType, entity_type, selectable
-from samband.connectors._http import HttpClient
+from samband.connectors._http import HttpClient, retry_after_seconds
 from samband.connectors._oauth import OAuthAuth, OAuthTokens, interactive_login
 from samband.connectors.base import Connector, EntityType, Page, RecordData
 from samband.errors import (
@@ -186,12 +186,20 @@ class ExactOnlineConnector(Connector):
                 headers={"Accept": "application/json"},
                 limiter=self.pacer,
                 stats=self.stats,
-                retry_after=lambda response: self.pacer.retry_after(response.headers),
+                retry_after=self._retry_after,
                 describe_error=describe_error,
                 sleep=self.clock.sleep,
                 transport=self._transport,
             )
         return self._http
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        """A 429 waits for the reset its headers name; anything else honours Retry-After
+        or backs off."""
+        limits = ("X-RateLimit-Minutely-Reset", "X-RateLimit-Reset")
+        if response.status_code == 429 and any(name in response.headers for name in limits):
+            return self.pacer.retry_after(response.headers)
+        return retry_after_seconds(response)
 
     def close(self) -> None:
         if self._http is not None:
