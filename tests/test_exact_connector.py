@@ -373,7 +373,14 @@ def test_reads_survive_injected_faults(tmp_path: Path) -> None:
     running = serve(box)
     try:
         connector = make_connector(box, running, tmp_path)
-        box.faults.update(error_rate=0.2, truncate_rate=0.1, html_rate=0.1, seed=3)
+        box.faults.update(
+            error_rate=0.2,
+            truncate_rate=0.1,
+            html_rate=0.1,
+            throttle_rate=0.1,
+            reset_rate=0.05,
+            seed=3,
+        )
         records = [r for page in connector.read("Accounts", None) for r in page.records]
         assert len({r.id for r in records if not r.deleted}) == 60
         assert connector.stats.retries > 0
