@@ -532,3 +532,27 @@ def test_sandbox_refuses_read_only_and_unknown_properties(
         headers={**headers, "Content-Type": "application/json"},
     )
     assert answer.status_code == 415
+
+
+def test_reads_and_writes_get_through_injected_faults() -> None:
+    box = PowerOfficeSandbox(rate_limit=FAST)
+    box.seed(60, 2, only=("Customers",))
+    running = serve(box)
+    try:
+        connector = make(running, page_size=5)
+        connector.http.backoff_base = connector.http.backoff_cap = 0.01
+        connector.auth._http.backoff_base = connector.auth._http.backoff_cap = 0.01
+        box.faults.update(
+            error_rate=0.15, truncate_rate=0.2, html_rate=0.1, throttle_rate=0.1, seed=4
+        )
+        records, _ = read_all(connector, "Customers")
+        assert len({r.id for r in records}) == 60
+        customer = records[0].id
+        updated = connector.update("Customers", customer, {"Name": "Tålmodig AS"})
+        assert updated is None or updated.data["Name"] == "Tålmodig AS"
+        assert box.records("Customers")[int(customer)]["Name"] == "Tålmodig AS"
+        injected = box.faults.injected
+        assert injected.get("truncate") and injected.get("503") and injected.get("429")
+        assert connector.stats.retries >= sum(injected.values()) - injected.get("latency", 0)
+    finally:
+        running.stop()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 from samband.connectors._http import Auth, HttpClient, RateLimiter, describe_problem
 from samband.connectors.base import Stats
@@ -111,7 +112,35 @@ class PowerOfficeAuth(Auth):
         return True
 
     def _fetch(self, slot: _Slot) -> None:
-        response = self._http.request(
+        for _ in range(3):  # an answer cut off on the way is asked for again
+            response = self._request()
+            if response.status_code != 200:
+                break
+            try:
+                body = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(body, dict) and body.get("access_token"):
+                lifetime = float(body.get("expires_in") or 1200)
+                slot.token = str(body["access_token"])
+                slot.expires = self._clock() + lifetime
+                self.renewals += 1
+                return
+            break
+        what = (
+            describe_problem(response)
+            if response.status_code != 200
+            else "no access_token in the answer"
+        )
+        raise AuthError(
+            self.system_id,
+            f"POST {self._token_path}: the token request was refused "
+            f"({response.status_code} {what})",
+            "check the application key, client key and subscription key of this system",
+        )
+
+    def _request(self) -> httpx.Response:
+        return self._http.request(
             "POST",
             self._token_path,
             data={"grant_type": "client_credentials"},
@@ -123,26 +152,3 @@ class PowerOfficeAuth(Auth):
             idempotent=True,
             ok=lambda r: r.status_code < 500 and r.status_code not in (408, 429),
         )
-        body = None
-        if response.status_code == 200:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-        if not isinstance(body, dict) or not body.get("access_token"):
-            what = (
-                describe_problem(response)
-                if response.status_code != 200
-                else "no access_token in the answer"
-            )
-            raise AuthError(
-                self.system_id,
-                f"POST {self._token_path}: the token request was refused "
-                f"({response.status_code} {what})",
-                "check the application key, client key and subscription key of this system",
-            )
-        lifetime = float(body.get("expires_in") or 1200)
-        now = self._clock()
-        slot.token = str(body["access_token"])
-        slot.expires = now + lifetime
-        self.renewals += 1

@@ -1091,6 +1091,11 @@ class PowerOfficeSandbox(Sandbox):
             new[MODIFIED] = now
         if kind.contact and "IsActive" in kind.fields:
             new["IsActive"] = not new.get("IsArchived")
+        if new.get("IsPerson") and (new.get("FirstName"), new.get("LastName")) != (
+            old.get("FirstName"),
+            old.get("LastName"),
+        ):
+            new["Name"] = " ".join(p for p in (new.get("FirstName"), new.get("LastName")) if p)
         self.tables[kind.name][new["Id"]] = new
 
     # -- handlers -----------------------------------------------------------------------
