@@ -18,6 +18,7 @@ from cryptography.fernet import Fernet
 
 from samband.config import parse_config
 from samband.engine.run import Engine
+from samband.errors import SambandError
 from samband.sandbox.crmoffice import CrmOfficeSandbox
 from samband.sandbox.poweroffice import PowerOfficeSandbox
 from tests.test_crmoffice_support import browser_login, serve
@@ -189,3 +190,39 @@ def test_crmoffice_and_poweroffice_converge(world: dict[str, Any]) -> None:
     assert_converged(crm, po)
     final = run(world)
     assert (final["created"], final["updated"], final["deleted"]) == (0, 0, 0)
+
+
+def test_faults_and_bad_answers_lose_nothing(world: dict[str, Any]) -> None:
+    crm: CrmOfficeSandbox = world["crm"]
+    po: PowerOfficeSandbox = world["po"]
+    run(world)
+
+    # HTML instead of JSON on every CRMOffice call: the run reports it, writes nothing
+    crm.clock.advance(30)
+    activity = sorted(crm.records("activities"), key=lambda a: a["id"])[0]
+    crm.edit("activities", activity["id"], {"subject": "Etter vedlikehold"})
+    crm.faults.html_rate = 1.0
+    world["config"].systems["crmoffice"].model_extra["max_retries"] = 2
+    engine = Engine(world["config"], environ=ENV, state_dir=str(world["state"]))
+    try:
+        with pytest.raises(SambandError) as caught:
+            engine.sync()
+    finally:
+        engine.close()
+    crm.faults.html_rate = 0.0
+    del world["config"].systems["crmoffice"].model_extra["max_retries"]
+    assert "crmoffice" in str(caught.value) and "HTML" in str(caught.value)
+    assert "GET /" in str(caught.value)
+    assert "Etter vedlikehold" not in by_name(po.records("ProjectActivities"))
+
+    # 429 bursts and 503s on both sides: retried; the edit made during the outage arrives
+    crm.faults.update(seed=3, burst_429=2)
+    crm.faults.error_rate = 0.2
+    po.faults.update(seed=4)
+    po.faults.error_rate = 0.1
+    run(world)
+    crm.faults.error_rate = po.faults.error_rate = 0.0
+    assert crm.faults.injected.get("503", 0) + po.faults.injected.get("503", 0) >= 1
+    assert "Etter vedlikehold" in by_name(po.records("ProjectActivities"))
+    assert "Etter vedlikehold" in by_name(po.records("TimeTrackingActivities"))
+    assert_converged(crm, po)
