@@ -242,3 +242,25 @@ def test_login_refuses_a_redirect_with_a_foreign_state(tmp_path: Path) -> None:
             echo=echo,
             timeout=20,
         )
+
+
+def test_two_workers_sharing_the_token_file_refresh_once(
+    box: ExactOnlineSandbox, server: SandboxServer, tmp_path: Path
+) -> None:
+    _seed_store(box, TokenStore("exact", tmp_path))
+    first = _tokens(box, server, TokenStore("exact", tmp_path), min_interval=570.0)
+    second = _tokens(box, server, TokenStore("exact", tmp_path), min_interval=570.0)
+    first.access_token()
+    second.access_token()  # both have read the same pair
+    box.clock.advance(600)
+    results: list[str] = []
+    workers = [
+        threading.Thread(target=lambda t=t: results.append(t.access_token()))  # type: ignore[misc]
+        for t in (first, second)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert box.token_requests == 1  # the second adopted the first one's new pair
+    assert results[0] == results[1] and _api_ok(server, results[0])

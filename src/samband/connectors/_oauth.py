@@ -14,11 +14,13 @@ valid instead.  Tokens never appear in log lines or error messages.
 from __future__ import annotations
 
 import html
+import os
 import secrets as pysecrets
 import threading
 import time
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -28,6 +30,11 @@ import httpx
 from samband.connectors._http import Auth, is_loopback
 from samband.errors import AuthError, UnreachableError
 from samband.secrets import TokenStore
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 
 def _login_hint(kind: str | None) -> str:
@@ -151,7 +158,27 @@ class OAuthTokens:
         last = float(tokens.get("requested_at") or 0)
         return max(0.0, last + self.min_interval - now)
 
+    @contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        """Serialise refreshes across processes sharing the token file (workers)."""
+        if fcntl is None:  # pragma: no cover - not on Windows
+            yield
+            return
+        self.store.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.store.folder / f".{self.store.path.name}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
     def _refresh(self, tokens: dict[str, Any]) -> None:
+        with self._process_lock():
+            self._refresh_locked(tokens)
+
+    def _refresh_locked(self, tokens: dict[str, Any]) -> None:
         # Another process sharing the store may have rotated the token already; its
         # refresh token is the only one that still works.
         stored = self.store.load()
