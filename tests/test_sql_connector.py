@@ -360,6 +360,21 @@ def test_unreachable_database_is_one_clear_error_without_the_password() -> None:
         conn_.close()
 
 
+def test_sqlite_file_in_a_missing_folder_is_unreachable(tmp_path: Path) -> None:
+    conn_ = make(f"sqlite:///{tmp_path / 'no' / 'such' / 'pms.db'}", pms.ENTITY_TYPES)
+    with pytest.raises(ConnectorError, match=r"pms\.db"):
+        conn_.check()
+    conn_.close()
+
+
+def test_update_without_changes_on_a_table_without_change_column(db_url: str) -> None:
+    pms.create_pms_schema(db_url)
+    conn_ = make(db_url, {"Customer": {"table": "customer"}})
+    created = conn_.create("Customer", {"name": "Tinde Elektro AS"})
+    assert conn_.update("Customer", created.id, {}).data == created.data
+    conn_.close()
+
+
 def test_wrong_password_is_an_auth_error(mariadb_url: str) -> None:
     base = mariadb_url.split("@", 1)[1]
     conn_ = make(f"mysql+pymysql://nobody:wr0ng-PW@{base}", pms.ENTITY_TYPES)
@@ -608,3 +623,17 @@ def test_memory_and_sql_converge_through_the_engine(
     finally:
         engine.close()
         forget_dataset(name)
+
+
+def test_seeded_pms_reads_back_through_the_connector(db_url: str) -> None:
+    pms.create_pms_schema(db_url)
+    pms.create_pms_schema(db_url)  # existing tables are kept
+    pms.seed_pms(db_url, customers=6, projects=9, seed=3)
+    conn_ = make(db_url, pms.ENTITY_TYPES)
+    customers, _ = all_records(conn_, "Customer")
+    projects, _ = all_records(conn_, "Project")
+    assert len(customers) == 6 and len(projects) == 9
+    ids = {int(c.id) for c in customers}
+    assert all(p.data["customer_id"] in ids for p in projects)
+    assert all(len(c.data["org_no"]) == 9 and c.data["country"] == "NO" for c in customers)
+    conn_.close()

@@ -457,10 +457,12 @@ class SqlConnector(Connector):
 
         def work(conn: Connection) -> Row[Any] | None:
             self._stamp(conn, bound, table, row)
+            query = self._select(bound).where(bound.column(bound.spec.id) == key)
+            if not row:  # nothing to change and no change column to stamp
+                return conn.execute(query).first()
             result = conn.execute(table.update().where(table.c[bound.spec.id] == key).values(row))
             if result.rowcount == 0:
                 raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
-            query = self._select(bound).where(bound.column(bound.spec.id) == key)
             return conn.execute(query).first()
 
         updated = self._run(work)
