@@ -31,6 +31,7 @@ existing API that differs a little fits without code::
           limit_param: limit             # page style: page_size
           page_size: 100
           external_ref: external_ref     # field that holds the source ref of creates
+          id_type: auto                  # auto | integer | string: ids in references
           properties: {customer_id: {type: reference, references: Customer}}
 
 Cursors: with ``cursor`` paging the cursor is the API's own ``next`` value (the last
