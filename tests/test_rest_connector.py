@@ -428,6 +428,12 @@ class ShapedApi:
         }
         return JSONResponse(bodies[kind])
 
+    async def quiet(self, request: Request) -> Response:
+        if request.method == "POST":
+            self.created.append(await request.json())
+            return Response(status_code=201, headers={"Location": "/api/v2/quiet/7"})
+        return JSONResponse({"id": 7, **self.created[-1]})
+
     async def same_page(self, request: Request) -> Response:
         return JSONResponse({"items": [{"id": 1}, {"id": 2}]})
 
@@ -438,6 +444,8 @@ class ShapedApi:
                 Route("/api/v2/staff", self.staff, methods=["GET", "POST"]),
                 Route("/api/v2/broken", self.broken_feed),
                 Route("/api/v2/same", self.same_page),
+                Route("/api/v2/quiet", self.quiet, methods=["POST"]),
+                Route("/api/v2/quiet/7", self.quiet),
             ]
         )
 
@@ -547,6 +555,16 @@ def test_answers_that_break_the_contract_name_the_request(
     assert "system 'crm'" in str(broken.value)
     if kind == "text":
         assert len(api.seen) == 3  # asked again twice: a cut answer passes, this one never
+
+
+def test_a_create_answered_with_only_a_location_is_read_back(
+    shaped: tuple[ShapedApi, str],
+) -> None:
+    _, base_url = shaped
+    connector, _ = make_connector(base_url, {"Thing": {"path": "quiet"}}, auth="none")
+    created = connector.create("Thing", {"name": "Ola", "size.cm": 180})
+    assert created.id == "7"
+    assert created.data == {"id": 7, "name": "Ola", "size": {"cm": 180}}
 
 
 def test_a_page_parameter_the_api_ignores_is_reported(shaped: tuple[ShapedApi, str]) -> None:

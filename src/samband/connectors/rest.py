@@ -532,8 +532,8 @@ class RestConnector(Connector):
         response = self.client.request("POST", url, json=body)
         self.stats.writes += 1
         if not response.content and response.headers.get("Location"):
-            location = response.headers["Location"]
-            found, request = self._get(httpx.URL(location).path or location)
+            # 201 without a body: read the new item where the API says it is
+            found, request = self._get(str(response.url.join(response.headers["Location"])))
             return self._record(ts, found, request)
         try:
             created = self._parse(response, request)
