@@ -146,6 +146,22 @@ def test_login_refused_scope_is_reported(
         browser_login(config, "crm", tmp_path)
 
 
+def test_sandbox_login_needs_no_browser(
+    server: SandboxServer, box: CrmOfficeSandbox, tmp_path: Path
+) -> None:
+    config = make_config(server.url)
+    CrmOfficeConnector.sandbox_login("crm", config, state_dir=str(tmp_path))
+    assert box.token_grants == {"authorization_code": 1}
+    connector = connect(config, tmp_path, box)
+    try:
+        assert len(read_all(connector, "Users")[0]) == 12
+    finally:
+        connector.close()
+    box.clients = {"another-client": "x"}
+    with pytest.raises(AuthError, match="not approved"):
+        CrmOfficeConnector.sandbox_login("crm", config, state_dir=str(tmp_path))
+
+
 def test_expired_token_is_refreshed_and_the_rotated_token_persisted(
     crm: CrmOfficeConnector, box: CrmOfficeSandbox, server: SandboxServer, tmp_path: Path
 ) -> None:

@@ -49,17 +49,27 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
 
 from samband.config.model import Config, SystemConfig
-from samband.connectors._http import HttpClient, RateLimiter, shared_limiter
+from samband.connectors._http import HttpClient, RateLimiter, is_loopback, shared_limiter
 from samband.connectors._oauth import OAuthAuth, OAuthTokens, interactive_login
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
-from samband.errors import AuthError, ConnectorError, ContractError, InUse, NotFound, RecordError
+from samband.errors import (
+    AuthError,
+    ConnectorError,
+    ContractError,
+    InUse,
+    NotFound,
+    RecordError,
+    UnreachableError,
+)
 from samband.mapping import get_path, set_path
 from samband.secrets import TokenStore
 from samband.types import DataType, to_wire
@@ -617,39 +627,99 @@ class CrmOfficeConnector(Connector):
         echo: Callable[[str], None],
         state_dir: str | None = None,
         timeout: float = 300,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         """``samband auth crmoffice -c FILE SYSTEM``: authorize in a browser, store tokens."""
-        from samband.config.env import resolve_all
-        from samband.config.loader import base_dir
-
-        system = config.systems[system_id]
-        settings = system.settings()
-        credentials = resolve_all(system.credentials, system=system_id)
-        auth_url = _auth_url(system_id, settings)
-        client_id = _credential(system_id, credentials, "client_id")
-        scope = str(settings.get("scope") or SCOPE)
-        params = {"client_id": client_id, "scope": scope}
-        if settings.get("redirect_uri"):
-            params["redirect_uri"] = str(settings["redirect_uri"])
+        login = _Login(system_id, config, state_dir, environ)
         code, redirect_uri = interactive_login(
             system_id,
-            authorize_url=str(settings.get("authorize_url") or f"{auth_url}/connect/authorize"),
-            params=params,
+            authorize_url=login.authorize_url,
+            params=login.params(),
             port=port,
             open_browser=open_browser,
             echo=echo,
             timeout=timeout,
         )
-        folder = state_dir or _state_dir({"base_dir": settings.get("base_dir") or base_dir(config)})
+        login.exchange(code, redirect_uri)
+
+    @classmethod
+    def sandbox_login(
+        cls,
+        system_id: str,
+        config: Config,
+        *,
+        state_dir: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """Log in without a browser, for servers that approve at once (the sandbox, in
+        ``samband demo`` and tests): the code is taken from the authorize redirect."""
+        login = _Login(system_id, config, state_dir, environ)
+        redirect_uri = login.settings.get("redirect_uri") or "http://127.0.0.1/callback"
+        params = {**login.params(), "redirect_uri": str(redirect_uri), "response_type": "code"}
+        params["state"] = "samband-sandbox-login"
+        where = f"GET {urlsplit(login.authorize_url).path}"
+        verify = not is_loopback(login.authorize_url)
+        try:
+            answer = httpx.get(login.authorize_url, params=params, timeout=30, verify=verify)
+        except httpx.TransportError as exc:
+            raise UnreachableError(
+                system_id, f"{where}: {exc.__class__.__name__}", "is the sandbox running?"
+            ) from None
+        query = parse_qs(urlsplit(answer.headers.get("location", "")).query)
+        if answer.status_code not in (301, 302, 303, 307) or "code" not in query:
+            reason = (query.get("error") or [f"{answer.status_code} without a code"])[0]
+            raise AuthError(
+                system_id,
+                f"{where}: the login was not approved at once ({reason})",
+                f"use `samband auth crmoffice -c FILE {system_id}`",
+            )
+        login.exchange(query["code"][0], str(redirect_uri))
+
+
+class _Login:
+    """What a first login needs from the config: URLs, client, scope, token store."""
+
+    def __init__(
+        self,
+        system_id: str,
+        config: Config,
+        state_dir: str | None,
+        environ: Mapping[str, str] | None,
+    ) -> None:
+        from samband.config.env import resolve_all
+        from samband.config.loader import base_dir
+
+        system = config.systems[system_id]
+        self.system_id = system_id
+        self.settings = system.settings()
+        self.credentials = resolve_all(system.credentials, environ, system=system_id)
+        auth_url = _auth_url(system_id, self.settings)
+        self.authorize_url = str(
+            self.settings.get("authorize_url") or f"{auth_url}/connect/authorize"
+        )
+        self.token_url = str(self.settings.get("token_url") or f"{auth_url}/connect/token")
+        self.client_id = _credential(system_id, self.credentials, "client_id")
+        self.scope = str(self.settings.get("scope") or SCOPE)
+        self.folder = state_dir or _state_dir(
+            {"base_dir": self.settings.get("base_dir") or base_dir(config)}
+        )
+
+    def params(self) -> dict[str, str]:
+        params = {"client_id": self.client_id, "scope": self.scope}
+        if self.settings.get("redirect_uri"):
+            params["redirect_uri"] = str(self.settings["redirect_uri"])
+        return params
+
+    def exchange(self, code: str, redirect_uri: str) -> None:
         tokens = OAuthTokens(
-            system_id,
-            token_url=str(settings.get("token_url") or f"{auth_url}/connect/token"),
-            client_id=client_id,
-            client_secret=_credential(system_id, credentials, "client_secret"),
-            store=TokenStore(system_id, folder),
-            scope=scope,
+            self.system_id,
+            token_url=self.token_url,
+            client_id=self.client_id,
+            client_secret=_credential(self.system_id, self.credentials, "client_secret"),
+            store=TokenStore(self.system_id, self.folder),
+            scope=self.scope,
             expires_in_default=3600.0,
-            kind=cls.kind,
+            kind=CrmOfficeConnector.kind,
         )
         try:
             tokens.exchange_code(code, redirect_uri)
