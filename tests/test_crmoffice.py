@@ -29,7 +29,7 @@ from samband.errors import (
 from samband.sandbox._base import SandboxServer
 from samband.sandbox.crmoffice import CrmOfficeSandbox
 from samband.sandbox.registry import create_sandbox
-from tests.test_crmoffice_support import browser_login, serve
+from tests.test_crmoffice_support import browser_login
 
 CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
 
@@ -50,7 +50,7 @@ def box() -> CrmOfficeSandbox:
 
 @pytest.fixture
 def server(box: CrmOfficeSandbox) -> Iterator[SandboxServer]:
-    running = serve(box)
+    running = box.serve()
     yield running
     running.stop()
 

@@ -21,7 +21,7 @@ from samband.engine.run import Engine
 from samband.errors import SambandError
 from samband.sandbox.crmoffice import CrmOfficeSandbox
 from samband.sandbox.poweroffice import PowerOfficeSandbox
-from tests.test_crmoffice_support import browser_login, serve
+from tests.test_crmoffice_support import browser_login
 
 ENV = {
     "CRMO_CLIENT_ID": "sandbox-client",
@@ -92,7 +92,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
         monkeypatch.setenv(name, value)
     crm, po = CrmOfficeSandbox(rate_limit=None), PowerOfficeSandbox()
     crm.seed(5, 9)
-    crm_server, po_server = serve(crm), serve(po)
+    crm_server, po_server = crm.serve(), po.serve()
     text = CONFIG.format(store=tmp_path / "state.db", crm=crm_server.url, po=po_server.url)
     config = parse_config(text).config
     state = tmp_path / "state"

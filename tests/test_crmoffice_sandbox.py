@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from samband.sandbox.crmoffice import CrmOfficeSandbox
-from tests.test_crmoffice_support import serve
 
 REDIRECT = "http://127.0.0.1:9/callback"
 CLIENT = {"client_id": "sandbox-client", "client_secret": "sandbox-secret"}
@@ -27,7 +26,7 @@ def box() -> CrmOfficeSandbox:
 
 @pytest.fixture
 def http(box: CrmOfficeSandbox) -> Iterator[httpx.Client]:
-    server = serve(box)
+    server = box.serve()
     try:
         with httpx.Client(base_url=server.url) as client:
             yield client
