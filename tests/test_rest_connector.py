@@ -336,10 +336,7 @@ def test_5xx_and_broken_answers_are_retried(box: CustomCrmSandbox, url: str) -> 
         box.insert("Product", {"code": f"P{number}", "name": f"Vare {number}"})
     types = {"Product": {"path": "products", "page_size": 4}}
     connector, waits = make_connector(url, types)
-    # (set directly: Faults.update turns a rate that is 0.0 into an int; see the report)
-    box.faults.update(seed=11)
-    box.faults.error_rate, box.faults.truncate_rate = 0.25, 0.15
-    box.faults.reset_rate, box.faults.html_rate = 0.1, 0.1
+    box.faults.update(seed=11, error_rate=0.25, truncate_rate=0.15, reset_rate=0.1, html_rate=0.1)
     records = [r for page in connector.read("Product", None) for r in page.records]
     assert sorted(int(r.id) for r in records) == list(range(1, 31))
     assert connector.stats.retries >= 3 and waits
