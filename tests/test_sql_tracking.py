@@ -451,7 +451,7 @@ def test_convergence_with_sql_in_place_of_memory_sqlite(tmp_path: Path) -> None:
     def store_of() -> str:
         return f"sqlite:///{tmp_path / f'store-{next(counter)}.db'}"
 
-    _run_convergence(url_of, store_of, examples=15, steps=25)
+    _run_convergence(url_of, store_of, examples=10, steps=20)
 
 
 @pytest.mark.parametrize("server", ["postgres_server", "mariadb_server"])
@@ -476,7 +476,7 @@ def test_convergence_with_sql_in_place_of_memory_servers(
         return f"sqlite:///{tmp_path / f'store-{next(counter)}.db'}"
 
     try:
-        _run_convergence(url_of, store_of, examples=5, steps=20)
+        _run_convergence(url_of, store_of, examples=4, steps=15)
     finally:
         for schema in schemas:
             next(schema, None)
