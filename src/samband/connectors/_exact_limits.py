@@ -34,7 +34,11 @@ def _header_float(headers: Mapping[str, str], name: str) -> float | None:
 
 
 class ExactPacer(RateLimiter):
-    """A :class:`RateLimiter` driven by what Exact says is left (``clock`` in epoch seconds)."""
+    """A :class:`RateLimiter` driven by what Exact says is left (``clock`` in epoch seconds).
+
+    ``margin`` is added to every wait for a reset, so a client clock slightly ahead of
+    Exact's (the resets are Exact's epoch time) does not call before the window is over.
+    """
 
     def __init__(
         self,
@@ -42,7 +46,7 @@ class ExactPacer(RateLimiter):
         *,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
-        margin: float = 0.05,
+        margin: float = 0.5,
     ) -> None:
         super().__init__(1, 1.0, clock=clock, sleep=sleep)
         self.system_id = system_id
