@@ -292,6 +292,8 @@ def test_sales_orders_with_lines(
         r for r in box.tables["salesorder/SalesOrderLines"].values() if r["OrderID"] == order.id
     ]
     assert len(lines) == 1 and lines[0]["Quantity"] == 3.0
+    assert [line["Item"] for line in order.data["SalesOrderLines"]] == [item]
+    assert "__metadata" not in order.data["SalesOrderLines"][0]
     with pytest.raises(RecordError, match="Mandatory: SalesOrderLines"):
         connector.create("SalesOrders", {"OrderedBy": account})
     _, line_records, _ = read_all(connector, "SalesOrderLines")

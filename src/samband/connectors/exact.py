@@ -273,6 +273,11 @@ class ExactOnlineConnector(Connector):
                 continue
             if isinstance(value, dict) and "__deferred" in value:
                 continue
+            if isinstance(value, dict) and isinstance(value.get("results"), list):
+                # an expanded collection (the lines of a created sales order)
+                value = [
+                    self._record(TYPES["SalesOrderLines"], line).data for line in value["results"]
+                ]
             if isinstance(value, str):
                 value = wire_to_iso(value)
                 if spec.name == "Accounts" and name == "Code":
