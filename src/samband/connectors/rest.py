@@ -170,6 +170,11 @@ def _parse_properties(spec: Any) -> dict[str, Property]:
         item = dict(item or {})
         references_type = item.get("references")
         type_name = item.get("type") or ("reference" if references_type else None)
+        if type_name and type_name not in DataType._value2member_map_:
+            known = ", ".join(t.value for t in DataType)
+            raise ValueError(
+                f"property {path}: type {type_name!r} is not known; use one of {known}"
+            )
         props[path] = Property(
             path,
             DataType(type_name) if type_name else None,
