@@ -69,18 +69,20 @@ def small_minutely() -> Iterator[tuple[ExactOnlineSandbox, SandboxServer]]:
 
 def test_a_naive_client_is_throttled_by_the_sandbox() -> None:
     box, server = start(speed=1.0, minutely_limit=5)
-    token = box.issue_tokens()["access_token"]
-    statuses = []
-    for _ in range(8):
-        answer = httpx.get(
-            f"{server.url}/api/v1/current/Me", headers={"Authorization": f"Bearer {token}"}
-        )
-        statuses.append(answer.status_code)
+    try:
+        token = box.issue_tokens()["access_token"]
+        statuses = []
+        for _ in range(8):
+            answer = httpx.get(
+                f"{server.url}/api/v1/current/Me", headers={"Authorization": f"Bearer {token}"}
+            )
+            statuses.append(answer.status_code)
+    finally:
+        server.stop()
     assert statuses.count(429) >= 1
     assert "X-RateLimit-Minutely-Reset" in answer.headers
     assert "X-RateLimit-Reset" not in answer.headers  # a minutely 429 has minutely headers only
     assert answer.json()["error"]["message"]["value"].startswith("API rate limit exceeded")
-    server.stop()
 
 
 def test_paced_reads_never_receive_a_429(
