@@ -169,7 +169,9 @@ def check_agreement(world: World, store: Store, config: Config) -> list[str]:
             source = records(s_sys, s_type).get(s_id)
             target = records(t_sys, t_type).get(t_id)
             if source is None or target is None:
-                problems.append(f"{flow.key}: link {link.source_ref} ↔ {link.target_ref} to a missing record")
+                problems.append(
+                    f"{flow.key}: link {link.source_ref} ↔ {link.target_ref} to a missing record"
+                )
                 continue
             for prop in flow.properties:
                 s_val, t_val = get(source, prop.source), get(target, prop.target)
@@ -178,9 +180,16 @@ def check_agreement(world: World, store: Store, config: Config) -> list[str]:
                         ok = t_val in (None, "")
                     elif str(s_val) not in records(s_sys, str(prop.source_ref)):
                         ok = True  # points at a deleted record: nothing to translate
+                    elif t_val not in (None, "") and str(t_val) not in records(
+                        t_sys, str(prop.target_ref)
+                    ):
+                        # the parent's counterpart was deleted in the target: the parent is
+                        # unlinked until it changes again, the child keeps its old reference
+                        ok = True
                     else:
                         wanted = {
-                            split_ref(r)[2] for r in link_map.get(f"{s_sys}:{prop.source_ref}:{s_val}", set())
+                            split_ref(r)[2]
+                            for r in link_map.get(f"{s_sys}:{prop.source_ref}:{s_val}", set())
                             if r.startswith(f"{t_sys}:{prop.target_ref}:")
                         }
                         ok = str(t_val) in wanted

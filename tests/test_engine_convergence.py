@@ -59,15 +59,28 @@ class SyncMachine(RuleBasedStateMachine):
     # -- outside changes ---------------------------------------------------------------
     @initialize(org=st.sampled_from(ORGS), name=WORDS)
     def seed(self, org: str, name: str) -> None:
-        self.world.insert("crm", "Company", {"name": self.unique(name), "org": org,
-                                             "phone": "+47 22 33 44 55", "address": {"city": "Oslo"}})
-        self.world.insert("erp", "Org", {"title": self.unique(name), "org_no": org, "tel": "22334455"})
+        self.world.insert(
+            "crm",
+            "Company",
+            {
+                "name": self.unique(name),
+                "org": org,
+                "phone": "+47 22 33 44 55",
+                "address": {"city": "Oslo"},
+            },
+        )
+        self.world.insert(
+            "erp", "Org", {"title": self.unique(name), "org_no": org, "tel": "22334455"}
+        )
 
     @rule(system=st.sampled_from(["crm", "erp", "pms"]), org=st.sampled_from(ORGS), name=WORDS)
     def create_organisation(self, system: str, org: str, name: str) -> None:
         if system == "crm":
-            self.world.insert("crm", "Company", {"name": self.unique(name), "org": org,
-                                                 "address": {"city": "Bergen"}})
+            self.world.insert(
+                "crm",
+                "Company",
+                {"name": self.unique(name), "org": org, "address": {"city": "Bergen"}},
+            )
         elif system == "erp":
             self.world.insert("erp", "Org", {"title": self.unique(name), "org_no": org})
         else:
@@ -77,8 +90,15 @@ class SyncMachine(RuleBasedStateMachine):
     def create_person(self, data: st.DataObject, email: str, name: str) -> None:
         companies = sorted(self.world.records("crm", "Company"))
         company = data.draw(st.sampled_from([None, *companies])) if companies else None
-        self.world.insert("crm", "Person", {"first": self.unique(name), "email": email,
-                                            "company_id": int(company) if company else None})
+        self.world.insert(
+            "crm",
+            "Person",
+            {
+                "first": self.unique(name),
+                "email": email,
+                "company_id": int(company) if company else None,
+            },
+        )
 
     @rule(name=WORDS, code=st.sampled_from(["D1", "D2", "D3"]))
     def create_dept(self, name: str, code: str) -> None:
@@ -113,8 +133,10 @@ class SyncMachine(RuleBasedStateMachine):
         self.engine.sync()
         self._check_edits()
 
-    @rule(system=st.sampled_from(["crm", "erp", "pms"]),
-          op=st.sampled_from(["create", "after_create", "update", "read", "get"]))
+    @rule(
+        system=st.sampled_from(["erp", "pms", "pms", "crm"]),
+        op=st.sampled_from(["create", "after_create", "after_create", "update", "read", "get"]),
+    )
     def crash_then_restart(self, system: str, op: str) -> None:
         self.world.crash_on(system, op)
         try:
@@ -166,7 +188,9 @@ def _run_machine(store_url: str, examples: int, steps: int) -> None:
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=examples, stateful_step_count=steps, deadline=None,
+            max_examples=examples,
+            stateful_step_count=steps,
+            deadline=None,
             suppress_health_check=list(HealthCheck),
         ),
     )
@@ -188,9 +212,13 @@ def test_convergence_sqlite(tmp_path: Any) -> None:
 
     run_state_machine_as_test(
         PerExample,
-        settings=settings(max_examples=30, stateful_step_count=30, deadline=None,
-                          suppress_health_check=list(HealthCheck),
-                          phases=PHASES),
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            phases=PHASES,
+        ),
     )
 
 
@@ -216,7 +244,11 @@ def test_convergence_postgresql(postgres_server: str) -> None:
 
     run_state_machine_as_test(
         PerExample,
-        settings=settings(max_examples=12, stateful_step_count=25, deadline=None,
-                          suppress_health_check=list(HealthCheck),
-                          phases=PHASES),
+        settings=settings(
+            max_examples=12,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            phases=PHASES,
+        ),
     )

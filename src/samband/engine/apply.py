@@ -61,7 +61,6 @@ class Batch:
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     match: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
     audit: list[dict[str, Any]] = field(default_factory=list)
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
     dead: list[tuple[str, str, str, str, Any]] = field(default_factory=list)
     resolved: dict[str, set[str]] = field(default_factory=dict)
     waiting_done: dict[str, set[str]] = field(default_factory=dict)

@@ -130,7 +130,9 @@ class Inspector:
         """Mark quarantined records (all, or ``refs``) to be planned again next run."""
         letters = self.store.dead_letters(refs=refs)
         with self.store.tx():
-            marked = self.store.set_dirty({r["ref"] for r in letters} | set(refs or []))
+            marked = self.store.set_dirty(
+                {r["ref"] for r in letters} | set(refs or []), refresh=True
+            )
             self.store.remove_dead_letters([r["id"] for r in letters])
         return marked
 

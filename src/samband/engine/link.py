@@ -110,8 +110,7 @@ class Translator:
 
     def learn(self, link: Link | tuple[str, str]) -> None:
         a, b = (link.source_ref, link.target_ref) if isinstance(link, Link) else link
-        self._links.setdefault(a, [])
-        self._links.setdefault(b, [])
+        # only refs already loaded in full are extended; others load from the store on use
         self._add(a, b)
 
     def forget(self, a: str, b: str) -> None:

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from samband.config.env import resolve, resolve_all
 from samband.config.loader import base_dir
 from samband.config.model import Config
@@ -26,7 +28,13 @@ from samband.engine.apply import (
     new_snapshot,
     updated_snapshot,
 )
-from samband.engine.collect import Collector, CollectStats, combination_key, modified_of
+from samband.engine.collect import (
+    Collector,
+    CollectStats,
+    combination_key,
+    modified_of,
+    snapshot_row,
+)
 from samband.engine.link import Translator, creation_allowed, find_matches, passes_filter
 from samband.engine.model import Flow, TypeKey, TypeUse, compile_flows, type_order
 from samband.engine.plan import PairPlan, WaitForParent, create_values, plan_pair
@@ -42,7 +50,7 @@ from samband.errors import (
     SambandError,
     TransientError,
 )
-from samband.store.store import Link, Snapshot, Store, dumps, now_iso, split_ref
+from samband.store.store import REFRESH, Link, Snapshot, Store, dumps, now_iso, split_ref
 from samband.types import to_json
 
 LEASE = "samband-run"
@@ -548,6 +556,7 @@ class _Run:
         system, etype = key
         snaps = self.store.snapshots(system, etype, [rid for rid, _ in chunk])
         batch = Batch()
+        self._refresh(use, snaps, batch)
         for flow in use.as_source:
             self.source_side(flow, snaps, batch)
         for flow in use.as_target:
@@ -560,6 +569,25 @@ class _Run:
         self.write_batch(batch, key, seen)
         return batch
 
+    def _refresh(self, use: TypeUse, snaps: dict[str, Snapshot], batch: Batch) -> None:
+        """Read again the records ``samband retry`` queued, so a fix made in their system
+        is seen even when no change feed reports it."""
+        stale = [snap for snap in snaps.values() if snap.hash == REFRESH]
+        if not stale:
+            return
+        connector = self.engine.connector(use.key[0])
+        for snap in stale:
+            record = connector.get(use.key[1], snap.rid)
+            if record is None:
+                snap.deleted = True
+                snap.data = {}
+                row = {**_row_of(snap), "hash": "deleted", "deleted": True}
+            else:
+                row = snapshot_row(use, record, snap.dirty)
+                snap.data = orjson.loads(row["data"])
+                snap.hash, snap.modified = row["hash"], row["modified"]
+            batch.snapshots[snap.ref] = {**row, "dirty": 0}
+
     def write_batch(self, batch: Batch, key: TypeKey, seen: list[tuple[str, int]]) -> None:
         store = self.store
         with store.tx():
@@ -571,7 +599,6 @@ class _Run:
             for name, entries in batch.match.items():
                 store.set_match_keys(name, entries)
             store.add_audit(batch.audit)
-            store.add_conflicts(batch.conflicts)
             for flow_key, refs in batch.resolved.items():
                 store.resolve_dead_letters(refs, flow_key)
             for ref, flow_key, kind, reason, details in batch.dead:
@@ -828,9 +855,10 @@ class _Run:
             return
         new_base = dict(link.base)
         new_base.update(plan.base)
+        conflicts = []
         for conflict in plan.conflicts:
             self.counts(flow).conflicts += 1
-            batch.conflicts.append(
+            conflicts.append(
                 {
                     "run_id": self.run_id,
                     "at": now_iso(),
@@ -845,6 +873,11 @@ class _Run:
                     "reason": conflict.reason,
                 }
             )
+        if conflicts and not self.dry_run:
+            # Stored before the write that overwrites the losing value, so that no crash
+            # can lose an edit without its record.
+            with self.store.tx():
+                self.store.add_conflicts(conflicts)
         failed = False
         if plan.to_target:
             failed |= not self._update(
@@ -1040,6 +1073,20 @@ class _Run:
     def _plan_line(self, line: str) -> None:
         if self.dry_run:
             self.report.plan.append(line)
+
+
+def _row_of(snap: Snapshot) -> dict[str, Any]:
+    return {
+        "system": snap.system,
+        "etype": snap.etype,
+        "rid": snap.rid,
+        "hash": snap.hash,
+        "data": dumps(snap.data),
+        "modified": snap.modified,
+        "deleted": snap.deleted,
+        "dirty": 0,
+        "seen_run": None,
+    }
 
 
 def _missing() -> object:

@@ -39,6 +39,9 @@ from samband.store import schema as s
 from samband.store.migrations import migrate
 
 
+REFRESH = "refresh"  # snapshot hash meaning "read this record again before planning"
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -323,15 +326,20 @@ class Store:
                 .values(deleted=True, dirty=self.next_seq(), hash="deleted")
             )
 
-    def set_dirty(self, refs: Iterable[str]) -> int:
+    def set_dirty(self, refs: Iterable[str], *, refresh: bool = False) -> int:
+        """Queue records for planning; ``refresh`` also makes the engine read them again
+        from their system first (``samband retry`` after a fix)."""
         count = 0
         c = s.snapshots.c
         for ref in refs:
             system, etype, rid = split_ref(ref)
+            values: dict[str, Any] = {"dirty": self.next_seq()}
+            if refresh:
+                values["hash"] = REFRESH
             result = self.conn.execute(
                 update(s.snapshots)
                 .where(and_(c.system == system, c.etype == etype, c.rid == rid))
-                .values(dirty=self.next_seq())
+                .values(**values)
             )
             count += result.rowcount or 0
         return count

@@ -1,0 +1,380 @@
+"""Unit tests of the engine's stages and guarantees, on memory systems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from samband.config import parse_config
+from samband.connectors.memory import dataset
+from samband.engine.model import normalize
+from samband.engine.run import Engine
+from samband.errors import CircuitBreakerTripped
+from samband.store import schema as s
+from tests.convergence import SimulatedCrash
+
+SYSTEMS = """
+systems:
+  crm:
+    kind: memory
+    priority: 1
+    entity_types:
+      Customer: {external_ref: ext}
+      Contact: {}
+      Region: {read_only: true}
+  erp:
+    kind: memory
+    entity_types:
+      Account:
+        external_ref: ext
+        archive: {property: archived, value: true}
+        properties:
+          name: {type: string, max_length: 20}
+          org: {type: string}
+          email: {type: string}
+          amount: {type: decimal}
+          archived: {type: boolean}
+          region: {type: string}
+      Person: {}
+      NoRef: {}
+"""
+
+
+def engine_for(tmp_path: Path, flows: str, **options: Any) -> Engine:
+    config = parse_config(f"store: sqlite:///{tmp_path}/store.db\n{SYSTEMS}{flows}").config
+    return Engine(config, **options)
+
+
+ACCOUNTS = """
+dataflows:
+  - source: crm.Customer
+    target: erp.Account
+    match: [[{from: org, to: org}], [{from: email, to: email}]]
+    properties:
+      - {from: name, to: name, type: string}
+      - {from: org, to: org, type: string}
+      - {from: email, to: email, type: string}
+      - {from: amount, to: amount, type: decimal}
+"""
+
+
+def test_normalisers() -> None:
+    assert normalize(" 912 345 678 ", "orgno") == "912345678"
+    assert normalize("NO 912345678 MVA", "orgno") == "912345678"
+    assert normalize(" Ola@Example.NO ", "email") == "ola@example.no"
+    assert normalize("+47 22 33 44 55", "phone") == normalize("22334455", "phone")
+    assert normalize("0047 22334455", "phone") == "22334455"
+    assert normalize("   ", "trim") is None
+
+
+def test_create_link_and_quiescence(tmp_path: Path) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "912345678", "amount": "10.5"})
+    crm.insert("Customer", {"name": "Fjord", "org": "987654321", "email": "POST@fjord.no"})
+    erp.insert("Account", {"name": "Fjord AS", "org": "", "email": "post@fjord.no"})
+    with engine_for(tmp_path, ACCOUNTS) as engine:
+        report = engine.sync()
+        counts = report.to_dict()
+        assert (counts["created"], counts["linked"]) == (1, 1)
+        accounts = {a["name"]: a for a in erp.records("Account").values()}
+        assert set(accounts) == {"Acme", "Fjord"}
+        assert accounts["Acme"]["amount"] == 10.5
+        assert accounts["Acme"]["ext"] == "crm:Customer:1"
+        assert engine.sync().writes == 0
+
+
+def test_three_way_merge_both_directions_and_conflicts(tmp_path: Path) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "1", "email": "a@a.no"})
+    with engine_for(tmp_path, ACCOUNTS) as engine:
+        engine.sync()
+        erp.edit("Account", "1", {"email": "b@a.no"})  # target-side edit flows back
+        crm.edit("Customer", "1", {"amount": 5})  # source-side edit flows forward
+        engine.sync()
+        assert crm.records("Customer")["1"]["email"] == "b@a.no"
+        assert erp.records("Account")["1"]["amount"] == 5
+        # both sides change one property: the later edit wins, the other is recorded
+        crm.edit("Customer", "1", {"name": "From CRM"})
+        erp.edit("Account", "1", {"name": "From ERP"})
+        engine.sync()
+        assert crm.records("Customer")["1"]["name"] == "From ERP"
+        assert erp.records("Account")["1"]["name"] == "From ERP"
+        rows = engine.store().conflicts_rows()
+        assert [(r["property"], r["winner"]) for r in rows] == [("name", "target")]
+        assert '"From CRM"' in rows[0]["source_value"]
+        assert engine.sync().writes == 0
+
+
+def test_conflict_tie_goes_to_priority(tmp_path: Path) -> None:
+    from samband.engine import plan as plan_module
+    from samband.engine.model import compile_flows
+
+    config = parse_config(f"{SYSTEMS}{ACCOUNTS}").config
+    engine = Engine(config, store_url=f"sqlite:///{tmp_path}/x.db")
+    engine.compile()
+    flow = engine.flows[0]
+    plan = plan_module.plan_pair(
+        flow,
+        {"name": "crm value"},
+        {"name": "erp value"},
+        {"name": "old"},
+        "2026-01-01T00:00:00+00:00",
+        "2026-01-01T00:00:00+00:00",
+        lambda *a: None,
+    )
+    # crm has priority 1 > erp's 0: the tie goes to crm (the source)
+    assert plan.to_target == {"name": "crm value"}
+    assert plan.conflicts[0].winner == "source"
+    assert "priority" in plan.conflicts[0].reason
+    engine.close()
+    assert compile_flows  # imported for the type checker
+
+
+def test_crash_after_create_does_not_duplicate(tmp_path: Path) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    flows = """
+dataflows:
+  - source: crm.Customer
+    target: erp.Account
+    properties: [{from: name, to: name, type: string}]
+"""
+
+    def crash() -> None:
+        raise SimulatedCrash("killed right after the create call")
+
+    erp.inject_failure("after_create", crash)
+    engine = engine_for(tmp_path, flows)
+    with pytest.raises(SimulatedCrash):
+        engine.sync()
+    engine.close()
+    assert len(erp.records("Account")) == 1  # the create happened, the link was not stored
+    with engine_for(tmp_path, flows) as engine:
+        report = engine.sync()
+        assert report.to_dict()["created"] == 0
+        assert len(erp.records("Account")) == 1
+        assert len(engine.store().all_links()) == 1
+        assert engine.store().all_links()[0].how == "recovered"
+
+
+def test_crash_after_create_without_external_ref_uses_merge_criteria(tmp_path: Path) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "912345678"})
+    flows = """
+dataflows:
+  - source: crm.Customer
+    target: erp.NoRef
+    match: [[{from: org, to: org}]]
+    properties: [{from: name, to: name, type: string}, {from: org, to: org, type: string}]
+"""
+
+    def crash() -> None:
+        raise SimulatedCrash("killed")
+
+    erp.inject_failure("after_create", crash)
+    engine = engine_for(tmp_path, flows)
+    with pytest.raises(SimulatedCrash):
+        engine.sync()
+    engine.close()
+    with engine_for(tmp_path, flows) as engine:
+        engine.sync()
+        assert len(erp.records("NoRef")) == 1
+        assert engine.sync().writes == 0
+
+
+def test_dry_run_makes_no_write_call_and_no_store_change(tmp_path: Path) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    crm.insert("Customer", {"name": "Fjord", "org": "2"})
+    erp.insert("Account", {"name": "Fjord AS", "org": "2"})
+
+    def forbidden() -> None:
+        raise AssertionError("a dry run called a write method")
+
+    for op in ("create", "update", "delete"):
+        erp.inject_failure(op, forbidden)
+        crm.inject_failure(op, forbidden)
+    with engine_for(tmp_path, ACCOUNTS) as engine:
+        report = engine.sync(dry_run=True)
+        assert report.status == "dry-run"
+        assert report.to_dict()["created"] == 1 and report.to_dict()["linked"] == 1
+        assert any(line.startswith("create erp.Account") for line in report.plan)
+        assert any(line.startswith("link crm:Customer:2") for line in report.plan)
+        assert engine.store().all_links() == []
+        assert engine.store().table_rows(s.snapshots) == []
+        assert engine.store().table_rows(s.runs) == []
+    assert len(erp.records("Account")) == 1
+
+
+def test_ambiguous_match_creates_nothing(tmp_path: Path) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    erp.insert("Account", {"name": "Acme 1", "org": "1"})
+    erp.insert("Account", {"name": "Acme 2", "org": "1"})
+    with engine_for(tmp_path, ACCOUNTS) as engine:
+        report = engine.sync()
+        assert report.to_dict()["ambiguous"] == 1
+        assert report.to_dict()["created"] == 0
+        assert len(erp.records("Account")) == 2
+        letters = engine.store().dead_letters()
+        assert letters[0]["kind"] == "ambiguous" and "matches 2" in letters[0]["reason"]
+
+
+def test_rejected_record_is_quarantined_and_retried(tmp_path: Path) -> None:
+    from samband.engine.inspect import Inspector
+
+    crm = dataset("crm")
+    crm.insert("Customer", {"name": "A name far longer than twenty", "org": "1"})
+    crm.insert("Customer", {"name": "Short", "org": "2"})
+    with engine_for(tmp_path, ACCOUNTS) as engine:
+        report = engine.sync()
+        assert report.to_dict()["created"] == 1 and report.to_dict()["errors"] == 1
+        letter = engine.store().dead_letters()[0]
+        assert letter["ref"] == "crm:Customer:1" and "at most 20" in letter["reason"]
+        crm.records("Customer")["1"]["name"] = "Fixed"  # fixed without a change marker
+        inspector = Inspector(engine.config, engine.store_url)
+        assert inspector.retry(["crm:Customer:1"]) == 1
+        inspector.close()
+        assert engine.sync().to_dict()["created"] == 1
+        assert engine.store().dead_letters() == []
+
+
+def test_conversion_error_is_quarantined(tmp_path: Path) -> None:
+    crm = dataset("crm")
+    crm.insert("Customer", {"name": "Acme", "org": "1", "amount": "twelve"})
+    with engine_for(tmp_path, ACCOUNTS) as engine:
+        report = engine.sync()
+        assert report.status == "ok" and report.to_dict()["errors"] == 1
+        assert "amount" in engine.store().dead_letters()[0]["reason"]
+
+
+def test_read_only_source_reverts_target_edit(tmp_path: Path) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Region", {"name": "North"})
+    flows = """
+dataflows:
+  - source: crm.Region
+    target: erp.Account
+    properties: [{from: name, to: name, type: string}]
+"""
+    with engine_for(tmp_path, flows) as engine:
+        engine.sync()
+        erp.edit("Account", "1", {"name": "Edited"})
+        engine.sync()
+        assert erp.records("Account")["1"]["name"] == "North"
+        conflict = engine.store().conflicts_rows()[0]
+        assert conflict["winner"] == "source" and "read-only" in conflict["reason"]
+
+
+def test_child_waits_for_parent_then_links(tmp_path: Path) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    flows = """
+dataflows:
+  - source: crm.Customer
+    target: erp.Account
+    filter: {text: "When a customer is active", where: {active: true}}
+    properties: [{from: name, to: name, type: string}]
+  - source: crm.Contact
+    target: erp.Person
+    properties:
+      - {from: name, to: name, type: string}
+      - from: customer_id
+        to: account_id
+        type: reference
+        source_ref: Customer
+        target_ref: Account
+"""
+    customer = crm.insert("Customer", {"name": "Acme", "active": False})
+    crm.insert("Contact", {"name": "Ola", "customer_id": int(customer)})
+    with engine_for(tmp_path, flows) as engine:
+        report = engine.sync()
+        assert report.to_dict()["waiting"] == 1 and not erp.records("Person")
+        crm.edit("Customer", customer, {"active": True})
+        engine.sync()
+        (person,) = erp.records("Person").values()
+        (account_id,) = erp.records("Account")
+        assert str(person["account_id"]) == account_id
+        assert engine.sync().writes == 0
+
+
+def test_chain_completes_in_one_run(tmp_path: Path) -> None:
+    config = parse_config(f"""
+store: sqlite:///{tmp_path}/store.db
+systems:
+  crm: {{kind: memory, entity_types: {{Customer: {{}}}}}}
+  go: {{kind: memory, entity_types: {{Customers: {{external_ref: ext}}}}}}
+  pms: {{kind: memory, entity_types: {{Customer: {{external_ref: ext}}}}}}
+  web: {{kind: memory, entity_types: {{Organisations: {{external_ref: ext}}}}}}
+dataflows:
+  - source: crm.Customer
+    target: go.Customers
+    properties: [{{from: name, to: Name, type: string}}]
+  - source: go.Customers
+    target: pms.Customer
+    properties: [{{from: Name, to: name, type: string}}]
+  - source: go.Customers
+    target: web.Organisations
+    properties: [{{from: Name, to: OrganisationName, type: string}}]
+""").config
+    dataset("crm").insert("Customer", {"name": "Kjede AS"})
+    with Engine(config) as engine:
+        report = engine.sync()
+        assert report.to_dict()["created"] == 3
+        assert [r["name"] for r in dataset("pms").records("Customer").values()] == ["Kjede AS"]
+        assert [
+            r["OrganisationName"] for r in dataset("web").records("Organisations").values()
+        ] == ["Kjede AS"]
+        assert engine.sync().writes == 0
+
+
+@pytest.mark.parametrize("policy", ["unlink", "propagate", "archive"])
+def test_delete_policies(tmp_path: Path, policy: str) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    flows = ACCOUNTS + f"    on_delete: {policy}\n"
+    with engine_for(tmp_path, flows) as engine:
+        engine.sync()
+        crm.remove("Customer", "1")
+        engine.sync()
+        accounts = erp.records("Account")
+        if policy == "propagate":
+            assert accounts == {}
+        elif policy == "archive":
+            assert accounts["1"]["archived"] is True
+        else:
+            assert accounts["1"]["name"] == "Acme"
+        assert engine.store().all_links() == []
+        assert engine.sync().writes == 0
+
+
+def test_circuit_breaker_stops_mass_delete(tmp_path: Path) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    for index in range(20):
+        crm.insert("Customer", {"name": f"C{index}", "org": str(index)})
+    flows = ACCOUNTS + "    on_delete: propagate\n"
+    with engine_for(tmp_path, flows) as engine:
+        engine.sync()
+        for rid in list(crm.records("Customer"))[:15]:
+            crm.remove("Customer", rid)
+        with pytest.raises(CircuitBreakerTripped, match="max_delete_share"):
+            engine.sync()
+        assert len(erp.records("Account")) == 20
+        report = engine.sync(force=True)
+        assert report.to_dict()["deleted"] == 15
+        assert len(erp.records("Account")) == 5
+
+
+def test_transient_error_keeps_the_record_for_the_next_run(tmp_path: Path) -> None:
+    from samband.errors import TransientError
+
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    erp.inject_failure("create", TransientError("erp: POST /Account: 503 (gave up)"))
+    with engine_for(tmp_path, ACCOUNTS) as engine:
+        report = engine.sync()
+        assert report.to_dict()["errors"] == 1 and not erp.records("Account")
+        report = engine.sync()
+        assert report.to_dict()["created"] == 1
+        assert engine.store().dead_letters() == []
