@@ -367,6 +367,15 @@ def test_sqlite_file_in_a_missing_folder_is_unreachable(tmp_path: Path) -> None:
     conn_.close()
 
 
+def test_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
+    conn_ = make(f"sqlite:///{tmp_path / 'typo.db'}", pms.ENTITY_TYPES)
+    with pytest.raises(ConnectorError, match="does not exist"):
+        conn_.check()
+    types = SqlConnector.describe(conn_.config)
+    assert types["Customer"].open_schema
+    assert not (tmp_path / "typo.db").exists()
+
+
 def test_update_without_changes_on_a_table_without_change_column(db_url: str) -> None:
     pms.create_pms_schema(db_url)
     conn_ = make(db_url, {"Customer": {"table": "customer"}})

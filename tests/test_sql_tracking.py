@@ -6,6 +6,7 @@ connector must then see inserts, updates and deletions incrementally.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,11 @@ def test_tracking_a_table_with_quotes_and_spaces(db_url: str, other: Engine) -> 
 
 def test_tracking_errors_name_the_system(tmp_path: Path) -> None:
     config = config_for(f"sqlite:///{tmp_path / 'x.db'}", {"Customer": {"table": "customer"}})
+    with pytest.raises(ConnectorError, match="does not exist"):
+        install_tracking(config, "pms", "Customer")
+    assert not (tmp_path / "x.db").exists()  # no empty database left behind
+    with sqlite3.connect(tmp_path / "x.db") as db:
+        db.execute("CREATE TABLE other (id INTEGER PRIMARY KEY)")
     with pytest.raises(ConnectorError, match="no table 'customer'"):
         install_tracking(config, "pms", "Customer")
     with pytest.raises(ConnectorError, match="Nope"):
@@ -339,6 +345,7 @@ def _sql_world_class(url_of: Any) -> Any:
                     Column("id", Integer, primary_key=True, autoincrement=True),
                     *(Column(c, String(100)) for c in ("title", "org_no", "tel", "city", "ext")),
                     Column("updated_at", pms._TIMESTAMP),
+                    sqlite_autoincrement=True,
                 ),
                 "Contact": Table(
                     "contact",
@@ -348,6 +355,7 @@ def _sql_world_class(url_of: Any) -> Any:
                     Column("mail", String(100)),
                     Column("org_id", Integer),
                     Column("updated_at", pms._TIMESTAMP),
+                    sqlite_autoincrement=True,
                 ),
             }
             meta.create_all(self.db)
@@ -434,8 +442,11 @@ def _run_convergence(url_of: Any, store_of: Any, examples: int, steps: int) -> N
             stateful_step_count=steps,
             deadline=None,
             suppress_health_check=list(HealthCheck),
-            # no shrinking: a failure is reported as found, within the file's time budget
-            phases=[Phase.explicit, Phase.reuse, Phase.generate],
+            # no shrinking: a failure is reported as found, within the file's time budget;
+            # a fixed set of examples, so a run of the suite is reproducible
+            phases=[Phase.explicit, Phase.generate],
+            derandomize=True,
+            database=None,
         ),
     )
 
@@ -451,7 +462,7 @@ def test_convergence_with_sql_in_place_of_memory_sqlite(tmp_path: Path) -> None:
     def store_of() -> str:
         return f"sqlite:///{tmp_path / f'store-{next(counter)}.db'}"
 
-    _run_convergence(url_of, store_of, examples=10, steps=20)
+    _run_convergence(url_of, store_of, examples=12, steps=20)
 
 
 @pytest.mark.parametrize("server", ["postgres_server", "mariadb_server"])

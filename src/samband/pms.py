@@ -58,6 +58,7 @@ customer = Table(
     Column("is_active", Boolean, nullable=False, default=True, server_default=true()),
     Column("updated_at", _TIMESTAMP, index=True),
     mysql_charset="utf8mb4",
+    sqlite_autoincrement=True,  # never hand out the id of a deleted row again
 )
 
 project = Table(
@@ -74,6 +75,7 @@ project = Table(
     Column("external_ref", String(200), index=True),
     Column("updated_at", _TIMESTAMP, index=True),
     mysql_charset="utf8mb4",
+    sqlite_autoincrement=True,  # never hand out the id of a deleted row again
 )
 
 #: The ``entity_types`` block of a ``kind: sql`` system on this schema.

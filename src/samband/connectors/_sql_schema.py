@@ -116,9 +116,27 @@ def scrub(message: str, url: URL) -> str:
     return message
 
 
-def make_engine(url: URL) -> Engine:
+def missing_sqlite_file(url: URL) -> str | None:
+    """The path of a SQLite database file that does not exist (connecting would create
+    an empty one, and a typo in the url would pass unnoticed)."""
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    if url.database == ":memory:" or url.database.startswith("file:"):
+        return None
+    return None if os.path.exists(url.database) else url.database
+
+
+def make_engine(url: URL, system: str = "?") -> Engine:
     """An engine whose sessions speak UTC, enforce foreign keys on SQLite and give up
-    connecting after a few seconds."""
+    connecting after a few seconds.  A SQLite file that does not exist is an error."""
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        raise UnreachableError(
+            system,
+            f"the SQLite database {missing} does not exist",
+            "check the url (relative paths are beside the config file), or create the "
+            "tables first (samband.pms.create_pms_schema for the custom PMS)",
+        )
     backend = url.get_backend_name()
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     connect_args: dict[str, Any] = {}

@@ -145,7 +145,7 @@ class SqlConnector(Connector):
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = schema.make_engine(self.url)
+            self._engine = schema.make_engine(self.url, self.system_id)
         return self._engine
 
     def bound(self, type_name: str) -> _Bound:
@@ -660,7 +660,7 @@ def _tracking_target(
             system_id, f"{type_name} is read from a view; triggers need a table (`table:`)"
         )
     url = schema.database_url(system, system.credentials, system=system_id)
-    return schema.make_engine(url), spec, url
+    return schema.make_engine(url, system_id), spec, url
 
 
 def install_tracking(config: Config, system_id: str, type_name: str) -> str:
