@@ -366,15 +366,31 @@ def test_circuit_breaker_stops_mass_delete(tmp_path: Path) -> None:
         assert len(erp.records("Account")) == 5
 
 
+def test_transient_create_is_looked_up_then_retried_in_the_same_run(tmp_path: Path) -> None:
+    from samband.errors import TransientError
+
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    erp.inject_failure("create", TransientError("erp: POST /Account: 503"))
+    with engine_for(tmp_path, ACCOUNTS) as engine:
+        report = engine.sync()
+        assert report.to_dict()["created"] == 1 and report.to_dict()["errors"] == 0
+        assert len(erp.records("Account")) == 1
+        assert erp.calls["create"] == 2
+
+
 def test_transient_error_keeps_the_record_for_the_next_run(tmp_path: Path) -> None:
     from samband.errors import TransientError
 
     crm, erp = dataset("crm"), dataset("erp")
     crm.insert("Customer", {"name": "Acme", "org": "1"})
-    erp.inject_failure("create", TransientError("erp: POST /Account: 503 (gave up)"))
+    for _ in range(3):
+        erp.inject_failure("create", TransientError("erp: POST /Account: 503"))
     with engine_for(tmp_path, ACCOUNTS) as engine:
         report = engine.sync()
         assert report.to_dict()["errors"] == 1 and not erp.records("Account")
+        assert engine.store().open_intents()  # outcome unknown: resolved by lookup next run
         report = engine.sync()
         assert report.to_dict()["created"] == 1
         assert engine.store().dead_letters() == []
+        assert len(erp.records("Account")) == 1

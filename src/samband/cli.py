@@ -365,7 +365,14 @@ def auth(
         if login is None:
             err.print(f"error: kind {kind!r} has no interactive login")
             raise typer.Exit(2)
-        login(system, loaded.config, port=port, open_browser=not no_browser, echo=out.print)
+        login(
+            system,
+            loaded.config,
+            port=port,
+            open_browser=not no_browser,
+            # soft_wrap: a login URL must stay on one line to be copied
+            echo=lambda text: out.print(text, soft_wrap=True, highlight=False),
+        )
     except ConfigError as exc:
         if not exc.problems:
             err.print(f"error: {config} has no system {system!r}")

@@ -226,6 +226,11 @@ class HttpClient:
                 if 200 <= status < 300 and ok is None:
                     if _looks_like_html(resp) and method.upper() != "HEAD":
                         reason = "an HTML page instead of JSON (maintenance?)"
+                        if not idempotent:
+                            raise TransientError(
+                                f"{self.system_id}: {method} {path}: {reason}; not repeated "
+                                "because the write may have been applied"
+                            )
                     else:
                         return resp
                 elif status == 401 and self.auth is not None and not refreshed:
@@ -249,6 +254,13 @@ class HttpClient:
                         self.limiter.penalise(delay)
                 elif status >= 500 or status == 408:
                     reason = f"{status} {self._describe_error(resp)}"
+                    if not idempotent:
+                        # The server may have applied the write before failing: the engine
+                        # looks the record up (create intents) instead of repeating it blind.
+                        raise TransientError(
+                            f"{self.system_id}: {method} {path}: {reason}; not repeated "
+                            "because the write may have been applied"
+                        )
                 elif status == 404:
                     raise NotFound(f"{method} {path}: 404 {self._describe_error(resp)}")
                 elif status == 403:
@@ -279,8 +291,17 @@ class HttpClient:
             waited += delay
             self._sleep(delay)
 
-    def get_json(self, url: str, **kwargs: Any) -> Any:
-        return self.json(self.request("GET", url, **kwargs), "GET", url)
+    def get_json(self, url: str, *, attempts: int = 3, **kwargs: Any) -> Any:
+        """GET and parse JSON; a cut-off or garbled body is read again (GET is safe)."""
+        for attempt in range(attempts):
+            response = self.request("GET", url, **kwargs)
+            try:
+                return self.json(response, "GET", url)
+            except ContractError:
+                if attempt + 1 >= attempts:
+                    raise
+                self.stats.retries += 1
+        raise AssertionError("unreachable")
 
     def json(self, response: httpx.Response, method: str, url: str) -> Any:
         """Parse a JSON body, or raise ContractError naming the request."""

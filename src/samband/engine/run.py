@@ -788,7 +788,7 @@ class _Run:
         stamp = flow.target_et.external_ref_field is not None
         for (snap, values, base, ext), intent in zip(prepared, intent_rows, strict=True):
             try:
-                record = connector.create(ttype, values, ext if stamp else None)
+                record = self._create_once(connector, ttype, values, ext, stamp)
             except RecordError as exc:
                 batch.intents_done.append(intent["key"])
                 self._dead(
@@ -831,6 +831,35 @@ class _Run:
             batch.progress = True
             self.translator.learn((snap.ref, target_ref))
             self.counts(flow).created += 1
+
+    def _create_once(
+        self, connector: Connector, etype: str, values: dict[str, Any], ext: str, stamp: bool
+    ) -> RecordData:
+        """Create, and after a failure whose outcome is unknown look the record up by its
+        external reference before trying again: a create is never repeated blind."""
+        attempts = 3 if stamp else 1
+        for attempt in range(attempts):
+            try:
+                return connector.create(etype, values, ext if stamp else None)
+            except TransientError:
+                if attempt + 1 >= attempts:
+                    raise
+                found = connector.find_by_external_ref(etype, ext)
+                if found is not None:
+                    return found
+        raise AssertionError("unreachable")
+
+    def _update_record(
+        self, connector: Connector, etype: str, rid: str, changes: dict[str, Any]
+    ) -> RecordData | None:
+        """Updates set values, so repeating one after an unknown outcome is safe."""
+        for attempt in range(3):
+            try:
+                return connector.update(etype, rid, changes)
+            except TransientError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def sync_pair(
         self, flow: Flow, link: Link, source: Snapshot, target: Snapshot, batch: Batch
@@ -935,7 +964,7 @@ class _Run:
             return True
         before = {path: snap.data.get(path) for path in changes}
         try:
-            record = self.engine.connector(system).update(etype, snap.rid, changes)
+            record = self._update_record(self.engine.connector(system), etype, snap.rid, changes)
         except (RecordError, TransientError) as exc:
             kind = "transient" if isinstance(exc, TransientError) else "rejected"
             if isinstance(exc, NotFound):
