@@ -646,3 +646,19 @@ def test_seeded_pms_reads_back_through_the_connector(db_url: str) -> None:
     assert all(p.data["customer_id"] in ids for p in projects)
     assert all(len(c.data["org_no"]) == 9 and c.data["country"] == "NO" for c in customers)
     conn_.close()
+
+
+def test_credentials_fill_in_a_url_without_user(mariadb_url: str) -> None:
+    scheme, rest = mariadb_url.split("://", 1)
+    user, host = rest.split("@", 1)
+    pms.create_pms_schema(mariadb_url)
+    config = SystemConfig(
+        kind="sql",
+        url=f"{scheme}://{host}",
+        credentials={"username": "${SQL_TEST_USER}"},
+        entity_types=pms.ENTITY_TYPES,
+    )
+    conn_ = SqlConnector("pms", config, {"username": user.split(":")[0]})
+    conn_.check()
+    assert conn_.create("Customer", {"name": "Kyst Transport AS"}).id
+    conn_.close()

@@ -48,6 +48,7 @@ from sqlalchemy.exc import (
     StatementError,
 )
 
+from samband.config.env import resolve_all
 from samband.config.model import Config, SystemConfig
 from samband.connectors import _sql_schema as schema
 from samband.connectors import _sql_tracking as tracking
@@ -110,7 +111,8 @@ class SqlConnector(Connector):
         types from the config with ``open_schema=True``."""
         specs = schema.table_specs(config)
         try:
-            url = schema.database_url(config, system="sql")
+            credentials = resolve_all(config.credentials, system="sql")
+            url = schema.database_url(config, credentials, system="sql")
             engine = schema.make_engine(url)
         except ConnectorError:
             return {name: _offline_type(spec) for name, spec in specs.items()}
