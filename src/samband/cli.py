@@ -28,8 +28,8 @@ sql_app = typer.Typer(help="Helpers for `kind: sql` systems.", no_args_is_help=T
 app.add_typer(docs_app, name="docs")
 app.add_typer(sql_app, name="sql")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The config file (YAML).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
