@@ -248,3 +248,10 @@ def test_bom_crlf_and_merge_keys_are_fine(tmp_path: Path) -> None:
         text.replace("\r\n  other:\r\n    kind: memory\r\n", "\r\n  other:\r\n    <<: *memory\r\n"),
     )
     assert [p.message for p in found] == ["base: unknown key"]
+
+
+def test_two_systems_with_one_label_warn(tmp_path: Path) -> None:
+    found = problems(tmp_path, BASE.replace("label: Other", "label: Memory"))
+    assert [(p.line, p.severity, p.message) for p in found] == [
+        (9, "warning", "systems 'mem' and 'other' have the same label 'Memory'")
+    ]

@@ -3,9 +3,13 @@ import(generate(config)) generates the same document again."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from samband.config import parse_config
 from samband.config.model import Config
@@ -372,3 +376,80 @@ def test_editor_noise_is_ignored(tmp_path: Path) -> None:
     path.write_bytes(noisy.encode("utf-8"))
     again = render(parse_config(import_documents([str(path)])).config)
     assert list(again.values()) == [text]
+
+
+# -- any config: generate, import, generate again ---------------------------------------
+
+WORD = st.from_regex(r"[A-Z][a-z]{0,6}[0-9]?", fullmatch=True)
+LABEL = st.one_of(st.just(""), st.lists(WORD, min_size=1, max_size=3).map(" ".join))
+PATH = st.lists(st.from_regex(r"[a-zA-Z][a-zA-Z0-9_]{0,8}", fullmatch=True), min_size=1,
+                max_size=3).map(".".join)  # fmt: skip
+DATA_TYPE = st.sampled_from(["string", "integer", "decimal", "float", "boolean", "date",
+                             "datetime", "reference", None])  # fmt: skip
+
+
+TYPE_NAME = st.lists(WORD, min_size=1, max_size=2).map(" ".join)
+
+
+@st.composite
+def flows(draw: st.DrawFn, systems: list[str]) -> dict:
+    flow: dict = {
+        "source": f"{draw(st.sampled_from(systems))}.{draw(TYPE_NAME)}",
+        "target": f"{draw(st.sampled_from(systems))}.{draw(WORD)}",
+    }
+    for key in ("source_label", "target_label", "source_system_label", "target_system_label"):
+        if draw(st.integers(0, 5)) == 0:
+            flow[key] = draw(LABEL)
+    if draw(st.booleans()):
+        flow["create"] = False
+    if draw(st.integers(0, 3)) == 0:
+        flow["create_when"] = {
+            "connected_to": draw(st.lists(WORD, min_size=1, max_size=4)),
+            "synchronized_into": draw(st.sampled_from(systems)),
+        }
+    if draw(st.integers(0, 3)) == 0:
+        flow["filter"] = {
+            "text": "When " + draw(st.lists(WORD, min_size=1, max_size=5).map(" ".join))
+        }
+    flow["match"] = draw(
+        st.lists(
+            st.lists(
+                st.builds(lambda a, b: {"from": a, "to": b}, PATH, PATH), min_size=1, max_size=2
+            ),
+            max_size=2,
+        )
+    )
+    flow["properties"] = [
+        {"from": a, "to": b, **({"type": t} if t else {})}
+        for a, b, t in draw(st.lists(st.tuples(PATH, PATH, DATA_TYPE), max_size=4))
+    ]
+    return flow
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> str:
+    ids = draw(st.lists(st.from_regex(r"[a-z]{1,6}", fullmatch=True), min_size=1, max_size=3,
+                        unique=True))  # fmt: skip
+    # Documents name systems by their labels: distinct systems need distinct labels.
+    labels = draw(st.lists(LABEL, min_size=len(ids), max_size=len(ids), unique=True))
+    systems = {
+        sid: {"kind": "memory", "label": label} for sid, label in zip(ids, labels, strict=True)
+    }
+    data = {"systems": systems, "dataflows": draw(st.lists(flows(ids), min_size=1, max_size=4))}
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=configs())
+def test_any_config_round_trips(text: str) -> None:
+    cfg = parse_config(text).config
+    documents = render(cfg)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for name, body in documents.items():
+            path = Path(folder) / name
+            path.write_text(body, encoding="utf-8")
+            paths.append(str(path))
+        imported = import_documents(paths)
+    again = render(parse_config(imported).config)
+    assert sorted(again.values()) == sorted(documents.values()), imported

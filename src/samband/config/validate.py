@@ -40,8 +40,20 @@ def describe_systems(
     schemas: dict[str, dict[str, EntityType]] = {}
     from samband.config.loader import base_dir
 
+    labels: dict[str, str] = {}
     for system_id, system in loaded.config.systems.items():
         where = ("systems", system_id)
+        label = loaded.config.label(system_id)
+        if label in labels:
+            problems.append(
+                loaded.problem(
+                    (*where, "label") if system.label is not None else where,
+                    f"systems {labels[label]!r} and {system_id!r} have the same label {label!r}",
+                    "documents name systems by label; give each system its own",
+                    "warning",
+                )
+            )
+        labels.setdefault(label, system_id)
         if system.kind not in KINDS:
             problems.append(
                 loaded.problem(

@@ -229,7 +229,7 @@ def _section(reader: _Reader, head: _Block, body: list[_Block]) -> _Flow:
             "the header must read '<source> Property', '<target> Property', '<system> Data Type'",
         )
     x, y, s = hx[: -len(" Property")], hy[: -len(" Property")], hs[: -len(" Data Type")]
-    if head.text != f"{x} to {y}":
+    if head.text != f"{x} to {y}".rstrip():  # lines are read without trailing blanks
         raise reader.fail(
             fail_at - 1, f"the section title should read {x + ' to ' + y!r} (from its table)"
         )
@@ -507,6 +507,16 @@ def import_documents(paths: list[str]) -> str:
         for flow in doc.flows:
             sides = _sides(doc, flow)
             if flow.create_left is not None:
+                if not flow.create_left.startswith(sides.src_system + " "):
+                    # The rule names the source system differently from the section title
+                    # ("… connected to a <system> <types>"): keep both, as written.
+                    part = flow.create_left.partition(" ")[0]
+                    sides.overrides = [
+                        (key, value)
+                        for key, value in sides.overrides
+                        if key not in ("source_label", "source_system_label")
+                    ] + [("source_label", flow.x), ("source_system_label", part)]
+                    sides.src_system = part
                 if not flow.create_left.startswith(sides.src_system + " "):
                     raise DocumentError(
                         doc.file,
