@@ -255,3 +255,16 @@ def test_two_systems_with_one_label_warn(tmp_path: Path) -> None:
     assert [(p.line, p.severity, p.message) for p in found] == [
         (9, "warning", "systems 'mem' and 'other' have the same label 'Memory'")
     ]
+
+
+def test_labels_and_filter_texts_are_one_line(tmp_path: Path) -> None:
+    text = BASE.replace("label: Other", 'label: "Oth\\ner"') + (
+        "    target_label: |\n      Two\n      lines\n"
+        '    filter: {text: "When\\nready", where: {name: x}}\n'
+    )
+    found = [(p.line, p.severity, p.message) for p in problems(tmp_path, text)]
+    assert found == [
+        (9, "error", "the label of 'other' spans several lines"),
+        (17, "error", "target_label spans several lines"),
+        (20, "error", "the filter text spans several lines"),
+    ]

@@ -179,3 +179,16 @@ def test_a_bad_stamp_leaves_no_docs_folder(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert not out.exists()
+
+
+def test_a_rendering_error_writes_nothing(tmp_path: Path) -> None:
+    """Everything is rendered before anything is written (a label docutils cannot take)."""
+    from samband.config import parse_config
+
+    config = parse_config(
+        'systems:\n  a: {kind: memory, label: "Foo\\nBar"}\n  b: {kind: memory, label: B}\n'
+        "dataflows:\n  - {source: a.T, target: b.U}\n"
+    ).config
+    with pytest.raises(SambandError, match=r"a-b\.html: docutils cannot render"):
+        write_documents(config, tmp_path / "out", "both", STAMP)
+    assert not (tmp_path / "out").exists()

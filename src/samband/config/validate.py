@@ -63,6 +63,14 @@ def describe_systems(
                 )
             )
             continue
+        if system.label is not None and "\n" in system.label:
+            problems.append(
+                loaded.problem(
+                    (*where, "label"),
+                    f"the label of {system_id!r} spans several lines",
+                    "documents need a label on one line",
+                )
+            )
         if system.label is not None and system.label.strip() == "":
             problems.append(
                 loaded.problem(
@@ -201,6 +209,22 @@ def _check_dataflow(
                 (*where, "priority"),
                 f"priority {flow.priority!r} is neither {flow.source_system!r} nor "
                 f"{flow.target_system!r}",
+            )
+        )
+    for key in ("source_label", "target_label", "source_system_label", "target_system_label"):
+        value = getattr(flow, key)
+        if value is not None and "\n" in value:
+            problems.append(
+                loaded.problem(
+                    (*where, key), f"{key} spans several lines", "documents need it on one line"
+                )
+            )
+    if flow.filter is not None and "\n" in flow.filter.text.strip():
+        problems.append(
+            loaded.problem(
+                (*where, "filter", "text"),
+                "the filter text spans several lines",
+                "documents need it on one line",
             )
         )
     if flow.create_when is not None:

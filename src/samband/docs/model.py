@@ -89,7 +89,7 @@ def section_of(config: Config, flow: Dataflow) -> Section:
         source_system=src_sys,
         target_system=tgt_sys,
         creates=flow.create and rule is None,
-        filter_text=flow.filter.text if flow.filter is not None else None,
+        filter_text=flow.filter.text.strip() if flow.filter is not None else None,
     )
     if rule is not None:
         section.create_from = list(rule.connected_to)
