@@ -72,7 +72,7 @@ dataflows:
     match: [[{from: email, to: EmailAddress}]]
     properties:
       - {from: first, to: FirstName, type: string}
-      - {from: first, to: LastName, type: string, direction: forward}
+      - {from: email, to: LastName, type: string, direction: forward}
       - {from: email, to: EmailAddress, type: string}
       - {from: company_id, to: ContactId, type: reference, source_ref: Company,
          target_ref: Customers}
@@ -183,7 +183,7 @@ class PowerOfficeWorld(convergence.MemoryWorld):  # type: ignore[misc]
         kind = _harness_type(etype)
         values = self._translate(etype, data)
         if kind == "Contact":
-            values.setdefault("LastName", values.get("FirstName"))
+            values.setdefault("LastName", values.get("EmailAddress"))
         return str(self.box.insert(COLLECTION[kind], values)["Id"])
 
     def edit(self, system: str, etype: str, rid: str, changes: dict[str, Any]) -> None:
@@ -193,8 +193,6 @@ class PowerOfficeWorld(convergence.MemoryWorld):  # type: ignore[misc]
         kind = _harness_type(etype)
         names = NAMES[kind]
         flat = {names.get(k, k): v for k, v in changes.items()}
-        if kind == "Contact" and "FirstName" in flat:
-            flat["LastName"] = flat["FirstName"]  # F3 maps first → both names
         self.box.clock.advance(0.001)
         if int(rid) in self.box.records(COLLECTION[kind]):
             self.box.edit(COLLECTION[kind], int(rid), flat)
