@@ -349,18 +349,19 @@ def _slug(label: str) -> str:
 
 
 class _Systems:
-    def __init__(self) -> None:
-        self.ids: dict[str, str] = {}  # label → id
-        self.types: dict[str, list[str]] = {}  # id → entity types in use
+    """The systems the documents name, by label (one label, one system)."""
 
-    def id_for(self, label: str) -> str:
+    def __init__(self) -> None:
+        self.ids: dict[str, str] = {}  # label → id (assigned once every type is known)
+        self.types: dict[str, list[str]] = {}  # label → entity types in use
+
+    def add(self, label: str) -> None:
         if label not in self.ids:
-            self.ids[label] = ""  # assigned in assign(), once the types are known
+            self.ids[label] = ""
             self.types[label] = []
-        return label
 
     def use(self, label: str, type_name: str) -> None:
-        self.id_for(label)
+        self.add(label)
         if type_name not in self.types[label]:
             self.types[label].append(type_name)
 
@@ -502,8 +503,8 @@ def import_documents(paths: list[str]) -> str:
     systems = _Systems()
     planned: list[tuple[_Doc, _Flow, _Sides]] = []
     for doc in docs:
-        systems.id_for(doc.source)
-        systems.id_for(doc.target)
+        systems.add(doc.source)
+        systems.add(doc.target)
         for flow in doc.flows:
             sides = _sides(doc, flow)
             if flow.create_left is not None:
@@ -524,7 +525,7 @@ def import_documents(paths: list[str]) -> str:
                         f"the creation rule must name types of {sides.src_system!r}: "
                         f"'connected to a {sides.src_system} <type>, …'",
                     )
-                systems.id_for(flow.create_into or "")
+                systems.add(flow.create_into or "")
             systems.use(doc.source, sides.src_type)
             systems.use(doc.target, sides.tgt_type)
             planned.append((doc, flow, sides))
