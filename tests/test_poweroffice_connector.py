@@ -365,6 +365,11 @@ def test_contact_person_update_after_restart_finds_its_contact(
     assert box.records("ContactPersons")[person_id]["Title"] == "Daglig leder"
     with pytest.raises(NotFound):
         connector.update("Contactperson", "999999", {"Title": "x"})
+    owner = box.records("ContactPersons")[person_id]["ContactId"]
+    connector.update("Contactperson", str(person_id), {"ContactId": str(owner), "Title": "CEO"})
+    other = next(c for c in box.records("Customers") if c != owner)
+    with pytest.raises(RecordError, match="cannot move it"):
+        connector.update("Contactperson", str(person_id), {"ContactId": str(other)})
 
 
 # -- errors, auth, limits ---------------------------------------------------------------------

@@ -316,8 +316,11 @@ class PowerOfficeConnector(Connector):
         for path, value in changes.items():
             path = etype.canonical(path)
             prop = etype.properties.get(path)
-            if path in ("Id", "ContactId") or (prop is not None and prop.read_only):
-                continue  # fixed after create
+            if path == "ContactId" and api.name == "Contactperson":
+                self._check_same_contact(api, record_id, value)
+                continue
+            if path == "Id" or (prop is not None and prop.read_only):
+                continue
             if api.name == "Salesorders" and path == "SalesOrderLines":
                 lines = list(value or [])
                 continue
@@ -455,6 +458,16 @@ class PowerOfficeConnector(Connector):
         if api.name == "Contactperson":
             return f"{api.path}/{self._contact_id(api, record_id)}/{record_id}"
         return f"{api.path}/{record_id}"
+
+    def _check_same_contact(self, api: ApiType, record_id: str, value: Any) -> None:
+        """A contact person cannot move to another customer or supplier: the API has no
+        way to change ``ContactId`` after the create."""
+        current = self._contact_id(api, record_id)
+        if value is not None and str(value) != current:
+            raise RecordError(
+                f"Contactperson {record_id} belongs to contact {current}; PowerOffice GO "
+                f"cannot move it to {value} (create a new contact person there instead)"
+            )
 
     def _contact_id(self, api: ApiType, record_id: str) -> str:
         with self._contact_lock:
