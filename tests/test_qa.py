@@ -1,0 +1,257 @@
+"""``samband qa``: the QA checklists executed against an in-process custom CRM sandbox and a
+memory ERP — all sections pass on a correct config, broken mappings fail naming the
+property, ``--only`` limits the sections, other records stay untouched, leftovers are named.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from samband.cli import app
+from samband.connectors.memory import MemoryDataset, dataset, forget_dataset
+from samband.qa import run_qa
+from samband.qa.model import FAILED, PASSED
+from samband.sandbox._base import SandboxServer
+from samband.sandbox.custom_crm import DEFAULT_TOKEN, CustomCrmSandbox
+
+ENV = {"QA_CRM_TOKEN": DEFAULT_TOKEN}
+
+CONFIG = """
+store: sqlite:///production.db
+systems:
+  crm:
+    kind: rest
+    label: Customcrm
+    base_url: {url}
+    auth: bearer
+    credentials: {{token: "${{QA_CRM_TOKEN}}"}}
+    entity_types:
+      Customer:
+        path: customers
+        external_ref: external_ref
+        properties:
+          id: {{type: integer, read_only: true}}
+          name: string
+          org_no: string
+          email: string
+          phone: string
+          address.city: string
+      Contact:
+        path: contacts
+        external_ref: external_ref
+        properties:
+          id: {{type: integer, read_only: true}}
+          first_name: string
+          last_name: string
+          email: string
+          customer_id: {{type: reference, references: Customer}}
+      Product:
+        path: products
+        external_ref: external_ref
+        properties:
+          id: {{type: integer, read_only: true}}
+          code: string
+          name: string
+          unit_price: decimal
+  erp:
+    kind: memory
+    label: Erp
+    dataset: {dataset}
+    entity_types:
+      Org:
+        external_ref: ext
+        properties:
+          Name: {{type: string}}
+          OrgNo: {{type: string}}
+          Mail: {{type: string}}
+          Phone: {{type: string}}
+          City: {{type: string{city_length}}}
+      Person:
+        external_ref: ext
+        properties:
+          Given: {{type: string}}
+          Family: {{type: string}}
+          Mail: {{type: string}}
+          OrgId: {{type: reference, references: Org}}
+      Item:
+        external_ref: ext
+        can_delete: {item_delete}
+        properties:
+          Code: {{type: string}}
+          Title: {{type: string}}
+          Price: {{type: {price_type}}}
+dataflows:
+  - source: crm.Customer
+    target: erp.Org
+    match: [[{{from: org_no, to: OrgNo}}]]
+    properties:
+      - {{from: name, to: Name, type: string}}
+      - {{from: org_no, to: OrgNo, type: string}}
+      - {{from: email, to: Mail, type: string}}
+      - {{from: phone, to: Phone, type: string}}
+      - {{from: address.city, to: City, type: string}}
+  - source: crm.Contact
+    target: erp.Person
+    match: [[{{from: email, to: Mail, normalize: email}}]]
+    properties:
+      - {{from: first_name, to: Given, type: string}}
+      - {{from: last_name, to: Family, type: string}}
+      - {{from: email, to: Mail, type: string}}
+      - {{from: customer_id, to: OrgId, type: reference}}
+  - source: erp.Item
+    target: crm.Product
+    match: [[{{from: Code, to: code}}]]
+    properties:
+      - {{from: Code, to: code, type: string}}
+      - {{from: Title, to: name, type: string}}
+      - {{from: Price, to: unit_price, type: {price_mapping}}}
+"""
+
+
+class World:
+    def __init__(self, box: CustomCrmSandbox, url: str, folder: Path) -> None:
+        self.box = box
+        self.url = url
+        self.folder = folder
+        self.name = f"erp-{uuid.uuid4().hex[:8]}"
+
+    @property
+    def erp(self) -> MemoryDataset:
+        return dataset(self.name)
+
+    def config(self, **options: Any) -> Path:
+        values = {
+            "url": self.url,
+            "dataset": self.name,
+            "city_length": "",
+            "item_delete": "true",
+            "price_type": "decimal",
+            "price_mapping": "decimal",
+            **options,
+        }
+        path = self.folder / "samband.yaml"
+        path.write_text(CONFIG.format(**values), encoding="utf-8")
+        return path
+
+    def state(self) -> dict[str, Any]:
+        """Every record of both systems (to compare before and after a QA run)."""
+        crm = {name: self.box.records(name) for name in ("Customer", "Contact", "Product")}
+        erp = {name: self.erp.records(name) for name in ("Org", "Person", "Item")}
+        return copy.deepcopy({"crm": crm, "erp": erp})
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    box = CustomCrmSandbox()
+    server: SandboxServer = box.serve()
+    w = World(box, server.url, tmp_path)
+    try:
+        yield w
+    finally:
+        server.stop()
+        forget_dataset(w.name)
+
+
+def _seed(world: World) -> None:
+    """Records a customer already has: QA must neither change nor link them."""
+    world.box.seed(6, rng_seed=3)
+    world.erp.insert("Org", {"Name": "Nordlys AS", "OrgNo": "987654325", "City": "Tromsø"})
+    world.erp.insert("Item", {"Code": "P-1", "Title": "Konsulenttime", "Price": "950.50"})
+    world.erp.insert("Person", {"Given": "Kari", "Family": "Lie", "Mail": "kari@fjord.no"})
+
+
+def test_all_sections_pass_and_other_records_stay_untouched(world: World) -> None:
+    _seed(world)
+    path = world.config()
+    before = world.state()
+    lines: list[str] = []
+    result = run_qa(path, echo=lines.append, environ=ENV)
+    assert result.passed, "\n".join(lines)
+    statuses = {(s.source, s.target): s.status for s in result.sections}
+    assert statuses == {
+        ("crm.Customer", "erp.Org"): PASSED,
+        ("crm.Contact", "erp.Person"): PASSED,
+        ("erp.Item", "crm.Product"): PASSED,
+    }
+    contact = next(s for s in result.sections if s.source == "crm.Contact")
+    checks = {(p.target, p.check): p for p in contact.properties}
+    # the reference arrived as the id of the linked parent; every string went both ways
+    assert checks[("OrgId", "arrives in the target")].status == PASSED
+    assert checks[("Given", "target edit flows back")].status == PASSED
+    assert checks[("Given", "source edit flows forward")].status == PASSED
+    assert checks[("Given", "arrives in the target")].expected.startswith("QA-")
+    assert all(p.status != FAILED for s in result.sections for p in s.properties)
+    # nothing QA created is left, and nothing else changed
+    assert result.leftovers == []
+    assert world.state() == before
+    report = world.folder / "qa-report"
+    assert sorted(p.name for p in report.iterdir()) == [
+        "qa-crm-erp.html",
+        "qa-crm-erp.rst",
+        "qa-erp-crm.html",
+        "qa-erp-crm.rst",
+    ]
+    rst = (report / "qa-crm-erp.rst").read_text(encoding="utf-8")
+    assert ":Result: PASSED" in rst
+    assert "Customcrm Contact to Erp Person: PASSED" in rst
+    # the production store named in the config was never created
+    assert not (world.folder / "production.db").exists()
+
+
+def test_cli_fails_on_a_truncating_target_and_names_the_property(world: World) -> None:
+    # the ERP's City holds 4 characters and the memory connector refuses longer values;
+    # the lossy price mapping (decimal → integer) cannot round-trip either
+    path = world.config(city_length=", max_length: 4", price_mapping="integer")
+    out = world.folder / "out"
+    runner = CliRunner()
+    answer = runner.invoke(
+        app, ["qa", "-c", str(path), "-o", str(out)], env=ENV, catch_exceptions=False
+    )
+    assert answer.exit_code == 1, answer.output
+    rst = (out / "qa-crm-erp.rst").read_text(encoding="utf-8")
+    assert ":Result: FAILED" in rst
+    assert "Customcrm Customer to Erp Org: FAILED" in rst
+    assert "City" in rst
+    html = (out / "qa-erp-crm.html").read_text(encoding="utf-8")
+    assert "FAILED" in html and "unit_price" in html
+    result_rst = (out / "qa-erp-crm.rst").read_text(encoding="utf-8")
+    assert "Erp Item to Customcrm Product: FAILED" in result_rst
+
+
+def test_only_limits_the_sections(world: World) -> None:
+    path = world.config()
+    out = world.folder / "only"
+    result = run_qa(path, only="erp-crm", output=out, echo=lambda _line: None, environ=ENV)
+    assert result.passed
+    assert [(s.source, s.target) for s in result.sections] == [("erp.Item", "crm.Product")]
+    assert sorted(p.name for p in out.iterdir()) == ["qa-erp-crm.html", "qa-erp-crm.rst"]
+    assert world.box.records("Customer") == {}
+
+
+def test_only_with_an_unknown_document_is_one_clear_error(world: World) -> None:
+    path = world.config()
+    answer = CliRunner().invoke(app, ["qa", "-c", str(path), "--only", "crm-nowhere"], env=ENV)
+    assert answer.exit_code != 0
+    assert "crm-erp" in answer.output and "erp-crm" in answer.output
+
+
+def test_leftovers_are_reported_for_a_type_without_delete(world: World) -> None:
+    path = world.config(item_delete="false")
+    result = run_qa(path, only="erp-crm", echo=lambda _line: None, environ=ENV)
+    assert result.passed
+    assert [left.ref.rsplit(":", 1)[0] for left in result.leftovers] == ["erp:Item"]
+    assert "cannot be deleted" in result.leftovers[0].why or "not let" in result.leftovers[0].why
+    # the Product the engine created in the custom CRM was removed; the Item remains
+    assert world.box.records("Product") == {}
+    remaining = world.erp.records("Item")
+    assert len(remaining) == 1
+    assert next(iter(remaining.values()))["Code"].startswith("QA-")
+    rst = (path.parent / "qa-report" / "qa-erp-crm.rst").read_text(encoding="utf-8")
+    assert "Test records left behind" in rst
