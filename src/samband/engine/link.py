@@ -154,7 +154,8 @@ def creation_allowed(flow: Flow, data: dict[str, Any], translator: Translator) -
     if rule is None:
         return True
     system = flow.source[0]
-    into_system, _, into_type = rule.synchronized_into.rpartition(".")
+    # "system" or "system.Type"
+    into_system, _, into_type = rule.synchronized_into.partition(".")
     paths = rule.via or [
         m.source for m in flow.mappings if m.is_reference and m.source_ref_type in rule.connected_to
     ]
@@ -171,6 +172,6 @@ def creation_allowed(flow: Flow, data: dict[str, Any], translator: Translator) -
             ref = f"{system}:{connected}:{value}"
             for other in translator.neighbours(ref):
                 o_system, o_type, _ = split_ref(other)
-                if o_type == into_type and (not into_system or o_system == into_system):
+                if o_system == into_system and (not into_type or o_type == into_type):
                     return True
     return False
