@@ -394,3 +394,27 @@ def test_transient_error_keeps_the_record_for_the_next_run(tmp_path: Path) -> No
         assert report.to_dict()["created"] == 1
         assert engine.store().dead_letters() == []
         assert len(erp.records("Account")) == 1
+
+
+@pytest.mark.parametrize("into", ["erp", "erp.Account"])
+def test_creation_rule_needs_a_connected_record_synchronized_into(tmp_path: Path, into: str) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    flows = f"""
+dataflows:
+  - source: crm.Customer
+    target: erp.Account
+    properties: [{{from: name, to: name, type: string}}]
+  - source: crm.Contact
+    target: erp.Person
+    create_when: {{connected_to: [Customer], synchronized_into: {into}}}
+    properties:
+      - {{from: name, to: name, type: string}}
+      - {{from: customer_id, to: account_id, type: reference, source_ref: Customer,
+          target_ref: Account}}
+"""
+    customer = crm.insert("Customer", {"name": "Acme"})
+    crm.insert("Contact", {"name": "With customer", "customer_id": int(customer)})
+    crm.insert("Contact", {"name": "Alone"})
+    with engine_for(tmp_path, flows) as engine:
+        engine.sync()
+        assert [p["name"] for p in erp.records("Person").values()] == ["With customer"]
