@@ -53,9 +53,9 @@ def connector(
             "requested_at": now,
         }
     )
-    types = {"Accounts": EntityTypeConfig(full_scan=True)} if full_scan else {}
-    config = SystemConfig(
-        kind="exact-online", base_url=url, division=box.division, entity_types=types
+    types = {"Accounts": EntityTypeConfig.model_validate({"full_scan": True})} if full_scan else {}
+    config = SystemConfig.model_validate(
+        {"kind": "exact-online", "base_url": url, "division": box.division, "entity_types": types}
     )
     result = ExactOnlineConnector(
         "exact",
@@ -68,7 +68,10 @@ def connector(
     return result
 
 
-def measure(box: ExactOnlineSandbox, url: str, state: Path, full_scan: bool, label: str) -> None:
+def measure(
+    box: ExactOnlineSandbox, url: str, state: Path, full_scan: bool, label: str
+) -> dict[str, float]:
+    """Read every account once; print and return the figures (``python -m bench`` uses them)."""
     with box.lock:  # a fresh minute and day for each measurement
         box.minute_reset = box.day_reset = 0.0
         box.throttled = 0
@@ -94,6 +97,15 @@ def measure(box: ExactOnlineSandbox, url: str, state: Path, full_scan: bool, lab
         + f"; 429s: {box.throttled}"
     )
     conn.close()
+    return {
+        "accounts": count,
+        "calls": calls,
+        "virtual_seconds": elapsed_virtual,
+        "real_seconds": real,
+        "rate_share": share if bound else float("nan"),
+        "rate_bound": bound,
+        "throttled": box.throttled,
+    }
 
 
 def main() -> None:

@@ -1,0 +1,478 @@
+"""``python -m bench [--quick] [--only NAME ...]``: the benchmark suite (``make bench``).
+
+Every measurement runs in a fresh child process (:mod:`bench.worker`), is repeated, and
+is reported as median and spread (min–max).  One table is printed at the end and every
+figure is written to ``bench/results.json`` with the machine, date and commit.
+
+Benchmarks: ``engine`` (1 and 5: the engine alone at several sizes), ``http`` (2:
+PowerOffice GO sandbox → PMS on PostgreSQL, clean and with injected faults), ``budget``
+(3: Exact Online under 60 calls/minute), ``peer`` (4: samband and dlt, one-way load).
+``--quick`` uses small sizes and one repetition (a smoke check, under a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.worker import MARK
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results.json"
+NAMES = ("engine", "http", "budget", "peer")
+
+
+@dataclass
+class Figure:
+    """One measured quantity over several runs."""
+
+    benchmark: str
+    name: str
+    unit: str
+    values: list[float] = field(default_factory=list)
+    goal: str = ""
+    check: Callable[[float], bool] | None = None
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values) if self.values else math.nan
+
+    @property
+    def met(self) -> bool | None:
+        if self.check is None or not self.values:
+            return None
+        return bool(self.check(self.median))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "benchmark": self.benchmark,
+            "name": self.name,
+            "unit": self.unit,
+            "runs": len(self.values),
+            "values": self.values,
+            "median": self.median,
+            "min": min(self.values) if self.values else None,
+            "max": max(self.values) if self.values else None,
+            "goal": self.goal or None,
+            "met": self.met,
+            "note": self.note or None,
+        }
+
+
+class Suite:
+    def __init__(self, quick: bool, repeat: int | None) -> None:
+        self.quick = quick
+        self.repeat = repeat or (1 if quick else 3)
+        self.figures: list[Figure] = []
+        self.failures: list[str] = []
+        self.notes: list[str] = []
+
+    def figure(self, benchmark: str, name: str, unit: str, **kwargs: Any) -> Figure:
+        for existing in self.figures:
+            if existing.benchmark == benchmark and existing.name == name:
+                return existing
+        result = Figure(benchmark, name, unit, **kwargs)
+        self.figures.append(result)
+        return result
+
+    def child(self, task: str, timeout: float = 3600, **arguments: Any) -> dict[str, Any] | None:
+        """Run one measurement in a fresh interpreter; None (and a failure noted) on error."""
+        command = [sys.executable, "-m", "bench.worker", task, json.dumps(arguments)]
+        env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", "PYTHONPATH": str(ROOT)}
+        try:
+            done = subprocess.run(
+                command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+            )
+        except subprocess.TimeoutExpired:
+            self.failures.append(f"{task} {arguments}: no result within {timeout:.0f} s")
+            return None
+        for line in reversed(done.stdout.splitlines()):
+            if line.startswith(MARK):
+                result: dict[str, Any] = json.loads(line[len(MARK) :])
+                return result
+        tail = "\n".join(done.stderr.strip().splitlines()[-6:])
+        self.failures.append(f"{task} {arguments}: exit {done.returncode}\n{tail}")
+        return None
+
+
+def _progress(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+# -- 1 and 5: the engine alone -----------------------------------------------------------
+def bench_engine(suite: Suite) -> None:
+    sizes = [1_000, 10_000] if suite.quick else [10_000, 100_000, 1_000_000]
+    for size in sizes:
+        label = f"{size:,}".replace(",", " ")
+        repeat = suite.repeat if size < 1_000_000 else max(1, min(suite.repeat, 2))
+        for run in range(repeat):
+            _progress(f"engine: {label} records, run {run + 1}/{repeat}")
+            result = suite.child("engine", size=size)
+            if result is None:
+                continue
+            initial, incremental = result["initial"], result["incremental"]
+            quiet = result["quiescent"]
+            f = suite.figure
+            f(
+                "engine",
+                f"initial sync {label}: throughput",
+                "records/s",
+                goal=">= 20 000",
+                check=lambda v: v >= 20_000,
+            ).values.append(size / initial["seconds"])
+            f("engine", f"initial sync {label}: time", "s").values.append(initial["seconds"])
+            f(
+                "engine",
+                f"initial sync {label}: peak RSS",
+                "MB",
+                goal="<= 300 at 1 000 000",
+                check=(lambda v: v <= 300) if size >= 1_000_000 else None,
+            ).values.append(result["peak_rss_mb"])
+            f("engine", f"settling run {label} (reads back own writes)", "s").values.append(
+                result["settle"]["seconds"]
+            )
+            f(
+                "engine",
+                f"incremental {label}, 100 changes: time",
+                "s",
+                note="flat as the data grows",
+            ).values.append(incremental["seconds"])
+            f(
+                "engine",
+                f"incremental {label}, 100 changes: share of initial",
+                "%",
+                goal="<= 1 % at 100 000",
+                check=(lambda v: v <= 1.0) if size == 100_000 else None,
+            ).values.append(100 * incremental["seconds"] / initial["seconds"])
+            f(
+                "engine",
+                f"quiescent run {label}: writes",
+                "writes",
+                goal="0",
+                check=lambda v: v == 0,
+            ).values.append(quiet["writes"])
+            f("engine", f"quiescent run {label}: time", "s").values.append(quiet["seconds"])
+            f("engine", f"quiescent run {label}: reads", "calls").values.append(quiet["api_calls"])
+            if incremental["updated"] != 100 or initial["created"] != size:
+                suite.failures.append(
+                    f"engine {label}: created {initial['created']} (want {size}), incremental "
+                    f"updated {incremental['updated']} (want 100)"
+                )
+
+
+# -- 2 and 4: over HTTP, and the peer --------------------------------------------------------
+class PowerOfficeBox:
+    """A seeded PowerOffice GO sandbox served on loopback (in this process)."""
+
+    def __init__(self, size: int) -> None:
+        from samband.sandbox.poweroffice import PowerOfficeSandbox
+
+        self.box = PowerOfficeSandbox()
+        self.box.seed(size, 1, only=("Customers",))
+        self.box.clock.advance(60)
+        self.server = self.box.serve()
+        self.url = self.server.url
+
+    def faults(self, **settings: Any) -> None:
+        self.box.faults.update(**settings)
+
+    def injected(self) -> int:
+        return sum(self.box.faults.injected.values())
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def _pms_run(suite: Suite, task: str, box: PowerOfficeBox, size: int) -> dict[str, Any] | None:
+    from bench.http_bench import pg_schema
+    from samband.pms import create_pms_schema
+
+    with pg_schema("samband") as url:
+        create_pms_schema(url)
+        return suite.child(task, po_url=box.url, pms_url=url, size=size)
+
+
+def bench_http(suite: Suite) -> None:
+    from bench.http_bench import PAGE_SIZE, postgres_available
+
+    reason = postgres_available()
+    if reason:
+        suite.notes.append(f"http: skipped: {reason}")
+        return
+    sizes = [2_000] if suite.quick else [10_000, 100_000]
+    for size in sizes:
+        label = f"{size:,}".replace(",", " ")
+        box = PowerOfficeBox(size)
+        goal_calls = 1.01 * math.ceil(size / PAGE_SIZE) / size
+        try:
+            for run in range(suite.repeat if size <= 10_000 else max(1, suite.repeat - 1)):
+                _progress(f"http: {label} customers, run {run + 1}")
+                clean = _pms_run(suite, "http", box, size)
+                if clean is None:
+                    continue
+                box.faults(error_rate=0.025, throttle_rate=0.025, seed=run + 1)
+                before = box.injected()
+                _progress(f"http: {label} customers with 5 % faults, run {run + 1}")
+                try:
+                    faulty = _pms_run(suite, "http", box, size)
+                finally:
+                    box.faults(error_rate=0.0, throttle_rate=0.0)
+                injected = box.injected() - before
+                f = suite.figure
+                f(
+                    "http",
+                    f"PowerOffice → PMS {label}: throughput",
+                    "records/s",
+                    goal=">= 2 000",
+                    check=lambda v: v >= 2_000,
+                ).values.append(size / clean["seconds"])
+                f(
+                    "http",
+                    f"PowerOffice → PMS {label}: API calls per record",
+                    "calls/record",
+                    goal=f"<= {goal_calls:.5f}",
+                    check=lambda v, g=goal_calls: v <= g,
+                    note=f"page size {PAGE_SIZE}; calls include the token request",
+                ).values.append(clean["api_calls"] / size)
+                f("http", f"PowerOffice → PMS {label}: peak RSS", "MB").values.append(
+                    clean["peak_rss_mb"]
+                )
+                if faulty is None:
+                    continue
+                f(
+                    "http",
+                    f"with 5 % 5xx/429 {label}: faults injected",
+                    "responses",
+                ).values.append(injected)
+                f("http", f"with 5 % 5xx/429 {label}: extra API calls", "calls").values.append(
+                    faulty["api_calls"] - clean["api_calls"]
+                )
+                f("http", f"with 5 % 5xx/429 {label}: extra time", "s").values.append(
+                    faulty["seconds"] - clean["seconds"]
+                )
+                f(
+                    "http",
+                    f"with 5 % 5xx/429 {label}: records created",
+                    "records",
+                    goal=f"= {size}",
+                    check=lambda v, n=size: v == n,
+                ).values.append(faulty["created"])
+        finally:
+            box.stop()
+
+
+def bench_peer(suite: Suite) -> None:
+    from bench.http_bench import pg_schema, postgres_available
+
+    reason = postgres_available()
+    if reason:
+        suite.notes.append(f"peer: skipped: {reason}")
+        return
+    try:
+        import dlt  # noqa: F401
+    except ImportError:
+        suite.notes.append("peer: skipped: dlt is not installed (pip install -e '.[bench]')")
+        return
+    size = 2_000 if suite.quick else 10_000
+    label = f"{size:,}".replace(",", " ")
+    box = PowerOfficeBox(size)
+    try:
+        for run in range(suite.repeat):
+            _progress(f"peer: {label} customers, samband and dlt, run {run + 1}")
+            ours = _pms_run(suite, "samband-load", box, size)
+            with pg_schema("dlt") as url:
+                theirs = suite.child(
+                    "dlt", po_url=box.url, schema=url.rsplit("%3D", 1)[1], size=size
+                )
+            if ours is None or theirs is None:
+                continue
+            f = suite.figure
+            f("peer", f"samband one-way load {label}", "records/s").values.append(
+                size / ours["seconds"]
+            )
+            f("peer", f"dlt rest_api one-way load {label}", "records/s").values.append(
+                size / theirs["seconds"]
+            )
+            f(
+                "peer",
+                "samband / dlt",
+                "ratio",
+                goal=">= 1",
+                check=lambda v: v >= 1.0,
+            ).values.append(theirs["seconds"] / ours["seconds"])
+    finally:
+        box.stop()
+
+
+# -- 3: API budget ---------------------------------------------------------------------------
+def bench_budget(suite: Suite) -> None:
+    accounts, speed = (6_000, 60.0) if suite.quick else (50_000, 20.0)
+    label = f"{accounts:,}".replace(",", " ")
+    for run in range(1 if suite.quick else min(suite.repeat, 2)):
+        _progress(f"budget: Exact Online {label} accounts, run {run + 1}")
+        result = suite.child("exact", accounts=accounts, speed=speed)
+        if result is None:
+            continue
+        scan, sync = result["full_scan"], result["sync_api"]
+        f = suite.figure
+        f(
+            "budget",
+            f"Exact {label} accounts, CRUD scan: call rate",
+            "% of 60/min",
+            goal=">= 95",
+            check=lambda v: v >= 95,
+            note=f"sandbox clock x{speed:g}",
+        ).values.append(100 * scan["rate_share"])
+        f(
+            "budget",
+            f"Exact {label} accounts, CRUD scan: 429s",
+            "responses",
+            goal="0",
+            check=lambda v: v == 0,
+        ).values.append(scan["throttled"])
+        f("budget", f"Exact {label} accounts, CRUD scan: calls", "calls").values.append(
+            scan["calls"]
+        )
+        f("budget", f"Exact {label} accounts, Sync API: calls", "calls").values.append(
+            sync["calls"]
+        )
+        f("budget", f"Exact {label} accounts, Sync API: 429s", "responses").values.append(
+            sync["throttled"]
+        )
+    examples = ROOT / "examples" / "samband.yaml"
+    if not examples.exists():
+        suite.notes.append(
+            "budget: the quiescent run of all five dataflows is not measured: "
+            "examples/samband.yaml does not exist yet"
+        )
+
+
+# -- output -------------------------------------------------------------------------------
+def _fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}".replace(",", " ")
+    if magnitude >= 10 or value == int(value):
+        return f"{value:.1f}".rstrip("0").rstrip(".")
+    if magnitude >= 0.01:
+        return f"{value:.3f}"
+    return f"{value:.2g}"
+
+
+def table(figures: list[Figure]) -> str:
+    rows = [("benchmark", "figure", "median", "spread (min–max)", "unit", "goal", "met")]
+    for fig in figures:
+        spread = (
+            f"{_fmt(min(fig.values))}–{_fmt(max(fig.values))} (n={len(fig.values)})"
+            if len(fig.values) > 1
+            else "(n=1)"
+        )
+        met = {True: "yes", False: "NO", None: ""}[fig.met]
+        rows.append((fig.benchmark, fig.name, _fmt(fig.median), spread, fig.unit, fig.goal, met))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for number, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        if number == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return {
+        "hostname": platform.node(),
+        "system": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "memory_gb": memory,
+    }
+
+
+def commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "src", "bench"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+local-changes" if dirty else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repetition")
+    parser.add_argument("--only", nargs="+", choices=NAMES, help="run only these benchmarks")
+    parser.add_argument("--repeat", type=int, help="repetitions (default 3, --quick 1)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    suite = Suite(args.quick, args.repeat)
+    started = time.perf_counter()
+    steps = {
+        "engine": bench_engine,
+        "http": bench_http,
+        "budget": bench_budget,
+        "peer": bench_peer,
+    }
+    for name in args.only or NAMES:
+        steps[name](suite)
+    elapsed = time.perf_counter() - started
+    payload = {
+        "machine": machine(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit(),
+        "quick": args.quick,
+        "repeat": suite.repeat,
+        "seconds": round(elapsed, 1),
+        "figures": [fig.as_dict() for fig in suite.figures],
+        "notes": suite.notes,
+        "failures": suite.failures,
+    }
+    args.output.write_text(json.dumps(payload, indent=1, default=str) + "\n", encoding="utf-8")
+    print(table(suite.figures))
+    for note in suite.notes:
+        print(f"note: {note}")
+    for failure in suite.failures:
+        print(f"FAILED: {failure}")
+    print(f"{len(suite.figures)} figures in {elapsed:.0f} s; written to {args.output}")
+    return 1 if suite.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Runs one measurement in a child process and prints its figures as one JSON line.
+
+    python -m bench.worker <task> '<json arguments>'
+
+A fresh process per measurement keeps runs from polluting each other (imports, caches,
+memory) and makes the peak RSS reported the measurement's own: ``ru_maxrss`` of this
+process, taken when the task is done.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from collections.abc import Callable
+from typing import Any
+
+MARK = "BENCH-RESULT "
+
+
+def _task(name: str) -> Callable[..., dict[str, Any]]:
+    if name == "engine":
+        from bench.engine_bench import run_engine
+
+        return run_engine
+    if name == "http":
+        from bench.http_bench import run_http
+
+        return run_http
+    if name == "dlt":
+        from bench.peer_bench import run_dlt
+
+        return run_dlt
+    if name == "samband-load":
+        from bench.peer_bench import run_samband
+
+        return run_samband
+    if name == "exact":
+        from bench.budget_bench import run_exact
+
+        return run_exact
+    raise SystemExit(f"unknown benchmark task {name!r}")
+
+
+def main() -> None:
+    name, arguments = sys.argv[1], json.loads(sys.argv[2] if len(sys.argv) > 2 else "{}")
+    result = _task(name)(**arguments)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(MARK + json.dumps(result, default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main()
