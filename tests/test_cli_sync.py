@@ -128,15 +128,17 @@ def test_conflicts_command_shows_both_values(workdir: Path) -> None:
     (workdir / "crm.json").write_text(json.dumps(crm))
     (workdir / "erp.json").write_text(json.dumps(erp))
     code, output = run(workdir, "sync", "--json")
-    assert json.loads(output)["conflicts"] == 1
+    assert code == 0 and json.loads(output)["conflicts"] == 1
     code, output = run(workdir, "conflicts", "--json")
+    assert code == 0
     (conflict,) = json.loads(output)
     assert (conflict["source_value"], conflict["target_value"]) == ("CRM side", "ERP side")
     assert conflict["winner"] == "source"
 
 
 def test_sync_with_a_broken_config_exits_2_with_positions(workdir: Path) -> None:
-    (workdir / "samband.yaml").write_text(CONFIG.replace("target: erp.Account", "target: erp.Acount"))
+    broken = CONFIG.replace("target: erp.Account", "target: erp.Acount")
+    (workdir / "samband.yaml").write_text(broken)
     code, output = run(workdir, "sync")
     assert code == 2
     assert "samband.yaml:" in output and "did you mean 'Account'" in output

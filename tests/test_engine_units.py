@@ -397,7 +397,9 @@ def test_transient_error_keeps_the_record_for_the_next_run(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("into", ["erp", "erp.Account"])
-def test_creation_rule_needs_a_connected_record_synchronized_into(tmp_path: Path, into: str) -> None:
+def test_creation_rule_needs_a_connected_record_synchronized_into(
+    tmp_path: Path, into: str
+) -> None:
     crm, erp = dataset("crm"), dataset("erp")
     flows = f"""
 dataflows:

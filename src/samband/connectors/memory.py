@@ -207,7 +207,7 @@ class MemoryConnector(Connector):
             props = {
                 path: Property(
                     path,
-                    DataType(spec.get("type"))
+                    DataType(str(spec["type"]))
                     if isinstance(spec, dict) and spec.get("type")
                     else None,
                     read_only=bool(isinstance(spec, dict) and spec.get("read_only")),
