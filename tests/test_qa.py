@@ -255,3 +255,106 @@ def test_leftovers_are_reported_for_a_type_without_delete(world: World) -> None:
     assert next(iter(remaining.values()))["Code"].startswith("QA-")
     rst = (path.parent / "qa-report" / "qa-erp-crm.rst").read_text(encoding="utf-8")
     assert "Test records left behind" in rst
+
+
+PO_CONFIG = """
+systems:
+  crm:
+    kind: rest
+    label: Customcrm
+    base_url: {crm_url}
+    auth: bearer
+    credentials: {{token: "${{QA_CRM_TOKEN}}"}}
+    entity_types:
+      Customer: {{path: customers, external_ref: external_ref}}
+      Contact: {{path: contacts, external_ref: external_ref}}
+      Product: {{path: products, external_ref: external_ref}}
+  poweroffice:
+    kind: poweroffice-go
+    label: Powerofficego
+    base_url: {po_url}/v2
+    credentials:
+      application_key: ${{PO_APP}}
+      client_key: ${{PO_CLIENT}}
+      subscription_key: ${{PO_SUB}}
+dataflows:
+  - source: crm.Customer
+    target: poweroffice.Customers
+    match: [[{{from: org_no, to: OrganizationNumber, normalize: digits}}]]
+    properties:
+      - {{from: name, to: Name, type: string}}
+      - {{from: org_no, to: OrganizationNumber, type: string}}
+      - {{from: email, to: EmailAddress, type: string}}
+      - {{from: phone, to: PhoneNumber, type: string}}
+      - {{from: address.city, to: MailAddress.City, type: string}}
+      - {{from: address.zip_code, to: MailAddress.ZipCode, type: string}}
+  - source: crm.Contact
+    target: poweroffice.Contactperson
+    match: [[{{from: email, to: EmailAddress, normalize: email}}]]
+    properties:
+      - {{from: first_name, to: FirstName, type: string}}
+      - {{from: last_name, to: LastName, type: string}}
+      - {{from: email, to: EmailAddress, type: string}}
+      - {{from: customer_id, to: ContactId, type: reference{source_ref}}}
+  - source: crm.Product
+    target: poweroffice.Product
+    match: [[{{from: code, to: Code}}]]
+    properties:
+      - {{from: code, to: Code, type: string}}
+      - {{from: name, to: Name, type: string}}
+      - {{from: unit_price, to: UnitPrice, type: decimal}}
+"""
+PO_ENV = {
+    **ENV,
+    "PO_APP": "sandbox-application-key",
+    "PO_CLIENT": "sandbox-client-key",
+    "PO_SUB": "sandbox-subscription-key",
+}
+
+
+@pytest.fixture
+def poweroffice(world: World) -> Iterator[Any]:
+    from samband.sandbox.poweroffice import PowerOfficeSandbox
+
+    box = PowerOfficeSandbox()
+    box.seed(5, 2)
+    server = box.serve()
+    try:
+        yield box, server.url
+    finally:
+        server.stop()
+
+
+def test_custom_crm_to_poweroffice_sandbox(world: World, poweroffice: Any) -> None:
+    box, url = poweroffice
+    world.box.seed(4, rng_seed=5)
+    path = world.folder / "po.yaml"
+    path.write_text(
+        PO_CONFIG.format(crm_url=world.url, po_url=url, source_ref=", source_ref: Customer"),
+        encoding="utf-8",
+    )
+    before = copy.deepcopy((box.tables, world.state()["crm"]))
+    answer = CliRunner().invoke(app, ["qa", "-c", str(path)], env=PO_ENV, catch_exceptions=False)
+    assert answer.exit_code == 0, answer.output
+    assert copy.deepcopy((box.tables, world.state()["crm"])) == before
+    rst = (world.folder / "qa-report" / "qa-crm-poweroffice.rst").read_text(encoding="utf-8")
+    assert rst.count(": PASSED\n=") == 3  # one underlined title per section
+    assert "FAILED" not in rst
+
+
+def test_a_reference_the_engine_cannot_translate_fails_its_section(
+    world: World, poweroffice: Any
+) -> None:
+    _box, url = poweroffice
+    path = world.folder / "po.yaml"
+    path.write_text(PO_CONFIG.format(crm_url=world.url, po_url=url, source_ref=""), "utf-8")
+    lines: list[str] = []
+    result = run_qa(path, only="crm-poweroffice", echo=lines.append, environ=PO_ENV)
+    assert not result.passed
+    statuses = {s.source: s.status for s in result.sections}
+    assert statuses == {"crm.Customer": PASSED, "crm.Contact": FAILED, "crm.Product": PASSED}
+    contact = next(s for s in result.sections if s.source == "crm.Contact")
+    failed = [p.source for p in contact.properties if p.status == FAILED]
+    assert failed == ["customer_id"]
+    assert "source_ref" in next(p.reason for p in contact.properties if p.status == FAILED)
+    assert result.leftovers == []

@@ -33,6 +33,7 @@ from samband.qa.model import (
     SectionResult,
 )
 from samband.qa.values import source_value_for, value_for
+from samband.store import schema
 from samband.store.store import split_ref
 from samband.types import DataType, coerce
 
@@ -57,12 +58,32 @@ def flows_needed(flows: list[Flow], section: Flow) -> list[Flow]:
     return sorted(needed, key=lambda f: f.index)
 
 
+def source_ref_type(flows: list[Flow], flow: Flow, m: FlowMapping) -> str | None:
+    """The type a reference of the source points at: declared, or (for a source without a
+    schema) the source type of the dataflow that syncs the target's referenced type."""
+    if m.source_ref_type or not m.target_ref_type:
+        return m.source_ref_type
+    for other in flows:
+        if other.source[0] == flow.source[0] and other.target == (
+            flow.target[0],
+            m.target_ref_type,
+        ):
+            return other.source[1]
+        if other.target[0] == flow.source[0] and other.source == (
+            flow.target[0],
+            m.target_ref_type,
+        ):
+            return other.target[1]
+    return None
+
+
 def _parent_flows(flows: list[Flow], flow: Flow) -> list[Flow]:
     found: list[Flow] = []
     wanted: list[tuple[str, str | None]] = []  # (source-side type, target-side type or None)
     for m in flow.mappings:
-        if m.is_reference and m.source_ref_type:
-            wanted.append((m.source_ref_type, m.target_ref_type))
+        ref_type = source_ref_type(flows, flow, m) if m.is_reference else None
+        if ref_type:
+            wanted.append((ref_type, m.target_ref_type))
     rule = flow.config.create_when
     if rule is not None:
         into_system, _, into_type = rule.synchronized_into.rpartition(".")
@@ -261,9 +282,9 @@ class SectionRun:
             if m.direction == "backward" or (prop is not None and prop.read_only):
                 continue
             if m.is_reference:
-                if m.source_ref_type:
-                    parent = self._make((system, m.source_ref_type), depth=depth + 1)
-                    values[m.source] = parent
+                ref_type = source_ref_type(self.flows, flow, m)
+                if ref_type:
+                    values[m.source] = _id_like(self._make((system, ref_type), depth=depth + 1))
                 continue
             values[m.source] = self._source_value(m.source, prop, m.type, "c", normalizers)
         for combo in flow.match:
@@ -287,12 +308,14 @@ class SectionRun:
         create_when = flow.config.create_when
         if create_when is not None and create_when.via:
             for path, connected in zip(create_when.via, create_when.connected_to, strict=False):
-                values[et.canonical(path)] = self._make((system, connected), depth=depth + 1)
+                values[et.canonical(path)] = _id_like(
+                    self._make((system, connected), depth=depth + 1)
+                )
         for name, prop in et.properties.items():
             if not prop.required or prop.read_only or name in values or name == et.id_field:
                 continue
             if prop.references:
-                values[name] = self._make((system, prop.references), depth=depth + 1)
+                values[name] = _id_like(self._make((system, prop.references), depth=depth + 1))
             elif prop.type is not DataType.REFERENCE:
                 values[name] = self._source_value(name, prop, None, "c", normalizers)
         return values
@@ -423,7 +446,8 @@ class SectionRun:
         if m.is_reference:
             if raw in (None, "", 0):
                 return None
-            ref = f"{self.flow.source[0]}:{m.source_ref_type}:{coerce(raw, DataType.REFERENCE)}"
+            ref_type = source_ref_type(self.flows, self.flow, m)
+            ref = f"{self.flow.source[0]}:{ref_type}:{coerce(raw, DataType.REFERENCE)}"
             parent = self._counterpart_any(ref, self.flow.target[0], m.target_ref_type)
             return parent if parent is not None else _Unconvertible("the parent is not linked", raw)
         return self._typed(m, raw)
@@ -526,6 +550,8 @@ class SectionRun:
         why = self._why_not_linked(f"{flow.source[0]}:{flow.source[1]}:{source_id}")
         self.result.status = FAILED
         culprits = [m for m in flow.mappings if _named_in(m, why)]
+        if "waits for its parent" in why:
+            culprits = [m for m in flow.mappings if m.is_reference]
         for m in flow.mappings:
             if m.direction == "backward":
                 continue
@@ -543,7 +569,18 @@ class SectionRun:
         rows = [r for r in self.engine.store().dead_letters() if r["ref"] == ref]
         if rows:
             return f"the record was quarantined ({rows[0]['kind']}): {rows[0]['reason']}"
-        others = [r for r in self.engine.store().dead_letters() if r["ref"] != ref]
+        store = self.engine.store()
+        waits = store.table_rows(schema.waiting, schema.waiting.c.ref == ref)
+        if waits:
+            parent = waits[0]["parent"]
+            hint = ""
+            if ":?:" in parent:
+                hint = (
+                    ": the engine cannot tell which type the reference points at; declare "
+                    "source_ref (and target_ref) on the reference mapping"
+                )
+            return f"no target record was created: it waits for its parent {parent}{hint}"
+        others = [r for r in store.dead_letters() if r["ref"] != ref]
         if others:
             return (
                 f"no target record was created: {others[0]['ref']}, which it depends on, was "
@@ -581,6 +618,11 @@ class SectionRun:
                 except SambandError as exc:
                     why = f"{why}; archiving failed too: {exc}"
             self.result.leftovers.append(Leftover(ref, why))
+
+
+def _id_like(value: str) -> Any:
+    """A record id as the engine writes references: a number when it is one."""
+    return int(value) if value.isdigit() and len(value) < 19 else value
 
 
 def _named_in(m: FlowMapping, text: str) -> bool:
