@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,20 @@ systems:
 """
 
 
-def engine_for(tmp_path: Path, flows: str, **options: Any) -> Engine:
-    config = parse_config(f"store: sqlite:///{tmp_path}/store.db\n{SYSTEMS}{flows}").config
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every engine test runs on the embedded SQLite store and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/store.db"
+        return
+    from tests.conftest import _fresh_schema_url
+
+    server = request.getfixturevalue("postgres_server")
+    yield from _fresh_schema_url(server, "postgresql")
+
+
+def engine_for(store: str, flows: str, **options: Any) -> Engine:
+    config = parse_config(f"store: {store}\n{SYSTEMS}{flows}").config
     return Engine(config, **options)
 
 
@@ -69,12 +82,12 @@ def test_normalisers() -> None:
     assert normalize("   ", "trim") is None
 
 
-def test_create_link_and_quiescence(tmp_path: Path) -> None:
+def test_create_link_and_quiescence(store: str) -> None:
     crm, erp = dataset("crm"), dataset("erp")
     crm.insert("Customer", {"name": "Acme", "org": "912345678", "amount": "10.5"})
     crm.insert("Customer", {"name": "Fjord", "org": "987654321", "email": "POST@fjord.no"})
     erp.insert("Account", {"name": "Fjord AS", "org": "", "email": "post@fjord.no"})
-    with engine_for(tmp_path, ACCOUNTS) as engine:
+    with engine_for(store, ACCOUNTS) as engine:
         report = engine.sync()
         counts = report.to_dict()
         assert (counts["created"], counts["linked"]) == (1, 1)
@@ -85,10 +98,10 @@ def test_create_link_and_quiescence(tmp_path: Path) -> None:
         assert engine.sync().writes == 0
 
 
-def test_three_way_merge_both_directions_and_conflicts(tmp_path: Path) -> None:
+def test_three_way_merge_both_directions_and_conflicts(store: str) -> None:
     crm, erp = dataset("crm"), dataset("erp")
     crm.insert("Customer", {"name": "Acme", "org": "1", "email": "a@a.no"})
-    with engine_for(tmp_path, ACCOUNTS) as engine:
+    with engine_for(store, ACCOUNTS) as engine:
         engine.sync()
         erp.edit("Account", "1", {"email": "b@a.no"})  # target-side edit flows back
         crm.edit("Customer", "1", {"amount": 5})  # source-side edit flows forward
@@ -107,12 +120,12 @@ def test_three_way_merge_both_directions_and_conflicts(tmp_path: Path) -> None:
         assert engine.sync().writes == 0
 
 
-def test_conflict_tie_goes_to_priority(tmp_path: Path) -> None:
+def test_conflict_tie_goes_to_priority(store: str) -> None:
     from samband.engine import plan as plan_module
     from samband.engine.model import compile_flows
 
     config = parse_config(f"{SYSTEMS}{ACCOUNTS}").config
-    engine = Engine(config, store_url=f"sqlite:///{tmp_path}/x.db")
+    engine = Engine(config, store_url=store)
     engine.compile()
     flow = engine.flows[0]
     plan = plan_module.plan_pair(
@@ -132,7 +145,7 @@ def test_conflict_tie_goes_to_priority(tmp_path: Path) -> None:
     assert compile_flows  # imported for the type checker
 
 
-def test_crash_after_create_does_not_duplicate(tmp_path: Path) -> None:
+def test_crash_after_create_does_not_duplicate(store: str) -> None:
     crm, erp = dataset("crm"), dataset("erp")
     crm.insert("Customer", {"name": "Acme", "org": "1"})
     flows = """
@@ -146,12 +159,12 @@ dataflows:
         raise SimulatedCrash("killed right after the create call")
 
     erp.inject_failure("after_create", crash)
-    engine = engine_for(tmp_path, flows)
+    engine = engine_for(store, flows)
     with pytest.raises(SimulatedCrash):
         engine.sync()
     engine.close()
     assert len(erp.records("Account")) == 1  # the create happened, the link was not stored
-    with engine_for(tmp_path, flows) as engine:
+    with engine_for(store, flows) as engine:
         report = engine.sync()
         assert report.to_dict()["created"] == 0
         assert len(erp.records("Account")) == 1
@@ -159,7 +172,7 @@ dataflows:
         assert engine.store().all_links()[0].how == "recovered"
 
 
-def test_crash_after_create_without_external_ref_uses_merge_criteria(tmp_path: Path) -> None:
+def test_crash_after_create_without_external_ref_uses_merge_criteria(store: str) -> None:
     crm, erp = dataset("crm"), dataset("erp")
     crm.insert("Customer", {"name": "Acme", "org": "912345678"})
     flows = """
@@ -174,17 +187,17 @@ dataflows:
         raise SimulatedCrash("killed")
 
     erp.inject_failure("after_create", crash)
-    engine = engine_for(tmp_path, flows)
+    engine = engine_for(store, flows)
     with pytest.raises(SimulatedCrash):
         engine.sync()
     engine.close()
-    with engine_for(tmp_path, flows) as engine:
+    with engine_for(store, flows) as engine:
         engine.sync()
         assert len(erp.records("NoRef")) == 1
         assert engine.sync().writes == 0
 
 
-def test_dry_run_makes_no_write_call_and_no_store_change(tmp_path: Path) -> None:
+def test_dry_run_makes_no_write_call_and_no_store_change(store: str) -> None:
     crm, erp = dataset("crm"), dataset("erp")
     crm.insert("Customer", {"name": "Acme", "org": "1"})
     crm.insert("Customer", {"name": "Fjord", "org": "2"})
@@ -196,7 +209,7 @@ def test_dry_run_makes_no_write_call_and_no_store_change(tmp_path: Path) -> None
     for op in ("create", "update", "delete"):
         erp.inject_failure(op, forbidden)
         crm.inject_failure(op, forbidden)
-    with engine_for(tmp_path, ACCOUNTS) as engine:
+    with engine_for(store, ACCOUNTS) as engine:
         report = engine.sync(dry_run=True)
         assert report.status == "dry-run"
         assert report.to_dict()["created"] == 1 and report.to_dict()["linked"] == 1
@@ -208,12 +221,12 @@ def test_dry_run_makes_no_write_call_and_no_store_change(tmp_path: Path) -> None
     assert len(erp.records("Account")) == 1
 
 
-def test_ambiguous_match_creates_nothing(tmp_path: Path) -> None:
+def test_ambiguous_match_creates_nothing(store: str) -> None:
     crm, erp = dataset("crm"), dataset("erp")
     crm.insert("Customer", {"name": "Acme", "org": "1"})
     erp.insert("Account", {"name": "Acme 1", "org": "1"})
     erp.insert("Account", {"name": "Acme 2", "org": "1"})
-    with engine_for(tmp_path, ACCOUNTS) as engine:
+    with engine_for(store, ACCOUNTS) as engine:
         report = engine.sync()
         assert report.to_dict()["ambiguous"] == 1
         assert report.to_dict()["created"] == 0
@@ -222,13 +235,13 @@ def test_ambiguous_match_creates_nothing(tmp_path: Path) -> None:
         assert letters[0]["kind"] == "ambiguous" and "matches 2" in letters[0]["reason"]
 
 
-def test_rejected_record_is_quarantined_and_retried(tmp_path: Path) -> None:
+def test_rejected_record_is_quarantined_and_retried(store: str) -> None:
     from samband.engine.inspect import Inspector
 
     crm = dataset("crm")
     crm.insert("Customer", {"name": "A name far longer than twenty", "org": "1"})
     crm.insert("Customer", {"name": "Short", "org": "2"})
-    with engine_for(tmp_path, ACCOUNTS) as engine:
+    with engine_for(store, ACCOUNTS) as engine:
         report = engine.sync()
         assert report.to_dict()["created"] == 1 and report.to_dict()["errors"] == 1
         letter = engine.store().dead_letters()[0]
@@ -241,16 +254,16 @@ def test_rejected_record_is_quarantined_and_retried(tmp_path: Path) -> None:
         assert engine.store().dead_letters() == []
 
 
-def test_conversion_error_is_quarantined(tmp_path: Path) -> None:
+def test_conversion_error_is_quarantined(store: str) -> None:
     crm = dataset("crm")
     crm.insert("Customer", {"name": "Acme", "org": "1", "amount": "twelve"})
-    with engine_for(tmp_path, ACCOUNTS) as engine:
+    with engine_for(store, ACCOUNTS) as engine:
         report = engine.sync()
         assert report.status == "ok" and report.to_dict()["errors"] == 1
         assert "amount" in engine.store().dead_letters()[0]["reason"]
 
 
-def test_read_only_source_reverts_target_edit(tmp_path: Path) -> None:
+def test_read_only_source_reverts_target_edit(store: str) -> None:
     crm, erp = dataset("crm"), dataset("erp")
     crm.insert("Region", {"name": "North"})
     flows = """
@@ -259,7 +272,7 @@ dataflows:
     target: erp.Account
     properties: [{from: name, to: name, type: string}]
 """
-    with engine_for(tmp_path, flows) as engine:
+    with engine_for(store, flows) as engine:
         engine.sync()
         erp.edit("Account", "1", {"name": "Edited"})
         engine.sync()
@@ -268,7 +281,7 @@ dataflows:
         assert conflict["winner"] == "source" and "read-only" in conflict["reason"]
 
 
-def test_child_waits_for_parent_then_links(tmp_path: Path) -> None:
+def test_child_waits_for_parent_then_links(store: str) -> None:
     crm, erp = dataset("crm"), dataset("erp")
     flows = """
 dataflows:
@@ -288,7 +301,7 @@ dataflows:
 """
     customer = crm.insert("Customer", {"name": "Acme", "active": False})
     crm.insert("Contact", {"name": "Ola", "customer_id": int(customer)})
-    with engine_for(tmp_path, flows) as engine:
+    with engine_for(store, flows) as engine:
         report = engine.sync()
         assert report.to_dict()["waiting"] == 1 and not erp.records("Person")
         crm.edit("Customer", customer, {"active": True})
@@ -299,9 +312,9 @@ dataflows:
         assert engine.sync().writes == 0
 
 
-def test_chain_completes_in_one_run(tmp_path: Path) -> None:
+def test_chain_completes_in_one_run(store: str) -> None:
     config = parse_config(f"""
-store: sqlite:///{tmp_path}/store.db
+store: {store}
 systems:
   crm: {{kind: memory, entity_types: {{Customer: {{}}}}}}
   go: {{kind: memory, entity_types: {{Customers: {{external_ref: ext}}}}}}
@@ -330,11 +343,11 @@ dataflows:
 
 
 @pytest.mark.parametrize("policy", ["unlink", "propagate", "archive"])
-def test_delete_policies(tmp_path: Path, policy: str) -> None:
+def test_delete_policies(store: str, policy: str) -> None:
     crm, erp = dataset("crm"), dataset("erp")
     crm.insert("Customer", {"name": "Acme", "org": "1"})
     flows = ACCOUNTS + f"    on_delete: {policy}\n"
-    with engine_for(tmp_path, flows) as engine:
+    with engine_for(store, flows) as engine:
         engine.sync()
         crm.remove("Customer", "1")
         engine.sync()
@@ -349,12 +362,12 @@ def test_delete_policies(tmp_path: Path, policy: str) -> None:
         assert engine.sync().writes == 0
 
 
-def test_circuit_breaker_stops_mass_delete(tmp_path: Path) -> None:
+def test_circuit_breaker_stops_mass_delete(store: str) -> None:
     crm, erp = dataset("crm"), dataset("erp")
     for index in range(20):
         crm.insert("Customer", {"name": f"C{index}", "org": str(index)})
     flows = ACCOUNTS + "    on_delete: propagate\n"
-    with engine_for(tmp_path, flows) as engine:
+    with engine_for(store, flows) as engine:
         engine.sync()
         for rid in list(crm.records("Customer"))[:15]:
             crm.remove("Customer", rid)
@@ -366,27 +379,27 @@ def test_circuit_breaker_stops_mass_delete(tmp_path: Path) -> None:
         assert len(erp.records("Account")) == 5
 
 
-def test_transient_create_is_looked_up_then_retried_in_the_same_run(tmp_path: Path) -> None:
+def test_transient_create_is_looked_up_then_retried_in_the_same_run(store: str) -> None:
     from samband.errors import TransientError
 
     crm, erp = dataset("crm"), dataset("erp")
     crm.insert("Customer", {"name": "Acme", "org": "1"})
     erp.inject_failure("create", TransientError("erp: POST /Account: 503"))
-    with engine_for(tmp_path, ACCOUNTS) as engine:
+    with engine_for(store, ACCOUNTS) as engine:
         report = engine.sync()
         assert report.to_dict()["created"] == 1 and report.to_dict()["errors"] == 0
         assert len(erp.records("Account")) == 1
         assert erp.calls["create"] == 2
 
 
-def test_transient_error_keeps_the_record_for_the_next_run(tmp_path: Path) -> None:
+def test_transient_error_keeps_the_record_for_the_next_run(store: str) -> None:
     from samband.errors import TransientError
 
     crm, erp = dataset("crm"), dataset("erp")
     crm.insert("Customer", {"name": "Acme", "org": "1"})
     for _ in range(3):
         erp.inject_failure("create", TransientError("erp: POST /Account: 503"))
-    with engine_for(tmp_path, ACCOUNTS) as engine:
+    with engine_for(store, ACCOUNTS) as engine:
         report = engine.sync()
         assert report.to_dict()["errors"] == 1 and not erp.records("Account")
         assert engine.store().open_intents()  # outcome unknown: resolved by lookup next run
@@ -397,9 +410,7 @@ def test_transient_error_keeps_the_record_for_the_next_run(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("into", ["erp", "erp.Account"])
-def test_creation_rule_needs_a_connected_record_synchronized_into(
-    tmp_path: Path, into: str
-) -> None:
+def test_creation_rule_needs_a_connected_record_synchronized_into(store: str, into: str) -> None:
     crm, erp = dataset("crm"), dataset("erp")
     flows = f"""
 dataflows:
@@ -417,6 +428,6 @@ dataflows:
     customer = crm.insert("Customer", {"name": "Acme"})
     crm.insert("Contact", {"name": "With customer", "customer_id": int(customer)})
     crm.insert("Contact", {"name": "Alone"})
-    with engine_for(tmp_path, flows) as engine:
+    with engine_for(store, flows) as engine:
         engine.sync()
         assert [p["name"] for p in erp.records("Person").values()] == ["With customer"]
