@@ -358,3 +358,138 @@ def test_a_reference_the_engine_cannot_translate_fails_its_section(
     assert failed == ["customer_id"]
     assert "source_ref" in next(p.reason for p in contact.properties if p.status == FAILED)
     assert result.leftovers == []
+
+
+SQL_CONFIG = """
+systems:
+  src:
+    kind: memory
+    label: Source
+    dataset: {dataset}
+    entity_types:
+      Company:
+        external_ref: ext
+        properties:
+          name: {{type: string}}
+          org: {{type: string}}
+          city: {{type: string}}
+          since: {{type: date}}
+          staff: {{type: integer}}
+      Lead:
+        properties:
+          org: {{type: string}}
+          name: {{type: string}}
+  pms:
+    kind: sql
+    label: Custom PMS
+    url: sqlite:///pms.db
+    entity_types:
+      Customer: {{table: customer, id: id, updated: updated_at, external_ref: external_ref}}
+dataflows:
+  - source: src.Company
+    target: pms.Customer
+    match: [[{{from: org, to: org_no}}]]
+    properties:
+      - {{from: name, to: name, type: string}}
+      - {{from: org, to: org_no, type: string}}
+      - {{from: city, to: city, type: string}}
+      - {{from: since, to: since, type: date}}
+      - {{from: staff, to: staff, type: integer}}
+  - source: src.Lead
+    target: pms.Customer
+    create: false
+    match: [[{{from: org, to: org_no}}]]
+    properties:
+      - {{from: name, to: name, type: string}}
+"""
+
+
+def _pms(folder: Path, *, truncate: bool) -> Path:
+    """A PMS database; with ``truncate`` its city column silently keeps 4 characters (as
+    MySQL does outside strict mode)."""
+    import sqlite3
+
+    path = folder / "pms.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE customer (id INTEGER PRIMARY KEY AUTOINCREMENT, name VARCHAR(200),"
+            " org_no VARCHAR(30), city VARCHAR(100), since DATE, staff INTEGER,"
+            " external_ref VARCHAR(200), updated_at TIMESTAMP)"
+        )
+        db.execute(
+            "INSERT INTO customer (name, org_no, city, updated_at)"
+            " VALUES ('Fjord Data AS', '923609016', 'Bergen', '2025-01-01 10:00:00')"
+        )
+        if truncate:
+            for event in ("INSERT", "UPDATE OF city"):
+                db.execute(
+                    f"CREATE TRIGGER cut_{event.split()[0].lower()} AFTER {event} ON customer"
+                    " BEGIN UPDATE customer SET city = substr(city, 1, 4) WHERE id = NEW.id; END"
+                )
+    return path
+
+
+def _rows(path: Path) -> list[tuple[Any, ...]]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT * FROM customer ORDER BY id").fetchall()
+
+
+@pytest.mark.parametrize("truncate", [False, True])
+def test_sql_target_and_a_link_only_dataflow(tmp_path: Path, truncate: bool) -> None:
+    name = f"src-{uuid.uuid4().hex[:8]}"
+    db = _pms(tmp_path, truncate=truncate)
+    path = tmp_path / "samband.yaml"
+    path.write_text(SQL_CONFIG.format(dataset=name), encoding="utf-8")
+    before = _rows(db)
+    try:
+        result = run_qa(path, echo=lambda _line: None, environ={})
+    finally:
+        forget_dataset(name)
+    assert _rows(db) == before
+    assert result.leftovers == []
+    company, lead = result.sections
+    assert lead.status == PASSED  # linked by the merge criteria, the name flows both ways
+    assert [p.check for p in lead.properties] == [
+        "arrives in the target",
+        "target edit flows back",
+        "source edit flows forward",
+    ]
+    if not truncate:
+        assert result.passed and company.status == PASSED
+        return
+    assert not result.passed and company.status == FAILED
+    failed = {(p.target, p.check): p for p in company.properties if p.status == FAILED}
+    assert set(failed) == {
+        ("city", "arrives in the target"),
+        ("city", "target edit flows back"),
+        ("city", "source edit flows forward"),
+    }
+    created = failed[("city", "arrives in the target")]
+    assert created.expected.startswith("QA-") and created.actual == created.expected[:4]
+    assert "cut the value short" in created.reason
+
+
+def test_the_guard_shows_and_changes_only_records_the_run_created() -> None:
+    from samband.config import parse_config
+    from samband.connectors.memory import MemoryConnector
+    from samband.qa.guard import NotOwned, QaConnector
+
+    text = "systems:\n  m: {kind: memory, entity_types: {Org: {}}}\n"
+    config = parse_config(text).config
+    inner = MemoryConnector("m", config.systems["m"], {})
+    theirs = inner.dataset.insert("Org", {"name": "Nordlys AS"})
+    guard = QaConnector(inner)
+    ours = guard.create("Org", {"name": "QA-1"})
+    assert [r.id for page in guard.read("Org", None) for r in page.records] == [ours.id]
+    guard.update("Org", ours.id, {"name": "QA-2"})
+    for action in (
+        lambda: guard.update("Org", theirs, {"name": "x"}),
+        lambda: guard.delete("Org", theirs),
+        lambda: guard.archive("Org", theirs),
+    ):
+        with pytest.raises(NotOwned):
+            action()
+    assert inner.dataset.records("Org")[theirs]["name"] == "Nordlys AS"
+    assert guard.log == [("m", "Org", ours.id)]

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from samband.docs.html import to_html
-from samband.qa.model import DocumentResult, SectionResult
+from samband.qa.model import BACK, CREATE, FORWARD, DocumentResult, SectionResult
 
 _SPECIAL = re.compile(r"([\\`*_|\[\]<>:#=+\-.!~^\"'(){}])")
 
@@ -47,7 +47,15 @@ def _section(section: SectionResult) -> list[str]:
             "     - Result",
             "     - Reason",
         ]
+        order: dict[tuple[str, str], int] = {}
         for p in section.properties:
+            order.setdefault((p.source, p.target), len(order))
+        checks = {CREATE: 0, BACK: 1, FORWARD: 2}
+        rows = sorted(
+            section.properties,
+            key=lambda p: (order[(p.source, p.target)], checks.get(p.check, 3)),
+        )
+        for p in rows:
             cells = [
                 f"{p.source} → {p.target}",
                 p.data_type,

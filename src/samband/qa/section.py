@@ -371,10 +371,18 @@ class SectionRun:
         if not edits:
             return
         self._write(flow.target, target_id, edits, "editing the target record")
+        kept = self._get(flow.target, target_id)
         self._sync("the run after the target edit")
         source = self._get(flow.source, self.made[flow.source])
         for m in edited:
-            self._compare(m, BACK, self._typed(m, edits[m.target]), source, side="source")
+            expected = self._typed(m, edits[m.target])
+            hint = None
+            stored = get_path(kept.data, m.target)
+            if not isinstance(expected, _Unconvertible) and not _same(
+                expected, self._typed(m, stored)
+            ):
+                hint = f"the target itself did not keep the edited value (it holds {stored!r})"
+            self._compare(m, BACK, expected, source, side="source", hint=hint)
 
     def _back_blocked(self, m: FlowMapping) -> str | None:
         flow = self.flow
@@ -453,7 +461,13 @@ class SectionRun:
         return self._typed(m, raw)
 
     def _compare(
-        self, m: FlowMapping, check: str, expected: Any, record: RecordData, side: str = "target"
+        self,
+        m: FlowMapping,
+        check: str,
+        expected: Any,
+        record: RecordData,
+        side: str = "target",
+        hint: str | None = None,
     ) -> None:
         path = m.target if side == "target" else m.source
         raw = get_path(record.data, path)
@@ -476,7 +490,9 @@ class SectionRun:
         if _same(expected, actual):
             self._add(m, check, PASSED, expected, actual)
             return
-        if m.is_reference:
+        if hint:
+            reason = hint
+        elif m.is_reference:
             reason = f"the {side} refers to {actual!r}, not to the linked parent {expected!r}"
         elif isinstance(expected, str) and isinstance(actual, str) and expected.startswith(actual):
             reason = f"the {side} cut the value short ({len(actual)} of {len(expected)} characters)"
