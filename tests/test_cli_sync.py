@@ -151,3 +151,40 @@ def test_run_every_parses_intervals() -> None:
     assert parse_interval("1h") == 3600 and parse_interval("250ms") == 0.25
     with pytest.raises(ValueError, match="not an interval"):
         parse_interval("often")
+
+
+def test_run_every_stops_cleanly_on_ctrl_c(workdir: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "samband.cli",
+            "run",
+            "-c",
+            str(workdir / "samband.yaml"),
+            "--every",
+            "1h",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=workdir,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        first = json.loads(process.stdout.readline())  # the first run's report
+        assert first["created"] == 1 and first["status"] == "ok"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+    # the lease was released: another run can start at once
+    code, output = run(workdir, "sync", "--json")
+    assert code == 0 and json.loads(output)["created"] == 0

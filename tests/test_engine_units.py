@@ -431,3 +431,25 @@ dataflows:
     with engine_for(store, flows) as engine:
         engine.sync()
         assert [p["name"] for p in erp.records("Person").values()] == ["With customer"]
+
+
+def test_quota_spent_mid_run_keeps_what_was_written(store: str) -> None:
+    from samband.errors import QuotaExhausted
+
+    crm, erp = dataset("crm"), dataset("erp")
+    for index in range(3):
+        crm.insert("Customer", {"name": f"C{index}", "org": str(index)})
+    with engine_for(store, ACCOUNTS) as engine:
+        engine.sync()
+        for rid in crm.records("Customer"):
+            crm.edit("Customer", rid, {"name": f"renamed {rid}"})
+        erp.inject_failure("update", lambda: None)  # the first update goes through
+        erp.inject_failure("update", QuotaExhausted("erp", "daily budget spent"))
+        report = engine.sync()
+        assert report.status == "paused" and "daily budget spent" in report.messages[0]
+        history = engine.store().table_rows(s.audit, where=s.audit.c.op == "update")
+        assert len(history) == 1  # the write that happened is recorded
+        report = engine.sync()
+        assert report.status == "ok" and report.to_dict()["updated"] == 2
+        names = sorted(a["name"] for a in erp.records("Account").values())
+        assert names == ["renamed 1", "renamed 2", "renamed 3"]

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from samband import _killpoint as killpoint
 from samband.config.env import resolve, resolve_all
 from samband.config.loader import base_dir
 from samband.config.model import Config
@@ -556,11 +557,17 @@ class _Run:
         system, etype = key
         snaps = self.store.snapshots(system, etype, [rid for rid, _ in chunk])
         batch = Batch()
-        self._refresh(use, snaps, batch)
-        for flow in use.as_source:
-            self.source_side(flow, snaps, batch)
-        for flow in use.as_target:
-            self.target_side(flow, snaps, batch)
+        try:
+            self._refresh(use, snaps, batch)
+            for flow in use.as_source:
+                self.source_side(flow, snaps, batch)
+            for flow in use.as_target:
+                self.target_side(flow, snaps, batch)
+        except ConnectorError:
+            # A system became unusable (quota spent, credentials refused): store what was
+            # written so far, keep every ref of the chunk queued, and end the run.
+            self.write_batch(batch, key, [])
+            raise
         seen = [
             (rid, dirty)
             for rid, dirty in chunk
@@ -750,7 +757,14 @@ class _Run:
     def create(self, flow: Flow, sources: list[Snapshot], batch: Batch) -> None:
         tsys, ttype = flow.target
         prepared: list[tuple[Snapshot, dict[str, Any], dict[str, Any], str]] = []
+        # A create whose outcome is unknown (its intent is still open) is resolved by the
+        # next run's lookup, after a collect; creating it again in a later round of this
+        # run would make a duplicate.
+        pending = {row["key"] for row in self.store.open_intents()}
         for snap in sources:
+            if f"{flow.key}|{snap.ref}" in pending:
+                batch.keep_dirty.add(snap.ref)
+                continue
             try:
                 values, base = create_values(flow, snap.data, self.translator)
             except WaitForParent as wait:
@@ -840,7 +854,9 @@ class _Run:
         attempts = 3 if stamp else 1
         for attempt in range(attempts):
             try:
-                return connector.create(etype, values, ext if stamp else None)
+                created = connector.create(etype, values, ext if stamp else None)
+                killpoint.reached("create")
+                return created
             except TransientError:
                 if attempt + 1 >= attempts:
                     raise
@@ -855,7 +871,9 @@ class _Run:
         """Updates set values, so repeating one after an unknown outcome is safe."""
         for attempt in range(3):
             try:
-                return connector.update(etype, rid, changes)
+                updated = connector.update(etype, rid, changes)
+                killpoint.reached("update")
+                return updated
             except TransientError:
                 if attempt == 2:
                     raise
