@@ -188,3 +188,43 @@ def test_run_every_stops_cleanly_on_ctrl_c(workdir: Path) -> None:
     # the lease was released: another run can start at once
     code, output = run(workdir, "sync", "--json")
     assert code == 0 and json.loads(output)["created"] == 0
+
+
+def test_worker_waits_while_another_process_holds_the_store(workdir: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from samband.engine.run import LEASE
+    from samband.store.store import Store
+
+    holder = f"{os.uname().nodename}:{os.getpid()}:test"  # a live process on this machine
+    store = Store("sqlite:///state.db", base_dir=str(workdir))
+    assert store.acquire_lease(LEASE, holder, 600)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "samband.cli",
+            "worker",
+            "-c",
+            str(workdir / "samband.yaml"),
+            "--every",
+            "0.1s",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=workdir,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None and process.stdout is not None
+        assert process.stderr.readline().startswith("waiting: another samband run")
+        store.release_lease(LEASE, holder)
+        report = json.loads(process.stdout.readline())
+        assert report["created"] == 1
+    finally:
+        process.kill()
+        store.close()

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from samband.errors import ConfigError, ConnectorError, SambandError
+from samband.errors import ConfigError, ConnectorError, RunLocked, SambandError
 
 app = typer.Typer(
     name="samband",
@@ -214,11 +214,25 @@ def run_forever(
                 _print_report(report, as_json)
             except ConnectorError as exc:
                 err.print(f"error: {exc}", markup=False)
+            except RunLocked as exc:
+                # another worker holds the store: stand by and take over when it stops
+                err.print(f"waiting: {exc}", markup=False)
             deadline = time.monotonic() + interval
             while not stop["now"] and time.monotonic() < deadline:
                 time.sleep(0.2)
     finally:
         engine.close()
+
+
+@app.command("worker")
+def worker(
+    config: ConfigOption,
+    every: Annotated[str, typer.Option("--every", help="Interval, e.g. 30s, 5m, 1h.")] = "30s",
+    as_json: JsonOption = False,
+) -> None:
+    """Like `run`, for several processes sharing one (PostgreSQL) store: one runs at a
+    time; the others wait and take over when it stops or dies."""
+    run_forever(config=config, every=every, as_json=as_json)
 
 
 # -- inspection --------------------------------------------------------------------
