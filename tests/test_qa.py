@@ -493,3 +493,61 @@ def test_the_guard_shows_and_changes_only_records_the_run_created() -> None:
             action()
     assert inner.dataset.records("Org")[theirs]["name"] == "Nordlys AS"
     assert guard.log == [("m", "Org", ours.id)]
+
+
+def _tables(box: Any) -> dict[str, dict[str, Any]]:
+    """Live records of a sandbox, per collection (copies)."""
+    result: dict[str, dict[str, Any]] = {}
+    for name, rows in box.tables.items():
+        live = {}
+        for rid, row in rows.items():
+            data = getattr(row, "data", row)
+            if getattr(row, "deleted", False) or data.get("deleted") is True:
+                continue
+            live[str(rid)] = copy.deepcopy(data)
+        result[name] = live
+    return result
+
+
+def test_the_shipped_example_on_all_six_sandboxes_touches_nothing_else(tmp_path: Path) -> None:
+    """Every section of examples/samband.yaml against the demo's sandboxes: the executable
+    ones pass, the read-only Exact types are skipped, and every record that existed before
+    is unchanged afterwards; what remains is what the report names."""
+    from samband.demo import EXAMPLE, start_world, token_key
+
+    with token_key():
+        world = start_world(tmp_path / "world", 10)
+        try:
+            before = {sid: _tables(box) for sid, box in world.boxes.items()}
+            pms = {t: world.pms(f"SELECT * FROM {t} ORDER BY id") for t in ("customer", "project")}
+            result = run_qa(
+                EXAMPLE,
+                output=tmp_path / "qa",
+                echo=lambda _line: None,
+                environ=world.environ,
+                state_dir=world.state_dir,
+            )
+            after = {sid: _tables(box) for sid, box in world.boxes.items()}
+            pms_after = {
+                t: world.pms(f"SELECT * FROM {t} ORDER BY id") for t in ("customer", "project")
+            }
+        finally:
+            world.close()
+    failed = [(s.title, s.messages, s.properties) for s in result.sections if s.status == FAILED]
+    assert result.passed, failed
+    skipped = sorted(s.source for s in result.sections if s.status == "skipped")
+    assert skipped == ["exact.Departments", "exact.Divisions"]
+    assert pms_after == pms
+    left = {left.ref for left in result.leftovers}
+    for sid, collections in before.items():
+        for name, records in collections.items():
+            now = after[sid][name]
+            assert {rid: now.get(rid) for rid in records} == records, f"{sid}.{name} changed"
+            new = set(now) - set(records)
+            # what is new is only what the report says was left behind (archived)
+            assert all(
+                any(ref.startswith(f"{sid}:") and ref.endswith(f":{rid}") for ref in left)
+                for rid in new
+            ), (sid, name, new)
+    assert left and all(left_.archived for left_ in result.leftovers)
+    assert len(list((tmp_path / "qa").glob("qa-*.html"))) == 5

@@ -26,6 +26,7 @@ from samband.engine.run import Engine
 from samband.errors import SambandError
 from samband.qa.model import (
     FAILED,
+    PASSED,
     SKIPPED,
     DocumentResult,
     Leftover,
@@ -53,12 +54,15 @@ def run_qa(
     output: Path | None = None,
     echo: Callable[[str], None] = print,
     environ: Mapping[str, str] | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
 ) -> QaResult:
     """Execute the QA checklists of the config at ``config_path``.
 
     ``only`` names one document (``<source system id>-<target system id>``); ``output``
     is where ``qa-<document>.rst`` and ``.html`` go (default: ``qa-report`` beside the
-    config).  ``environ`` resolves ``${VAR}`` in the config (default: the process's).
+    config).  ``environ`` resolves ``${VAR}`` in the config (default: the process's);
+    ``state_dir`` is where the systems' tokens are (default: ``.samband`` beside the config,
+    as for ``samband sync``).
     """
     loaded = load_valid(config_path)
     config = loaded.config
@@ -80,10 +84,11 @@ def run_qa(
     started = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
     result = QaResult(run_id)
     echo(f"QA run {run_id}: {sum(len(d.sections) for d in documents)} section(s)")
-    builder = Engine(config, environ=environ)
+    state = None if state_dir is None else str(state_dir)
+    builder = Engine(config, environ=environ, state_dir=state)
     try:
         builder.compile()
-        state = Path(tempfile.mkdtemp(prefix=".qa-state-", dir=folder))
+        stores = Path(tempfile.mkdtemp(prefix=".qa-state-", dir=folder))
         try:
             for document in documents:
                 doc_result = DocumentResult(document.stem, document.title)
@@ -107,8 +112,9 @@ def run_qa(
                         flow,
                         {sid: builder.connector(sid) for sid in builder.systems_in_use()},
                         run_id=run_id,
-                        store_path=state / f"{document.stem}-{number}.db",
+                        store_path=stores / f"{document.stem}-{number}.db",
                         environ=environ,
+                        state_dir=state,
                         result=section_result,
                     ).run()
                     doc_result.sections.append(section_result)
@@ -116,15 +122,18 @@ def run_qa(
                 result.documents.append(doc_result)
                 result.reports += _write(folder, doc_result, str(config_path), run_id, started)
         finally:
-            for stale in state.iterdir():
+            for stale in stores.iterdir():
                 stale.unlink()
-            state.rmdir()
+            stores.rmdir()
     finally:
         builder.close()
-    failed = [s for s in result.sections if s.status == FAILED]
+    counts = {
+        status: sum(1 for s in result.sections if s.status == status)
+        for status in (PASSED, FAILED, SKIPPED)
+    }
     echo(
         f"QA run {run_id}: {'PASSED' if result.passed else 'FAILED'} "
-        f"({len(result.sections) - len(failed)} of {len(result.sections)} section(s) passed); "
+        f"({counts[PASSED]} passed, {counts[FAILED]} failed, {counts[SKIPPED]} skipped); "
         f"reports in {folder}"
     )
     for leftover in result.leftovers:
