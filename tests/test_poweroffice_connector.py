@@ -88,9 +88,34 @@ def test_first_read_takes_one_call_per_page_plus_the_token(server: SandboxServer
         records, cursor = read_all(connector, "Customers")
         assert len(records) == 250 == len({r.id for r in records})
         assert connector.stats.api_calls <= math.ceil(250 / 100) + 1
-        pages = [int(e.params["PageNumber"]) for e in api_log(box, path="/Customers")]
-        assert pages == [1, 2, 3]  # no call for a page after the last
+        calls = api_log(box, path="/Customers")
+        assert len(calls) == 3  # no call for a page after the last
+        # keyset paging: each next page starts at the last timestamp read
+        assert "lastChangedDateTimeOffsetGreaterThan" not in calls[0].params
+        assert all("lastChangedDateTimeOffsetGreaterThan" in c.params for c in calls[1:])
+        assert all(c.params["OrderBy"] == "LastChangedDateTimeOffset" for c in calls)
         assert cursor is not None and cursor.startswith("20")
+    finally:
+        running.stop()
+
+
+def test_records_edited_or_deleted_during_a_read_shift_nothing_out_of_sight() -> None:
+    box = PowerOfficeSandbox(rate_limit=FAST)
+    box.seed(12, 3, only=("Customers",))
+    running = serve(box)
+    try:
+        connector = make(running, page_size=4)
+        ids = list(box.records("Customers"))
+        pages = connector.read("Customers", None)
+        first = next(pages)
+        assert [r.id for r in first.records] == [str(i) for i in ids[:4]]
+        # while the read goes on, a user edits a record already read and deletes one
+        box.edit("Customers", ids[1], {"Name": "Endret underveis AS"})
+        box.remove("Customers", ids[2])
+        rest = [r.id for page in pages for r in page.records]
+        seen = {r.id for r in first.records} | set(rest)
+        assert {str(i) for i in ids[3:]} <= seen  # with offset paging one would be lost
+        assert rest[-1] == str(ids[1])  # the edited one comes again, at the end
     finally:
         running.stop()
 

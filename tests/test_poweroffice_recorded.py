@@ -60,14 +60,21 @@ def test_recorded_session() -> None:
         assert token_call.request_body == b"grant_type=client_credentials"
         assert token_call.json()["expires_in"] == 1200
         paging = [orjson.loads(e.response_headers["x-pagination"]) for e in box.log[1:]]
-        assert [p["CurrentPage"] for p in paging] == [1, 2, 3]
-        assert all(p["TotalCount"] == 25 and p["TotalPages"] == 3 for p in paging)
+        assert paging[0]["TotalCount"] == 25 and paging[0]["TotalPages"] == 3
         assert "nextPageLink" in paging[0] and "nextPageLink" in paging[1]
         assert "nextPageLink" not in paging[2]
+        # keyset paging: the next page starts at the last timestamp read (repeating that
+        # one record, so the page is one larger)
+        assert [e.params["PageSize"] for e in box.log[1:]] == ["10", "11", "11"]
+        assert "lastChangedDateTimeOffsetGreaterThan" not in box.log[1].params
         for exchange in box.log[1:]:
             assert exchange.request_headers["authorization"].startswith("Bearer ")
             assert exchange.request_headers["ocp-apim-subscription-key"] == KEYS["subscription_key"]
-            assert exchange.params["PageSize"] == "10"
+            assert exchange.params["OrderBy"] == "LastChangedDateTimeOffset"
+        for previous, exchange in zip(box.log[1:3], box.log[2:4], strict=True):
+            last = previous.json()[-1]["LastChangedDateTimeOffset"]
+            bound = exchange.params["lastChangedDateTimeOffsetGreaterThan"]
+            assert bound[:19] == last[:19] and bound < last.replace("Z", "+00:00")
         first_token = box.log[1].request_headers["authorization"]
 
         # 2. a JSON Patch update of one property

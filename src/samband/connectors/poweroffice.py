@@ -20,9 +20,10 @@ Config::
 Reading changes.  Every list read pages with ``PageNumber``/``PageSize`` until the
 ``X-Pagination`` header has no ``nextPageLink`` (``204`` is an empty page), asks only for
 the ``Fields`` the dataflows use, and, from the second run on, only for records whose
-``LastChangedDateTimeOffset`` is greater than the cursor (minus the overlap), ordered by
-that timestamp so that a record edited during the read cannot shift another out of a
-page.
+``LastChangedDateTimeOffset`` is greater than the cursor (minus the overlap).  Pages are
+ordered by that timestamp and each next page starts at the last timestamp read (keyset
+paging), so that a record edited or deleted during the read cannot shift another out of
+sight.
 
 * Contact persons have their own change filter on ``/ContactPersons``
   (``lastChangedDateTimeOffsetGreaterThan``), and their own timestamp moves when they are
@@ -78,6 +79,7 @@ DEFAULT_RATE_LIMIT = 10
 PATCH_TYPE = "application/json-patch+json"
 EXTERNAL_TEXT_MAX = 50
 JSON_ATTEMPTS = 4
+CHANGE_FILTER = "lastChangedDateTimeOffsetGreaterThan"
 
 
 class PowerOfficeConnector(Connector):
@@ -96,7 +98,9 @@ class PowerOfficeConnector(Connector):
         settings = config.settings()
         self.base_url = str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
         self.token_url = str(settings.get("token_url") or derive_token_url(self.base_url))
-        self.page_size = min(int(settings.get("page_size") or DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
+        self.page_size = min(
+            int(settings.get("page_size") or DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE - 100
+        )
         rate = float(settings.get("rate_limit") or DEFAULT_RATE_LIMIT)
         missing = [
             key
@@ -184,19 +188,26 @@ class PowerOfficeConnector(Connector):
             and cursor is not None
             and not self._scans_addresses(api)
         )
-        params: dict[str, Any] = {"PageSize": self.page_size}
+        params: dict[str, Any] = {"PageSize": self.page_size, "OrderBy": MODIFIED}
         if fields:
             params["Fields"] = ",".join(fields)
+        bound: datetime | None = None
         if changes_only and cursor:
-            since = _parse_time(cursor) - timedelta(seconds=self.overlap_seconds)
-            params["lastChangedDateTimeOffsetGreaterThan"] = since.isoformat()
-            params["OrderBy"] = MODIFIED
+            bound = _parse_time(cursor) - timedelta(seconds=self.overlap_seconds)
         newest = _parse_time(cursor) if cursor else None
         page_number = 1
+        repeated: set[str] = set()  # read at the end of the previous page
         while True:
-            items, more = self._list_page(api, {**params, "PageNumber": page_number})
+            # a page has room for the records it repeats from the previous one
+            size = min(self.page_size + len(repeated), MAX_PAGE_SIZE)
+            query = {**params, "PageSize": size, "PageNumber": page_number}
+            if bound is not None:
+                query[CHANGE_FILTER] = bound.isoformat()
+            items, more = self._list_page(api, query)
             records: list[RecordData] = []
             for item in items:
+                if str(item.get("Id")) in repeated:
+                    continue
                 stamp = _own_time(item)
                 if stamp is not None and (newest is None or stamp > newest):
                     newest = stamp
@@ -206,13 +217,25 @@ class PowerOfficeConnector(Connector):
                     item = self._complete_order(str(item["Id"])) or item
                 records.append(self._record(api, item))
             self.stats.reads += len(records)
-            page_cursor: str | None = None
-            if etype.incremental and newest is not None and (changes_only or not more):
-                page_cursor = newest.isoformat()
+            # Pages come in timestamp order, so everything up to the newest is read.
+            page_cursor = newest.isoformat() if etype.incremental and newest else None
             yield Page(records, page_cursor)
             if not more:
                 return
-            page_number += 1
+            # Keyset paging: the next page starts at the last timestamp read instead of at
+            # an offset, so a record edited (it moves to the end) or deleted while we read
+            # shifts no other record past a page boundary, unseen.
+            last = _own_time(items[-1]) if items else None
+            step = last - timedelta(microseconds=1) if last is not None else None
+            if step is None or (bound is not None and step <= bound):
+                page_number += 1  # a whole page shares one timestamp: go on by offset
+                continue
+            repeated = {
+                str(item.get("Id"))
+                for item in items
+                if (stamp := _own_time(item)) is not None and stamp > step
+            }
+            bound, page_number = step, 1
 
     def _list_page(
         self, api: ApiType, params: Mapping[str, Any]
