@@ -59,6 +59,12 @@ def test_run_demo_writes_summary_and_documents(tmp_path: Path) -> None:
     assert by_key["crm.Customer->poweroffice.Customers"]["second_run"]["conflicts"] >= 1
     assert by_key["poweroffice.Departments->webcrm.Organisations"]["second_run"]["errors"] == 1
     assert summary["runs"]["third"]["created"] == summary["runs"]["third"]["updated"] == 0
+    # samband qa ran every section it can (Exact's read-only types it cannot create in)
+    assert summary["qa"]["passed"] is True
+    for section in sections:
+        read_only = section["dataflow"].startswith(("exact.Departments", "exact.Divisions"))
+        assert section["qa"] == ("skipped" if read_only else "passed"), section["dataflow"]
+    assert len(list((output / "qa").glob("qa-*.html"))) == 5
 
     docs = sorted(p.name for p in (output / "docs").iterdir())
     stems = ["crm-poweroffice", "crmoffice-poweroffice", "exact-pms"]

@@ -756,9 +756,33 @@ def _run(world: World, console: Console, work: Path) -> bool:
     _require_ok(third, "third")
     summary = _summary(world, first, second, third, checks)
     _print_summary(console, summary)
+    _qa(world, console, work, summary)
     (work / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     write_documents(world.config, work / "docs", fmt="both")
     return all(entry["status"] == "ok" for entry in summary["sections"])
+
+
+def _qa(world: World, console: Console, work: Path, summary: dict[str, Any]) -> None:
+    """``samband qa`` on the same systems: per section, a marked test record created,
+    checked property by property, edited on both sides and removed.  A section that QA
+    fails fails in the summary too; one QA cannot exercise (a read-only source) keeps
+    the demo's own verdict."""
+    from samband.qa import run_qa
+
+    console.print("\n[bold]samband qa[/]: the documents executed as checklists")
+    result = run_qa(
+        EXAMPLE,
+        output=work / "qa",
+        environ=world.environ,
+        state_dir=world.state_dir,
+        echo=lambda line: console.print("  " + line, markup=False, highlight=False),
+    )
+    verdicts = {f"{s.source}->{s.target}": s.status for s in result.sections}
+    for entry in summary["sections"]:
+        entry["qa"] = verdicts.get(entry["dataflow"], "not run")
+        if entry["qa"] == "failed":
+            entry["status"] = "failed"
+    summary["qa"] = {"passed": result.passed, "reports": "qa/"}
 
 
 def _require_ok(report: dict[str, Any], which: str) -> None:
