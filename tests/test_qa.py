@@ -551,3 +551,35 @@ def test_the_shipped_example_on_all_six_sandboxes_touches_nothing_else(tmp_path:
             ), (sid, name, new)
     assert left and all(left_.archived for left_ in result.leftovers)
     assert len(list((tmp_path / "qa").glob("qa-*.html"))) == 5
+
+
+def test_a_system_that_is_not_running_is_one_clear_error_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    world = World(CustomCrmSandbox(), f"http://127.0.0.1:{port}", tmp_path)
+    path = world.config()
+    answer = CliRunner().invoke(app, ["qa", "-c", str(path)], env=ENV)
+    assert answer.exit_code != 0
+    assert "crm" in answer.output and str(port) in answer.output
+    assert not (tmp_path / "qa-report").exists()
+
+
+def test_a_reference_mapped_as_a_plain_integer_fails_naming_it(world: World) -> None:
+    path = world.config()
+    text = path.read_text(encoding="utf-8").replace(
+        "{from: customer_id, to: OrgId, type: reference}",
+        "{from: customer_id, to: OrgId, type: integer}",
+    )
+    path.write_text(text, encoding="utf-8")
+    result = run_qa(path, only="crm-erp", echo=lambda _line: None, environ=ENV)
+    contact = next(s for s in result.sections if s.source == "crm.Contact")
+    assert contact.status == FAILED
+    failed = [p for p in contact.properties if p.status == FAILED]
+    assert [(p.source, p.check) for p in failed] == [("customer_id", "arrives in the target")]
+    assert "type: reference" in failed[0].reason
+    assert result.leftovers == []

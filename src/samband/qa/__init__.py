@@ -76,18 +76,23 @@ def run_qa(
             )
         documents = chosen
     folder = Path(output) if output is not None else Path(config_path).parent / "qa-report"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SambandError(f"cannot create the folder {folder}: {exc.strerror or exc}") from None
-    run_id = secrets.token_hex(3)
-    started = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-    result = QaResult(run_id)
-    echo(f"QA run {run_id}: {sum(len(d.sections) for d in documents)} section(s)")
     state = None if state_dir is None else str(state_dir)
     builder = Engine(config, environ=environ, state_dir=state)
     try:
         builder.compile()
+        # credentials and reachability first: one clear message, and nothing written
+        for system_id in dict.fromkeys(s for d in documents for s in (d.source_id, d.target_id)):
+            builder.connector(system_id).check()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SambandError(
+                f"cannot create the folder {folder}: {exc.strerror or exc}"
+            ) from None
+        run_id = secrets.token_hex(3)
+        started = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+        result = QaResult(run_id)
+        echo(f"QA run {run_id}: {sum(len(d.sections) for d in documents)} section(s)")
         stores = Path(tempfile.mkdtemp(prefix=".qa-state-", dir=folder))
         try:
             for document in documents:

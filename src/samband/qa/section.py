@@ -223,6 +223,11 @@ class SectionRun:
             if m.direction == "backward":
                 self._add(m, CREATE, SKIPPED, reason="mapped backward only")
                 continue
+            raw_id = self._raw_id(m)
+            if raw_id:
+                raw = (get_path(source.data, m.source), get_path(target.data, m.target))
+                self._add(m, CREATE, FAILED, *raw, raw_id)
+                continue
             expected = self._expected_forward(m, source)
             self._compare(m, CREATE, expected, target)
         self._edit_target(target_id)
@@ -318,6 +323,12 @@ class SectionRun:
                     parent = self._make((system, ref_type), depth=depth + 1)
                     values[m.source] = _reference(prop, parent)
                 continue
+            if prop is not None and prop.references:
+                # a reference mapped as a plain value: it still needs a real parent
+                values[m.source] = _reference(
+                    prop, self._make((system, prop.references), depth=depth + 1)
+                )
+                continue
             values[m.source] = self._source_value(m.source, prop, m.type, "c", normalizers)
         for combo in flow.match:
             for term in combo:
@@ -391,7 +402,7 @@ class SectionRun:
         edits: dict[str, Any] = {}
         edited: list[FlowMapping] = []
         for m in flow.mappings:
-            why = self._back_blocked(m)
+            why = self._back_blocked(m) or (self._raw_id(m) and "not edited: it copies a raw id")
             if why:
                 self._add(m, BACK, SKIPPED, reason=why)
                 continue
@@ -443,6 +454,8 @@ class SectionRun:
                 why = "mapped backward only"
             elif m.is_reference:
                 why = "references are checked on creation only"
+            elif self._raw_id(m):
+                why = "not edited: it copies a raw id"
             elif s_prop is not None and s_prop.read_only:
                 why = f"{flow.source[0]}.{flow.source[1]}.{m.source} is read-only"
             if why:
@@ -501,6 +514,8 @@ class SectionRun:
         hint: str | None = None,
     ) -> None:
         path = m.target if side == "target" else m.source
+        key = self.flow.target if side == "target" else self.flow.source
+        record_ref = f"{key[0]}:{key[1]}:{record.id}"
         raw = get_path(record.data, path)
         if isinstance(expected, _Unconvertible):
             self._add(
@@ -521,8 +536,11 @@ class SectionRun:
         if _same(expected, actual):
             self._add(m, check, PASSED, expected, actual)
             return
+        refused = [r for r in self.engine.store().dead_letters() if r["ref"] == record_ref]
         if hint:
             reason = hint
+        elif refused:
+            reason = f"the edit was refused ({refused[0]['kind']}): {refused[0]['reason']}"
         elif m.is_reference:
             reason = f"the {side} refers to {actual!r}, not to the linked parent {expected!r}"
         elif isinstance(expected, str) and isinstance(actual, str) and expected.startswith(actual):
@@ -591,14 +609,27 @@ class SectionRun:
                     return o_id
         return None
 
+    def _raw_id(self, m: FlowMapping) -> str | None:
+        """Why a mapping that copies a reference as a plain value is wrong, if it does."""
+        flow = self.flow
+        prop = flow.source_et.property(m.source)
+        if m.is_reference or prop is None or not prop.references:
+            return None
+        return (
+            f"{m.source} refers to a {flow.source[0]} {prop.references}, but the mapping "
+            f"copies the raw id as {m.type or 'a value'}: ids differ between systems (map it "
+            "with type: reference)"
+        )
+
     def _not_linked(self, source_id: str, source: RecordData) -> None:
         """No target record: the property the refusal names fails, the others are unchecked."""
         flow = self.flow
         why = self._why_not_linked(f"{flow.source[0]}:{flow.source[1]}:{source_id}")
         self.result.status = FAILED
         culprits = [m for m in flow.mappings if _named_in(m, why)]
-        if "waits for its parent" in why:
+        if "waits for its parent" in why or "(reference)" in why or _UNTYPED in why:
             culprits = [m for m in flow.mappings if m.is_reference]
+        culprits += [m for m in flow.mappings if self._raw_id(m) and m not in culprits]
         for m in flow.mappings:
             if m.direction == "backward":
                 continue
@@ -606,7 +637,8 @@ class SectionRun:
             if isinstance(expected, _Unconvertible):
                 self._compare(m, CREATE, expected, RecordData("", {}))
             elif m in culprits or not culprits:
-                self._add(m, CREATE, FAILED, expected, None, why)
+                raw_id = self._raw_id(m)
+                self._add(m, CREATE, FAILED, expected, None, f"{raw_id}; {why}" if raw_id else why)
             else:
                 self._add(m, CREATE, SKIPPED, expected, None, f"not checked: {why}")
         if not culprits:
@@ -615,17 +647,13 @@ class SectionRun:
     def _why_not_linked(self, ref: str) -> str:
         rows = [r for r in self.engine.store().dead_letters() if r["ref"] == ref]
         if rows:
-            return f"the record was quarantined ({rows[0]['kind']}): {rows[0]['reason']}"
+            hint = _UNTYPED if ":?:" in rows[0]["reason"] else ""
+            return f"the record was quarantined ({rows[0]['kind']}): {rows[0]['reason']}{hint}"
         store = self.engine.store()
         waits = store.table_rows(schema.waiting, schema.waiting.c.ref == ref)
         if waits:
             parent = waits[0]["parent"]
-            hint = ""
-            if ":?:" in parent:
-                hint = (
-                    ": the engine cannot tell which type the reference points at; declare "
-                    "source_ref (and target_ref) on the reference mapping"
-                )
+            hint = _UNTYPED if ":?:" in parent else ""
             return f"no target record was created: it waits for its parent {parent}{hint}"
         others = [r for r in store.dead_letters() if r["ref"] != ref]
         if others:
@@ -665,6 +693,12 @@ class SectionRun:
                 except SambandError as exc:
                     why = f"{why}; archiving failed too: {exc}"
             self.result.leftovers.append(Leftover(ref, why))
+
+
+_UNTYPED = (
+    ": the engine cannot tell which type the reference points at; declare source_ref "
+    "(and target_ref) on the reference mapping"
+)
 
 
 def _reference(prop: Property | None, record_id: str) -> Any:
