@@ -367,6 +367,35 @@ def bench_budget(suite: Suite) -> None:
             "budget: the quiescent run of all five dataflows is not measured: "
             "examples/samband.yaml does not exist yet"
         )
+        return
+    for run in range(1 if suite.quick else min(suite.repeat, 2)):
+        _progress(f"budget: quiescent run of examples/samband.yaml, run {run + 1}")
+        quiet = suite.child("quiescent", records=10 if suite.quick else 50)
+        if quiet is None:
+            continue
+        types = quiet["types"]
+        f = suite.figure
+        f(
+            "budget",
+            "five dataflows, quiescent run: writes",
+            "writes",
+            goal="0",
+            check=lambda v: v == 0,
+        ).values.append(quiet["writes"])
+        f(
+            "budget",
+            f"five dataflows, quiescent run: API calls ({types} entity types)",
+            "calls",
+            goal=f"<= {types} (one read per type)",
+            check=lambda v, n=types: v <= n,
+        ).values.append(quiet["api_calls"])
+        detail = ", ".join(
+            f"{system} {calls} calls/{len(quiet['types_by_system'].get(system, []))} types"
+            for system, calls in quiet["api_calls_by_system"].items()
+        )
+        note = f"quiescent run by system: {detail}"
+        if note not in suite.notes:
+            suite.notes.append(note)
 
 
 # -- output -------------------------------------------------------------------------------

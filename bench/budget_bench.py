@@ -43,3 +43,44 @@ def run_exact(accounts: int, speed: float) -> dict[str, Any]:
     finally:
         server.stop()
     return result
+
+
+def run_quiescent(records: int = 20) -> dict[str, Any]:
+    """The five seed dataflows of ``examples/samband.yaml`` on the demo's six sandboxes:
+    sync until a run writes nothing, then measure one more run (nothing changed)."""
+    from samband.demo import start_world, token_key
+
+    with token_key(), tempfile.TemporaryDirectory(prefix="samband-bench-") as folder:
+        world = start_world(Path(folder), records)
+        try:
+            settling = []
+            for _attempt in range(5):
+                report = _sync(world)
+                settling.append(report["writes"])
+                if report["writes"] == 0:
+                    break
+            quiet = _sync(world)
+        finally:
+            world.close()
+    return {"records": records, "settling_writes": settling, **quiet}
+
+
+def _sync(world: Any) -> dict[str, Any]:
+    engine = world.engine()
+    try:
+        report = engine.sync()
+        data = report.to_dict()
+        types: dict[str, list[str]] = {}
+        for system, etype in engine.uses:
+            types.setdefault(system, []).append(etype)
+    finally:
+        engine.close()
+    if data["status"] != "ok":
+        raise RuntimeError(f"the run of examples/samband.yaml failed: {data['messages']}")
+    return {
+        "writes": report.writes,
+        "api_calls": data["api_calls"],
+        "api_calls_by_system": data["api_calls_by_system"],
+        "types_by_system": types,
+        "types": sum(len(v) for v in types.values()),
+    }

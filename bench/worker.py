@@ -39,6 +39,10 @@ def _task(name: str) -> Callable[..., dict[str, Any]]:
         from bench.budget_bench import run_exact
 
         return run_exact
+    if name == "quiescent":
+        from bench.budget_bench import run_quiescent
+
+        return run_quiescent
     raise SystemExit(f"unknown benchmark task {name!r}")
 
 
