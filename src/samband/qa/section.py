@@ -152,7 +152,6 @@ class SectionRun:
         self.log: list[tuple[str, str, str]] = []
         systems = {s for f in self.flows for s in (f.source[0], f.target[0])}
         self.guards = {sid: QaConnector(connectors[sid], self.log) for sid in sorted(systems)}
-        keys = [f.key for f in self.flows]
         sub = config.model_copy(
             update={"dataflows": [config.dataflows[f.index] for f in self.flows]}
         )
@@ -166,7 +165,6 @@ class SectionRun:
             environ=environ,
             state_dir=state_dir,
         )
-        self.keys = keys
         self.made: dict[TypeKey, str] = {}
 
     # -- the whole section ---------------------------------------------------------
@@ -186,6 +184,8 @@ class SectionRun:
             pass
         except SambandError as exc:
             self.result.fail(str(exc))
+        except Exception as exc:  # one section's surprise must not stop the clean-up
+            self.result.fail(f"unexpected {type(exc).__name__}: {exc}")
         finally:
             try:
                 self._clean_up()
@@ -681,7 +681,7 @@ class SectionRun:
                     continue
                 except NotFound:
                     continue
-                except SambandError as exc:
+                except Exception as exc:  # whatever happens, the next record is tried
                     why = f"deleting failed: {exc}"
             else:
                 why = f"{system} does not let {etype_name} records be deleted through its API"
@@ -690,7 +690,7 @@ class SectionRun:
                     guard.archive(etype_name, rid)
                     self.result.leftovers.append(Leftover(ref, f"{why}; archived instead", True))
                     continue
-                except SambandError as exc:
+                except Exception as exc:
                     why = f"{why}; archiving failed too: {exc}"
             self.result.leftovers.append(Leftover(ref, why))
 

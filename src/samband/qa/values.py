@@ -26,13 +26,23 @@ def _number(run_id: str, path: str, variant: str, digits: int) -> int:
     return low + int(raw, 16) % (9 * low)
 
 
+_ORGNO = (
+    r"organi[sz]ation_?(no|nr|number)|org_?(no|nr|num)|vat|company_?(no|number)"
+    r"|registration_?(no|number)|kvk|chamber"
+)
+
+
 def _kind_of_name(path: str, normalizer: str | None) -> str | None:
     name = path.rsplit(".", 1)[-1].lower()
     if normalizer == "email" or "mail" in name:
         return "email"
     if normalizer == "phone" or re.search(r"phone|mobile|fax|^tel", name):
         return "phone"
-    if normalizer in ("orgno", "digits") or re.search(r"^org|organi[sz]ation_?n|vat|org_?no", name):
+    if (
+        normalizer in ("orgno", "digits")
+        or name in ("org", "orgno", "orgnr")
+        or re.search(_ORGNO, name)
+    ):
         return "orgno"
     if re.search(r"zip|post(al)?_?code|postnr", name):
         return "zip"
@@ -40,7 +50,7 @@ def _kind_of_name(path: str, normalizer: str | None) -> str | None:
         return "country"
     if re.search(r"currency", name):
         return "currency"
-    if re.search(r"url|website|homepage", name):
+    if re.search(r"url|website|homepage|www", name):
         return "url"
     return None
 
