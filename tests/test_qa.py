@@ -583,3 +583,15 @@ def test_a_reference_mapped_as_a_plain_integer_fails_naming_it(world: World) -> 
     assert [(p.source, p.check) for p in failed] == [("customer_id", "arrives in the target")]
     assert "type: reference" in failed[0].reason
     assert result.leftovers == []
+
+
+def test_console_lines_quote_api_answers_without_rich_markup() -> None:
+    import io
+
+    from rich.console import Console
+
+    from samband.qa import _plain
+
+    stream = io.StringIO()
+    _plain(Console(file=stream, width=200).print)("refused: [/x] is not [bold]markup[/bold]")
+    assert stream.getvalue().strip() == "refused: [/x] is not [bold]markup[/bold]"

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from samband.config.validate import load_valid
 from samband.docs.model import documents_of
@@ -64,6 +65,7 @@ def run_qa(
     ``state_dir`` is where the systems' tokens are (default: ``.samband`` beside the config,
     as for ``samband sync``).
     """
+    echo = _plain(echo)
     loaded = load_valid(config_path)
     config = loaded.config
     documents = documents_of(config)
@@ -144,6 +146,16 @@ def run_qa(
     for leftover in result.leftovers:
         echo(f"  left behind: {leftover.ref}: {leftover.why}")
     return result
+
+
+def _plain(echo: Callable[[str], None]) -> Callable[[str], None]:
+    """Lines quote what APIs answered: a Rich console must print them as they are (a
+    ``[/x]`` in an error message is not markup, and must not stop the run)."""
+    owner = getattr(echo, "__self__", None)
+    if type(owner).__module__.startswith("rich.") and getattr(echo, "__name__", "") == "print":
+        method: Any = echo
+        return lambda line: method(line, markup=False, highlight=False)
+    return echo
 
 
 def _echo_section(echo: Callable[[str], None], section: SectionResult) -> None:
