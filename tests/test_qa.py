@@ -595,3 +595,27 @@ def test_console_lines_quote_api_answers_without_rich_markup() -> None:
     stream = io.StringIO()
     _plain(Console(file=stream, width=200).print)("refused: [/x] is not [bold]markup[/bold]")
     assert stream.getvalue().strip() == "refused: [/x] is not [bold]markup[/bold]"
+
+
+def test_only_needs_the_credentials_of_its_own_systems(world: World) -> None:
+    path = world.config()
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(
+        "dataflows:\n",
+        "  elsewhere:\n"
+        "    kind: rest\n"
+        "    base_url: http://127.0.0.1:9\n"
+        "    auth: bearer\n"
+        '    credentials: {token: "${QA_TOKEN_NOBODY_SET}"}\n'
+        "    entity_types: {Org: {path: orgs}}\n"
+        "dataflows:\n"
+        "  - source: erp.Org\n"
+        "    target: elsewhere.Org\n"
+        "    properties: [{from: Name, to: name, type: string}]\n",
+    )
+    path.write_text(text, encoding="utf-8")
+    result = run_qa(path, only="crm-erp", echo=lambda _line: None, environ=ENV)
+    assert result.passed
+    assert [s.source for s in result.sections] == ["crm.Customer", "crm.Contact"]
+    answer = CliRunner().invoke(app, ["qa", "-c", str(path), "--only", "erp-elsewhere"], env=ENV)
+    assert answer.exit_code != 0 and "QA_TOKEN_NOBODY_SET" in answer.output

@@ -77,6 +77,18 @@ def run_qa(
                 f"--only {only!r} names no document of {config_path}; the documents are: {names}"
             )
         documents = chosen
+    # Only the systems of the chosen documents take part (their credentials alone are
+    # needed); parents are made through dataflows between those systems.
+    systems = {s for d in documents for s in (d.source_id, d.target_id)}
+    config = config.model_copy(
+        update={
+            "dataflows": [
+                f
+                for f in config.dataflows
+                if f.source_system in systems and f.target_system in systems
+            ]
+        }
+    )
     folder = Path(output) if output is not None else Path(config_path).parent / "qa-report"
     state = None if state_dir is None else str(state_dir)
     builder = Engine(config, environ=environ, state_dir=state)
