@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 
 from samband import _killpoint as killpoint
 from samband.config.env import resolve, resolve_all
@@ -49,9 +51,19 @@ from samband.errors import (
     RecordError,
     RunLocked,
     SambandError,
+    StoreError,
     TransientError,
 )
-from samband.store.store import REFRESH, Link, Snapshot, Store, dumps, now_iso, split_ref
+from samband.store.store import (
+    REFRESH,
+    Link,
+    Snapshot,
+    Store,
+    dumps,
+    now_iso,
+    split_ref,
+    store_message,
+)
 from samband.types import to_json
 
 LEASE = "samband-run"
@@ -155,6 +167,7 @@ class Engine:
         self.chunk_size = chunk_size
         self.max_rounds = max_rounds
         self._connectors: dict[str, Connector] = dict(connectors or {})
+        self._leased = False  # whether this engine holds the store's run lease
         self._checked: set[str] = set()
         self._store: Store | None = None
         self._owner = f"{os.uname().nodename}:{os.getpid()}:{id(self)}"
@@ -176,7 +189,8 @@ class Engine:
     def close(self) -> None:
         if self._store is not None:
             try:
-                self._release_lease(self._store)
+                if self._leased:
+                    self._release_lease(self._store)
             finally:
                 self._store.close()
                 self._store = None
@@ -273,6 +287,14 @@ class Engine:
             report.messages.append(str(exc))
             if isinstance(exc, CircuitBreakerTripped | RunLocked):
                 raise
+        except SQLAlchemyError as exc:
+            # The store failed mid-run (locked, disk full, server restarted): what was
+            # committed is consistent, the rest is rolled back and done again next run.
+            interrupted = True
+            raise StoreError(
+                f"the store failed during the run ({store_message(exc)}); everything up to "
+                "the last commit is kept: fix the cause and run again to go on"
+            ) from None
         except BaseException:
             # Interrupted (Ctrl-C twice, or a simulated crash): keep only what was committed.
             interrupted = True
@@ -285,14 +307,15 @@ class Engine:
             report.api_calls = sum(report.api_calls_by_system.values())
             progress.done()
             if interrupted:
-                store.conn.rollback()
+                with contextlib.suppress(SQLAlchemyError):
+                    store.conn.rollback()
             try:
                 if report.run_id is not None and not dry_run and not interrupted:
                     store.finish_run(report.run_id, report.status, report.to_dict())
             finally:
                 if dry_run:
                     store.close()
-                else:
+                elif self._leased:
                     self._release_lease(store)
         return report
 
@@ -304,12 +327,14 @@ class Engine:
 
     def _take_lease(self, store: Store) -> None:
         if store.acquire_lease(LEASE, self._owner, LEASE_TTL):
+            self._leased = True
             return
         holder = store.lease_holder(LEASE)
         if holder and _owner_is_dead(holder[0]):
             # same machine, process gone (killed): the lease is stale
             store.release_lease(LEASE, holder[0])
             if store.acquire_lease(LEASE, self._owner, LEASE_TTL):
+                self._leased = True
                 return
         owner, until = holder or ("?", "?")
         raise RunLocked(
@@ -318,10 +343,14 @@ class Engine:
         )
 
     def _release_lease(self, store: Store) -> None:
+        self._leased = False
         try:
             store.release_lease(LEASE, self._owner)
-        except SambandError:
-            pass
+        except (SambandError, SQLAlchemyError):
+            # a lease left behind by a run that ended here is taken over by the next run
+            # (its owner is a dead process) or expires
+            with contextlib.suppress(SQLAlchemyError):
+                store.conn.rollback()
 
     def renew_lease(self, store: Store) -> None:
         if not store.dry_run:

@@ -34,10 +34,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from samband import _killpoint as killpoint
 from samband.errors import StoreError
 from samband.store import schema as s
 from samband.store.migrations import migrate
-
 
 REFRESH = "refresh"  # snapshot hash meaning "read this record again before planning"
 
@@ -138,6 +138,7 @@ class Store:
             raise
         else:
             if not self.dry_run:
+                killpoint.reached("commit")
                 try:
                     self.conn.commit()
                 except SQLAlchemyError as exc:
@@ -205,7 +206,10 @@ class Store:
             return True
         except SQLAlchemyError as exc:
             conn.rollback()
-            raise StoreError(f"cannot take the run lease: {_db_message(exc)}") from None
+            raise StoreError(
+                f"cannot take the run lease in the store: {_db_message(exc)} (is another "
+                "program holding the store open for writing?)"
+            ) from None
 
     def release_lease(self, name: str, owner: str) -> None:
         self.conn.execute(
@@ -628,6 +632,11 @@ def _lock_id(name: str) -> int:
     return int.from_bytes(
         hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
     )
+
+
+def store_message(exc: BaseException) -> str:
+    """The database's own first line about a failure (no SQL, no parameters)."""
+    return _db_message(exc)
 
 
 def _db_message(exc: BaseException) -> str:
