@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import random
 import threading
 import time
@@ -39,8 +40,15 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
 def is_loopback(url: str) -> bool:
+    """Whether ``url`` points at this machine (where TLS verification may be off).  Only
+    literal loopback addresses count: a name such as ``127.0.0.1.example.com`` does not."""
     host = urlsplit(url).hostname or ""
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class RateLimiter:
