@@ -106,7 +106,7 @@ class World(Protocol):
 
 class MemoryWorld:
     def config(self, store_url: str) -> Config:
-        return parse_config(f"store: {store_url}\n{MEMORY_SYSTEMS}{FLOWS_YAML}").config
+        return parse_config(f"store: '{store_url}'\n{MEMORY_SYSTEMS}{FLOWS_YAML}").config
 
     def insert(self, system: str, etype: str, data: dict[str, Any]) -> str:
         return dataset(system).insert(etype, data)

@@ -453,3 +453,85 @@ def test_quota_spent_mid_run_keeps_what_was_written(store: str) -> None:
         assert report.status == "ok" and report.to_dict()["updated"] == 2
         names = sorted(a["name"] for a in erp.records("Account").values())
         assert names == ["renamed 1", "renamed 2", "renamed 3"]
+
+
+def test_a_deleted_parent_does_not_block_the_childs_other_properties(store: str) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    flows = """
+dataflows:
+  - source: crm.Customer
+    target: erp.Account
+    properties: [{from: name, to: name, type: string}]
+  - source: crm.Contact
+    target: erp.Person
+    properties:
+      - {from: name, to: name, type: string}
+      - {from: customer_id, to: account_id, type: reference, source_ref: Customer,
+         target_ref: Account}
+"""
+    customer = crm.insert("Customer", {"name": "Acme"})
+    contact = crm.insert("Contact", {"name": "Ola", "customer_id": int(customer)})
+    with engine_for(store, flows) as engine:
+        engine.sync()
+        crm.remove("Customer", customer)
+        crm.edit("Contact", contact, {"name": "Ola Nordmann"})
+        report = engine.sync()
+        assert [p["name"] for p in erp.records("Person").values()] == ["Ola Nordmann"]
+        letter = next(
+            d for d in engine.store().dead_letters() if d["ref"] == f"crm:Contact:{contact}"
+        )
+        assert letter["kind"] == "reference" and "does not exist" in letter["reason"]
+        assert report.status == "ok"
+        assert engine.sync().writes == 0
+
+
+def test_an_unlinked_parent_holds_back_only_the_reference(store: str) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    flows = """
+dataflows:
+  - source: crm.Customer
+    target: erp.Account
+    filter: {text: "When a customer is active", where: {active: true}}
+    properties: [{from: name, to: name, type: string}]
+  - source: crm.Contact
+    target: erp.Person
+    properties:
+      - {from: name, to: name, type: string}
+      - {from: customer_id, to: account_id, type: reference, source_ref: Customer,
+         target_ref: Account}
+"""
+    first = crm.insert("Customer", {"name": "Linked", "active": True})
+    second = crm.insert("Customer", {"name": "Not yet", "active": False})
+    contact = crm.insert("Contact", {"name": "Ola", "customer_id": int(first)})
+    with engine_for(store, flows) as engine:
+        engine.sync()
+        crm.edit("Contact", contact, {"name": "Kari", "customer_id": int(second)})
+        report = engine.sync()
+        (person,) = erp.records("Person").values()
+        assert person["name"] == "Kari"  # the name flowed although the reference waits
+        assert report.to_dict()["waiting"] == 1
+        crm.edit("Customer", second, {"active": True})
+        engine.sync()
+        (person,) = erp.records("Person").values()
+        accounts = {a["name"]: rid for rid, a in erp.records("Account").items()}
+        assert str(person["account_id"]) == accounts["Not yet"]
+
+
+def test_an_edit_flowing_back_continues_to_the_sources_other_mappings(store: str) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    flows = """
+dataflows:
+  - source: crm.Contact
+    target: erp.Person
+    properties:
+      - {from: first, to: given, type: string}
+      - {from: first, to: surname, type: string, direction: forward}
+"""
+    crm.insert("Contact", {"first": "A"})
+    with engine_for(store, flows) as engine:
+        engine.sync()
+        erp.edit("Person", "1", {"given": "B"})
+        engine.sync()
+        assert crm.records("Contact")["1"]["first"] == "B"
+        assert erp.records("Person")["1"]["surname"] == "B"
+        assert engine.sync().writes == 0

@@ -54,6 +54,8 @@ class PairPlan:
     to_source: dict[str, Any] = field(default_factory=dict)  # source path → value
     base: dict[str, Any] = field(default_factory=dict)  # target path → agreed value
     conflicts: list[Conflict] = field(default_factory=list)
+    # parents whose link is missing: their reference properties were left out of this plan
+    waiting: list[str] = field(default_factory=list)
 
     @property
     def writes(self) -> bool:
@@ -151,58 +153,92 @@ def plan_pair(
     plan = PairPlan()
     first_link = not base
     for m in flow.mappings:
-        s_val = _convert(m, source_value, flow, m, source, translate)
-        t_val = _convert(m, target_value, m, target)
-        b_val = base.get(m.target, MISSING)
-        if _same(s_val, t_val):
-            plan.base[m.target] = s_val
-            continue
-        if m.direction == "backward":
+        try:
+            _merge_property(
+                flow,
+                m,
+                plan,
+                source,
+                target,
+                base,
+                first_link,
+                source_modified,
+                target_modified,
+                translate,
+            )
+        except WaitForParent as wait:
+            # only this reference waits; the other properties still sync
+            plan.waiting.append(wait.parent)
+            plan.to_target.pop(m.target, None)
+            plan.to_source.pop(m.source, None)
+            plan.base.pop(m.target, None)
+            plan.conflicts = [c for c in plan.conflicts if c.property != m.target]
+    return plan
+
+
+def _merge_property(
+    flow: Flow,
+    m: Mapping,
+    plan: PairPlan,
+    source: dict[str, Any],
+    target: dict[str, Any],
+    base: dict[str, Any],
+    first_link: bool,
+    source_modified: str | None,
+    target_modified: str | None,
+    translate: Translate,
+) -> None:
+    s_val = _convert(m, source_value, flow, m, source, translate)
+    t_val = _convert(m, target_value, m, target)
+    b_val = base.get(m.target, MISSING)
+    if _same(s_val, t_val):
+        plan.base[m.target] = s_val
+        return
+    if m.direction == "backward":
+        _to_source(flow, m, plan, t_val, translate)
+        return
+    if first_link or b_val is MISSING:
+        # Just linked (merge criteria): the source fills the target; a value only the
+        # target has flows back.
+        if s_val is None and m.direction == "both" and not _source_locked(flow, m):
             _to_source(flow, m, plan, t_val, translate)
-            continue
-        if first_link or b_val is MISSING:
-            # Just linked (merge criteria): the source fills the target; a value only the
-            # target has flows back.
-            if s_val is None and m.direction == "both" and not _source_locked(flow, m):
-                _to_source(flow, m, plan, t_val, translate)
-            else:
-                plan.to_target[m.target] = s_val
-                plan.base[m.target] = s_val
-                if t_val is not None:
-                    plan.conflicts.append(
-                        Conflict(
-                            m.target,
-                            None,
-                            s_val,
-                            t_val,
-                            "source",
-                            "linked by the merge criteria: the source value replaced the target's",
-                        )
-                    )
-            continue
-        source_moved = not _same(s_val, _coerce_base(m, b_val))
-        target_moved = not _same(t_val, _coerce_base(m, b_val))
-        if source_moved and not target_moved:
+        else:
             plan.to_target[m.target] = s_val
             plan.base[m.target] = s_val
-        elif target_moved and not source_moved:
-            if _source_locked(flow, m):
-                plan.to_target[m.target] = s_val
-                plan.base[m.target] = s_val
+            if t_val is not None:
                 plan.conflicts.append(
-                    Conflict(m.target, b_val, s_val, t_val, "source", _lock_reason(flow, m))
+                    Conflict(
+                        m.target,
+                        None,
+                        s_val,
+                        t_val,
+                        "source",
+                        "linked by the merge criteria: the source value replaced the target's",
+                    )
                 )
-            else:
-                _to_source(flow, m, plan, t_val, translate)
+        return
+    source_moved = not _same(s_val, _coerce_base(m, b_val))
+    target_moved = not _same(t_val, _coerce_base(m, b_val))
+    if source_moved and not target_moved:
+        plan.to_target[m.target] = s_val
+        plan.base[m.target] = s_val
+    elif target_moved and not source_moved:
+        if _source_locked(flow, m):
+            plan.to_target[m.target] = s_val
+            plan.base[m.target] = s_val
+            plan.conflicts.append(
+                Conflict(m.target, b_val, s_val, t_val, "source", _lock_reason(flow, m))
+            )
         else:
-            winner, reason = _winner(flow, m, source_modified, target_modified)
-            if winner == "source":
-                plan.to_target[m.target] = s_val
-                plan.base[m.target] = s_val
-            else:
-                _to_source(flow, m, plan, t_val, translate)
-            plan.conflicts.append(Conflict(m.target, b_val, s_val, t_val, winner, reason))
-    return plan
+            _to_source(flow, m, plan, t_val, translate)
+    else:
+        winner, reason = _winner(flow, m, source_modified, target_modified)
+        if winner == "source":
+            plan.to_target[m.target] = s_val
+            plan.base[m.target] = s_val
+        else:
+            _to_source(flow, m, plan, t_val, translate)
+        plan.conflicts.append(Conflict(m.target, b_val, s_val, t_val, winner, reason))
 
 
 def _coerce_base(m: Mapping, value: Any) -> Any:

@@ -394,7 +394,7 @@ class _Run:
         self.translator = Translator(store)
         self.collected: dict[TypeKey, CollectStats] = {}
         self.resigned: set[TypeKey] = set()
-        self.fake_ids = 0
+        self.waiting_seen: set[tuple[str, str]] = set()
         # a written record must be planned again when its type takes part in another dataflow
         self.propagates: dict[tuple[TypeKey, str], bool] = {}
         for flow in engine.flows:
@@ -921,14 +921,11 @@ class _Run:
                 target.modified,
                 self.translator,
             )
-        except WaitForParent as wait:
-            self._wait(flow, source, wait.parent, batch)
-            if link.id < 0:
-                batch.claimed.discard(target.ref)
-            return
         except ConversionError as exc:
             self._dead(flow, source.ref, "conversion", str(exc), batch)
             return
+        for parent in plan.waiting:
+            self._wait(flow, source, parent, batch)
         new_base = dict(link.base)
         new_base.update(plan.base)
         conflicts = []
@@ -1032,7 +1029,10 @@ class _Run:
                     new_base.pop(m.target, None)
             return False
         use = self.engine.uses[key]
-        dirty = self.store.next_seq() if self.propagates[(key, flow.key)] else 0
+        # A source written through the inverse mapping is planned again: another mapping of
+        # the same source property (e.g. a forward-only one) must carry the new value on.
+        replan = side == "source" or self.propagates[(key, flow.key)]
+        dirty = self.store.next_seq() if replan else 0
         modified = modified_of(use, record) if record is not None else None
         row = updated_snapshot(
             use,
@@ -1120,9 +1120,31 @@ class _Run:
             )
 
     # -- bookkeeping -------------------------------------------------------------------
+    def _parent_exists(self, parent: str) -> bool:
+        system, etype, _rid = split_ref(parent)
+        if etype == "?" or (system, etype) not in self.engine.uses:
+            return False
+        snap = self.store.snapshot(parent)
+        return snap is not None and not snap.deleted
+
     def _wait(self, flow: Flow, snap: Snapshot, parent: str, batch: Batch) -> None:
+        """``snap`` refers to ``parent``, which has no counterpart yet: wait for it — or,
+        when the parent does not exist (deleted, never synchronized), quarantine."""
+        if not self._parent_exists(parent):
+            self._dead(
+                flow,
+                snap.ref,
+                "reference",
+                f"refers to {parent}, which does not exist (deleted?) or is not synchronized "
+                "by any dataflow; the reference is left as it is",
+                batch,
+                {"parent": parent},
+            )
+            return
         batch.keep_dirty.add(snap.ref)
-        self.counts(flow).waiting += 1
+        if (flow.key, snap.ref) not in self.waiting_seen:  # once per record, not per round
+            self.waiting_seen.add((flow.key, snap.ref))
+            self.counts(flow).waiting += 1
         if self.dry_run:
             self._plan_line(f"wait {snap.ref}: parent {parent} is not linked yet")
             return
