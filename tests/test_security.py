@@ -212,7 +212,8 @@ def test_no_secret_in_outputs_store_tokens_or_documents(setup: dict[str, Any]) -
     # private files
     tokens = list((folder / ".samband" / "tokens").glob("*.json.enc"))
     assert tokens, "the login stored no tokens"
-    for path in [folder / "state.db", *tokens]:
+    journal = [p for p in folder.glob("state.db-*") if p.is_file()]
+    for path in [folder / "state.db", *journal, *tokens]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     for path in tokens:
         data = path.read_bytes()

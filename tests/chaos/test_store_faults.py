@@ -154,6 +154,7 @@ def test_sqlite_store_locked_by_another_process(small: Small) -> None:
     assert code == 1, (report, err)
     message = err + " ".join((report or {}).get("messages", []))
     assert "locked" in message and "store" in message, message
+    print(f"\nlocked: {message.strip()}")
     assert integrity(small.dir / "state.db") == "ok"
     code, report, err = small.sync()
     assert code == 0 and report is not None, err
@@ -178,6 +179,7 @@ def test_disk_full_during_a_run(small: Small, chaos_long: bool) -> None:
     assert code == 1, (report, err)
     message = err + " ".join((report or {}).get("messages", []))
     assert "store" in message and ("full" in message or "disk" in message), message
+    print(f"\ndisk full: {message.strip()}")
     assert integrity(store) == "ok"
     code, report, err = small.sync()
     assert code == 0 and report is not None and report["status"] == "ok", (report, err)

@@ -143,7 +143,11 @@ class Store:
                     self.conn.commit()
                 except SQLAlchemyError as exc:
                     self.conn.rollback()
-                    raise StoreError(f"cannot write the store: {_db_message(exc)}") from None
+                    raise StoreError(
+                        f"cannot write the store: {_db_message(exc)}; check the disk (free "
+                        "space, permissions) or the database server, then run again — what "
+                        "was committed before is kept"
+                    ) from None
 
     def commit(self) -> None:
         if not self.dry_run:
