@@ -189,12 +189,36 @@ def test_disk_full_during_a_run(small: Small, chaos_long: bool) -> None:
     small.converged()
 
 
-def test_postgresql_restarted_during_a_run(
-    tmp_path: Path, postgres_url: str, chaos_long: bool
-) -> None:
+@pytest.fixture
+def restartable_schema(postgres_server: str, chaos_long: bool) -> Iterator[str]:
+    """A fresh schema like ``postgres_url``, made and dropped through connections that do
+    not outlive the restart (a pooled one would be cut by it)."""
     if not chaos_long:
         pytest.skip("restarts the machine's PostgreSQL: only with --chaos-long (make chaos)")
-    for small in make_world(tmp_path, postgres_url):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    name = f"t_chaos_{os.getpid()}_{threading.get_ident() % 100000}"
+
+    def execute(statement: str) -> None:
+        engine = create_engine(postgres_server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(statement))
+        finally:
+            engine.dispose()
+
+    execute(f'CREATE SCHEMA "{name}"')  # a generated name, not a value from outside
+    sep = "&" if "?" in postgres_server else "?"
+    try:
+        yield f"{postgres_server}{sep}options=-csearch_path%3D{name}"
+    finally:
+        _wait_for_postgres(postgres_server)
+        execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+def test_postgresql_restarted_during_a_run(tmp_path: Path, restartable_schema: str) -> None:
+    for small in make_world(tmp_path, restartable_schema):
         small.add(400)
         small.erp.faults.update(latency=0.05, latency_rate=1.0)  # a run that takes a while
         restarted = threading.Event()
@@ -214,11 +238,12 @@ def test_postgresql_restarted_during_a_run(
             code, report, err = small.sync()
         finally:
             timer.join()
-            _wait_for_postgres(postgres_url)
+            _wait_for_postgres(restartable_schema)
         assert restarted.is_set()
+        message = err + " ".join((report or {}).get("messages", []))
         if code != 0:
-            message = err + " ".join((report or {}).get("messages", []))
             assert "store" in message or "postgres" in message.lower(), message
+        print(f"\nPostgreSQL restarted during a run: exit {code} {message.strip()}")
         small.erp.faults.update(latency=0, latency_rate=0)
         code, report, err = small.sync()
         assert code == 0 and report is not None and report["status"] == "ok", (report, err)
@@ -229,8 +254,9 @@ def test_postgresql_restarted_during_a_run(
 
 def _wait_for_postgres(url: str) -> None:
     from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
 
-    engine = create_engine(url)
+    engine = create_engine(url, poolclass=NullPool)
     try:
         for _ in range(60):
             try:
