@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import ssl
 import stat
@@ -272,3 +273,46 @@ def test_sandboxes_bind_loopback_only(host: str) -> None:
         SandboxServer(box.app, host=host)
     with pytest.raises(ValueError, match="loopback"):
         serve_forever(box.app, free_port(), host=host)
+
+
+def test_sql_values_are_bound_parameters_and_never_sql(tmp_path: Path) -> None:
+    """Values that look like SQL reach a ``kind: sql`` table verbatim; no SQL text in the
+    product is built by formatting (identifiers are quoted by SQLAlchemy's dialects)."""
+    from samband.config import parse_config
+    from samband.connectors.memory import dataset, forget_dataset
+    from samband.engine.run import Engine
+    from samband.pms import create_pms_schema
+
+    create_pms_schema(f"sqlite:///{tmp_path}/pms.db")
+    name = f"crm-{uuid.uuid4().hex[:8]}"
+    config = parse_config(
+        f"store: sqlite:///{tmp_path}/state.db\nsystems:\n"
+        f"  crm: {{kind: memory, dataset: {name}, entity_types: {{Company: {{}}}}}}\n"
+        f"  pms:\n    kind: sql\n    url: sqlite:///{tmp_path}/pms.db\n"
+        "    entity_types:\n"
+        "      Customer: {table: customer, updated: updated_at, external_ref: external_ref}\n"
+        "dataflows:\n  - source: crm.Company\n    target: pms.Customer\n    properties:\n"
+        "      - {from: name, to: name, type: string}\n"
+        "      - {from: city, to: city, type: string}\n"
+    ).config
+    evil = "Robert'); DROP TABLE customer; --"
+    dataset(name).insert("Company", {"name": evil, "city": '" OR 1=1 --'})
+    try:
+        with Engine(config, state_dir=str(tmp_path)) as engine:
+            report = engine.sync().to_dict()
+        assert report["status"] == "ok" and report["created"] == 1, report
+        db = sqlite3.connect(tmp_path / "pms.db")
+        try:
+            rows = db.execute("SELECT name, city FROM customer").fetchall()
+        finally:
+            db.close()
+        assert rows == [(evil, '" OR 1=1 --')]
+    finally:
+        forget_dataset(name)
+    formatted = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in (ROOT / "src" / "samband").rglob("*.py")
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"\b(text|execute|exec_driver_sql)\(\s*f[\"']", line)
+    ]
+    assert not formatted, f"SQL text built by string formatting: {formatted}"
