@@ -262,7 +262,9 @@ class HttpClient:
                         self.limiter.penalise(delay)
                 elif status >= 500 or status == 408:
                     reason = f"{status} {self._describe_error(resp)}"
-                    if not idempotent:
+                    # 503: the server could not handle the request (RFC 9110 §15.6.4), so a
+                    # write is safe to repeat; after any other 5xx its outcome is unknown.
+                    if not idempotent and status != 503:
                         # The server may have applied the write before failing: the engine
                         # looks the record up (create intents) instead of repeating it blind.
                         raise TransientError(
