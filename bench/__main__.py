@@ -489,20 +489,13 @@ def main(argv: list[str] | None = None) -> int:
         "peer": bench_peer,
     }
     for name in args.only or NAMES:
-        steps[name](suite)
+        try:
+            steps[name](suite)
+        except Exception as exc:  # one failure must not lose the rest
+            suite.failures.append(f"{name}: {type(exc).__name__}: {exc}")
+        _write(args.output, suite, args.quick, time.perf_counter() - started)
     elapsed = time.perf_counter() - started
-    payload = {
-        "machine": machine(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": commit(),
-        "quick": args.quick,
-        "repeat": suite.repeat,
-        "seconds": round(elapsed, 1),
-        "figures": [fig.as_dict() for fig in suite.figures],
-        "notes": suite.notes,
-        "failures": suite.failures,
-    }
-    args.output.write_text(json.dumps(payload, indent=1, default=str) + "\n", encoding="utf-8")
+    _write(args.output, suite, args.quick, elapsed)
     print(table(suite.figures))
     for note in suite.notes:
         print(f"note: {note}")
@@ -510,6 +503,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED: {failure}")
     print(f"{len(suite.figures)} figures in {elapsed:.0f} s; written to {args.output}")
     return 1 if suite.failures else 0
+
+
+def _write(output: Path, suite: Suite, quick: bool, elapsed: float) -> None:
+    """Write results.json (after every benchmark, so a late failure keeps the rest)."""
+    payload = {
+        "machine": machine(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit(),
+        "quick": quick,
+        "repeat": suite.repeat,
+        "seconds": round(elapsed, 1),
+        "figures": [fig.as_dict() for fig in suite.figures],
+        "notes": suite.notes,
+        "failures": suite.failures,
+    }
+    output.write_text(json.dumps(payload, indent=1, default=str) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

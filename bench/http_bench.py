@@ -88,9 +88,12 @@ def pg_schema(prefix: str) -> Iterator[str]:
     try:
         yield f"{POSTGRES}?options=-csearch_path%3D{name}"
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
+        admin.dispose()  # a fresh connection: the database may have restarted meanwhile
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        finally:
+            admin.dispose()
 
 
 def postgres_available() -> str | None:
