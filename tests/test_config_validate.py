@@ -268,3 +268,24 @@ def test_labels_and_filter_texts_are_one_line(tmp_path: Path) -> None:
         (17, "error", "target_label spans several lines"),
         (20, "error", "the filter text spans several lines"),
     ]
+
+
+def test_a_reference_whose_type_is_unknown_is_a_warning(tmp_path: Path) -> None:
+    from samband.config.validate import validate_file
+
+    path = tmp_path / "refs.yaml"
+    path.write_text(
+        """systems:
+  a: {kind: memory, entity_types: {Contact: {}, Company: {}}}
+  b: {kind: memory, entity_types: {Person: {}, Org: {}}}
+dataflows:
+  - source: a.Contact
+    target: b.Person
+    properties:
+      - {from: company_id, to: org_id, type: reference}
+      - {from: company_id, to: org_id2, type: reference, source_ref: Company}
+"""
+    )
+    problems = validate_file(path)
+    assert [(p.severity, p.line) for p in problems] == [("warning", 8)]
+    assert "add source_ref" in (problems[0].hint or "")

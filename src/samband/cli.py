@@ -155,6 +155,9 @@ def _print_report(report: Any, as_json: bool) -> None:
     data = report.to_dict()
     if as_json:
         sys.stdout.write(json.dumps(data, default=str) + "\n")
+        if report.failed:
+            for message in report.messages:
+                err.print(f"error: {message}", markup=False, highlight=False)
         return
     table = Table(title="dry run: nothing was written" if report.dry_run else "sync summary")
     columns = [
@@ -179,8 +182,9 @@ def _print_report(report: Any, as_json: bool) -> None:
             out.print(line, markup=False, highlight=False)
         if len(report.plan) > 200:
             out.print(f"… and {len(report.plan) - 200} more")
+    prefix = "error: " if report.failed else ""
     for message in report.messages:
-        err.print(message, markup=False, highlight=False)
+        err.print(f"{prefix}{message}", markup=False, highlight=False)
 
 
 @app.command("run")
@@ -441,7 +445,13 @@ def qa(
     from samband.qa import run_qa
 
     try:
-        result = run_qa(config, only=only, output=output, echo=out.print)
+        result = run_qa(
+            config,
+            only=only,
+            output=output,
+            # API messages may hold [brackets]: print them as they are
+            echo=lambda line: out.print(line, markup=False, highlight=False),
+        )
     except SambandError as exc:
         raise _fail(exc) from None
     raise typer.Exit(0 if result.passed else 1)

@@ -330,6 +330,18 @@ def _check_dataflow(
                     "warning",
                 )
             )
+        if prop.type is DataType.REFERENCE and source is not None and prop.source_ref is None:
+            # the target side is inferred from the dataflow the referenced type flows into
+            known = source.property(prop.source)
+            if known is None or not known.references:
+                problems.append(
+                    loaded.problem(
+                        (*loc, "from"),
+                        f"the entity type {prop.source!r} refers to is not known",
+                        "add source_ref: <entity type> to the mapping",
+                        "warning",
+                    )
+                )
         target_prop = target.property(prop.target) if target is not None else None
         if target_prop is not None and target_prop.read_only:
             problems.append(

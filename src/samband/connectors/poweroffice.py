@@ -569,8 +569,10 @@ def _wire(value: Any, prop: Property | None = None) -> Any:
         ]
     if isinstance(value, dict):
         return {k: _wire(v) for k, v in value.items()}
-    if prop is not None and prop.type is DataType.REFERENCE and isinstance(value, str):
-        return int(value) if value.lstrip("-").isdigit() else value
+    if prop is not None and prop.type is DataType.REFERENCE and isinstance(value, str | int):
+        # int64 ids go out as numbers; the engine hands them over as str or int
+        text = str(value)
+        return int(text) if text.lstrip("-").isdigit() else text
     if prop is not None and prop.type is not None and value is not None:
         try:
             value = coerce(value, prop.type)
