@@ -35,11 +35,15 @@ def sandbox_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("sandbox:") and t.is_alive()]
 
 
-def test_run_demo_writes_summary_and_documents(tmp_path: Path) -> None:
+def test_run_demo_writes_summary_and_documents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = sandbox_threads()
     output = tmp_path / "demo-output"
     console = Console(file=io.StringIO(), width=120)
-    assert run_demo(output, records=12, console=console) is True
+    # relative, as `make demo` passes it: the config lives in another folder
+    monkeypatch.chdir(tmp_path)
+    assert run_demo(Path(output.name), records=12, console=console) is True
 
     summary = json.loads((output / "summary.json").read_text())
     sections = summary["sections"]

@@ -695,7 +695,8 @@ def run_demo(
 ) -> bool:
     """Run the demo; True when every section showed what it should."""
     console = console or Console()
-    output = Path(output)
+    # absolute: the config resolves relative paths against its own folder, not the cwd
+    output = Path(output).resolve()
     work = output / ".partial"
     started = time.monotonic()
     created_output = not output.exists()
