@@ -193,9 +193,9 @@ def test_sync_with_a_sandbox_that_is_not_running(tmp_path: Path, servers: dict[s
         app, ["sync", "-c", str(config)], env=environ(servers, CUSTOMCRM_BASE_URL=dead)
     )
     assert result.exit_code != 0
-    reasons = [line for line in result.output.splitlines() if line.startswith("system '")]
+    reasons = [line for line in result.output.splitlines() if line.startswith("error: system '")]
     assert len(reasons) == 1, result.output
-    assert reasons[0].startswith("system 'crm': ") and dead in reasons[0]
+    assert reasons[0].startswith("error: system 'crm': ") and dead in reasons[0]
     assert "is running" in reasons[0]
     assert counts(servers) == before
 
@@ -209,8 +209,8 @@ def test_sync_with_wrong_credentials(tmp_path: Path, servers: dict[str, Any]) ->
         env=environ(servers, POWEROFFICE_CLIENT_KEY="not-the-key-4711"),
     )
     assert result.exit_code != 0
-    reasons = [line for line in result.output.splitlines() if line.startswith("system '")]
+    reasons = [line for line in result.output.splitlines() if line.startswith("error: system '")]
     assert len(reasons) == 1, result.output
-    assert reasons[0].startswith("system 'poweroffice': ") and "refused" in reasons[0]
+    assert reasons[0].startswith("error: system 'poweroffice': ") and "refused" in reasons[0]
     assert "not-the-key-4711" not in result.output
     assert counts(servers) == before

@@ -159,6 +159,10 @@ def _print_report(report: Any, as_json: bool) -> None:
             for message in report.messages:
                 err.print(f"error: {message}", markup=False, highlight=False)
         return
+    if report.failed and not any(data.get(c) for c in ("created", "updated", "deleted", "linked")):
+        for message in report.messages:
+            err.print(f"error: {message}", markup=False, highlight=False)
+        return
     table = Table(title="dry run: nothing was written" if report.dry_run else "sync summary")
     columns = [
         "created",
