@@ -94,6 +94,36 @@ class SimulatedCrash(BaseException):
     """Raised inside a connector call to stand for a killed process."""
 
 
+class CrashOnDemand:
+    """Mixin for a real connector in a world: the operations the world lists in
+    ``failures`` raise :class:`SimulatedCrash` once (``after_create``: after the create)."""
+
+    world: Any
+
+    def _maybe_crash(self, op: str) -> None:
+        if op in self.world.failures:
+            self.world.failures.remove(op)
+            raise SimulatedCrash(f"crash in erp.{op}")
+
+    def read(self, entity_type: str, cursor: str | None) -> Any:
+        self._maybe_crash("read")
+        return super().read(entity_type, cursor)  # type: ignore[misc]
+
+    def get(self, entity_type: str, record_id: str) -> Any:
+        self._maybe_crash("get")
+        return super().get(entity_type, record_id)  # type: ignore[misc]
+
+    def create(self, entity_type: str, values: Any, external_ref: str | None = None) -> Any:
+        self._maybe_crash("create")
+        created = super().create(entity_type, values, external_ref)  # type: ignore[misc]
+        self._maybe_crash("after_create")
+        return created
+
+    def update(self, entity_type: str, record_id: str, changes: Any) -> Any:
+        self._maybe_crash("update")
+        return super().update(entity_type, record_id, changes)  # type: ignore[misc]
+
+
 class World(Protocol):
     def config(self, store_url: str) -> Config: ...
     def insert(self, system: str, etype: str, data: dict[str, Any]) -> str: ...

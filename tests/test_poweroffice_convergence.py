@@ -105,31 +105,8 @@ COLLECTION = {"Org": "Customers", "Contact": "ContactPersons"}
 TYPE = {"Org": "Customers", "Contact": "Contactperson"}
 
 
-class CrashingPowerOffice(PowerOfficeConnector):
-    world: Any
-
-    def _maybe_crash(self, op: str) -> None:
-        if op in self.world.failures:
-            self.world.failures.remove(op)
-            raise convergence.SimulatedCrash(f"crash in erp.{op}")
-
-    def read(self, entity_type: str, cursor: str | None) -> Any:
-        self._maybe_crash("read")
-        return super().read(entity_type, cursor)
-
-    def get(self, entity_type: str, record_id: str) -> Any:
-        self._maybe_crash("get")
-        return super().get(entity_type, record_id)
-
-    def create(self, entity_type: str, values: Any, external_ref: str | None = None) -> Any:
-        self._maybe_crash("create")
-        created = super().create(entity_type, values, external_ref)
-        self._maybe_crash("after_create")
-        return created
-
-    def update(self, entity_type: str, record_id: str, changes: Any) -> Any:
-        self._maybe_crash("update")
-        return super().update(entity_type, record_id, changes)
+class CrashingPowerOffice(convergence.CrashOnDemand, PowerOfficeConnector):
+    """The connector, crashing when the world asks (see tests/convergence.py)."""
 
 
 def _harness_type(etype: str) -> str:

@@ -179,31 +179,8 @@ def _problem(status: int) -> Response:
     return Response(orjson.dumps(body), status, media_type="application/problem+json")
 
 
-class CrashingRest(RestConnector):
-    world: Any
-
-    def _maybe_crash(self, op: str) -> None:
-        if op in self.world.failures:
-            self.world.failures.remove(op)
-            raise convergence.SimulatedCrash(f"crash in erp.{op}")
-
-    def read(self, entity_type: str, cursor: str | None) -> Any:
-        self._maybe_crash("read")
-        return super().read(entity_type, cursor)
-
-    def get(self, entity_type: str, record_id: str) -> Any:
-        self._maybe_crash("get")
-        return super().get(entity_type, record_id)
-
-    def create(self, entity_type: str, values: Any, external_ref: str | None = None) -> Any:
-        self._maybe_crash("create")
-        created = super().create(entity_type, values, external_ref)
-        self._maybe_crash("after_create")
-        return created
-
-    def update(self, entity_type: str, record_id: str, changes: Any) -> Any:
-        self._maybe_crash("update")
-        return super().update(entity_type, record_id, changes)
+class CrashingRest(convergence.CrashOnDemand, RestConnector):
+    """The connector, crashing when the world asks (see tests/convergence.py)."""
 
 
 class RestWorld(convergence.MemoryWorld):  # type: ignore[misc]

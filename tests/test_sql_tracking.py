@@ -307,31 +307,8 @@ def _sql_world_class(url_of: Any) -> Any:
     the world's own edits are plain SQL, like another program's."""
     convergence = pytest.importorskip("tests.convergence")
 
-    class CrashingSql(SqlConnector):
-        world: Any
-
-        def _maybe_crash(self, op: str) -> None:
-            if op in self.world.failures:
-                self.world.failures.remove(op)
-                raise convergence.SimulatedCrash(f"crash in erp.{op}")
-
-        def read(self, entity_type: str, cursor: str | None) -> Any:
-            self._maybe_crash("read")
-            return super().read(entity_type, cursor)
-
-        def get(self, entity_type: str, record_id: str) -> Any:
-            self._maybe_crash("get")
-            return super().get(entity_type, record_id)
-
-        def create(self, entity_type: str, values: Any, external_ref: str | None = None) -> Any:
-            self._maybe_crash("create")
-            created = super().create(entity_type, values, external_ref)
-            self._maybe_crash("after_create")
-            return created
-
-        def update(self, entity_type: str, record_id: str, changes: Any) -> Any:
-            self._maybe_crash("update")
-            return super().update(entity_type, record_id, changes)
+    class CrashingSql(convergence.CrashOnDemand, SqlConnector):
+        """The connector, crashing when the world asks (see tests/convergence.py)."""
 
     class SqlWorld(convergence.MemoryWorld):  # type: ignore[misc]
         def __init__(self) -> None:
