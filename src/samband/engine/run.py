@@ -64,7 +64,7 @@ from samband.store.store import (
     split_ref,
     store_message,
 )
-from samband.types import to_json
+from samband.types import coerce, to_json
 
 LEASE = "samband-run"
 LEASE_TTL = 300.0
@@ -471,7 +471,32 @@ class _Run:
             free = [r for r in rids if f"{flow.target[0]}:{flow.target[1]}:{r}" not in linked]
             if len(free) == 1:
                 return self.store.snapshots(*flow.target, free).get(free[0])
+        if not flow.match:
+            return self._find_by_content(flow, values)
         return None
+
+    def _find_by_content(self, flow: Flow, values: dict[str, Any]) -> Snapshot | None:
+        """No external reference and no merge criteria to look the record up by: the one
+        unlinked target record (collected this run) whose mapped values are exactly those
+        the interrupted create sent.  None when there is no such record (the create never
+        reached the API) or several (nothing is linked by guess)."""
+        compared = [m for m in flow.mappings if m.target in values]
+        if not compared:
+            return None
+        snaps = self.store.live_snapshots(*flow.target)
+        linked = self.store.links_by(flow.key, "target", [snap.ref for snap in snaps.values()])
+
+        def same(snap: Snapshot) -> bool:
+            try:
+                return all(
+                    coerce(snap.data.get(m.target), m.type) == coerce(values[m.target], m.type)
+                    for m in compared
+                )
+            except (ValueError, TypeError, ConversionError):
+                return False
+
+        found = [snap for snap in snaps.values() if snap.ref not in linked and same(snap)]
+        return found[0] if len(found) == 1 else None
 
     def _link_recovered(
         self, flow: Flow, intent: dict[str, Any], record: RecordData | Snapshot

@@ -25,6 +25,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     func,
     or_,
     select,
@@ -291,6 +292,20 @@ class Store:
                     int(row.dirty or 0),
                 )
         return result
+
+    def live_snapshots(self, system: str, etype: str) -> dict[str, Snapshot]:
+        """Every snapshot of a type that is not deleted (for recovering a create that has
+        no other way to be looked up)."""
+        c = s.snapshots.c
+        rids = [
+            row.rid
+            for row in self.conn.execute(
+                select(c.rid).where(
+                    and_(c.system == system, c.etype == etype, c.deleted == false())
+                )
+            )
+        ]
+        return self.snapshots(system, etype, rids)
 
     def snapshot(self, ref: str) -> Snapshot | None:
         system, etype, rid = split_ref(ref)
