@@ -60,7 +60,10 @@ def _fresh_schema_url(base: str, dialect: str) -> Iterator[str]:
     from sqlalchemy import create_engine, text
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    from sqlalchemy.pool import NullPool
+
+    # no pooled connection: teardown must work after a server restart (tests/chaos)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         if dialect == "postgresql":
             conn.execute(text(f'CREATE SCHEMA "{name}"'))

@@ -228,3 +228,35 @@ def test_worker_waits_while_another_process_holds_the_store(workdir: Path) -> No
     finally:
         process.kill()
         store.close()
+
+
+def test_credentials_come_from_the_keyring_when_the_environment_lacks_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import keyring
+    from keyring.backend import KeyringBackend
+
+    from samband.config.env import resolve
+
+    class MemoryKeyring(KeyringBackend):
+        priority = 1  # type: ignore[assignment]
+        store: dict[tuple[str, str], str] = {("samband", "CRM_TOKEN"): "from-the-keyring"}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.store.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.store[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            self.store.pop((service, username), None)
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(MemoryKeyring())
+    try:
+        assert resolve("${CRM_TOKEN}", {}) == "from-the-keyring"
+        assert resolve("${CRM_TOKEN}", {"CRM_TOKEN": "from-env"}) == "from-env"
+        with pytest.raises(Exception, match="OTHER is not set"):
+            resolve("${OTHER}", {})
+    finally:
+        keyring.set_keyring(previous)

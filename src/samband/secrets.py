@@ -51,6 +51,21 @@ def _keyring_set(value: str) -> bool:
         return False
 
 
+def keyring_credential(name: str) -> str | None:
+    """A credential stored in the system keyring under service ``samband`` and the name
+    of the ``${VAR}`` that refers to it; None when there is none (or no keyring)."""
+    try:
+        import keyring
+        from keyring.backends import fail
+
+        if isinstance(keyring.get_keyring(), fail.Keyring):
+            return None
+        value = keyring.get_password(KEYRING_SERVICE, name)
+    except Exception:
+        return None
+    return value if value else None
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Atomically replace ``path`` with ``data``, mode 0600, durable before returning."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

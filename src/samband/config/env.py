@@ -1,4 +1,5 @@
-"""``${VAR}`` references, resolved from the environment at run time and never written back."""
+"""``${VAR}`` references, resolved at run time and never written back: from the environment,
+else from the system keyring (service ``samband``, entry ``VAR``), else ``${VAR:-default}``."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ def resolve(value: str, environ: Mapping[str, str] | None = None, *, system: str
         name, default = match.group(1), match.group(2)
         if name in env:
             return env[name]
+        from samband.secrets import keyring_credential
+
+        stored = keyring_credential(name)
+        if stored is not None:
+            return stored
         if default is not None:
             return default
         raise ConnectorError(
