@@ -206,3 +206,12 @@ def test_the_exactonline_client_lists_and_creates_accounts(
     assert box.tables["crm/Accounts"][created["ID"]]["Code"] == "9001".rjust(18)
     found = client.relations.get(relation_code="9001")
     assert found["ID"] == created["ID"]
+
+
+def test_an_inserted_division_is_found_by_its_code() -> None:
+    from samband.sandbox.exact import ExactOnlineSandbox
+
+    box = ExactOnlineSandbox()
+    box.insert("hrm/Divisions", {"Code": 777, "Description": "Extra"})
+    record = box.tables["hrm/Divisions"]["777"]
+    assert record["Code"] == 777 and isinstance(record["Code"], int)

@@ -336,7 +336,9 @@ class ExactOnlineSandbox(Sandbox):
         table = self.tables[resource]
         if key in table:
             raise ApiError(400, f"Duplicate key: {key}")
-        record[spec.key] = key
+        original = record.get(spec.key)
+        # Int32 keys (Divisions' Code) stay numbers, so filters like `Code eq 7` match
+        record[spec.key] = original if isinstance(original, int) else key
         if resource == "crm/Accounts":
             code = str(record.get("Code") or "").strip()
             if not code:
