@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from samband.config.model import SystemConfig
-from samband.errors import NotFound
+from samband.errors import NotFound, RecordError
 from samband.types import DataType
 
 
@@ -199,6 +199,24 @@ class Connector:
         ``external_ref`` into the type's external-reference field; return the record as
         the system stores it."""
         raise NotImplementedError
+
+    #: True when :meth:`create_many` writes a whole chunk atomically (one transaction):
+    #: the engine then uses it for creates.
+    batch_creates: ClassVar[bool] = False
+
+    def create_many(
+        self, entity_type: str, items: list[tuple[dict[str, Any], str | None]]
+    ) -> list[RecordData | RecordError]:
+        """Create several records (``(values, external_ref)`` each); a refused record gives
+        its RecordError in its place.  Kinds that can write a chunk atomically override
+        this and set ``batch_creates``; any other failure means none was created."""
+        results: list[RecordData | RecordError] = []
+        for values, external_ref in items:
+            try:
+                results.append(self.create(entity_type, values, external_ref))
+            except RecordError as exc:
+                results.append(exc)
+        return results
 
     def update(
         self, entity_type: str, record_id: str, changes: dict[str, Any]

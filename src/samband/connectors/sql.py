@@ -409,37 +409,50 @@ class SqlConnector(Connector):
         else:
             row[column] = schema.to_db_datetime(table.c[column], datetime.now(UTC))
 
+    def _new_row(
+        self, bound: _Bound, table: Table, values: dict[str, Any], external_ref: str | None
+    ) -> dict[str, Any]:
+        row = self._row_values(bound, table, values)
+        if external_ref and bound.spec.external_ref:
+            row[bound.spec.external_ref] = external_ref
+        id_col = table.c[bound.spec.id]
+        if row.get(bound.spec.id) is None and id_col.autoincrement in (True, "auto"):
+            row.pop(bound.spec.id, None)
+        return row
+
+    def _insert(
+        self, conn: Connection, bound: _Bound, table: Table, row: dict[str, Any], entity_type: str
+    ) -> Any:
+        """Insert one row; return the id the database gave it."""
+        spec = bound.spec
+        id_col = table.c[spec.id]
+        self._stamp(conn, bound, table, row)
+        stmt = table.insert().values(row)
+        if self.engine.dialect.insert_returning:
+            return conn.execute(stmt.returning(id_col)).scalar_one()
+        result = conn.execute(stmt)
+        if spec.id in row:
+            return row[spec.id]
+        pk = result.inserted_primary_key
+        names = [c.name for c in table.primary_key.columns]
+        new_id = pk[names.index(spec.id)] if pk and spec.id in names else None
+        if new_id is None:
+            raise ConnectorError(
+                self.system_id,
+                f"the database did not say which id it gave the new {entity_type}",
+                f"make {spec.id!r} the primary key of {table.name!r}",
+            )
+        return new_id
+
     def create(
         self, entity_type: str, values: dict[str, Any], external_ref: str | None = None
     ) -> RecordData:
         bound, table = self._writable(entity_type)
         spec = bound.spec
-        row = self._row_values(bound, table, values)
-        if external_ref and spec.external_ref:
-            row[spec.external_ref] = external_ref
-        id_col = table.c[spec.id]
-        if row.get(spec.id) is None and id_col.autoincrement in (True, "auto"):
-            row.pop(spec.id, None)
+        row = self._new_row(bound, table, values, external_ref)
 
         def work(conn: Connection) -> Row[Any] | None:
-            self._stamp(conn, bound, table, row)
-            stmt = table.insert().values(row)
-            if self.engine.dialect.insert_returning:
-                new_id = conn.execute(stmt.returning(id_col)).scalar_one()
-            else:
-                result = conn.execute(stmt)
-                if spec.id in row:
-                    new_id = row[spec.id]
-                else:
-                    pk = result.inserted_primary_key
-                    names = [c.name for c in table.primary_key.columns]
-                    new_id = pk[names.index(spec.id)] if pk and spec.id in names else None
-                if new_id is None:
-                    raise ConnectorError(
-                        self.system_id,
-                        f"the database did not say which id it gave the new {entity_type}",
-                        f"make {spec.id!r} the primary key of {table.name!r}",
-                    )
+            new_id = self._insert(conn, bound, table, row, entity_type)
             return conn.execute(self._select(bound).where(bound.column(spec.id) == new_id)).first()
 
         created = self._run(work)
@@ -449,6 +462,67 @@ class SqlConnector(Connector):
                 self.system_id, f"the new {entity_type} cannot be read back from {spec.source!r}"
             )
         return self._record(bound, created)
+
+    batch_creates = True
+
+    def create_many(
+        self, entity_type: str, items: list[tuple[dict[str, Any], str | None]]
+    ) -> list[RecordData | RecordError]:
+        """Create a chunk of records in one transaction (one commit, one read-back query).
+        When the database refuses a row the transaction is rolled back and the records are
+        created one per transaction, so each refusal is reported with its own record."""
+        bound, table = self._writable(entity_type)
+        spec = bound.spec
+        rows: list[dict[str, Any] | RecordError] = []
+        for values, ext in items:
+            try:
+                rows.append(self._new_row(bound, table, values, ext))
+            except RecordError as exc:
+                rows.append(exc)
+
+        def work(conn: Connection) -> tuple[list[Any], dict[str, Row[Any]]]:
+            ids = [
+                None
+                if isinstance(row, RecordError)
+                else self._insert(conn, bound, table, row, entity_type)
+                for row in rows
+            ]
+            found: dict[str, Row[Any]] = {}
+            wanted = [i for i in ids if i is not None]
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                query = self._select(bound).where(bound.column(spec.id).in_(part))
+                for record in conn.execute(query):
+                    found[str(record._mapping[spec.id])] = record
+            return ids, found
+
+        try:
+            ids, found = self._run(work)
+        except RecordError:
+            results: list[RecordData | RecordError] = []
+            for (values, ext), row in zip(items, rows, strict=True):
+                if isinstance(row, RecordError):
+                    results.append(row)
+                    continue
+                try:
+                    results.append(self.create(entity_type, values, ext))
+                except RecordError as exc:
+                    results.append(exc)
+            return results
+        out: list[RecordData | RecordError] = []
+        for row, new_id in zip(rows, ids, strict=True):
+            if isinstance(row, RecordError):
+                out.append(row)
+                continue
+            record = found.get(str(new_id))
+            if record is None:
+                raise ConnectorError(
+                    self.system_id,
+                    f"the new {entity_type} cannot be read back from {spec.source!r}",
+                )
+            self.stats.writes += 1
+            out.append(self._record(bound, record))
+        return out
 
     def update(self, entity_type: str, record_id: str, changes: dict[str, Any]) -> RecordData:
         bound, table = self._writable(entity_type)

@@ -534,11 +534,17 @@ class _Run:
         for flow in self.engine.flows:
             if flow.source in self.resigned:
                 continue
+            stats = self.collected.get(flow.source, CollectStats())
+            delete_share = flow.config.max_delete_share or defaults.max_delete_share
+            change_share = flow.config.max_change_share or defaults.max_change_share
+            # It trips only above share × links with at least 10 links: fewer changes
+            # than that cannot trip it, and the links need not be counted.
+            if max(stats.deleted, stats.changed) <= 10 * min(delete_share, change_share):
+                continue
             links = self.store.count_links(flow.key)
             if links < 10:
                 continue
-            stats = self.collected.get(flow.source, CollectStats())
-            share = flow.config.max_delete_share or defaults.max_delete_share
+            share = delete_share
             if flow.config.on_delete != "unlink" and stats.deleted > share * links:
                 raise CircuitBreakerTripped(
                     f"circuit breaker: dataflow {flow.key} would {flow.config.on_delete} "
@@ -547,7 +553,7 @@ class _Run:
                     "written. If this is intended, run `samband sync --force` (or raise "
                     "max_delete_share in the dataflow)."
                 )
-            share = flow.config.max_change_share or defaults.max_change_share
+            share = change_share
             if stats.changed > share * links:
                 changed_linked = self._count_dirty_linked(flow)
                 if changed_linked > share * links:
@@ -854,9 +860,14 @@ class _Run:
         connector = self.engine.connector(tsys)
         use = self.engine.uses[flow.target]
         stamp = flow.target_et.external_ref_field is not None
-        for (snap, values, base, ext), intent in zip(prepared, intent_rows, strict=True):
+        outcomes = self._create_all(connector, ttype, prepared, stamp)
+        for (snap, values, base, _ext), intent, outcome in zip(
+            prepared, intent_rows, outcomes, strict=True
+        ):
             try:
-                record = self._create_once(connector, ttype, values, ext, stamp)
+                if isinstance(outcome, Exception):
+                    raise outcome
+                record = outcome
             except RecordError as exc:
                 batch.intents_done.append(intent["key"])
                 self._dead(
@@ -899,6 +910,33 @@ class _Run:
             batch.progress = True
             self.translator.learn((snap.ref, target_ref))
             self.counts(flow).created += 1
+
+    def _create_all(
+        self,
+        connector: Connector,
+        etype: str,
+        prepared: list[tuple[Snapshot, dict[str, Any], dict[str, Any], str]],
+        stamp: bool,
+    ) -> list[RecordData | RecordError | TransientError]:
+        """Create the records of a chunk: in one atomic batch where the connector can, else
+        one at a time.  A batch whose outcome is unknown leaves every intent open."""
+        if connector.batch_creates and len(prepared) > 1:
+            items = [(values, ext if stamp else None) for _s, values, _b, ext in prepared]
+            try:
+                batch: list[RecordData | RecordError | TransientError] = list(
+                    connector.create_many(etype, items)
+                )
+            except TransientError as exc:
+                return [exc] * len(prepared)
+            killpoint.reached("create")
+            return batch
+        results: list[RecordData | RecordError | TransientError] = []
+        for _snap, values, _base, ext in prepared:
+            try:
+                results.append(self._create_once(connector, etype, values, ext, stamp))
+            except (RecordError, TransientError) as exc:
+                results.append(exc)
+        return results
 
     def _create_once(
         self, connector: Connector, etype: str, values: dict[str, Any], ext: str, stamp: bool
