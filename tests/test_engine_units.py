@@ -535,3 +535,30 @@ dataflows:
         assert crm.records("Contact")["1"]["first"] == "B"
         assert erp.records("Person")["1"]["surname"] == "B"
         assert engine.sync().writes == 0
+
+
+def test_systems_are_checked_until_they_have_answered(store: str) -> None:
+    from samband.connectors.memory import MemoryConnector
+
+    checks: list[str] = []
+
+    class Checked(MemoryConnector):
+        def check(self) -> None:
+            checks.append(self.system_id)
+
+    def engine(flows: str) -> Engine:
+        config = parse_config(f"store: {store}\n{SYSTEMS}{flows}").config
+        connectors = {name: Checked(name, config.systems[name], {}) for name in ("crm", "erp")}
+        return Engine(config, connectors=connectors)
+
+    dataset("crm").insert("Customer", {"name": "Acme", "org": "1"})
+    with engine(ACCOUNTS) as first:
+        first.sync()
+    assert sorted(checks) == ["crm", "erp"]
+    with engine(ACCOUNTS) as second:  # a new process: both systems have answered before
+        second.sync()
+    assert sorted(checks) == ["crm", "erp"]
+    changed = ACCOUNTS.replace("      - {from: amount, to: amount, type: decimal}\n", "")
+    with engine(changed) as third:  # other properties to read: checked again
+        third.sync()
+    assert sorted(checks) == ["crm", "crm", "erp", "erp"]

@@ -275,7 +275,7 @@ class Engine:
             if not dry_run:
                 self._take_lease(store)
             report.run_id = store.begin_run(dry_run)
-            self._check_systems()
+            self._check_systems(store)
             run.execute(force)
             report.status = "dry-run" if dry_run else ("stopped" if run.stopped else "ok")
         except QuotaExhausted as exc:
@@ -319,11 +319,20 @@ class Engine:
                     self._release_lease(store)
         return report
 
-    def _check_systems(self) -> None:
+    def _check_systems(self, store: Store) -> None:
+        """Check URL and credentials before any work — once per process, and only for
+        systems not yet read through: a system whose every type has a stored cursor has
+        answered before, and a failure now is reported as clearly by its first read."""
         for system_id in self.systems_in_use():
-            if system_id not in self._checked:
+            if system_id in self._checked:
+                continue
+            types = [key for key in self.uses if key[0] == system_id]
+            proven = bool(types) and all(
+                store.get_cursor(*key)[1] == self.uses[key].signature for key in types
+            )
+            if not proven:
                 self.connector(system_id).check()
-                self._checked.add(system_id)
+            self._checked.add(system_id)
 
     def _take_lease(self, store: Store) -> None:
         if store.acquire_lease(LEASE, self._owner, LEASE_TTL):
