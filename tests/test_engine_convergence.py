@@ -114,11 +114,29 @@ class SyncMachine(RuleBasedStateMachine):
         path = data.draw(st.sampled_from(EDITABLE[key]))
         value = self.unique(name)
         self.world.edit(key[0], key[1], rid, {path: value})
-        # a later edit of the same field supersedes an earlier one
+        # A later edit supersedes earlier ones of the same field, and — since an earlier edit
+        # may have been synced by a run that crashed afterwards — of its link group.
+        group = self._link_group(f"{key[0]}:{key[1]}:{rid}")
         self.edits = [
-            e for e in self.edits if (e.system, e.etype, e.rid, e.path) != (*key, rid, path)
+            e
+            for e in self.edits
+            if (e.system, e.etype, e.rid, e.path) != (*key, rid, path)
+            and f"{e.system}:{e.etype}:{e.rid}" not in group
         ]
         self.edits.append(Edit(key[0], key[1], rid, path, value))
+
+    def _link_group(self, ref: str) -> set[str]:
+        store = self.engine.store()
+        seen, frontier = {ref}, [ref]
+        while frontier:
+            following = []
+            for link in store.links_touching(frontier):
+                for other in (link.source_ref, link.target_ref):
+                    if other not in seen:
+                        seen.add(other)
+                        following.append(other)
+            frontier = following
+        return seen
 
     @rule(data=st.data())
     def delete(self, data: st.DataObject) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,7 +38,7 @@ from samband.engine.collect import (
 )
 from samband.engine.link import Translator, creation_allowed, find_matches, passes_filter
 from samband.engine.model import Flow, TypeKey, TypeUse, compile_flows, type_order
-from samband.engine.plan import PairPlan, WaitForParent, create_values, plan_pair
+from samband.engine.plan import MISSING, WaitForParent, create_values, plan_pair
 from samband.errors import (
     CircuitBreakerTripped,
     ConnectorError,
@@ -1011,7 +1009,7 @@ class _Run:
                     "source_ref": source.ref,
                     "target_ref": target.ref,
                     "property": conflict.property,
-                    "base": dumps(conflict.base) if conflict.base is not _missing() else None,
+                    "base": dumps(conflict.base) if conflict.base is not MISSING else None,
                     "source_value": dumps(conflict.source_value),
                     "target_value": dumps(conflict.target_value),
                     "winner": conflict.winner,
@@ -1026,11 +1024,11 @@ class _Run:
         failed = False
         if plan.to_target:
             failed |= not self._update(
-                flow, flow.target, target, plan.to_target, plan, batch, new_base, "target"
+                flow, flow.target, target, plan.to_target, batch, new_base, "target"
             )
         if plan.to_source:
             failed |= not self._update(
-                flow, flow.source, source, plan.to_source, plan, batch, new_base, "source"
+                flow, flow.source, source, plan.to_source, batch, new_base, "source"
             )
         if link.id < 0:
             if failed and not plan.writes:
@@ -1068,7 +1066,6 @@ class _Run:
         key: TypeKey,
         snap: Snapshot,
         changes: dict[str, Any],
-        plan: PairPlan,
         batch: Batch,
         new_base: dict[str, Any],
         side: str,
@@ -1259,12 +1256,6 @@ def _row_of(snap: Snapshot) -> dict[str, Any]:
     }
 
 
-def _missing() -> object:
-    from samband.engine.plan import MISSING
-
-    return MISSING
-
-
 def _show(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in list(values.items())[:8])
 
@@ -1275,11 +1266,3 @@ def _loads_values(text: str) -> dict[str, Any]:
     from samband.types import from_json
 
     return {k: from_json(v) for k, v in orjson.loads(text).items()}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def monotonic() -> float:
-    return time.monotonic()
