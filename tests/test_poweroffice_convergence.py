@@ -214,6 +214,7 @@ def test_convergence_with_poweroffice_in_place_of_memory(
     from hypothesis.stateful import run_state_machine_as_test
 
     from samband.connectors import memory
+    from tests.test_engine_convergence import DERANDOMIZE, PHASES
 
     # the records the engine creates in erp are Customers here, not Org
     monkeypatch.setattr(
@@ -246,6 +247,8 @@ def test_convergence_with_poweroffice_in_place_of_memory(
                 stateful_step_count=20,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),
+                phases=PHASES,
+                derandomize=DERANDOMIZE,
             ),
         )
     finally:

@@ -246,6 +246,7 @@ def test_convergence_with_rest_in_place_of_memory(tmp_path: Path) -> None:
     from hypothesis.stateful import run_state_machine_as_test
 
     from samband.connectors import memory
+    from tests.test_engine_convergence import DERANDOMIZE, PHASES
 
     counter = itertools.count()
     api = ContractApi()
@@ -273,6 +274,8 @@ def test_convergence_with_rest_in_place_of_memory(tmp_path: Path) -> None:
                 stateful_step_count=25,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),
+                phases=PHASES,
+                derandomize=DERANDOMIZE,
             ),
         )
     finally:
