@@ -402,6 +402,8 @@ class _Run:
         self.collected: dict[TypeKey, CollectStats] = {}
         self.resigned: set[TypeKey] = set()
         self.waiting_seen: set[tuple[str, str]] = set()
+        # keys of create intents whose outcome is unknown (read once after recovery)
+        self.unresolved: set[str] = set()
         # a written record must be planned again when its type takes part in another dataflow
         self.propagates: dict[tuple[TypeKey, str], bool] = {}
         for flow in engine.flows:
@@ -421,6 +423,7 @@ class _Run:
     def execute(self, force: bool) -> None:
         self.collect()
         self.recover_intents()
+        self.unresolved = {row["key"] for row in self.store.open_intents()}
         if not force:
             self.circuit_breaker()
         self.plan_and_apply()
@@ -827,9 +830,8 @@ class _Run:
         # A create whose outcome is unknown (its intent is still open) is resolved by the
         # next run's lookup, after a collect; creating it again in a later round of this
         # run would make a duplicate.
-        pending = {row["key"] for row in self.store.open_intents()}
         for snap in sources:
-            if f"{flow.key}|{snap.ref}" in pending:
+            if f"{flow.key}|{snap.ref}" in self.unresolved:
                 batch.keep_dirty.add(snap.ref)
                 continue
             try:
@@ -888,6 +890,7 @@ class _Run:
                 continue
             except TransientError as exc:
                 # The create may have happened: the intent stays open and is resolved by lookup.
+                self.unresolved.add(intent["key"])
                 batch.keep_dirty.add(snap.ref)
                 self._dead(flow, snap.ref, "transient", str(exc), batch)
                 continue
