@@ -38,9 +38,26 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from samband import _killpoint as killpoint
 from samband.errors import StoreError
 from samband.store import schema as s
+from samband.store._statements import Statements
 from samband.store.migrations import migrate
 
 REFRESH = "refresh"  # snapshot hash meaning "read this record again before planning"
+
+SNAPSHOT_COLUMNS = ("system", "etype", "rid", "hash", "data", "modified", "deleted", "dirty")
+SNAPSHOT_KEY = ("system", "etype", "rid")
+LINK_COLUMNS = ("dataflow", "source_ref", "target_ref", "base", "how", "created_run", "created_at")
+INTENT_COLUMNS = (
+    "key",
+    "dataflow",
+    "source_ref",
+    "target_system",
+    "target_etype",
+    "external_ref",
+    "values",
+    "run_id",
+    "created_at",
+)
+AUDIT_COLUMNS = ("run_id", "at", "ref", "dataflow", "op", "before", "after")
 
 
 def now_iso() -> str:
@@ -127,6 +144,12 @@ class Store:
                 f"cannot open the store {redact_url(self.url)}: {_db_message(exc)}"
             ) from None
         self._seq = time.time_ns() // 1000
+        self.sql = Statements(self.dialect)
+        self._put_snapshot = self.sql.upsert(s.snapshots, SNAPSHOT_COLUMNS, SNAPSHOT_KEY)
+        self._insert_link = self.sql.insert(s.links, LINK_COLUMNS)
+        self._put_intent = self.sql.upsert(s.intents, INTENT_COLUMNS, ("key",))
+        self._insert_audit = self.sql.insert(s.audit, AUDIT_COLUMNS)
+        self._put_match_key = self.sql.upsert(s.match_keys, ("name", "rid", "key"), ("name", "rid"))
 
     # -- transactions -------------------------------------------------------------
     @contextmanager
@@ -260,36 +283,36 @@ class Store:
         self, system: str, etype: str, rids: list[str]
     ) -> dict[str, tuple[str, bool]]:
         result: dict[str, tuple[str, bool]] = {}
-        c = s.snapshots.c
         for part in _chunks(rids, self.CHUNK):
-            rows = self.conn.execute(
-                select(c.rid, c.hash, c.deleted).where(
-                    and_(c.system == system, c.etype == etype, c.rid.in_(part))
-                )
+            rows = self._query(
+                "SELECT rid, hash, deleted FROM samband_snapshots"
+                " WHERE system = ? AND etype = ? AND rid IN ",
+                (system, etype),
+                part,
             )
-            for row in rows:
-                result[row.rid] = (row.hash, bool(row.deleted))
+            for rid, hash_, deleted in rows:
+                result[rid] = (hash_, bool(deleted))
         return result
 
     def snapshots(self, system: str, etype: str, rids: Iterable[str]) -> dict[str, Snapshot]:
         result: dict[str, Snapshot] = {}
-        c = s.snapshots.c
         for part in _chunks(list(rids), self.CHUNK):
-            rows = self.conn.execute(
-                select(s.snapshots).where(
-                    and_(c.system == system, c.etype == etype, c.rid.in_(part))
-                )
+            rows = self._query(
+                "SELECT rid, hash, data, modified, deleted, dirty FROM samband_snapshots"
+                " WHERE system = ? AND etype = ? AND rid IN ",
+                (system, etype),
+                part,
             )
-            for row in rows:
-                result[row.rid] = Snapshot(
-                    row.system,
-                    row.etype,
-                    row.rid,
-                    row.hash,
-                    loads(row.data),
-                    row.modified,
-                    bool(row.deleted),
-                    int(row.dirty or 0),
+            for rid, hash_, data, modified, deleted, dirty in rows:
+                result[rid] = Snapshot(
+                    system,
+                    etype,
+                    rid,
+                    hash_,
+                    loads(data),
+                    modified,
+                    bool(deleted),
+                    int(dirty or 0),
                 )
         return result
 
@@ -314,8 +337,10 @@ class Store:
     def put_snapshots(self, rows: list[dict[str, Any]]) -> None:
         """Insert or replace snapshots (keys: system, etype, rid, hash, data, modified,
         deleted, dirty, seen_run)."""
-        if rows:
-            self._upsert(s.snapshots, rows, ["system", "etype", "rid"])
+        self._many(
+            self._put_snapshot,
+            [(*[r[c] for c in SNAPSHOT_COLUMNS[:6]], bool(r["deleted"]), r["dirty"]) for r in rows],
+        )
 
     def mark_seen(self, system: str, etype: str, rids: list[str], run_id: int) -> None:
         c = s.snapshots.c
@@ -370,14 +395,15 @@ class Store:
     def dirty_batch(
         self, system: str, etype: str, after: str | None, limit: int
     ) -> list[tuple[str, int]]:
-        c = s.snapshots.c
-        query = select(c.rid, c.dirty).where(
-            and_(c.system == system, c.etype == etype, c.dirty > 0)
+        sql = (
+            "SELECT rid, dirty FROM samband_snapshots WHERE system = ? AND etype = ? AND dirty > 0"
         )
+        params: tuple[Any, ...] = (system, etype)
         if after is not None:
-            query = query.where(c.rid > after)
-        rows = self.conn.execute(query.order_by(c.rid).limit(limit))
-        return [(r.rid, int(r.dirty)) for r in rows]
+            sql += " AND rid > ?"
+            params += (after,)
+        rows = self._query(f"{sql} ORDER BY rid LIMIT {int(limit)}", params)
+        return [(rid, int(dirty)) for rid, dirty in rows]
 
     def count_dirty(self, system: str, etype: str) -> int:
         c = s.snapshots.c
@@ -399,25 +425,24 @@ class Store:
 
     def clear_dirty(self, system: str, etype: str, seen: list[tuple[str, int]]) -> None:
         """Clear the dirty mark of refs whose mark did not change since they were read."""
-        if not seen:
-            return
-        c = s.snapshots.c
-        stmt = (
-            update(s.snapshots)
-            .where(and_(c.system == system, c.etype == etype))
-            .where(c.rid == _bind("b_rid"))
-            .where(c.dirty == _bind("b_dirty"))
-            .values(dirty=0)
+        self._many(
+            self.sql.sql(
+                "UPDATE samband_snapshots SET dirty = 0"
+                " WHERE system = ? AND etype = ? AND rid = ? AND dirty = ?"
+            ),
+            [(system, etype, rid, dirty) for rid, dirty in seen],
         )
-        self.conn.execute(stmt, [{"b_rid": rid, "b_dirty": dirty} for rid, dirty in seen])
 
     # -- links ----------------------------------------------------------------------
     def links_by(self, dataflow: str, side: str, refs: Iterable[str]) -> dict[str, Link]:
-        column = s.links.c.source_ref if side == "source" else s.links.c.target_ref
+        column = "source_ref" if side == "source" else "target_ref"
         result: dict[str, Link] = {}
         for part in _chunks(list(refs), self.CHUNK):
-            rows = self.conn.execute(
-                select(s.links).where(and_(s.links.c.dataflow == dataflow, column.in_(part)))
+            rows = self._query(
+                "SELECT id, dataflow, source_ref, target_ref, base, how FROM samband_links"
+                f" WHERE dataflow = ? AND {column} IN ",
+                (dataflow,),
+                part,
             )
             for row in rows:
                 link = _link(row)
@@ -436,8 +461,7 @@ class Store:
         return result
 
     def add_links(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self.conn.execute(s.links.insert(), rows)
+        self._many(self._insert_link, [tuple(r.get(c) for c in LINK_COLUMNS) for r in rows])
 
     def set_bases(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
         if rows:
@@ -464,47 +488,40 @@ class Store:
     # -- merge criteria index ----------------------------------------------------------
     def set_match_keys(self, name: str, entries: list[tuple[str, str | None]]) -> None:
         """Set (rid → key) of one index; a None key removes the entry."""
-        if not entries:
-            return
-        rids = [rid for rid, _ in entries]
-        for part in _chunks(rids, self.CHUNK):
-            self.conn.execute(
-                delete(s.match_keys).where(
-                    and_(s.match_keys.c.name == name, s.match_keys.c.rid.in_(part))
-                )
-            )
-        rows = [{"name": name, "rid": rid, "key": key} for rid, key in entries if key is not None]
-        if rows:
-            self.conn.execute(s.match_keys.insert(), rows)
+        gone = [rid for rid, key in entries if key is None]
+        for part in _chunks(gone, self.CHUNK):
+            self._query("DELETE FROM samband_match_keys WHERE name = ? AND rid IN ", (name,), part)
+        self._many(
+            self._put_match_key,
+            [(name, rid, key) for rid, key in entries if key is not None],
+        )
 
     def lookup_match(self, name: str, keys: Iterable[str]) -> dict[str, list[str]]:
         result: dict[str, list[str]] = {}
         for part in _chunks(list(set(keys)), self.CHUNK):
-            rows = self.conn.execute(
-                select(s.match_keys.c.key, s.match_keys.c.rid).where(
-                    and_(s.match_keys.c.name == name, s.match_keys.c.key.in_(part))
-                )
+            rows = self._query(
+                'SELECT "key", rid FROM samband_match_keys WHERE name = ? AND "key" IN ',
+                (name,),
+                part,
             )
-            for row in rows:
-                result.setdefault(row.key, []).append(row.rid)
+            for key, rid in rows:
+                result.setdefault(key, []).append(rid)
         return result
 
     # -- intents --------------------------------------------------------------------
     def add_intents(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self._upsert(s.intents, rows, ["key"])
+        self._many(self._put_intent, [tuple(r[c] for c in INTENT_COLUMNS) for r in rows])
 
     def open_intents(self) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in self.conn.execute(select(s.intents))]
 
     def remove_intents(self, keys: list[str]) -> None:
         for part in _chunks(keys, self.CHUNK):
-            self.conn.execute(delete(s.intents).where(s.intents.c.key.in_(part)))
+            self._query('DELETE FROM samband_intents WHERE "key" IN ', (), part)
 
     # -- audit, conflicts, dead letters, waiting ------------------------------------------
     def add_audit(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self.conn.execute(s.audit.insert(), rows)
+        self._many(self._insert_audit, [tuple(r[c] for c in AUDIT_COLUMNS) for r in rows])
 
     def add_conflicts(self, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -599,6 +616,18 @@ class Store:
         return self.table_rows(s.conflicts, order=s.conflicts.c.id)
 
     # -- generic ------------------------------------------------------------------------
+    def _many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """One driver-level executemany (see :mod:`samband.store._statements`)."""
+        if rows:
+            self.conn.exec_driver_sql(sql, rows)
+
+    def _query(self, sql: str, params: tuple[Any, ...], members: list[Any] | None = None) -> Any:
+        """Run ``sql`` written with ``?`` markers; ``members`` fill a trailing ``IN (…)``."""
+        if members is not None:
+            sql += self.sql.in_list(len(members))
+            params += tuple(members)
+        return self.conn.exec_driver_sql(self.sql.sql(sql), params)
+
     def _upsert(self, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
         insert = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
         columns = [c for c in rows[0] if c not in keys]
