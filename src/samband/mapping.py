@@ -12,19 +12,23 @@ def split_path(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
 
 
-def get_path(record: Mapping[str, Any] | None, path: str) -> Any:
-    """The value at a dotted path, or ``None`` when any step is missing."""
+def get_path(record: Mapping[str, Any] | None, path: str, default: Any = None) -> Any:
+    """The value at a dotted path, or ``default`` when any step is missing."""
+    if "." not in path and type(record) is dict:
+        return record.get(path, default)
     current: Any = record
     for part in path.split("."):
         if not isinstance(current, Mapping):
-            return None
+            return default
         current = current.get(part, _MISSING)
         if current is _MISSING:
-            return None
+            return default
     return current
 
 
 def has_path(record: Mapping[str, Any] | None, path: str) -> bool:
+    if "." not in path and type(record) is dict:
+        return path in record
     current: Any = record
     for part in path.split("."):
         if not isinstance(current, Mapping) or part not in current:

@@ -40,9 +40,11 @@ def coerce(value: Any, data_type: DataType | str | None) -> Any:
     """Return ``value`` in the canonical form of ``data_type`` (``None`` stays ``None``)."""
     if data_type is None:
         return _plain(value)
-    kind = DataType(data_type)
     if value is None:
         return None
+    kind = data_type if type(data_type) is DataType else DataType(data_type)
+    if kind is DataType.STRING and type(value) is str:
+        return value
     if isinstance(value, str) and kind is not DataType.STRING and value.strip() == "":
         return None
     return _COERCERS[kind](value)

@@ -14,7 +14,7 @@ from typing import Any
 
 from samband.engine.collect import content_hash, match_entries
 from samband.engine.model import Flow, TypeUse
-from samband.mapping import get_path, has_path
+from samband.mapping import get_path
 from samband.store.store import Snapshot, dumps, now_iso
 from samband.types import to_wire
 
@@ -73,6 +73,9 @@ class Batch:
         self.resolved.setdefault(flow.key, set()).add(ref)
 
 
+_MISSING = object()
+
+
 def updated_snapshot(
     use: TypeUse,
     snap: Snapshot,
@@ -89,8 +92,9 @@ def updated_snapshot(
             data[path] = to_wire(value)
     if returned is not None:
         for path in use.paths:
-            if has_path(returned, path):
-                data[path] = get_path(returned, path)
+            value = get_path(returned, path, _MISSING)
+            if value is not _MISSING:
+                data[path] = value
     snap.data = data
     snap.hash = content_hash([data.get(p) for p in use.paths])
     snap.modified = modified or snap.modified or now_iso()
@@ -131,11 +135,11 @@ def index_rows(
 
 
 def audit_row(
-    run_id: int, ref: str, flow: Flow, op: str, before: Any, after: Any
+    run_id: int, ref: str, flow: Flow, op: str, before: Any, after: Any, at: str | None = None
 ) -> dict[str, Any]:
     return {
         "run_id": run_id,
-        "at": now_iso(),
+        "at": at or now_iso(),
         "ref": ref,
         "dataflow": flow.key,
         "op": op,

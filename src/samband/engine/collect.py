@@ -19,7 +19,7 @@ from samband.connectors.base import Connector, RecordData
 from samband.engine.model import TypeUse, normalize
 from samband.mapping import get_path
 from samband.store.store import Store, dumps
-from samband.types import coerce
+from samband.types import DataType, coerce
 
 
 @dataclass
@@ -46,7 +46,7 @@ def modified_of(use: TypeUse, record: RecordData) -> str | None:
     if value is None:
         return None
     try:
-        return str(coerce(value, "datetime").isoformat())
+        return str(coerce(value, DataType.DATETIME).isoformat())
     except ValueError:
         return None
 

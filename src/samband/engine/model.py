@@ -91,13 +91,17 @@ def infer_normalizer(path: str) -> str:
     return "trim"
 
 
+_NOT_DIGIT = re.compile(r"\D")
+
+
 def normalize(value: Any, normalizer: str) -> str | None:
     """The comparable form of a merge-criteria value; None when it is empty."""
     if value is None:
         return None
     text = str(value).strip()
     if normalizer in ("digits", "orgno"):
-        text = re.sub(r"\D", "", text)
+        if not text.isdecimal():
+            text = _NOT_DIGIT.sub("", text)
     elif normalizer == "phone":
         text = _phone(text)
     elif normalizer in ("email", "casefold"):

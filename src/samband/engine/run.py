@@ -850,6 +850,7 @@ class _Run:
                 self.counts(flow).created += 1
                 self._plan_line(f"create {tsys}.{ttype} from {snap.ref}: {_show(values)}")
             return
+        now = now_iso()
         intent_rows: list[dict[str, Any]] = [
             {
                 "key": f"{flow.key}|{snap.ref}",
@@ -860,7 +861,7 @@ class _Run:
                 "external_ref": ext,
                 "values": dumps({k: to_json(v) for k, v in values.items()}),
                 "run_id": self.run_id,
-                "created_at": now_iso(),
+                "created_at": now,
             }
             for snap, values, _base, ext in prepared
         ]
@@ -870,56 +871,71 @@ class _Run:
         use = self.engine.uses[flow.target]
         stamp = flow.target_et.external_ref_field is not None
         outcomes = self._create_all(connector, ttype, prepared, stamp)
-        for (snap, values, base, _ext), intent, outcome in zip(
-            prepared, intent_rows, outcomes, strict=True
-        ):
-            try:
-                if isinstance(outcome, Exception):
-                    raise outcome
-                record = outcome
-            except RecordError as exc:
-                batch.intents_done.append(intent["key"])
-                self._dead(
-                    flow,
-                    snap.ref,
-                    "rejected",
-                    f"{tsys} refused the create: {exc.reason}",
-                    batch,
-                    {"values": values},
-                )
-                continue
-            except TransientError as exc:
-                # The create may have happened: the intent stays open and is resolved by lookup.
-                self.unresolved.add(intent["key"])
-                batch.keep_dirty.add(snap.ref)
-                self._dead(flow, snap.ref, "transient", str(exc), batch)
-                continue
-            target_ref = f"{tsys}:{ttype}:{record.id}"
-            dirty = self.store.next_seq() if self.propagates[(flow.target, flow.key)] else 0
-            tsnap, row = new_snapshot(
-                use, str(record.id), values, record.data, modified_of(use, record), dirty
+        created: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        try:
+            for item, intent, outcome in zip(prepared, intent_rows, outcomes, strict=True):
+                done = self._record_create(flow, item, intent["key"], outcome, batch, now)
+                if done is not None:
+                    created.append(done)
+        finally:
+            index_rows(use, batch, [row for row, _ in created], [data for _, data in created])
+
+    def _record_create(
+        self,
+        flow: Flow,
+        item: tuple[Snapshot, dict[str, Any], dict[str, Any], str],
+        intent_key: str,
+        outcome: RecordData | RecordError | TransientError,
+        batch: Batch,
+        now: str,
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Record the outcome of one create in the batch; the new snapshot row and data."""
+        tsys, ttype = flow.target
+        snap, values, base, _ext = item
+        if isinstance(outcome, RecordError):
+            batch.intents_done.append(intent_key)
+            self._dead(
+                flow,
+                snap.ref,
+                "rejected",
+                f"{tsys} refused the create: {outcome.reason}",
+                batch,
+                {"values": values},
             )
-            batch.snapshots[target_ref] = row
-            index_rows(use, batch, [row], [tsnap.data])
-            batch.links.append(
-                {
-                    "dataflow": flow.key,
-                    "source_ref": snap.ref,
-                    "target_ref": target_ref,
-                    "base": dumps(base),
-                    "how": "created",
-                    "created_run": self.run_id,
-                    "created_at": now_iso(),
-                }
-            )
-            batch.claimed.add(target_ref)
-            batch.intents_done.append(intent["key"])
-            batch.audit.append(audit_row(self.run_id, target_ref, flow, "create", None, values))
-            batch.ok(flow, snap.ref)
-            batch.waiting_done.setdefault(flow.key, set()).add(snap.ref)
-            batch.progress = True
-            self.translator.learn((snap.ref, target_ref))
-            self.counts(flow).created += 1
+            return None
+        if isinstance(outcome, TransientError):
+            # The create may have happened: the intent stays open and is resolved by lookup.
+            self.unresolved.add(intent_key)
+            batch.keep_dirty.add(snap.ref)
+            self._dead(flow, snap.ref, "transient", str(outcome), batch)
+            return None
+        use = self.engine.uses[flow.target]
+        target_ref = f"{tsys}:{ttype}:{outcome.id}"
+        dirty = self.store.next_seq() if self.propagates[(flow.target, flow.key)] else 0
+        tsnap, row = new_snapshot(
+            use, str(outcome.id), values, outcome.data, modified_of(use, outcome), dirty
+        )
+        batch.snapshots[target_ref] = row
+        batch.links.append(
+            {
+                "dataflow": flow.key,
+                "source_ref": snap.ref,
+                "target_ref": target_ref,
+                "base": dumps(base),
+                "how": "created",
+                "created_run": self.run_id,
+                "created_at": now,
+            }
+        )
+        batch.claimed.add(target_ref)
+        batch.intents_done.append(intent_key)
+        batch.audit.append(audit_row(self.run_id, target_ref, flow, "create", None, values, now))
+        batch.ok(flow, snap.ref)
+        batch.waiting_done.setdefault(flow.key, set()).add(snap.ref)
+        batch.progress = True
+        self.translator.learn((snap.ref, target_ref))
+        self.counts(flow).created += 1
+        return row, tsnap.data
 
     def _create_all(
         self,

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,10 @@ INTENT_COLUMNS = (
     "created_at",
 )
 AUDIT_COLUMNS = ("run_id", "at", "ref", "dataflow", "op", "before", "after")
+_SNAPSHOT_HEAD = itemgetter(*SNAPSHOT_COLUMNS[:6])
+_LINK_ROW = itemgetter(*LINK_COLUMNS)
+_INTENT_ROW = itemgetter(*INTENT_COLUMNS)
+_AUDIT_ROW = itemgetter(*AUDIT_COLUMNS)
 
 
 def now_iso() -> str:
@@ -284,7 +289,7 @@ class Store:
     ) -> dict[str, tuple[str, bool]]:
         result: dict[str, tuple[str, bool]] = {}
         for part in _chunks(rids, self.CHUNK):
-            rows = self._query(
+            rows = self._rows(
                 "SELECT rid, hash, deleted FROM samband_snapshots"
                 " WHERE system = ? AND etype = ? AND rid IN ",
                 (system, etype),
@@ -297,7 +302,7 @@ class Store:
     def snapshots(self, system: str, etype: str, rids: Iterable[str]) -> dict[str, Snapshot]:
         result: dict[str, Snapshot] = {}
         for part in _chunks(list(rids), self.CHUNK):
-            rows = self._query(
+            rows = self._rows(
                 "SELECT rid, hash, data, modified, deleted, dirty FROM samband_snapshots"
                 " WHERE system = ? AND etype = ? AND rid IN ",
                 (system, etype),
@@ -339,7 +344,7 @@ class Store:
         deleted, dirty, seen_run)."""
         self._many(
             self._put_snapshot,
-            [(*[r[c] for c in SNAPSHOT_COLUMNS[:6]], bool(r["deleted"]), r["dirty"]) for r in rows],
+            [(*_SNAPSHOT_HEAD(r), bool(r["deleted"]), r["dirty"]) for r in rows],
         )
 
     def mark_seen(self, system: str, etype: str, rids: list[str], run_id: int) -> None:
@@ -402,7 +407,7 @@ class Store:
         if after is not None:
             sql += " AND rid > ?"
             params += (after,)
-        rows = self._query(f"{sql} ORDER BY rid LIMIT {int(limit)}", params)
+        rows = self._rows(f"{sql} ORDER BY rid LIMIT {int(limit)}", params)
         return [(rid, int(dirty)) for rid, dirty in rows]
 
     def count_dirty(self, system: str, etype: str) -> int:
@@ -438,7 +443,7 @@ class Store:
         column = "source_ref" if side == "source" else "target_ref"
         result: dict[str, Link] = {}
         for part in _chunks(list(refs), self.CHUNK):
-            rows = self._query(
+            rows = self._rows(
                 "SELECT id, dataflow, source_ref, target_ref, base, how FROM samband_links"
                 f" WHERE dataflow = ? AND {column} IN ",
                 (dataflow,),
@@ -461,7 +466,7 @@ class Store:
         return result
 
     def add_links(self, rows: list[dict[str, Any]]) -> None:
-        self._many(self._insert_link, [tuple(r.get(c) for c in LINK_COLUMNS) for r in rows])
+        self._many(self._insert_link, [_LINK_ROW(r) for r in rows])
 
     def set_bases(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
         if rows:
@@ -499,7 +504,7 @@ class Store:
     def lookup_match(self, name: str, keys: Iterable[str]) -> dict[str, list[str]]:
         result: dict[str, list[str]] = {}
         for part in _chunks(list(set(keys)), self.CHUNK):
-            rows = self._query(
+            rows = self._rows(
                 'SELECT "key", rid FROM samband_match_keys WHERE name = ? AND "key" IN ',
                 (name,),
                 part,
@@ -510,7 +515,7 @@ class Store:
 
     # -- intents --------------------------------------------------------------------
     def add_intents(self, rows: list[dict[str, Any]]) -> None:
-        self._many(self._put_intent, [tuple(r[c] for c in INTENT_COLUMNS) for r in rows])
+        self._many(self._put_intent, [_INTENT_ROW(r) for r in rows])
 
     def open_intents(self) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in self.conn.execute(select(s.intents))]
@@ -521,7 +526,7 @@ class Store:
 
     # -- audit, conflicts, dead letters, waiting ------------------------------------------
     def add_audit(self, rows: list[dict[str, Any]]) -> None:
-        self._many(self._insert_audit, [tuple(r[c] for c in AUDIT_COLUMNS) for r in rows])
+        self._many(self._insert_audit, [_AUDIT_ROW(r) for r in rows])
 
     def add_conflicts(self, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -564,6 +569,8 @@ class Store:
             )
 
     def resolve_dead_letters(self, refs: Iterable[str], dataflow: str) -> None:
+        if not self._any_row("samband_dead_letters", dataflow):
+            return
         c = s.dead_letters.c
         for part in _chunks(list(refs), self.CHUNK):
             self.conn.execute(
@@ -606,6 +613,8 @@ class Store:
         return int(runs)
 
     def done_waiting(self, dataflow: str, refs: Iterable[str]) -> None:
+        if not self._any_row("samband_waiting", dataflow):
+            return
         c = s.waiting.c
         for part in _chunks(list(refs), self.CHUNK):
             self.conn.execute(
@@ -620,6 +629,18 @@ class Store:
         """One driver-level executemany (see :mod:`samband.store._statements`)."""
         if rows:
             self.conn.exec_driver_sql(sql, rows)
+
+    def _any_row(self, table: str, dataflow: str) -> bool:
+        """Whether ``table`` holds a row of ``dataflow`` (a cheap test before a delete by
+        hundreds of refs that usually finds nothing)."""
+        found = self._query(f"SELECT 1 FROM {table} WHERE dataflow = ? LIMIT 1", (dataflow,))
+        return found.first() is not None
+
+    def _rows(
+        self, sql: str, params: tuple[Any, ...], members: list[Any] | None = None
+    ) -> list[Any]:
+        """The rows of a query (see :meth:`_query`), fetched at once."""
+        return list(self._query(sql, params, members).fetchall())
 
     def _query(self, sql: str, params: tuple[Any, ...], members: list[Any] | None = None) -> Any:
         """Run ``sql`` written with ``?`` markers; ``members`` fill a trailing ``IN (…)``."""
