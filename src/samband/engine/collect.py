@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -45,6 +46,18 @@ def modified_of(use: TypeUse, record: RecordData) -> str | None:
         value = get_path(record.data, use.entity_type.modified_field)
     if value is None:
         return None
+    if isinstance(value, str):
+        return _iso_text(value)
+    return _iso(value)
+
+
+@lru_cache(maxsize=4096)
+def _iso_text(value: str) -> str | None:
+    """Timestamps repeat (a page edited in one import, a default value): parse each once."""
+    return _iso(value)
+
+
+def _iso(value: Any) -> str | None:
     try:
         return str(coerce(value, DataType.DATETIME).isoformat())
     except ValueError:
@@ -111,8 +124,8 @@ class Collector:
         for page in connector.read(etype, cursor):
             stats.pages += 1
             stats.read += len(page.records)
-            self._store_page(use, page.records, seen, stats)
             with self.store.tx():
+                self._store_page(use, page.records, seen, stats)
                 if incremental and page.cursor is not None:
                     self.store.set_cursor(system, etype, page.cursor, use.signature)
         if seen is not None:
@@ -151,14 +164,13 @@ class Collector:
                 continue
             row["dirty"] = self.store.next_seq()
             rows.append(row)
-            projected.append(orjson.loads(row["data"]))
+            projected.append(orjson.loads(row["data"]))  # as stored: JSON types only
             stats.changed += 1
         if not rows:
             return
-        with self.store.tx():
-            self.store.put_snapshots(rows)
-            for name, entries in match_entries(use, rows, projected).items():
-                self.store.set_match_keys(name, entries)
+        self.store.put_snapshots(rows)
+        for name, entries in match_entries(use, rows, projected).items():
+            self.store.set_match_keys(name, entries)
 
     def _deleted_row(self, use: TypeUse, rid: str) -> dict[str, Any]:
         return {

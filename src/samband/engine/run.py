@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +168,7 @@ class Engine:
         self.max_rounds = max_rounds
         self._connectors: dict[str, Connector] = dict(connectors or {})
         self._leased = False  # whether this engine holds the store's run lease
+        self._lease_renewed = -math.inf
         self._checked: set[str] = set()
         self._store: Store | None = None
         self._owner = f"{os.uname().nodename}:{os.getpid()}:{id(self)}"
@@ -333,6 +336,7 @@ class Engine:
             self._checked.add(system_id)
 
     def _take_lease(self, store: Store) -> None:
+        self._lease_renewed = time.monotonic()
         if store.acquire_lease(LEASE, self._owner, LEASE_TTL):
             self._leased = True
             return
@@ -360,8 +364,12 @@ class Engine:
                 store.conn.rollback()
 
     def renew_lease(self, store: Store) -> None:
-        if not store.dry_run:
-            store.acquire_lease(LEASE, self._owner, LEASE_TTL)
+        """Extend the run lease once a tenth of its lifetime has passed (not per chunk:
+        each renewal is a committed write)."""
+        if store.dry_run or time.monotonic() - self._lease_renewed < LEASE_TTL / 10:
+            return
+        store.acquire_lease(LEASE, self._owner, LEASE_TTL)
+        self._lease_renewed = time.monotonic()
 
 
 def _owner_is_dead(owner: str) -> bool:
