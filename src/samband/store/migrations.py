@@ -1,20 +1,65 @@
-"""Versioned migrations of the store schema.  Add a step; never edit an applied one."""
+"""Versioned migrations of the store schema.  Add a step; never edit an applied one.
+
+A new store is created in the latest shape (:mod:`samband.store.schema`) and stamped
+with the latest version; an existing store runs every step above its version, in one
+transaction per step.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import Connection, Table, inspect, select
 
 from samband.store import schema as s
 
 
-def _v1(conn: Connection) -> None:
-    s.metadata.create_all(conn)
+def _v2(conn: Connection) -> None:
+    """Fewer index writes per record: snapshots, merge keys and intents are clustered on
+    their primary key (SQLite ``WITHOUT ROWID``); the dirty index holds only the dirty
+    snapshots, ordered by id; a link's uniqueness indexes lead with the ref, so they also
+    serve lookups by ref and the two extra ref indexes go."""
+    if conn.dialect.name == "sqlite":
+        _begin_sqlite(conn)
+        for table in (s.snapshots, s.links, s.match_keys, s.intents):
+            _rebuild_sqlite(conn, table)
+        return
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_samband_snapshots_dirty")
+    for index in s.snapshots.indexes:
+        index.create(conn)
+    conn.exec_driver_sql(
+        "ALTER TABLE samband_links"
+        " DROP CONSTRAINT IF EXISTS uq_samband_links_source,"
+        " DROP CONSTRAINT IF EXISTS uq_samband_links_target,"
+        " ADD CONSTRAINT uq_samband_links_source UNIQUE (source_ref, dataflow),"
+        " ADD CONSTRAINT uq_samband_links_target UNIQUE (target_ref, dataflow)"
+    )
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_samband_links_target")
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_samband_links_source")
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1)]
+def _begin_sqlite(conn: Connection) -> None:
+    """Open the transaction explicitly: Python's sqlite3 would run DDL outside one, and a
+    crash half-way through a rebuild must leave the store as it was."""
+    if not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _rebuild_sqlite(conn: Connection, table: Table) -> None:
+    """Re-create ``table`` in its current shape and copy every row over (SQLite cannot
+    change a table's storage or constraints in place)."""
+    old = f"{table.name}_before_migration"
+    conn.exec_driver_sql(f'ALTER TABLE "{table.name}" RENAME TO "{old}"')
+    for index in inspect(conn).get_indexes(old):
+        conn.exec_driver_sql(f'DROP INDEX "{index["name"]}"')
+    table.create(conn)
+    columns = ", ".join(f'"{c.name}"' for c in table.columns)
+    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM "{old}"')
+    conn.exec_driver_sql(f'DROP TABLE "{old}"')
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(2, _v2)]
 LATEST = MIGRATIONS[-1][0]
 
 
@@ -28,7 +73,8 @@ def current_version(conn: Connection) -> int:
 
 
 def migrate(conn: Connection) -> int:
-    """Bring the schema to the latest version; return the version applied."""
+    """Bring the schema to the latest version; return the version applied.  The caller
+    commits."""
     version = current_version(conn)
     if version > LATEST:
         from samband.errors import StoreError
@@ -37,12 +83,18 @@ def migrate(conn: Connection) -> int:
             f"the store has schema version {version}, newer than this samband ({LATEST}); "
             "upgrade samband"
         )
+    if version == 0:
+        s.metadata.create_all(conn)
+        _stamp(conn, LATEST)
+        return LATEST
     for number, step in MIGRATIONS:
         if number > version:
             step(conn)
-            conn.execute(
-                s.schema_version.insert().values(
-                    version=number, applied_at=datetime.now(UTC).isoformat()
-                )
-            )
+            _stamp(conn, number)
     return LATEST
+
+
+def _stamp(conn: Connection, number: int) -> None:
+    conn.execute(
+        s.schema_version.insert().values(version=number, applied_at=datetime.now(UTC).isoformat())
+    )

@@ -44,8 +44,16 @@ snapshots = Table(
     # arrives while a ref is being processed is not cleared by mistake.
     Column("dirty", BigId, nullable=False, default=0),
     Column("seen_run", BigId),
+    sqlite_with_rowid=False,
 )
-Index("ix_samband_snapshots_dirty", snapshots.c.system, snapshots.c.etype, snapshots.c.dirty)
+Index(
+    "ix_samband_snapshots_dirty",
+    snapshots.c.system,
+    snapshots.c.etype,
+    snapshots.c.rid,
+    sqlite_where=snapshots.c.dirty > 0,
+    postgresql_where=snapshots.c.dirty > 0,
+)
 
 # One row per linked pair of a dataflow; base holds the agreed values per target path.
 links = Table(
@@ -59,11 +67,9 @@ links = Table(
     Column("how", String(20), nullable=False),  # created | matched | recovered
     Column("created_run", BigId),
     Column("created_at", String(40), nullable=False),
-    UniqueConstraint("dataflow", "source_ref", name="uq_samband_links_source"),
-    UniqueConstraint("dataflow", "target_ref", name="uq_samband_links_target"),
+    UniqueConstraint("source_ref", "dataflow", name="uq_samband_links_source"),
+    UniqueConstraint("target_ref", "dataflow", name="uq_samband_links_target"),
 )
-Index("ix_samband_links_target", links.c.target_ref)
-Index("ix_samband_links_source", links.c.source_ref)
 
 # Normalised merge-criteria values of target records: (index name, key) → ref.
 match_keys = Table(
@@ -72,6 +78,7 @@ match_keys = Table(
     Column("name", String(320), primary_key=True),
     Column("rid", String(200), primary_key=True),
     Column("key", String(500), nullable=False),
+    sqlite_with_rowid=False,
 )
 Index("ix_samband_match_keys_lookup", match_keys.c.name, match_keys.c.key)
 
@@ -98,6 +105,7 @@ intents = Table(
     Column("values", Text, nullable=False),
     Column("run_id", BigId),
     Column("created_at", String(40), nullable=False),
+    sqlite_with_rowid=False,
 )
 
 runs = Table(

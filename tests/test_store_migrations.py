@@ -1,0 +1,125 @@
+"""An existing store of schema version 1 is brought to the latest version with every row
+kept, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from samband.store import schema
+from samband.store.migrations import LATEST, current_version
+from samband.store.store import Store
+
+DATA = Path(__file__).parent / "data"
+
+ROWS = [
+    "INSERT INTO samband_schema_version (version, applied_at) VALUES (1, '2026-01-01')",
+    "INSERT INTO samband_snapshots (system, etype, rid, hash, data, modified, deleted, dirty)"
+    " VALUES ('crm', 'Company', '7', 'h7', '{\"name\": \"Fjord AS\"}', NULL, false, 0),"
+    " ('crm', 'Company', '8', 'h8', '{\"name\": \"Berg AS\"}', NULL, false, 1234)",
+    "INSERT INTO samband_links (dataflow, source_ref, target_ref, base, how, created_at)"
+    " VALUES ('companies', 'crm:Company:7', 'erp:Customer:70', '{\"Name\": \"Fjord AS\"}',"
+    " 'created', '2026-01-01')",
+    "INSERT INTO samband_match_keys (name, rid, \"key\") VALUES ('companies#0', '70', '123')",
+    'INSERT INTO samband_intents ("key", dataflow, source_ref, target_system, target_etype,'
+    " external_ref, \"values\", run_id, created_at) VALUES ('companies|crm:Company:8',"
+    " 'companies', 'crm:Company:8', 'erp', 'Customer', 'sb-8', '{}', 3, '2026-01-01')",
+    "INSERT INTO samband_audit (run_id, at, ref, dataflow, op) VALUES"
+    " (3, '2026-01-01', 'erp:Customer:70', 'companies', 'create')",
+]
+
+
+def _version_1_store(url: str, dialect: str) -> int:
+    """A store as samband 0.1 left it; the id of its link."""
+    engine = create_engine(url)
+    lines = (DATA / f"store_v1_{dialect}.sql").read_text().splitlines()
+    script = "\n".join(line for line in lines if not line.startswith("--"))
+    with engine.begin() as conn:
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(text(statement))
+        for statement in ROWS:
+            conn.exec_driver_sql(statement)
+        link_id = int(conn.exec_driver_sql("SELECT id FROM samband_links").scalar_one())
+    engine.dispose()
+    return link_id
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, int]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    return url, _version_1_store(url, request.param)
+
+
+def test_version_1_store_is_migrated_with_every_row(old_store: tuple[str, int]) -> None:
+    url, link_id = old_store
+    store = Store(url)
+    try:
+        assert current_version(store.conn) == LATEST
+        snaps = store.snapshots("crm", "Company", ["7", "8"])
+        assert snaps["7"].data == {"name": "Fjord AS"} and snaps["7"].dirty == 0
+        assert snaps["8"].dirty == 1234
+        assert store.dirty_batch("crm", "Company", None, 10) == [("8", 1234)]
+        assert store.count_dirty("crm", "Company") == 1
+        link = store.links_by("companies", "source", ["crm:Company:7"])["crm:Company:7"]
+        assert (link.id, link.target_ref) == (link_id, "erp:Customer:70")
+        assert link.base == {"Name": "Fjord AS"}
+        assert [lk.id for lk in store.links_touching(["erp:Customer:70"])] == [link_id]
+        assert store.lookup_match("companies#0", ["123"]) == {"123": ["70"]}
+        assert [i["key"] for i in store.open_intents()] == ["companies|crm:Company:8"]
+        assert len(store.table_rows(schema.audit)) == 1
+        # the new constraints hold: a second link of the same source is refused
+        with pytest.raises(Exception, match=r"(?i)unique"), store.tx():
+            store.add_links(
+                [
+                    {
+                        "dataflow": "companies",
+                        "source_ref": "crm:Company:7",
+                        "target_ref": "erp:Customer:71",
+                        "base": "{}",
+                        "how": "created",
+                        "created_run": 4,
+                        "created_at": "2026-01-02",
+                    }
+                ]
+            )
+        names = {i["name"] for i in inspect(store.conn).get_indexes("samband_links")}
+        assert not names & {"ix_samband_links_source", "ix_samband_links_target"}
+        # new links get ids after the copied ones
+        with store.tx():
+            store.add_links(
+                [
+                    {
+                        "dataflow": "companies",
+                        "source_ref": "crm:Company:8",
+                        "target_ref": "erp:Customer:80",
+                        "base": "{}",
+                        "how": "created",
+                        "created_run": 4,
+                        "created_at": "2026-01-02",
+                    }
+                ]
+            )
+        new = store.links_by("companies", "source", ["crm:Company:8"])["crm:Company:8"]
+        assert new.id > link_id
+    finally:
+        store.close()
+    reopened = Store(url)  # a second open runs no step again
+    try:
+        assert current_version(reopened.conn) == LATEST
+        assert len(reopened.all_links()) == 2
+    finally:
+        reopened.close()
+
+
+def test_a_new_store_starts_at_the_latest_version(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'new.db'}")
+    try:
+        assert current_version(store.conn) == LATEST
+    finally:
+        store.close()
