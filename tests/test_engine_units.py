@@ -374,6 +374,10 @@ def test_circuit_breaker_stops_mass_delete(store: str) -> None:
         with pytest.raises(CircuitBreakerTripped, match="max_delete_share"):
             engine.sync()
         assert len(erp.records("Account")) == 20
+        # the deletions stay queued, and a plain run stops again: only --force goes on
+        with pytest.raises(CircuitBreakerTripped, match="max_delete_share"):
+            engine.sync()
+        assert len(erp.records("Account")) == 20
         report = engine.sync(force=True)
         assert report.to_dict()["deleted"] == 15
         assert len(erp.records("Account")) == 5

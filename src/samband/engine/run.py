@@ -552,27 +552,30 @@ class _Run:
         for flow in self.engine.flows:
             if flow.source in self.resigned:
                 continue
-            stats = self.collected.get(flow.source, CollectStats())
+            # What is queued, not what this run collected: changes held back by a tripped
+            # breaker (or collected by another worker) count until they are planned.
+            queued = self.store.count_dirty(*flow.source)
             delete_share = flow.config.max_delete_share or defaults.max_delete_share
             change_share = flow.config.max_change_share or defaults.max_change_share
             # It trips only above share × links with at least 10 links: fewer changes
             # than that cannot trip it, and the links need not be counted.
-            if max(stats.deleted, stats.changed) <= 10 * min(delete_share, change_share):
+            if queued <= 10 * min(delete_share, change_share):
                 continue
             links = self.store.count_links(flow.key)
             if links < 10:
                 continue
             share = delete_share
-            if flow.config.on_delete != "unlink" and stats.deleted > share * links:
+            deleted = self.store.count_dirty(*flow.source, deleted=True)
+            if flow.config.on_delete != "unlink" and deleted > share * links:
                 raise CircuitBreakerTripped(
                     f"circuit breaker: dataflow {flow.key} would {flow.config.on_delete} "
-                    f"{stats.deleted} of {links} linked {flow.target[0]}.{flow.target[1]} records "
-                    f"({stats.deleted / links:.0%} > max_delete_share {share:.0%}). Nothing was "
-                    "written. If this is intended, run `samband sync --force` (or raise "
-                    "max_delete_share in the dataflow)."
+                    f"{deleted} of {links} linked {flow.target[0]}.{flow.target[1]} records "
+                    f"({deleted / links:.0%} > max_delete_share {share:.0%}). Nothing was "
+                    "written; the deletions are kept for the next run. If this is intended, "
+                    "run `samband sync --force` (or raise max_delete_share in the dataflow)."
                 )
             share = change_share
-            if stats.changed > share * links:
+            if queued > share * links:
                 changed_linked = self._count_dirty_linked(flow)
                 if changed_linked > share * links:
                     raise CircuitBreakerTripped(

@@ -416,12 +416,14 @@ class Store:
         rows = self._rows(f"{sql} ORDER BY rid LIMIT {int(limit)}", params)
         return [(rid, int(dirty)) for rid, dirty in rows]
 
-    def count_dirty(self, system: str, etype: str) -> int:
+    def count_dirty(self, system: str, etype: str, *, deleted: bool = False) -> int:
+        """Queued snapshots of a type (only the deleted ones with ``deleted``)."""
         # "dirty > 0" written out, so the partial index of dirty snapshots serves it
         rows = self._rows(
             f"SELECT count(*) FROM samband_snapshots{self._dirty_index}"
-            " WHERE system = ? AND etype = ? AND dirty > 0",
-            (system, etype),
+            " WHERE system = ? AND etype = ? AND dirty > 0"
+            + (" AND deleted = ?" if deleted else ""),
+            (system, etype, True) if deleted else (system, etype),
         )
         return int(rows[0][0])
 
