@@ -190,12 +190,12 @@ def test_run_every_stops_cleanly_on_ctrl_c(workdir: Path) -> None:
     assert code == 0 and json.loads(output)["created"] == 0
 
 
-def test_worker_waits_while_another_process_holds_the_store(workdir: Path) -> None:
+def test_worker_reads_while_another_process_plans_then_takes_over(workdir: Path) -> None:
     import os
     import subprocess
     import sys
 
-    from samband.engine.run import LEASE
+    from samband.engine.leases import RUN_LEASE as LEASE
     from samband.store.store import Store
 
     holder = f"{os.uname().nodename}:{os.getpid()}:test"  # a live process on this machine
@@ -221,10 +221,14 @@ def test_worker_waits_while_another_process_holds_the_store(workdir: Path) -> No
     )
     try:
         assert process.stderr is not None and process.stdout is not None
-        assert process.stderr.readline().startswith("waiting: another samband run")
-        store.release_lease(LEASE, holder)
+        # it reads, and leaves the plan to the process that holds the run lease
         report = json.loads(process.stdout.readline())
-        assert report["created"] == 1
+        assert report["status"] == "collected" and report["created"] == 0
+        assert report["collected"]["crm.Customer"]["changed"] == 2
+        store.release_lease(LEASE, holder)
+        while report["status"] == "collected":
+            report = json.loads(process.stdout.readline())
+        assert report["status"] == "ok" and report["created"] == 1
     finally:
         process.kill()
         store.close()

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from samband.errors import ConfigError, ConnectorError, RunLocked, SambandError
+from samband.errors import ConfigError, ConnectorError, RunLocked, SambandError, StoreError
 
 app = typer.Typer(
     name="samband",
@@ -198,6 +198,10 @@ def run_forever(
     as_json: JsonOption = False,
 ) -> None:
     """Run a sync repeatedly until stopped; Ctrl-C finishes the current step cleanly."""
+    _repeat(config, every, as_json, shared=False)
+
+
+def _repeat(config: Path, every: str, as_json: bool, *, shared: bool) -> None:
     from samband.engine.run import parse_interval
 
     interval = parse_interval(every)
@@ -218,9 +222,18 @@ def run_forever(
     try:
         while not stop["now"]:
             try:
-                report = engine.sync(should_stop=lambda: stop["now"])
+                if shared:
+                    report = engine.work(should_stop=lambda: stop["now"])
+                else:
+                    report = engine.sync(should_stop=lambda: stop["now"])
                 _print_report(report, as_json)
             except ConnectorError as exc:
+                err.print(f"error: {exc}", markup=False)
+            except StoreError as exc:
+                if not shared:
+                    raise
+                # a worker outlives a store hiccup (server restart, a deadlock with another
+                # worker): what was committed is consistent; the next turn goes on
                 err.print(f"error: {exc}", markup=False)
             except RunLocked as exc:
                 # another worker holds the store: stand by and take over when it stops
@@ -238,9 +251,10 @@ def worker(
     every: Annotated[str, typer.Option("--every", help="Interval, e.g. 30s, 5m, 1h.")] = "30s",
     as_json: JsonOption = False,
 ) -> None:
-    """Like `run`, for several processes sharing one (PostgreSQL) store: one runs at a
-    time; the others wait and take over when it stops or dies."""
-    run_forever(config=config, every=every, as_json=as_json)
+    """Like `run`, for several processes (on one or several machines) sharing one store:
+    they divide the reading by entity type, one at a time plans and applies, and a worker
+    that stops or dies is taken over."""
+    _repeat(config, every, as_json, shared=True)
 
 
 # -- inspection --------------------------------------------------------------------

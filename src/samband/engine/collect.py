@@ -10,6 +10,7 @@ and the dirty marks keep what is not planned yet for the next run.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -113,7 +114,10 @@ class Collector:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def collect(self, use: TypeUse, connector: Connector) -> CollectStats:
+    def collect(
+        self, use: TypeUse, connector: Connector, on_page: Callable[[], None] | None = None
+    ) -> CollectStats:
+        """Read one entity type; ``on_page`` is called after each stored page."""
         system, etype = use.key
         stats = CollectStats()
         cursor, signature = self.store.get_cursor(system, etype)
@@ -128,6 +132,8 @@ class Collector:
                 self._store_page(use, page.records, seen, stats)
                 if incremental and page.cursor is not None:
                     self.store.set_cursor(system, etype, page.cursor, use.signature)
+            if on_page is not None:
+                on_page()
         if seen is not None:
             self._detect_deletions(use, seen, stats)
             with self.store.tx():

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import math
+import functools
 import os
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from samband.engine.collect import (
     modified_of,
     snapshot_row,
 )
+from samband.engine.leases import RUN_LEASE, Leases, collect_lease
 from samband.engine.link import Translator, creation_allowed, find_matches, passes_filter
 from samband.engine.model import Flow, TypeKey, TypeUse, compile_flows, type_order
 from samband.engine.plan import MISSING, WaitForParent, create_values, plan_pair
@@ -50,7 +50,6 @@ from samband.errors import (
     QuotaExhausted,
     RecordError,
     RunLocked,
-    SambandError,
     StoreError,
     TransientError,
 )
@@ -65,9 +64,6 @@ from samband.store.store import (
     store_message,
 )
 from samband.types import coerce, to_json
-
-LEASE = "samband-run"
-LEASE_TTL = 300.0
 
 
 class Progress(Protocol):
@@ -167,11 +163,9 @@ class Engine:
         self.chunk_size = chunk_size
         self.max_rounds = max_rounds
         self._connectors: dict[str, Connector] = dict(connectors or {})
-        self._leased = False  # whether this engine holds the store's run lease
-        self._lease_renewed = -math.inf
         self._checked: set[str] = set()
         self._store: Store | None = None
-        self._owner = f"{os.uname().nodename}:{os.getpid()}:{id(self)}"
+        self.leases = Leases(f"{os.uname().nodename}:{os.getpid()}:{id(self)}")
         self.flows: list[Flow] = []
         self.uses: dict[TypeKey, TypeUse] = {}
         self._compiled = False
@@ -190,8 +184,7 @@ class Engine:
     def close(self) -> None:
         if self._store is not None:
             try:
-                if self._leased:
-                    self._release_lease(self._store)
+                self.leases.release_all(self._store)
             finally:
                 self._store.close()
                 self._store = None
@@ -258,8 +251,13 @@ class Engine:
         force: bool = False,
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
+        shared: bool = False,
     ) -> RunReport:
-        """One run.  ``dry_run`` plans without any write call and rolls back the store."""
+        """One run.  ``dry_run`` plans without any write call and rolls back the store.
+
+        ``shared`` is a worker's turn (see :meth:`work`): each entity type is read only if
+        no other process is reading it now, and the plan is made only if no other process
+        is planning; status ``collected`` says another process plans what was read."""
         self.compile()
         progress = progress or _NoProgress()
         stop = should_stop or (lambda: False)
@@ -270,15 +268,23 @@ class Engine:
             None, dry_run, now_iso(), dataflows={f.key: FlowCounts() for f in self.flows}
         )
         calls_before = {s: c.stats.api_calls for s, c in self._connectors.items()}
-        run = _Run(self, store, report, progress, stop)
+        run = _Run(self, store, report, progress, stop, shared=shared and not dry_run)
         interrupted = False
         try:
-            if not dry_run:
+            if not dry_run and not shared:
                 self._take_lease(store)
             report.run_id = store.begin_run(dry_run)
             self._check_systems(store)
             run.execute(force)
-            report.status = "dry-run" if dry_run else ("stopped" if run.stopped else "ok")
+            report.status = (
+                "dry-run"
+                if dry_run
+                else "stopped"
+                if run.stopped
+                else "collected"
+                if run.collect_only
+                else "ok"
+            )
         except QuotaExhausted as exc:
             report.status = "paused"
             report.resume_at = exc.resume_at.isoformat() if exc.resume_at else None
@@ -316,8 +322,8 @@ class Engine:
             finally:
                 if dry_run:
                     store.close()
-                elif self._leased:
-                    self._release_lease(store)
+                else:
+                    self.leases.release_all(store)
         return report
 
     def _check_systems(self, store: Store) -> None:
@@ -335,60 +341,29 @@ class Engine:
                 self.connector(system_id).check()
             self._checked.add(system_id)
 
+    def work(
+        self,
+        *,
+        force: bool = False,
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RunReport:
+        """One turn of a worker among several sharing this store (``samband worker``).
+
+        Reading is divided by entity type: a type another worker is reading now is left to
+        it.  Then, if no other worker is planning, this one plans and applies everything
+        queued in the store, whoever read it; otherwise the report's status is
+        ``collected``."""
+        return self.sync(force=force, progress=progress, should_stop=should_stop, shared=True)
+
     def _take_lease(self, store: Store) -> None:
-        self._lease_renewed = time.monotonic()
-        if store.acquire_lease(LEASE, self._owner, LEASE_TTL):
-            self._leased = True
+        if self.leases.claim(store, RUN_LEASE):
             return
-        holder = store.lease_holder(LEASE)
-        if holder and _owner_is_dead(holder[0]):
-            # same machine, process gone (killed): the lease is stale
-            store.release_lease(LEASE, holder[0])
-            if store.acquire_lease(LEASE, self._owner, LEASE_TTL):
-                self._leased = True
-                return
-        owner, until = holder or ("?", "?")
+        owner, until = store.lease_holder(RUN_LEASE) or ("?", "?")
         raise RunLocked(
             f"another samband run ({owner}) is using this store; it holds the lease until "
             f"{until}. Wait for it to finish (or for the lease to expire)."
         )
-
-    def _release_lease(self, store: Store) -> None:
-        self._leased = False
-        try:
-            store.release_lease(LEASE, self._owner)
-        except (SambandError, SQLAlchemyError):
-            # a lease left behind by a run that ended here is taken over by the next run
-            # (its owner is a dead process) or expires
-            with contextlib.suppress(SQLAlchemyError):
-                store.conn.rollback()
-
-    def renew_lease(self, store: Store) -> None:
-        """Extend the run lease once a tenth of its lifetime has passed (not per chunk:
-        each renewal is a committed write)."""
-        if store.dry_run or time.monotonic() - self._lease_renewed < LEASE_TTL / 10:
-            return
-        store.acquire_lease(LEASE, self._owner, LEASE_TTL)
-        self._lease_renewed = time.monotonic()
-
-
-def _owner_is_dead(owner: str) -> bool:
-    parts = owner.split(":")
-    if len(parts) < 2 or parts[0] != os.uname().nodename:
-        return False
-    try:
-        pid = int(parts[1])
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 class _Run:
@@ -401,10 +376,14 @@ class _Run:
         report: RunReport,
         progress: Progress,
         stop: Callable[[], bool],
+        *,
+        shared: bool = False,
     ) -> None:
         self.engine, self.store, self.report, self.progress = engine, store, report, progress
         self.stop = stop
         self.stopped = False
+        self.shared = shared  # a worker's turn: see Engine.sync
+        self.collect_only = False
         self.dry_run = store.dry_run
         self.translator = Translator(store)
         self.collected: dict[TypeKey, CollectStats] = {}
@@ -430,6 +409,9 @@ class _Run:
     # -- the stages -------------------------------------------------------------------
     def execute(self, force: bool) -> None:
         self.collect()
+        if self.shared and not self.engine.leases.claim(self.store, RUN_LEASE):
+            self.collect_only = True  # another worker plans, and takes what was read here
+            return
         self.recover_intents()
         self.unresolved = {row["key"] for row in self.store.open_intents()}
         if not force:
@@ -439,12 +421,26 @@ class _Run:
     def collect(self) -> None:
         collector = Collector(self.store)
         self.progress.phase("collect", len(self.engine.order))
+        leases = self.engine.leases
         for key in self.engine.order:
             use = self.engine.uses[key]
+            claim = collect_lease(*key)
+            if self.shared and not leases.claim(self.store, claim):
+                self.report.messages.append(f"{key[0]}.{key[1]}: read by another worker now")
+                self.progress.advance()
+                continue
             _, signature = self.store.get_cursor(*key)
             if signature is not None and signature != use.signature:
                 self.resigned.add(key)
-            stats = collector.collect(use, self.engine.connector(key[0]))
+            try:
+                stats = collector.collect(
+                    use,
+                    self.engine.connector(key[0]),
+                    on_page=functools.partial(leases.renew, self.store, claim),
+                )
+            finally:
+                if self.shared:
+                    leases.release(self.store, claim)
             self.collected[key] = stats
             self.report.collected[f"{key[0]}.{key[1]}"] = {
                 "read": stats.read,
@@ -618,7 +614,8 @@ class _Run:
                     progressed = progressed or batch.progress
                     remaining = remaining or bool(batch.keep_dirty)
                     self.progress.advance(len(chunk))
-                    self.engine.renew_lease(self.store)
+                    if not self.dry_run:
+                        self.engine.leases.renew(self.store, RUN_LEASE)
             if not progressed:
                 break
             if not remaining and not any(self.store.count_dirty(*k) for k in self.engine.order):

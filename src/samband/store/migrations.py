@@ -50,13 +50,27 @@ def _rebuild_sqlite(conn: Connection, table: Table) -> None:
     """Re-create ``table`` in its current shape and copy every row over (SQLite cannot
     change a table's storage or constraints in place)."""
     old = f"{table.name}_before_migration"
-    conn.exec_driver_sql(f'ALTER TABLE "{table.name}" RENAME TO "{old}"')
+    _ddl(conn, "ALTER TABLE {} RENAME TO {}", table.name, old)
     for index in inspect(conn).get_indexes(old):
-        conn.exec_driver_sql(f'DROP INDEX "{index["name"]}"')
+        _ddl(conn, "DROP INDEX {}", str(index["name"]))
     table.create(conn)
-    columns = ", ".join(f'"{c.name}"' for c in table.columns)
-    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM "{old}"')
-    conn.exec_driver_sql(f'DROP TABLE "{old}"')
+    names = [c.name for c in table.columns]
+    columns = "{}" + ", {}" * (len(names) - 1)
+    _ddl(
+        conn,
+        f"INSERT INTO {{}} ({columns}) SELECT {columns} FROM {{}}",
+        table.name,
+        *names,
+        *names,
+        old,
+    )
+    _ddl(conn, "DROP TABLE {}", old)
+
+
+def _ddl(conn: Connection, template: str, *identifiers: str) -> None:
+    """A statement whose ``{}`` are identifiers, quoted by the dialect (never values)."""
+    quote = conn.dialect.identifier_preparer.quote
+    conn.exec_driver_sql(template.format(*(quote(name) for name in identifiers)))
 
 
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(2, _v2)]

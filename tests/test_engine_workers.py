@@ -1,0 +1,63 @@
+"""Workers sharing one store (``samband worker``, ``Engine.work``): reading is divided by
+entity type, one worker plans at a time, and what one worker read another plans."""
+
+from __future__ import annotations
+
+import os
+
+from samband.connectors.memory import dataset
+from samband.engine.leases import RUN_LEASE, collect_lease
+from tests.test_engine_units import ACCOUNTS, engine_for, store  # noqa: F401
+
+
+def test_workers_divide_reading_and_one_plans_what_another_read(store: str) -> None:  # noqa: F811
+    crm, erp = dataset("crm"), dataset("erp")
+    for index in range(5):
+        crm.insert("Customer", {"name": f"C{index}", "org": str(100 + index)})
+    with engine_for(store, ACCOUNTS) as first, engine_for(store, ACCOUNTS) as second:
+        first.compile()
+        first_store = first.store()
+
+        # the first worker is reading crm.Customer: the second leaves that type to it
+        assert first.leases.claim(first_store, collect_lease("crm", "Customer"))
+        report = second.work()
+        assert report.status == "ok"
+        assert "crm.Customer" not in report.collected
+        assert "erp.Account" in report.collected
+        assert any("crm.Customer: read by another worker" in m for m in report.messages)
+        assert report.to_dict()["created"] == 0 and erp.records("Account") == {}
+        first.leases.release(first_store, collect_lease("crm", "Customer"))
+
+        # the first worker is planning: the second reads, and leaves the plan to it
+        assert first.leases.claim(first_store, RUN_LEASE)
+        report = second.work()
+        assert report.status == "collected"
+        assert report.collected["crm.Customer"]["changed"] == 5
+        assert erp.records("Account") == {}
+        first.leases.release(first_store, RUN_LEASE)
+
+        # the planner creates what the other worker read (it reads nothing new itself)
+        report = first.work()
+        assert report.status == "ok"
+        assert report.collected["crm.Customer"]["changed"] == 0
+        assert report.to_dict()["created"] == 5
+        assert sorted(a["org"] for a in erp.records("Account").values()) == [
+            str(100 + i) for i in range(5)
+        ]
+        assert second.work().writes == 0
+        assert first.work().writes == 0
+        assert len(erp.records("Account")) == 5
+
+
+def test_a_worker_takes_over_the_claims_of_a_dead_one(store: str) -> None:  # noqa: F811
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    with engine_for(store, ACCOUNTS) as engine:
+        db = engine.store()
+        dead = f"{os.uname().nodename}:999999999:1"  # a pid no process has
+        assert db.acquire_lease(collect_lease("crm", "Customer"), dead, 600)
+        assert db.acquire_lease(RUN_LEASE, dead, 600)
+        report = engine.work()
+        assert report.status == "ok" and report.to_dict()["created"] == 1
+        assert len(erp.records("Account")) == 1
+        assert db.lease_holder(RUN_LEASE) is None
