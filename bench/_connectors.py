@@ -34,6 +34,7 @@ from samband.types import to_wire
 
 PAGE_SIZE = 1000
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+EPOCH_TEXT = EPOCH.isoformat()
 CITIES = ("Oslo", "Bergen", "Trondheim", "Stavanger", "Tromsø", "Drammen", "Bodø")
 
 CONFIG = """
@@ -70,7 +71,7 @@ def company(index: int) -> dict[str, Any]:
         "org": str(900_000_000 + index),
         "phone": f"+47 {20_000_000 + index}",
         "address": {"city": CITIES[index % len(CITIES)], "street": f"Gate {index % 97}"},
-        "updated": EPOCH.isoformat(),
+        "updated": EPOCH_TEXT,
     }
 
 

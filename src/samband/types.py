@@ -253,8 +253,13 @@ _COERCERS = {
 }
 
 
+_JSON_NATIVE = frozenset({str, int, float, bool, type(None)})
+
+
 def to_json(value: Any) -> Any:
     """Canonical value → JSON-safe value, so bases and snapshots survive a store round trip."""
+    if type(value) in _JSON_NATIVE:
+        return value
     if isinstance(value, Decimal):
         return {"$decimal": str(value)}
     if isinstance(value, datetime):
@@ -279,6 +284,8 @@ def from_json(value: Any) -> Any:
 
 def to_wire(value: Any) -> Any:
     """Canonical value → plain JSON value for an API body (dates as ISO strings)."""
+    if type(value) in _JSON_NATIVE:
+        return value
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, datetime):

@@ -87,11 +87,17 @@ def updated_snapshot(
     """The snapshot row after a write: the written values, overlaid by what the API gave
     back (so a value the API normalises is seen as the API stores it)."""
     data = dict(snap.data)
+    paths = use.path_set
     for path, value in changes.items():
-        if path in use.paths:
+        if path in paths:
             data[path] = to_wire(value)
     if returned is not None:
-        for path in use.paths:
+        flat = use.flat_paths if type(returned) is dict else ()
+        for path in flat:
+            value = returned.get(path, _MISSING)  # type: ignore[union-attr]
+            if value is not _MISSING:
+                data[path] = value
+        for path in use.nested_paths if flat else use.paths:
             value = get_path(returned, path, _MISSING)
             if value is not _MISSING:
                 data[path] = value
@@ -119,11 +125,12 @@ def new_snapshot(
     returned: dict[str, Any] | None,
     modified: str | None,
     dirty: int,
+    now: str | None = None,
 ) -> tuple[Snapshot, dict[str, Any]]:
     snap = Snapshot(
         use.key[0], use.key[1], rid, "", {p: None for p in use.paths}, None, False, dirty
     )
-    row = updated_snapshot(use, snap, values, returned, modified, dirty)
+    row = updated_snapshot(use, snap, values, returned, modified or now, dirty)
     return snap, row
 
 

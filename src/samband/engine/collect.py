@@ -38,7 +38,7 @@ def content_hash(values: list[Any]) -> str:
 
 
 def project(use: TypeUse, data: dict[str, Any]) -> dict[str, Any]:
-    return {path: get_path(data, path) for path in use.paths}
+    return use.project(data)
 
 
 def modified_of(use: TypeUse, record: RecordData) -> str | None:

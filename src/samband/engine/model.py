@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from samband.config.model import Config, Dataflow
 from samband.connectors.base import EntityType
+from samband.mapping import get_path
 from samband.types import DataType
 
 TypeKey = tuple[str, str]  # (system, entity type)
@@ -24,7 +26,7 @@ class Mapping:
     source_ref_type: str | None = None
     target_ref_type: str | None = None
 
-    @property
+    @cached_property
     def is_reference(self) -> bool:
         return self.type is DataType.REFERENCE
 
@@ -73,6 +75,30 @@ class TypeUse:
         for path in paths:
             if path and path not in self.paths:
                 self.paths.append(path)
+        for derived in ("path_set", "flat_paths", "nested_paths"):
+            self.__dict__.pop(derived, None)
+
+    @cached_property
+    def path_set(self) -> frozenset[str]:
+        return frozenset(self.paths)
+
+    @cached_property
+    def flat_paths(self) -> tuple[str, ...]:
+        """Paths of top-level properties (looked up without walking a dotted path)."""
+        return tuple(p for p in self.paths if "." not in p)
+
+    @cached_property
+    def nested_paths(self) -> tuple[str, ...]:
+        return tuple(p for p in self.paths if "." in p)
+
+    def project(self, data: dict[str, Any] | None) -> dict[str, Any]:
+        """The values of :attr:`paths` in a record (None where missing), flat."""
+        if type(data) is not dict:
+            return {path: get_path(data, path) for path in self.paths}
+        projected = {path: data.get(path) for path in self.flat_paths}
+        for path in self.nested_paths:
+            projected[path] = get_path(data, path)
+        return projected
 
     @property
     def signature(self) -> str:

@@ -921,7 +921,7 @@ class _Run:
         target_ref = f"{tsys}:{ttype}:{outcome.id}"
         dirty = self.store.next_seq() if self.propagates[(flow.target, flow.key)] else 0
         tsnap, row = new_snapshot(
-            use, str(outcome.id), values, outcome.data, modified_of(use, outcome), dirty
+            use, str(outcome.id), values, outcome.data, modified_of(use, outcome), dirty, now
         )
         batch.snapshots[target_ref] = row
         batch.links.append(

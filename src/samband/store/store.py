@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ class Snapshot:
     deleted: bool
     dirty: int
 
-    @property
+    @cached_property
     def ref(self) -> str:
         return f"{self.system}:{self.etype}:{self.rid}"
 
