@@ -3,8 +3,10 @@
     python -m bench.worker <task> '<json arguments>'
 
 A fresh process per measurement keeps runs from polluting each other (imports, caches,
-memory) and makes the peak RSS reported the measurement's own: ``ru_maxrss`` of this
-process, taken when the task is done.
+memory) and makes the peak RSS reported the measurement's own: the high-water mark of this
+process's memory (``VmHWM``), taken when the task is done.  Not ``ru_maxrss``: Linux
+carries it over an ``exec``, so it would report the parent's size at the ``fork`` (the
+bench's main process, which holds the sandboxes and their records).
 """
 
 from __future__ import annotations
@@ -46,10 +48,23 @@ def _task(name: str) -> Callable[..., dict[str, Any]]:
     raise SystemExit(f"unknown benchmark task {name!r}")
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started (its own image, not its
+    parent's)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     name, arguments = sys.argv[1], json.loads(sys.argv[2] if len(sys.argv) > 2 else "{}")
     result = _task(name)(**arguments)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print(MARK + json.dumps(result, default=str), flush=True)
 
 
