@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, select
 
 from samband.config import parse_config
+from samband.connectors.base import RecordData
 from samband.connectors.memory import dataset
 from samband.engine.run import Engine
 from samband.errors import RecordError
@@ -131,3 +133,26 @@ def test_a_batch_with_an_unknown_outcome_is_resolved_by_lookup(db_url: str, tmp_
         assert len(engine.store().all_links()) == 5
         assert engine.sync().writes == 0
     assert len(rows(db_url)) == 5  # found again by external reference, not created twice
+
+
+def test_each_new_id_goes_to_its_own_row(db_url: str, tmp_path: Path) -> None:
+    """Multi-row inserts (rows with different columns in separate statements) give every
+    record the id of the row made from its values."""
+    engine = Engine(parse_config(config(db_url, tmp_path)).config)
+    engine.compile()
+    items: list[tuple[dict[str, Any], str | None]] = [
+        ({"name": f"N{i}", **({"email": f"n{i}@x.no"} if i % 3 else {})}, f"crm:Customer:{i}")
+        for i in range(40)
+    ]
+    results = engine.connector("pms").create_many("Customer", items)
+    db = create_engine(db_url)
+    with db.connect() as conn:
+        table = Table("customer", MetaData(), autoload_with=conn)
+        by_id = {str(r.id): (r.name, r.email, r.external_ref) for r in conn.execute(select(table))}
+    db.dispose()
+    assert len(by_id) == 40
+    for (values, ext), result in zip(items, results, strict=True):
+        assert isinstance(result, RecordData)
+        assert by_id[result.id] == (values["name"], values.get("email"), ext)
+        assert result.data["name"] == values["name"]
+    engine.close()

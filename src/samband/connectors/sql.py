@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Column, MetaData, Table, and_, func, inspect, or_, select
 from sqlalchemy import types as sqltypes
@@ -444,6 +444,54 @@ class SqlConnector(Connector):
             )
         return new_id
 
+    def _insert_many(
+        self,
+        conn: Connection,
+        bound: _Bound,
+        table: Table,
+        rows: list[dict[str, Any]],
+        entity_type: str,
+    ) -> list[Any]:
+        """Insert rows; return the ids the database gave them, in order.  Where the
+        database can say which id went to which row (``INSERT … RETURNING`` over several
+        rows, ordered by SQLAlchemy's insertmanyvalues), rows with the same columns go in
+        multi-row statements; elsewhere one statement per row."""
+        dialect = self.engine.dialect
+        if len(rows) < 2 or not dialect.insert_executemany_returning_sort_by_parameter_order:
+            return [self._insert(conn, bound, table, row, entity_type) for row in rows]
+        self._stamp_many(conn, bound, table, rows)
+        id_col = table.c[bound.spec.id]
+        ids: list[Any] = [None] * len(rows)
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for position, row in enumerate(rows):
+            groups.setdefault(tuple(sorted(row)), []).append(position)
+        for columns, positions in groups.items():
+            if not columns:  # every column from its default: nothing to batch on
+                for position in positions:
+                    ids[position] = self._insert(conn, bound, table, rows[position], entity_type)
+                continue
+            statement = table.insert().returning(id_col, sort_by_parameter_order=True)
+            result = conn.execute(statement, [rows[position] for position in positions])
+            for position, new_id in zip(positions, result.scalars().all(), strict=True):
+                ids[position] = new_id
+        return ids
+
+    def _stamp_many(
+        self, conn: Connection, bound: _Bound, table: Table, rows: list[dict[str, Any]]
+    ) -> None:
+        """:meth:`_stamp` for several new rows (versions counted on from one MAX)."""
+        column = bound.spec.updated
+        if not column or column not in table.c:
+            return
+        if bound.version_column:
+            top = int(conn.execute(select(func.max(table.c[column]))).scalar() or 0)
+            for offset, row in enumerate(rows, 1):
+                row[column] = top + offset
+            return
+        stamp = schema.to_db_datetime(table.c[column], datetime.now(UTC))
+        for row in rows:
+            row[column] = stamp
+
     def create(
         self, entity_type: str, values: dict[str, Any], external_ref: str | None = None
     ) -> RecordData:
@@ -481,12 +529,13 @@ class SqlConnector(Connector):
                 rows.append(exc)
 
         def work(conn: Connection) -> tuple[list[Any], dict[str, Row[Any]]]:
-            ids = [
-                None
-                if isinstance(row, RecordError)
-                else self._insert(conn, bound, table, row, entity_type)
-                for row in rows
-            ]
+            good = [i for i, row in enumerate(rows) if not isinstance(row, RecordError)]
+            new_ids = self._insert_many(
+                conn, bound, table, [cast(dict[str, Any], rows[i]) for i in good], entity_type
+            )
+            ids: list[Any] = [None] * len(rows)
+            for position, new_id in zip(good, new_ids, strict=True):
+                ids[position] = new_id
             found: dict[str, Row[Any]] = {}
             wanted = [i for i in ids if i is not None]
             for start in range(0, len(wanted), 500):
