@@ -566,3 +566,32 @@ def test_systems_are_checked_until_they_have_answered(store: str) -> None:
     with engine(changed) as third:  # other properties to read: checked again
         third.sync()
     assert sorted(checks) == ["crm", "crm", "erp", "erp"]
+
+
+def test_a_full_read_of_a_type_read_before_finds_what_was_deleted_meanwhile(
+    store: str,
+) -> None:
+    """When a type is read again from the start (its dataflows now need other properties,
+    or its change feed lost our place), a record the read no longer returns was deleted,
+    even though no change feed said so."""
+    crm, erp = dataset("crm"), dataset("erp")
+    for index in range(3):
+        crm.insert("Customer", {"name": f"C{index}", "org": str(index)})
+    flows = ACCOUNTS + "    on_delete: propagate\n"
+    with engine_for(store, flows) as engine:
+        engine.sync()
+    assert len(erp.records("Account")) == 3
+    gone = sorted(crm.records("Customer"))[0]
+    del crm.table("Customer")[gone]  # vanished without a trace in the change feed
+    more = flows.replace(
+        "      - {from: amount, to: amount, type: decimal}\n",
+        "      - {from: amount, to: amount, type: decimal}\n"
+        "      - {from: region, to: region, type: string}\n",
+    )
+    with engine_for(store, more) as engine:
+        report = engine.sync()
+        assert report.collected["crm.Customer"]["deleted"] == 1
+        assert report.to_dict()["deleted"] == 1
+        assert len(erp.records("Account")) == 2
+        assert len(engine.store().all_links()) == 2
+        assert engine.sync().writes == 0

@@ -7,7 +7,9 @@ connector must then see inserts, updates and deletions incrementally.
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -468,3 +470,99 @@ def test_convergence_with_sql_in_place_of_memory_servers(
     finally:
         for schema in schemas:
             next(schema, None)
+
+
+def _age_the_log(engine: Engine) -> None:
+    """Make every change-log entry eight days old."""
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE samband_changes SET changed_at = :at"),
+            {"at": datetime.now(UTC).replace(tzinfo=None) - timedelta(days=8)},
+        )
+
+
+def _log_ops(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [str(op) for op in conn.scalars(text("SELECT op FROM samband_changes ORDER BY seq"))]
+
+
+def test_the_change_log_is_pruned_and_a_reader_left_behind_reads_everything(
+    db_url: str, other: Engine, tmp_path: Path
+) -> None:
+    """Entries older than keep_changes that the store has read are deleted; a store whose
+    cursor is older than what was pruned (a restored backup, a second installation)
+    reads the table in full and still sees what was deleted meanwhile."""
+    from samband.connectors.memory import dataset, forget_dataset
+    from samband.engine.run import Engine as SyncEngine
+
+    pms.create_pms_schema(db_url)
+    with other.begin() as conn:
+        conn.execute(
+            text("INSERT INTO customer (name, is_active) VALUES (:n, true)"),
+            [{"n": "Stays AS"}, {"n": "Edited AS"}, {"n": "Gone AS"}],
+        )
+    install_tracking(config_for(db_url, pms.ENTITY_TYPES), "pms", "Customer")
+    document: dict[str, Any] = {
+        "systems": {
+            "pms": {"kind": "sql", "url": db_url, "entity_types": pms.ENTITY_TYPES},
+            "erp": {"kind": "memory", "entity_types": {"Account": {}}},
+        },
+        "dataflows": [
+            {
+                "source": "pms.Customer",
+                "target": "erp.Account",
+                "on_delete": "propagate",
+                "properties": [{"from": "name", "to": "name", "type": "string"}],
+            }
+        ],
+    }
+
+    def engine_for(name: str) -> SyncEngine:
+        """An installation with a store and an ERP of its own, on the one PMS."""
+        systems = {**document["systems"], "erp": {**document["systems"]["erp"], "dataset": name}}
+        store = f"sqlite:///{tmp_path}/{name}.db"
+        text_ = yaml.safe_dump({**document, "store": store, "systems": systems})
+        return SyncEngine(parse_config(text_).config, state_dir=str(tmp_path / name))
+
+    current, behind = f"current-{uuid.uuid4().hex[:6]}", f"behind-{uuid.uuid4().hex[:6]}"
+    for name in (current, behind):
+        with engine_for(name) as engine:
+            assert engine.sync().to_dict()["created"] == 3
+    with other.begin() as conn:
+        conn.execute(text("UPDATE customer SET name = 'Changed AS' WHERE name = 'Edited AS'"))
+        conn.execute(text("DELETE FROM customer WHERE name = 'Gone AS'"))
+    _age_the_log(other)
+    assert _log_ops(other) == ["U", "D"]
+
+    with engine_for(current) as engine:
+        report = engine.sync().to_dict()
+        assert (report["updated"], report["deleted"]) == (1, 1)
+    # pruned: the newest entry stays (SQLite would reuse its number), a marker says how far
+    assert _log_ops(other) == ["D", "P"]
+
+    with engine_for(behind) as engine:  # its cursor predates what was pruned
+        report = engine.sync()
+        assert report.collected["pms.Customer"]["deleted"] == 1
+        assert report.to_dict()["deleted"] == 1
+        assert report.collected["pms.Customer"]["read"] == 2  # the table read in full
+        assert engine.sync().writes == 0
+        # from its new cursor it reads the log again
+        with other.begin() as conn:
+            conn.execute(text("UPDATE customer SET name = 'Again AS' WHERE name = 'Stays AS'"))
+        assert engine.sync().to_dict()["updated"] == 1
+    assert sorted(a["name"] for a in dataset(behind).records("Account").values()) == [
+        "Again AS",
+        "Changed AS",
+    ]
+    for name in (current, behind):
+        forget_dataset(name)
+
+
+def test_keep_changes_is_a_duration() -> None:
+    from samband.connectors.sql import keep_seconds
+
+    assert keep_seconds("7d", "pms") == 7 * 86400
+    assert keep_seconds("36h", "pms") == 36 * 3600
+    assert keep_seconds("forever", "pms") is None
+    with pytest.raises(ConnectorError, match="keep_changes"):
+        keep_seconds("a week", "pms")

@@ -89,6 +89,11 @@ class QuotaExhausted(ConnectorError):
         super().__init__(system, message, hint)
 
 
+class CursorExpired(SambandError):
+    """Raised by a read, before its first page, when the change feed no longer reaches
+    back to the cursor (its log was pruned past it): the engine reads everything again."""
+
+
 class TransientError(SambandError):
     """A failure that may pass (timeouts, 5xx, 429 after retries were used up)."""
 

@@ -15,6 +15,13 @@ time - overlap`` (sequence numbers are handed out before commit, so a transactio
 commits late is still seen), then fetch the rows named there; a row that is gone is a
 deletion.  The cursor is ``log:<seq>:<iso time>``.
 
+The log is pruned as it is read: entries the reader has passed that are older than the
+system's ``keep_changes`` (7 days by default) are deleted, and a marker entry (op ``P``,
+``row_id`` = the last sequence number pruned) is left, so a reader whose cursor is older
+(another store, a store restored from a backup) knows its place is gone and reads the
+table in full instead.  The newest entry is never pruned: SQLite would hand its sequence
+number out again.
+
 Trigger DDL cannot take parameters; it is built only from identifiers quoted by the
 dialect's own quoting (``IdentifierPreparer``) and from integers.
 """
@@ -54,6 +61,7 @@ if TYPE_CHECKING:
 TRACKING = "samband_tracking"
 CHANGES = "samband_changes"
 _PREFIX = "log:"
+PRUNED = "P"  # op of a marker entry: entries up to row_id (a seq) were pruned
 _TIMESTAMP = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 _SEQ = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -132,6 +140,7 @@ def log_entries(
     stmt = (
         select(changes.c.seq, changes.c.row_id, changes.c.op, changes.c.changed_at)
         .where(changes.c.table_id == tid)
+        .where(changes.c.op != PRUNED)
         .where(
             or_(
                 changes.c.seq > seq,
@@ -144,6 +153,46 @@ def log_entries(
     if after_seq is not None:
         stmt = stmt.where(changes.c.seq > after_seq)
     return [Entry(int(r[0]), str(r[1]), str(r[2]), _aware(r[3])) for r in conn.execute(stmt)]
+
+
+def pruned_past(conn: Connection, spec: TableSpec, tid: int, seq: int) -> bool:
+    """Whether log entries after ``seq`` were pruned (a reader at ``seq`` lost its place)."""
+    _, changes = log_tables(spec.schema)
+    marks = conn.execute(
+        select(changes.c.row_id).where(
+            changes.c.table_id == tid, changes.c.op == PRUNED, changes.c.seq > seq
+        )
+    ).scalars()
+    return any(int(through) > seq for through in marks)
+
+
+def prune(conn: Connection, spec: TableSpec, tid: int, read_to: int, before: datetime) -> int:
+    """Delete the entries of a table that a reader at ``read_to`` has passed and that are
+    older than ``before``, and mark how far; return how many were deleted."""
+    _, changes = log_tables(spec.schema)
+    newest = conn.execute(
+        select(func.max(changes.c.seq)).where(
+            changes.c.table_id == tid,
+            changes.c.seq <= read_to,
+            changes.c.changed_at < to_db_datetime(changes.c.changed_at, before),
+        )
+    ).scalar()
+    if newest is None or int(newest) <= 1:
+        return 0
+    through = int(newest) - 1  # the newest stays (see the module's notes)
+    count = conn.execute(
+        delete(changes).where(changes.c.table_id == tid, changes.c.seq <= through)
+    ).rowcount
+    if count:
+        conn.execute(
+            insert(changes).values(
+                table_id=tid,
+                row_id=str(through),
+                op=PRUNED,
+                changed_at=to_db_datetime(changes.c.changed_at, _now()),
+            )
+        )
+    return int(count or 0)
 
 
 def advance(current: tuple[int, datetime], entries: Sequence[Entry]) -> tuple[int, datetime]:

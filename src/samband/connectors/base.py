@@ -177,7 +177,9 @@ class Connector:
     # -- reading ------------------------------------------------------------------
     def read(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
         """Pages of records changed since ``cursor`` (all records when ``cursor`` is None,
-        or always, for types that are not incremental)."""
+        or always, for types that are not incremental).  Raise
+        :class:`~samband.errors.CursorExpired` before the first page when the change feed
+        no longer reaches back to ``cursor``."""
         raise NotImplementedError
 
     def get(self, entity_type: str, record_id: str) -> RecordData | None:

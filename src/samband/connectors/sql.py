@@ -30,6 +30,9 @@ into SQL text.
 
 from __future__ import annotations
 
+import contextlib
+import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -56,6 +59,7 @@ from samband.connectors.base import Connector, EntityType, Page, Property, Recor
 from samband.errors import (
     ConnectorError,
     ConversionError,
+    CursorExpired,
     InUse,
     NotFound,
     RecordError,
@@ -101,8 +105,10 @@ class SqlConnector(Connector):
         self.url = schema.database_url(config, self.credentials, system=system_id)
         self.page_size = int(config.settings().get("page_size", schema.PAGE_SIZE))
         self.specs = schema.table_specs(config)
+        self.keep_changes = keep_seconds(config.settings().get("keep_changes", "7d"), system_id)
         self._engine: Engine | None = None
         self._bound: dict[str, _Bound] = {}
+        self._pruned: dict[int, float] = {}  # tracked table id → when its log was pruned
 
     # -- schema ---------------------------------------------------------------------
     @classmethod
@@ -303,16 +309,23 @@ class SqlConnector(Connector):
         since = at - timedelta(seconds=self.overlap_seconds)
         after_seq: int | None = None
         current = position
-        while True:
-            entries = self._run(
-                lambda conn, a=after_seq: tracking.log_entries(
-                    conn, bound.spec, table_id, seq, since, a, self.page_size
+
+        def entries_after(conn: Connection, after: int | None) -> list[tracking.Entry]:
+            if after is None and tracking.pruned_past(conn, bound.spec, table_id, seq):
+                raise CursorExpired(
+                    f"{self.system_id}: the change log of {bound.spec.table!r} was pruned "
+                    "past this store's cursor"
                 )
+            return tracking.log_entries(
+                conn, bound.spec, table_id, seq, since, after, self.page_size
             )
+
+        while True:
+            entries = self._run(lambda conn, a=after_seq: entries_after(conn, a))
             if not entries:
                 if after_seq is None:
                     yield Page([], tracking.format_cursor(current))
-                return
+                break
             after_seq = entries[-1].seq
             current = tracking.advance(current, entries)
             ids: dict[str, datetime] = {}
@@ -320,7 +333,22 @@ class SqlConnector(Connector):
                 ids[entry.row_id] = entry.changed_at
             yield Page(self._rows_by_id(bound, ids), tracking.format_cursor(current))
             if len(entries) < self.page_size:
-                return
+                break
+        self._prune(bound, table_id, current[0])
+
+    def _prune(self, bound: _Bound, table_id: int, read_to: int) -> None:
+        """Delete what this store has read of the change log and no longer needs (older
+        than ``keep_changes``); at most once an hour per table."""
+        if self.keep_changes is None:
+            return
+        last = self._pruned.get(table_id)
+        if last is not None and time.monotonic() - last < PRUNE_EVERY:
+            return
+        self._pruned[table_id] = time.monotonic()
+        before = datetime.now(UTC) - timedelta(seconds=self.keep_changes)
+        # pruning is housekeeping: a database that refuses it (rights, a lock) still syncs
+        with contextlib.suppress(ConnectorError, TransientError, RecordError):
+            self._run(lambda conn: tracking.prune(conn, bound.spec, table_id, read_to, before))
 
     def _rows_by_id(self, bound: _Bound, ids: dict[str, datetime]) -> list[RecordData]:
         keys = {bound.id_value(rid): rid for rid in ids}
@@ -622,6 +650,25 @@ class SqlConnector(Connector):
 
 
 # -- module helpers --------------------------------------------------------------------
+PRUNE_EVERY = 3600.0  # seconds between prunings of one table's change log
+
+
+def keep_seconds(value: Any, system: str) -> float | None:
+    """``keep_changes`` (``7d``, ``12h``, ``forever``) in seconds; None keeps everything."""
+    text = str(value).strip().lower()
+    if text in ("forever", "always", "never-prune"):
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)?", text)
+    if not match:
+        raise ConnectorError(
+            system,
+            f"keep_changes: {value!r} is not a duration",
+            "write e.g. 7d, 48h or forever",
+        )
+    amount = float(match.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[match.group(2) or "d"]
+    return amount
+
+
 def _bind(engine: Engine, spec: schema.TableSpec, system: str, url: Any) -> _Bound:
     metadata = MetaData()
     try:

@@ -19,6 +19,7 @@ import orjson
 
 from samband.connectors.base import Connector, RecordData
 from samband.engine.model import TypeUse, normalize
+from samband.errors import CursorExpired
 from samband.mapping import get_path
 from samband.store.store import Store, dumps
 from samband.types import DataType, coerce
@@ -119,25 +120,48 @@ class Collector:
     ) -> CollectStats:
         """Read one entity type; ``on_page`` is called after each stored page."""
         system, etype = use.key
-        stats = CollectStats()
         cursor, signature = self.store.get_cursor(system, etype)
         if signature != use.signature:
             cursor = None  # the dataflows need other properties now: read everything again
+        try:
+            return self._read(use, connector, cursor, on_page)
+        except CursorExpired:
+            # the change feed no longer reaches back to the cursor: read everything
+            return self._read(use, connector, None, on_page)
+
+    def _read(
+        self,
+        use: TypeUse,
+        connector: Connector,
+        cursor: str | None,
+        on_page: Callable[[], None] | None,
+    ) -> CollectStats:
+        system, etype = use.key
+        stats = CollectStats()
         incremental = use.entity_type.incremental
-        seen: set[str] | None = None if incremental else set()
+        # A read from no cursor returns every record.  For a type read before (a new
+        # signature, a change feed that lost our place), records it does not return were
+        # deleted meanwhile; the cursor is kept back until the read is complete, so a run
+        # that stops half-way reads everything again.
+        detect = not incremental or (cursor is None and self.store.has_live(system, etype))
+        seen: set[str] | None = set() if detect else None
+        last_cursor: str | None = None
         for page in connector.read(etype, cursor):
             stats.pages += 1
             stats.read += len(page.records)
             with self.store.tx():
                 self._store_page(use, page.records, seen, stats)
                 if incremental and page.cursor is not None:
-                    self.store.set_cursor(system, etype, page.cursor, use.signature)
+                    if detect:
+                        last_cursor = page.cursor
+                    else:
+                        self.store.set_cursor(system, etype, page.cursor, use.signature)
             if on_page is not None:
                 on_page()
         if seen is not None:
             self._detect_deletions(use, seen, stats)
             with self.store.tx():
-                self.store.set_cursor(system, etype, None, use.signature)
+                self.store.set_cursor(system, etype, last_cursor, use.signature)
         elif cursor is None and stats.pages == 0:
             with self.store.tx():
                 self.store.set_cursor(system, etype, None, use.signature)

@@ -428,6 +428,15 @@ class Store:
         )
         return int(rows[0][0])
 
+    def has_live(self, system: str, etype: str) -> bool:
+        """Whether any record of the type has been read and not deleted."""
+        rows = self._rows(
+            "SELECT 1 FROM samband_snapshots WHERE system = ? AND etype = ? AND deleted = ?"
+            " LIMIT 1",
+            (system, etype, False),
+        )
+        return bool(rows)
+
     def count_live(self, system: str, etype: str) -> int:
         c = s.snapshots.c
         return int(
