@@ -119,9 +119,9 @@ class CrashOnDemand:
         self._maybe_crash("after_create")
         return created
 
-    def update(self, entity_type: str, record_id: str, changes: Any) -> Any:
+    def update(self, entity_type: str, record_id: str, changes: Any, **options: Any) -> Any:
         self._maybe_crash("update")
-        return super().update(entity_type, record_id, changes)  # type: ignore[misc]
+        return super().update(entity_type, record_id, changes, **options)  # type: ignore[misc]
 
 
 class World(Protocol):

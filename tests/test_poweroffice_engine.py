@@ -175,3 +175,56 @@ def test_memory_crm_and_poweroffice_converge(world: dict[str, Any]) -> None:
 
 def companies_city(crm: Any, org: str) -> Any:
     return next(c["city"] for c in crm.records("Company").values() if c["org"] == org)
+
+
+class EditDuringTheRun:
+    """A progress display that, once the run starts planning (everything is read),
+    plays a user editing a record in PowerOffice GO."""
+
+    def __init__(self, edit: Any) -> None:
+        self.edit, self.done_editing = edit, False
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        if name == "sync" and not self.done_editing:
+            self.done_editing = True
+            self.edit()
+
+    def advance(self, count: int = 1) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+def test_an_edit_made_in_poweroffice_during_a_run_is_not_overwritten(
+    world: dict[str, Any],
+) -> None:
+    """The update carries JSON Patch ``test`` operations with the values as read: an edit
+    made after the read makes PowerOffice GO refuse it, the record is read again, and the
+    newer edit wins as a recorded conflict instead of being overwritten unseen."""
+    box: PowerOfficeSandbox = world["box"]
+    crm = world["crm"]
+    run(world)
+    company_id = next(k for k, c in crm.records("Company").items() if c["org"] == "923456783")
+    customer = customer_by_org(box, "923456783")
+    crm.edit("Company", company_id, {"name": "Renamed in the CRM AS"})
+
+    def user_edits_poweroffice() -> None:
+        box.clock.advance(300)
+        box.edit("Customers", customer["Id"], {"Name": "Renamed in PowerOffice AS"})
+
+    engine = engine_run.Engine(world["config"], environ=ENV, state_dir=str(world["dir"] / "s"))
+    try:
+        report = engine.sync(progress=EditDuringTheRun(user_edits_poweroffice))
+        conflicts = engine.store().conflicts_rows()
+    finally:
+        engine.close()
+    assert report.to_dict()["errors"] == 0, report.to_dict()
+    assert customer_by_org(box, "923456783")["Name"] == "Renamed in PowerOffice AS"
+    assert crm.records("Company")[company_id]["name"] == "Renamed in PowerOffice AS"
+    (conflict,) = [c for c in conflicts if c["property"] == "Name"]
+    assert "Renamed in the CRM AS" in conflict["source_value"]
+    assert "Renamed in PowerOffice AS" in conflict["target_value"]
+    assert conflict["winner"] == "target"
+    last = run(world)
+    assert (last["updated"], last["conflicts"]) == (0, 0), last

@@ -209,3 +209,41 @@ def test_converges_through_webcrm_faults(world: dict[str, Any]) -> None:
     assert len(names) == len(set(names)), names  # nothing created twice
     for customer in po.records("Customers").values():
         assert customer["Name"] in names
+
+
+def test_an_edit_made_in_webcrm_during_a_run_is_not_overwritten(world: dict[str, Any]) -> None:
+    """WebCRM's PUT writes the whole record, so the connector reads it first; a value
+    edited since the engine read it stops the update (the record is read again and the
+    newer edit wins as a recorded conflict) instead of being overwritten unseen."""
+    from tests.test_poweroffice_engine import EditDuringTheRun
+
+    po: PowerOfficeSandbox = world["po"]
+    crm: WebCrmSandbox = world["crm"]
+    run(world)
+    customer_id, customer = next(iter(po.records("Customers").items()))
+    org = orgs_by_name(crm)[customer["Name"]]
+    po.edit("Customers", customer_id, {"PhoneNumber": "+47 11 11 11 11"})
+
+    def user_edits_webcrm() -> None:
+        crm.clock.advance(600)
+        crm.edit(
+            "Organisations", org["OrganisationId"], {"OrganisationTelephone": "+47 99 99 99 99"}
+        )
+
+    engine = Engine(world["config"], environ=ENV, state_dir=str(world["dir"] / "state"))
+    try:
+        report = engine.sync(progress=EditDuringTheRun(user_edits_webcrm)).to_dict()
+        conflicts = [
+            c for c in engine.store().conflicts_rows() if c["property"] == "OrganisationTelephone"
+        ]
+    finally:
+        engine.close()
+    assert report["errors"] == 0, report
+    assert crm.records("Organisations")[org["OrganisationId"]]["OrganisationTelephone"] == (
+        "+47 99 99 99 99"
+    )
+    assert po.records("Customers")[customer_id]["PhoneNumber"] == "+47 99 99 99 99"
+    (conflict,) = conflicts
+    assert conflict["winner"] == "target" and "+47 11 11 11 11" in conflict["source_value"]
+    quiet = run(world)
+    assert (quiet["updated"], quiet["conflicts"]) == (0, 0), quiet

@@ -94,6 +94,11 @@ class CursorExpired(SambandError):
     back to the cursor (its log was pruned past it): the engine reads everything again."""
 
 
+class Stale(SambandError):
+    """An update refused because the record no longer holds the values it had when it was
+    read (someone edited it in the meantime): it is read again and planned anew."""
+
+
 class TransientError(SambandError):
     """A failure that may pass (timeouts, 5xx, 429 after retries were used up)."""
 

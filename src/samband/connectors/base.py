@@ -202,6 +202,11 @@ class Connector:
         the system stores it."""
         raise NotImplementedError
 
+    #: True when :meth:`update` takes ``expected`` (the values of the changed properties as
+    #: they were read) and raises :class:`~samband.errors.Stale` when the record holds
+    #: something else now, instead of overwriting an edit made since the read.
+    checks_expected: ClassVar[bool] = False
+
     #: True when :meth:`create_many` writes a whole chunk atomically (one transaction):
     #: the engine then uses it for creates.
     batch_creates: ClassVar[bool] = False

@@ -67,6 +67,7 @@ from samband.errors import (
     InUse,
     NotFound,
     RecordError,
+    Stale,
     TransientError,
 )
 from samband.mapping import get_path, set_path
@@ -330,11 +331,21 @@ class PowerOfficeConnector(Connector):
         self.stats.writes += 1
         return self._record(api, item)
 
+    checks_expected = True
+
     def update(
-        self, entity_type: str, record_id: str, changes: dict[str, Any]
+        self,
+        entity_type: str,
+        record_id: str,
+        changes: dict[str, Any],
+        expected: dict[str, Any] | None = None,
     ) -> RecordData | None:
+        """A JSON Patch of the changed properties.  With ``expected``, ``test`` operations
+        come first, so PowerOffice GO applies nothing when a value was edited since it was
+        read; that refusal is told from others by reading the record."""
         api, etype = self.api_type(entity_type), self.entity_type(entity_type)
         operations: list[dict[str, Any]] = []
+        tests: dict[str, Any] = {}
         lines: list[Any] | None = None
         for path, value in changes.items():
             path = etype.canonical(path)
@@ -350,16 +361,30 @@ class PowerOfficeConnector(Connector):
             # A nested path adds into the parent object; a top-level one replaces.
             op = "add" if "." in path else "replace"
             operations.append({"op": op, "path": json_pointer(path), "value": _wire(value, prop)})
+            was = (expected or {}).get(path)
+            if "." not in path and was is not None and _testable(prop):
+                tests[path] = _wire(was, prop)
         result: RecordData | None = None
         if operations:
             target = self._item_path(api, record_id)
-            item = self._call(
-                "PATCH",
-                target,
-                content=dumps(operations),
-                headers={"Content-Type": PATCH_TYPE},
-                idempotent=True,
-            )[1]
+            checks = [
+                {"op": "test", "path": json_pointer(path), "value": value}
+                for path, value in tests.items()
+            ]
+            try:
+                item = self._call(
+                    "PATCH",
+                    target,
+                    content=dumps(checks + operations),
+                    headers={"Content-Type": PATCH_TYPE},
+                    idempotent=True,
+                )[1]
+            except RecordError:
+                if tests and self._edited_since(api, target, tests):
+                    raise Stale(
+                        f"{self.system_id}: {entity_type} {record_id} was edited after it was read"
+                    ) from None
+                raise
             self.stats.writes += 1
             if isinstance(item, dict) and "Id" in item:
                 result = self._record(api, item)
@@ -367,6 +392,13 @@ class PowerOfficeConnector(Connector):
             self._replace_lines(record_id, lines)
             result = None
         return result
+
+    def _edited_since(self, api: ApiType, target: str, tests: dict[str, Any]) -> bool:
+        """Whether the record now holds other values than ``tests`` expects."""
+        item = self._call("GET", target)[1]
+        if not isinstance(item, dict):
+            return False
+        return any(item.get(path) != value for path, value in tests.items())
 
     def delete(self, entity_type: str, record_id: str) -> None:
         api = self.api_type(entity_type)
@@ -622,6 +654,15 @@ def _own_time(item: Mapping[str, Any]) -> datetime | None:
         return _parse_time(stamp)
     except ValueError:
         return None
+
+
+_EXACT_TYPES = (DataType.STRING, DataType.INTEGER, DataType.BOOLEAN, DataType.REFERENCE)
+
+
+def _testable(prop: Property | None) -> bool:
+    """Whether a JSON Patch ``test`` of the property compares what it means: a value
+    that is present, of a type whose JSON has one form (not dates, not decimals)."""
+    return prop is not None and prop.type in _EXACT_TYPES
 
 
 def _record_time(item: Mapping[str, Any]) -> datetime | None:

@@ -99,6 +99,7 @@ from samband.errors import (
     ConversionError,
     NotFound,
     RecordError,
+    Stale,
 )
 from samband.types import DataType, coerce, to_wire
 
@@ -758,16 +759,38 @@ class WebCrmConnector(Connector):
             )
         return body
 
-    def update(self, entity_type: str, record_id: str, changes: dict[str, Any]) -> None:
+    checks_expected = True
+
+    def update(
+        self,
+        entity_type: str,
+        record_id: str,
+        changes: dict[str, Any],
+        expected: dict[str, Any] | None = None,
+    ) -> None:
+        """WebCRM's PUT takes the whole record: read it, change ``changes``, put it back.
+        With ``expected``, a changed property that holds another value than when it was
+        read (edited since) stops the update: :class:`Stale`."""
         entity, etype = self._entity(entity_type)
         if etype.read_only:
             raise RecordError(f"{entity_type} is read-only in WebCRM")
-        if not self._body(entity, changes):
+        body = self._body(entity, changes)
+        if not body:
             return None  # nothing WebCRM would store (read-only properties only)
         current = self._get_raw(entity, record_id)
         if current is None:
             raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
-        merged = {**current, **self._body(entity, changes)}
+        for name in body:
+            if (
+                expected is not None
+                and name in expected
+                and not _same_value(current.get(name), expected[name])
+            ):
+                raise Stale(
+                    f"{self.system_id}: {entity_type} {record_id}: {name} was edited after "
+                    "it was read"
+                )
+        merged = {**current, **body}
         url = f"/{entity.path}/{quote(str(record_id), safe='')}"
         response = self.http.request("PUT", url, json=merged)
         self._write_answer(response, "PUT", url)
@@ -811,3 +834,14 @@ def _new_id(answer: Any, entity: WebCrmEntity) -> str | None:
     if isinstance(answer, str) and answer.strip().isdigit() and int(answer) > 0:
         return answer.strip()
     return None
+
+
+def _same_value(current: Any, was: Any) -> bool:
+    """Whether a value WebCRM holds now is the one read before (empty values — null, "",
+    the zero date — are alike; numbers compare by value)."""
+    empty = (None, "", EMPTY_DATE)
+    if current in empty or was in empty:
+        return current in empty and was in empty
+    if isinstance(current, int | float) and isinstance(was, int | float):
+        return float(current) == float(was)
+    return bool(current == was)

@@ -50,6 +50,7 @@ from samband.errors import (
     QuotaExhausted,
     RecordError,
     RunLocked,
+    Stale,
     StoreError,
     TransientError,
 )
@@ -391,6 +392,8 @@ class _Run:
         self.waiting_seen: set[tuple[str, str]] = set()
         # keys of create intents whose outcome is unknown (read once after recovery)
         self.unresolved: set[str] = set()
+        # records an update found edited since they were read (see _update)
+        self.stale: set[str] = set()
         # a written record must be planned again when its type takes part in another dataflow
         self.propagates: dict[tuple[TypeKey, str], bool] = {}
         for flow in engine.flows:
@@ -992,12 +995,22 @@ class _Run:
         raise AssertionError("unreachable")
 
     def _update_record(
-        self, connector: Connector, etype: str, rid: str, changes: dict[str, Any]
+        self,
+        connector: Connector,
+        etype: str,
+        rid: str,
+        changes: dict[str, Any],
+        expected: dict[str, Any] | None = None,
     ) -> RecordData | None:
-        """Updates set values, so repeating one after an unknown outcome is safe."""
+        """Updates set values, so repeating one after an unknown outcome is safe.  With
+        ``expected`` (connectors that check it) an edit made since the read is not
+        overwritten: :class:`Stale` is raised instead."""
         for attempt in range(3):
             try:
-                updated = connector.update(etype, rid, changes)
+                if expected is not None and connector.checks_expected:
+                    updated = connector.update(etype, rid, changes, expected=expected)  # type: ignore[call-arg]
+                else:
+                    updated = connector.update(etype, rid, changes)
                 killpoint.reached("update")
                 return updated
             except TransientError:
@@ -1051,11 +1064,11 @@ class _Run:
         failed = False
         if plan.to_target:
             failed |= not self._update(
-                flow, flow.target, target, plan.to_target, batch, new_base, "target"
+                flow, flow.target, target, plan.to_target, batch, new_base, "target", link.base
             )
         if plan.to_source:
             failed |= not self._update(
-                flow, flow.source, source, plan.to_source, batch, new_base, "source"
+                flow, flow.source, source, plan.to_source, batch, new_base, "source", link.base
             )
         if link.id < 0:
             if failed and not plan.writes:
@@ -1096,6 +1109,7 @@ class _Run:
         batch: Batch,
         new_base: dict[str, Any],
         side: str,
+        old_base: dict[str, Any] | None = None,
     ) -> bool:
         system, etype = key
         if self.dry_run:
@@ -1103,8 +1117,32 @@ class _Run:
             self._plan_line(f"update {snap.ref}: {_show(changes)}")
             return True
         before = {path: snap.data.get(path) for path in changes}
+        # checked once per record and run: a value the API reports in another form than it
+        # compares would otherwise make every attempt stale
+        expected = None if snap.ref in self.stale else before
         try:
-            record = self._update_record(self.engine.connector(system), etype, snap.rid, changes)
+            record = self._update_record(
+                self.engine.connector(system), etype, snap.rid, changes, expected
+            )
+        except Stale:
+            # Edited in its system since it was read: read it again (its chunk refreshes
+            # it) and plan the pair with what is there now, in a later round.
+            self.stale.add(snap.ref)
+            # the agreed values stay as they were, so the next plan sees both edits
+            for m in flow.mappings:
+                if (m.target if side == "target" else m.source) in changes:
+                    if old_base is not None and m.target in old_base:
+                        new_base[m.target] = old_base[m.target]
+                    else:
+                        new_base.pop(m.target, None)
+            batch.snapshots[snap.ref] = {
+                **_row_of(snap),
+                "hash": REFRESH,
+                "dirty": self.store.next_seq(),
+            }
+            batch.progress = True
+            self._plan_line(f"{snap.ref} changed since it was read: read again")
+            return False
         except (RecordError, TransientError) as exc:
             kind = "transient" if isinstance(exc, TransientError) else "rejected"
             if isinstance(exc, NotFound):
