@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Table, inspect, select
+from sqlalchemy import Connection, Table, func, inspect, select
 
 from samband.store import schema as s
 
@@ -21,7 +21,6 @@ def _v2(conn: Connection) -> None:
     snapshots, ordered by id; a link's uniqueness indexes lead with the ref, so they also
     serve lookups by ref and the two extra ref indexes go."""
     if conn.dialect.name == "sqlite":
-        _begin_sqlite(conn)
         for table in (s.snapshots, s.links, s.match_keys, s.intents):
             _rebuild_sqlite(conn, table)
         return
@@ -39,11 +38,18 @@ def _v2(conn: Connection) -> None:
     conn.exec_driver_sql("DROP INDEX IF EXISTS ix_samband_links_source")
 
 
-def _begin_sqlite(conn: Connection) -> None:
-    """Open the transaction explicitly: Python's sqlite3 would run DDL outside one, and a
-    crash half-way through a rebuild must leave the store as it was."""
-    if not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _lock(conn: Connection) -> None:
+    """Hold the store's migration lock until the transaction ends.  On SQLite, the write
+    lock of an explicit transaction (Python's sqlite3 would also run DDL outside one, and
+    a crash half-way through a rebuild must leave the store as it was)."""
+    if conn.dialect.name == "sqlite":
+        if not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+
+
+MIGRATION_LOCK = 0x53616D62616E64  # "Samband": the advisory lock id of schema changes
 
 
 def _rebuild_sqlite(conn: Connection, table: Table) -> None:
@@ -88,7 +94,11 @@ def current_version(conn: Connection) -> int:
 
 def migrate(conn: Connection) -> int:
     """Bring the schema to the latest version; return the version applied.  The caller
-    commits."""
+    commits.  Processes opening the same store at once take turns (a lock held until that
+    commit), so a store is created or migrated once."""
+    if current_version(conn) == LATEST:
+        return LATEST
+    _lock(conn)
     version = current_version(conn)
     if version > LATEST:
         from samband.errors import StoreError

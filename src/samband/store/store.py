@@ -64,6 +64,8 @@ _SNAPSHOT_HEAD = itemgetter(*SNAPSHOT_COLUMNS[:6])
 _LINK_ROW = itemgetter(*LINK_COLUMNS)
 _INTENT_ROW = itemgetter(*INTENT_COLUMNS)
 _AUDIT_ROW = itemgetter(*AUDIT_COLUMNS)
+_BY_KEY = itemgetter(0, 1, 2)
+_BY_RID = itemgetter(1)
 
 
 def now_iso() -> str:
@@ -348,10 +350,11 @@ class Store:
     def put_snapshots(self, rows: list[dict[str, Any]]) -> None:
         """Insert or replace snapshots (keys: system, etype, rid, hash, data, modified,
         deleted, dirty, seen_run)."""
-        self._many(
-            self._put_snapshot,
-            [(*_SNAPSHOT_HEAD(r), bool(r["deleted"]), r["dirty"]) for r in rows],
-        )
+        values = [(*_SNAPSHOT_HEAD(r), bool(r["deleted"]), r["dirty"]) for r in rows]
+        # in key order (a stable sort: the last of equal keys still wins), so processes
+        # writing the same rows at once lock them in one order and do not deadlock
+        values.sort(key=_BY_KEY)
+        self._many(self._put_snapshot, values)
 
     def mark_seen(self, system: str, etype: str, rids: list[str], run_id: int) -> None:
         c = s.snapshots.c
@@ -515,10 +518,9 @@ class Store:
         gone = [rid for rid, key in entries if key is None]
         for part in _chunks(gone, self.CHUNK):
             self._query("DELETE FROM samband_match_keys WHERE name = ? AND rid IN ", (name,), part)
-        self._many(
-            self._put_match_key,
-            [(name, rid, key) for rid, key in entries if key is not None],
-        )
+        rows = [(name, rid, key) for rid, key in entries if key is not None]
+        rows.sort(key=_BY_RID)  # one lock order for every writer (see put_snapshots)
+        self._many(self._put_match_key, rows)
 
     def lookup_match(self, name: str, keys: Iterable[str]) -> dict[str, list[str]]:
         result: dict[str, list[str]] = {}
