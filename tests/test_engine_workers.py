@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from samband.connectors.memory import dataset
+from samband.engine.inspect import Inspector
 from samband.engine.leases import RUN_LEASE, collect_lease
 from tests.test_engine_units import ACCOUNTS, engine_for, store  # noqa: F401
 
@@ -34,6 +35,13 @@ def test_workers_divide_reading_and_one_plans_what_another_read(store: str) -> N
         assert report.status == "collected"
         assert report.collected["crm.Customer"]["changed"] == 5
         assert erp.records("Account") == {}
+        # samband status shows what waits to be planned and who holds the run lease
+        with Inspector(first.config) as inspector:
+            status = inspector.status()
+        assert {"type": "crm.Customer", "records": 5} in status["queued"]
+        assert [(lease["lease"], lease["held_by"]) for lease in status["leases"]] == [
+            (RUN_LEASE, first.leases.owner)
+        ]
         first.leases.release(first_store, RUN_LEASE)
 
         # the planner creates what the other worker read (it reads nothing new itself)

@@ -10,7 +10,7 @@ from samband.config.loader import base_dir
 from samband.config.model import Config
 from samband.config.validate import load_valid
 from samband.store import schema as s
-from samband.store.store import Store, loads, split_ref
+from samband.store.store import Store, loads, now_iso, split_ref
 
 
 class Inspector:
@@ -57,6 +57,16 @@ class Inspector:
                     "updated": c["updated_at"],
                 }
                 for c in self.store.all_cursors()
+            ],
+            "queued": [
+                {"type": f"{c['system']}.{c['etype']}", "records": queued}
+                for c in self.store.all_cursors()
+                if (queued := self.store.count_dirty(c["system"], c["etype"]))
+            ],
+            "leases": [
+                {"lease": r["name"], "held_by": r["owner"], "until": r["expires_at"]}
+                for r in self.store.table_rows(s.leases, order=s.leases.c.name)
+                if r["expires_at"] > now_iso()
             ],
             "conflicts": len(self.store.table_rows(s.conflicts)),
             "quarantined": len(self.store.dead_letters()),
