@@ -413,7 +413,12 @@ class _Run:
     def execute(self, force: bool) -> None:
         self.collect()
         if self.shared and not self.engine.leases.claim(self.store, RUN_LEASE):
-            self.collect_only = True  # another worker plans, and takes what was read here
+            self.collect_only = True
+            holder = self.store.lease_holder(RUN_LEASE)
+            self.report.messages.append(
+                f"another worker ({holder[0] if holder else '?'}) is planning; it plans what "
+                "was read here"
+            )
             return
         self.recover_intents()
         self.unresolved = {row["key"] for row in self.store.open_intents()}
