@@ -145,12 +145,14 @@ class Collector:
         # that stops half-way reads everything again.
         detect = not incremental or (cursor is None and self.store.has_live(system, etype))
         seen: set[str] | None = set() if detect else None
+        # a type never read before has no snapshots to compare with (an initial load)
+        fresh = cursor is None and not self.store.has_any(system, etype)
         last_cursor: str | None = None
         for page in connector.read(etype, cursor):
             stats.pages += 1
             stats.read += len(page.records)
             with self.store.tx():
-                self._store_page(use, page.records, seen, stats)
+                self._store_page(use, page.records, seen, stats, fresh)
                 if incremental and page.cursor is not None:
                     if detect:
                         last_cursor = page.cursor
@@ -168,7 +170,12 @@ class Collector:
         return stats
 
     def _store_page(
-        self, use: TypeUse, records: list[RecordData], seen: set[str] | None, stats: CollectStats
+        self,
+        use: TypeUse,
+        records: list[RecordData],
+        seen: set[str] | None,
+        stats: CollectStats,
+        fresh: bool = False,
     ) -> None:
         system, etype = use.key
         if not records:
@@ -178,7 +185,7 @@ class Collector:
             by_id[str(record.id)] = record  # the last one of a page wins
         if seen is not None:
             seen.update(by_id)
-        existing = self.store.snapshot_hashes(system, etype, list(by_id))
+        existing = {} if fresh else self.store.snapshot_hashes(system, etype, list(by_id))
         rows: list[dict[str, Any]] = []
         projected: list[dict[str, Any] | None] = []
         for rid, record in by_id.items():

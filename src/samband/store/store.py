@@ -440,6 +440,14 @@ class Store:
         )
         return bool(rows)
 
+    def has_any(self, system: str, etype: str) -> bool:
+        """Whether any record of the type has been read (deleted ones too)."""
+        rows = self._rows(
+            "SELECT 1 FROM samband_snapshots WHERE system = ? AND etype = ? LIMIT 1",
+            (system, etype),
+        )
+        return bool(rows)
+
     def count_live(self, system: str, etype: str) -> int:
         c = s.snapshots.c
         return int(
