@@ -595,3 +595,31 @@ def test_a_full_read_of_a_type_read_before_finds_what_was_deleted_meanwhile(
         assert len(erp.records("Account")) == 2
         assert len(engine.store().all_links()) == 2
         assert engine.sync().writes == 0
+
+
+def test_creates_recovered_after_a_crash_do_not_trip_the_circuit_breaker(store: str) -> None:
+    """The records of interrupted creates are queued again when the next run finds what
+    they created; they are not changes, so the breaker lets that run finish them."""
+    crm, erp = dataset("crm"), dataset("erp")
+    for index in range(20):
+        crm.insert("Customer", {"name": f"C{index}", "org": str(index)})
+    created = {"count": 0}
+
+    def crash_after_the_last_create() -> None:
+        created["count"] += 1
+        if created["count"] == 20:
+            raise SimulatedCrash("killed after the chunk's creates, before their links")
+        erp.inject_failure("after_create", crash_after_the_last_create)
+
+    erp.inject_failure("after_create", crash_after_the_last_create)
+    engine = engine_for(store, ACCOUNTS)
+    with pytest.raises(SimulatedCrash):
+        engine.sync()
+    engine.close()
+    assert len(erp.records("Account")) == 20
+    with engine_for(store, ACCOUNTS) as engine:
+        report = engine.sync()  # no CircuitBreakerTripped
+        assert report.to_dict()["created"] == 0
+        assert len(engine.store().all_links()) == 20
+        assert engine.sync().writes == 0
+    assert len(erp.records("Account")) == 20

@@ -394,6 +394,8 @@ class _Run:
         self.unresolved: set[str] = set()
         # records an update found edited since they were read (see _update)
         self.stale: set[str] = set()
+        # source records of creates recovered at the start of this run (see circuit_breaker)
+        self.recovered: set[str] = set()
         # a written record must be planned again when its type takes part in another dataflow
         self.propagates: dict[tuple[TypeKey, str], bool] = {}
         for flow in engine.flows:
@@ -474,6 +476,7 @@ class _Run:
                     self._link_recovered(flow, intent, record)
                 self.store.remove_intents([intent["key"]])
                 self.store.set_dirty([intent["source_ref"]])
+                self.recovered.add(intent["source_ref"])
 
     def _find_created(self, flow: Flow, intent: dict[str, Any]) -> RecordData | Snapshot | None:
         connector = self.engine.connector(flow.target[0])
@@ -557,8 +560,12 @@ class _Run:
             if flow.source in self.resigned:
                 continue
             # What is queued, not what this run collected: changes held back by a tripped
-            # breaker (or collected by another worker) count until they are planned.
-            queued = self.store.count_dirty(*flow.source)
+            # breaker (or collected by another worker) count until they are planned.  The
+            # records of creates recovered just now are queued too, but are not changes.
+            prefix = f"{flow.source[0]}:{flow.source[1]}:"
+            queued = self.store.count_dirty(*flow.source) - sum(
+                1 for ref in self.recovered if ref.startswith(prefix)
+            )
             delete_share = flow.config.max_delete_share or defaults.max_delete_share
             change_share = flow.config.max_change_share or defaults.max_change_share
             # It trips only above share × links with at least 10 links: fewer changes
@@ -598,6 +605,7 @@ class _Run:
             if not batch:
                 return count
             refs = [f"{system}:{etype}:{rid}" for rid, _ in batch]
+            refs = [ref for ref in refs if ref not in self.recovered]
             count += len(self.store.links_by(flow.key, "source", refs))
             after = batch[-1][0]
 
