@@ -33,7 +33,6 @@ from samband.engine.apply import (
 from samband.engine.collect import (
     Collector,
     CollectStats,
-    combination_key,
     modified_of,
     snapshot_row,
 )
@@ -41,6 +40,7 @@ from samband.engine.leases import RUN_LEASE, Leases, collect_lease
 from samband.engine.link import Translator, creation_allowed, find_matches, passes_filter
 from samband.engine.model import Flow, TypeKey, TypeUse, compile_flows, type_order
 from samband.engine.plan import MISSING, WaitForParent, create_values, plan_pair
+from samband.engine.recovery import IntentRecovery
 from samband.errors import (
     CircuitBreakerTripped,
     ConnectorError,
@@ -64,7 +64,7 @@ from samband.store.store import (
     split_ref,
     store_message,
 )
-from samband.types import coerce, to_json
+from samband.types import to_json
 
 
 class Progress(Protocol):
@@ -461,98 +461,10 @@ class _Run:
 
     def recover_intents(self) -> None:
         """Creates that were interrupted: find what they created; never create again."""
-        intents = self.store.open_intents()
-        if not intents or self.dry_run:
+        if self.dry_run:
             return
-        flows = {f.key: f for f in self.engine.flows}
-        for intent in intents:
-            flow = flows.get(intent["dataflow"])
-            with self.store.tx():
-                if flow is None:
-                    self.store.remove_intents([intent["key"]])
-                    continue
-                record = self._find_created(flow, intent)
-                if record is not None:
-                    self._link_recovered(flow, intent, record)
-                self.store.remove_intents([intent["key"]])
-                self.store.set_dirty([intent["source_ref"]])
-                self.recovered.add(intent["source_ref"])
-
-    def _find_created(self, flow: Flow, intent: dict[str, Any]) -> RecordData | Snapshot | None:
-        connector = self.engine.connector(flow.target[0])
-        if flow.target_et.external_ref_field:
-            return connector.find_by_external_ref(flow.target[1], intent["external_ref"])
-        values = _loads_values(intent["values"])
-        for index, combination in enumerate(flow.match):
-            key = combination_key(
-                [values.get(t.target) for t in combination], [t.normalizer for t in combination]
-            )
-            if key is None:
-                continue
-            rids = self.store.lookup_match(flow.match_index(index), [key]).get(key, [])
-            linked = self.store.links_by(
-                flow.key, "target", [f"{flow.target[0]}:{flow.target[1]}:{r}" for r in rids]
-            )
-            free = [r for r in rids if f"{flow.target[0]}:{flow.target[1]}:{r}" not in linked]
-            if len(free) == 1:
-                return self.store.snapshots(*flow.target, free).get(free[0])
-        if not flow.match:
-            return self._find_by_content(flow, values)
-        return None
-
-    def _find_by_content(self, flow: Flow, values: dict[str, Any]) -> Snapshot | None:
-        """No external reference and no merge criteria to look the record up by: the one
-        unlinked target record (collected this run) whose mapped values are exactly those
-        the interrupted create sent.  None when there is no such record (the create never
-        reached the API) or several (nothing is linked by guess)."""
-        compared = [m for m in flow.mappings if m.target in values]
-        if not compared:
-            return None
-        snaps = self.store.live_snapshots(*flow.target)
-        linked = self.store.links_by(flow.key, "target", [snap.ref for snap in snaps.values()])
-
-        def same(snap: Snapshot) -> bool:
-            try:
-                return all(
-                    coerce(snap.data.get(m.target), m.type) == coerce(values[m.target], m.type)
-                    for m in compared
-                )
-            except (ValueError, TypeError, ConversionError):
-                return False
-
-        found = [snap for snap in snaps.values() if snap.ref not in linked and same(snap)]
-        return found[0] if len(found) == 1 else None
-
-    def _link_recovered(
-        self, flow: Flow, intent: dict[str, Any], record: RecordData | Snapshot
-    ) -> None:
-        rid = record.rid if isinstance(record, Snapshot) else record.id
-        target_ref = f"{flow.target[0]}:{flow.target[1]}:{rid}"
-        if self.store.links_by(flow.key, "source", [intent["source_ref"]]):
-            return
-        if self.store.links_by(flow.key, "target", [target_ref]):
-            return
-        values = _loads_values(intent["values"])
-        base = {m.target: values.get(m.target) for m in flow.mappings if m.direction != "backward"}
-        self.store.add_links(
-            [
-                {
-                    "dataflow": flow.key,
-                    "source_ref": intent["source_ref"],
-                    "target_ref": target_ref,
-                    "base": dumps(base),
-                    "how": "recovered",
-                    "created_run": self.run_id,
-                    "created_at": now_iso(),
-                }
-            ]
-        )
-        if isinstance(record, RecordData):
-            use = self.engine.uses[flow.target]
-            _snap, row = new_snapshot(use, record.id, {}, record.data, modified_of(use, record), 0)
-            self.store.put_snapshots([row])
-        self.store.add_audit([audit_row(self.run_id, target_ref, flow, "recover", None, base)])
-        self.translator.learn((intent["source_ref"], target_ref))
+        recovery = IntentRecovery(self.engine, self.store, self.translator, self.run_id)
+        self.recovered |= recovery.recover()
 
     def circuit_breaker(self) -> None:
         defaults = self.engine.config.defaults
@@ -1336,11 +1248,3 @@ def _row_of(snap: Snapshot) -> dict[str, Any]:
 
 def _show(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in list(values.items())[:8])
-
-
-def _loads_values(text: str) -> dict[str, Any]:
-    import orjson
-
-    from samband.types import from_json
-
-    return {k: from_json(v) for k, v in orjson.loads(text).items()}

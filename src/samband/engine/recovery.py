@@ -1,0 +1,134 @@
+"""Crash recovery of creates.
+
+A create intent is written (and committed) before the create call and removed with the
+link it led to.  One still open at the start of a run belongs to a create whose outcome is
+unknown: the record is looked up — by the external reference stamped into it, else by the
+merge criteria, else (neither configured) as the one unlinked record with exactly the
+values sent — and linked; it is never created again.  Its source record is queued, so the
+run finishes what the interrupted one began.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from samband.connectors.base import RecordData
+from samband.engine.apply import audit_row, new_snapshot
+from samband.engine.collect import combination_key, modified_of
+from samband.engine.link import Translator
+from samband.engine.model import Flow
+from samband.errors import ConversionError
+from samband.store.store import Snapshot, Store, dumps, now_iso
+from samband.types import coerce, from_json
+
+if TYPE_CHECKING:
+    from samband.engine.run import Engine
+
+
+class IntentRecovery:
+    """Resolves the open create intents of a store, once, at the start of a run."""
+
+    def __init__(self, engine: Engine, store: Store, translator: Translator, run_id: int) -> None:
+        self.engine, self.store, self.translator, self.run_id = engine, store, translator, run_id
+
+    def recover(self) -> set[str]:
+        """Resolve every open intent; return the source refs queued again."""
+        queued: set[str] = set()
+        intents = self.store.open_intents()
+        flows = {f.key: f for f in self.engine.flows}
+        for intent in intents:
+            flow = flows.get(intent["dataflow"])
+            with self.store.tx():
+                if flow is None:
+                    self.store.remove_intents([intent["key"]])
+                    continue
+                record = self._find_created(flow, intent)
+                if record is not None:
+                    self._link_recovered(flow, intent, record)
+                self.store.remove_intents([intent["key"]])
+                self.store.set_dirty([intent["source_ref"]])
+                queued.add(intent["source_ref"])
+        return queued
+
+    def _find_created(self, flow: Flow, intent: dict[str, Any]) -> RecordData | Snapshot | None:
+        connector = self.engine.connector(flow.target[0])
+        if flow.target_et.external_ref_field:
+            return connector.find_by_external_ref(flow.target[1], intent["external_ref"])
+        values = loads_values(intent["values"])
+        for index, combination in enumerate(flow.match):
+            key = combination_key(
+                [values.get(t.target) for t in combination], [t.normalizer for t in combination]
+            )
+            if key is None:
+                continue
+            rids = self.store.lookup_match(flow.match_index(index), [key]).get(key, [])
+            linked = self.store.links_by(
+                flow.key, "target", [f"{flow.target[0]}:{flow.target[1]}:{r}" for r in rids]
+            )
+            free = [r for r in rids if f"{flow.target[0]}:{flow.target[1]}:{r}" not in linked]
+            if len(free) == 1:
+                return self.store.snapshots(*flow.target, free).get(free[0])
+        if not flow.match:
+            return self._find_by_content(flow, values)
+        return None
+
+    def _find_by_content(self, flow: Flow, values: dict[str, Any]) -> Snapshot | None:
+        """No external reference and no merge criteria to look the record up by: the one
+        unlinked target record (collected this run) whose mapped values are exactly those
+        the interrupted create sent.  None when there is no such record (the create never
+        reached the API) or several (nothing is linked by guess)."""
+        compared = [m for m in flow.mappings if m.target in values]
+        if not compared:
+            return None
+        snaps = self.store.live_snapshots(*flow.target)
+        linked = self.store.links_by(flow.key, "target", [snap.ref for snap in snaps.values()])
+
+        def same(snap: Snapshot) -> bool:
+            try:
+                return all(
+                    coerce(snap.data.get(m.target), m.type) == coerce(values[m.target], m.type)
+                    for m in compared
+                )
+            except (ValueError, TypeError, ConversionError):
+                return False
+
+        found = [snap for snap in snaps.values() if snap.ref not in linked and same(snap)]
+        return found[0] if len(found) == 1 else None
+
+    def _link_recovered(
+        self, flow: Flow, intent: dict[str, Any], record: RecordData | Snapshot
+    ) -> None:
+        rid = record.rid if isinstance(record, Snapshot) else record.id
+        target_ref = f"{flow.target[0]}:{flow.target[1]}:{rid}"
+        if self.store.links_by(flow.key, "source", [intent["source_ref"]]):
+            return
+        if self.store.links_by(flow.key, "target", [target_ref]):
+            return
+        values = loads_values(intent["values"])
+        base = {m.target: values.get(m.target) for m in flow.mappings if m.direction != "backward"}
+        self.store.add_links(
+            [
+                {
+                    "dataflow": flow.key,
+                    "source_ref": intent["source_ref"],
+                    "target_ref": target_ref,
+                    "base": dumps(base),
+                    "how": "recovered",
+                    "created_run": self.run_id,
+                    "created_at": now_iso(),
+                }
+            ]
+        )
+        if isinstance(record, RecordData):
+            use = self.engine.uses[flow.target]
+            _snap, row = new_snapshot(use, record.id, {}, record.data, modified_of(use, record), 0)
+            self.store.put_snapshots([row])
+        self.store.add_audit([audit_row(self.run_id, target_ref, flow, "recover", None, base)])
+        self.translator.learn((intent["source_ref"], target_ref))
+
+
+def loads_values(text: str) -> dict[str, Any]:
+    """The values an intent recorded (canonical types restored)."""
+    return {k: from_json(v) for k, v in orjson.loads(text).items()}
