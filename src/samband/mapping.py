@@ -26,17 +26,6 @@ def get_path(record: Mapping[str, Any] | None, path: str, default: Any = None) -
     return current
 
 
-def has_path(record: Mapping[str, Any] | None, path: str) -> bool:
-    if "." not in path and type(record) is dict:
-        return path in record
-    current: Any = record
-    for part in path.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return False
-        current = current[part]
-    return True
-
-
 def set_path(record: dict[str, Any], path: str, value: Any) -> None:
     """Set a dotted path, creating the intermediate objects."""
     parts = path.split(".")

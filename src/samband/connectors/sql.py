@@ -31,7 +31,6 @@ into SQL text.
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,6 +55,7 @@ from samband.config.model import Config, SystemConfig
 from samband.connectors import _sql_schema as schema
 from samband.connectors import _sql_tracking as tracking
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
+from samband.durations import parse_interval
 from samband.errors import (
     ConnectorError,
     ConversionError,
@@ -428,14 +428,7 @@ class SqlConnector(Connector):
 
     def _stamp(self, conn: Connection, bound: _Bound, table: Table, row: dict[str, Any]) -> None:
         """Set the change column (a trigger may set it again; that is fine)."""
-        column = bound.spec.updated
-        if not column or column not in table.c:
-            return
-        if bound.version_column:
-            top = conn.execute(select(func.max(table.c[column]))).scalar()
-            row[column] = int(top or 0) + 1
-        else:
-            row[column] = schema.to_db_datetime(table.c[column], datetime.now(UTC))
+        self._stamp_many(conn, bound, table, [row])
 
     def _new_row(
         self, bound: _Bound, table: Table, values: dict[str, Any], external_ref: str | None
@@ -507,7 +500,7 @@ class SqlConnector(Connector):
     def _stamp_many(
         self, conn: Connection, bound: _Bound, table: Table, rows: list[dict[str, Any]]
     ) -> None:
-        """:meth:`_stamp` for several new rows (versions counted on from one MAX)."""
+        """Set the change column of rows (versions counted on from one MAX)."""
         column = bound.spec.updated
         if not column or column not in table.c:
             return
@@ -654,19 +647,19 @@ PRUNE_EVERY = 3600.0  # seconds between prunings of one table's change log
 
 
 def keep_seconds(value: Any, system: str) -> float | None:
-    """``keep_changes`` (``7d``, ``12h``, ``forever``) in seconds; None keeps everything."""
+    """``keep_changes`` (``7d``, ``12h``, ``forever``; a bare number is days) in seconds;
+    None keeps everything."""
     text = str(value).strip().lower()
     if text in ("forever", "always", "never-prune"):
         return None
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)?", text)
-    if not match:
+    try:
+        return parse_interval(text, default_unit="d")
+    except ValueError:
         raise ConnectorError(
             system,
             f"keep_changes: {value!r} is not a duration",
             "write e.g. 7d, 48h or forever",
-        )
-    amount = float(match.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[match.group(2) or "d"]
-    return amount
+        ) from None
 
 
 def _bind(engine: Engine, spec: schema.TableSpec, system: str, url: Any) -> _Bound:

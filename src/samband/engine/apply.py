@@ -92,12 +92,7 @@ def updated_snapshot(
         if path in paths:
             data[path] = to_wire(value)
     if returned is not None:
-        flat = use.flat_paths if type(returned) is dict else ()
-        for path in flat:
-            value = returned.get(path, _MISSING)  # type: ignore[union-attr]
-            if value is not _MISSING:
-                data[path] = value
-        for path in use.nested_paths if flat else use.paths:
+        for path in use.paths:
             value = get_path(returned, path, _MISSING)
             if value is not _MISSING:
                 data[path] = value

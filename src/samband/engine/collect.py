@@ -39,7 +39,7 @@ def content_hash(values: list[Any]) -> str:
 
 
 def project(use: TypeUse, data: dict[str, Any]) -> dict[str, Any]:
-    return use.project(data)
+    return {path: get_path(data, path) for path in use.paths}
 
 
 def modified_of(use: TypeUse, record: RecordData) -> str | None:
@@ -143,10 +143,12 @@ class Collector:
         # signature, a change feed that lost our place), records it does not return were
         # deleted meanwhile; the cursor is kept back until the read is complete, so a run
         # that stops half-way reads everything again.
-        detect = not incremental or (cursor is None and self.store.has_live(system, etype))
+        detect = not incremental or (
+            cursor is None and self.store.has_snapshots(system, etype, live=True)
+        )
         seen: set[str] | None = set() if detect else None
         # a type never read before has no snapshots to compare with (an initial load)
-        fresh = cursor is None and not self.store.has_any(system, etype)
+        fresh = cursor is None and not self.store.has_snapshots(system, etype)
         last_cursor: str | None = None
         for page in connector.read(etype, cursor):
             stats.pages += 1

@@ -10,7 +10,6 @@ from typing import Any
 
 from samband.config.model import Config, Dataflow
 from samband.connectors.base import EntityType
-from samband.mapping import get_path
 from samband.types import DataType
 
 TypeKey = tuple[str, str]  # (system, entity type)
@@ -75,30 +74,11 @@ class TypeUse:
         for path in paths:
             if path and path not in self.paths:
                 self.paths.append(path)
-        for derived in ("path_set", "flat_paths", "nested_paths"):
-            self.__dict__.pop(derived, None)
+        self.__dict__.pop("path_set", None)
 
     @cached_property
     def path_set(self) -> frozenset[str]:
         return frozenset(self.paths)
-
-    @cached_property
-    def flat_paths(self) -> tuple[str, ...]:
-        """Paths of top-level properties (looked up without walking a dotted path)."""
-        return tuple(p for p in self.paths if "." not in p)
-
-    @cached_property
-    def nested_paths(self) -> tuple[str, ...]:
-        return tuple(p for p in self.paths if "." in p)
-
-    def project(self, data: dict[str, Any] | None) -> dict[str, Any]:
-        """The values of :attr:`paths` in a record (None where missing), flat."""
-        if type(data) is not dict:
-            return {path: get_path(data, path) for path in self.paths}
-        projected = {path: data.get(path) for path in self.flat_paths}
-        for path in self.nested_paths:
-            projected[path] = get_path(data, path)
-        return projected
 
     @property
     def signature(self) -> str:

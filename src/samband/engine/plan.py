@@ -126,10 +126,7 @@ def create_values(
     for m in flow.mappings:
         if m.direction == "backward":
             continue
-        try:
-            value = source_value(flow, m, data, translate)
-        except ConversionError as exc:
-            raise ConversionError(f"{m.source} → {m.target}: {exc}") from None
+        value = _convert(m, source_value, flow, m, data, translate)
         base[m.target] = value
         if value is not None:
             values[m.target] = value

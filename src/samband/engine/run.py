@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from samband.config.model import Config
 from samband.config.validate import load_valid
 from samband.connectors.base import Connector, EntityType, RecordData
 from samband.connectors.registry import create_connector
+from samband.durations import parse_interval as parse_interval  # the CLI's --every
 from samband.engine.apply import (
     Batch,
     FlowCounts,
@@ -132,14 +132,6 @@ class RunReport:
             "messages": self.messages,
             "resume_at": self.resume_at,
         }
-
-
-def parse_interval(text: str) -> float:
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
-    if not match:
-        raise ValueError(f"{text!r} is not an interval (use e.g. 30s, 5m, 1h)")
-    value, unit = float(match.group(1)), match.group(2) or "s"
-    return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
 
 
 class Engine:
@@ -277,15 +269,7 @@ class Engine:
             report.run_id = store.begin_run(dry_run)
             self._check_systems(store)
             run.execute(force)
-            report.status = (
-                "dry-run"
-                if dry_run
-                else "stopped"
-                if run.stopped
-                else "collected"
-                if run.collect_only
-                else "ok"
-            )
+            report.status = run.status()
         except QuotaExhausted as exc:
             report.status = "paused"
             report.resume_at = exc.resume_at.isoformat() if exc.resume_at else None
@@ -410,6 +394,14 @@ class _Run:
 
     def counts(self, flow: Flow) -> FlowCounts:
         return self.report.dataflows[flow.key]
+
+    def status(self) -> str:
+        """How the run ended, when it ended without an error."""
+        if self.dry_run:
+            return "dry-run"
+        if self.stopped:
+            return "stopped"
+        return "collected" if self.collect_only else "ok"
 
     # -- the stages -------------------------------------------------------------------
     def execute(self, force: bool) -> None:
@@ -1034,7 +1026,7 @@ class _Run:
         batch: Batch,
         new_base: dict[str, Any],
         side: str,
-        old_base: dict[str, Any] | None = None,
+        old_base: dict[str, Any],
     ) -> bool:
         system, etype = key
         if self.dry_run:
@@ -1054,12 +1046,7 @@ class _Run:
             # it) and plan the pair with what is there now, in a later round.
             self.stale.add(snap.ref)
             # the agreed values stay as they were, so the next plan sees both edits
-            for m in flow.mappings:
-                if (m.target if side == "target" else m.source) in changes:
-                    if old_base is not None and m.target in old_base:
-                        new_base[m.target] = old_base[m.target]
-                    else:
-                        new_base.pop(m.target, None)
+            _keep_base(flow, side, changes, new_base, old_base)
             batch.snapshots[snap.ref] = {
                 **_row_of(snap),
                 "hash": REFRESH,
@@ -1083,9 +1070,7 @@ class _Run:
                 {"changes": changes},
             )
             # what was not written keeps no base, so the next run plans it again
-            for m in flow.mappings:
-                if (m.target if side == "target" else m.source) in changes:
-                    new_base.pop(m.target, None)
+            _keep_base(flow, side, changes, new_base, {})
             return False
         use = self.engine.uses[key]
         # A source written through the inverse mapping is planned again: another mapping of
@@ -1244,6 +1229,23 @@ def _row_of(snap: Snapshot) -> dict[str, Any]:
         "dirty": 0,
         "seen_run": None,
     }
+
+
+def _keep_base(
+    flow: Flow,
+    side: str,
+    changes: dict[str, Any],
+    new_base: dict[str, Any],
+    old_base: dict[str, Any],
+) -> None:
+    """For the properties of a write that did not happen, the base goes back to
+    ``old_base`` (or is dropped where that has none)."""
+    for m in flow.mappings:
+        if (m.target if side == "target" else m.source) in changes:
+            if m.target in old_base:
+                new_base[m.target] = old_base[m.target]
+            else:
+                new_base.pop(m.target, None)
 
 
 def _show(values: dict[str, Any]) -> str:

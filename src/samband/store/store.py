@@ -163,6 +163,10 @@ class Store:
         self._put_intent = self.sql.upsert(s.intents, INTENT_COLUMNS, ("key",))
         self._insert_audit = self.sql.insert(s.audit, AUDIT_COLUMNS)
         self._put_match_key = self.sql.upsert(s.match_keys, ("name", "rid", "key"), ("name", "rid"))
+        self._clear_dirty = self.sql.sql(
+            "UPDATE samband_snapshots SET dirty = 0"
+            " WHERE system = ? AND etype = ? AND rid = ? AND dirty = ?"
+        )
 
     # -- transactions -------------------------------------------------------------
     @contextmanager
@@ -349,7 +353,7 @@ class Store:
 
     def put_snapshots(self, rows: list[dict[str, Any]]) -> None:
         """Insert or replace snapshots (keys: system, etype, rid, hash, data, modified,
-        deleted, dirty, seen_run)."""
+        deleted, dirty; ``seen_run`` is kept as it is)."""
         values = [(*_SNAPSHOT_HEAD(r), bool(r["deleted"]), r["dirty"]) for r in rows]
         # in key order (a stable sort: the last of equal keys still wins), so processes
         # writing the same rows at once lock them in one order and do not deadlock
@@ -431,20 +435,14 @@ class Store:
         )
         return int(rows[0][0])
 
-    def has_live(self, system: str, etype: str) -> bool:
-        """Whether any record of the type has been read and not deleted."""
+    def has_snapshots(self, system: str, etype: str, *, live: bool = False) -> bool:
+        """Whether any record of the type has been read (and, with ``live``, is not
+        deleted)."""
         rows = self._rows(
-            "SELECT 1 FROM samband_snapshots WHERE system = ? AND etype = ? AND deleted = ?"
-            " LIMIT 1",
-            (system, etype, False),
-        )
-        return bool(rows)
-
-    def has_any(self, system: str, etype: str) -> bool:
-        """Whether any record of the type has been read (deleted ones too)."""
-        rows = self._rows(
-            "SELECT 1 FROM samband_snapshots WHERE system = ? AND etype = ? LIMIT 1",
-            (system, etype),
+            "SELECT 1 FROM samband_snapshots WHERE system = ? AND etype = ?"
+            + (" AND deleted = ?" if live else "")
+            + " LIMIT 1",
+            (system, etype, False) if live else (system, etype),
         )
         return bool(rows)
 
@@ -460,13 +458,7 @@ class Store:
 
     def clear_dirty(self, system: str, etype: str, seen: list[tuple[str, int]]) -> None:
         """Clear the dirty mark of refs whose mark did not change since they were read."""
-        self._many(
-            self.sql.sql(
-                "UPDATE samband_snapshots SET dirty = 0"
-                " WHERE system = ? AND etype = ? AND rid = ? AND dirty = ?"
-            ),
-            [(system, etype, rid, dirty) for rid, dirty in seen],
-        )
+        self._many(self._clear_dirty, [(system, etype, rid, dirty) for rid, dirty in seen])
 
     # -- links ----------------------------------------------------------------------
     def links_by(self, dataflow: str, side: str, refs: Iterable[str]) -> dict[str, Link]:
