@@ -124,6 +124,25 @@ class CrashOnDemand:
         return super().update(entity_type, record_id, changes, **options)  # type: ignore[misc]
 
 
+class EditDuringTheRun:
+    """A progress display that, once the run starts planning (everything is read),
+    plays a user editing a record in one of the systems."""
+
+    def __init__(self, edit: Any) -> None:
+        self.edit, self.done_editing = edit, False
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        if name == "sync" and not self.done_editing:
+            self.done_editing = True
+            self.edit()
+
+    def advance(self, count: int = 1) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
 class World(Protocol):
     def config(self, store_url: str) -> Config: ...
     def insert(self, system: str, etype: str, data: dict[str, Any]) -> str: ...

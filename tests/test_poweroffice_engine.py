@@ -18,6 +18,7 @@ import pytest
 from samband.config import parse_config
 from samband.connectors.memory import dataset
 from samband.sandbox.poweroffice import PowerOfficeSandbox
+from tests.convergence import EditDuringTheRun
 from tests.test_poweroffice_support import KEYS, serve
 
 engine_run = pytest.importorskip("samband.engine.run")
@@ -175,25 +176,6 @@ def test_memory_crm_and_poweroffice_converge(world: dict[str, Any]) -> None:
 
 def companies_city(crm: Any, org: str) -> Any:
     return next(c["city"] for c in crm.records("Company").values() if c["org"] == org)
-
-
-class EditDuringTheRun:
-    """A progress display that, once the run starts planning (everything is read),
-    plays a user editing a record in PowerOffice GO."""
-
-    def __init__(self, edit: Any) -> None:
-        self.edit, self.done_editing = edit, False
-
-    def phase(self, name: str, total: int | None = None) -> None:
-        if name == "sync" and not self.done_editing:
-            self.done_editing = True
-            self.edit()
-
-    def advance(self, count: int = 1) -> None:
-        pass
-
-    def done(self) -> None:
-        pass
 
 
 def test_an_edit_made_in_poweroffice_during_a_run_is_not_overwritten(

@@ -17,6 +17,7 @@ from samband.config import parse_config
 from samband.engine.run import Engine
 from samband.sandbox.poweroffice import PowerOfficeSandbox
 from samband.sandbox.webcrm import SANDBOX_API_TOKEN, WebCrmSandbox
+from tests.convergence import EditDuringTheRun
 from tests.test_webcrm_support import serve
 
 ENV = {
@@ -215,8 +216,6 @@ def test_an_edit_made_in_webcrm_during_a_run_is_not_overwritten(world: dict[str,
     """WebCRM's PUT writes the whole record, so the connector reads it first; a value
     edited since the engine read it stops the update (the record is read again and the
     newer edit wins as a recorded conflict) instead of being overwritten unseen."""
-    from tests.test_poweroffice_engine import EditDuringTheRun
-
     po: PowerOfficeSandbox = world["po"]
     crm: WebCrmSandbox = world["crm"]
     run(world)
