@@ -41,6 +41,7 @@ from samband import _killpoint as killpoint
 from samband.errors import StoreError
 from samband.store import schema as s
 from samband.store._statements import Statements
+from samband.store._statistics import Statistics
 from samband.store.migrations import migrate
 
 REFRESH = "refresh"  # snapshot hash meaning "read this record again before planning"
@@ -153,6 +154,7 @@ class Store:
             ) from None
         self._seq = time.time_ns() // 1000
         self.sql = Statements(self.dialect)
+        self._statistics = Statistics(self.conn) if self.dialect == "postgresql" else None
         # SQLite's planner, without statistics, would walk every snapshot of a type by
         # its primary key instead of the (small) partial index of dirty ones
         self._dirty_index = (
@@ -182,6 +184,8 @@ class Store:
                 killpoint.reached("commit")
                 try:
                     self.conn.commit()
+                    if self._statistics is not None and self._statistics.due():
+                        self._statistics.analyze(self.conn)
                 except SQLAlchemyError as exc:
                     self.conn.rollback()
                     raise StoreError(
@@ -358,7 +362,7 @@ class Store:
         # in key order (a stable sort: the last of equal keys still wins), so processes
         # writing the same rows at once lock them in one order and do not deadlock
         values.sort(key=_BY_KEY)
-        self._many(self._put_snapshot, values)
+        self._many(self._put_snapshot, values, "samband_snapshots")
 
     def mark_seen(self, system: str, etype: str, rids: list[str], run_id: int) -> None:
         c = s.snapshots.c
@@ -488,7 +492,7 @@ class Store:
         return result
 
     def add_links(self, rows: list[dict[str, Any]]) -> None:
-        self._many(self._insert_link, [_LINK_ROW(r) for r in rows])
+        self._many(self._insert_link, [_LINK_ROW(r) for r in rows], "samband_links")
 
     def set_bases(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
         if rows:
@@ -520,7 +524,7 @@ class Store:
             self._query("DELETE FROM samband_match_keys WHERE name = ? AND rid IN ", (name,), part)
         rows = [(name, rid, key) for rid, key in entries if key is not None]
         rows.sort(key=_BY_RID)  # one lock order for every writer (see put_snapshots)
-        self._many(self._put_match_key, rows)
+        self._many(self._put_match_key, rows, "samband_match_keys")
 
     def lookup_match(self, name: str, keys: Iterable[str]) -> dict[str, list[str]]:
         result: dict[str, list[str]] = {}
@@ -536,7 +540,7 @@ class Store:
 
     # -- intents --------------------------------------------------------------------
     def add_intents(self, rows: list[dict[str, Any]]) -> None:
-        self._many(self._put_intent, [_INTENT_ROW(r) for r in rows])
+        self._many(self._put_intent, [_INTENT_ROW(r) for r in rows], "samband_intents")
 
     def open_intents(self) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in self.conn.execute(select(s.intents))]
@@ -547,7 +551,7 @@ class Store:
 
     # -- audit, conflicts, dead letters, waiting ------------------------------------------
     def add_audit(self, rows: list[dict[str, Any]]) -> None:
-        self._many(self._insert_audit, [_AUDIT_ROW(r) for r in rows])
+        self._many(self._insert_audit, [_AUDIT_ROW(r) for r in rows], "samband_audit")
 
     def add_conflicts(self, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -646,10 +650,13 @@ class Store:
         return self.table_rows(s.conflicts, order=s.conflicts.c.id)
 
     # -- generic ------------------------------------------------------------------------
-    def _many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """One driver-level executemany (see :mod:`samband.store._statements`)."""
+    def _many(self, sql: str, rows: list[tuple[Any, ...]], grows: str | None = None) -> None:
+        """One driver-level executemany (see :mod:`samband.store._statements`); ``grows``
+        names the table it adds rows to, for :class:`~samband.store._statistics.Statistics`."""
         if rows:
             self.conn.exec_driver_sql(sql, rows)
+            if grows is not None and self._statistics is not None:
+                self._statistics.wrote(grows, len(rows))
 
     def _any_row(self, table: str, dataflow: str) -> bool:
         """Whether ``table`` holds a row of ``dataflow`` (a cheap test before a delete by
