@@ -405,7 +405,20 @@ class _Run:
 
     # -- the stages -------------------------------------------------------------------
     def execute(self, force: bool) -> None:
-        self.collect()
+        busy = self.collect(self.engine.order)
+        if busy:
+            # read by another worker when this one came to them: perhaps done by now
+            busy = self.collect(busy)
+        if busy:
+            # Planning against a type another worker is still reading would miss the
+            # records it has not stored yet (a match not found is a duplicate created).
+            # This worker plans once it has read every type itself, from their cursors.
+            self.collect_only = True
+            names = ", ".join(f"{system}.{etype}" for system, etype in busy)
+            self.report.messages.append(
+                f"{names}: being read by another worker; planning waits until it is read"
+            )
+            return
         if self.shared and not self.engine.leases.claim(self.store, RUN_LEASE):
             self.collect_only = True
             holder = self.store.lease_holder(RUN_LEASE)
@@ -420,15 +433,17 @@ class _Run:
             self.circuit_breaker()
         self.plan_and_apply()
 
-    def collect(self) -> None:
+    def collect(self, keys: list[TypeKey]) -> list[TypeKey]:
+        """Read ``keys``; the ones left unread because another worker is reading them."""
         collector = Collector(self.store)
-        self.progress.phase("collect", len(self.engine.order))
+        self.progress.phase("collect", len(keys))
         leases = self.engine.leases
-        for key in self.engine.order:
+        busy: list[TypeKey] = []
+        for key in keys:
             use = self.engine.uses[key]
             claim = collect_lease(*key)
             if self.shared and not leases.claim(self.store, claim):
-                self.report.messages.append(f"{key[0]}.{key[1]}: read by another worker now")
+                busy.append(key)
                 self.progress.advance()
                 continue
             _, signature = self.store.get_cursor(*key)
@@ -450,6 +465,7 @@ class _Run:
                 "deleted": stats.deleted,
             }
             self.progress.advance()
+        return busy
 
     def recover_intents(self) -> None:
         """Creates that were interrupted: find what they created; never create again."""
