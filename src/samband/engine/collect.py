@@ -190,6 +190,7 @@ class Collector:
         existing = {} if fresh else self.store.snapshot_hashes(system, etype, list(by_id))
         rows: list[dict[str, Any]] = []
         projected: list[dict[str, Any] | None] = []
+        indexed = any(flow.match for flow in use.as_target)  # merge-criteria keys to store
         for rid, record in by_id.items():
             old = existing.get(rid)
             if record.deleted:
@@ -203,13 +204,15 @@ class Collector:
                 continue
             row["dirty"] = self.store.next_seq()
             rows.append(row)
-            projected.append(orjson.loads(row["data"]))  # as stored: JSON types only
+            if indexed:
+                projected.append(orjson.loads(row["data"]))  # as stored: JSON types only
             stats.changed += 1
         if not rows:
             return
         self.store.put_snapshots(rows)
-        for name, entries in match_entries(use, rows, projected).items():
-            self.store.set_match_keys(name, entries)
+        if indexed:
+            for name, entries in match_entries(use, rows, projected).items():
+                self.store.set_match_keys(name, entries)
 
     def _deleted_row(self, use: TypeUse, rid: str) -> dict[str, Any]:
         return {
