@@ -177,6 +177,27 @@ def bench_engine(suite: Suite) -> None:
                     f"engine {label}: created {initial['created']} (want {size}), incremental "
                     f"updated {incremental['updated']} (want 100)"
                 )
+    # the same with the store on PostgreSQL (shared deployments, `samband worker`)
+    size = 10_000 if suite.quick else 100_000
+    label = f"{size:,}".replace(",", " ")
+    for run in range(suite.repeat):
+        _progress(f"engine, PostgreSQL store: {label} records, run {run + 1}/{suite.repeat}")
+        result = suite.child("engine", size=size, store="postgresql")
+        if result is None:
+            continue
+        f = suite.figure
+        f(
+            "engine",
+            f"initial sync {label}, PostgreSQL store: throughput",
+            "records/s",
+            note="the store on the machine's PostgreSQL (127.0.0.1)",
+        ).values.append(size / result["initial"]["seconds"])
+        f("engine", f"settling run {label}, PostgreSQL store", "s").values.append(
+            result["settle"]["seconds"]
+        )
+        f("engine", f"incremental {label}, 100 changes, PostgreSQL store", "s").values.append(
+            result["incremental"]["seconds"]
+        )
 
 
 # -- 2 and 4: over HTTP, and the peer --------------------------------------------------------

@@ -5,20 +5,52 @@ One child process per measurement (see :mod:`bench.worker`), so peak RSS is the 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from bench._connectors import GeneratedSource, SqliteSink, bench_config
 from samband.engine.run import Engine
 
+POSTGRES = os.environ.get(
+    "SAMBAND_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
-def run_engine(size: int, changes: int = 100) -> dict[str, Any]:
+
+@contextlib.contextmanager
+def _store_url(kind: str, folder: str) -> Iterator[str]:
+    """The embedded SQLite store, or a PostgreSQL schema of its own, dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{Path(folder) / 'state.db'}"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        sep = "&" if "?" in POSTGRES else "?"
+        yield f"{POSTGRES}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def run_engine(size: int, changes: int = 100, store: str = "sqlite") -> dict[str, Any]:
     """Initial sync of ``size`` records, a settling run, a quiescent run, then ``changes``
-    edits and the incremental run.  Times in seconds."""
-    with tempfile.TemporaryDirectory(prefix="samband-bench-") as folder:
-        store_url = f"sqlite:///{Path(folder) / 'state.db'}"
+    edits and the incremental run.  Times in seconds.  ``store``: sqlite or postgresql."""
+    with (
+        tempfile.TemporaryDirectory(prefix="samband-bench-") as folder,
+        _store_url(store, folder) as store_url,
+    ):
         config = bench_config(store_url)
         source = GeneratedSource(size, "src", config.systems["src"])
         sink = SqliteSink(str(Path(folder) / "sink.db"), "dst", config.systems["dst"])
