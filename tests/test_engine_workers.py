@@ -4,10 +4,14 @@ entity type, one worker plans at a time, and what one worker read another plans.
 from __future__ import annotations
 
 import os
+from typing import Any
+
+import pytest
 
 from samband.connectors.memory import dataset
 from samband.engine.inspect import Inspector
 from samband.engine.leases import RUN_LEASE, collect_lease
+from samband.errors import RunLocked
 from tests.test_engine_units import ACCOUNTS, engine_for, store  # noqa: F401
 
 
@@ -15,7 +19,10 @@ def test_workers_divide_reading_and_one_plans_what_another_read(store: str) -> N
     crm, erp = dataset("crm"), dataset("erp")
     for index in range(5):
         crm.insert("Customer", {"name": f"C{index}", "org": str(100 + index)})
-    with engine_for(store, ACCOUNTS) as first, engine_for(store, ACCOUNTS) as second:
+    with (
+        engine_for(store, ACCOUNTS, lease_wait=0) as first,
+        engine_for(store, ACCOUNTS, lease_wait=0) as second,
+    ):
         first.compile()
         first_store = first.store()
 
@@ -80,7 +87,10 @@ def test_no_worker_plans_while_another_is_still_reading_a_type_it_matches_agains
     for index in range(5):
         crm.insert("Customer", {"name": f"C{index}", "org": str(100 + index)})
         erp.insert("Account", {"name": f"C{index}", "org": str(100 + index)})
-    with engine_for(store, ACCOUNTS) as first, engine_for(store, ACCOUNTS) as second:
+    with (
+        engine_for(store, ACCOUNTS, lease_wait=0) as first,
+        engine_for(store, ACCOUNTS, lease_wait=0) as second,
+    ):
         first.compile()
         first_store = first.store()
 
@@ -99,3 +109,59 @@ def test_no_worker_plans_while_another_is_still_reading_a_type_it_matches_agains
         assert report.to_dict()["created"] == 0 and report.to_dict()["linked"] == 5
         assert len(erp.records("Account")) == 5
         assert first.work().writes == 0
+
+
+def test_nothing_is_read_into_the_store_while_a_worker_plans(store: str) -> None:  # noqa: F811
+    """A page another worker read before one of the planner's writes and stored after it
+    would put the record back as it was before the write (and look like an edit)."""
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    with (
+        engine_for(store, ACCOUNTS, lease_wait=0) as planner,
+        engine_for(store, ACCOUNTS, lease_wait=0) as other,
+    ):
+        assert planner.work().to_dict()["created"] == 1
+        (account_id,) = erp.records("Account")
+        crm.edit("Customer", "1", {"name": "Acme Holding"})
+        erp.edit("Account", account_id, {"email": "post@acme.no"})
+        turns: list[Any] = []
+        # the other worker takes its turn while the planner writes the account
+        erp.inject_failure("update", lambda: turns.append(other.work()), "Account")
+
+        report = planner.work()
+        assert report.status == "ok" and report.to_dict()["updated"] == 2
+        (turn,) = turns
+        assert turn.status == "collected"
+        assert turn.collected == {}, "a type was read while another worker planned"
+        assert any("is planning" in m for m in turn.messages)
+        assert erp.records("Account")[account_id]["name"] == "Acme Holding"
+        assert crm.records("Customer")["1"]["email"] == "post@acme.no"
+        assert other.work().writes == 0
+        assert planner.work().writes == 0
+
+
+def test_a_sync_does_not_plan_while_a_worker_reads_a_type(store: str) -> None:  # noqa: F811
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    erp.insert("Account", {"name": "Acme", "org": "1"})
+    with engine_for(store, ACCOUNTS, lease_wait=0) as engine:
+        db = engine.store()
+        worker = f"{os.uname().nodename}:1:other"  # this machine's pid 1: alive
+        assert db.acquire_lease(collect_lease("erp", "Account"), worker, 600)
+        with pytest.raises(RunLocked, match=r"erp\.Account: being read by another"):
+            engine.sync()
+        assert len(erp.records("Account")) == 1
+        db.release_lease(collect_lease("erp", "Account"), worker)
+        report = engine.sync()
+        assert report.to_dict()["linked"] == 1 and len(erp.records("Account")) == 1
+
+
+def test_the_planner_waits_for_a_type_being_read(store: str) -> None:  # noqa: F811
+    with engine_for(store, ACCOUNTS) as engine:
+        db = engine.store()
+        name = collect_lease("erp", "Account")
+        assert db.acquire_lease(name, f"{os.uname().nodename}:1:other", 0.5)
+        assert engine.leases.claim_all(db, [name], 0, lambda: False) == [name]
+        # the other reader's lease runs out (it would release it when done reading)
+        assert engine.leases.claim_all(db, [name], 30, lambda: False) == []
+        assert db.lease_holder(name)[0] == engine.leases.owner

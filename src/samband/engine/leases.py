@@ -2,7 +2,11 @@
 
 * ``samband-run``: one process plans and applies at a time.
 * ``collect:SYSTEM:TYPE``: one process reads an entity type at a time, so workers
-  (``samband worker``) divide the reading between them.
+  (``samband worker``) divide the reading between them.  The process that plans holds
+  every type's lease from its reading through the end of its plan: it never plans
+  against a type another process is half-way through reading (records missing from the
+  merge-criteria index would be created again), and no snapshot is stored underneath it
+  (a page read before one of its writes and stored after would look like an edit).
 
 A lease expires unless renewed; one whose owner is a dead process on this machine is
 taken over at once.
@@ -13,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,6 +26,7 @@ from samband.store.store import Store
 
 RUN_LEASE = "samband-run"
 LEASE_TTL = 300.0
+POLL = 0.25  # seconds between tries for a lease another process holds
 
 
 def collect_lease(system: str, etype: str) -> str:
@@ -56,6 +62,23 @@ class Leases:
             return
         store.acquire_lease(name, self.owner, self.ttl)
         self.held[name] = time.monotonic()
+
+    def renew_all(self, store: Store) -> None:
+        for name in list(self.held):
+            self.renew(store, name)
+
+    def claim_all(
+        self, store: Store, names: list[str], wait: float, stop: Callable[[], bool]
+    ) -> list[str]:
+        """Take every lease of ``names``, in their order, waiting up to ``wait`` seconds
+        for the ones other owners hold; the ones still held by others (those taken are
+        kept: release them if the set is not complete)."""
+        deadline = time.monotonic() + wait
+        missing = [name for name in names if not self.claim(store, name)]
+        while missing and time.monotonic() < deadline and not stop():
+            time.sleep(min(POLL, max(deadline - time.monotonic(), 0)))
+            missing = [name for name in missing if not self.claim(store, name)]
+        return missing
 
     def release(self, store: Store, name: str) -> None:
         self.held.pop(name, None)

@@ -147,6 +147,7 @@ class Engine:
         state_dir: str | None = None,
         chunk_size: int = 500,
         max_rounds: int = 12,
+        lease_wait: float = 60.0,
     ) -> None:
         self.config = config
         self.base_dir = base_dir(config)
@@ -155,6 +156,8 @@ class Engine:
         self.state_dir = state_dir or str(Path(self.base_dir) / ".samband")
         self.chunk_size = chunk_size
         self.max_rounds = max_rounds
+        # how long the planning process waits for a type another process is reading
+        self.lease_wait = lease_wait
         self._connectors: dict[str, Connector] = dict(connectors or {})
         self._checked: set[str] = set()
         self._store: Store | None = None
@@ -405,45 +408,64 @@ class _Run:
 
     # -- the stages -------------------------------------------------------------------
     def execute(self, force: bool) -> None:
-        busy = self.collect(self.engine.order)
-        if busy:
-            # read by another worker when this one came to them: perhaps done by now
-            busy = self.collect(busy)
-        if busy:
-            # Planning against a type another worker is still reading would miss the
-            # records it has not stored yet (a match not found is a duplicate created).
-            # This worker plans once it has read every type itself, from their cursors.
-            self.collect_only = True
-            names = ", ".join(f"{system}.{etype}" for system, etype in busy)
-            self.report.messages.append(
-                f"{names}: being read by another worker; planning waits until it is read"
-            )
+        if not self.dry_run and not self.take_plan_leases():
             return
-        if self.shared and not self.engine.leases.claim(self.store, RUN_LEASE):
-            self.collect_only = True
-            holder = self.store.lease_holder(RUN_LEASE)
-            self.report.messages.append(
-                f"another worker ({holder[0] if holder else '?'}) is planning; it plans what "
-                "was read here"
-            )
-            return
+        self.collect(self.engine.order, held=not self.dry_run)
         self.recover_intents()
         self.unresolved = {row["key"] for row in self.store.open_intents()}
         if not force:
             self.circuit_breaker()
         self.plan_and_apply()
 
-    def collect(self, keys: list[TypeKey]) -> list[TypeKey]:
-        """Read ``keys``; the ones left unread because another worker is reading them."""
+    def take_plan_leases(self) -> bool:
+        """Take what the planning process holds to the end of the run: the run lease
+        (taken by :meth:`Engine.sync` outside a worker's turn) and every type's collect
+        lease (see :mod:`samband.engine.leases`).  A worker that cannot have them reads
+        the types no one else is reading and leaves the plan to another turn."""
+        leases, store = self.engine.leases, self.store
+        if self.shared and not leases.claim(store, RUN_LEASE):
+            holder = store.lease_holder(RUN_LEASE)
+            self.read_free_types(
+                f"another worker ({holder[0] if holder else '?'}) is planning; it plans what "
+                "was read here"
+            )
+            return False
+        names = [collect_lease(*key) for key in self.engine.order]
+        busy = leases.claim_all(store, names, self.engine.lease_wait, self.stop)
+        if not busy:
+            return True
+        types = ", ".join(name.split(":", 1)[1].replace(":", ".") for name in busy)
+        if not self.shared:
+            holder = store.lease_holder(busy[0])
+            raise RunLocked(
+                f"{types}: being read by another samband worker "
+                f"({holder[0] if holder else '?'}); planning against a type half read "
+                "would create again what is not read yet. Run again when it is done (a "
+                "lease left by a stopped process expires after five minutes)."
+            )
+        leases.release_all(store)
+        self.read_free_types(
+            f"{types}: being read by another worker; planning waits until it is read"
+        )
+        return False
+
+    def read_free_types(self, message: str) -> None:
+        """A worker's turn without a plan: read the types no other process holds."""
+        self.collect_only = True
+        self.collect(self.engine.order, held=False)
+        self.report.messages.append(message)
+
+    def collect(self, keys: list[TypeKey], *, held: bool) -> None:
+        """Read ``keys``; with ``held`` their collect leases are this process's already,
+        else (a worker's turn) each type is read only if no other process holds it."""
         collector = Collector(self.store)
         self.progress.phase("collect", len(keys))
         leases = self.engine.leases
-        busy: list[TypeKey] = []
         for key in keys:
             use = self.engine.uses[key]
             claim = collect_lease(*key)
-            if self.shared and not leases.claim(self.store, claim):
-                busy.append(key)
+            take = self.shared and not held
+            if take and not leases.claim(self.store, claim):
                 self.progress.advance()
                 continue
             _, signature = self.store.get_cursor(*key)
@@ -456,7 +478,7 @@ class _Run:
                     on_page=functools.partial(leases.renew, self.store, claim),
                 )
             finally:
-                if self.shared:
+                if take:
                     leases.release(self.store, claim)
             self.collected[key] = stats
             self.report.collected[f"{key[0]}.{key[1]}"] = {
@@ -465,7 +487,6 @@ class _Run:
                 "deleted": stats.deleted,
             }
             self.progress.advance()
-        return busy
 
     def recover_intents(self) -> None:
         """Creates that were interrupted: find what they created; never create again."""
@@ -551,7 +572,7 @@ class _Run:
                     remaining = remaining or bool(batch.keep_dirty)
                     self.progress.advance(len(chunk))
                     if not self.dry_run:
-                        self.engine.leases.renew(self.store, RUN_LEASE)
+                        self.engine.leases.renew_all(self.store)
             if not progressed:
                 break
             if not remaining and not any(self.store.count_dirty(*k) for k in self.engine.order):
