@@ -830,7 +830,7 @@ class _Run:
             }
             for snap, values, _base, ext in prepared
         ]
-        with self.store.tx():
+        with self.store.durable_tx():
             self.store.add_intents(intent_rows)
         connector = self.engine.connector(tsys)
         use = self.engine.uses[flow.target]

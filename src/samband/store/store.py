@@ -194,6 +194,25 @@ class Store:
                         "was committed before is kept"
                     ) from None
 
+    @contextmanager
+    def durable_tx(self) -> Iterator[Connection]:
+        """A unit of work that must survive a power loss once committed: the create
+        intents written before an API call.  SQLite's WAL mode at ``synchronous=NORMAL``
+        (the store's setting, for speed) may lose the last commits when the machine
+        stops; this one is synced to disk before it returns (PostgreSQL syncs every
+        commit)."""
+        full = self.dialect == "sqlite" and not self.dry_run
+        if full:
+            # set outside a transaction: a pragma changed inside one does not apply to it
+            self.conn.commit()
+            self.conn.exec_driver_sql("PRAGMA synchronous=FULL")
+        try:
+            with self.tx() as conn:
+                yield conn
+        finally:
+            if full:
+                self.conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+
     def commit(self) -> None:
         if not self.dry_run:
             self.conn.commit()
