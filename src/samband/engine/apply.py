@@ -1,4 +1,5 @@
-"""Apply: the writes of one chunk, and the store rows they produce.
+"""Apply: the store rows one chunk's writes produce, gathered in a :class:`Batch` (the
+write calls themselves are in :mod:`samband.engine.writes`).
 
 Creates write an intent first (committed before the API call); the link, the new
 snapshot, the base and the removal of the intent are then stored in one transaction with
@@ -147,4 +148,18 @@ def audit_row(
         "op": op,
         "before": dumps(before) if before is not None else None,
         "after": dumps(after) if after is not None else None,
+    }
+
+
+def snapshot_row_of(snap: Snapshot) -> dict[str, Any]:
+    return {
+        "system": snap.system,
+        "etype": snap.etype,
+        "rid": snap.rid,
+        "hash": snap.hash,
+        "data": dumps(snap.data),
+        "modified": snap.modified,
+        "deleted": snap.deleted,
+        "dirty": 0,
+        "seen_run": None,
     }

@@ -1,0 +1,441 @@
+"""Apply, the write side of a run: creates (intent first, committed durably), updates that
+send only what changed (and, where the API can check it, only onto what was read), and what
+a source deletion does to its target.  Each outcome is recorded in the chunk's
+:class:`~samband.engine.apply.Batch`, which the run stores in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from samband import _killpoint as killpoint
+from samband.connectors.base import Connector, RecordData
+from samband.engine.apply import (
+    Batch,
+    FlowCounts,
+    audit_row,
+    external_ref,
+    index_rows,
+    new_snapshot,
+    snapshot_row_of,
+    updated_snapshot,
+)
+from samband.engine.collect import modified_of
+from samband.engine.link import Translator
+from samband.engine.model import Flow, TypeKey
+from samband.engine.plan import WaitForParent, create_values
+from samband.errors import (
+    ConversionError,
+    InUse,
+    NotFound,
+    RecordError,
+    Stale,
+    TransientError,
+)
+from samband.store.store import REFRESH, Link, Snapshot, Store, dumps, now_iso
+from samband.types import to_json
+
+if TYPE_CHECKING:
+    from samband.engine.run import Engine
+
+
+class RunContext(Protocol):
+    """What the writes need of the run they belong to."""
+
+    engine: Engine
+    store: Store
+    translator: Translator
+    dry_run: bool
+
+    @property
+    def run_id(self) -> int: ...
+
+    def counts(self, flow: Flow) -> FlowCounts: ...
+
+    def plan_line(self, line: str) -> None: ...
+
+    def quarantine(
+        self,
+        flow: Flow,
+        ref: str,
+        kind: str,
+        reason: str,
+        batch: Batch,
+        details: Any = None,
+    ) -> None: ...
+
+    def wait_for_parent(self, flow: Flow, snap: Snapshot, parent: str, batch: Batch) -> None: ...
+
+
+class Writes:
+    """The write calls of one run."""
+
+    def __init__(self, run: RunContext) -> None:
+        self.run = run
+        self.engine, self.store, self.translator = run.engine, run.store, run.translator
+        self.dry_run = run.dry_run
+        # keys of create intents whose outcome is unknown (read once after recovery)
+        self.unresolved: set[str] = set()
+        # records an update found edited since they were read (see update)
+        self.stale: set[str] = set()
+        # a written record must be planned again when its type takes part in another dataflow
+        self.propagates: dict[tuple[TypeKey, str], bool] = {}
+        for flow in self.engine.flows:
+            for key in (flow.source, flow.target):
+                use = self.engine.uses[key]
+                others = [f for f in use.as_source + use.as_target if f.key != flow.key]
+                self.propagates[(key, flow.key)] = bool(others)
+
+    @property
+    def run_id(self) -> int:
+        return self.run.run_id
+
+    def create(self, flow: Flow, sources: list[Snapshot], batch: Batch) -> None:
+        tsys, ttype = flow.target
+        prepared: list[tuple[Snapshot, dict[str, Any], dict[str, Any], str]] = []
+        # A create whose outcome is unknown (its intent is still open) is resolved by the
+        # next run's lookup, after a collect; creating it again in a later round of this
+        # run would make a duplicate.
+        for snap in sources:
+            if f"{flow.key}|{snap.ref}" in self.unresolved:
+                batch.keep_dirty.add(snap.ref)
+                continue
+            try:
+                values, base = create_values(flow, snap.data, self.translator)
+            except WaitForParent as wait:
+                self.run.wait_for_parent(flow, snap, wait.parent, batch)
+                continue
+            except ConversionError as exc:
+                self.run.quarantine(flow, snap.ref, "conversion", str(exc), batch)
+                continue
+            prepared.append((snap, values, base, external_ref(flow, snap.ref)))
+        if not prepared:
+            return
+        if self.dry_run:
+            for snap, values, _base, _ext in prepared:
+                self.run.counts(flow).created += 1
+                self.run.plan_line(f"create {tsys}.{ttype} from {snap.ref}: {_show(values)}")
+            return
+        now = now_iso()
+        intent_rows: list[dict[str, Any]] = [
+            {
+                "key": f"{flow.key}|{snap.ref}",
+                "dataflow": flow.key,
+                "source_ref": snap.ref,
+                "target_system": tsys,
+                "target_etype": ttype,
+                "external_ref": ext,
+                "values": dumps({k: to_json(v) for k, v in values.items()}),
+                "run_id": self.run_id,
+                "created_at": now,
+            }
+            for snap, values, _base, ext in prepared
+        ]
+        with self.store.durable_tx():
+            self.store.add_intents(intent_rows)
+        connector = self.engine.connector(tsys)
+        use = self.engine.uses[flow.target]
+        stamp = flow.target_et.external_ref_field is not None
+        outcomes = self._create_all(connector, ttype, prepared, stamp)
+        created: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        try:
+            for item, intent, outcome in zip(prepared, intent_rows, outcomes, strict=True):
+                done = self._record_create(flow, item, intent["key"], outcome, batch, now)
+                if done is not None:
+                    created.append(done)
+        finally:
+            index_rows(use, batch, [row for row, _ in created], [data for _, data in created])
+
+    def _record_create(
+        self,
+        flow: Flow,
+        item: tuple[Snapshot, dict[str, Any], dict[str, Any], str],
+        intent_key: str,
+        outcome: RecordData | RecordError | TransientError,
+        batch: Batch,
+        now: str,
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Record the outcome of one create in the batch; the new snapshot row and data."""
+        tsys, ttype = flow.target
+        snap, values, base, _ext = item
+        if isinstance(outcome, RecordError):
+            batch.intents_done.append(intent_key)
+            self.run.quarantine(
+                flow,
+                snap.ref,
+                "rejected",
+                f"{tsys} refused the create: {outcome.reason}",
+                batch,
+                {"values": values},
+            )
+            return None
+        if isinstance(outcome, TransientError):
+            # The create may have happened: the intent stays open and is resolved by lookup.
+            self.unresolved.add(intent_key)
+            batch.keep_dirty.add(snap.ref)
+            self.run.quarantine(flow, snap.ref, "transient", str(outcome), batch)
+            return None
+        use = self.engine.uses[flow.target]
+        target_ref = f"{tsys}:{ttype}:{outcome.id}"
+        dirty = self.store.next_seq() if self.propagates[(flow.target, flow.key)] else 0
+        tsnap, row = new_snapshot(
+            use, str(outcome.id), values, outcome.data, modified_of(use, outcome), dirty, now
+        )
+        batch.snapshots[target_ref] = row
+        batch.links.append(
+            {
+                "dataflow": flow.key,
+                "source_ref": snap.ref,
+                "target_ref": target_ref,
+                "base": dumps(base),
+                "how": "created",
+                "created_run": self.run_id,
+                "created_at": now,
+            }
+        )
+        batch.claimed.add(target_ref)
+        batch.intents_done.append(intent_key)
+        batch.audit.append(audit_row(self.run_id, target_ref, flow, "create", None, values, now))
+        batch.ok(flow, snap.ref)
+        batch.waiting_done.setdefault(flow.key, set()).add(snap.ref)
+        batch.progress = True
+        self.translator.learn((snap.ref, target_ref))
+        self.run.counts(flow).created += 1
+        return row, tsnap.data
+
+    def _create_all(
+        self,
+        connector: Connector,
+        etype: str,
+        prepared: list[tuple[Snapshot, dict[str, Any], dict[str, Any], str]],
+        stamp: bool,
+    ) -> list[RecordData | RecordError | TransientError]:
+        """Create the records of a chunk: in one atomic batch where the connector can, else
+        one at a time.  A batch whose outcome is unknown leaves every intent open."""
+        if connector.batch_creates and len(prepared) > 1:
+            items = [(values, ext if stamp else None) for _s, values, _b, ext in prepared]
+            try:
+                batch: list[RecordData | RecordError | TransientError] = list(
+                    connector.create_many(etype, items)
+                )
+            except TransientError as exc:
+                return [exc] * len(prepared)
+            killpoint.reached("create")
+            return batch
+        results: list[RecordData | RecordError | TransientError] = []
+        for _snap, values, _base, ext in prepared:
+            try:
+                results.append(self._create_once(connector, etype, values, ext, stamp))
+            except (RecordError, TransientError) as exc:
+                results.append(exc)
+        return results
+
+    def _create_once(
+        self, connector: Connector, etype: str, values: dict[str, Any], ext: str, stamp: bool
+    ) -> RecordData:
+        """Create, and after a failure whose outcome is unknown look the record up by its
+        external reference before trying again: a create is never repeated blind."""
+        attempts = 3 if stamp else 1
+        for attempt in range(attempts):
+            try:
+                created = connector.create(etype, values, ext if stamp else None)
+                killpoint.reached("create")
+                return created
+            except TransientError:
+                if attempt + 1 >= attempts:
+                    raise
+                found = connector.find_by_external_ref(etype, ext)
+                if found is not None:
+                    return found
+        raise AssertionError("unreachable")
+
+    def _update_record(
+        self,
+        connector: Connector,
+        etype: str,
+        rid: str,
+        changes: dict[str, Any],
+        expected: dict[str, Any] | None = None,
+    ) -> RecordData | None:
+        """Updates set values, so repeating one after an unknown outcome is safe.  With
+        ``expected`` (connectors that check it) an edit made since the read is not
+        overwritten: :class:`Stale` is raised instead."""
+        for attempt in range(3):
+            try:
+                if expected is not None and connector.checks_expected:
+                    updated = connector.update(etype, rid, changes, expected=expected)  # type: ignore[call-arg]
+                else:
+                    updated = connector.update(etype, rid, changes)
+                killpoint.reached("update")
+                return updated
+            except TransientError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def update(
+        self,
+        flow: Flow,
+        key: TypeKey,
+        snap: Snapshot,
+        changes: dict[str, Any],
+        batch: Batch,
+        new_base: dict[str, Any],
+        side: str,
+        old_base: dict[str, Any],
+    ) -> bool:
+        system, etype = key
+        if self.dry_run:
+            self.run.counts(flow).updated += 1
+            self.run.plan_line(f"update {snap.ref}: {_show(changes)}")
+            return True
+        before = {path: snap.data.get(path) for path in changes}
+        # checked once per record and run: a value the API reports in another form than it
+        # compares would otherwise make every attempt stale
+        expected = None if snap.ref in self.stale else before
+        try:
+            record = self._update_record(
+                self.engine.connector(system), etype, snap.rid, changes, expected
+            )
+        except Stale:
+            # Edited in its system since it was read: read it again (its chunk refreshes
+            # it) and plan the pair with what is there now, in a later round.
+            self.stale.add(snap.ref)
+            # the agreed values stay as they were, so the next plan sees both edits
+            _keep_base(flow, side, changes, new_base, old_base)
+            batch.snapshots[snap.ref] = {
+                **snapshot_row_of(snap),
+                "hash": REFRESH,
+                "dirty": self.store.next_seq(),
+            }
+            batch.progress = True
+            self.run.plan_line(f"{snap.ref} changed since it was read: read again")
+            return False
+        except (RecordError, TransientError) as exc:
+            kind = "transient" if isinstance(exc, TransientError) else "rejected"
+            if isinstance(exc, NotFound):
+                kind = "rejected"
+            if isinstance(exc, TransientError):
+                batch.keep_dirty.add(snap.ref)
+            self.run.quarantine(
+                flow,
+                snap.ref,
+                kind,
+                f"{system} refused the update: {exc}",
+                batch,
+                {"changes": changes},
+            )
+            # what was not written keeps no base, so the next run plans it again
+            _keep_base(flow, side, changes, new_base, {})
+            return False
+        use = self.engine.uses[key]
+        # A source written through the inverse mapping is planned again: another mapping of
+        # the same source property (e.g. a forward-only one) must carry the new value on.
+        replan = side == "source" or self.propagates[(key, flow.key)]
+        dirty = self.store.next_seq() if replan else 0
+        modified = modified_of(use, record) if record is not None else None
+        row = updated_snapshot(
+            use,
+            snap,
+            changes,
+            record.data if record is not None else None,
+            modified or now_iso(),
+            dirty,
+        )
+        batch.snapshots[snap.ref] = row
+        index_rows(use, batch, [row], [snap.data])
+        batch.audit.append(audit_row(self.run_id, snap.ref, flow, "update", before, changes))
+        batch.progress = True
+        self.run.counts(flow).updated += 1
+        return True
+
+    def source_deleted(self, flow: Flow, link: Link, target: Snapshot | None, batch: Batch) -> None:
+        policy = flow.config.on_delete
+        batch.drop_links.append(link.id)
+        self.translator.forget(link.source_ref, link.target_ref)
+        batch.progress = True
+        if policy == "unlink" or target is None or target.deleted:
+            batch.audit.append(
+                audit_row(
+                    self.run_id,
+                    link.target_ref,
+                    flow,
+                    "unlink",
+                    {"linked_to": link.source_ref},
+                    {"reason": "deleted in source"},
+                )
+            )
+            self.run.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (source deleted)")
+            return
+        system, etype = flow.target
+        if self.dry_run:
+            self.run.counts(flow).deleted += 1
+            self.run.plan_line(f"{policy} {link.target_ref} (source {link.source_ref} deleted)")
+            return
+        connector = self.engine.connector(system)
+        use = self.engine.uses[flow.target]
+        try:
+            if policy == "propagate":
+                try:
+                    connector.delete(etype, target.rid)
+                    target.deleted = True
+                    batch.snapshots[target.ref] = {
+                        "system": system,
+                        "etype": etype,
+                        "rid": target.rid,
+                        "hash": "deleted",
+                        "data": "{}",
+                        "modified": now_iso(),
+                        "deleted": True,
+                        "dirty": 0,
+                        "seen_run": None,
+                    }
+                    index_rows(use, batch, [batch.snapshots[target.ref]], [None])
+                    batch.audit.append(
+                        audit_row(self.run_id, target.ref, flow, "delete", target.data, None)
+                    )
+                    self.run.counts(flow).deleted += 1
+                    return
+                except InUse:
+                    if flow.target_et.archive is None:
+                        raise
+                except NotFound:
+                    return
+            record = connector.archive(etype, target.rid)
+            archive = flow.target_et.archive
+            changes = {archive[0]: archive[1]} if archive else {}
+            row = updated_snapshot(
+                use, target, changes, record.data if record else None, now_iso(), 0
+            )
+            batch.snapshots[target.ref] = row
+            batch.audit.append(audit_row(self.run_id, target.ref, flow, "archive", None, changes))
+            self.run.counts(flow).deleted += 1
+        except (RecordError, TransientError) as exc:
+            self.run.quarantine(
+                flow,
+                link.target_ref,
+                "rejected",
+                f"could not {policy} after {link.source_ref} was deleted: {exc}",
+                batch,
+            )
+
+
+def _keep_base(
+    flow: Flow,
+    side: str,
+    changes: dict[str, Any],
+    new_base: dict[str, Any],
+    old_base: dict[str, Any],
+) -> None:
+    """For the properties of a write that did not happen, the base goes back to
+    ``old_base`` (or is dropped where that has none)."""
+    for m in flow.mappings:
+        if (m.target if side == "target" else m.source) in changes:
+            if m.target in old_base:
+                new_base[m.target] = old_base[m.target]
+            else:
+                new_base.pop(m.target, None)
+
+
+def _show(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in list(values.items())[:8])
