@@ -165,3 +165,25 @@ def test_the_planner_waits_for_a_type_being_read(store: str) -> None:  # noqa: F
         # the other reader's lease runs out (it would release it when done reading)
         assert engine.leases.claim_all(db, [name], 30, lambda: False) == []
         assert db.lease_holder(name)[0] == engine.leases.owner
+
+
+def test_a_run_that_lost_its_lease_stops_before_its_next_write(store: str) -> None:  # noqa: F811
+    """A process that stalled longer than its lease's lifetime finds another process
+    holding it: it must stop, not plan alongside."""
+    crm, erp = dataset("crm"), dataset("erp")
+    for index in range(5):
+        crm.insert("Customer", {"name": f"C{index}", "org": str(100 + index)})
+    with engine_for(store, ACCOUNTS) as engine:
+        db = engine.store()
+        engine.leases.ttl = 0  # every keep-alive renews
+        other = f"{os.uname().nodename}:1:other"
+
+        def taken_over() -> None:  # after the first create, another process has the lease
+            db.release_lease(RUN_LEASE, engine.leases.owner)
+            assert db.acquire_lease(RUN_LEASE, other, 600)
+
+        erp.inject_failure("after_create", taken_over, "Account")
+        with pytest.raises(RunLocked, match="lost its lease samband-run"):
+            engine.sync()
+        assert len(erp.records("Account")) == 1
+        assert db.lease_holder(RUN_LEASE)[0] == other

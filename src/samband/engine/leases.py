@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from samband.errors import SambandError
+from samband.errors import RunLocked, SambandError
 from samband.store.store import Store
 
 RUN_LEASE = "samband-run"
@@ -60,7 +60,16 @@ class Leases:
         taken = self.held.get(name)
         if taken is None or time.monotonic() - taken < self.ttl / 10:
             return
-        store.acquire_lease(name, self.owner, self.ttl)
+        if not store.acquire_lease(name, self.owner, self.ttl):
+            # it ran out (the process stalled longer than its lifetime) and another took it:
+            # going on would make two processes plan at once
+            self.held.pop(name, None)
+            holder = store.lease_holder(name)
+            raise RunLocked(
+                f"this process lost its lease {name} to {holder[0] if holder else 'another'}"
+                f" (it was not renewed within {self.ttl:.0f} s); the run stops here, what it"
+                " committed is kept and the other process goes on from there"
+            )
         self.held[name] = time.monotonic()
 
     def renew_all(self, store: Store) -> None:

@@ -551,8 +551,7 @@ class _Run:
                     progressed = progressed or batch.progress
                     remaining = remaining or bool(batch.keep_dirty)
                     self.progress.advance(len(chunk))
-                    if not self.dry_run:
-                        self.engine.leases.renew_all(self.store)
+                    self.keep_alive()
             if not progressed:
                 break
             if not remaining and not any(self.store.count_dirty(*k) for k in self.engine.order):
@@ -899,6 +898,11 @@ class _Run:
         self.counts(flow).errors += 1
         batch.dead.append((ref, flow.key, kind, reason, details))
         self.plan_line(f"quarantine {ref}: {reason}")
+
+    def keep_alive(self) -> None:
+        """Renew the leases this run holds that are due (a write-free check otherwise)."""
+        if not self.dry_run:
+            self.engine.leases.renew_all(self.store)
 
     def plan_line(self, line: str) -> None:
         if self.dry_run:

@@ -66,6 +66,8 @@ class RunContext(Protocol):
 
     def wait_for_parent(self, flow: Flow, snap: Snapshot, parent: str, batch: Batch) -> None: ...
 
+    def keep_alive(self) -> None: ...
+
 
 class Writes:
     """The write calls of one run."""
@@ -224,6 +226,9 @@ class Writes:
             return batch
         results: list[RecordData | RecordError | TransientError] = []
         for _snap, values, _base, ext in prepared:
+            # one call at a time can take long (an API allowing 60 calls a minute): the
+            # leases must not run out meanwhile
+            self.run.keep_alive()
             try:
                 results.append(self._create_once(connector, etype, values, ext, stamp))
             except (RecordError, TransientError) as exc:
@@ -293,6 +298,7 @@ class Writes:
         # checked once per record and run: a value the API reports in another form than it
         # compares would otherwise make every attempt stale
         expected = None if snap.ref in self.stale else before
+        self.run.keep_alive()
         try:
             record = self._update_record(
                 self.engine.connector(system), etype, snap.rid, changes, expected
@@ -374,6 +380,7 @@ class Writes:
             return
         connector = self.engine.connector(system)
         use = self.engine.uses[flow.target]
+        self.run.keep_alive()
         try:
             if policy == "propagate":
                 try:
