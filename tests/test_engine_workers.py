@@ -187,3 +187,31 @@ def test_a_run_that_lost_its_lease_stops_before_its_next_write(store: str) -> No
             engine.sync()
         assert len(erp.records("Account")) == 1
         assert db.lease_holder(RUN_LEASE)[0] == other
+
+
+def test_every_lease_of_a_run_is_kept_alive_through_a_long_read(store: str) -> None:  # noqa: F811
+    crm = dataset("crm")
+    for index in range(6):
+        crm.insert("Customer", {"name": f"C{index}", "org": str(100 + index)})
+    with engine_for(store, ACCOUNTS) as engine:
+        db = engine.store()
+        engine.leases.ttl = 0  # every keep-alive renews
+        connector = engine.connector("crm")
+        connector.page_size = 2  # type: ignore[attr-defined]
+        read = connector.read
+        other = f"{os.uname().nodename}:1:other"
+
+        pages: list[int] = []
+
+        def read_and_lose_the_run_lease(etype: str, cursor: str | None) -> Any:
+            for number, page in enumerate(read(etype, cursor)):
+                pages.append(number)
+                yield page
+                if number == 0:  # while this type is read, the run lease is taken over
+                    db.release_lease(RUN_LEASE, engine.leases.owner)
+                    assert db.acquire_lease(RUN_LEASE, other, 600)
+
+        connector.read = read_and_lose_the_run_lease  # type: ignore[method-assign]
+        with pytest.raises(RunLocked, match="lost its lease samband-run"):
+            engine.sync()
+        assert pages == [0, 1], "the read went on after the run lease was lost"

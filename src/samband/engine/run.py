@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -452,10 +451,10 @@ class _Run:
             if signature is not None and signature != use.signature:
                 self.resigned.add(key)
             try:
+                # every lease held is renewed, not only this type's: the run's other leases
+                # must outlast a long read too
                 stats = collector.collect(
-                    use,
-                    self.engine.connector(key[0]),
-                    on_page=functools.partial(leases.renew, self.store, claim),
+                    use, self.engine.connector(key[0]), on_page=self.keep_alive
                 )
             finally:
                 if take:
