@@ -19,6 +19,7 @@ from samband.config.validate import load_valid
 from samband.connectors.base import Connector, EntityType
 from samband.connectors.registry import create_connector
 from samband.durations import parse_interval as parse_interval  # the CLI's --every
+from samband.engine._gc import fewer_collections
 from samband.engine.apply import (
     Batch,
     FlowCounts,
@@ -260,7 +261,8 @@ class Engine:
                 self._take_lease(store)
             report.run_id = store.begin_run(dry_run)
             self._check_systems(store)
-            run.execute(force)
+            with fewer_collections():
+                run.execute(force)
             report.status = run.status()
         except QuotaExhausted as exc:
             report.status = "paused"
