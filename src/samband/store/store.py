@@ -7,6 +7,7 @@ Every method that writes joins the current transaction; :meth:`Store.tx` commits
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -211,7 +212,9 @@ class Store:
                 yield conn
         finally:
             if full:
-                self.conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+                # a failed restore must not hide the error that ended the transaction
+                with contextlib.suppress(SQLAlchemyError):
+                    self.conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
 
     def commit(self) -> None:
         if not self.dry_run:
