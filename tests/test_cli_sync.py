@@ -264,3 +264,25 @@ def test_credentials_come_from_the_keyring_when_the_environment_lacks_them(
             resolve("${OTHER}", {})
     finally:
         keyring.set_keyring(previous)
+
+
+def test_sync_stops_while_a_worker_reads_a_type_and_goes_on_after(workdir: Path) -> None:
+    import os
+
+    from samband.engine.leases import collect_lease
+    from samband.store.store import Store
+
+    assert run(workdir, "sync", "--lease-wait", "0s")[0] == 0  # the store exists
+    store = Store("sqlite:///state.db", base_dir=str(workdir))
+    worker = f"{os.uname().nodename}:1:worker"  # pid 1 on this machine: alive
+    try:
+        assert store.acquire_lease(collect_lease("erp", "Account"), worker, 600)
+        code, output = run(workdir, "sync", "--lease-wait", "0s")
+        assert code == 1
+        assert "erp.Account: being read by another samband worker" in output
+        store.release_lease(collect_lease("erp", "Account"), worker)
+        assert run(workdir, "sync", "--lease-wait", "0s")[0] == 0
+    finally:
+        store.close()
+    code, output = run(workdir, "sync", "--lease-wait", "soon")
+    assert code == 2 and "--lease-wait" in output

@@ -115,10 +115,25 @@ def docs_import(
 
 
 # -- sync --------------------------------------------------------------------------
-def _engine(config: Path) -> Any:
+LeaseWaitOption = Annotated[
+    str,
+    typer.Option(
+        "--lease-wait",
+        help="How long to wait for an entity type another worker is reading before "
+        "giving the plan up, e.g. 0s, 60s, 5m.",
+    ),
+]
+
+
+def _engine(config: Path, lease_wait: str = "60s") -> Any:
+    from samband.durations import parse_interval
     from samband.engine.run import Engine
 
-    return Engine.from_file(config)
+    try:
+        wait = parse_interval(lease_wait)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--lease-wait") from None
+    return Engine.from_file(config, lease_wait=wait)
 
 
 @app.command()
@@ -131,12 +146,13 @@ def sync(
     force: Annotated[
         bool, typer.Option("--force", help="Run even if the circuit breaker trips.")
     ] = False,
+    lease_wait: LeaseWaitOption = "60s",
 ) -> None:
     """One run: collect, link, plan, apply, commit."""
     from samband.progress import RichProgress
 
     try:
-        engine = _engine(config)
+        engine = _engine(config, lease_wait)
     except SambandError as exc:
         raise _fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
     try:
@@ -196,12 +212,13 @@ def run_forever(
     config: ConfigOption,
     every: Annotated[str, typer.Option("--every", help="Interval, e.g. 30s, 5m, 1h.")] = "60s",
     as_json: JsonOption = False,
+    lease_wait: LeaseWaitOption = "60s",
 ) -> None:
     """Run a sync repeatedly until stopped; Ctrl-C finishes the current step cleanly."""
-    _repeat(config, every, as_json, shared=False)
+    _repeat(config, every, as_json, lease_wait, shared=False)
 
 
-def _repeat(config: Path, every: str, as_json: bool, *, shared: bool) -> None:
+def _repeat(config: Path, every: str, as_json: bool, lease_wait: str, *, shared: bool) -> None:
     from samband.engine.run import parse_interval
 
     interval = parse_interval(every)
@@ -216,7 +233,7 @@ def _repeat(config: Path, every: str, as_json: bool, *, shared: bool) -> None:
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
     try:
-        engine = _engine(config)
+        engine = _engine(config, lease_wait)
     except SambandError as exc:
         raise _fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
     try:
@@ -250,11 +267,12 @@ def worker(
     config: ConfigOption,
     every: Annotated[str, typer.Option("--every", help="Interval, e.g. 30s, 5m, 1h.")] = "30s",
     as_json: JsonOption = False,
+    lease_wait: LeaseWaitOption = "60s",
 ) -> None:
     """Like `run`, for several processes (on one or several machines) sharing one store:
     they divide the reading by entity type, one at a time plans and applies, and a worker
     that stops or dies is taken over."""
-    _repeat(config, every, as_json, shared=True)
+    _repeat(config, every, as_json, lease_wait, shared=True)
 
 
 # -- inspection --------------------------------------------------------------------
