@@ -211,6 +211,9 @@ class HttpClient:
                     method, url, params=params, data=data, content=body, headers=send_headers
                 )
                 resp.read()
+                # httpx binds the stream to its response, a reference cycle that keeps the
+                # body (a whole page) until the cyclic collector runs: once read, unbind it
+                resp.stream = httpx.ByteStream(resp.content)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt >= 2:
                     raise UnreachableError(
