@@ -178,6 +178,12 @@ def bench_engine(suite: Suite) -> None:
                     f"updated {incremental['updated']} (want 100)"
                 )
     # the same with the store on PostgreSQL (shared deployments, `samband worker`)
+    from bench.http_bench import postgres_available
+
+    reason = postgres_available()
+    if reason:
+        suite.notes.append(f"engine, PostgreSQL store: skipped: {reason}")
+        return
     size = 10_000 if suite.quick else 100_000
     label = f"{size:,}".replace(",", " ")
     for run in range(suite.repeat):

@@ -6,23 +6,15 @@ One child process per measurement (see :mod:`bench.worker`), so peak RSS is the 
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
-
 from bench._connectors import GeneratedSource, SqliteSink, bench_config
+from bench.http_bench import pg_schema
 from samband.engine.run import Engine
-
-POSTGRES = os.environ.get(
-    "SAMBAND_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
 @contextlib.contextmanager
@@ -31,17 +23,8 @@ def _store_url(kind: str, folder: str) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{Path(folder) / 'state.db'}"
         return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        sep = "&" if "?" in POSTGRES else "?"
-        yield f"{POSTGRES}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema("engine") as url:
+        yield url
 
 
 def run_engine(size: int, changes: int = 100, store: str = "sqlite") -> dict[str, Any]:

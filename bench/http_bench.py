@@ -8,6 +8,7 @@ built from a config, so its peak RSS and time are samband's alone.
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import time
 import uuid
@@ -21,7 +22,9 @@ import yaml
 from samband.config import parse_config
 from samband.engine.run import Engine
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+POSTGRES = os.environ.get(
+    "SAMBAND_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 PAGE_SIZE = 1000
 KEYS = {
     "application_key": "sandbox-application-key",
@@ -86,7 +89,8 @@ def pg_schema(prefix: str) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{name}"'))
     try:
-        yield f"{POSTGRES}?options=-csearch_path%3D{name}"
+        sep = "&" if "?" in POSTGRES else "?"
+        yield f"{POSTGRES}{sep}options=-csearch_path%3D{name}"
     finally:
         admin.dispose()  # a fresh connection: the database may have restarted meanwhile
         try:

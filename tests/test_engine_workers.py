@@ -4,6 +4,8 @@ entity type, one worker plans at a time, and what one worker read another plans.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -11,18 +13,27 @@ import pytest
 from samband.connectors.memory import dataset
 from samband.engine.inspect import Inspector
 from samband.engine.leases import RUN_LEASE, collect_lease
+from samband.engine.run import Engine
 from samband.errors import RunLocked
 from tests.test_engine_units import ACCOUNTS, engine_for, store  # noqa: F401
+
+
+@contextmanager
+def two_workers(store: str) -> Iterator[tuple[Engine, Engine]]:  # noqa: F811
+    """Two engines on one store, as two worker processes would be; neither waits for a
+    lease another holds."""
+    with (
+        engine_for(store, ACCOUNTS, lease_wait=0) as first,
+        engine_for(store, ACCOUNTS, lease_wait=0) as second,
+    ):
+        yield first, second
 
 
 def test_workers_divide_reading_and_one_plans_what_another_read(store: str) -> None:  # noqa: F811
     crm, erp = dataset("crm"), dataset("erp")
     for index in range(5):
         crm.insert("Customer", {"name": f"C{index}", "org": str(100 + index)})
-    with (
-        engine_for(store, ACCOUNTS, lease_wait=0) as first,
-        engine_for(store, ACCOUNTS, lease_wait=0) as second,
-    ):
+    with two_workers(store) as (first, second):
         first.compile()
         first_store = first.store()
 
@@ -87,10 +98,7 @@ def test_no_worker_plans_while_another_is_still_reading_a_type_it_matches_agains
     for index in range(5):
         crm.insert("Customer", {"name": f"C{index}", "org": str(100 + index)})
         erp.insert("Account", {"name": f"C{index}", "org": str(100 + index)})
-    with (
-        engine_for(store, ACCOUNTS, lease_wait=0) as first,
-        engine_for(store, ACCOUNTS, lease_wait=0) as second,
-    ):
+    with two_workers(store) as (first, second):
         first.compile()
         first_store = first.store()
 
@@ -116,10 +124,7 @@ def test_nothing_is_read_into_the_store_while_a_worker_plans(store: str) -> None
     would put the record back as it was before the write (and look like an edit)."""
     crm, erp = dataset("crm"), dataset("erp")
     crm.insert("Customer", {"name": "Acme", "org": "1"})
-    with (
-        engine_for(store, ACCOUNTS, lease_wait=0) as planner,
-        engine_for(store, ACCOUNTS, lease_wait=0) as other,
-    ):
+    with two_workers(store) as (planner, other):
         assert planner.work().to_dict()["created"] == 1
         (account_id,) = erp.records("Account")
         crm.edit("Customer", "1", {"name": "Acme Holding"})

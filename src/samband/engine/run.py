@@ -442,10 +442,10 @@ class _Run:
         collector = Collector(self.store)
         self.progress.phase("collect", len(keys))
         leases = self.engine.leases
+        take = self.shared and not held
         for key in keys:
             use = self.engine.uses[key]
             claim = collect_lease(*key)
-            take = self.shared and not held
             if take and not leases.claim(self.store, claim):
                 self.progress.advance()
                 continue
