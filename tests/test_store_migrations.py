@@ -1,5 +1,5 @@
-"""An existing store of schema version 1 is brought to the latest version with every row
-kept, on SQLite and PostgreSQL."""
+"""An existing store of schema version 1 or 2 is brought to the latest version with every
+row kept (the dirty marks too), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from samband.store.store import Store
 DATA = Path(__file__).parent / "data"
 
 ROWS = [
-    "INSERT INTO samband_schema_version (version, applied_at) VALUES (1, '2026-01-01')",
     "INSERT INTO samband_snapshots (system, etype, rid, hash, data, modified, deleted, dirty)"
     " VALUES ('crm', 'Company', '7', 'h7', '{\"name\": \"Fjord AS\"}', NULL, false, 0),"
     " ('crm', 'Company', '8', 'h8', '{\"name\": \"Berg AS\"}', NULL, false, 1234)",
@@ -31,15 +30,19 @@ ROWS = [
 ]
 
 
-def _version_1_store(url: str, dialect: str) -> int:
-    """A store as samband 0.1 left it; the id of its link."""
+def _old_store(url: str, dialect: str, version: int) -> int:
+    """A store of schema ``version`` as samband left it; the id of its link."""
     engine = create_engine(url)
-    lines = (DATA / f"store_v1_{dialect}.sql").read_text().splitlines()
+    lines = (DATA / f"store_v{version}_{dialect}.sql").read_text().splitlines()
     script = "\n".join(line for line in lines if not line.startswith("--"))
     with engine.begin() as conn:
         for statement in script.split(";"):
             if statement.strip():
                 conn.execute(text(statement))
+        conn.exec_driver_sql(
+            "INSERT INTO samband_schema_version (version, applied_at)"
+            f" VALUES ({version}, '2026-01-01')"
+        )
         for statement in ROWS:
             conn.exec_driver_sql(statement)
         link_id = int(conn.exec_driver_sql("SELECT id FROM samband_links").scalar_one())
@@ -47,25 +50,37 @@ def _version_1_store(url: str, dialect: str) -> int:
     return link_id
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(
+    params=[("sqlite", 1), ("sqlite", 2), ("postgresql", 1), ("postgresql", 2)],
+    ids=lambda p: f"{p[0]}-v{p[1]}",
+)
 def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, int]:
-    if request.param == "sqlite":
+    dialect, version = request.param
+    if dialect == "sqlite":
         url = f"sqlite:///{tmp_path / 'state.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    return url, _version_1_store(url, request.param)
+    return url, _old_store(url, dialect, version)
 
 
-def test_version_1_store_is_migrated_with_every_row(old_store: tuple[str, int]) -> None:
+def test_an_old_store_is_migrated_with_every_row(old_store: tuple[str, int]) -> None:
     url, link_id = old_store
     store = Store(url)
     try:
         assert current_version(store.conn) == LATEST
         snaps = store.snapshots("crm", "Company", ["7", "8"])
-        assert snaps["7"].data == {"name": "Fjord AS"} and snaps["7"].dirty == 0
-        assert snaps["8"].dirty == 1234
+        assert snaps["7"].data == {"name": "Fjord AS"} and snaps["8"].hash == "h8"
         assert store.dirty_batch("crm", "Company", None, 10) == [("8", 1234)]
         assert store.count_dirty("crm", "Company") == 1
+        columns = {c["name"] for c in inspect(store.conn).get_columns("samband_snapshots")}
+        assert "dirty" not in columns
+        # the queue works as it did: a newer mark is not cleared by an older one
+        with store.tx():
+            store.clear_dirty("crm", "Company", [("8", 1000)])
+        assert store.count_dirty("crm", "Company") == 1
+        with store.tx():
+            store.clear_dirty("crm", "Company", [("8", 1234)])
+        assert store.count_dirty("crm", "Company") == 0
         link = store.links_by("companies", "source", ["crm:Company:7"])["crm:Company:7"]
         assert (link.id, link.target_ref) == (link_id, "erp:Customer:70")
         assert link.base == {"Name": "Fjord AS"}

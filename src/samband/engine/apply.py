@@ -83,10 +83,11 @@ def updated_snapshot(
     changes: dict[str, Any],
     returned: dict[str, Any] | None,
     modified: str | None,
-    dirty: int,
+    dirty: int | None,
 ) -> dict[str, Any]:
     """The snapshot row after a write: the written values, overlaid by what the API gave
-    back (so a value the API normalises is seen as the API stores it)."""
+    back (so a value the API normalises is seen as the API stores it).  ``dirty``: the
+    record's new mark (see :meth:`~samband.store.store.Store.put_snapshots`)."""
     data = dict(snap.data)
     paths = use.path_set
     for path, value in changes.items():
@@ -100,7 +101,6 @@ def updated_snapshot(
     snap.data = data
     snap.hash = content_hash([data.get(p) for p in use.paths])
     snap.modified = modified or snap.modified or now_iso()
-    snap.dirty = dirty
     return {
         "system": snap.system,
         "etype": snap.etype,
@@ -120,12 +120,10 @@ def new_snapshot(
     values: dict[str, Any],
     returned: dict[str, Any] | None,
     modified: str | None,
-    dirty: int,
+    dirty: int | None,
     now: str | None = None,
 ) -> tuple[Snapshot, dict[str, Any]]:
-    snap = Snapshot(
-        use.key[0], use.key[1], rid, "", {p: None for p in use.paths}, None, False, dirty
-    )
+    snap = Snapshot(use.key[0], use.key[1], rid, "", {p: None for p in use.paths}, None, False)
     row = updated_snapshot(use, snap, values, returned, modified or now, dirty)
     return snap, row
 

@@ -605,7 +605,7 @@ class _Run:
                 snap.data = {}
                 row = {**snapshot_row_of(snap), "hash": "deleted", "deleted": True}
             else:
-                row = snapshot_row(use, record, snap.dirty)
+                row = snapshot_row(use, record, 0)
                 snap.data = orjson.loads(row["data"])
                 snap.hash, snap.modified = row["hash"], row["modified"]
             batch.snapshots[snap.ref] = {**row, "dirty": 0}

@@ -179,7 +179,8 @@ class Writes:
             return None
         use = self.engine.uses[flow.target]
         target_ref = f"{tsys}:{ttype}:{outcome.id}"
-        dirty = self.store.next_seq() if self.propagates[(flow.target, flow.key)] else 0
+        # a new record has no mark to clear
+        dirty = self.store.next_seq() if self.propagates[(flow.target, flow.key)] else None
         tsnap, row = new_snapshot(
             use, str(outcome.id), values, outcome.data, modified_of(use, outcome), dirty, now
         )

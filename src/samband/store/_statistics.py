@@ -14,6 +14,7 @@ from sqlalchemy import Connection, text
 
 HOT_TABLES = (
     "samband_snapshots",
+    "samband_dirty",
     "samband_links",
     "samband_match_keys",
     "samband_intents",

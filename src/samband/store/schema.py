@@ -40,19 +40,22 @@ snapshots = Table(
     Column("data", Text, nullable=False),
     Column("modified", String(40)),
     Column("deleted", Boolean, nullable=False, default=False),
-    # > 0: changed and not yet planned; the value is a sequence number, so a change that
-    # arrives while a ref is being processed is not cleared by mistake.
-    Column("dirty", BigId, nullable=False, default=0),
     Column("seen_run", BigId),
     sqlite_with_rowid=False,
 )
-Index(
-    "ix_samband_snapshots_dirty",
-    snapshots.c.system,
-    snapshots.c.etype,
-    snapshots.c.rid,
-    sqlite_where=snapshots.c.dirty > 0,
-    postgresql_where=snapshots.c.dirty > 0,
+
+# The queue of records collected (or written) and not planned yet.  ``seq`` grows with
+# every mark, so a change that arrives while a record is being planned is not cleared by
+# mistake.  A table of its own, not a column of the snapshot: clearing a mark then
+# removes a small row instead of rewriting the snapshot with its data.
+dirty = Table(
+    "samband_dirty",
+    metadata,
+    Column("system", String(100), primary_key=True),
+    Column("etype", String(100), primary_key=True),
+    Column("rid", String(200), primary_key=True),
+    Column("seq", BigId, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # One row per linked pair of a dataflow; base holds the agreed values per target path.

@@ -47,7 +47,7 @@ from samband.store.migrations import migrate
 
 REFRESH = "refresh"  # snapshot hash meaning "read this record again before planning"
 
-SNAPSHOT_COLUMNS = ("system", "etype", "rid", "hash", "data", "modified", "deleted", "dirty")
+SNAPSHOT_COLUMNS = ("system", "etype", "rid", "hash", "data", "modified", "deleted")
 SNAPSHOT_KEY = ("system", "etype", "rid")
 LINK_COLUMNS = ("dataflow", "source_ref", "target_ref", "base", "how", "created_run", "created_at")
 INTENT_COLUMNS = (
@@ -67,6 +67,7 @@ _LINK_ROW = itemgetter(*LINK_COLUMNS)
 _INTENT_ROW = itemgetter(*INTENT_COLUMNS)
 _AUDIT_ROW = itemgetter(*AUDIT_COLUMNS)
 _BY_KEY = itemgetter(0, 1, 2)
+_KEY_OF = itemgetter(*SNAPSHOT_KEY)
 _BY_RID = itemgetter(1)
 
 
@@ -100,7 +101,6 @@ class Snapshot:
     data: dict[str, Any]
     modified: str | None
     deleted: bool
-    dirty: int
 
     @cached_property
     def ref(self) -> str:
@@ -156,19 +156,17 @@ class Store:
         self._seq = time.time_ns() // 1000
         self.sql = Statements(self.dialect)
         self._statistics = Statistics(self.conn) if self.dialect == "postgresql" else None
-        # SQLite's planner, without statistics, would walk every snapshot of a type by
-        # its primary key instead of the (small) partial index of dirty ones
-        self._dirty_index = (
-            " INDEXED BY ix_samband_snapshots_dirty" if self.dialect == "sqlite" else ""
-        )
         self._put_snapshot = self.sql.upsert(s.snapshots, SNAPSHOT_COLUMNS, SNAPSHOT_KEY)
         self._insert_link = self.sql.insert(s.links, LINK_COLUMNS)
         self._put_intent = self.sql.upsert(s.intents, INTENT_COLUMNS, ("key",))
         self._insert_audit = self.sql.insert(s.audit, AUDIT_COLUMNS)
         self._put_match_key = self.sql.upsert(s.match_keys, ("name", "rid", "key"), ("name", "rid"))
+        self._mark_dirty = self.sql.upsert(s.dirty, (*SNAPSHOT_KEY, "seq"), SNAPSHOT_KEY)
+        self._unmark_dirty = self.sql.sql(
+            "DELETE FROM samband_dirty WHERE system = ? AND etype = ? AND rid = ?"
+        )
         self._clear_dirty = self.sql.sql(
-            "UPDATE samband_snapshots SET dirty = 0"
-            " WHERE system = ? AND etype = ? AND rid = ? AND dirty = ?"
+            "DELETE FROM samband_dirty WHERE system = ? AND etype = ? AND rid = ? AND seq = ?"
         )
 
     # -- transactions -------------------------------------------------------------
@@ -341,21 +339,14 @@ class Store:
         result: dict[str, Snapshot] = {}
         for part in _chunks(list(rids), self.CHUNK):
             rows = self._rows(
-                "SELECT rid, hash, data, modified, deleted, dirty FROM samband_snapshots"
+                "SELECT rid, hash, data, modified, deleted FROM samband_snapshots"
                 " WHERE system = ? AND etype = ? AND rid IN ",
                 (system, etype),
                 part,
             )
-            for rid, hash_, data, modified, deleted, dirty in rows:
+            for rid, hash_, data, modified, deleted in rows:
                 result[rid] = Snapshot(
-                    system,
-                    etype,
-                    rid,
-                    hash_,
-                    loads(data),
-                    modified,
-                    bool(deleted),
-                    int(dirty or 0),
+                    system, etype, rid, hash_, loads(data), modified, bool(deleted)
                 )
         return result
 
@@ -379,12 +370,17 @@ class Store:
 
     def put_snapshots(self, rows: list[dict[str, Any]]) -> None:
         """Insert or replace snapshots (keys: system, etype, rid, hash, data, modified,
-        deleted, dirty; ``seen_run`` is kept as it is)."""
-        values = [(*_SNAPSHOT_HEAD(r), bool(r["deleted"]), r["dirty"]) for r in rows]
+        deleted; ``seen_run`` is kept as it is) and set their dirty marks: ``dirty`` > 0
+        queues the record for planning, 0 clears its mark, None leaves it as it is."""
+        values = [(*_SNAPSHOT_HEAD(r), bool(r["deleted"])) for r in rows]
         # in key order (a stable sort: the last of equal keys still wins), so processes
         # writing the same rows at once lock them in one order and do not deadlock
         values.sort(key=_BY_KEY)
         self._many(self._put_snapshot, values, "samband_snapshots")
+        marks = [(*_KEY_OF(r), r["dirty"]) for r in rows if r["dirty"]]
+        marks.sort(key=_BY_KEY)
+        self._many(self._mark_dirty, marks, "samband_dirty")
+        self._many(self._unmark_dirty, sorted(_KEY_OF(r) for r in rows if r["dirty"] == 0))
 
     def mark_seen(self, system: str, etype: str, rids: list[str], run_id: int) -> None:
         c = s.snapshots.c
@@ -415,49 +411,56 @@ class Store:
             self.conn.execute(
                 update(s.snapshots)
                 .where(and_(c.system == system, c.etype == etype, c.rid.in_(part)))
-                .values(deleted=True, dirty=self.next_seq(), hash="deleted")
+                .values(deleted=True, hash="deleted")
             )
+            seq = self.next_seq()
+            self._many(self._mark_dirty, [(system, etype, rid, seq) for rid in sorted(part)])
 
     def set_dirty(self, refs: Iterable[str], *, refresh: bool = False) -> int:
         """Queue records for planning; ``refresh`` also makes the engine read them again
-        from their system first (``samband retry`` after a fix)."""
+        from their system first (``samband retry`` after a fix).  The number of records
+        queued (refs never collected are not)."""
         count = 0
         c = s.snapshots.c
         for ref in refs:
             system, etype, rid = split_ref(ref)
-            values: dict[str, Any] = {"dirty": self.next_seq()}
             if refresh:
-                values["hash"] = REFRESH
-            result = self.conn.execute(
-                update(s.snapshots)
-                .where(and_(c.system == system, c.etype == etype, c.rid == rid))
-                .values(**values)
-            )
-            count += result.rowcount or 0
+                self.conn.execute(
+                    update(s.snapshots)
+                    .where(and_(c.system == system, c.etype == etype, c.rid == rid))
+                    .values(hash=REFRESH)
+                )
+            if self._rows(
+                "SELECT 1 FROM samband_snapshots WHERE system = ? AND etype = ? AND rid = ?",
+                (system, etype, rid),
+            ):
+                self._many(self._mark_dirty, [(system, etype, rid, self.next_seq())])
+                count += 1
         return count
 
     def dirty_batch(
         self, system: str, etype: str, after: str | None, limit: int
     ) -> list[tuple[str, int]]:
-        sql = (
-            f"SELECT rid, dirty FROM samband_snapshots{self._dirty_index}"
-            " WHERE system = ? AND etype = ? AND dirty > 0"
-        )
+        """Up to ``limit`` queued records of a type, (rid, mark) in rid order after
+        ``after``."""
+        sql = "SELECT rid, seq FROM samband_dirty WHERE system = ? AND etype = ?"
         params: tuple[Any, ...] = (system, etype)
         if after is not None:
             sql += " AND rid > ?"
             params += (after,)
         rows = self._rows(f"{sql} ORDER BY rid LIMIT {int(limit)}", params)
-        return [(rid, int(dirty)) for rid, dirty in rows]
+        return [(rid, int(seq)) for rid, seq in rows]
 
     def count_dirty(self, system: str, etype: str, *, deleted: bool = False) -> int:
-        """Queued snapshots of a type (only the deleted ones with ``deleted``)."""
-        # "dirty > 0" written out, so the partial index of dirty snapshots serves it
+        """Queued records of a type (only the deleted ones with ``deleted``)."""
+        if not deleted:
+            sql = "SELECT count(*) FROM samband_dirty WHERE system = ? AND etype = ?"
+            return int(self._rows(sql, (system, etype))[0][0])
         rows = self._rows(
-            f"SELECT count(*) FROM samband_snapshots{self._dirty_index}"
-            " WHERE system = ? AND etype = ? AND dirty > 0"
-            + (" AND deleted = ?" if deleted else ""),
-            (system, etype, True) if deleted else (system, etype),
+            "SELECT count(*) FROM samband_dirty d JOIN samband_snapshots n"
+            " ON n.system = d.system AND n.etype = d.etype AND n.rid = d.rid"
+            " WHERE d.system = ? AND d.etype = ? AND n.deleted = ?",
+            (system, etype, True),
         )
         return int(rows[0][0])
 
