@@ -24,7 +24,8 @@ ROWS = [
     "INSERT INTO samband_match_keys (name, rid, \"key\") VALUES ('companies#0', '70', '123')",
     'INSERT INTO samband_intents ("key", dataflow, source_ref, target_system, target_etype,'
     " external_ref, \"values\", run_id, created_at) VALUES ('companies|crm:Company:8',"
-    " 'companies', 'crm:Company:8', 'erp', 'Customer', 'sb-8', '{}', 3, '2026-01-01')",
+    " 'companies', 'crm:Company:8', 'erp', 'Customer', 'sb-8', '{\"Name\": \"Berg AS\"}', 3,"
+    " '2026-01-01')",
     "INSERT INTO samband_audit (run_id, at, ref, dataflow, op) VALUES"
     " (3, '2026-01-01', 'erp:Customer:70', 'companies', 'create')",
 ]
@@ -86,7 +87,19 @@ def test_an_old_store_is_migrated_with_every_row(old_store: tuple[str, int]) -> 
         assert link.base == {"Name": "Fjord AS"}
         assert [lk.id for lk in store.links_touching(["erp:Customer:70"])] == [link_id]
         assert store.lookup_match("companies#0", ["123"]) == {"123": ["70"]}
-        assert [i["key"] for i in store.open_intents()] == ["companies|crm:Company:8"]
+        assert store.open_intents() == [
+            {
+                "key": "companies|crm:Company:8",
+                "dataflow": "companies",
+                "source_ref": "crm:Company:8",
+                "target_system": "erp",
+                "target_etype": "Customer",
+                "external_ref": "sb-8",
+                "values": '{"Name":"Berg AS"}',
+                "run_id": 3,
+                "created_at": "2026-01-01",
+            }
+        ]
         assert len(store.table_rows(schema.audit)) == 1
         # the new constraints hold: a second link of the same source is refused
         with pytest.raises(Exception, match=r"(?i)unique"), store.tx():

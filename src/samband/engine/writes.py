@@ -127,7 +127,7 @@ class Writes:
                 "target_system": tsys,
                 "target_etype": ttype,
                 "external_ref": ext,
-                "values": dumps({k: to_json(v) for k, v in values.items()}),
+                "values": {k: to_json(v) for k, v in values.items()},
                 "run_id": self.run_id,
                 "created_at": now,
             }

@@ -95,17 +95,18 @@ cursors = Table(
     Column("updated_at", String(40), nullable=False),
 )
 
-# Written (and committed) before a create call; resolved by lookup after a crash.
+# Written (and committed) before the create calls of a chunk, one row per chunk: ``items``
+# (JSON) lists each create still open, {key, source_ref, external_ref, values}.  An item
+# is removed with the link its create led to; one left open after a crash is resolved by
+# lookup.
 intents = Table(
     "samband_intents",
     metadata,
-    Column("key", String(720), primary_key=True),
+    Column("key", String(40), primary_key=True),
     Column("dataflow", String(300), nullable=False),
-    Column("source_ref", String(400), nullable=False),
     Column("target_system", String(100), nullable=False),
     Column("target_etype", String(100), nullable=False),
-    Column("external_ref", String(400), nullable=False),
-    Column("values", Text, nullable=False),
+    Column("items", Text, nullable=False),
     Column("run_id", BigId),
     Column("created_at", String(40), nullable=False),
     sqlite_with_rowid=False,

@@ -11,6 +11,7 @@ import contextlib
 import os
 import socket
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,18 +54,17 @@ LINK_COLUMNS = ("dataflow", "source_ref", "target_ref", "base", "how", "created_
 INTENT_COLUMNS = (
     "key",
     "dataflow",
-    "source_ref",
     "target_system",
     "target_etype",
-    "external_ref",
-    "values",
+    "items",
     "run_id",
     "created_at",
 )
+INTENT_ITEM = ("key", "source_ref", "external_ref", "values")
 AUDIT_COLUMNS = ("run_id", "at", "ref", "dataflow", "op", "before", "after")
 _SNAPSHOT_HEAD = itemgetter(*SNAPSHOT_COLUMNS[:6])
 _LINK_ROW = itemgetter(*LINK_COLUMNS)
-_INTENT_ROW = itemgetter(*INTENT_COLUMNS)
+_INTENT_CHUNK = itemgetter("dataflow", "target_system", "target_etype", "run_id", "created_at")
 _AUDIT_ROW = itemgetter(*AUDIT_COLUMNS)
 _BY_KEY = itemgetter(0, 1, 2)
 _KEY_OF = itemgetter(*SNAPSHOT_KEY)
@@ -158,7 +158,8 @@ class Store:
         self._statistics = Statistics(self.conn) if self.dialect == "postgresql" else None
         self._put_snapshot = self.sql.upsert(s.snapshots, SNAPSHOT_COLUMNS, SNAPSHOT_KEY)
         self._insert_link = self.sql.insert(s.links, LINK_COLUMNS)
-        self._put_intent = self.sql.upsert(s.intents, INTENT_COLUMNS, ("key",))
+        self._insert_intent = self.sql.insert(s.intents, INTENT_COLUMNS)
+        self._intent_chunk: dict[str, str] = {}  # intent key → the key of its chunk's row
         self._insert_audit = self.sql.insert(s.audit, AUDIT_COLUMNS)
         self._put_match_key = self.sql.upsert(s.match_keys, ("name", "rid", "key"), ("name", "rid"))
         self._mark_dirty = self.sql.upsert(s.dirty, (*SNAPSHOT_KEY, "seq"), SNAPSHOT_KEY)
@@ -565,14 +566,65 @@ class Store:
 
     # -- intents --------------------------------------------------------------------
     def add_intents(self, rows: list[dict[str, Any]]) -> None:
-        self._many(self._put_intent, [_INTENT_ROW(r) for r in rows], "samband_intents")
+        """Record the creates about to be sent (keys: key, dataflow, source_ref,
+        target_system, target_etype, external_ref, values as JSON values, run_id,
+        created_at): one row for those of one chunk."""
+        chunks: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            chunks.setdefault(_INTENT_CHUNK(row), []).append(row)
+        values = []
+        for (flow, system, etype, run_id, at), items in chunks.items():
+            key = uuid.uuid4().hex
+            listed = [{name: item[name] for name in INTENT_ITEM} for item in items]
+            values.append((key, flow, system, etype, dumps(listed), run_id, at))
+            self._intent_chunk.update((item["key"], key) for item in items)
+        self._many(self._insert_intent, values, "samband_intents")
 
     def open_intents(self) -> list[dict[str, Any]]:
-        return [dict(r._mapping) for r in self.conn.execute(select(s.intents))]
+        """Every create whose outcome is not known yet, one dict per record (keys as
+        :meth:`add_intents` takes them, ``values`` as JSON text)."""
+        result = []
+        for row in self.conn.execute(select(s.intents).order_by(s.intents.c.created_at)):
+            for item in loads(row.items):
+                self._intent_chunk[item["key"]] = row.key
+                result.append(
+                    {
+                        "key": item["key"],
+                        "dataflow": row.dataflow,
+                        "source_ref": item["source_ref"],
+                        "target_system": row.target_system,
+                        "target_etype": row.target_etype,
+                        "external_ref": item["external_ref"],
+                        "values": dumps(item["values"]),
+                        "run_id": row.run_id,
+                        "created_at": row.created_at,
+                    }
+                )
+        return result
 
     def remove_intents(self, keys: list[str]) -> None:
-        for part in _chunks(keys, self.CHUNK):
-            self._query('DELETE FROM samband_intents WHERE "key" IN ', (), part)
+        """Close these intents (their create's outcome is recorded); a chunk's row goes
+        with its last one."""
+        if not keys:
+            return
+        if any(key not in self._intent_chunk for key in keys):
+            self.open_intents()  # written by another process: learn their chunks
+        gone: dict[str, set[str]] = {}
+        for key in keys:
+            chunk = self._intent_chunk.pop(key, None)
+            if chunk is not None:
+                gone.setdefault(chunk, set()).add(key)
+        for chunk, closed in gone.items():
+            found = self._rows('SELECT items FROM samband_intents WHERE "key" = ?', (chunk,))
+            if not found:
+                continue
+            left = [item for item in loads(found[0][0]) if item["key"] not in closed]
+            if left:
+                self._query(
+                    'UPDATE samband_intents SET items = ? WHERE "key" = ?', (dumps(left), chunk)
+                )
+            else:
+                self._query('DELETE FROM samband_intents WHERE "key" = ?', (chunk,))
 
     # -- audit, conflicts, dead letters, waiting ------------------------------------------
     def add_audit(self, rows: list[dict[str, Any]]) -> None:
