@@ -30,7 +30,8 @@ def markdown(payload: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"Measured {payload['date']} on {machine['cpu']} ({machine['cpus']} cores, "
-        f"{machine['memory_gb']} GB), Python {machine['python']}, commit "
+        f"{machine['memory_gb']} GB; calibration workload "
+        f"{machine.get('calibration_ms', '?')} ms), Python {machine['python']}, commit "
         f"`{payload['commit'][:12]}`, {payload['repeat']} runs per figure unless noted."
     )
     return "\n".join(lines)
