@@ -37,7 +37,7 @@ from samband.config.model import SystemConfig
 from samband.connectors.base import RecordData
 from samband.connectors.registry import connector_class
 from samband.connectors.sql import SqlConnector
-from samband.errors import AuthError, ConnectorError, InUse, NotFound, RecordError
+from samband.errors import AuthError, ConnectorError, InUse, NotFound, RecordError, Stale
 
 TRICKY = [
     "'); DROP TABLE customer;--",
@@ -154,6 +154,41 @@ def test_update_changes_only_given_columns_and_stamps_the_change_column(
     assert changed.modified is not None and changed.modified.year > 2020
     with pytest.raises(NotFound):
         pms_conn.update("Customer", "424242", {"email": "x@y.no"})
+
+
+def test_update_with_expected_values_refuses_to_overwrite_an_edit(
+    pms_conn: SqlConnector, other: Engine
+) -> None:
+    created = pms_conn.create("Customer", {"name": "Fjord Bygg AS", "email": "post@fjord.no"})
+    assert pms_conn.checks_expected
+    read = pms_conn.get("Customer", created.id)
+    assert read is not None
+    # what was read is still there: the update goes through
+    pms_conn.update(
+        "Customer", created.id, {"email": "a@fjord.no"}, expected={"email": read.data["email"]}
+    )
+    with other.begin() as conn:  # a user edits the e-mail after the engine read it
+        conn.execute(
+            update(pms.customer)
+            .where(pms.customer.c.id == int(created.id))
+            .values(email="user@fjord.no")
+        )
+    with pytest.raises(Stale, match="email changed since it was read"):
+        pms_conn.update(
+            "Customer",
+            created.id,
+            {"email": "b@fjord.no", "name": "Fjord AS"},
+            expected={"email": "a@fjord.no", "name": "Fjord Bygg AS"},
+        )
+    with other.connect() as conn:
+        row = conn.execute(
+            select(pms.customer.c.email, pms.customer.c.name).where(
+                pms.customer.c.id == int(created.id)
+            )
+        ).one()
+    assert (row.email, row.name) == ("user@fjord.no", "Fjord Bygg AS")  # nothing written
+    with pytest.raises(NotFound):
+        pms_conn.update("Customer", "424242", {"email": "x@y.no"}, expected={"email": None})
 
 
 def test_delete_removes_the_row_and_refuses_rows_in_use(pms_conn: SqlConnector) -> None:
@@ -629,6 +664,57 @@ def test_memory_and_sql_converge_through_the_engine(
         assert engine.connector("pms").stats.writes == writes
         quiet = third.to_dict()
         assert (quiet["created"], quiet["updated"], quiet["deleted"]) == (0, 0, 0)
+    finally:
+        engine.close()
+        forget_dataset(name)
+
+
+def test_an_edit_made_in_the_sql_system_during_a_run_is_not_overwritten(
+    db_url: str, other: Engine, tmp_path: Path
+) -> None:
+    """The engine read the PMS, then a user edits the e-mail there while the CRM's newer
+    edit of the same e-mail is being planned: the update stops (the row is read again) and
+    the user's edit, the newest, wins as a recorded conflict instead of being lost."""
+    import uuid
+
+    from samband.config import parse_config
+    from samband.connectors.memory import dataset, forget_dataset
+    from samband.engine.run import Engine as SyncEngine
+    from tests.convergence import EditDuringTheRun
+
+    pms.create_pms_schema(db_url)
+    name = f"crm-{uuid.uuid4().hex[:8]}"
+    text_ = ENGINE_CONFIG.format(
+        store=f"sqlite:///{tmp_path / 'state.db'}", dataset=name, url=db_url
+    )
+    crm = dataset(name)
+    engine = SyncEngine(parse_config(text_).config, environ={}, state_dir=str(tmp_path))
+    try:
+        crm.insert("Customer", {"Name": "Fjord AS", "OrgNo": "923609016", "Mail": "a@fjord.no"})
+        assert engine.sync().to_dict()["created"] == 1
+        crm.edit("Customer", "1", {"Mail": "crm@fjord.no"})
+
+        def user_edits_the_pms() -> None:
+            with other.begin() as conn:
+                conn.execute(
+                    update(pms.customer)
+                    .where(pms.customer.c.org_no == "923609016")
+                    .values(email="pms@fjord.no", updated_at=datetime.now(UTC) + timedelta(1))
+                )
+
+        report = engine.sync(progress=EditDuringTheRun(user_edits_the_pms)).to_dict()
+        assert report["errors"] == 0, report
+        conflicts = [c for c in engine.store().conflicts_rows() if c["property"] == "email"]
+        with other.connect() as conn:
+            email = conn.execute(
+                select(pms.customer.c.email).where(pms.customer.c.org_no == "923609016")
+            ).scalar()
+        assert email == "pms@fjord.no"
+        assert crm.records("Customer")["1"]["Mail"] == "pms@fjord.no"
+        (conflict,) = conflicts
+        assert conflict["winner"] == "target" and "crm@fjord.no" in conflict["source_value"]
+        quiet = engine.sync().to_dict()
+        assert (quiet["updated"], quiet["conflicts"]) == (0, 0), quiet
     finally:
         engine.close()
         forget_dataset(name)

@@ -63,6 +63,7 @@ from samband.errors import (
     InUse,
     NotFound,
     RecordError,
+    Stale,
     TransientError,
 )
 from samband.types import DataType, coerce
@@ -594,7 +595,18 @@ class SqlConnector(Connector):
             out.append(self._record(bound, record))
         return out
 
-    def update(self, entity_type: str, record_id: str, changes: dict[str, Any]) -> RecordData:
+    checks_expected = True
+
+    def update(
+        self,
+        entity_type: str,
+        record_id: str,
+        changes: dict[str, Any],
+        expected: dict[str, Any] | None = None,
+    ) -> RecordData:
+        """Set the changed columns.  With ``expected`` (the changed properties as they were
+        read), the row is locked and read first, and :class:`Stale` is raised, writing
+        nothing, when one of them holds another value now (an edit made since the read)."""
         bound, table = self._writable(entity_type)
         key = bound.id_value(record_id)
         if key is None:
@@ -602,8 +614,16 @@ class SqlConnector(Connector):
         row = self._row_values(bound, table, changes)
 
         def work(conn: Connection) -> Row[Any] | None:
-            self._stamp(conn, bound, table, row)
             query = self._select(bound).where(bound.column(bound.spec.id) == key)
+            if expected:
+                if conn.dialect.name == "sqlite":
+                    # no row locks: take the database's write lock before the read
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                current = conn.execute(query.with_for_update()).first()
+                if current is None:
+                    raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
+                self._check_expected(bound, current, expected, f"{entity_type} {record_id}")
+            self._stamp(conn, bound, table, row)
             if not row:  # nothing to change and no change column to stamp
                 return conn.execute(query).first()
             result = conn.execute(table.update().where(table.c[bound.spec.id] == key).values(row))
@@ -616,6 +636,20 @@ class SqlConnector(Connector):
         if updated is None:
             raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
         return self._record(bound, updated)
+
+    def _check_expected(
+        self, bound: _Bound, current: Row[Any], expected: dict[str, Any], what: str
+    ) -> None:
+        data = self._record(bound, current).data
+        edited = [
+            path
+            for path, was in expected.items()
+            if path in data and not _same_value(data[path], was)
+        ]
+        if edited:
+            raise Stale(
+                f"{what} in {self.system_id}: {', '.join(sorted(edited))} changed since it was read"
+            )
 
     def delete(self, entity_type: str, record_id: str) -> None:
         bound, table = self._writable(entity_type)
@@ -643,6 +677,14 @@ class SqlConnector(Connector):
 
 
 # -- module helpers --------------------------------------------------------------------
+def _same_value(current: Any, was: Any) -> bool:
+    """Whether a column holds the value read before (as the snapshot keeps it: JSON
+    values; numbers compare by value)."""
+    if isinstance(current, int | float) and isinstance(was, int | float):
+        return float(current) == float(was)
+    return bool(current == was)
+
+
 PRUNE_EVERY = 3600.0  # seconds between prunings of one table's change log
 
 
