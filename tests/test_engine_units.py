@@ -623,3 +623,44 @@ def test_creates_recovered_after_a_crash_do_not_trip_the_circuit_breaker(store: 
         assert len(engine.store().all_links()) == 20
         assert engine.sync().writes == 0
     assert len(erp.records("Account")) == 20
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_an_edit_made_during_a_run_is_read_before_the_update(store: str, check: bool) -> None:
+    """A target whose update cannot check what it overwrites (the memory kind) is read
+    before each update: a user's edit made after the engine read it stops the update, and
+    the newer edit wins as a recorded conflict.  ``check_before_update: false`` saves that
+    read, and the edit is then overwritten unseen."""
+    from tests.convergence import EditDuringTheRun
+
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "1", "email": "a@acme.no"})
+    engine = engine_for(store, ACCOUNTS)
+    if not check:
+        engine.config.systems["erp"].check_before_update = False
+    try:
+        assert engine.sync().to_dict()["created"] == 1
+        (account_id,) = erp.records("Account")
+        crm.edit("Customer", "1", {"email": "crm@acme.no"})
+
+        def user_edits_the_erp() -> None:
+            erp.edit("Account", account_id, {"email": "erp@acme.no"})
+
+        reads = engine.connector("erp").stats.api_calls
+        report = engine.sync(progress=EditDuringTheRun(user_edits_the_erp)).to_dict()
+        assert report["errors"] == 0, report
+        email = erp.records("Account")[account_id]["email"]
+        conflicts = [c for c in engine.store().conflicts_rows() if c["property"] == "email"]
+        if check:
+            assert email == "erp@acme.no"
+            assert crm.records("Customer")["1"]["email"] == "erp@acme.no"
+            (conflict,) = conflicts
+            assert conflict["winner"] == "target" and "crm@acme.no" in conflict["source_value"]
+        else:
+            assert email == "crm@acme.no" and conflicts == []  # the user's edit is lost
+            # the read before the update is not made: collect's read, the update
+            assert engine.connector("erp").stats.api_calls - reads == 2
+        quiet = engine.sync().to_dict()
+        assert (quiet["updated"], quiet["conflicts"]) == (0, 0), quiet
+    finally:
+        engine.close()

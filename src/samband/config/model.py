@@ -57,6 +57,9 @@ class SystemConfig(BaseModel):
     credentials: dict[str, str] = Field(default_factory=dict)
     entity_types: dict[str, EntityTypeConfig] = Field(default_factory=dict)
     priority: int = 0
+    # Read a record before updating it, where the update itself cannot check what it
+    # overwrites (None: the connector's default, see Connector.verify_updates).
+    check_before_update: bool | None = None
 
     def settings(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

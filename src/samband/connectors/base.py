@@ -207,6 +207,11 @@ class Connector:
     #: something else now, instead of overwriting an edit made since the read.
     checks_expected: ClassVar[bool] = False
 
+    #: Where :attr:`checks_expected` is False: whether the engine reads a record before it
+    #: updates it and stops when a changed property no longer holds what was read (one
+    #: more call per update; a system's ``check_before_update`` overrides it).
+    verify_updates: ClassVar[bool] = True
+
     #: True when :meth:`create_many` writes a whole chunk atomically (one transaction):
     #: the engine then uses it for creates.
     batch_creates: ClassVar[bool] = False

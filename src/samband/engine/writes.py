@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from samband import _killpoint as killpoint
 from samband.connectors.base import Connector, RecordData
 from samband.engine.apply import (
@@ -20,9 +22,9 @@ from samband.engine.apply import (
     snapshot_row_of,
     updated_snapshot,
 )
-from samband.engine.collect import modified_of
+from samband.engine.collect import modified_of, snapshot_row
 from samband.engine.link import Translator
-from samband.engine.model import Flow, TypeKey
+from samband.engine.model import Flow, TypeKey, TypeUse
 from samband.engine.plan import WaitForParent, create_values
 from samband.errors import (
     ConversionError,
@@ -257,20 +259,24 @@ class Writes:
 
     def _update_record(
         self,
-        connector: Connector,
-        etype: str,
+        use: TypeUse,
         rid: str,
         changes: dict[str, Any],
         expected: dict[str, Any] | None = None,
     ) -> RecordData | None:
         """Updates set values, so repeating one after an unknown outcome is safe.  With
-        ``expected`` (connectors that check it) an edit made since the read is not
-        overwritten: :class:`Stale` is raised instead."""
+        ``expected`` an edit made since the read is not overwritten: :class:`Stale` is
+        raised instead — by the update itself where the connector checks it, else after
+        reading the record first (unless the system says not to)."""
+        system, etype = use.key
+        connector = self.engine.connector(system)
         for attempt in range(3):
             try:
                 if expected is not None and connector.checks_expected:
                     updated = connector.update(etype, rid, changes, expected=expected)  # type: ignore[call-arg]
                 else:
+                    if expected is not None and self._verifies(system, connector):
+                        _verify_unchanged(use, connector, rid, expected)
                     updated = connector.update(etype, rid, changes)
                 killpoint.reached("update")
                 return updated
@@ -278,6 +284,10 @@ class Writes:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def _verifies(self, system: str, connector: Connector) -> bool:
+        setting = self.engine.config.systems[system].check_before_update
+        return connector.verify_updates if setting is None else setting
 
     def update(
         self,
@@ -290,7 +300,7 @@ class Writes:
         side: str,
         old_base: dict[str, Any],
     ) -> bool:
-        system, etype = key
+        system = key[0]
         if self.dry_run:
             self.run.counts(flow).updated += 1
             self.run.plan_line(f"update {snap.ref}: {_show(changes)}")
@@ -301,9 +311,7 @@ class Writes:
         expected = None if snap.ref in self.stale else before
         self.run.keep_alive()
         try:
-            record = self._update_record(
-                self.engine.connector(system), etype, snap.rid, changes, expected
-            )
+            record = self._update_record(self.engine.uses[key], snap.rid, changes, expected)
         except Stale:
             # Edited in its system since it was read: read it again (its chunk refreshes
             # it) and plan the pair with what is there now, in a later round.
@@ -426,6 +434,29 @@ class Writes:
                 f"could not {policy} after {link.source_ref} was deleted: {exc}",
                 batch,
             )
+
+
+def _verify_unchanged(
+    use: TypeUse, connector: Connector, rid: str, expected: dict[str, Any]
+) -> None:
+    """Read the record and raise :class:`Stale` when a property about to be written no
+    longer holds the value read at collect (compared as the snapshot keeps values)."""
+    record = connector.get(use.key[1], rid)
+    if record is None or record.deleted:
+        raise NotFound(f"{use.key[0]}.{use.key[1]} {rid} no longer exists")
+    now = orjson.loads(snapshot_row(use, record, 0)["data"])
+    edited = [path for path, was in expected.items() if not _same_value(now.get(path), was)]
+    if edited:
+        raise Stale(
+            f"{use.key[0]}.{use.key[1]} {rid}: {', '.join(sorted(edited))} changed since it "
+            "was read"
+        )
+
+
+def _same_value(current: Any, was: Any) -> bool:
+    if isinstance(current, int | float) and isinstance(was, int | float):
+        return float(current) == float(was)
+    return bool(current == was)
 
 
 def _keep_base(
