@@ -12,19 +12,21 @@ from sqlalchemy import func, select
 from samband.store import schema
 from samband.store.store import Store
 
+AT = "2026-11-22T00:00:00+00:00"
+
 
 def _intent(number: int) -> dict[str, Any]:
     return {
         "key": f"companies|crm:Company:{number}",
-        "dataflow": "companies",
         "source_ref": f"crm:Company:{number}",
-        "target_system": "erp",
-        "target_etype": "Customer",
         "external_ref": f"crm:Company:{number}",
         "values": {"Name": f"Company {number}", "Amount": "12.50"},
-        "run_id": 7,
-        "created_at": "2026-11-22T00:00:00+00:00",
     }
+
+
+def _add(store: Store, *numbers: int) -> None:
+    with store.durable_tx():
+        store.add_intents("companies", ("erp", "Customer"), [_intent(n) for n in numbers], 7, AT)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -45,13 +47,17 @@ def _open(store: Store) -> list[str]:
 def test_a_chunk_of_intents_is_one_row_and_each_closes_alone(store_url: str) -> None:
     first, second = Store(store_url), Store(store_url)
     try:
-        with first.durable_tx():
-            first.add_intents([_intent(n) for n in (1, 2, 3)])
+        _add(first, 1, 2, 3)
         assert _rows(first) == 1
         listed = {i["key"]: i for i in second.open_intents()}
         assert listed["companies|crm:Company:2"] == {
             **_intent(2),
+            "dataflow": "companies",
+            "target_system": "erp",
+            "target_etype": "Customer",
             "values": '{"Amount":"12.50","Name":"Company 2"}',
+            "run_id": 7,
+            "created_at": AT,
         }
         with first.tx():
             first.remove_intents(["companies|crm:Company:1"])
@@ -75,10 +81,8 @@ def test_a_chunk_of_intents_is_one_row_and_each_closes_alone(store_url: str) -> 
 def test_intents_of_two_chunks_close_independently(store_url: str) -> None:
     store = Store(store_url)
     try:
-        with store.durable_tx():
-            store.add_intents([_intent(1), _intent(2)])
-        with store.durable_tx():
-            store.add_intents([_intent(3)])
+        _add(store, 1, 2)
+        _add(store, 3)
         assert _rows(store) == 2
         with store.tx():
             store.remove_intents(["companies|crm:Company:3", "companies|crm:Company:1"])

@@ -121,29 +121,24 @@ class Writes:
                 self.run.plan_line(f"create {tsys}.{ttype} from {snap.ref}: {_show(values)}")
             return
         now = now_iso()
-        intent_rows: list[dict[str, Any]] = [
+        intents: list[dict[str, Any]] = [
             {
                 "key": f"{flow.key}|{snap.ref}",
-                "dataflow": flow.key,
                 "source_ref": snap.ref,
-                "target_system": tsys,
-                "target_etype": ttype,
                 "external_ref": ext,
                 "values": {k: to_json(v) for k, v in values.items()},
-                "run_id": self.run_id,
-                "created_at": now,
             }
             for snap, values, _base, ext in prepared
         ]
         with self.store.durable_tx():
-            self.store.add_intents(intent_rows)
+            self.store.add_intents(flow.key, flow.target, intents, self.run_id, now)
         connector = self.engine.connector(tsys)
         use = self.engine.uses[flow.target]
         stamp = flow.target_et.external_ref_field is not None
         outcomes = self._create_all(connector, ttype, prepared, stamp)
         created: list[tuple[dict[str, Any], dict[str, Any]]] = []
         try:
-            for item, intent, outcome in zip(prepared, intent_rows, outcomes, strict=True):
+            for item, intent, outcome in zip(prepared, intents, outcomes, strict=True):
                 done = self._record_create(flow, item, intent["key"], outcome, batch, now)
                 if done is not None:
                     created.append(done)

@@ -60,11 +60,9 @@ INTENT_COLUMNS = (
     "run_id",
     "created_at",
 )
-INTENT_ITEM = ("key", "source_ref", "external_ref", "values")
 AUDIT_COLUMNS = ("run_id", "at", "ref", "dataflow", "op", "before", "after")
 _SNAPSHOT_HEAD = itemgetter(*SNAPSHOT_COLUMNS[:6])
 _LINK_ROW = itemgetter(*LINK_COLUMNS)
-_INTENT_CHUNK = itemgetter("dataflow", "target_system", "target_etype", "run_id", "created_at")
 _AUDIT_ROW = itemgetter(*AUDIT_COLUMNS)
 _BY_KEY = itemgetter(0, 1, 2)
 _KEY_OF = itemgetter(*SNAPSHOT_KEY)
@@ -565,20 +563,21 @@ class Store:
         return result
 
     # -- intents --------------------------------------------------------------------
-    def add_intents(self, rows: list[dict[str, Any]]) -> None:
-        """Record the creates about to be sent (keys: key, dataflow, source_ref,
-        target_system, target_etype, external_ref, values as JSON values, run_id,
-        created_at): one row for those of one chunk."""
-        chunks: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-        for row in rows:
-            chunks.setdefault(_INTENT_CHUNK(row), []).append(row)
-        values = []
-        for (flow, system, etype, run_id, at), items in chunks.items():
-            key = uuid.uuid4().hex
-            listed = [{name: item[name] for name in INTENT_ITEM} for item in items]
-            values.append((key, flow, system, etype, dumps(listed), run_id, at))
-            self._intent_chunk.update((item["key"], key) for item in items)
-        self._many(self._insert_intent, values, "samband_intents")
+    def add_intents(
+        self,
+        dataflow: str,
+        target: tuple[str, str],
+        items: list[dict[str, Any]],
+        run_id: int | None,
+        created_at: str,
+    ) -> None:
+        """Record the creates of one chunk about to be sent into ``target`` (system, entity
+        type), in one row.  ``items``: one dict per create, with its intent ``key``,
+        ``source_ref``, ``external_ref`` and ``values`` (JSON values)."""
+        key = uuid.uuid4().hex
+        row = (key, dataflow, *target, dumps(items), run_id, created_at)
+        self._many(self._insert_intent, [row], "samband_intents")
+        self._intent_chunk.update((item["key"], key) for item in items)
 
     def open_intents(self) -> list[dict[str, Any]]:
         """Every create whose outcome is not known yet, one dict per record (keys as
