@@ -14,9 +14,8 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -99,10 +98,12 @@ class Snapshot:
     data: dict[str, Any]
     modified: str | None
     deleted: bool
+    # set once: functools.cached_property takes a lock on every first read (Python 3.11),
+    # which costs more than the text for a snapshot that is read once
+    ref: str = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def ref(self) -> str:
-        return f"{self.system}:{self.etype}:{self.rid}"
+    def __post_init__(self) -> None:
+        self.ref = f"{self.system}:{self.etype}:{self.rid}"
 
 
 @dataclass
