@@ -17,6 +17,7 @@ import pytest
 
 from samband.config import parse_config
 from samband.connectors.memory import dataset
+from samband.mapping import get_path
 from samband.sandbox.poweroffice import PowerOfficeSandbox
 from tests.convergence import EditDuringTheRun
 from tests.test_poweroffice_support import KEYS, serve
@@ -178,22 +179,26 @@ def companies_city(crm: Any, org: str) -> Any:
     return next(c["city"] for c in crm.records("Company").values() if c["org"] == org)
 
 
+@pytest.mark.parametrize(
+    ("field", "path"), [("name", "Name"), ("city", "MailAddress.City")], ids=["Name", "nested"]
+)
 def test_an_edit_made_in_poweroffice_during_a_run_is_not_overwritten(
-    world: dict[str, Any],
+    world: dict[str, Any], field: str, path: str
 ) -> None:
-    """The update carries JSON Patch ``test`` operations with the values as read: an edit
-    made after the read makes PowerOffice GO refuse it, the record is read again, and the
+    """The update carries JSON Patch ``test`` operations with the values as read (a nested
+    property, which a ``test`` cannot check, is compared by reading the record first): an
+    edit made after the read makes the update stop, the record is read again, and the
     newer edit wins as a recorded conflict instead of being overwritten unseen."""
     box: PowerOfficeSandbox = world["box"]
     crm = world["crm"]
     run(world)
     company_id = next(k for k, c in crm.records("Company").items() if c["org"] == "923456783")
     customer = customer_by_org(box, "923456783")
-    crm.edit("Company", company_id, {"name": "Renamed in the CRM AS"})
+    crm.edit("Company", company_id, {field: "Renamed in the CRM AS"})
 
     def user_edits_poweroffice() -> None:
         box.clock.advance(300)
-        box.edit("Customers", customer["Id"], {"Name": "Renamed in PowerOffice AS"})
+        box.edit("Customers", customer["Id"], {path: "Renamed in PowerOffice AS"})
 
     engine = engine_run.Engine(world["config"], environ=ENV, state_dir=str(world["dir"] / "s"))
     try:
@@ -202,9 +207,9 @@ def test_an_edit_made_in_poweroffice_during_a_run_is_not_overwritten(
     finally:
         engine.close()
     assert report.to_dict()["errors"] == 0, report.to_dict()
-    assert customer_by_org(box, "923456783")["Name"] == "Renamed in PowerOffice AS"
-    assert crm.records("Company")[company_id]["name"] == "Renamed in PowerOffice AS"
-    (conflict,) = [c for c in conflicts if c["property"] == "Name"]
+    assert get_path(customer_by_org(box, "923456783"), path) == "Renamed in PowerOffice AS"
+    assert crm.records("Company")[company_id][field] == "Renamed in PowerOffice AS"
+    (conflict,) = [c for c in conflicts if c["property"] == path]
     assert "Renamed in the CRM AS" in conflict["source_value"]
     assert "Renamed in PowerOffice AS" in conflict["target_value"]
     assert conflict["winner"] == "target"
