@@ -664,3 +664,23 @@ def test_an_edit_made_during_a_run_is_read_before_the_update(store: str, check: 
         assert (quiet["updated"], quiet["conflicts"]) == (0, 0), quiet
     finally:
         engine.close()
+
+
+def test_a_connector_that_cannot_read_one_record_is_updated_unchecked(store: str) -> None:
+    from samband.connectors.base import RecordData
+    from samband.connectors.memory import MemoryConnector
+
+    class NoGet(MemoryConnector):
+        def get(self, entity_type: str, record_id: str) -> RecordData | None:
+            raise NotImplementedError
+
+    config = parse_config(f"store: {store}\n{SYSTEMS}{ACCOUNTS}").config
+    erp_connector = NoGet("erp", config.systems["erp"], {})
+    crm = dataset("crm")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    with Engine(config, connectors={"erp": erp_connector}) as engine:
+        assert engine.sync().to_dict()["created"] == 1
+        crm.edit("Customer", "1", {"name": "Acme AS"})
+        report = engine.sync().to_dict()
+        assert (report["updated"], report["errors"]) == (1, 0), report
+    assert [r["name"] for r in dataset("erp").records("Account").values()] == ["Acme AS"]
