@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 _MISSING = object()
@@ -16,8 +16,13 @@ def get_path(record: Mapping[str, Any] | None, path: str, default: Any = None) -
     """The value at a dotted path, or ``default`` when any step is missing."""
     if "." not in path and type(record) is dict:
         return record.get(path, default)
-    current: Any = record
-    for part in path.split("."):
+    return get_steps(record, path.split("."), default)
+
+
+def get_steps(record: Any, steps: Sequence[str], default: Any = None) -> Any:
+    """:func:`get_path` of a path already split at its dots."""
+    current = record
+    for part in steps:
         if not isinstance(current, Mapping):
             return default
         current = current.get(part, _MISSING)

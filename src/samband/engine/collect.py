@@ -20,7 +20,7 @@ import orjson
 from samband.connectors.base import Connector, RecordData
 from samband.engine.model import TypeUse, normalize
 from samband.errors import CursorExpired
-from samband.mapping import get_path
+from samband.mapping import get_path, get_steps
 from samband.store.store import Store, dumps
 from samband.types import DataType, coerce
 
@@ -39,7 +39,12 @@ def content_hash(values: list[Any]) -> str:
 
 
 def project(use: TypeUse, data: dict[str, Any]) -> dict[str, Any]:
-    return {path: get_path(data, path) for path in use.paths}
+    if type(data) is not dict:
+        return {path: get_path(data, path) for path in use.paths}
+    return {
+        path: data.get(path) if steps is None else get_steps(data, steps)
+        for path, steps in use.path_steps
+    }
 
 
 def modified_of(use: TypeUse, record: RecordData) -> str | None:

@@ -75,10 +75,17 @@ class TypeUse:
             if path and path not in self.paths:
                 self.paths.append(path)
         self.__dict__.pop("path_set", None)
+        self.__dict__.pop("path_steps", None)
 
     @cached_property
     def path_set(self) -> frozenset[str]:
         return frozenset(self.paths)
+
+    @cached_property
+    def path_steps(self) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+        """Each path with its steps when it is nested (None: a top-level key), split once
+        for the hundreds of thousands of records a run projects."""
+        return tuple((p, tuple(p.split(".")) if "." in p else None) for p in self.paths)
 
     @property
     def signature(self) -> str:

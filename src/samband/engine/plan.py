@@ -126,7 +126,10 @@ def create_values(
     for m in flow.mappings:
         if m.direction == "backward":
             continue
-        value = _convert(m, source_value, flow, m, data, translate)
+        try:  # as _convert does, without its extra call per property of every create
+            value = source_value(flow, m, data, translate)
+        except ConversionError as exc:
+            raise ConversionError(f"{m.source} → {m.target}: {exc}") from None
         base[m.target] = value
         if value is not None:
             values[m.target] = value
