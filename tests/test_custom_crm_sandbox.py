@@ -182,6 +182,22 @@ def test_create_get_patch_delete(api: ContractClient, box: CustomCrmSandbox) -> 
     assert {"POST 201", "GET 200", "PATCH 200", "DELETE 204", "GET 404"} <= set(api.checked)
 
 
+def test_a_patch_with_a_stale_if_match_is_refused(api: ContractClient) -> None:
+    customer = api.post("/customers", json={"name": "Fjord AS"}).json()
+    read = api.get(f"/customers/{customer['id']}")
+    etag = read.headers["ETag"]
+    ok = api.patch(
+        f"/customers/{customer['id']}", json={"name": "Fjord Data AS"}, headers={"If-Match": etag}
+    )
+    assert ok.status_code == 200 and ok.headers["ETag"] != etag
+    late = api.patch(
+        f"/customers/{customer['id']}", json={"name": "Late"}, headers={"If-Match": etag}
+    )
+    _problem(late, 412)
+    assert api.get(f"/customers/{customer['id']}").json()["name"] == "Fjord Data AS"
+    assert {"PATCH 200", "PATCH 412"} <= set(api.checked)
+
+
 def test_orders_with_lines_and_references(api: ContractClient) -> None:
     customer = api.post("/customers", json={"name": "Kunde AS"}).json()
     product = api.post("/products", json={"code": "P1", "name": "Time", "unit_price": 950.5})

@@ -25,6 +25,7 @@ from samband.errors import (
     InUse,
     NotFound,
     RecordError,
+    Stale,
     TransientError,
     UnreachableError,
 )
@@ -172,6 +173,36 @@ def test_incremental_reads_see_edits_creates_and_deletes(
     assert [page.records for page in quiet] == [[]]
     assert quiet[-1].cursor == cursor
     assert crm.stats.api_calls == calls + 1
+
+
+def test_update_with_expected_values_does_not_overwrite_an_edit(
+    box: CustomCrmSandbox, crm: RestConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record is read and compared first; the patch then carries the read's ETag as
+    If-Match, so an edit landing between that read and the patch is refused too."""
+    created = crm.create("Customer", {"name": "Fjord AS", "address.city": "Bergen"})
+    rid = int(created.id)
+    crm.update("Customer", created.id, {"name": "Fjord Data AS"}, expected={"name": "Fjord AS"})
+    assert box.records("Customer")[rid]["name"] == "Fjord Data AS"
+    # edited before the update: the read tells
+    box.edit("Customer", rid, {"address": {"city": "Oslo"}})
+    with pytest.raises(Stale, match=r"address\.city changed since it was read"):
+        crm.update(
+            "Customer", created.id, {"address.city": "Bodø"}, expected={"address.city": "Bergen"}
+        )
+    assert box.records("Customer")[rid]["address"]["city"] == "Oslo"
+    # edited between the read and the patch: the server refuses the If-Match
+    check = crm._check_expected
+
+    def read_then_user_edits(*args: Any) -> str | None:
+        etag = check(*args)
+        box.edit("Customer", rid, {"name": "Edited meanwhile AS"})
+        return etag
+
+    monkeypatch.setattr(crm, "_check_expected", read_then_user_edits)
+    with pytest.raises(Stale, match="changed after it was read"):
+        crm.update("Customer", created.id, {"name": "Late AS"}, expected={"name": "Fjord Data AS"})
+    assert box.records("Customer")[rid]["name"] == "Edited meanwhile AS"
 
 
 def test_create_update_delete(box: CustomCrmSandbox, crm: RestConnector) -> None:

@@ -16,6 +16,8 @@ from decimal import Context, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from samband.errors import ConversionError
 
 
@@ -334,3 +336,13 @@ def infer_type(value: Any) -> DataType | None:
 
 
 CET = timezone(timedelta(hours=1), "CET")
+
+
+def same_stored_value(now: Any, was: Any) -> bool:
+    """Whether a value read now is the one a snapshot holds (``was``: a JSON value): ``now``
+    is compared as a JSON round trip gives it back, numbers by value.  Used before an
+    update, to tell an edit made since the read from the value that was read."""
+    now = orjson.loads(orjson.dumps(now, default=str))
+    if isinstance(now, int | float) and isinstance(was, int | float):
+        return float(now) == float(was)
+    return bool(now == was)

@@ -65,10 +65,11 @@ from samband.errors import (
     InUse,
     NotFound,
     RecordError,
+    Stale,
     TransientError,
 )
 from samband.mapping import get_path, set_path
-from samband.types import ConversionError, DataType, coerce, to_wire
+from samband.types import ConversionError, DataType, coerce, same_stored_value, to_wire
 
 PAGING_STYLES = ("cursor", "page", "offset")
 ID_TYPES = ("auto", "integer", "string")
@@ -551,15 +552,41 @@ class RestConnector(Connector):
             raise
         return self._record(ts, created, request)
 
+    checks_expected = True
+
     def update(
-        self, entity_type: str, record_id: str, changes: dict[str, Any]
+        self,
+        entity_type: str,
+        record_id: str,
+        changes: dict[str, Any],
+        expected: dict[str, Any] | None = None,
     ) -> RecordData | None:
+        """A JSON merge patch of the changed properties.  With ``expected`` (unless the
+        system says ``check_before_update: false``) the record is read first and compared;
+        when the API gave an ``ETag``, the patch carries it as ``If-Match``, so an edit
+        made between that read and the patch is refused too (412)."""
         ts = self._writable(entity_type)
         url = f"/{ts.path}/{quote(str(record_id), safe='')}"
         request = f"PATCH {url}"
-        response = self.client.request(
-            "PATCH", url, json=self._body(entity_type, changes), idempotent=True
-        )
+        headers: dict[str, str] = {}
+        if expected and self.config.check_before_update is not False:
+            etag = self._check_expected(ts, url, expected, f"{entity_type} {record_id}")
+            if etag:
+                headers["If-Match"] = etag
+        try:
+            response = self.client.request(
+                "PATCH",
+                url,
+                json=self._body(entity_type, changes),
+                headers=headers,
+                idempotent=True,
+            )
+        except RecordError as exc:
+            if headers and exc.details.get("status") == 412:
+                raise Stale(
+                    f"{self.system_id}: {entity_type} {record_id} was changed after it was read"
+                ) from None
+            raise
         self.stats.writes += 1
         if not response.content:
             return None
@@ -569,6 +596,26 @@ class RestConnector(Connector):
             # A merge patch can be read back safely; a cut answer is not a lost write.
             return self.get(entity_type, record_id)
         return self._record(ts, body, request)
+
+    def _check_expected(
+        self, ts: TypeSettings, url: str, expected: dict[str, Any], what: str
+    ) -> str | None:
+        """Read the record; raise :class:`Stale` when a property about to be written no
+        longer holds the value read before; the record's ``ETag``, if the API sends one."""
+        response = self.client.request("GET", url)
+        record = self._record(ts, self._parse(response, f"GET {url}"), f"GET {url}")
+        if record.deleted:
+            raise NotFound(f"{self.system_id}: {what} no longer exists")
+        edited = [
+            path
+            for path, was in expected.items()
+            if not same_stored_value(get_path(record.data, path), was)
+        ]
+        if edited:
+            raise Stale(
+                f"{self.system_id}: {what}: {', '.join(sorted(edited))} changed since it was read"
+            )
+        return response.headers.get("ETag")
 
     def delete(self, entity_type: str, record_id: str) -> None:
         ts = self._writable(entity_type)

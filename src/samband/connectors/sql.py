@@ -66,7 +66,7 @@ from samband.errors import (
     Stale,
     TransientError,
 )
-from samband.types import DataType, coerce
+from samband.types import DataType, coerce, same_stored_value
 
 __all__ = ["SqlConnector", "install_tracking", "remove_tracking"]
 
@@ -644,7 +644,7 @@ class SqlConnector(Connector):
         edited = [
             path
             for path, was in expected.items()
-            if path in data and not _same_value(data[path], was)
+            if path in data and not same_stored_value(data[path], was)
         ]
         if edited:
             raise Stale(
@@ -677,14 +677,6 @@ class SqlConnector(Connector):
 
 
 # -- module helpers --------------------------------------------------------------------
-def _same_value(current: Any, was: Any) -> bool:
-    """Whether a column holds the value read before (as the snapshot keeps it: JSON
-    values; numbers compare by value)."""
-    if isinstance(current, int | float) and isinstance(was, int | float):
-        return float(current) == float(was)
-    return bool(current == was)
-
-
 PRUNE_EVERY = 3600.0  # seconds between prunings of one table's change log
 
 

@@ -35,7 +35,7 @@ from samband.errors import (
     TransientError,
 )
 from samband.store.store import REFRESH, Link, Snapshot, Store, dumps, now_iso
-from samband.types import to_json
+from samband.types import same_stored_value, to_json
 
 if TYPE_CHECKING:
     from samband.engine.run import Engine
@@ -444,18 +444,12 @@ def _verify_unchanged(
     if record is None or record.deleted:
         raise NotFound(f"{use.key[0]}.{use.key[1]} {rid} no longer exists")
     now = orjson.loads(snapshot_row(use, record, 0)["data"])
-    edited = [path for path, was in expected.items() if not _same_value(now.get(path), was)]
+    edited = [path for path, was in expected.items() if not same_stored_value(now.get(path), was)]
     if edited:
         raise Stale(
             f"{use.key[0]}.{use.key[1]} {rid}: {', '.join(sorted(edited))} changed since it "
             "was read"
         )
-
-
-def _same_value(current: Any, was: Any) -> bool:
-    if isinstance(current, int | float) and isinstance(was, int | float):
-        return float(current) == float(was)
-    return bool(current == was)
 
 
 def _keep_base(

@@ -508,8 +508,9 @@ class CustomCrmSandbox(Sandbox):
         if request.method == "GET":
             with self.lock:
                 row = self.tables[type_name].get(record_id)
-                data = _copy(row.data) if row is not None and not row.deleted else None
-            return missing if data is None else _json(data)
+                found = row if row is not None and not row.deleted else None
+                data, etag = (_copy(found.data), _etag(found)) if found else (None, "")
+            return missing if data is None else _json(data, headers={"ETag": etag})
         if request.method == "DELETE":
             outcome = self.remove(type_name, record_id)
             if outcome is False:
@@ -520,11 +521,21 @@ class CustomCrmSandbox(Sandbox):
         body = await self._body(request)
         if isinstance(body, Response):
             return body
-        try:
-            record = self.edit(type_name, record_id, body)
-        except Invalid as exc:
-            return self._invalid(exc)
-        return missing if record is None else _json(record)
+        wanted = request.headers.get("if-match")
+        with self.lock:  # the precondition and the edit at once (an RLock)
+            row = self.tables[type_name].get(record_id)
+            if row is None or row.deleted:
+                return missing
+            if wanted is not None and wanted != "*" and wanted != _etag(row):
+                return self._problem(
+                    412, "Precondition Failed", f"{type_name} {raw_id} was changed meanwhile"
+                )
+            try:
+                record = self.edit(type_name, record_id, body)
+            except Invalid as exc:
+                return self._invalid(exc)
+            etag = _etag(self.tables[type_name][record_id])
+        return missing if record is None else _json(record, headers={"ETag": etag})
 
     async def _body(self, request: Request) -> dict[str, Any] | Response:
         raw = await request.body()
@@ -663,6 +674,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     return value
+
+
+def _etag(row: _Row) -> str:
+    """A record's entity tag (RFC 9110): its change sequence number, quoted."""
+    return f'"{row.seq}"'
 
 
 def _copy(data: dict[str, Any]) -> dict[str, Any]:
