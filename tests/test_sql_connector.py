@@ -517,6 +517,13 @@ def test_integer_version_column(db_url: str, other: Engine) -> None:
     records, cursor = all_records(conn_, "Item", cursor)
     assert {r.data["name"] for r in records} == {"a2", "b"}  # >= cursor re-reads the last one
     assert cursor == "3"
+    # another program's transaction took version 2 before ours took 3, and commits only
+    # now: the next read still goes back far enough to see it
+    with other.begin() as conn:
+        conn.execute(insert(table).values(name="late", version=2))
+    records, cursor = all_records(conn_, "Item", cursor)
+    assert "late" in {r.data["name"] for r in records}
+    assert cursor == "3"
     conn_.close()
 
 

@@ -107,6 +107,12 @@ class SqlConnector(Connector):
         self.page_size = int(config.settings().get("page_size", schema.PAGE_SIZE))
         self.specs = schema.table_specs(config)
         self.keep_changes = keep_seconds(config.settings().get("keep_changes", "7d"), system_id)
+        # An integer version is handed out before its transaction commits, so a lower
+        # version can become visible after a higher one was read: reads go back this many
+        # versions (re-read rows are recognised by their content hash and cost nothing).
+        self.overlap_versions = int(
+            config.settings().get("overlap_versions", DEFAULT_OVERLAP_VERSIONS)
+        )
         self._engine: Engine | None = None
         self._bound: dict[str, _Bound] = {}
         self._pruned: dict[int, float] = {}  # tracked table id → when its log was pruned
@@ -260,7 +266,9 @@ class SqlConnector(Connector):
             return None
         col = bound.column(bound.spec.updated or "")
         if bound.version_column:
-            return int(cursor) if cursor.lstrip("-").isdigit() else None
+            if not cursor.lstrip("-").isdigit():
+                return None
+            return int(cursor) - self.overlap_versions
         try:
             since = datetime.fromisoformat(cursor)
         except ValueError:
@@ -677,6 +685,7 @@ class SqlConnector(Connector):
 
 
 # -- module helpers --------------------------------------------------------------------
+DEFAULT_OVERLAP_VERSIONS = 100
 PRUNE_EVERY = 3600.0  # seconds between prunings of one table's change log
 
 
