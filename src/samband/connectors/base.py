@@ -207,10 +207,17 @@ class Connector:
     #: something else now, instead of overwriting an edit made since the read.
     checks_expected: ClassVar[bool] = False
 
-    #: Where :attr:`checks_expected` is False: whether the engine reads a record before it
-    #: updates it and stops when a changed property no longer holds what was read (one
-    #: more call per update; a system's ``check_before_update`` overrides it).
+    #: For what the update cannot check (:meth:`unchecked`): whether the engine reads the
+    #: record before it updates it and stops when a changed property no longer holds
+    #: what was read (one more call per update; a system's ``check_before_update``
+    #: overrides it).
     verify_updates: ClassVar[bool] = True
+
+    def unchecked(self, entity_type: str, expected: dict[str, Any]) -> list[str]:
+        """The paths of ``expected`` that :meth:`update` does not check itself: all of them
+        unless :attr:`checks_expected`, then none (a connector that checks only some says
+        which)."""
+        return [] if self.checks_expected else list(expected)
 
     #: True when :meth:`create_many` writes a whole chunk atomically (one transaction):
     #: the engine then uses it for creates.

@@ -343,12 +343,10 @@ class PowerOfficeConnector(Connector):
         """A JSON Patch of the changed properties.  With ``expected``, ``test`` operations
         come first, so PowerOffice GO applies nothing when a value was edited since it was
         read; that refusal is told from others by reading the record.  What a ``test``
-        cannot compare (nested paths, dates, decimals, a value that was empty) is compared
-        by reading the record before the patch."""
+        cannot compare is left to the engine (:meth:`unchecked`)."""
         api, etype = self.api_type(entity_type), self.entity_type(entity_type)
         operations: list[dict[str, Any]] = []
         tests: dict[str, Any] = {}
-        untested: dict[str, tuple[Any, Property | None]] = {}
         lines: list[Any] | None = None
         for original, value in changes.items():
             path = etype.canonical(original)
@@ -364,18 +362,12 @@ class PowerOfficeConnector(Connector):
             # A nested path adds into the parent object; a top-level one replaces.
             op = "add" if "." in path else "replace"
             operations.append({"op": op, "path": json_pointer(path), "value": _wire(value, prop)})
-            if expected is None or original not in expected:
-                continue
-            was = expected[original]
-            if "." not in path and was is not None and _testable(prop):
+            was = (expected or {}).get(original)
+            if _testable(path, was, prop):
                 tests[path] = _wire(was, prop)
-            else:
-                untested[path] = (was, prop)
         result: RecordData | None = None
         if operations:
             target = self._item_path(api, record_id)
-            if untested:
-                self._check_untested(api, target, untested, f"{entity_type} {record_id}")
             checks = [
                 {"op": "test", "path": json_pointer(path), "value": value}
                 for path, value in tests.items()
@@ -402,28 +394,16 @@ class PowerOfficeConnector(Connector):
             result = None
         return result
 
-    def _check_untested(
-        self,
-        api: ApiType,
-        target: str,
-        untested: dict[str, tuple[Any, Property | None]],
-        what: str,
-    ) -> None:
-        """Raise :class:`Stale` when the record holds another value than was read at one
-        of ``untested``'s paths (compared in the property's type)."""
-        item = self._call("GET", target)[1]
-        if not isinstance(item, dict):
-            return
-        data = self._record(api, item).data
-        edited = [
-            path
-            for path, (was, prop) in untested.items()
-            if not _same_value(get_path(data, path), was, prop)
-        ]
-        if edited:
-            raise Stale(
-                f"{self.system_id}: {what} was edited after it was read ({', '.join(edited)})"
-            )
+    def unchecked(self, entity_type: str, expected: dict[str, Any]) -> list[str]:
+        """What a JSON Patch ``test`` cannot compare: nested paths, dates, decimals, a value
+        that was empty (the engine reads the record before the patch for those)."""
+        etype = self.entity_type(entity_type)
+        left = []
+        for original, was in expected.items():
+            path = etype.canonical(original)
+            if not _testable(path, was, etype.properties.get(path)):
+                left.append(original)
+        return left
 
     def _edited_since(self, api: ApiType, target: str, tests: dict[str, Any]) -> bool:
         """Whether the record now holds other values than ``tests`` expects."""
@@ -691,23 +671,11 @@ def _own_time(item: Mapping[str, Any]) -> datetime | None:
 _EXACT_TYPES = (DataType.STRING, DataType.INTEGER, DataType.BOOLEAN, DataType.REFERENCE)
 
 
-def _same_value(now: Any, was: Any, prop: Property | None) -> bool:
-    """Whether a value read now is the one read before, in the property's type (a date or
-    decimal may come back in another form of the same value)."""
-    if now in (None, "") or was in (None, ""):
-        return now in (None, "") and was in (None, "")
-    if prop is not None and prop.type is not None:
-        try:
-            return bool(coerce(now, prop.type) == coerce(was, prop.type))
-        except (ValueError, TypeError, ConversionError):
-            pass
-    return bool(now == was)
-
-
-def _testable(prop: Property | None) -> bool:
-    """Whether a JSON Patch ``test`` of the property compares what it means: a value
-    that is present, of a type whose JSON has one form (not dates, not decimals)."""
-    return prop is not None and prop.type in _EXACT_TYPES
+def _testable(path: str, was: Any, prop: Property | None) -> bool:
+    """Whether a JSON Patch ``test`` of the property compares what it means: a top-level
+    property whose value was present, of a type whose JSON has one form (not dates, not
+    decimals)."""
+    return "." not in path and was is not None and prop is not None and prop.type in _EXACT_TYPES
 
 
 def _record_time(item: Mapping[str, Any]) -> datetime | None:

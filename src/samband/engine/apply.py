@@ -15,7 +15,7 @@ from typing import Any
 
 from samband.engine.collect import content_hash, match_entries
 from samband.engine.model import Flow, TypeUse
-from samband.mapping import get_path, get_steps
+from samband.mapping import get_steps
 from samband.store.store import Snapshot, dumps, now_iso
 from samband.types import to_wire
 
@@ -93,18 +93,13 @@ def updated_snapshot(
     for path, value in changes.items():
         if path in paths:
             data[path] = to_wire(value)
-    if type(returned) is dict:
+    if returned is not None:
         for path, steps in use.path_steps:
             value = (
                 returned.get(path, _MISSING)
                 if steps is None
                 else get_steps(returned, steps, _MISSING)
             )
-            if value is not _MISSING:
-                data[path] = value
-    elif returned is not None:
-        for path in use.paths:
-            value = get_path(returned, path, _MISSING)
             if value is not _MISSING:
                 data[path] = value
     snap.data = data

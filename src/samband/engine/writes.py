@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-import orjson
-
 from samband import _killpoint as killpoint
 from samband.connectors.base import Connector, RecordData
 from samband.engine.apply import (
@@ -22,7 +20,7 @@ from samband.engine.apply import (
     snapshot_row_of,
     updated_snapshot,
 )
-from samband.engine.collect import modified_of, snapshot_row
+from samband.engine.collect import modified_of, project
 from samband.engine.link import Translator
 from samband.engine.model import Flow, TypeKey, TypeUse
 from samband.engine.plan import WaitForParent, create_values
@@ -261,17 +259,19 @@ class Writes:
     ) -> RecordData | None:
         """Updates set values, so repeating one after an unknown outcome is safe.  With
         ``expected`` an edit made since the read is not overwritten: :class:`Stale` is
-        raised instead — by the update itself where the connector checks it, else after
+        raised instead — by the update itself for what the connector checks, else after
         reading the record first (unless the system says not to)."""
         system, etype = use.key
         connector = self.engine.connector(system)
+        unchecked = connector.unchecked(etype, expected) if expected is not None else []
         for attempt in range(3):
             try:
+                if unchecked and self._verifies(system, connector):
+                    assert expected is not None
+                    _verify_unchanged(use, connector, rid, {p: expected[p] for p in unchecked})
                 if expected is not None and connector.checks_expected:
                     updated = connector.update(etype, rid, changes, expected=expected)  # type: ignore[call-arg]
                 else:
-                    if expected is not None and self._verifies(system, connector):
-                        _verify_unchanged(use, connector, rid, expected)
                     updated = connector.update(etype, rid, changes)
                 killpoint.reached("update")
                 return updated
@@ -443,7 +443,7 @@ def _verify_unchanged(
         return
     if record is None or record.deleted:
         raise NotFound(f"{use.key[0]}.{use.key[1]} {rid} no longer exists")
-    now = orjson.loads(snapshot_row(use, record, 0)["data"])
+    now = project(use, record.data)
     edited = [path for path, was in expected.items() if not same_stored_value(now.get(path), was)]
     if edited:
         raise Stale(

@@ -524,9 +524,8 @@ class CustomCrmSandbox(Sandbox):
         wanted = request.headers.get("if-match")
         with self.lock:  # the precondition and the edit at once (an RLock)
             row = self.tables[type_name].get(record_id)
-            if row is None or row.deleted:
-                return missing
-            if wanted is not None and wanted != "*" and wanted != _etag(row):
+            live = row if row is not None and not row.deleted else None
+            if wanted not in (None, "*") and live is not None and wanted != _etag(live):
                 return self._problem(
                     412, "Precondition Failed", f"{type_name} {raw_id} was changed meanwhile"
                 )
@@ -534,8 +533,10 @@ class CustomCrmSandbox(Sandbox):
                 record = self.edit(type_name, record_id, body)
             except Invalid as exc:
                 return self._invalid(exc)
+            if record is None:
+                return missing
             etag = _etag(self.tables[type_name][record_id])
-        return missing if record is None else _json(record, headers={"ETag": etag})
+        return _json(record, headers={"ETag": etag})
 
     async def _body(self, request: Request) -> dict[str, Any] | Response:
         raw = await request.body()
