@@ -156,3 +156,69 @@ def test_each_new_id_goes_to_its_own_row(db_url: str, tmp_path: Path) -> None:
         assert by_id[result.id] == (values["name"], values.get("email"), ext)
         assert result.data["name"] == values["name"]
     engine.close()
+
+
+def _inserts_counted(connector: Any) -> list[str]:
+    """The INSERT statements the connector sends from now on."""
+    from sqlalchemy import event
+
+    sent: list[str] = []
+
+    @event.listens_for(connector.engine, "before_cursor_execute")
+    def _count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            sent.append(statement)
+
+    return sent
+
+
+def test_a_chunk_goes_in_one_insert_statement(db_url: str, tmp_path: Path) -> None:
+    """The new ids are matched to their rows by the external reference each row carries,
+    so a chunk is one statement also where the key is a PostgreSQL ``serial`` (whose
+    order SQLAlchemy cannot rely on: it sent one statement per row)."""
+    with Engine(parse_config(config(db_url, tmp_path)).config) as engine:
+        engine.compile()
+        connector = engine.connector("pms")
+        sent = _inserts_counted(connector)
+        items: list[tuple[dict[str, Any], str | None]] = [
+            ({"name": f"N{i}", "email": f"n{i}@x.no"}, f"crm:Customer:{i}") for i in range(30)
+        ]
+        results = connector.create_many("Customer", items)
+        assert len(sent) == 1
+        found = {r.data["external_ref"]: (r.id, r.data["name"]) for r in results}  # type: ignore[union-attr]
+        assert len({new_id for new_id, _ in found.values()}) == 30
+        assert all(found[ext][1] == values["name"] for values, ext in items)
+
+
+@pytest.mark.postgres
+def test_a_padded_external_reference_column_falls_back_to_a_row_at_a_time(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A ``CHAR(n)`` column returns the reference padded with blanks: the rows cannot be
+    matched by it, so they go again one per transaction, each with its own id."""
+    from sqlalchemy import CHAR
+
+    engine = create_engine(postgres_url)
+    meta = MetaData()
+    Table(
+        "customer",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("name", String(20), nullable=False),
+        Column("email", String(100), unique=True),
+        Column("external_ref", CHAR(40)),
+    )
+    meta.create_all(engine)
+    engine.dispose()
+    with Engine(parse_config(config(postgres_url, tmp_path)).config) as sync:
+        sync.compile()
+        connector = sync.connector("pms")
+        sent = _inserts_counted(connector)
+        items: list[tuple[dict[str, Any], str | None]] = [
+            ({"name": f"N{i}", "email": f"n{i}@x.no"}, f"crm:Customer:{i}") for i in range(5)
+        ]
+        results = connector.create_many("Customer", items)
+        assert len(sent) == 1 + 5  # the multi-row statement, rolled back, then one per row
+        for (values, _ext), result in zip(items, results, strict=True):
+            assert isinstance(result, RecordData) and result.data["name"] == values["name"]
+    assert rows(postgres_url) == sorted((f"N{i}", f"n{i}@x.no") for i in range(5))

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -482,12 +482,17 @@ class SqlConnector(Connector):
         rows: list[dict[str, Any]],
         entity_type: str,
     ) -> list[Any]:
-        """Insert rows; return the ids the database gave them, in order.  Where the
-        database can say which id went to which row (``INSERT … RETURNING`` over several
-        rows, ordered by SQLAlchemy's insertmanyvalues), rows with the same columns go in
-        multi-row statements; elsewhere one statement per row."""
+        """Insert rows; return the ids the database gave them, in order.  Rows with the
+        same columns go in multi-row ``INSERT … RETURNING`` statements where the database
+        can say which id went to which row: by the external reference each row carries,
+        or else by the order SQLAlchemy's insertmanyvalues keeps (which falls back to a
+        statement per row for a key it cannot order, such as a reflected PostgreSQL
+        ``serial``); elsewhere (MariaDB) one statement per row."""
         dialect = self.engine.dialect
-        if len(rows) < 2 or not dialect.insert_executemany_returning_sort_by_parameter_order:
+        ext = bound.spec.external_ref
+        by_ref = bool(ext) and dialect.insert_executemany_returning
+        by_order = dialect.insert_executemany_returning_sort_by_parameter_order
+        if len(rows) < 2 or not (by_ref or by_order):
             return [self._insert(conn, bound, table, row, entity_type) for row in rows]
         self._stamp_many(conn, bound, table, rows)
         id_col = table.c[bound.spec.id]
@@ -496,15 +501,42 @@ class SqlConnector(Connector):
         for position, row in enumerate(rows):
             groups.setdefault(tuple(sorted(row)), []).append(position)
         for columns, positions in groups.items():
-            if not columns:  # every column from its default: nothing to batch on
-                for position in positions:
-                    ids[position] = self._insert(conn, bound, table, rows[position], entity_type)
-                continue
-            statement = table.insert().returning(id_col, sort_by_parameter_order=True)
-            result = conn.execute(statement, [rows[position] for position in positions])
-            for position, new_id in zip(positions, result.scalars().all(), strict=True):
+            batch = [rows[position] for position in positions]
+            refs = [str(row[ext]) for row in batch] if ext and ext in columns else []
+            new_ids: Sequence[Any]
+            if ext and by_ref and len(set(refs)) == len(batch):
+                new_ids = self._insert_by_ref(conn, table, id_col, ext, batch, refs)
+            elif by_order and columns:
+                statement = table.insert().returning(id_col, sort_by_parameter_order=True)
+                new_ids = conn.execute(statement, batch).scalars().all()
+            else:  # every column from its default: nothing to batch on
+                new_ids = [self._insert(conn, bound, table, row, entity_type) for row in batch]
+            for position, new_id in zip(positions, new_ids, strict=True):
                 ids[position] = new_id
         return ids
+
+    def _insert_by_ref(
+        self,
+        conn: Connection,
+        table: Table,
+        id_col: Any,
+        ext: str,
+        batch: list[dict[str, Any]],
+        refs: list[str],
+    ) -> list[Any]:
+        """One multi-row insert; each new id is matched to its row by the external
+        reference (distinct within ``batch``) the database returns beside it."""
+        result = conn.execute(table.insert().returning(id_col, table.c[ext]), batch)
+        given = {str(ref): new_id for new_id, ref in result}
+        missing = [ref for ref in refs if ref not in given]
+        if missing:
+            # the column changed the value (a padded CHAR, a collation): the rows go again
+            # one per transaction, each with its own RETURNING
+            raise RecordError(
+                f"the database stored external reference {missing[0]!r} of a new row in "
+                f"{table.name}.{ext} as a different value"
+            )
+        return [given[ref] for ref in refs]
 
     def _stamp_many(
         self, conn: Connection, bound: _Bound, table: Table, rows: list[dict[str, Any]]
