@@ -389,3 +389,56 @@ def test_reads_survive_injected_faults(tmp_path: Path) -> None:
         assert sum(box.faults.injected.values()) == connector.stats.retries
     finally:
         running.stop()
+
+
+class _Recording(httpx.HTTPTransport):
+    """A transport that keeps the path of every request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return super().handle_request(request)
+
+
+def test_one_deletion_read_serves_every_sync_type_of_a_run(
+    box: ExactOnlineSandbox, server: SandboxServer, tmp_path: Path
+) -> None:
+    """Exact allows 5 000 calls a day: ``sync/Deleted`` is read once a run for all the
+    Sync API types in use, not once per type, and no deletion is missed for it."""
+    transport = _Recording()
+    connector = make_connector(box, server, tmp_path, transport=transport)
+    connector.wanted_fields.update({"Accounts": {"Name"}, "Contacts": {"FirstName"}})
+
+    def run(cursors: dict[str, str | None]) -> dict[str, set[str]]:
+        """One run's reads of both types: the ids each reported deleted."""
+        transport.paths.clear()
+        deleted: dict[str, set[str]] = {}
+        for etype in ("Accounts", "Contacts"):
+            _, records, cursors[etype] = read_all(connector, etype, cursors[etype])
+            deleted[etype] = {r.id for r in records if r.deleted}
+        return deleted
+
+    account = box.insert("crm/Accounts", {"Name": "Weg B.V."})["ID"]
+    cursors: dict[str, str | None] = {"Accounts": None, "Contacts": None}
+    run(cursors)
+    assert sum(path.endswith("/sync/Deleted") for path in transport.paths) == 1
+
+    contact = next(iter(box.tables["crm/Contacts"]))
+    box.remove("crm/Accounts", account)
+    box.remove("crm/Contacts", contact)
+    assert run(cursors) == {"Accounts": {account}, "Contacts": {contact}}
+    assert sum(path.endswith("/sync/Deleted") for path in transport.paths) == 1
+
+    # the next run reads the feed again: a deletion after the last run is seen
+    second = next(key for key in box.tables["crm/Contacts"] if key != contact)
+    box.remove("crm/Contacts", second)
+    assert run(cursors) == {"Accounts": set(), "Contacts": {second}}
+    assert sum(path.endswith("/sync/Deleted") for path in transport.paths) == 1
+
+    # a type whose cursor is behind the feed reads it again, from its own cursor
+    _, records, _ = read_all(connector, "Accounts", None)
+    assert account in {r.id for r in records if r.deleted}
+    assert run(cursors) == {"Accounts": set(), "Contacts": set()}
