@@ -584,9 +584,8 @@ class Store:
         """Every create whose outcome is not known yet, one dict per record (keys as
         :meth:`add_intents` takes them, ``values`` as JSON text)."""
         result = []
-        for row in self.conn.execute(select(s.intents).order_by(s.intents.c.created_at)):
-            for item in loads(row.items):
-                self._intent_chunk[item["key"]] = row.key
+        for row, items in self._intent_rows():
+            for item in items:
                 result.append(
                     {
                         "key": item["key"],
@@ -602,13 +601,22 @@ class Store:
                 )
         return result
 
+    def _intent_rows(self) -> list[tuple[Any, list[dict[str, Any]]]]:
+        """Every chunk row of intents with its items, learning which chunk holds which."""
+        rows = []
+        for row in self.conn.execute(select(s.intents).order_by(s.intents.c.created_at)):
+            items = loads(row.items)
+            self._intent_chunk.update((item["key"], row.key) for item in items)
+            rows.append((row, items))
+        return rows
+
     def remove_intents(self, keys: list[str]) -> None:
         """Close these intents (their create's outcome is recorded); a chunk's row goes
         with its last one."""
         if not keys:
             return
         if any(key not in self._intent_chunk for key in keys):
-            self.open_intents()  # written by another process: learn their chunks
+            self._intent_rows()  # written by another process: learn their chunks
         gone: dict[str, set[str]] = {}
         for key in keys:
             chunk = self._intent_chunk.pop(key, None)
