@@ -41,7 +41,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from samband import _killpoint as killpoint
 from samband.errors import StoreError
 from samband.store import schema as s
-from samband.store._statements import Statements
+from samband.store._statements import RowsSql, Statements
 from samband.store._statistics import Statistics
 from samband.store.migrations import migrate
 
@@ -162,12 +162,9 @@ class Store:
         self._insert_audit = self.sql.insert(s.audit, AUDIT_COLUMNS)
         self._put_match_key = self.sql.upsert(s.match_keys, ("name", "rid", "key"), ("name", "rid"))
         self._mark_dirty = self.sql.upsert(s.dirty, (*SNAPSHOT_KEY, "seq"), SNAPSHOT_KEY)
-        self._unmark_dirty = self.sql.sql(
-            "DELETE FROM samband_dirty WHERE system = ? AND etype = ? AND rid = ?"
-        )
-        self._clear_dirty = self.sql.sql(
-            "DELETE FROM samband_dirty WHERE system = ? AND etype = ? AND rid = ? AND seq = ?"
-        )
+        self._set_base = self.sql.update(s.links, ("base",), "id")
+        self._unmark_dirty = self.sql.delete(s.dirty, SNAPSHOT_KEY)
+        self._clear_dirty = self.sql.delete(s.dirty, (*SNAPSHOT_KEY, "seq"))
 
     # -- transactions -------------------------------------------------------------
     @contextmanager
@@ -520,9 +517,7 @@ class Store:
         self._many(self._insert_link, [_LINK_ROW(r) for r in rows], "samband_links")
 
     def set_bases(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
-        if rows:
-            stmt = update(s.links).where(s.links.c.id == _bind("b_id")).values(base=_bind("b_base"))
-            self.conn.execute(stmt, [{"b_id": i, "b_base": dumps(base)} for i, base in rows])
+        self._many(self._set_base, [(dumps(base), link_id) for link_id, base in rows])
 
     def delete_links(self, ids: list[int]) -> None:
         for part in _chunks(ids, self.CHUNK):
@@ -735,11 +730,20 @@ class Store:
         return self.table_rows(s.conflicts, order=s.conflicts.c.id)
 
     # -- generic ------------------------------------------------------------------------
-    def _many(self, sql: str, rows: list[tuple[Any, ...]], grows: str | None = None) -> None:
-        """One driver-level executemany (see :mod:`samband.store._statements`); ``grows``
-        names the table it adds rows to, for :class:`~samband.store._statistics.Statistics`."""
-        if rows:
-            self.conn.exec_driver_sql(sql, rows)
+    def _many(self, sql: RowsSql, rows: list[tuple[Any, ...]], grows: str | None = None) -> None:
+        """Run ``sql`` for every row, at the driver (see :mod:`samband.store._statements`);
+        ``grows`` names the table it adds rows to, for
+        :class:`~samband.store._statistics.Statistics`."""
+        if not rows:
+            return
+        if self.dialect == "sqlite":
+            self.conn.exec_driver_sql(sql.one, rows)
+        else:
+            if sql.key:
+                last = {tuple(row[i] for i in sql.key): row for row in rows}
+                rows = list(last.values())
+            columns = tuple(list(column) for column in zip(*rows, strict=True))
+            self.conn.exec_driver_sql(sql.bulk, columns)
             if grows is not None and self._statistics is not None:
                 self._statistics.wrote(grows, len(rows))
 
@@ -784,12 +788,6 @@ class Store:
         if limit:
             query = query.limit(limit)
         return [dict(r._mapping) for r in self.conn.execute(query)]
-
-
-def _bind(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name)
 
 
 def _link(row: Any) -> Link:
