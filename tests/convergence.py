@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from samband.config import parse_config
 from samband.config.model import Config
 from samband.connectors.memory import dataset
+from samband.store import schema
 from samband.store.store import Store, loads, split_ref
 from samband.types import coerce
 
@@ -205,6 +206,7 @@ def check_agreement(world: World, store: Store, config: Config) -> list[str]:
         link_map.setdefault(link.source_ref, set()).add(link.target_ref)
         link_map.setdefault(link.target_ref, set()).add(link.source_ref)
     cache: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    waiting = {(row["dataflow"], row["ref"]) for row in store.table_rows(schema.waiting)}
 
     def records(system: str, etype: str) -> dict[str, dict[str, Any]]:
         if (system, etype) not in cache:
@@ -225,7 +227,16 @@ def check_agreement(world: World, store: Store, config: Config) -> list[str]:
             for prop in flow.properties:
                 s_val, t_val = get(source, prop.source), get(target, prop.target)
                 if prop.type is not None and prop.type.value == "reference":
-                    if s_val in (None, ""):
+                    if s_val in (None, "") and t_val not in (None, ""):
+                        # the target's reference flows back only once its parent has a
+                        # counterpart in the source; until then the child waits, and says so
+                        parent = f"{t_sys}:{prop.target_ref}:{t_val}"
+                        counterpart = any(
+                            r.startswith(f"{s_sys}:{prop.source_ref}:")
+                            for r in link_map.get(parent, set())
+                        )
+                        ok = not counterpart and (flow.key, link.source_ref) in waiting
+                    elif s_val in (None, ""):
                         ok = t_val in (None, "")
                     elif str(s_val) not in records(s_sys, str(prop.source_ref)):
                         ok = True  # points at a deleted record: nothing to translate

@@ -129,15 +129,27 @@ class SyncMachine(RuleBasedStateMachine):
         self.edits.append(Edit(key[0], key[1], rid, path, value))
 
     def _link_group(self, ref: str) -> set[str]:
+        """The records linked with ``ref``: by the store's links, and by the external
+        reference a create stamped (a run that crashed after the create and before it
+        stored the link has already synced the source's values into the new record)."""
         store = self.engine.store()
+        stamped: dict[str, set[str]] = {}
+        for system, etype in EDITABLE:
+            for rid, record in self.world.records(system, etype).items():
+                if record.get("ext"):
+                    created = f"{system}:{etype}:{rid}"
+                    stamped.setdefault(str(record["ext"]), set()).add(created)
+                    stamped.setdefault(created, set()).add(str(record["ext"]))
         seen, frontier = {ref}, [ref]
         while frontier:
             following = []
-            for link in store.links_touching(frontier):
-                for other in (link.source_ref, link.target_ref):
-                    if other not in seen:
-                        seen.add(other)
-                        following.append(other)
+            links = store.links_touching(frontier)
+            neighbours = [r for link in links for r in (link.source_ref, link.target_ref)]
+            neighbours += [r for current in frontier for r in stamped.get(current, ())]
+            for other in neighbours:
+                if other not in seen:
+                    seen.add(other)
+                    following.append(other)
             frontier = following
         return seen
 

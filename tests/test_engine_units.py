@@ -312,6 +312,62 @@ dataflows:
         assert engine.sync().writes == 0
 
 
+def test_a_linked_pair_whose_reference_waits_is_reported_when_it_waits_too_long(
+    store: str,
+) -> None:
+    """A person matched to a contact whose account has no customer in the CRM (the
+    account's customer was deleted): the other properties sync, the reference waits for
+    its parent, and after ``max_parent_wait_runs`` runs it is quarantined with the reason
+    instead of waiting unreported for ever."""
+    crm, erp = dataset("crm"), dataset("erp")
+    flows = """
+defaults: {max_parent_wait_runs: 2}
+dataflows:
+  - source: crm.Customer
+    target: erp.Account
+    match: [[{from: org, to: org}]]
+    properties: [{from: name, to: name, type: string}, {from: org, to: org, type: string}]
+  - source: crm.Contact
+    target: erp.Person
+    match: [[{from: email, to: email}]]
+    properties:
+      - {from: name, to: name, type: string}
+      - {from: email, to: email, type: string}
+      - from: customer_id
+        to: account_id
+        type: reference
+        source_ref: Customer
+        target_ref: Account
+"""
+    customer = crm.insert("Customer", {"name": "Acme", "org": "1"})
+    first = crm.insert("Contact", {"name": "Ola", "email": "ola@x.no", "customer_id": customer})
+    with engine_for(store, flows) as engine:
+        engine.sync()
+        (account_id,) = erp.records("Account")
+        crm.remove("Contact", first)
+        crm.remove("Customer", customer)  # unlinked: the account stays in the ERP
+        engine.sync()
+        again = crm.insert("Contact", {"name": "Ola Nordmann", "email": "ola@x.no"})
+        reports = [engine.sync().to_dict() for _ in range(3)]
+        (person,) = erp.records("Person").values()
+        assert person["name"] == "Ola Nordmann", "the other properties still sync"
+        assert str(person["account_id"]) == account_id
+        assert crm.records("Contact")[again].get("customer_id") is None
+        assert [r["waiting"] for r in reports] == [1, 1, 1]
+        (letter,) = engine.store().dead_letters()
+        assert letter["ref"] == f"crm:Contact:{again}" and letter["kind"] == "waiting"
+        assert f"erp:Account:{account_id}" in letter["reason"]
+        engine.sync()
+        assert len(engine.store().dead_letters()) == 1
+
+        # the account gets a customer again: the reference flows back, the report goes
+        customer = crm.insert("Customer", {"name": "Acme", "org": "1"})
+        engine.sync()
+        assert crm.records("Contact")[again]["customer_id"] == int(customer)
+        assert engine.store().dead_letters() == []
+        assert engine.sync().writes == 0
+
+
 def test_chain_completes_in_one_run(store: str) -> None:
     config = parse_config(f"""
 store: {store}

@@ -847,7 +847,8 @@ class _Run:
             )
         elif new_base != link.base:
             batch.bases[link.id] = new_base
-        if not failed:
+        if not failed and not plan.waiting:
+            # a reference that still waits keeps its count of runs (and its report)
             batch.ok(flow, source.ref)
             batch.waiting_done.setdefault(flow.key, set()).add(source.ref)
 
