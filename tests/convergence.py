@@ -252,7 +252,11 @@ def check_agreement(world: World, store: Store, config: Config) -> list[str]:
                             for r in link_map.get(f"{s_sys}:{prop.source_ref}:{s_val}", set())
                             if r.startswith(f"{t_sys}:{prop.target_ref}:")
                         }
-                        ok = str(t_val) in wanted
+                        # a parent without a counterpart (its counterpart was deleted in
+                        # the target): the child waits for it, and says so
+                        ok = str(t_val) in wanted or (
+                            not wanted and (flow.key, link.source_ref) in waiting
+                        )
                 else:
                     ok = coerce(s_val, prop.type) == coerce(t_val, prop.type)
                 if not ok:
