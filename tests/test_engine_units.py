@@ -356,7 +356,7 @@ dataflows:
         assert [r["waiting"] for r in reports] == [1, 1, 1]
         (letter,) = engine.store().dead_letters()
         assert letter["ref"] == f"crm:Contact:{again}" and letter["kind"] == "waiting"
-        assert f"erp:Account:{account_id}" in letter["reason"]
+        assert f"erp:Account:{account_id}, which has no counterpart in crm" in letter["reason"]
         engine.sync()
         assert len(engine.store().dead_letters()) == 1
 

@@ -883,13 +883,17 @@ class _Run:
             return
         runs = self.store.note_waiting(flow.key, snap.ref, parent, self.run_id)
         if runs > self.engine.config.defaults.max_parent_wait_runs:
+            # a source reference waits for a counterpart in the target, a target
+            # reference (flowing back) for one in the source
+            other = flow.source[0] if parent.startswith(f"{flow.target[0]}:") else flow.target[0]
             batch.dead.append(
                 (
                     snap.ref,
                     flow.key,
                     "waiting",
-                    f"has waited {runs} runs for its parent {parent}, which is not linked "
-                    f"in {flow.target[0]}; check that the parent is synchronized",
+                    f"has waited {runs} runs for its parent {parent}, which has no "
+                    f"counterpart in {other}; check that the parent is synchronized "
+                    f"(`samband links {parent}` shows its links)",
                     {"parent": parent},
                 )
             )
