@@ -67,14 +67,14 @@ class Statements:
         return RowsSql(insert.one + tail, insert.bulk + tail, key)
 
     def update(self, table: Table, columns: tuple[str, ...], key: str) -> RowsSql:
-        """Set ``columns`` of the row whose ``key`` column holds the row's last value."""
+        """Set ``columns`` of the row with a given ``key`` (each row: the values of
+        ``columns``, then the key)."""
         sets = ", ".join(f"{quote(c)} = {self.mark}" for c in columns)
         names = (*columns, key)
         new = ", ".join(f"{quote(c)} = v.{quote(c)}" for c in columns)
-        arrays = _unnest(table, names).removeprefix("SELECT * FROM ")
         return RowsSql(
             f"UPDATE {table.name} SET {sets} WHERE {quote(key)} = {self.mark}",
-            f"UPDATE {table.name} AS t SET {new} FROM {arrays}"
+            f"UPDATE {table.name} AS t SET {new} FROM {_arrays(table, names)}"
             f" AS v({', '.join(quote(c) for c in names)}) WHERE t.{quote(key)} = v.{quote(key)}",
             (len(columns),),
         )
@@ -90,8 +90,12 @@ class Statements:
 
 
 def _unnest(table: Table, columns: tuple[str, ...]) -> str:
-    """``SELECT * FROM unnest(…)`` of one typed array parameter per column, sent in
-    binary (``%b``): the elements of a text array go as they are, not escaped one by one."""
+    return f"SELECT * FROM {_arrays(table, columns)}"
+
+
+def _arrays(table: Table, columns: tuple[str, ...]) -> str:
+    """``unnest(…)`` of one typed array parameter per column, sent in binary (``%b``):
+    the elements of a text array go as they are, not escaped one by one."""
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     arrays = ", ".join(f"%b::{table.c[name].type.compile(dialect=dialect)}[]" for name in columns)
-    return f"SELECT * FROM unnest({arrays})"
+    return f"unnest({arrays})"
