@@ -229,13 +229,16 @@ def check_agreement(world: World, store: Store, config: Config) -> list[str]:
                 if prop.type is not None and prop.type.value == "reference":
                     if s_val in (None, "") and t_val not in (None, ""):
                         # the target's reference flows back only once its parent has a
-                        # counterpart in the source; until then the child waits, and says so
+                        # counterpart in the source; until then the child waits, and says
+                        # so (a parent deleted since is reported: nothing to translate)
                         parent = f"{t_sys}:{prop.target_ref}:{t_val}"
                         counterpart = any(
                             r.startswith(f"{s_sys}:{prop.source_ref}:")
                             for r in link_map.get(parent, set())
                         )
-                        ok = not counterpart and (flow.key, link.source_ref) in waiting
+                        ok = str(t_val) not in records(t_sys, str(prop.target_ref)) or (
+                            not counterpart and (flow.key, link.source_ref) in waiting
+                        )
                     elif s_val in (None, ""):
                         ok = t_val in (None, "")
                     elif str(s_val) not in records(s_sys, str(prop.source_ref)):

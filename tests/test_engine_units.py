@@ -368,6 +368,40 @@ dataflows:
         assert engine.sync().writes == 0
 
 
+def test_a_child_is_not_created_pointing_at_a_parent_deleted_in_the_target(
+    store: str,
+) -> None:
+    """The account was deleted in the ERP, and a contact of its customer is new in the
+    CRM, both since the last run: the deletion is handled before the contact is planned,
+    so the contact waits for its customer instead of getting a person that points at the
+    deleted account."""
+    crm, erp = dataset("crm"), dataset("erp")
+    flows = """
+dataflows:
+  - source: crm.Customer
+    target: erp.Account
+    properties: [{from: name, to: name, type: string}]
+  - source: crm.Contact
+    target: erp.Person
+    properties:
+      - {from: name, to: name, type: string}
+      - from: customer_id
+        to: account_id
+        type: reference
+        source_ref: Customer
+        target_ref: Account
+"""
+    customer = crm.insert("Customer", {"name": "Acme"})
+    with engine_for(store, flows) as engine:
+        engine.sync()
+        (account_id,) = erp.records("Account")
+        erp.remove("Account", account_id)
+        crm.insert("Contact", {"name": "Ola", "customer_id": int(customer)})
+        report = engine.sync().to_dict()
+        assert erp.records("Person") == {}, "a person points at the deleted account"
+        assert report["waiting"] == 1
+
+
 def test_chain_completes_in_one_run(store: str) -> None:
     config = parse_config(f"""
 store: {store}

@@ -255,6 +255,10 @@ def type_order(flows: list[Flow], uses: dict[TypeKey, TypeUse]) -> list[TypeKey]
                     parents[flow.source].add((flow.source[0], m.source_ref_type))
                 if m.target_ref_type and (flow.target[0], m.target_ref_type) in uses:
                     parents[flow.target].add((flow.target[0], m.target_ref_type))
+                    # the source's records are translated into the target's parents: their
+                    # deletions and links are settled first, so a child is not created
+                    # pointing at a parent deleted in the target since the last run
+                    parents[flow.source].add((flow.target[0], m.target_ref_type))
     order: list[TypeKey] = []
     visiting: set[TypeKey] = set()
 
