@@ -42,6 +42,20 @@ systems:
       NoRef: {}
 """
 
+# customers to accounts, and their contacts to persons with a reference to the account
+CONTACTS = """
+dataflows:
+  - source: crm.Customer
+    target: erp.Account
+    properties: [{from: name, to: name, type: string}]
+  - source: crm.Contact
+    target: erp.Person
+    properties:
+      - {from: name, to: name, type: string}
+      - {from: customer_id, to: account_id, type: reference, source_ref: Customer,
+         target_ref: Account}
+"""
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
@@ -376,23 +390,8 @@ def test_a_child_is_not_created_pointing_at_a_parent_deleted_in_the_target(
     so the contact waits for its customer instead of getting a person that points at the
     deleted account."""
     crm, erp = dataset("crm"), dataset("erp")
-    flows = """
-dataflows:
-  - source: crm.Customer
-    target: erp.Account
-    properties: [{from: name, to: name, type: string}]
-  - source: crm.Contact
-    target: erp.Person
-    properties:
-      - {from: name, to: name, type: string}
-      - from: customer_id
-        to: account_id
-        type: reference
-        source_ref: Customer
-        target_ref: Account
-"""
     customer = crm.insert("Customer", {"name": "Acme"})
-    with engine_for(store, flows) as engine:
+    with engine_for(store, CONTACTS) as engine:
         engine.sync()
         (account_id,) = erp.records("Account")
         erp.remove("Account", account_id)
@@ -551,21 +550,9 @@ def test_quota_spent_mid_run_keeps_what_was_written(store: str) -> None:
 
 def test_a_deleted_parent_does_not_block_the_childs_other_properties(store: str) -> None:
     crm, erp = dataset("crm"), dataset("erp")
-    flows = """
-dataflows:
-  - source: crm.Customer
-    target: erp.Account
-    properties: [{from: name, to: name, type: string}]
-  - source: crm.Contact
-    target: erp.Person
-    properties:
-      - {from: name, to: name, type: string}
-      - {from: customer_id, to: account_id, type: reference, source_ref: Customer,
-         target_ref: Account}
-"""
     customer = crm.insert("Customer", {"name": "Acme"})
     contact = crm.insert("Contact", {"name": "Ola", "customer_id": int(customer)})
-    with engine_for(store, flows) as engine:
+    with engine_for(store, CONTACTS) as engine:
         engine.sync()
         crm.remove("Customer", customer)
         crm.edit("Contact", contact, {"name": "Ola Nordmann"})

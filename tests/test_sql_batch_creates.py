@@ -4,6 +4,7 @@ alone and the others are created."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         url = f"sqlite:///{tmp_path}/target.db"
     else:
         url = request.getfixturevalue("postgres_url")
+    create_customer_table(url, String(100))
+    yield url
+
+
+def create_customer_table(url: str, external_ref_type: Any) -> None:
     engine = create_engine(url)
     meta = MetaData()
     Table(
@@ -31,11 +37,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("name", String(20), nullable=False),
         Column("email", String(100), unique=True),
-        Column("external_ref", String(100)),
+        Column("external_ref", external_ref_type),
     )
     meta.create_all(engine)
     engine.dispose()
-    yield url
 
 
 def config(db_url: str, tmp_path: Path) -> str:
@@ -158,31 +163,34 @@ def test_each_new_id_goes_to_its_own_row(db_url: str, tmp_path: Path) -> None:
     engine.close()
 
 
-def _inserts_counted(connector: Any) -> list[str]:
-    """The INSERT statements the connector sends from now on."""
+@contextmanager
+def _counting_connector(db_url: str, tmp_path: Path) -> Iterator[tuple[Any, list[str]]]:
+    """The ``pms`` connector, and the INSERT statements it sends from now on."""
     from sqlalchemy import event
 
     sent: list[str] = []
+    with Engine(parse_config(config(db_url, tmp_path)).config) as engine:
+        engine.compile()
+        connector = engine.connector("pms")
 
-    @event.listens_for(connector.engine, "before_cursor_execute")
-    def _count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT"):
-            sent.append(statement)
+        @event.listens_for(connector.engine, "before_cursor_execute")
+        def _count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if statement.lstrip().upper().startswith("INSERT"):
+                sent.append(statement)
 
-    return sent
+        yield connector, sent
+
+
+def _new_customers(count: int) -> list[tuple[dict[str, Any], str | None]]:
+    return [({"name": f"N{i}", "email": f"n{i}@x.no"}, f"crm:Customer:{i}") for i in range(count)]
 
 
 def test_a_chunk_goes_in_one_insert_statement(db_url: str, tmp_path: Path) -> None:
     """The new ids are matched to their rows by the external reference each row carries,
     so a chunk is one statement also where the key is a PostgreSQL ``serial`` (whose
     order SQLAlchemy cannot rely on: it sent one statement per row)."""
-    with Engine(parse_config(config(db_url, tmp_path)).config) as engine:
-        engine.compile()
-        connector = engine.connector("pms")
-        sent = _inserts_counted(connector)
-        items: list[tuple[dict[str, Any], str | None]] = [
-            ({"name": f"N{i}", "email": f"n{i}@x.no"}, f"crm:Customer:{i}") for i in range(30)
-        ]
+    with _counting_connector(db_url, tmp_path) as (connector, sent):
+        items = _new_customers(30)
         results = connector.create_many("Customer", items)
         assert len(sent) == 1
         found = {r.data["external_ref"]: (r.id, r.data["name"]) for r in results}  # type: ignore[union-attr]
@@ -198,25 +206,9 @@ def test_a_padded_external_reference_column_falls_back_to_a_row_at_a_time(
     matched by it, so they go again one per transaction, each with its own id."""
     from sqlalchemy import CHAR
 
-    engine = create_engine(postgres_url)
-    meta = MetaData()
-    Table(
-        "customer",
-        meta,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("name", String(20), nullable=False),
-        Column("email", String(100), unique=True),
-        Column("external_ref", CHAR(40)),
-    )
-    meta.create_all(engine)
-    engine.dispose()
-    with Engine(parse_config(config(postgres_url, tmp_path)).config) as sync:
-        sync.compile()
-        connector = sync.connector("pms")
-        sent = _inserts_counted(connector)
-        items: list[tuple[dict[str, Any], str | None]] = [
-            ({"name": f"N{i}", "email": f"n{i}@x.no"}, f"crm:Customer:{i}") for i in range(5)
-        ]
+    create_customer_table(postgres_url, CHAR(40))
+    with _counting_connector(postgres_url, tmp_path) as (connector, sent):
+        items = _new_customers(5)
         results = connector.create_many("Customer", items)
         assert len(sent) == 1 + 5  # the multi-row statement, rolled back, then one per row
         for (values, _ext), result in zip(items, results, strict=True):
