@@ -489,8 +489,8 @@ class SqlConnector(Connector):
         statement per row for a key it cannot order, such as a reflected PostgreSQL
         ``serial``); elsewhere (MariaDB) one statement per row."""
         dialect = self.engine.dialect
-        ext = bound.spec.external_ref
-        by_ref = bool(ext) and dialect.insert_executemany_returning
+        # the column whose values, returned beside the new ids, say which row got which
+        by_ref = bound.spec.external_ref if dialect.insert_executemany_returning else None
         by_order = dialect.insert_executemany_returning_sort_by_parameter_order
         if len(rows) < 2 or not (by_ref or by_order):
             return [self._insert(conn, bound, table, row, entity_type) for row in rows]
@@ -502,14 +502,14 @@ class SqlConnector(Connector):
             groups.setdefault(tuple(sorted(row)), []).append(position)
         for columns, positions in groups.items():
             batch = [rows[position] for position in positions]
-            refs = [str(row[ext]) for row in batch] if ext and ext in columns else []
+            refs = [str(row[by_ref]) for row in batch] if by_ref in columns else []
             new_ids: Sequence[Any]
-            if ext and by_ref and len(set(refs)) == len(batch):
-                new_ids = self._insert_by_ref(conn, table, id_col, ext, batch, refs)
+            if by_ref and len(set(refs)) == len(batch):
+                new_ids = self._insert_by_ref(conn, table, id_col, by_ref, batch, refs)
             elif by_order and columns:
                 statement = table.insert().returning(id_col, sort_by_parameter_order=True)
                 new_ids = conn.execute(statement, batch).scalars().all()
-            else:  # every column from its default: nothing to batch on
+            else:  # no distinct references, and no order to rely on (or no column at all)
                 new_ids = [self._insert(conn, bound, table, row, entity_type) for row in batch]
             for position, new_id in zip(positions, new_ids, strict=True):
                 ids[position] = new_id
