@@ -112,3 +112,13 @@ def _isolated_memory_datasets() -> Iterator[None]:
     memory._DATASETS.clear()
     yield
     memory._DATASETS.clear()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store on the embedded SQLite database and one on PostgreSQL (a fresh schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/store.db"
+        return
+    server = request.getfixturevalue("postgres_server")
+    yield from _fresh_schema_url(server, "postgresql")

@@ -15,6 +15,7 @@ from typing import Any
 
 from samband.engine.collect import content_hash, match_entries
 from samband.engine.model import Flow, TypeUse
+from samband.engine.plan import MISSING
 from samband.mapping import get_steps
 from samband.store.store import Snapshot, dumps, now_iso
 from samband.types import to_wire
@@ -84,10 +85,14 @@ def updated_snapshot(
     returned: dict[str, Any] | None,
     modified: str | None,
     dirty: int | None,
+    whole: bool = False,
 ) -> dict[str, Any]:
     """The snapshot row after a write: the written values, overlaid by what the API gave
-    back (so a value the API normalises is seen as the API stores it).  ``dirty``: the
-    record's new mark (see :meth:`~samband.store.store.Store.put_snapshots`)."""
+    back for them (so a value the API normalises is seen as the API stores it).  Only the
+    written properties are settled: another property in the answer may hold an edit made
+    since the read, which the next read must see as a change.  With ``whole`` (a create)
+    the whole answer is the record.  ``dirty``: the record's new mark (see
+    :meth:`~samband.store.store.Store.put_snapshots`)."""
     data = dict(snap.data)
     paths = use.path_set
     for path, value in changes.items():
@@ -95,6 +100,8 @@ def updated_snapshot(
             data[path] = to_wire(value)
     if returned is not None:
         for path, steps in use.path_steps:
+            if not whole and path not in changes:
+                continue
             value = (
                 returned.get(path, _MISSING)
                 if steps is None
@@ -128,7 +135,7 @@ def new_snapshot(
     now: str | None = None,
 ) -> tuple[Snapshot, dict[str, Any]]:
     snap = Snapshot(use.key[0], use.key[1], rid, "", {p: None for p in use.paths}, None, False)
-    row = updated_snapshot(use, snap, values, returned, modified or now, dirty)
+    row = updated_snapshot(use, snap, values, returned, modified or now, dirty, whole=True)
     return snap, row
 
 
@@ -150,6 +157,34 @@ def audit_row(
         "op": op,
         "before": dumps(before) if before is not None else None,
         "after": dumps(after) if after is not None else None,
+    }
+
+
+def conflict_row(
+    run_id: int,
+    flow: Flow,
+    source_ref: str,
+    target_ref: str,
+    prop: str,
+    base: Any,
+    source_value: Any,
+    target_value: Any,
+    winner: str,
+    reason: str,
+) -> dict[str, Any]:
+    """A conflict as the store keeps it; ``base`` is MISSING when there was none."""
+    return {
+        "run_id": run_id,
+        "at": now_iso(),
+        "dataflow": flow.key,
+        "source_ref": source_ref,
+        "target_ref": target_ref,
+        "property": prop,
+        "base": None if base is MISSING else dumps(base),
+        "source_value": dumps(source_value),
+        "target_value": dumps(target_value),
+        "winner": winner,
+        "reason": reason,
     }
 
 

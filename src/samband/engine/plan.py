@@ -244,6 +244,23 @@ def _merge_property(
         plan.conflicts.append(Conflict(m.target, b_val, s_val, t_val, winner, reason))
 
 
+def edited_since(flow: Flow, target: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    """The mapped target properties whose value is no longer the one both sides agreed on
+    (an edit made in the target since the last sync)."""
+    edited = []
+    for m in flow.mappings:
+        if m.target not in base:
+            continue
+        try:
+            value = target_value(m, target)
+        except ConversionError:
+            edited.append(m.target)
+            continue
+        if not _same(value, _coerce_base(m, base[m.target])):
+            edited.append(m.target)
+    return edited
+
+
 def _coerce_base(m: Mapping, value: Any) -> Any:
     try:
         return coerce(value, m.type) if value is not None else None

@@ -24,6 +24,7 @@ from samband.engine.apply import (
     Batch,
     FlowCounts,
     audit_row,
+    conflict_row,
     snapshot_row_of,
 )
 from samband.engine.collect import (
@@ -772,6 +773,10 @@ class _Run:
     def sync_pair(
         self, flow: Flow, link: Link, source: Snapshot, target: Snapshot, batch: Batch
     ) -> None:
+        if source.ref in self.writes.deferred or target.ref in self.writes.deferred:
+            # a write to one of them failed in a way that may pass: the next run tries again
+            batch.keep_dirty.update((source.ref, target.ref))
+            return
         try:
             plan = plan_pair(
                 flow,
@@ -793,37 +798,42 @@ class _Run:
         for conflict in plan.conflicts:
             self.counts(flow).conflicts += 1
             conflicts.append(
-                {
-                    "run_id": self.run_id,
-                    "at": now_iso(),
-                    "dataflow": flow.key,
-                    "source_ref": source.ref,
-                    "target_ref": target.ref,
-                    "property": conflict.property,
-                    "base": dumps(conflict.base) if conflict.base is not MISSING else None,
-                    "source_value": dumps(conflict.source_value),
-                    "target_value": dumps(conflict.target_value),
-                    "winner": conflict.winner,
-                    "reason": conflict.reason,
-                }
+                conflict_row(
+                    self.run_id,
+                    flow,
+                    source.ref,
+                    target.ref,
+                    conflict.property,
+                    conflict.base,
+                    conflict.source_value,
+                    conflict.target_value,
+                    conflict.winner,
+                    conflict.reason,
+                )
             )
         if conflicts and not self.dry_run:
             # Stored before the write that overwrites the losing value, so that no crash
             # can lose an edit without its record.
             with self.store.tx():
                 self.store.add_conflicts(conflicts)
-        failed = False
+        outcomes = set()
         if plan.to_target:
-            failed |= not self.writes.update(
-                flow, flow.target, target, plan.to_target, batch, new_base, "target", link.base
+            outcomes.add(
+                self.writes.update(
+                    flow, flow.target, target, plan.to_target, batch, new_base, "target", link.base
+                )
             )
         if plan.to_source:
-            failed |= not self.writes.update(
-                flow, flow.source, source, plan.to_source, batch, new_base, "source", link.base
+            outcomes.add(
+                self.writes.update(
+                    flow, flow.source, source, plan.to_source, batch, new_base, "source", link.base
+                )
             )
+        failed = bool(outcomes - {"written"})
+        if "transient" in outcomes:
+            # the pair stays queued: whichever of the two this chunk holds is not cleared
+            batch.keep_dirty.update((source.ref, target.ref))
         if link.id < 0:
-            if failed and not plan.writes:
-                return
             batch.links.append(
                 {
                     "dataflow": flow.key,

@@ -6,7 +6,7 @@ a source deletion does to its target.  Each outcome is recorded in the chunk's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from samband import _killpoint as killpoint
 from samband.connectors.base import Connector, RecordData
@@ -14,6 +14,7 @@ from samband.engine.apply import (
     Batch,
     FlowCounts,
     audit_row,
+    conflict_row,
     external_ref,
     index_rows,
     new_snapshot,
@@ -23,7 +24,7 @@ from samband.engine.apply import (
 from samband.engine.collect import modified_of, project
 from samband.engine.link import Translator
 from samband.engine.model import Flow, TypeKey, TypeUse
-from samband.engine.plan import WaitForParent, create_values
+from samband.engine.plan import WaitForParent, create_values, edited_since
 from samband.errors import (
     ConversionError,
     InUse,
@@ -37,6 +38,12 @@ from samband.types import same_stored_value, to_json
 
 if TYPE_CHECKING:
     from samband.engine.run import Engine
+
+
+# What became of an update: written; refused by the system (quarantined until `samband
+# retry`); failed in a way that may pass (queued for the next run); stale (edited since
+# the read: read again and planned anew).
+Outcome = Literal["written", "refused", "transient", "stale"]
 
 
 class RunContext(Protocol):
@@ -80,6 +87,8 @@ class Writes:
         self.unresolved: set[str] = set()
         # records an update found edited since they were read (see update)
         self.stale: set[str] = set()
+        # records whose update failed in a way that may pass: tried again next run
+        self.deferred: set[str] = set()
         # a written record must be planned again when its type takes part in another dataflow
         self.propagates: dict[tuple[TypeKey, str], bool] = {}
         for flow in self.engine.flows:
@@ -294,12 +303,15 @@ class Writes:
         new_base: dict[str, Any],
         side: str,
         old_base: dict[str, Any],
-    ) -> bool:
+    ) -> Outcome:
+        """Write ``changes`` to ``snap``'s record.  A write that did not happen leaves the
+        agreed values (``new_base``) of its properties as they were (``old_base``), so the
+        next plan sees both sides' edits again instead of a property never agreed on."""
         system = key[0]
         if self.dry_run:
             self.run.counts(flow).updated += 1
             self.run.plan_line(f"update {snap.ref}: {_show(changes)}")
-            return True
+            return "written"
         before = {path: snap.data.get(path) for path in changes}
         # checked once per record and run: a value the API reports in another form than it
         # compares would otherwise make every attempt stale
@@ -320,24 +332,22 @@ class Writes:
             }
             batch.progress = True
             self.run.plan_line(f"{snap.ref} changed since it was read: read again")
-            return False
+            return "stale"
         except (RecordError, TransientError) as exc:
-            kind = "transient" if isinstance(exc, TransientError) else "rejected"
-            if isinstance(exc, NotFound):
-                kind = "rejected"
-            if isinstance(exc, TransientError):
-                batch.keep_dirty.add(snap.ref)
+            transient = isinstance(exc, TransientError) and not isinstance(exc, NotFound)
             self.run.quarantine(
                 flow,
                 snap.ref,
-                kind,
+                "transient" if transient else "rejected",
                 f"{system} refused the update: {exc}",
                 batch,
                 {"changes": changes},
             )
-            # what was not written keeps no base, so the next run plans it again
-            _keep_base(flow, side, changes, new_base, {})
-            return False
+            _keep_base(flow, side, changes, new_base, old_base)
+            if transient:
+                self.deferred.add(snap.ref)
+                return "transient"
+            return "refused"
         use = self.engine.uses[key]
         # A source written through the inverse mapping is planned again: another mapping of
         # the same source property (e.g. a forward-only one) must carry the new value on.
@@ -357,6 +367,45 @@ class Writes:
         batch.audit.append(audit_row(self.run_id, snap.ref, flow, "update", before, changes))
         batch.progress = True
         self.run.counts(flow).updated += 1
+        return "written"
+
+    def _kept_for_edit(
+        self, flow: Flow, link: Link, target: Snapshot, connector: Connector, use: TypeUse
+    ) -> bool:
+        """A source deleted while its target was edited since the last sync: the target is
+        kept (unlinked), so the edit is not lost, and a conflict records both sides."""
+        data = target.data if self.dry_run else _current(connector, use, target)
+        if data is None:
+            return True  # gone already: nothing to delete
+        edited = edited_since(flow, data, link.base)
+        if not edited:
+            return False
+        source_system = flow.source[0]
+        reason = (
+            f"{link.source_ref} was deleted in {source_system} while {link.target_ref} was "
+            f"edited in {flow.target[0]} ({', '.join(edited)}) since the last sync: the record "
+            f"was kept and unlinked instead of being {flow.config.on_delete}d"
+        )
+        self.run.counts(flow).conflicts += 1
+        self.run.plan_line(f"keep {link.target_ref}: {reason}")
+        if not self.dry_run:
+            rows = [
+                conflict_row(
+                    self.run_id,
+                    flow,
+                    link.source_ref,
+                    link.target_ref,
+                    path,
+                    link.base.get(path),
+                    None,
+                    data.get(path),
+                    "target",
+                    reason,
+                )
+                for path in edited
+            ]
+            with self.store.tx():
+                self.store.add_conflicts(rows)
         return True
 
     def source_deleted(self, flow: Flow, link: Link, target: Snapshot | None, batch: Batch) -> None:
@@ -378,12 +427,14 @@ class Writes:
             self.run.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (source deleted)")
             return
         system, etype = flow.target
+        connector = self.engine.connector(system)
+        use = self.engine.uses[flow.target]
+        if self._kept_for_edit(flow, link, target, connector, use):
+            return
         if self.dry_run:
             self.run.counts(flow).deleted += 1
             self.run.plan_line(f"{policy} {link.target_ref} (source {link.source_ref} deleted)")
             return
-        connector = self.engine.connector(system)
-        use = self.engine.uses[flow.target]
         self.run.keep_alive()
         try:
             if policy == "propagate":
@@ -429,6 +480,18 @@ class Writes:
                 f"could not {policy} after {link.source_ref} was deleted: {exc}",
                 batch,
             )
+
+
+def _current(connector: Connector, use: TypeUse, snap: Snapshot) -> dict[str, Any] | None:
+    """The record as its system holds it now (projected), None when it is gone; the
+    snapshot when the connector cannot read one record."""
+    try:
+        record = connector.get(use.key[1], snap.rid)
+    except NotImplementedError:
+        return snap.data
+    if record is None or record.deleted:
+        return None
+    return project(use, record.data)
 
 
 def _verify_unchanged(
