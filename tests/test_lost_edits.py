@@ -173,3 +173,26 @@ def test_a_propagated_delete_of_an_unedited_record_deletes_it(store_url: str) ->
         assert engine.sync().to_dict()["deleted"] == 1
         assert erp.records("Account") == {}
         assert engine.store().conflicts_rows() == []
+
+
+MATCHED = """
+dataflows:
+  - source: crm.Customer
+    target: erp.Account
+    match: [[{from: name, to: name}]]
+    properties:
+      - {from: name, to: name, type: string}
+      - {from: city, to: city, type: string}
+"""
+
+
+def test_an_empty_source_value_does_not_wipe_the_target_on_first_link(store_url: str) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "city": ""})
+    erp.insert("Account", {"name": "Acme", "city": "Oslo"})
+    with engine_for(store_url, MATCHED) as engine:
+        assert engine.sync().to_dict()["linked"] == 1
+        assert erp.records("Account")["1"]["city"] == "Oslo"
+        assert crm.records("Customer")["1"]["city"] == "Oslo"
+        assert engine.store().conflicts_rows() == []
+        assert engine.sync().writes == 0

@@ -133,17 +133,19 @@ def _to_float(value: Any) -> float:
         raise ConversionError(f"{value!r} is a boolean, not a number")
     if isinstance(value, Decimal) and not value.is_finite():
         raise ConversionError(f"{value} is not a finite number")
-    if isinstance(value, int | float | Decimal):
-        try:
-            result = float(value)
-        except OverflowError:
+    if isinstance(value, float):
+        result = value
+    elif isinstance(value, int | Decimal | str):
+        exact = _to_decimal(value)
+        result = float(exact)
+        if not math.isfinite(result):
             shown = str(value) if len(str(value)) <= 30 else f"{str(value)[:20]}…"
-            raise ConversionError(f"{shown} is too large for a float") from None
-    elif isinstance(value, str):
-        try:
-            result = float(value.strip())
-        except ValueError:
-            raise ConversionError(f"{value!r} is not a number") from None
+            raise ConversionError(f"{shown} is too large for a float")
+        if Decimal(result) != exact and Decimal(repr(result)) != exact:
+            raise ConversionError(
+                f"{value} has more digits than a float holds ({result!r}); it would be "
+                "rounded: map it as a decimal or a string"
+            )
     else:
         raise ConversionError(f"cannot convert {type(value).__name__} {value!r} to float")
     if not math.isfinite(result):
@@ -243,6 +245,20 @@ def _to_reference(value: Any) -> str:
     raise ConversionError(f"{value!r} is not a record id")
 
 
+def id_value(text: str) -> int | str:
+    """A record id as a system most likely types it: a number when it is written as one
+    (``"8"`` → 8), else the text as it is (``"008"`` stays ``"008"``, so the reference
+    still points at that record)."""
+    if (
+        text.isascii()
+        and text.isdigit()
+        and (text == "0" or text[0] != "0")
+        and len(text) < 19  # a 64-bit id; a longer one is text
+    ):
+        return int(text)
+    return text
+
+
 _COERCERS = {
     DataType.STRING: _to_string,
     DataType.INTEGER: _to_integer,
@@ -285,11 +301,16 @@ def from_json(value: Any) -> Any:
 
 
 def to_wire(value: Any) -> Any:
-    """Canonical value → plain JSON value for an API body (dates as ISO strings)."""
+    """Canonical value → plain JSON value for an API body (dates as ISO strings).  A
+    decimal becomes an int or a float only when that holds it exactly; otherwise it stays
+    a Decimal, which :mod:`samband.exactjson` writes with its own digits."""
     if type(value) in _JSON_NATIVE:
         return value
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value == value.to_integral_value():
+            return int(value)
+        as_float = float(value)
+        return as_float if Decimal(repr(as_float)) == value else value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, date):

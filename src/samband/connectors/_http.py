@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from samband import exactjson
 from samband.connectors.base import Stats
 from samband.errors import (
     AuthError,
@@ -195,7 +196,7 @@ class HttpClient:
         body = content
         send_headers = dict(headers or {})
         if json is not None:
-            body = orjson.dumps(json, default=_json_default)
+            body = exactjson.dumps(json, default=_json_default)
             send_headers.setdefault("Content-Type", "application/json")
         attempt, waited, refreshed = 0, 0.0, False
         path = _path_only(url)
@@ -321,7 +322,7 @@ class HttpClient:
         if not response.content:
             return None
         try:
-            return orjson.loads(response.content)
+            return exactjson.loads(response.content, decimal=str)
         except orjson.JSONDecodeError:
             snippet = response.text[:80].replace("\n", " ")
             raise ContractError(
@@ -380,4 +381,4 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_json_default)
+    return exactjson.dumps(value, default=_json_default)

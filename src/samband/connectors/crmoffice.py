@@ -72,7 +72,7 @@ from samband.errors import (
 )
 from samband.mapping import get_path, set_path
 from samband.secrets import TokenStore
-from samband.types import DataType, to_wire
+from samband.types import DataType, id_value, to_wire
 
 DEFAULT_BASE_URL = "https://api.crmoffice.no"
 SCOPE = "crmoffice offline_access"
@@ -534,8 +534,8 @@ class CrmOfficeConnector(Connector):
             prop = etype.property(path)
             wire = to_wire(value)
             if prop is not None and prop.type is DataType.REFERENCE:
-                if isinstance(wire, str) and wire.isdigit():
-                    wire = int(wire)
+                if isinstance(wire, str):
+                    wire = id_value(wire)
                 if wire is None and path.endswith(".id"):
                     # clearing a reference object clears the object, not its id inside
                     set_path(body, path.rsplit(".", 1)[0], None)

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from samband.config.model import SystemConfig
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
 from samband.errors import InUse, NotFound, RecordError
 from samband.mapping import get_path, set_path
-from samband.types import DataType, to_wire
+from samband.types import DataType, id_value, to_wire
 
 PAGE_SIZE = 1000
 
@@ -165,8 +166,15 @@ class MemoryDataset:
         return dataset
 
 
+def _stored(value: Any) -> Any:
+    """A canonical value as the dataset keeps it: JSON-plain, a decimal that no float
+    holds exactly as its digits."""
+    wire = to_wire(value)
+    return str(wire) if isinstance(wire, Decimal) else wire
+
+
 def _id_value(record_id: str) -> Any:
-    return int(record_id) if record_id.isdigit() else record_id
+    return id_value(record_id)
 
 
 _DATASETS: dict[str, MemoryDataset] = {}
@@ -314,7 +322,7 @@ class MemoryConnector(Connector):
         self._validate(etype, values)
         data: dict[str, Any] = {}
         for path, value in values.items():
-            set_path(data, path, to_wire(value))
+            set_path(data, path, _stored(value))
         if external_ref and etype.external_ref_field:
             set_path(data, etype.external_ref_field, external_ref)
         data.pop(etype.id_field, None)
@@ -335,7 +343,7 @@ class MemoryConnector(Connector):
         self._validate(etype, changes)
         with self.dataset.lock:
             self.dataset.edit(
-                entity_type, record_id, {path: to_wire(value) for path, value in changes.items()}
+                entity_type, record_id, {path: _stored(value) for path, value in changes.items()}
             )
             row = self.dataset.table(entity_type)[record_id]
             if etype.modified_field:

@@ -55,6 +55,7 @@ from typing import Any
 import httpx
 import orjson
 
+from samband import exactjson
 from samband.config.model import SystemConfig
 from samband.connectors._http import HttpClient, dumps, shared_limiter
 from samband.connectors._poweroffice_auth import PowerOfficeAuth
@@ -481,7 +482,7 @@ class PowerOfficeConnector(Connector):
             if response.status_code == 204 or not response.content:
                 return response, None
             try:
-                return response, orjson.loads(response.content)
+                return response, exactjson.loads(response.content, decimal=str)
             except orjson.JSONDecodeError:
                 self.stats.retries += 1
                 if attempt == attempts:

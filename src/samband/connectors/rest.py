@@ -54,6 +54,7 @@ from urllib.parse import quote, urlencode
 import httpx
 import orjson
 
+from samband import exactjson
 from samband.config.env import references
 from samband.config.model import SystemConfig
 from samband.connectors._http import HttpClient, RateLimiter, shared_limiter
@@ -321,7 +322,7 @@ class RestConnector(Connector):
 
     def _parse(self, response: httpx.Response, request: str) -> Any:
         try:
-            return orjson.loads(response.content)
+            return exactjson.loads(response.content, decimal=str)
         except orjson.JSONDecodeError:
             snippet = response.text[:80].replace("\n", " ")
             raise self._contract(

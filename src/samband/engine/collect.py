@@ -20,6 +20,7 @@ import orjson
 from samband.connectors.base import Connector, RecordData
 from samband.engine.model import TypeUse, normalize
 from samband.errors import CursorExpired
+from samband.exactjson import big_ints
 from samband.mapping import get_path, get_steps
 from samband.store.store import Store, dumps
 from samband.types import DataType, coerce
@@ -34,7 +35,10 @@ class CollectStats:
 
 
 def content_hash(values: list[Any]) -> str:
-    raw = orjson.dumps(values, default=str, option=orjson.OPT_SORT_KEYS)
+    try:
+        raw = orjson.dumps(values, default=str, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer past 64 bits: hashed as its digits (as it is stored)
+        raw = orjson.dumps(big_ints(values, str), default=str, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 

@@ -54,8 +54,13 @@ _OPS = {
 }
 
 
+_ORDERED = frozenset({"gt", "ge", "lt", "le"})
+
+
 def passes_filter(flow: Flow, data: dict[str, Any]) -> bool:
-    """Whether a source record meets the dataflow's filter (``where``)."""
+    """Whether a source record meets the dataflow's filter (``where``).  Raises
+    :class:`ConversionError` when a value cannot be compared as the filter asks (``"ca.
+    20"`` greater than 10): the record is quarantined with that reason."""
     rule = flow.config.filter
     if rule is None:
         return True
@@ -65,13 +70,20 @@ def passes_filter(flow: Flow, data: dict[str, Any]) -> bool:
         for op, expected in tests.items():
             if op not in _OPS:
                 return False
-            if not _OPS[op](_like(value, expected), expected):
-                return False
+            try:
+                if not _OPS[op](_like(value, expected, strict=op in _ORDERED), expected):
+                    return False
+            except (ConversionError, TypeError):
+                raise ConversionError(
+                    f"the filter compares {path} ({value!r}) {op} {expected!r}, which it "
+                    f"cannot; fix the value (or the filter), then `samband retry`"
+                ) from None
     return True
 
 
-def _like(value: Any, expected: Any) -> Any:
-    """``value`` converted to the type of ``expected`` (so "100" equals 100)."""
+def _like(value: Any, expected: Any, *, strict: bool = False) -> Any:
+    """``value`` converted to the type of ``expected`` (so "100" equals 100); with
+    ``strict`` a value that cannot be converted raises ConversionError."""
     sample = expected[0] if isinstance(expected, list) and expected else expected
     kind = infer_type(sample)
     if value is None or kind is None:
@@ -79,6 +91,8 @@ def _like(value: Any, expected: Any) -> Any:
     try:
         converted = coerce(value, kind)
     except ConversionError:
+        if strict:
+            raise
         return value
     if isinstance(sample, float) and isinstance(converted, Decimal):
         return float(converted)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -105,16 +106,26 @@ def infer_normalizer(path: str) -> str:
 
 
 _NOT_DIGIT = re.compile(r"\D")
+# characters that do not show: zero-width spaces and joiners, word joiner, BOM, soft hyphen
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+# bumped whenever normalize() changes what it gives: stored merge keys are then rebuilt
+NORMALIZE_VERSION = 2
 
 
 def normalize(value: Any, normalizer: str) -> str | None:
-    """The comparable form of a merge-criteria value; None when it is empty."""
+    """The comparable form of a merge-criteria value; None when it is empty.  Unicode
+    variants of one text compare equal: composed and decomposed letters, full-width
+    forms, non-breaking and zero-width spaces."""
     if value is None:
         return None
-    text = str(value).strip()
+    text = str(value)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text.translate(_INVISIBLE))
+    text = text.strip()
     if normalizer in ("digits", "orgno"):
         if not text.isdecimal():
             text = _NOT_DIGIT.sub("", text)
+        text = _ascii_digits(text)
     elif normalizer == "phone":
         text = _phone(text)
     elif normalizer in ("email", "casefold"):
@@ -126,6 +137,13 @@ def normalize(value: Any, normalizer: str) -> str | None:
     return text or None
 
 
+def _ascii_digits(digits: str) -> str:
+    """Decimal digits of any script as ASCII digits (Arabic-Indic ٩ → 9)."""
+    if digits.isascii():
+        return digits
+    return "".join(str(unicodedata.decimal(c)) for c in digits)
+
+
 _COUNTRY_CODES = ("47", "46", "45", "44", "49", "31", "32", "1")
 
 
@@ -133,7 +151,7 @@ def _phone(text: str) -> str:
     """Digits of a phone number without the international prefix or a trunk 0, so that
     "+47 22 33 44 55", "0047 22334455" and "22 33 44 55" compare equal."""
     international = text.startswith("+")
-    digits = re.sub(r"\D", "", text)
+    digits = _ascii_digits(re.sub(r"\D", "", text))
     if digits.startswith("00"):
         digits, international = digits[2:], True
     if international:

@@ -24,7 +24,7 @@ from typing import Any
 
 from samband.engine.model import Flow, Mapping
 from samband.errors import ConversionError
-from samband.types import DataType, coerce
+from samband.types import DataType, coerce, id_value
 
 MISSING = object()
 
@@ -63,8 +63,9 @@ class PairPlan:
 
 
 def _same(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
+    """Equal values; an empty text and no value are the same (APIs give either)."""
+    if a is None or b is None or a == "" or b == "":
+        return a in (None, "") and b in (None, "")
     return bool(type(a) is type(b) and a == b) or (
         isinstance(a, int | float)
         and isinstance(b, int | float)
@@ -107,14 +108,10 @@ def inverse_value(flow: Flow, m: Mapping, value: Any, translate: Translate) -> A
         )
         if source_id is None:
             raise WaitForParent(f"{flow.target[0]}:{m.target_ref_type or '?'}:{value}")
-        return _id_like(source_id)
+        return id_value(source_id)
     if m.source_type is not None and m.source_type is not DataType.REFERENCE:
         return coerce(value, m.source_type)
     return value
-
-
-def _id_like(value: str) -> Any:
-    return int(value) if value.isdigit() and len(value) < 19 else value
 
 
 def create_values(
@@ -203,7 +200,7 @@ def _merge_property(
     if first_link or b_val is MISSING:
         # Just linked (merge criteria): the source fills the target; a value only the
         # target has flows back.
-        if s_val is None and m.direction == "both" and not _source_locked(flow, m):
+        if s_val in (None, "") and m.direction == "both" and not _source_locked(flow, m):
             _to_source(flow, m, plan, t_val, translate)
         else:
             plan.to_target[m.target] = s_val

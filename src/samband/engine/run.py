@@ -35,7 +35,7 @@ from samband.engine.collect import (
 from samband.engine.leases import RUN_LEASE, Leases, collect_lease
 from samband.engine.link import Translator, creation_allowed, find_matches, passes_filter
 from samband.engine.model import Flow, TypeKey, TypeUse, compile_flows, type_order
-from samband.engine.plan import MISSING, plan_pair
+from samband.engine.plan import plan_pair
 from samband.engine.recovery import IntentRecovery
 from samband.engine.writes import Writes
 from samband.errors import (
@@ -715,7 +715,13 @@ class _Run:
 
     def link_or_create(self, flow: Flow, unlinked: dict[str, Snapshot], batch: Batch) -> None:
         tsys, ttype = flow.target
-        eligible = {rid: s for rid, s in unlinked.items() if passes_filter(flow, s.data)}
+        eligible = {}
+        for rid, snap in unlinked.items():
+            try:
+                if passes_filter(flow, snap.data):
+                    eligible[rid] = snap
+            except ConversionError as exc:
+                self.quarantine(flow, snap.ref, "conversion", str(exc), batch)
         matches = (
             find_matches(self.store, flow, {rid: s.data for rid, s in eligible.items()})
             if flow.match

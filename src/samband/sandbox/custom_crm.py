@@ -44,6 +44,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from samband import exactjson
 from samband.sandbox._base import Clock, Faults, Sandbox
 
 DEFAULT_TOKEN = "sandbox-token"
@@ -99,7 +100,7 @@ def _email(value: Any) -> Any:
 def _number(value: Any) -> Any:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ValueError(f"must be a number, not {_json_type(value)}")
     return value
 
@@ -135,7 +136,7 @@ def _json_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | Decimal):
         return "a number"
     if isinstance(value, str):
         return "a string"
@@ -442,7 +443,7 @@ class CustomCrmSandbox(Sandbox):
             body["detail"] = detail
         body.update(extra)
         headers = {"WWW-Authenticate": 'Bearer realm="custom-crm"'} if status == 401 else None
-        return Response(orjson.dumps(body), status, headers=headers, media_type=ctype)
+        return Response(exactjson.dumps(body), status, headers=headers, media_type=ctype)
 
     def _authorised(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")
@@ -541,7 +542,7 @@ class CustomCrmSandbox(Sandbox):
     async def _body(self, request: Request) -> dict[str, Any] | Response:
         raw = await request.body()
         try:
-            body = orjson.loads(raw)
+            body = exactjson.loads(raw)
         except orjson.JSONDecodeError:
             return self._problem(400, "Bad Request", "the body is not JSON")
         if not isinstance(body, dict):
@@ -683,9 +684,10 @@ def _etag(row: _Row) -> str:
 
 
 def _copy(data: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = orjson.loads(orjson.dumps(data))
+    # numbers are kept as the API holds them: a decimal with all its digits
+    result: dict[str, Any] = exactjson.loads(exactjson.dumps(data))
     return result
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), status, headers=headers, media_type="application/json")
+    return Response(exactjson.dumps(data), status, headers=headers, media_type="application/json")

@@ -40,6 +40,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from samband import _killpoint as killpoint
 from samband.errors import StoreError
+from samband.exactjson import big_ints
 from samband.store import schema as s
 from samband.store._statements import RowsSql, Statements
 from samband.store._statistics import Statistics
@@ -73,7 +74,15 @@ def now_iso() -> str:
 
 
 def dumps(value: Any) -> str:
-    return orjson.dumps(value, default=_default, option=orjson.OPT_SORT_KEYS).decode()
+    try:
+        return orjson.dumps(value, default=_default, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        # an integer orjson cannot write (past 64 bits) is kept as its digits, exactly
+        return orjson.dumps(
+            big_ints(value, str), default=_default, option=orjson.OPT_SORT_KEYS
+        ).decode()
 
 
 def _default(value: Any) -> Any:

@@ -1,0 +1,84 @@
+"""JSON that keeps every number exact.
+
+orjson (fast, used everywhere) reads every non-integer as a double and refuses integers
+past 64 bits.  Accounting values are decimals: ``12345678901234567.89`` read as a double
+becomes ``12345678901234568``, and writing it back would change the amount without anyone
+noticing.  Here decimals are written with their own digits, integers of any size as they
+are, and a text holding a number a double cannot carry exactly is read with Python's
+``json`` (the fast path stays orjson's: only a number of 16 or more digits takes it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+# 16 or more digits (points between them allowed): the shortest number a double may round
+_LONG_NUMBER = re.compile(rb"\d[\d.]{15}")
+_INT64 = (-(2**63), 2**64 - 1)
+
+
+def loads(raw: bytes | str, *, decimal: Callable[[str], Any] = Decimal) -> Any:
+    """Parse JSON; a non-integer number a double cannot hold exactly is given to
+    ``decimal`` (``Decimal``, or ``str`` to keep record values JSON-plain), integers of any
+    size are ints."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if not _LONG_NUMBER.search(data):
+        return orjson.loads(data)
+
+    def number(text: str) -> Any:
+        value = float(text)
+        if math.isfinite(value) and Decimal(repr(value)) == Decimal(text):
+            return value
+        return decimal(text)
+
+    try:
+        return json.loads(data, parse_float=number)
+    except ValueError as exc:
+        raise orjson.JSONDecodeError(str(exc), data.decode(errors="replace"), 0) from None
+
+
+def dumps(value: Any, *, option: int = 0, default: Callable[[Any], Any] | None = None) -> bytes:
+    """Serialise with decimals as their exact digits and integers of any size; ``default``
+    is asked for any other type orjson does not know."""
+
+    def encode(item: Any) -> Any:
+        if isinstance(item, Decimal):
+            return orjson.Fragment(decimal_text(item))
+        if isinstance(item, datetime | date):
+            return item.isoformat()
+        if default is not None:
+            return default(item)
+        raise TypeError(f"cannot serialise {type(item).__name__}")
+
+    try:
+        return orjson.dumps(value, default=encode, option=option)
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        return orjson.dumps(big_ints(value, orjson.Fragment), default=encode, option=option)
+
+
+def decimal_text(value: Decimal) -> str:
+    """A finite decimal as a JSON number (its own digits)."""
+    if not value.is_finite():
+        raise TypeError(f"{value} is not a JSON number")
+    return str(value)
+
+
+def big_ints(value: Any, wrap: Callable[[str], Any]) -> Any:
+    """``value`` with every integer past 64 bits given to ``wrap`` as its digits."""
+    if type(value) is int:
+        return value if _INT64[0] <= value <= _INT64[1] else wrap(str(value))
+    if isinstance(value, dict):
+        return {key: big_ints(item, wrap) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [big_ints(item, wrap) for item in value]
+    return value
