@@ -86,7 +86,10 @@ def test_an_old_store_is_migrated_with_every_row(old_store: tuple[str, int]) -> 
         assert (link.id, link.target_ref) == (link_id, "erp:Customer:70")
         assert link.base == {"Name": "Fjord AS"}
         assert [lk.id for lk in store.links_touching(["erp:Customer:70"])] == [link_id]
-        assert store.lookup_match("companies#0", ["123"]) == {"123": ["70"]}
+        # merge keys are named after their properties since version 4: the next run
+        # builds them again from the snapshots; the links' dataflows are known
+        assert store.lookup_match("companies#0", ["123"]) == {}
+        assert store.dataflow_types() == {"companies": ("crm.Company", "erp.Customer")}
         assert store.open_intents() == [
             {
                 "key": "companies|crm:Company:8",

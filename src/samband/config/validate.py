@@ -9,8 +9,8 @@ from collections.abc import Iterable
 
 from samband.config.env import is_reference_only
 from samband.config.loader import LoadedConfig, read_config
-from samband.config.model import Dataflow
-from samband.connectors.base import EntityType
+from samband.config.model import Dataflow, PropertyMapping
+from samband.connectors.base import EntityType, Property
 from samband.connectors.registry import KINDS, connector_class
 from samband.errors import ConfigError, Problem, SambandError
 from samband.types import DataType, round_trips
@@ -343,6 +343,8 @@ def _check_dataflow(
                     )
                 )
         target_prop = target.property(prop.target) if target is not None else None
+        if prop.type is DataType.REFERENCE and prop.target_ref is None:
+            problems.extend(_ambiguous_reference(loaded, loc, flow, prop, source, target_prop))
         if target_prop is not None and target_prop.read_only:
             problems.append(
                 loaded.problem(
@@ -352,6 +354,50 @@ def _check_dataflow(
                 )
             )
     return problems
+
+
+def _ambiguous_reference(
+    loaded: LoadedConfig,
+    loc: tuple[str | int, ...],
+    flow: Dataflow,
+    prop: PropertyMapping,
+    source: EntityType | None,
+    target_prop: Property | None,
+) -> list[Problem]:
+    """A reference whose target type is inferred (no ``target_ref``) from the dataflows of
+    the parent type: refused when the parent flows into several types of the target system,
+    where the engine would pick one of them."""
+    if target_prop is not None and target_prop.references:
+        return []
+    known = source.property(prop.source) if source is not None else None
+    parent = prop.source_ref or (known.references if known is not None else None)
+    if parent is None:
+        return []
+    into = sorted(
+        {
+            other.target_type
+            for other in loaded.config.dataflows
+            if other.source == f"{flow.source_system}.{parent}"
+            and other.target_system == flow.target_system
+        }
+        | {
+            other.source_type
+            for other in loaded.config.dataflows
+            if other.target == f"{flow.source_system}.{parent}"
+            and other.source_system == flow.target_system
+        }
+    )
+    if len(into) < 2:
+        return []
+    return [
+        loaded.problem(
+            (*loc, "to"),
+            f"{flow.source_system}.{parent} flows into {len(into)} types of "
+            f"{flow.target_system} ({', '.join(into)}): which one {prop.target!r} refers to "
+            "is ambiguous",
+            f"add target_ref: <one of {', '.join(into)}> to the mapping",
+        )
+    ]
 
 
 def validate_file(path: str | os.PathLike[str]) -> list[Problem]:

@@ -69,6 +69,7 @@ class Batch:
     intents_done: list[str] = field(default_factory=list)
     keep_dirty: set[str] = field(default_factory=set)
     claimed: set[str] = field(default_factory=set)  # target refs linked in this chunk
+    requeue: set[str] = field(default_factory=set)  # records to plan again (other chunks)
     progress: bool = False
 
     def ok(self, flow: Flow, ref: str) -> None:

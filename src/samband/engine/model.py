@@ -54,7 +54,19 @@ class Flow:
     priority: str  # system that wins a tie
 
     def match_index(self, combination: int) -> str:
-        return f"{self.key}#{combination}"
+        """The name of the merge-criteria index of one combination: the dataflow and what
+        the index holds, so a changed combination (another property, another
+        normalisation, one removed before it) is another index."""
+        return self.match_indexes[combination]
+
+    @cached_property
+    def match_indexes(self) -> list[str]:
+        names = []
+        for combination in self.match:
+            terms = "\x1f".join(f"{t.target}\x1e{t.normalizer}" for t in combination)
+            digest = hashlib.blake2b(f"{terms}|{NORMALIZE_VERSION}".encode(), digest_size=6)
+            names.append(f"{self.key}#{digest.hexdigest()}")
+        return names
 
     @property
     def source_read_only(self) -> bool:
@@ -261,6 +273,28 @@ def _priority(config: Config, flow: Dataflow) -> str:
     source = config.systems[flow.source_system].priority
     target = config.systems[flow.target_system].priority
     return flow.target_system if target > source else flow.source_system
+
+
+def children_of(flows: list[Flow]) -> dict[TypeKey, list[tuple[TypeKey, str]]]:
+    """For each entity type that references point at: the types and paths that hold such
+    references (the children to plan again when a parent loses its counterpart)."""
+    children: dict[TypeKey, list[tuple[TypeKey, str]]] = {}
+    for flow in flows:
+        for m in flow.mappings:
+            if not m.is_reference:
+                continue
+            sides = (
+                (flow.source, m.source_ref_type, m.source),
+                (flow.target, m.target_ref_type, m.target),
+            )
+            for child, parent_type, path in sides:
+                if parent_type is None:
+                    continue
+                entry = (child, path)
+                parents = children.setdefault((child[0], parent_type), [])
+                if entry not in parents:
+                    parents.append(entry)
+    return children
 
 
 def type_order(flows: list[Flow], uses: dict[TypeKey, TypeUse]) -> list[TypeKey]:

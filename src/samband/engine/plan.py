@@ -115,9 +115,14 @@ def inverse_value(flow: Flow, m: Mapping, value: Any, translate: Translate) -> A
 
 
 def create_values(
-    flow: Flow, data: dict[str, Any], translate: Translate
+    flow: Flow,
+    data: dict[str, Any],
+    translate: Translate,
+    later: Callable[[str], bool] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Values for a new target record, and the base they establish."""
+    """Values for a new target record, and the base they establish.  A reference to a
+    parent not linked yet raises :class:`WaitForParent`, unless ``later(parent)``: then it
+    is left out (agreed as empty), to be filled by an update once the record exists."""
     values: dict[str, Any] = {}
     base: dict[str, Any] = {}
     for m in flow.mappings:
@@ -127,6 +132,10 @@ def create_values(
             value = source_value(flow, m, data, translate)
         except ConversionError as exc:
             raise ConversionError(f"{m.source} → {m.target}: {exc}") from None
+        except WaitForParent as wait:
+            if later is None or not later(wait.parent):
+                raise
+            value = None
         base[m.target] = value
         if value is not None:
             values[m.target] = value
@@ -197,7 +206,10 @@ def _merge_property(
     if m.direction == "backward":
         _to_source(flow, m, plan, t_val, translate)
         return
-    if first_link or b_val is MISSING:
+    if b_val is MISSING and not first_link:
+        _first_agreement(flow, m, plan, s_val, t_val, source_modified, target_modified, translate)
+        return
+    if first_link:
         # Just linked (merge criteria): the source fills the target; a value only the
         # target has flows back.
         if s_val in (None, "") and m.direction == "both" and not _source_locked(flow, m):
@@ -258,6 +270,35 @@ def edited_since(flow: Flow, target: dict[str, Any], base: dict[str, Any]) -> li
     return edited
 
 
+def _first_agreement(
+    flow: Flow,
+    m: Mapping,
+    plan: PairPlan,
+    s_val: Any,
+    t_val: Any,
+    source_modified: str | None,
+    target_modified: str | None,
+    translate: Translate,
+) -> None:
+    """A property of a linked pair never agreed on before (newly mapped, or a reference
+    that waited for its parent): a value only one side has fills the other; two values
+    are a conflict, decided by the usual rule."""
+    if s_val in (None, "") and m.direction == "both" and not _source_locked(flow, m):
+        _to_source(flow, m, plan, t_val, translate)
+        return
+    if t_val in (None, ""):
+        plan.to_target[m.target] = s_val
+        plan.base[m.target] = s_val
+        return
+    winner, reason = _winner(flow, m, source_modified, target_modified, new=True)
+    if winner == "source":
+        plan.to_target[m.target] = s_val
+        plan.base[m.target] = s_val
+    else:
+        _to_source(flow, m, plan, t_val, translate)
+    plan.conflicts.append(Conflict(m.target, MISSING, s_val, t_val, winner, reason))
+
+
 def _coerce_base(m: Mapping, value: Any) -> Any:
     try:
         return coerce(value, m.type) if value is not None else None
@@ -290,15 +331,21 @@ def _lock_reason(flow: Flow, m: Mapping) -> str:
     )
 
 
-def _winner(flow: Flow, m: Mapping, s_mod: str | None, t_mod: str | None) -> tuple[str, str]:
+def _winner(
+    flow: Flow, m: Mapping, s_mod: str | None, t_mod: str | None, *, new: bool = False
+) -> tuple[str, str]:
+    """Which side wins a conflict and why; ``new``: the property was never agreed on."""
     if _source_locked(flow, m):
         return "source", _lock_reason(flow, m)
+    what = "newly mapped property, the two sides differ" if new else "both sides changed"
     s_time, t_time = _parse(s_mod), _parse(t_mod)
     if s_time is not None and t_time is not None and s_time != t_time:
         if s_time > t_time:
-            return "source", f"both sides changed; {flow.source[0]} changed last ({s_mod})"
-        return "target", f"both sides changed; {flow.target[0]} changed last ({t_mod})"
+            return "source", f"{what}; {flow.source[0]} changed last ({s_mod})"
+        return "target", f"{what}; {flow.target[0]} changed last ({t_mod})"
     side = "source" if flow.priority == flow.source[0] else "target"
+    if new:
+        return side, f"{what}; neither is newer: priority goes to {flow.priority}"
     return side, f"both sides changed at the same time; priority goes to {flow.priority}"
 
 

@@ -27,6 +27,7 @@ from samband.engine.apply import (
     conflict_row,
     snapshot_row_of,
 )
+from samband.engine.breaker import CircuitBreaker
 from samband.engine.collect import (
     Collector,
     CollectStats,
@@ -34,8 +35,16 @@ from samband.engine.collect import (
 )
 from samband.engine.leases import RUN_LEASE, Leases, collect_lease
 from samband.engine.link import Translator, creation_allowed, find_matches, passes_filter
-from samband.engine.model import Flow, TypeKey, TypeUse, compile_flows, type_order
+from samband.engine.model import (
+    Flow,
+    TypeKey,
+    TypeUse,
+    children_of,
+    compile_flows,
+    type_order,
+)
 from samband.engine.plan import plan_pair
+from samband.engine.reconcile import build_index, rename_dataflows, unbuilt_indexes
 from samband.engine.recovery import IntentRecovery
 from samband.engine.writes import Writes
 from samband.errors import (
@@ -217,6 +226,7 @@ class Engine:
             schemas[system_id] = self.connector(system_id).entity_types()
         self.flows, self.uses = compile_flows(self.config, schemas)
         self.order = type_order(self.flows, self.uses)
+        self.children = children_of(self.flows)
         for key, use in self.uses.items():
             connector = self.connector(key[0])
             wanted = set(use.paths)
@@ -282,6 +292,14 @@ class Engine:
                 f"the store failed during the run ({store_message(exc)}); everything up to "
                 "the last commit is kept: fix the cause and run again to go on"
             ) from None
+        except Exception as exc:
+            # A defect (an error no stage expected): what was committed is kept, the rest
+            # is rolled back, and the run is recorded as failed with the reason.
+            with contextlib.suppress(SQLAlchemyError):
+                store.conn.rollback()
+            report.status = "failed"
+            report.messages.append(f"the run failed: {type(exc).__name__}: {exc}")
+            raise
         except BaseException:
             # Interrupted (Ctrl-C twice, or a simulated crash): keep only what was committed.
             interrupted = True
@@ -367,8 +385,8 @@ class _Run:
         self.dry_run = store.dry_run
         self.translator = Translator(store)
         self.collected: dict[TypeKey, CollectStats] = {}
-        self.resigned: set[TypeKey] = set()
         self.waiting_seen: set[tuple[str, str]] = set()
+        self.previewed: set[tuple[str, str]] = set()  # pairs a dry run has planned
         # source records of creates recovered at the start of this run (see circuit_breaker)
         self.recovered: set[str] = set()
         self.writes = Writes(self)
@@ -392,7 +410,13 @@ class _Run:
     def execute(self, force: bool) -> None:
         if not self.dry_run and not self.take_plan_leases():
             return
+        with self.store.tx():
+            self.report.messages.extend(rename_dataflows(self.store, self.engine.flows))
+            unbuilt = unbuilt_indexes(self.store, self.engine.uses)
         self.collect(self.engine.order, held=not self.dry_run)
+        for use, flow, combination in unbuilt:
+            with self.store.tx():
+                build_index(self.store, use, flow, combination)
         self.recover_intents()
         self.writes.unresolved = {row["key"] for row in self.store.open_intents()}
         if not force:
@@ -450,9 +474,6 @@ class _Run:
             if take and not leases.claim(self.store, claim):
                 self.progress.advance()
                 continue
-            _, signature = self.store.get_cursor(*key)
-            if signature is not None and signature != use.signature:
-                self.resigned.add(key)
             try:
                 # every lease held is renewed, not only this type's: the run's other leases
                 # must outlast a long read too
@@ -478,59 +499,16 @@ class _Run:
         self.recovered |= recovery.recover()
 
     def circuit_breaker(self) -> None:
-        defaults = self.engine.config.defaults
-        for flow in self.engine.flows:
-            if flow.source in self.resigned:
-                continue
-            # What is queued, not what this run collected: changes held back by a tripped
-            # breaker (or collected by another worker) count until they are planned.  The
-            # records of creates recovered just now are queued too, but are not changes.
-            prefix = f"{flow.source[0]}:{flow.source[1]}:"
-            queued = self.store.count_dirty(*flow.source) - sum(
-                1 for ref in self.recovered if ref.startswith(prefix)
-            )
-            delete_share = flow.config.max_delete_share or defaults.max_delete_share
-            change_share = flow.config.max_change_share or defaults.max_change_share
-            # It trips only above share × links with at least 10 links: fewer changes
-            # than that cannot trip it, and the links need not be counted.
-            if queued <= 10 * min(delete_share, change_share):
-                continue
-            links = self.store.count_links(flow.key)
-            if links < 10:
-                continue
-            share = delete_share
-            deleted = self.store.count_dirty(*flow.source, deleted=True)
-            if flow.config.on_delete != "unlink" and deleted > share * links:
-                raise CircuitBreakerTripped(
-                    f"circuit breaker: dataflow {flow.key} would {flow.config.on_delete} "
-                    f"{deleted} of {links} linked {flow.target[0]}.{flow.target[1]} records "
-                    f"({deleted / links:.0%} > max_delete_share {share:.0%}). Nothing was "
-                    "written; the deletions are kept for the next run. If this is intended, "
-                    "run `samband sync --force` (or raise max_delete_share in the dataflow)."
-                )
-            share = change_share
-            if queued > share * links:
-                changed_linked = self._count_dirty_linked(flow)
-                if changed_linked > share * links:
-                    raise CircuitBreakerTripped(
-                        f"circuit breaker: dataflow {flow.key} would rewrite {changed_linked} of "
-                        f"{links} linked records ({changed_linked / links:.0%} > max_change_share "
-                        f"{share:.0%}). Nothing was written; the changes are kept for the next "
-                        "run. If this is intended, run `samband sync --force` (or raise "
-                        "max_change_share)."
-                    )
-
-    def _count_dirty_linked(self, flow: Flow) -> int:
-        count, after = 0, None
-        system, etype = flow.source
-        while True:
-            batch = self.store.dirty_batch(system, etype, after, 2000)
-            if not batch:
-                return count
-            refs = [f"{system}:{etype}:{rid}" for rid, _ in batch]
-            refs = [ref for ref in refs if ref not in self.recovered]
-            count += len(self.store.links_by(flow.key, "source", refs))
-            after = batch[-1][0]
+        """Refuse (or, in a dry run, report) a run over a dataflow's shares."""
+        breaker = CircuitBreaker(
+            self.store, self.translator, self.engine.config.defaults, self.recovered
+        )
+        try:
+            breaker.check(self.engine.flows)
+        except CircuitBreakerTripped as exc:
+            if not self.dry_run:
+                raise
+            self.report.messages.append(f"{exc} (this dry run shows the plan all the same)")
 
     # -- plan and apply -------------------------------------------------------------
     def plan_and_apply(self) -> None:
@@ -630,6 +608,8 @@ class _Run:
                 store.done_waiting(flow_key, refs)
             store.remove_intents(batch.intents_done)
             store.clear_dirty(key[0], key[1], seen)
+            if batch.requeue:
+                store.set_dirty(sorted(batch.requeue))
 
     # -- source side ---------------------------------------------------------------------
     def _prefetch(self, flow: Flow, snaps: list[Snapshot], side: str) -> None:
@@ -660,13 +640,12 @@ class _Run:
         if targets:
             self._prefetch(flow, list(targets.values()), "target")
         unlinked: dict[str, Snapshot] = {}
+        deleted: list[Link] = []
         for snap in snaps.values():
             link = links.get(snap.ref)
             if snap.deleted:
                 if link is not None:
-                    self.writes.source_deleted(
-                        flow, link, targets.get(split_ref(link.target_ref)[2]), batch
-                    )
+                    deleted.append(link)
                 continue
             if link is None:
                 unlinked[snap.rid] = snap
@@ -677,6 +656,12 @@ class _Run:
             self.sync_pair(flow, link, snap, target, batch)
         if unlinked:
             self.link_or_create(flow, unlinked, batch)
+        # after linking: a record deleted and entered again since the last run has given
+        # its target to the new one (see link_or_create), which its deletion leaves alone
+        for link in deleted:
+            if link.id not in batch.drop_links:
+                target_rid = split_ref(link.target_ref)[2]
+                self.writes.source_deleted(flow, link, targets.get(target_rid), batch)
 
     def target_side(self, flow: Flow, snaps: dict[str, Snapshot], batch: Batch) -> None:
         refs = [snap.ref for snap in snaps.values()]
@@ -695,6 +680,7 @@ class _Run:
             if snap.deleted:
                 batch.drop_links.append(link.id)
                 self.translator.forget(link.source_ref, link.target_ref)
+                self.requeue_children(link, batch)
                 batch.audit.append(
                     audit_row(
                         self.run_id,
@@ -713,6 +699,17 @@ class _Run:
                 continue
             self.sync_pair(flow, link, source, snap, batch)
 
+    def requeue_children(self, link: Link, batch: Batch) -> None:
+        """A parent lost its counterpart: its children, on either side, are planned again,
+        so they wait for a new counterpart (and follow it) instead of keeping a reference
+        to the deleted record until they are edited."""
+        children = self.engine.children
+        for ref in (link.source_ref, link.target_ref):
+            system, etype, rid = split_ref(ref)
+            for child, path in children.get((system, etype), ()):
+                rids = self.store.referring(*child, path, [rid])
+                batch.requeue.update(f"{child[0]}:{child[1]}:{r}" for r in rids)
+
     def link_or_create(self, flow: Flow, unlinked: dict[str, Snapshot], batch: Batch) -> None:
         tsys, ttype = flow.target
         eligible = {}
@@ -728,12 +725,7 @@ class _Run:
             else {}
         )
         candidates = sorted({c for found in matches.values() for c in found})
-        # a target already linked as the target of any dataflow (many-to-one) is not free
-        taken = {
-            link.target_ref
-            for link in self.store.links_touching([f"{tsys}:{ttype}:{c}" for c in candidates])
-            if link.target_ref.startswith(f"{tsys}:{ttype}:")
-        }
+        taken, freed = self._taken(flow, candidates, batch)
         targets = self.store.snapshots(tsys, ttype, candidates)
         creates: list[Snapshot] = []
         for rid, snap in eligible.items():
@@ -746,7 +738,10 @@ class _Run:
                 and not targets[c].deleted
             ]
             if len(found) == 1:
-                self.link_matched(flow, snap, targets[found[0]], batch)
+                target = targets[found[0]]
+                if target.ref in freed:
+                    self.release(flow, freed[target.ref], snap.ref, batch)
+                self.link_matched(flow, snap, target, batch)
             elif len(found) > 1:
                 refs = [f"{tsys}:{ttype}:{c}" for c in found]
                 self.counts(flow).ambiguous += 1
@@ -767,6 +762,41 @@ class _Run:
         if creates:
             self.writes.create(flow, creates, batch)
 
+    def _taken(
+        self, flow: Flow, candidates: list[str], batch: Batch
+    ) -> tuple[set[str], dict[str, Link]]:
+        """Which candidate targets are linked in this dataflow already (a target linked
+        by another dataflow is free: a link group is one real-world thing, whichever
+        systems it is entered in), and which of those links belong to a source deleted
+        since (a record deleted and entered again: its target goes to the new one)."""
+        tsys, ttype = flow.target
+        links = self.store.links_by(flow.key, "target", [f"{tsys}:{ttype}:{c}" for c in candidates])
+        links = {ref: link for ref, link in links.items() if link.id not in batch.drop_links}
+        rids = [split_ref(link.source_ref)[2] for link in links.values()]
+        sources = self.store.snapshots(*flow.source, rids) if rids else {}
+        freed = {
+            ref: link
+            for ref, link in links.items()
+            if (source := sources.get(split_ref(link.source_ref)[2])) is not None and source.deleted
+        }
+        return set(links) - set(freed), freed
+
+    def release(self, flow: Flow, link: Link, new_source: str, batch: Batch) -> None:
+        """Unlink a deleted source from its target, which ``new_source`` takes over."""
+        batch.drop_links.append(link.id)
+        self.translator.forget(link.source_ref, link.target_ref)
+        batch.audit.append(
+            audit_row(
+                self.run_id,
+                link.target_ref,
+                flow,
+                "unlink",
+                {"linked_to": link.source_ref},
+                {"reason": f"deleted in source; entered again as {new_source}"},
+            )
+        )
+        self.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (entered again)")
+
     def link_matched(self, flow: Flow, source: Snapshot, target: Snapshot, batch: Batch) -> None:
         batch.claimed.add(target.ref)
         self.counts(flow).linked += 1
@@ -783,6 +813,11 @@ class _Run:
             # a write to one of them failed in a way that may pass: the next run tries again
             batch.keep_dirty.update((source.ref, target.ref))
             return
+        if self.dry_run:
+            # a dry run writes no snapshot: a pair queued on both sides is shown once
+            if (flow.key, source.ref) in self.previewed:
+                return
+            self.previewed.add((flow.key, source.ref))
         try:
             plan = plan_pair(
                 flow,

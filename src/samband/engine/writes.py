@@ -53,6 +53,7 @@ class RunContext(Protocol):
     store: Store
     translator: Translator
     dry_run: bool
+    waiting_seen: set[tuple[str, str]]  # (dataflow, ref) of records waiting for a parent
 
     @property
     def run_id(self) -> int: ...
@@ -111,14 +112,26 @@ class Writes:
             if f"{flow.key}|{snap.ref}" in self.unresolved:
                 batch.keep_dirty.add(snap.ref)
                 continue
+            deferred: list[str] = []
+
+            def later(parent: str, snap: Snapshot = snap, deferred: list[str] = deferred) -> bool:
+                # a record referring to itself, or to a record that waits for it (a
+                # cycle): created first, the reference filled in by a second write
+                if parent == snap.ref or (flow.key, parent) in self.run.waiting_seen:
+                    deferred.append(parent)
+                    return True
+                return False
+
             try:
-                values, base = create_values(flow, snap.data, self.translator)
+                values, base = create_values(flow, snap.data, self.translator, later)
             except WaitForParent as wait:
                 self.run.wait_for_parent(flow, snap, wait.parent, batch)
                 continue
             except ConversionError as exc:
                 self.run.quarantine(flow, snap.ref, "conversion", str(exc), batch)
                 continue
+            if deferred:
+                batch.keep_dirty.add(snap.ref)  # planned again once created: the reference
             prepared.append((snap, values, base, external_ref(flow, snap.ref)))
         if not prepared:
             return

@@ -87,6 +87,29 @@ def _intents_by_chunk(conn: Connection) -> None:
         )
 
 
+def _v4(conn: Connection) -> None:
+    """Config changes keep links and merge keys right: the dataflows the links belong to
+    (so a renamed dataflow keeps its links), and which merge-criteria indexes are built
+    (indexes are now named after their properties and normalisation, so every index is
+    rebuilt once, from the stored snapshots, by the first run after this step)."""
+    s.dataflows.create(conn, checkfirst=True)
+    s.match_indexes.create(conn, checkfirst=True)
+    conn.exec_driver_sql("DELETE FROM samband_match_keys")  # under their old names
+    now = datetime.now(UTC).isoformat()
+    rows = conn.exec_driver_sql(
+        "SELECT dataflow, MIN(source_ref), MIN(target_ref) FROM samband_links GROUP BY dataflow"
+    ).fetchall()
+    for key, source_ref, target_ref in rows:
+        conn.execute(
+            s.dataflows.insert().values(
+                key=key,
+                source=".".join(source_ref.split(":", 2)[:2]),
+                target=".".join(target_ref.split(":", 2)[:2]),
+                updated_at=now,
+            )
+        )
+
+
 def _move_dirty_marks(conn: Connection) -> bool:
     """Create the dirty queue and copy the snapshots' dirty marks into it; False when the
     snapshots have no dirty column (any more)."""
@@ -142,7 +165,7 @@ def _ddl(conn: Connection, template: str, *identifiers: str) -> None:
     conn.exec_driver_sql(template.format(*(quote(name) for name in identifiers)))
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(2, _v2), (3, _v3)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(2, _v2), (3, _v3), (4, _v4)]
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -191,3 +191,25 @@ leases = Table(
     Column("owner", String(200), nullable=False),
     Column("expires_at", String(40), nullable=False),
 )
+
+# The dataflows the links were made for, by key: a dataflow whose key changes (an id given
+# or renamed) takes over the links of the one it was, found by its source and target.
+dataflows = Table(
+    "samband_dataflows",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("source", String(300), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+)
+
+# The merge-criteria indexes that are complete.  An index is named after what it holds
+# (the dataflow, the properties and their normalisation), so a changed combination is a
+# new index, built from the stored snapshots before the run links anything by it.
+match_indexes = Table(
+    "samband_match_indexes",
+    metadata,
+    Column("name", String(320), primary_key=True),
+    Column("dataflow", String(300), nullable=False),
+    Column("built_at", String(40), nullable=False),
+)

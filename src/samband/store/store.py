@@ -152,15 +152,19 @@ class Store:
             )
         if self.dialect == "postgresql" and make_url(self.url).drivername == "postgresql":
             self.url = str(make_url(self.url).set(drivername="postgresql+psycopg"))
+        self.engine: Engine = _create_engine(self.url, self.dialect)
         try:
-            self.engine: Engine = _create_engine(self.url, self.dialect)
             self.conn: Connection = self.engine.connect()
             migrate(self.conn)
             self.conn.commit()
-        except OperationalError as exc:
-            raise StoreError(
-                f"cannot open the store {redact_url(self.url)}: {_db_message(exc)}"
-            ) from None
+        except BaseException as exc:
+            # a failed migration must not keep its transaction (and the migration lock)
+            self.engine.dispose()
+            if isinstance(exc, OperationalError):
+                raise StoreError(
+                    f"cannot open the store {redact_url(self.url)}: {_db_message(exc)}"
+                ) from None
+            raise
         self._seq = time.time_ns() // 1000
         self.sql = Statements(self.dialect)
         self._statistics = Statistics(self.conn) if self.dialect == "postgresql" else None
@@ -258,27 +262,20 @@ class Store:
     def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
         """Take (or renew) a named lease; False when another live owner holds it."""
         expires = (datetime.now(UTC) + timedelta(seconds=ttl)).isoformat()
-        now = now_iso()
         conn = self.conn
         try:
-            if self.dialect == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(_lock_id(name))))
-            row = conn.execute(
-                select(s.leases.c.owner, s.leases.c.expires_at).where(s.leases.c.name == name)
-            ).first()
-            if row is None:
-                conn.execute(s.leases.insert().values(name=name, owner=owner, expires_at=expires))
-            elif row.owner == owner or row.expires_at < now:
-                conn.execute(
-                    update(s.leases)
-                    .where(s.leases.c.name == name)
-                    .values(owner=owner, expires_at=expires)
-                )
-            else:
-                conn.rollback()
-                return False
+            # one statement: two processes that both find a lease expired cannot both
+            # take it (a read, then a write, would let them)
+            taken = self._query(
+                'INSERT INTO samband_leases (name, "owner", expires_at) VALUES (?, ?, ?)'
+                ' ON CONFLICT (name) DO UPDATE SET "owner" = excluded."owner",'
+                " expires_at = excluded.expires_at"
+                ' WHERE samband_leases."owner" = excluded."owner"'
+                " OR samband_leases.expires_at < ?",
+                (name, owner, expires, now_iso()),
+            ).rowcount
             conn.commit()
-            return True
+            return bool(taken)
         except SQLAlchemyError as exc:
             conn.rollback()
             raise StoreError(
@@ -387,6 +384,30 @@ class Store:
         marks.sort(key=_BY_KEY)
         self._many(self._mark_dirty, marks, "samband_dirty")
         self._many(self._unmark_dirty, sorted(_KEY_OF(r) for r in rows if r["dirty"] == 0))
+
+    def referring(self, system: str, etype: str, path: str, ids: Iterable[str]) -> list[str]:
+        """The live records of a type whose ``path`` holds one of ``ids`` (the children of
+        those records; a scan of the type, for the rare times a parent goes away)."""
+        found: list[str] = []
+        wanted = list(ids)
+        for part in _chunks(wanted, self.CHUNK):
+            if self.dialect == "sqlite":
+                # a JSON number and a JSON string of one id are both that id
+                values = part + [int(v) for v in part if v.isdigit() and len(v) < 19]
+                sql = (
+                    "SELECT rid FROM samband_snapshots WHERE system = ? AND etype = ?"
+                    " AND deleted = ? AND json_extract(data, ?) IN "
+                )
+                params: tuple[Any, ...] = (system, etype, False, f'$."{_json_key(path)}"')
+            else:
+                values = part
+                sql = (
+                    "SELECT rid FROM samband_snapshots WHERE system = ? AND etype = ?"
+                    " AND deleted = ? AND (data::jsonb ->> ?) IN "
+                )
+                params = (system, etype, False, path)
+            found.extend(row[0] for row in self._rows(sql, params, values))
+        return found
 
     def mark_seen(self, system: str, etype: str, rids: list[str], run_id: int) -> None:
         c = s.snapshots.c
@@ -566,6 +587,54 @@ class Store:
             for key, rid in rows:
                 result.setdefault(key, []).append(rid)
         return result
+
+    def built_match_indexes(self) -> dict[str, str]:
+        """The merge-criteria indexes that are complete: name → dataflow."""
+        rows = self.conn.execute(select(s.match_indexes.c.name, s.match_indexes.c.dataflow))
+        return {row.name: row.dataflow for row in rows}
+
+    def mark_match_index_built(self, name: str, dataflow: str) -> None:
+        self._upsert(
+            s.match_indexes,
+            [{"name": name, "dataflow": dataflow, "built_at": now_iso()}],
+            ["name"],
+        )
+
+    def rebuild_match_index(
+        self, name: str, dataflow: str, entries: list[tuple[str, str | None]]
+    ) -> None:
+        """Replace every entry of one index (rid → key; None: no key) and mark it built."""
+        self._query("DELETE FROM samband_match_keys WHERE name = ?", (name,))
+        self.set_match_keys(name, entries)
+        self.mark_match_index_built(name, dataflow)
+
+    def drop_match_index(self, name: str) -> None:
+        self._query("DELETE FROM samband_match_keys WHERE name = ?", (name,))
+        self.conn.execute(delete(s.match_indexes).where(s.match_indexes.c.name == name))
+
+    # -- dataflows ------------------------------------------------------------------
+    def dataflow_types(self) -> dict[str, tuple[str, str]]:
+        """The dataflows links were made for: key → (source, target) as SYSTEM.TYPE."""
+        rows = self.conn.execute(select(s.dataflows))
+        return {row.key: (row.source, row.target) for row in rows}
+
+    def record_dataflows(self, flows: dict[str, tuple[str, str]]) -> None:
+        rows = [
+            {"key": key, "source": source, "target": target, "updated_at": now_iso()}
+            for key, (source, target) in flows.items()
+        ]
+        if rows:
+            self._upsert(s.dataflows, rows, ["key"])
+
+    def rename_dataflow(self, old: str, new: str) -> int:
+        """Give the links (and what waits, is quarantined or is being created) of
+        dataflow ``old`` to ``new``; the number of links."""
+        links = self.count_links(old)
+        for table in ("samband_links", "samband_waiting", "samband_dead_letters"):
+            self._query(f"UPDATE {table} SET dataflow = ? WHERE dataflow = ?", (new, old))
+        self._query("UPDATE samband_intents SET dataflow = ? WHERE dataflow = ?", (new, old))
+        self.conn.execute(delete(s.dataflows).where(s.dataflows.c.key == old))
+        return links
 
     # -- intents --------------------------------------------------------------------
     def add_intents(
@@ -806,6 +875,11 @@ def _link(row: Any) -> Link:
     return Link(int(row.id), row.dataflow, row.source_ref, row.target_ref, base, row.how)
 
 
+def _json_key(path: str) -> str:
+    """A key inside a double-quoted SQLite JSON path."""
+    return path.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -813,14 +887,6 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _lock_id(name: str) -> int:
-    import hashlib
-
-    return int.from_bytes(
-        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
-    )
 
 
 def store_message(exc: BaseException) -> str:

@@ -1,0 +1,138 @@
+"""The circuit breaker: a run that would delete or rewrite more than a configured share of
+a dataflow's linked records writes nothing, unless forced.
+
+It counts what the run would do to *either* side: a mass edit in the target (every name
+blanked) rewrites the source as surely as one in the source rewrites the target, and a
+newly mapped property whose values differ rewrites one side of every pair.  Cheap counts
+of what is queued decide whether the exact count is needed: the queued pairs are then
+planned (without writing) and those the plan would write are counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from samband.config.model import Defaults
+from samband.engine.link import Translator
+from samband.engine.model import Flow
+from samband.engine.plan import plan_pair
+from samband.errors import CircuitBreakerTripped, ConversionError
+from samband.store.store import Link, Store, split_ref
+
+BATCH = 2000
+MIN_LINKS = 10  # below this many links a dataflow is too small for shares to mean much
+
+
+class CircuitBreaker:
+    def __init__(
+        self, store: Store, translator: Translator, defaults: Defaults, recovered: set[str]
+    ) -> None:
+        self.store, self.translator, self.defaults = store, translator, defaults
+        # source records of creates recovered at the start of the run: queued, not changes
+        self.recovered = recovered
+
+    def check(self, flows: list[Flow]) -> None:
+        """Raise :class:`CircuitBreakerTripped` for the first dataflow over its shares."""
+        for flow in flows:
+            self._check(flow)
+
+    def _check(self, flow: Flow) -> None:
+        delete_share = flow.config.max_delete_share or self.defaults.max_delete_share
+        change_share = flow.config.max_change_share or self.defaults.max_change_share
+        queued = self._queued(flow)
+        # It trips only above share × links with at least MIN_LINKS links: fewer queued
+        # records than that cannot trip it, and the links need not be counted.
+        if queued <= MIN_LINKS * min(delete_share, change_share):
+            return
+        links = self.store.count_links(flow.key)
+        if links < MIN_LINKS:
+            return
+        deleted = self.store.count_dirty(*flow.source, deleted=True)
+        if flow.config.on_delete != "unlink" and deleted > delete_share * links:
+            raise CircuitBreakerTripped(
+                f"circuit breaker: dataflow {flow.key} would {flow.config.on_delete} "
+                f"{deleted} of {links} linked {flow.target[0]}.{flow.target[1]} records "
+                f"({deleted / links:.0%} > max_delete_share {delete_share:.0%}). Nothing was "
+                "written; the deletions are kept for the next run. If this is intended, "
+                "run `samband sync --force` (or raise max_delete_share in the dataflow)."
+            )
+        if queued <= change_share * links:
+            return
+        pairs = self._queued_pairs(flow)
+        if len(pairs) <= change_share * links:
+            return
+        to_source, to_target = self._planned_writes(flow, pairs)
+        rewritten = len(to_source | to_target)
+        if rewritten > change_share * links:
+            raise CircuitBreakerTripped(
+                f"circuit breaker: dataflow {flow.key} would rewrite {rewritten} of {links} "
+                f"linked pairs ({rewritten / links:.0%} > max_change_share "
+                f"{change_share:.0%}): {len(to_target)} in {flow.target[0]}.{flow.target[1]}, "
+                f"{len(to_source)} in {flow.source[0]}.{flow.source[1]}. Nothing was written; "
+                "the changes are kept for the next run (`samband sync --dry-run` lists them). "
+                "If this is intended, run `samband sync --force` (or raise max_change_share)."
+            )
+
+    def _queued(self, flow: Flow) -> int:
+        """Records queued on either side of the dataflow (an upper bound of its pairs)."""
+        prefix = f"{flow.source[0]}:{flow.source[1]}:"
+        recovered = sum(1 for ref in self.recovered if ref.startswith(prefix))
+        return (
+            self.store.count_dirty(*flow.source) - recovered + self.store.count_dirty(*flow.target)
+        )
+
+    def _queued_pairs(self, flow: Flow) -> dict[int, Link]:
+        """The linked pairs of the dataflow with a queued record on either side."""
+        pairs: dict[int, Link] = {}
+        for side, key in (("source", flow.source), ("target", flow.target)):
+            for refs in self._dirty_refs(*key):
+                refs = [ref for ref in refs if ref not in self.recovered]
+                for link in self.store.links_by(flow.key, side, refs).values():
+                    pairs[link.id] = link
+        return pairs
+
+    def _dirty_refs(self, system: str, etype: str) -> Iterator[list[str]]:
+        after = None
+        while True:
+            batch = self.store.dirty_batch(system, etype, after, BATCH)
+            if not batch:
+                return
+            yield [f"{system}:{etype}:{rid}" for rid, _ in batch]
+            after = batch[-1][0]
+
+    def _planned_writes(self, flow: Flow, pairs: dict[int, Link]) -> tuple[set[int], set[int]]:
+        """The pairs (link ids) whose plan writes the source, and those it writes the
+        target, as the run would plan them now."""
+        to_source: set[int] = set()
+        to_target: set[int] = set()
+        links = list(pairs.values())
+        for start in range(0, len(links), BATCH):
+            part = links[start : start + BATCH]
+            sources = self.store.snapshots(
+                *flow.source, [split_ref(lk.source_ref)[2] for lk in part]
+            )
+            targets = self.store.snapshots(
+                *flow.target, [split_ref(lk.target_ref)[2] for lk in part]
+            )
+            for link in part:
+                source = sources.get(split_ref(link.source_ref)[2])
+                target = targets.get(split_ref(link.target_ref)[2])
+                if source is None or target is None or source.deleted or target.deleted:
+                    continue
+                try:
+                    plan = plan_pair(
+                        flow,
+                        source.data,
+                        target.data,
+                        link.base,
+                        source.modified,
+                        target.modified,
+                        self.translator,
+                    )
+                except ConversionError:
+                    continue  # quarantined when planned, not written
+                if plan.to_source:
+                    to_source.add(link.id)
+                if plan.to_target:
+                    to_target.add(link.id)
+        return to_source, to_target

@@ -1,0 +1,76 @@
+"""Reconcile the store with the config before a run links anything.
+
+A config changes between runs: a dataflow gets an ``id`` (its key changes), a merge
+combination gets another property or normalisation, or loses a combination before it.
+Links belong to a dataflow's key, and merge-criteria indexes hold keys of one
+combination: without this step a renamed dataflow would link (or create) everything
+again, and a changed combination would look its records up in an index of another shape.
+
+* A dataflow whose key the store does not know takes over the links of the one key the
+  store knows for the same source and target that the config no longer has.
+* Merge-criteria indexes are named after what they hold (see :meth:`Flow.match_index`);
+  one that is not built yet is built from the stored snapshots, once everything is read.
+"""
+
+from __future__ import annotations
+
+from samband.engine.collect import combination_key
+from samband.engine.model import Flow, TypeKey, TypeUse
+from samband.store.store import Store
+
+
+def rename_dataflows(store: Store, flows: list[Flow]) -> list[str]:
+    """Move the links of renamed dataflows to their new key; a message for each."""
+    stored = store.dataflow_types()
+    current = {flow.key: (_name(flow.source), _name(flow.target)) for flow in flows}
+    messages = []
+    for key, sides in current.items():
+        if key in stored:
+            continue
+        before = [old for old, was in stored.items() if was == sides and old not in current]
+        now = [new for new, is_ in current.items() if is_ == sides and new not in stored]
+        if len(before) == 1 and len(now) == 1:
+            links = store.rename_dataflow(before[0], key)
+            messages.append(f"dataflow {before[0]} is now {key}: its {links} link(s) are kept")
+    if current.keys() - stored.keys() or messages:
+        store.record_dataflows(current)
+    return messages
+
+
+def unbuilt_indexes(store: Store, uses: dict[TypeKey, TypeUse]) -> list[tuple[TypeUse, Flow, int]]:
+    """The merge-criteria indexes (target type, dataflow, combination) not built yet.
+    Indexes of a type never read are complete once it is read: they are marked so now.
+    Indexes no dataflow uses any more are dropped."""
+    built = store.built_match_indexes()
+    wanted: set[str] = set()
+    missing: list[tuple[TypeUse, Flow, int]] = []
+    for use in uses.values():
+        for flow in use.as_target:
+            for combination in range(len(flow.match)):
+                name = flow.match_index(combination)
+                wanted.add(name)
+                if name in built:
+                    continue
+                if store.has_snapshots(*use.key):
+                    missing.append((use, flow, combination))
+                else:
+                    store.mark_match_index_built(name, flow.key)
+    for name in built.keys() - wanted:
+        store.drop_match_index(name)
+    return missing
+
+
+def build_index(store: Store, use: TypeUse, flow: Flow, combination: int) -> None:
+    """Fill one merge-criteria index from the stored snapshots of its target type."""
+    terms = flow.match[combination]
+    normalizers = [t.normalizer for t in terms]
+    entries: list[tuple[str, str | None]] = []
+    for rid, snap in store.live_snapshots(*use.key).items():
+        key = combination_key([snap.data.get(t.target) for t in terms], normalizers)
+        if key is not None:
+            entries.append((rid, key))
+    store.rebuild_match_index(flow.match_index(combination), flow.key, entries)
+
+
+def _name(key: TypeKey) -> str:
+    return f"{key[0]}.{key[1]}"
