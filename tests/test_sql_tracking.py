@@ -558,6 +558,36 @@ def test_the_change_log_is_pruned_and_a_reader_left_behind_reads_everything(
         forget_dataset(name)
 
 
+def test_a_dry_run_read_leaves_the_change_log_as_it_is(db_url: str, other: Engine) -> None:
+    """``samband sync --dry-run`` changes nothing anywhere: the engine sets the connector's
+    ``dry_run``, and a read then does not prune the log (a real read does)."""
+    pms.create_pms_schema(db_url)
+    with other.begin() as conn:
+        conn.execute(
+            text("INSERT INTO customer (name, is_active) VALUES (:n, true)"),
+            [{"n": "Edited AS"}, {"n": "Gone AS"}],
+        )
+    config = config_for(db_url, pms.ENTITY_TYPES)
+    install_tracking(config, "pms", "Customer")
+    conn_ = connector(config)
+    _, cursor = read_all(conn_, "Customer", None)
+    with other.begin() as conn:
+        conn.execute(text("UPDATE customer SET name = 'Changed AS' WHERE name = 'Edited AS'"))
+        conn.execute(text("DELETE FROM customer WHERE name = 'Gone AS'"))
+    _age_the_log(other)
+    logged = _log_ops(other)
+    assert logged[-2:] == ["U", "D"]
+
+    conn_.dry_run = True
+    records, _ = read_all(conn_, "Customer", cursor)
+    assert {(r.data.get("name"), r.deleted) for r in records} >= {("Changed AS", False)}
+    assert _log_ops(other) == logged  # nothing pruned, no marker written
+    conn_.dry_run = False
+    read_all(conn_, "Customer", cursor)
+    assert "P" in _log_ops(other)  # a real read prunes what the dry run left
+    conn_.close()
+
+
 def test_keep_changes_is_a_duration() -> None:
     from samband.connectors.sql import keep_seconds
 

@@ -8,16 +8,17 @@ database's types map onto Samband's data types; reading and writing rows lives i
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, create_engine, event, inspect
+from sqlalchemy import Column, MetaData, Table, create_engine, event, inspect, text
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from samband.config.env import resolve
@@ -150,7 +151,15 @@ def make_engine(url: URL, system: str = "?") -> Engine:
             connect_args["check_same_thread"] = False
     if connect_args:
         kwargs["connect_args"] = connect_args
-    engine = create_engine(url, **kwargs)
+    try:
+        engine = create_engine(url, **kwargs)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise ConnectorError(
+            system,
+            f"cannot use the database url {redacted(url)}: {scrub(str(exc), url)}",
+            "check the url's dialect and driver (sqlite:///…, postgresql+psycopg://…, "
+            "mysql+pymysql://…) and that the driver is installed",
+        ) from None
 
     @event.listens_for(engine, "connect")
     def _session_setup(dbapi_connection: Any, _record: Any) -> None:
@@ -196,6 +205,87 @@ def reflect_table(
     return Table(
         name, metadata or MetaData(), schema=schema, autoload_with=engine, resolve_fks=False
     )
+
+
+@dataclass(frozen=True)
+class KeyShape:
+    """How a new row gets its id."""
+
+    generated: bool  # the database fills it in when an insert leaves it out
+    # ... from a counter that goes up row by row, so the ids one multi-row insert hands
+    # out, sorted, are in the order of its rows (SQLite's rowid, a PostgreSQL serial or
+    # identity, MariaDB's AUTO_INCREMENT)
+    counted: bool
+
+    @classmethod
+    def none(cls) -> KeyShape:
+        """A key the database does not fill in (a view's, or one the caller gives)."""
+        return cls(generated=False, counted=False)
+
+
+def key_shape(engine: Engine, table: Table, name: str) -> KeyShape:
+    """How the database fills in column ``name`` of a new row of ``table``."""
+    if name not in table.c:
+        return KeyShape.none()
+    column = table.c[name]
+    integer = isinstance(column.type, sqltypes.Integer)
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        try:
+            rowid = _is_rowid_alias(engine, table, name)
+        except SQLAlchemyError:  # a SQLite older than 3.16 (no pragma functions)
+            rowid = integer and column.primary_key
+        return KeyShape(rowid, rowid)
+    if column.identity is not None:  # GENERATED … AS IDENTITY
+        increment, cycles = column.identity.increment, column.identity.cycle
+        return KeyShape(True, integer and (increment or 1) > 0 and not cycles)
+    default = column.server_default
+    if dialect == "postgresql" and default is not None:
+        counted = integer and _sequence_counts_up(engine, default)
+        return KeyShape(True, counted)
+    if dialect in ("mysql", "mariadb"):
+        auto = column.autoincrement is True  # AUTO_INCREMENT (never a negative step)
+        return KeyShape(auto or default is not None, auto and integer)
+    if default is not None:
+        return KeyShape(True, False)
+    auto = bool(column.primary_key and column.autoincrement in (True, "auto") and integer)
+    return KeyShape(auto, False)
+
+
+def _is_rowid_alias(engine: Engine, table: Table, name: str) -> bool:
+    """Whether SQLite fills the column in: only a column declared exactly ``INTEGER
+    PRIMARY KEY`` of a table with a rowid is the rowid (``INT PRIMARY KEY`` is not, and a
+    ``WITHOUT ROWID`` table keeps its primary key in an index of its own)."""
+    query = text(
+        "SELECT (SELECT upper(type) FROM pragma_table_info(:t, :s) WHERE name = :c AND pk = 1),"
+        " (SELECT count(*) FROM pragma_table_info(:t, :s) WHERE pk > 0),"
+        " (SELECT count(*) FROM pragma_index_list(:t, :s) WHERE origin = 'pk')"
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query, {"t": table.name, "s": table.schema or "main", "c": name})
+        declared, keys, key_indexes = row.one()
+    return declared == "INTEGER" and keys == 1 and key_indexes == 0
+
+
+_NEXTVAL = re.compile(r"^nextval\('((?:[^']|'')+)'(?:::regclass)?\)$", re.IGNORECASE)
+
+
+def _sequence_counts_up(engine: Engine, default: Any) -> bool:
+    """Whether a PostgreSQL column default is ``nextval`` of a sequence that goes up and
+    does not cycle (a ``serial``)."""
+    match = _NEXTVAL.match(str(getattr(default, "arg", "")).strip())
+    if match is None:
+        return False
+    query = text(
+        "SELECT seqincrement > 0 AND NOT seqcycle FROM pg_sequence "
+        "WHERE seqrelid = CAST(:name AS regclass)"
+    )
+    try:
+        with engine.connect() as conn:
+            up = conn.execute(query, {"name": match.group(1).replace("''", "'")}).scalar()
+    except SQLAlchemyError:
+        return False  # a sequence we may not look at: one statement per row, then
+    return bool(up)
 
 
 def data_type(column_type: sqltypes.TypeEngine[Any]) -> DataType | None:

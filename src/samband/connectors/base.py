@@ -131,6 +131,10 @@ class Connector:
     #: Each connector may override :meth:`describe` instead.
     ENTITY_TYPES: ClassVar[dict[str, EntityType]] = {}
 
+    #: Set by the engine for a dry run: reads must not change anything in the system (no
+    #: pruning, no bookkeeping writes).
+    dry_run: bool = False
+
     def __init__(
         self,
         system_id: str,

@@ -31,15 +31,16 @@ into SQL text.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Column, MetaData, Table, and_, func, inspect, or_, select
 from sqlalchemy import types as sqltypes
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
@@ -54,6 +55,7 @@ from samband.config.env import resolve_all
 from samband.config.model import Config, SystemConfig
 from samband.connectors import _sql_schema as schema
 from samband.connectors import _sql_tracking as tracking
+from samband.connectors import _sql_values as values_
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
 from samband.durations import parse_interval
 from samband.errors import (
@@ -63,12 +65,15 @@ from samband.errors import (
     InUse,
     NotFound,
     RecordError,
+    SambandError,
     Stale,
     TransientError,
 )
 from samband.types import DataType, coerce, same_stored_value
 
 __all__ = ["SqlConnector", "install_tracking", "remove_tracking"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -80,6 +85,14 @@ class _Bound:
     write: Table | None  # table writes go to
     types: dict[str, DataType | None]  # column → data type
     columns: list[str]  # the columns records carry
+    key: schema.KeyShape = field(default_factory=schema.KeyShape.none)  # of a new row
+    # column → what it holds exactly (checked before a value is written)
+    checks: dict[str, values_.Check] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        """The entity type and its table, for messages."""
+        return f"{self.spec.type_name} (table {self.spec.table or self.spec.source!r})"
 
     def column(self, name: str) -> Column[Any]:
         return self.read.c[name]
@@ -177,7 +190,7 @@ class SqlConnector(Connector):
         try:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
-        except (DBAPIError, OSError) as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise schema.connection_error(self.system_id, self.url, exc) from None
         for name in self.specs:
             self.bound(name)
@@ -187,27 +200,22 @@ class SqlConnector(Connector):
             self._engine.dispose()
             self._engine = None
 
-    def _run(self, work: Any) -> Any:
-        """Run ``work(conn)`` in a transaction, turning database errors into Samband's."""
+    def _run(self, bound: _Bound, work: Callable[[Connection], T]) -> T:
+        """Run ``work(conn)`` in a transaction.  Whatever the database, its driver or
+        SQLAlchemy raises comes out as Samband's error for it, never as a SQLAlchemy error
+        (which the engine would take for its own store failing)."""
         self.stats.api_calls += 1
         try:
             with self.engine.begin() as conn:
                 return work(conn)
-        except (IntegrityError, DataError) as exc:
-            raise RecordError(_db_message(exc, self.url)) from None
-        except OperationalError as exc:
-            if _is_value_error(exc):
-                raise RecordError(_db_message(exc, self.url)) from None
-            if _is_connect_error(exc):
-                raise schema.connection_error(self.system_id, self.url, exc) from None
-            raise TransientError(
-                f"system {self.system_id!r}: {_db_message(exc, self.url)}"
+        except SQLAlchemyError as exc:
+            raise database_error(self.system_id, self.url, bound.where, exc) from None
+        except (UnicodeError, OverflowError) as exc:
+            # the driver could not encode a value (a lone surrogate, a number too large)
+            raise RecordError(
+                f"{bound.where}: a value cannot be sent to the database ({exc}); correct it "
+                "in its source system"
             ) from None
-        except StatementError as exc:
-            if isinstance(exc, DBAPIError):
-                raise ConnectorError(self.system_id, _db_message(exc, self.url)) from None
-            # a Python-side conversion refused the value (e.g. 'x' for a boolean)
-            raise RecordError(_db_message(exc, self.url)) from None
 
     # -- reading --------------------------------------------------------------------
     def _tracked(self, bound: _Bound) -> int | None:
@@ -252,7 +260,7 @@ class SqlConnector(Connector):
                 stmt = stmt.where(where)
             if last is not None:
                 stmt = stmt.where(id_col > last)
-            rows = self._run(lambda conn, s=stmt: conn.execute(s).all())
+            rows = self._run(bound, _fetch_all(stmt))
             if not rows:
                 return
             self.stats.reads += len(rows)
@@ -281,6 +289,9 @@ class SqlConnector(Connector):
         id_col = bound.column(spec.id)
         since = self._cursor_value(bound, cursor)
         out_cursor = cursor if cursor and not cursor.startswith("log:") else None
+        # a row stamped by a clock ahead of the database's must not carry the cursor past
+        # the database's now: later edits (stamped by correct clocks) would wait for it
+        ceiling = None if bound.version_column else self._run(bound, _database_now)
         if since is None:
             # a first read also returns the rows no change column value was ever set for
             for records in self._scan(bound, upd.is_(None)):
@@ -293,12 +304,12 @@ class SqlConnector(Connector):
                 stmt = stmt.where(upd >= since)
             if last is not None:
                 stmt = stmt.where(or_(upd > last[0], and_(upd == last[0], id_col > last[1])))
-            rows = self._run(lambda conn, s=stmt: conn.execute(s).all())
+            rows = self._run(bound, _fetch_all(stmt))
             self.stats.reads += len(rows)
             if rows:
                 top = rows[-1]._mapping
                 last = (top[spec.updated or ""], top[spec.id])
-                out_cursor = _cursor_text(last[0])
+                out_cursor = _cursor_text(_not_after(last[0], ceiling))
             if rows or last is None:
                 yield Page([self._record(bound, row) for row in rows], out_cursor)
             if len(rows) < self.page_size:
@@ -309,7 +320,7 @@ class SqlConnector(Connector):
         position = tracking.parse_cursor(cursor)
         if position is None:
             # first read: the whole table, then the log from where it stood before the scan
-            start = self._run(lambda conn: tracking.log_position(conn, bound.spec, table_id))
+            start = self._run(bound, lambda conn: tracking.log_position(conn, bound.spec, table_id))
             for records in self._scan(bound):
                 yield Page(records, None)
             yield Page([], tracking.format_cursor(start))
@@ -330,7 +341,7 @@ class SqlConnector(Connector):
             )
 
         while True:
-            entries = self._run(lambda conn, a=after_seq: entries_after(conn, a))
+            entries = self._run(bound, functools.partial(entries_after, after=after_seq))
             if not entries:
                 if after_seq is None:
                     yield Page([], tracking.format_cursor(current))
@@ -348,7 +359,7 @@ class SqlConnector(Connector):
     def _prune(self, bound: _Bound, table_id: int, read_to: int) -> None:
         """Delete what this store has read of the change log and no longer needs (older
         than ``keep_changes``); at most once an hour per table."""
-        if self.keep_changes is None:
+        if self.keep_changes is None or self.dry_run:
             return
         last = self._pruned.get(table_id)
         if last is not None and time.monotonic() - last < PRUNE_EVERY:
@@ -357,14 +368,16 @@ class SqlConnector(Connector):
         before = datetime.now(UTC) - timedelta(seconds=self.keep_changes)
         # pruning is housekeeping: a database that refuses it (rights, a lock) still syncs
         with contextlib.suppress(ConnectorError, TransientError, RecordError):
-            self._run(lambda conn: tracking.prune(conn, bound.spec, table_id, read_to, before))
+            self._run(
+                bound, lambda conn: tracking.prune(conn, bound.spec, table_id, read_to, before)
+            )
 
     def _rows_by_id(self, bound: _Bound, ids: dict[str, datetime]) -> list[RecordData]:
         keys = {bound.id_value(rid): rid for rid in ids}
         keys.pop(None, None)
         id_col = bound.column(bound.spec.id)
         stmt = self._select(bound).where(id_col.in_(list(keys)))
-        rows = self._run(lambda conn: conn.execute(stmt).all()) if keys else []
+        rows = self._run(bound, _fetch_all(stmt)) if keys else []
         found = {str(row._mapping[bound.spec.id]): self._record(bound, row) for row in rows}
         self.stats.reads += len(rows)
         records: list[RecordData] = []
@@ -381,7 +394,7 @@ class SqlConnector(Connector):
         if key is None:
             return None
         stmt = self._select(bound).where(bound.column(bound.spec.id) == key)
-        row = self._run(lambda conn: conn.execute(stmt).first())
+        row = self._run(bound, lambda conn: conn.execute(stmt).first())
         if row is None:
             return None
         record = self._record(bound, row)
@@ -394,7 +407,7 @@ class SqlConnector(Connector):
             return None
         stmt = self._select(bound).where(bound.column(column) == external_ref)
         stmt = stmt.order_by(bound.column(bound.spec.id))
-        for row in self._run(lambda conn: conn.execute(stmt).all()):
+        for row in self._run(bound, _fetch_all(stmt)):
             record = self._record(bound, row)
             if not record.deleted:
                 return record
@@ -410,28 +423,29 @@ class SqlConnector(Connector):
         return bound, bound.write
 
     def _row_values(self, bound: _Bound, table: Table, values: dict[str, Any]) -> dict[str, Any]:
-        """Canonical values → column values, refusing unknown columns and too long text."""
+        """Canonical values → column values, refusing unknown columns and any value the
+        column would not hold exactly (too long, too many digits, out of range)."""
         row: dict[str, Any] = {}
-        for path, value in values.items():
+        for path, given in values.items():
             if path not in table.c:
                 raise RecordError(
                     f"{bound.spec.type_name}: table {table.name!r} has no column {path!r}"
                 )
             column = table.c[path]
             kind = bound.types.get(path)
+            value = given
             if kind is not None and value is not None:
                 try:
                     value = coerce(value, kind)
                 except ConversionError as exc:
                     raise RecordError(f"{path}: {exc}; column {table.name}.{path}") from None
+            check = bound.checks.get(path)
+            if check is not None and value is not None:
+                reason = check(value, given)
+                if reason is not None:
+                    raise RecordError(f"{path}: {reason}")
             if isinstance(value, datetime) and isinstance(column.type, sqltypes.DateTime):
                 value = schema.to_db_datetime(column, value)
-            limit = schema.max_length(column.type)
-            if limit and isinstance(value, str) and len(value) > limit:
-                raise RecordError(
-                    f"{path} is {len(value)} characters long; column {table.name}.{path} "
-                    f"holds at most {limit}"
-                )
             row[path] = value
         return row
 
@@ -445,9 +459,16 @@ class SqlConnector(Connector):
         row = self._row_values(bound, table, values)
         if external_ref and bound.spec.external_ref:
             row[bound.spec.external_ref] = external_ref
-        id_col = table.c[bound.spec.id]
-        if row.get(bound.spec.id) is None and id_col.autoincrement in (True, "auto"):
-            row.pop(bound.spec.id, None)
+        key = bound.spec.id
+        if row.get(key) is None:
+            if not bound.key.generated:
+                raise RecordError(
+                    f"{bound.where}: the database does not fill in the key column {key!r} "
+                    "of a new row, and no value is mapped to it: map one, or let the "
+                    "database count it (INTEGER PRIMARY KEY on SQLite, serial or identity "
+                    "on PostgreSQL, AUTO_INCREMENT on MariaDB)"
+                )
+            row.pop(key, None)
         return row
 
     def _insert(
@@ -483,37 +504,69 @@ class SqlConnector(Connector):
         entity_type: str,
     ) -> list[Any]:
         """Insert rows; return the ids the database gave them, in order.  Rows with the
-        same columns go in multi-row ``INSERT … RETURNING`` statements where the database
-        can say which id went to which row: by the external reference each row carries,
-        or else by the order SQLAlchemy's insertmanyvalues keeps (which falls back to a
-        statement per row for a key it cannot order, such as a reflected PostgreSQL
-        ``serial``); elsewhere (MariaDB) one statement per row."""
-        dialect = self.engine.dialect
-        # the column whose values, returned beside the new ids, say which row got which
-        by_ref = bound.spec.external_ref if dialect.insert_executemany_returning else None
-        by_order = dialect.insert_executemany_returning_sort_by_parameter_order
-        if len(rows) < 2 or not (by_ref or by_order):
+        same columns go in one multi-row statement (``INSERT … RETURNING``) wherever the
+        database can say which id went to which row:
+
+        * by the external reference each row carries, returned beside its new id;
+        * by the ids the rows carry themselves (a key the caller gives);
+        * by the order of the new ids, where the database counts the key up row by row
+          (SQLite's rowid, a PostgreSQL ``serial`` or identity, MariaDB's AUTO_INCREMENT).
+
+        Otherwise (a key the database makes up, such as a ``uuid`` default, and no
+        external reference; a database without multi-row ``RETURNING``) one statement
+        per row."""
+        if len(rows) < 2:
             return [self._insert(conn, bound, table, row, entity_type) for row in rows]
         self._stamp_many(conn, bound, table, rows)
-        id_col = table.c[bound.spec.id]
         ids: list[Any] = [None] * len(rows)
         groups: dict[tuple[str, ...], list[int]] = {}
         for position, row in enumerate(rows):
             groups.setdefault(tuple(sorted(row)), []).append(position)
         for columns, positions in groups.items():
             batch = [rows[position] for position in positions]
-            refs = [str(row[by_ref]) for row in batch] if by_ref in columns else []
-            new_ids: Sequence[Any]
-            if by_ref and len(set(refs)) == len(batch):
-                new_ids = self._insert_by_ref(conn, table, id_col, by_ref, batch, refs)
-            elif by_order and columns:
-                statement = table.insert().returning(id_col, sort_by_parameter_order=True)
-                new_ids = conn.execute(statement, batch).scalars().all()
-            else:  # no distinct references, and no order to rely on (or no column at all)
-                new_ids = [self._insert(conn, bound, table, row, entity_type) for row in batch]
+            new_ids = self._insert_batch(conn, bound, table, columns, batch, entity_type)
             for position, new_id in zip(positions, new_ids, strict=True):
                 ids[position] = new_id
         return ids
+
+    def _insert_batch(
+        self,
+        conn: Connection,
+        bound: _Bound,
+        table: Table,
+        columns: tuple[str, ...],
+        batch: list[dict[str, Any]],
+        entity_type: str,
+    ) -> Sequence[Any]:
+        """Insert rows that have the same columns; return their new ids in order."""
+        spec = bound.spec
+        id_col = table.c[spec.id]
+        returning = conn.dialect.insert_executemany_returning
+        ext = spec.external_ref
+        if returning and ext is not None and ext in columns:
+            refs = [str(row[ext]) for row in batch]
+            if len(set(refs)) == len(batch):
+                return self._insert_by_ref(conn, table, id_col, ext, batch, refs)
+        if spec.id in columns:
+            conn.execute(table.insert(), batch)
+            return [row[spec.id] for row in batch]
+        if returning and bound.key.counted and columns:
+            return self._insert_counted(conn, table, id_col, batch)
+        return [self._insert(conn, bound, table, row, entity_type) for row in batch]
+
+    def _insert_counted(
+        self, conn: Connection, table: Table, id_col: Any, batch: list[dict[str, Any]]
+    ) -> list[Any]:
+        """One multi-row insert into a table whose key the database counts up row by row
+        as it inserts the rows in their order: the new ids, sorted, are the rows' ids."""
+        new_ids = sorted(conn.execute(table.insert().returning(id_col), batch).scalars())
+        if len(set(new_ids)) != len(batch):
+            # not what a counted key gives: the rows go again one per transaction
+            raise RecordError(
+                f"the database returned {len(set(new_ids))} distinct ids for {len(batch)} "
+                f"new rows of {table.name!r}"
+            )
+        return new_ids
 
     def _insert_by_ref(
         self,
@@ -565,7 +618,7 @@ class SqlConnector(Connector):
             new_id = self._insert(conn, bound, table, row, entity_type)
             return conn.execute(self._select(bound).where(bound.column(spec.id) == new_id)).first()
 
-        created = self._run(work)
+        created = self._run(bound, work)
         self.stats.writes += 1
         if created is None:
             raise ConnectorError(
@@ -608,7 +661,7 @@ class SqlConnector(Connector):
             return ids, found
 
         try:
-            ids, found = self._run(work)
+            ids, found = self._run(bound, work)
         except RecordError:
             results: list[RecordData | RecordError] = []
             for (values, ext), row in zip(items, rows, strict=True):
@@ -671,7 +724,7 @@ class SqlConnector(Connector):
                 raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
             return conn.execute(query).first()
 
-        updated = self._run(work)
+        updated = self._run(bound, work)
         self.stats.writes += 1
         if updated is None:
             raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
@@ -706,7 +759,7 @@ class SqlConnector(Connector):
             return int(conn.execute(table.delete().where(table.c[bound.spec.id] == key)).rowcount)
 
         try:
-            count = self._run(work)
+            count = self._run(bound, work)
         except RecordError as exc:
             if isinstance(exc, NotFound):
                 raise
@@ -754,8 +807,8 @@ def _bind(engine: Engine, spec: schema.TableSpec, system: str, url: Any) -> _Bou
             f"entity type {spec.type_name}: the database has no table or view {spec.source!r}",
             "create it (samband.pms.create_pms_schema for the custom PMS) or fix `table:`",
         ) from None
-    except (DBAPIError, OSError) as exc:
-        if isinstance(exc, DBAPIError) and not _is_connect_error(exc):
+    except (SQLAlchemyError, OSError) as exc:
+        if isinstance(exc, SQLAlchemyError) and not _is_connect_error(exc):
             raise schema.schema_error(system, exc, url) from None
         raise schema.connection_error(system, url, exc) from None
     columns = list(spec.columns) if spec.columns else [c.name for c in read.columns]
@@ -773,8 +826,37 @@ def _bind(engine: Engine, spec: schema.TableSpec, system: str, url: Any) -> _Bou
         # install-tracking adds it; until then reads are full scans
         columns.remove(spec.updated)
         spec = _without_updated(spec)
+    for table in (read, write):
+        if table is not None:
+            _floats_as_floats(table)
     types = {c.name: schema.data_type(c.type) for c in read.columns}
-    return _Bound(spec, read, write, types, columns)
+    bound = _Bound(spec, read, write, types, columns)
+    if write is not None:
+        try:
+            bound.key = schema.key_shape(engine, write, spec.id)
+        except SQLAlchemyError as exc:
+            raise schema.schema_error(system, exc, url) from None
+        bound.checks = _value_checks(engine, write)
+    return bound
+
+
+def _floats_as_floats(table: Table) -> None:
+    """Read floating-point columns as floats: MariaDB's DOUBLE is reflected as a decimal
+    type, whose values SQLAlchemy rounds to 10 decimal places when it reads them."""
+    for column in table.columns:
+        if isinstance(column.type, sqltypes.Float) and column.type.asdecimal:
+            column.type.asdecimal = False
+
+
+def _value_checks(engine: Engine, table: Table) -> dict[str, values_.Check]:
+    """What each column of the table writes go to holds exactly."""
+    checks: dict[str, values_.Check] = {}
+    for column in table.columns:
+        kind = schema.data_type(column.type)
+        check = values_.column_check(column, kind, engine.dialect)
+        if check is not None:
+            checks[column.name] = check
+    return checks
 
 
 def _without_updated(spec: schema.TableSpec) -> schema.TableSpec:
@@ -799,14 +881,7 @@ def _entity_type(
     props: dict[str, Property] = {}
     for name in bound.columns:
         column = bound.read.c[name]
-        generated = bool(column.primary_key and column.autoincrement in (True, "auto"))
-        generated = generated and bound.types.get(name) is DataType.INTEGER
-        required = (
-            not column.nullable
-            and column.server_default is None
-            and not generated
-            and name not in (spec.updated, spec.deleted)
-        )
+        generated, required = _generated_and_required(bound, column)
         props[name] = Property(
             name,
             DataType.REFERENCE if name in references else bound.types.get(name),
@@ -831,6 +906,24 @@ def _entity_type(
     )
 
 
+def _generated_and_required(bound: _Bound, column: Column[Any]) -> tuple[bool, bool]:
+    """Whether the database makes a column's value up itself (it is read only), and
+    whether a new row needs a value for it."""
+    spec = bound.spec
+    if column.name == spec.id and bound.write is not None:
+        # a key the database counts up is its own; one it does not fill in is needed
+        return bound.key.counted, not bound.key.generated
+    generated = bool(column.primary_key and column.autoincrement in (True, "auto"))
+    generated = generated and bound.types.get(column.name) is DataType.INTEGER
+    required = (
+        not column.nullable
+        and column.server_default is None
+        and not generated
+        and column.name not in (spec.updated, spec.deleted)
+    )
+    return generated, required
+
+
 def _offline_type(spec: schema.TableSpec) -> EntityType:
     return EntityType(
         name=spec.type_name,
@@ -847,6 +940,26 @@ def _offline_type(spec: schema.TableSpec) -> EntityType:
     )
 
 
+def _database_now(conn: Connection) -> datetime | None:
+    """The database's clock, in UTC (sessions speak UTC, see schema.make_engine); None
+    when the database gives something else back."""
+    value = conn.execute(select(func.now())).scalar()
+    if isinstance(value, str):  # a driver that gives text back
+        with contextlib.suppress(ValueError):
+            value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _not_after(value: Any, ceiling: datetime | None) -> Any:
+    """A change column's value, no later than ``ceiling`` (date-times only)."""
+    if ceiling is None or not isinstance(value, datetime):
+        return value
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return min(aware, ceiling)
+
+
 def _cursor_text(value: Any) -> str:
     if isinstance(value, datetime):
         value = value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -860,12 +973,83 @@ def _db_message(exc: BaseException, url: Any) -> str:
     return schema.scrub(" ".join(text.split()), url)
 
 
+def _fetch_all(stmt: Any) -> Callable[[Connection], Sequence[Row[Any]]]:
+    return lambda conn: conn.execute(stmt).all()
+
+
+# MariaDB/MySQL error numbers: a value the column refuses (not null, out of range,
+# truncated, bad date, bad string, too long, a foreign key) ...
 _MYSQL_VALUE_ERRORS = {1048, 1264, 1265, 1292, 1366, 1406, 1451, 1452}
+# ... and a table, column or right that is missing (database / table / column access
+# denied, unknown column, no such table, privilege needed, server or table read only,
+# broken view)
+_MYSQL_SCHEMA_ERRORS = {1036, 1044, 1054, 1142, 1143, 1146, 1227, 1290, 1356}
+_SQLITE_SCHEMA_ERRORS = ("no such table", "no such column", "has no column named", "readonly")
+# PostgreSQL SQLSTATEs: class 42 (no such table or column, no right, ...), a read-only
+# transaction
+_PG_SCHEMA_STATES = ("42", "25006")
 
 
-def _is_value_error(exc: OperationalError) -> bool:
-    args: tuple[Any, ...] = tuple(getattr(exc.orig, "args", ()))
-    return bool(args) and args[0] in _MYSQL_VALUE_ERRORS
+def database_error(system: str, url: URL, where: str, exc: SQLAlchemyError) -> SambandError:
+    """Samband's error for what the database (or SQLAlchemy) raised while working on
+    ``where`` (an entity type and its table): a value or a constraint refused costs that
+    record (:class:`RecordError`); a lost connection, a lock or a deadlock may pass
+    (:class:`TransientError`); a missing table, column or right stops the work on the
+    system (:class:`ConnectorError`)."""
+    message = _db_message(exc, url)
+    if isinstance(exc, IntegrityError | DataError) or _mysql_code(exc) in _MYSQL_VALUE_ERRORS:
+        return RecordError(f"{where}: {message}")
+    if getattr(exc, "connection_invalidated", False):
+        return TransientError(
+            f"system {system!r}, {where}: the connection to the database was lost ({message}); "
+            "what was not committed is done again on the next run"
+        )
+    if _is_schema_error(exc):
+        return ConnectorError(
+            system,
+            f"{where}: {message}",
+            "check that the table and its columns exist as the config says and that the "
+            "database user may read and write them, then run again",
+        )
+    if isinstance(exc, DBAPIError) and _is_connect_error(exc):
+        return schema.connection_error(system, url, exc)
+    if isinstance(exc, OperationalError):
+        return TransientError(
+            f"system {system!r}, {where}: {message} (a lock, a deadlock or a timeout: "
+            "it is tried again on the next run)"
+        )
+    if isinstance(exc, DBAPIError):
+        return ConnectorError(
+            system, f"{where}: {message}", "check the table's definition and the user's rights"
+        )
+    if isinstance(exc, StatementError):
+        # a Python-side conversion refused the value (e.g. 'x' for a boolean)
+        return RecordError(f"{where}: {message}")
+    return ConnectorError(
+        system,
+        f"{where}: SQLAlchemy cannot run the statement ({type(exc).__name__}: {message})",
+        "Samband's SQL connector does not handle this table's shape: please report it with "
+        "the table's definition",
+    )
+
+
+def _mysql_code(exc: SQLAlchemyError) -> Any:
+    args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", None), "args", ()))
+    return args[0] if args else None
+
+
+def _is_schema_error(exc: SQLAlchemyError) -> bool:
+    if not isinstance(exc, DBAPIError):
+        return False
+    if _mysql_code(exc) in _MYSQL_SCHEMA_ERRORS:
+        return True
+    state = getattr(exc.orig, "sqlstate", None)
+    if isinstance(state, str) and state.startswith(_PG_SCHEMA_STATES):
+        return True
+    text = str(exc.orig).lower()
+    return type(exc.orig).__module__.startswith("sqlite3") and any(
+        words in text for words in _SQLITE_SCHEMA_ERRORS
+    )
 
 
 def _is_connect_error(exc: BaseException) -> bool:
