@@ -46,7 +46,9 @@ WITH_ID = "  - id: customers" + NO_ID.replace("  - source", "    source", 1)
 RENAMED = WITH_ID.replace("id: customers", "id: customer-accounts")
 
 
-@pytest.mark.parametrize(("before", "after"), [(NO_ID, WITH_ID), (WITH_ID, RENAMED), (WITH_ID, NO_ID)])
+@pytest.mark.parametrize(
+    ("before", "after"), [(NO_ID, WITH_ID), (WITH_ID, RENAMED), (WITH_ID, NO_ID)]
+)
 def test_a_dataflow_given_an_id_or_renamed_keeps_its_links(
     store_url: str, before: str, after: str
 ) -> None:
@@ -158,7 +160,10 @@ def test_two_records_of_one_source_type_with_one_key_do_not_share_a_target(store
     crm.insert("Customer", {"name": "Acme Again", "org": "911111111"})
     run(store_url, TWO_SOURCES)
     with engine_for(store_url, TWO_SOURCES) as engine:
-        assert len(engine.store().links_by("crm.Customer->erp.Account", "target", ["erp:Account:1"])) == 1
+        assert (
+            len(engine.store().links_by("crm.Customer->erp.Account", "target", ["erp:Account:1"]))
+            == 1
+        )
 
 
 NAME_ONLY = """
@@ -199,7 +204,7 @@ def test_a_newly_mapped_property_is_a_first_link_decided_by_the_rule(store_url: 
 def test_a_newly_mapped_property_that_rewrites_most_records_trips_the_breaker(
     store_url: str,
 ) -> None:
-    crm, erp = dataset("crm"), dataset("erp")
+    erp = dataset("erp")
     _linked_pairs(store_url, 20, differ=20)
     preview = run(store_url, NAME_AND_CITY, dry_run=True)
     assert preview["conflicts"] == 20 and preview["updated"] == 20

@@ -112,7 +112,7 @@ def test_the_loser_of_two_runs_is_told_another_run_holds_the_store(store_url: st
                 if "samband_leases" in args[2] and not taken and "DELETE" not in args[2]:
                     taken.append(other.acquire_lease(RUN_LEASE, "other-host:4242", 60))
 
-            with pytest.raises(RunLocked, match="another samband run .*other-host"):
+            with pytest.raises(RunLocked, match=r"another samband run .*other-host"):
                 engine.sync()
             assert taken == [True]
         finally:

@@ -588,6 +588,47 @@ def test_a_dry_run_read_leaves_the_change_log_as_it_is(db_url: str, other: Engin
     conn_.close()
 
 
+def test_sync_dry_run_leaves_the_change_log_and_every_system_as_they_are(
+    db_url: str, other: Engine, tmp_path: Path
+) -> None:
+    """The same through the engine: ``sync --dry-run`` sets the connector's dry_run."""
+    from samband.connectors.memory import dataset
+    from samband.engine.run import Engine as SyncEngine
+
+    pms.create_pms_schema(db_url)
+    with other.begin() as conn:
+        conn.execute(text("INSERT INTO customer (name, is_active) VALUES ('Fjord AS', true)"))
+    document = {
+        "store": f"sqlite:///{tmp_path / 'state.db'}",
+        "systems": {
+            "pms": {"kind": "sql", "url": db_url, "entity_types": pms.ENTITY_TYPES},
+            "crm": {"kind": "memory", "entity_types": {"Company": {}}},
+        },
+        "dataflows": [
+            {
+                "source": "pms.Customer",
+                "target": "crm.Company",
+                "properties": [{"from": "name", "to": "name", "type": "string"}],
+            }
+        ],
+    }
+    config = parse_config(yaml.safe_dump(document)).config
+    install_tracking(config, "pms", "Customer")
+    with SyncEngine(config) as engine:
+        engine.sync()
+        with other.begin() as conn:
+            conn.execute(text("UPDATE customer SET name = 'Fjord Data AS'"))
+        _age_the_log(other)
+        logged = _log_ops(other)
+        before = dataset("crm").records("Company")
+        report = engine.sync(dry_run=True)
+        assert report.to_dict()["updated"] == 1
+        assert _log_ops(other) == logged
+        assert dataset("crm").records("Company") == before
+        engine.sync()
+        assert [c["name"] for c in dataset("crm").records("Company").values()] == ["Fjord Data AS"]
+
+
 def test_keep_changes_is_a_duration() -> None:
     from samband.connectors.sql import keep_seconds
 

@@ -265,6 +265,9 @@ class Engine:
             None, dry_run, now_iso(), dataflows={f.key: FlowCounts() for f in self.flows}
         )
         calls_before = {s: c.stats.api_calls for s, c in self._connectors.items()}
+        for system in self.systems_in_use():
+            # a dry run changes nothing anywhere: reads write no bookkeeping either
+            self.connector(system).dry_run = dry_run
         run = _Run(self, store, report, progress, stop, shared=shared and not dry_run)
         interrupted = False
         try:
