@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from samband.config import parse_config
@@ -79,6 +80,67 @@ systems:
     entity_types: {Account: {external_ref: ext}, Client: {external_ref: ext}}
 """
 
+
+@dataclass(frozen=True)
+class Variant:
+    """One shape of the wide dataflows (:func:`wide_flows`): the config changes a user
+    makes between runs."""
+
+    f5_key: str | None = "F5"  # F5, renamed, or no id (then keyed by its types)
+    f1_phone: bool = True  # F1 maps phone → tel (removed and added back)
+    f2_normalize: str = "trim"  # the normalisation of F2's merge criteria
+    f1_by_name: bool = False  # F1 also matches by name, a second combination
+
+
+def wide_flows(variant: Variant = Variant()) -> str:
+    """The five dataflows with every hard value class: exact decimals (F1 amount),
+    integers past 64 bits (F5 count), references to the own type (F1 billed_to: self
+    and cycles) besides the others, and the config changes of :class:`Variant`."""
+    phone = "      - {from: phone, to: tel, type: string}\n" if variant.f1_phone else ""
+    by_name = ", [{from: name, to: title}]" if variant.f1_by_name else ""
+    f5_id = f"  - id: {variant.f5_key}\n    source" if variant.f5_key else "  - source"
+    return f"""
+dataflows:
+  - id: F1
+    source: crm.Company
+    target: erp.Org
+    match: [[{{from: org, to: org_no}}]{by_name}]
+    properties:
+      - {{from: name, to: title, type: string}}
+      - {{from: org, to: org_no, type: string}}
+{phone}      - {{from: address.city, to: city, type: string}}
+      - {{from: amount, to: amount, type: decimal}}
+      - {{from: billed_to, to: bill_to, type: reference, source_ref: Company, target_ref: Org}}
+  - id: F2
+    source: crm.Dept
+    target: erp.Org
+    match: [[{{from: code, to: org_no, normalize: {variant.f2_normalize}}}]]
+    properties:
+      - {{from: label, to: title, type: string}}
+      - {{from: code, to: org_no, type: string}}
+  - id: F3
+    source: crm.Person
+    target: erp.Contact
+    match: [[{{from: email, to: mail}}]]
+    properties:
+      - {{from: first, to: given, type: string}}
+      - {{from: email, to: mail, type: string}}
+      - {{from: company_id, to: org_id, type: reference, source_ref: Company, target_ref: Org}}
+  - id: F4
+    source: erp.Org
+    target: pms.Account
+    match: [[{{from: org_no, to: org_no}}]]
+    properties:
+      - {{from: title, to: name, type: string}}
+      - {{from: org_no, to: org_no, type: string}}
+{f5_id}: crm.Company
+    target: pms.Client
+    properties:
+      - {{from: name, to: name, type: string}}
+      - {{from: count, to: count, type: integer}}
+"""
+
+
 # Which properties a world may edit, per (system, type), and how values are drawn.
 EDITABLE: dict[tuple[str, str], list[str]] = {
     ("crm", "Company"): ["name", "phone", "address.city"],
@@ -105,6 +167,10 @@ class CrashOnDemand:
         if op in self.world.failures:
             self.world.failures.remove(op)
             raise SimulatedCrash(f"crash in erp.{op}")
+        for index, (failing, exc) in enumerate(getattr(self.world, "failing", [])):
+            if failing == op:
+                del self.world.failing[index]
+                raise exc
 
     def read(self, entity_type: str, cursor: str | None) -> Any:
         self._maybe_crash("read")
@@ -145,7 +211,9 @@ class EditDuringTheRun:
 
 
 class World(Protocol):
-    def config(self, store_url: str) -> Config: ...
+    def config(self, store_url: str, flows: str = ...) -> Config: ...
+    def fail_on(self, system: str, op: str, exc: BaseException) -> None: ...
+    def clear_failures(self) -> None: ...
     def insert(self, system: str, etype: str, data: dict[str, Any]) -> str: ...
     def edit(self, system: str, etype: str, rid: str, changes: dict[str, Any]) -> None: ...
     def delete(self, system: str, etype: str, rid: str) -> None: ...
@@ -154,9 +222,26 @@ class World(Protocol):
     def connectors(self) -> dict[str, Any] | None: ...
 
 
+# The properties of the wide dataflows a world may edit, besides EDITABLE's.
+EDITABLE_WIDE: dict[tuple[str, str], list[str]] = {
+    **EDITABLE,
+    ("crm", "Company"): [*EDITABLE[("crm", "Company")], "amount", "count"],
+    ("erp", "Org"): [*EDITABLE[("erp", "Org")], "amount"],
+    ("pms", "Client"): ["name", "count"],
+}
+
+
 class MemoryWorld:
-    def config(self, store_url: str) -> Config:
-        return parse_config(f"store: '{store_url}'\n{MEMORY_SYSTEMS}{FLOWS_YAML}").config
+    def config(self, store_url: str, flows: str = FLOWS_YAML) -> Config:
+        return parse_config(f"store: '{store_url}'\n{MEMORY_SYSTEMS}{flows}").config
+
+    def fail_on(self, system: str, op: str, exc: BaseException) -> None:
+        """The next ``op`` call of ``system`` raises ``exc`` (a write failing)."""
+        dataset(system).inject_failure(op, exc)
+
+    def clear_failures(self) -> None:
+        for system in ("crm", "erp", "pms"):
+            dataset(system).failures.clear()
 
     def insert(self, system: str, etype: str, data: dict[str, Any]) -> str:
         return dataset(system).insert(etype, data)
@@ -256,18 +341,45 @@ def check_agreement(world: World, store: Store, config: Config) -> list[str]:
                             if r.startswith(f"{t_sys}:{prop.target_ref}:")
                         }
                         # a parent without a counterpart (its counterpart was deleted in
-                        # the target): the child waits for it, and says so
+                        # the target), or a target reference to a parent that has none in
+                        # the source: the child waits for it, and says so
+                        parent = f"{t_sys}:{prop.target_ref}:{t_val}"
+                        counterpart = t_val in (None, "") or any(
+                            r.startswith(f"{s_sys}:{prop.source_ref}:")
+                            for r in link_map.get(parent, set())
+                        )
                         ok = str(t_val) in wanted or (
-                            not wanted and (flow.key, link.source_ref) in waiting
+                            (not wanted or not counterpart)
+                            and (flow.key, link.source_ref) in waiting
                         )
                 else:
-                    ok = coerce(s_val, prop.type) == coerce(t_val, prop.type)
+                    ok = same_value(coerce(s_val, prop.type), coerce(t_val, prop.type))
                 if not ok:
                     problems.append(
                         f"{flow.key}: {link.source_ref}.{prop.source}={s_val!r} but "
                         f"{link.target_ref}.{prop.target}={t_val!r}"
                     )
     return problems
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal, an empty text and no value being the same."""
+    return a == b or (a in (None, "") and b in (None, ""))
+
+
+def comparable(value: Any) -> Any:
+    """A value as an edit check compares it: numbers by value (``"0.10"`` is 0.1, a
+    stored ``{"$decimal": …}`` too), anything else as text."""
+    if isinstance(value, dict) and set(value) == {"$decimal"}:
+        value = value["$decimal"]
+    if not isinstance(value, bool) and isinstance(value, int | float | str | Decimal):
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            return str(value)
+        if number.is_finite():
+            return number.normalize()
+    return str(value)
 
 
 def check_no_duplicates(store: Store, config: Config) -> list[str]:
@@ -312,18 +424,18 @@ def check_orphans(
 def check_edits(world: World, store: Store, edits: list[Edit]) -> list[str]:
     """Every edit is present where the record lives, or was lost in a recorded conflict."""
     problems = []
-    lost_values: set[str] = set()
+    lost_values: set[Any] = set()
     for row in store.conflicts_rows():
         for key in ("source_value", "target_value"):
             value = loads(row[key])
-            lost_values.add(str(value))
+            lost_values.add(comparable(value))
     for edit in edits:
         current = world.records(edit.system, edit.etype).get(edit.rid)
         if current is None:
             continue  # deleted since
-        if str(get(current, edit.path)) == str(edit.value):
+        if comparable(get(current, edit.path)) == comparable(edit.value):
             continue
-        if str(edit.value) in lost_values:
+        if comparable(edit.value) in lost_values:
             continue
         problems.append(
             f"edit {edit.system}:{edit.etype}:{edit.rid}.{edit.path}={edit.value!r} is lost "

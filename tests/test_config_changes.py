@@ -230,3 +230,22 @@ def test_blanking_every_target_value_trips_the_breaker(store_url: str) -> None:
     with engine_for(store_url, NAME_ONLY) as engine, pytest.raises(CircuitBreakerTripped):
         engine.sync()
     assert all(c["name"] for c in crm.records("Customer").values())
+
+
+def test_a_newly_mapped_property_already_read_is_agreed_on_at_once(store_url: str) -> None:
+    """Mapping ``org`` (already read as the merge criterion) changes nothing that is read:
+    the pairs are planned again all the same."""
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "NO 912 345 678 MVA"})
+    erp.insert("Account", {"name": "Acme", "org": "912345678"})
+    name_only = """
+  - source: crm.Customer
+    target: erp.Account
+    match: [[{from: org, to: org}]]
+    properties: [{from: name, to: name, type: string}]
+"""
+    assert run(store_url, name_only)["linked"] == 1
+    report = run(store_url, NAME_ONLY)
+    assert report["conflicts"] == 1
+    assert crm.records("Customer")["1"]["org"] == erp.records("Account")["1"]["org"]
+    assert run(store_url, NAME_ONLY)["updated"] == 0

@@ -3,6 +3,8 @@ runs racing for one store, an ambiguous reference in a config (issue 17: 9, 14, 
 
 from __future__ import annotations
 
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from samband.config.validate import check
 from samband.connectors.memory import dataset
 from samband.engine.leases import RUN_LEASE
 from samband.engine.run import Engine
-from samband.errors import RunLocked
+from samband.errors import CircuitBreakerTripped, RunLocked
 from samband.store import schema
 from samband.store.store import Store
 
@@ -46,13 +48,15 @@ def engine_for(store_url: str, flows: str) -> Engine:
 
 @pytest.mark.parametrize("policy", ["unlink", "propagate"])
 @pytest.mark.parametrize("new_id", ["2", "0"])  # after the deleted one, and before it
+@pytest.mark.parametrize("chunk_size", [500, 1])  # in one chunk, in chunks of their own
 def test_a_record_deleted_and_entered_again_keeps_its_target(
-    store_url: str, policy: str, new_id: str
+    store_url: str, policy: str, new_id: str, chunk_size: int
 ) -> None:
     crm, erp = dataset("crm"), dataset("erp")
     crm.put("Customer", "1", {"id": 1, "name": "Acme", "org": "911111111"})
     flows = ACCOUNTS.format(policy=policy)
-    with engine_for(store_url, flows) as engine:
+    config = parse_config(f"store: {store_url}\n{SYSTEMS}{flows}").config
+    with Engine(config, chunk_size=chunk_size) as engine:
         engine.sync()
         # in one interval: deleted, and entered again (a new id, the same org number)
         crm.remove("Customer", "1")
@@ -143,3 +147,153 @@ dataflows:
     assert len(problems) == 1
     assert "Account, Debtor" in problems[0].message and problems[0].line == 20
     assert "target_ref" in (problems[0].hint or "")
+
+
+NO_KEYS = """
+dataflows:
+  - source: crm.Customer
+    target: erp.Person
+    properties: [{from: name, to: name, type: string}]
+"""
+
+
+class Killed(BaseException):
+    """A process killed right after the system accepted a create."""
+
+
+def test_a_create_interrupted_beside_a_twin_is_not_made_again(store_url: str) -> None:
+    """No external reference, no merge criteria: the record made by an interrupted create
+    is looked up by its values; an older record with the same values is not it, and
+    when that cannot be told nothing is created again."""
+    crm, erp = dataset("crm"), dataset("erp")
+    erp.insert("Person", {"name": "John Smith"})  # there before, unrelated
+    crm.insert("Customer", {"name": "John Smith"})
+    with engine_for(store_url, NO_KEYS) as engine:
+        engine.sync()  # the twin is read: it is not the created one
+    crm.insert("Customer", {"name": "Kari Nord"})
+    erp.inject_failure("after_create", Killed("kill -9"), "Person")
+    with engine_for(store_url, NO_KEYS) as engine, pytest.raises(Killed):
+        engine.sync()
+    for _ in range(2):
+        with engine_for(store_url, NO_KEYS) as engine:
+            engine.sync()
+    names = sorted(p["name"] for p in erp.records("Person").values())
+    assert names == ["John Smith", "John Smith", "Kari Nord"]
+
+
+def test_a_create_interrupted_among_twins_waits_instead_of_guessing(store_url: str) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "John Smith"})
+    crm.insert("Customer", {"name": "John Smith"})
+    erp.inject_failure("after_create", Killed("kill -9"), "Person")
+    with engine_for(store_url, NO_KEYS) as engine, pytest.raises(Killed):
+        engine.sync()
+    erp.insert("Person", {"name": "John Smith"})  # entered by hand meanwhile
+    for _ in range(2):
+        with engine_for(store_url, NO_KEYS) as engine:
+            engine.sync()
+    assert len(erp.records("Person")) <= 3  # never more than the two and the hand-made one
+    with engine_for(store_url, NO_KEYS) as engine:
+        kinds = {row["kind"] for row in engine.store().dead_letters()}
+        assert kinds <= {"ambiguous"}
+
+
+def _linked_twenty(store_url: str, flows: str) -> None:
+    crm = dataset("crm")
+    for n in range(20):
+        crm.insert("Customer", {"name": f"C{n}", "org": str(910000000 + n)})
+    with engine_for(store_url, flows) as engine:
+        assert engine.sync().to_dict()["created"] == 20
+
+
+@pytest.mark.parametrize("side", ["crm", "erp"])
+def test_a_system_emptied_for_a_moment_does_not_unlink_everything(
+    store_url: str, side: str
+) -> None:
+    flows = ACCOUNTS.format(policy="unlink")
+    _linked_twenty(store_url, flows)
+    system = dataset(side)
+    etype = "Customer" if side == "crm" else "Account"
+    for rid in list(system.records(etype)):
+        system.remove(etype, rid)
+    with engine_for(store_url, flows) as engine:
+        with pytest.raises(CircuitBreakerTripped, match="max_delete_share"):
+            engine.sync()
+        assert len(engine.store().all_links()) == 20
+
+
+def test_a_share_of_zero_allows_no_change(store_url: str) -> None:
+    flows = ACCOUNTS.format(policy="propagate").replace(
+        "    on_delete: propagate\n", "    on_delete: propagate\n    max_delete_share: 0\n"
+    )
+    _linked_twenty(store_url, flows)
+    dataset("crm").remove("Customer", "1")
+    with engine_for(store_url, flows) as engine, pytest.raises(CircuitBreakerTripped):
+        engine.sync()
+    assert len(dataset("erp").records("Account")) == 20
+
+
+def test_an_interrupted_run_is_recorded_as_interrupted(store_url: str) -> None:
+    crm = dataset("crm")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    crm.inject_failure("read", Killed("Ctrl-C"), "Customer")
+    flows = ACCOUNTS.format(policy="unlink")
+    with engine_for(store_url, flows) as engine, pytest.raises(Killed):
+        engine.sync()
+    # and a run left "running" by a process of this machine that is gone
+    with engine_for(store_url, flows) as engine:
+        with engine.store().tx() as conn:
+            conn.execute(
+                schema.runs.insert().values(
+                    started_at="2026-01-01",
+                    status="running",
+                    dry_run=False,
+                    owner=f"{socket.gethostname()}:{_dead_pid()}",
+                )
+            )
+        engine.sync()
+        statuses = [row["status"] for row in engine.store().table_rows(schema.runs)]
+    assert statuses == ["interrupted", "interrupted", "ok"]
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+class RunDuring:
+    """A progress display that runs something once the run starts planning."""
+
+    def __init__(self, action: Any) -> None:
+        self.action, self.done_it = action, False
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        if name == "sync" and not self.done_it:
+            self.done_it = True
+            self.action()
+
+    def advance(self, count: int = 1) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+def test_a_dry_run_neither_creates_the_store_nor_blocks_a_real_run(tmp_path: Path) -> None:
+    crm = dataset("crm")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    store = tmp_path / "state.db"
+    flows = ACCOUNTS.format(policy="unlink")
+    with engine_for(f"sqlite:///{store}", flows) as engine:
+        assert engine.sync(dry_run=True).to_dict()["created"] == 1
+        assert not store.exists()
+        engine.sync()
+        crm.insert("Customer", {"name": "Fjord", "org": "2"})
+        real: list[str] = []
+        with engine_for(f"sqlite:///{store}", flows) as other:
+            run_now = RunDuring(lambda: real.append(other.sync().status))
+            preview = engine.sync(dry_run=True, progress=run_now)
+        assert real == ["ok"]  # the scheduled run was not held up by the dry run
+        assert preview.status == "dry-run"
+    assert len(dataset("erp").records("Account")) == 2

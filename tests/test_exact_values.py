@@ -213,6 +213,10 @@ def test_merge_keys_are_unicode_normalised() -> None:
     assert normalize("٩١٢٣٤٥٦٧٨", "digits") == "912345678"
     assert normalize("ＰＯＳＴ@ｆｊｏｒｄ.no", "email") == "post@fjord.no"
     assert normalize("+47\u00a022\u00a033 44 55", "phone") == normalize("22334455", "phone")
+    assert normalize("(+47) 22 33 44 55", "phone") == normalize("+47 22 33 44 55", "phone")
+    assert normalize("McDonald\u2019s", "trim") == normalize("McDonald's", "trim")
+    assert normalize("Sør\u2010Fron", "trim") == normalize("Sør-Fron", "trim")
+    assert normalize("post@bodø.no", "email") == normalize("post@xn--bod-2na.no", "email")
 
 
 FLOWS_MATCH = """
@@ -271,3 +275,17 @@ def test_a_filter_over_a_value_it_cannot_compare_costs_only_that_record(store_ur
         assert "ca. 20" in letter["reason"] and "employees" in letter["reason"]
         runs = engine.store().table_rows(schema.runs)
         assert [run["status"] for run in runs] == ["ok"]
+
+
+def test_not_a_number_from_a_source_is_refused_not_cleared(store_url: str) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Company", {"name": "Acme", "amount": "5.5"})
+    with engine_for(store_url, FLOWS_AMOUNT) as engine:
+        engine.sync()
+        for bad in (float("nan"), float("inf")):
+            crm.edit("Company", "1", {"amount": bad})
+            report = engine.sync()
+            assert report.status == "ok", report.messages
+            assert erp.records("Account")["1"]["amount"] == 5.5  # not wiped to null
+            (letter,) = engine.store().dead_letters()
+            assert "finite" in letter["reason"]

@@ -89,7 +89,7 @@ def test_an_old_store_is_migrated_with_every_row(old_store: tuple[str, int]) -> 
         # merge keys are named after their properties since version 4: the next run
         # builds them again from the snapshots; the links' dataflows are known
         assert store.lookup_match("companies#0", ["123"]) == {}
-        assert store.dataflow_types() == {"companies": ("crm.Company", "erp.Customer")}
+        assert store.dataflow_types() == {"companies": ("crm.Company", "erp.Customer", None)}
         assert store.open_intents() == [
             {
                 "key": "companies|crm:Company:8",

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from samband.errors import ConversionError
+from samband.exactjson import big_ints
 
 
 class DataType(StrEnum):
@@ -363,7 +364,10 @@ def same_stored_value(now: Any, was: Any) -> bool:
     """Whether a value read now is the one a snapshot holds (``was``: a JSON value): ``now``
     is compared as a JSON round trip gives it back, numbers by value.  Used before an
     update, to tell an edit made since the read from the value that was read."""
-    now = orjson.loads(orjson.dumps(now, default=str))
-    if isinstance(now, int | float) and isinstance(was, int | float):
-        return float(now) == float(was)
+    try:
+        raw = orjson.dumps(now, default=str)
+    except TypeError:  # an integer past 64 bits: the snapshot keeps its digits
+        raw = orjson.dumps(big_ints(now, str), default=str)
+    now = orjson.loads(raw)
+    # numbers by value, exactly (12345678901234567 is not 12345678901234568.0)
     return bool(now == was)

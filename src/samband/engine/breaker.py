@@ -37,8 +37,8 @@ class CircuitBreaker:
             self._check(flow)
 
     def _check(self, flow: Flow) -> None:
-        delete_share = flow.config.max_delete_share or self.defaults.max_delete_share
-        change_share = flow.config.max_change_share or self.defaults.max_change_share
+        delete_share = _share(flow.config.max_delete_share, self.defaults.max_delete_share)
+        change_share = _share(flow.config.max_change_share, self.defaults.max_change_share)
         queued = self._queued(flow)
         # It trips only above share × links with at least MIN_LINKS links: fewer queued
         # records than that cannot trip it, and the links need not be counted.
@@ -47,15 +47,11 @@ class CircuitBreaker:
         links = self.store.count_links(flow.key)
         if links < MIN_LINKS:
             return
-        deleted = self.store.count_dirty(*flow.source, deleted=True)
-        if flow.config.on_delete != "unlink" and deleted > delete_share * links:
-            raise CircuitBreakerTripped(
-                f"circuit breaker: dataflow {flow.key} would {flow.config.on_delete} "
-                f"{deleted} of {links} linked {flow.target[0]}.{flow.target[1]} records "
-                f"({deleted / links:.0%} > max_delete_share {delete_share:.0%}). Nothing was "
-                "written; the deletions are kept for the next run. If this is intended, "
-                "run `samband sync --force` (or raise max_delete_share in the dataflow)."
-            )
+        deleted = self.store.count_dirty(*flow.source, deleted=True) + self.store.count_dirty(
+            *flow.target, deleted=True
+        )
+        if deleted > delete_share * links:
+            self._check_deletions(flow, links, delete_share)
         if queued <= change_share * links:
             return
         pairs = self._queued_pairs(flow)
@@ -72,6 +68,29 @@ class CircuitBreaker:
                 "the changes are kept for the next run (`samband sync --dry-run` lists them). "
                 "If this is intended, run `samband sync --force` (or raise max_change_share)."
             )
+
+    def _check_deletions(self, flow: Flow, links: int, share: float) -> None:
+        """Deletions on either side end links (and, by the policy, delete or archive the
+        other side): a table emptied for a moment must not unlink everything."""
+        in_source = len(self.store.links_by(flow.key, "source", self._deleted_refs(*flow.source)))
+        in_target = len(self.store.links_by(flow.key, "target", self._deleted_refs(*flow.target)))
+        deleted = in_source + in_target
+        if deleted <= share * links:
+            return
+        policy = flow.config.on_delete
+        raise CircuitBreakerTripped(
+            f"circuit breaker: dataflow {flow.key} would end {deleted} of {links} links "
+            f"({deleted / links:.0%} > max_delete_share {share:.0%}): {in_source} records "
+            f"deleted in {flow.source[0]}.{flow.source[1]} (their "
+            f"{flow.target[0]}.{flow.target[1]} records would be "
+            f"{'unlinked' if policy == 'unlink' else policy + 'd'}), {in_target} deleted in "
+            f"{flow.target[0]}.{flow.target[1]}. Nothing was written; the deletions are kept "
+            "for the next run. If this is intended, run `samband sync --force` (or raise "
+            "max_delete_share in the dataflow)."
+        )
+
+    def _deleted_refs(self, system: str, etype: str) -> list[str]:
+        return [f"{system}:{etype}:{rid}" for rid in self.store.deleted_queued(system, etype)]
 
     def _queued(self, flow: Flow) -> int:
         """Records queued on either side of the dataflow (an upper bound of its pairs)."""
@@ -136,3 +155,8 @@ class CircuitBreaker:
                 if plan.to_target:
                     to_target.add(link.id)
         return to_source, to_target
+
+
+def _share(configured: float | None, default: float) -> float:
+    """A dataflow's share, or the default; 0 is a share (nothing may change), not unset."""
+    return default if configured is None else configured

@@ -10,6 +10,7 @@ and the dirty marks keep what is not planned yet for the next run.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -77,6 +78,11 @@ def _iso(value: Any) -> str | None:
 
 def snapshot_row(use: TypeUse, record: RecordData, dirty: int) -> dict[str, Any]:
     projected = project(use, record.data)
+    for path, value in projected.items():
+        if type(value) is float and not math.isfinite(value):
+            # JSON has no NaN or Infinity (orjson writes null): kept as text, which a
+            # number type refuses with the reason instead of clearing the other side
+            projected[path] = repr(value)
     return {
         "system": use.key[0],
         "etype": use.key[1],

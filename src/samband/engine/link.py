@@ -107,6 +107,10 @@ class Translator:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._links: dict[str, list[str]] = {}
+        # links made or dropped in this run and not stored yet: a ref loaded from the
+        # store later (before their chunk commits) still sees them
+        self._learned: dict[str, set[str]] = {}
+        self._forgotten: set[tuple[str, str]] = set()
 
     def prefetch(self, refs: set[str]) -> None:
         missing = {ref for ref in refs if ref not in self._links}
@@ -115,7 +119,11 @@ class Translator:
         for ref in missing:
             self._links[ref] = []
         for link in self.store.links_touching(missing):
-            self._add(link.source_ref, link.target_ref)
+            if (link.source_ref, link.target_ref) not in self._forgotten:
+                self._add(link.source_ref, link.target_ref)
+        for ref in missing:
+            for other in self._learned.get(ref, ()):
+                self._add(ref, other)
 
     def _add(self, a: str, b: str) -> None:
         for x, y in ((a, b), (b, a)):
@@ -124,11 +132,15 @@ class Translator:
 
     def learn(self, link: Link | tuple[str, str]) -> None:
         a, b = (link.source_ref, link.target_ref) if isinstance(link, Link) else link
-        # only refs already loaded in full are extended; others load from the store on use
+        self._learned.setdefault(a, set()).add(b)
+        self._learned.setdefault(b, set()).add(a)
+        self._forgotten.discard((a, b))
         self._add(a, b)
 
     def forget(self, a: str, b: str) -> None:
+        self._forgotten.add((a, b))
         for x, y in ((a, b), (b, a)):
+            self._learned.get(x, set()).discard(y)
             if x in self._links and y in self._links[x]:
                 self._links[x].remove(y)
 

@@ -53,6 +53,12 @@ class Flow:
     match: list[list[MatchTerm]]
     priority: str  # system that wins a tie
 
+    @cached_property
+    def mapping_digest(self) -> str:
+        """What the plan of a linked pair depends on: the mapped properties."""
+        text = repr([(m.source, m.target, m.type, m.direction) for m in self.mappings])
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
     def match_index(self, combination: int) -> str:
         """The name of the merge-criteria index of one combination: the dataflow and what
         the index holds, so a changed combination (another property, another
@@ -118,10 +124,15 @@ def infer_normalizer(path: str) -> str:
 
 
 _NOT_DIGIT = re.compile(r"\D")
-# characters that do not show: zero-width spaces and joiners, word joiner, BOM, soft hyphen
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+# characters that do not show (zero-width spaces and joiners, word joiner, BOM, soft
+# hyphen) go; typographic quotes, apostrophes and dashes become their plain forms
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None) | {
+    **dict.fromkeys(map(ord, "\u2018\u2019\u201a\u201b\u2032\u00b4"), "'"),
+    **dict.fromkeys(map(ord, "\u201c\u201d\u201e\u201f\u2033"), '"'),
+    **dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"), "-"),
+}
 # bumped whenever normalize() changes what it gives: stored merge keys are then rebuilt
-NORMALIZE_VERSION = 2
+NORMALIZE_VERSION = 3
 
 
 def normalize(value: Any, normalizer: str) -> str | None:
@@ -140,7 +151,9 @@ def normalize(value: Any, normalizer: str) -> str | None:
         text = _ascii_digits(text)
     elif normalizer == "phone":
         text = _phone(text)
-    elif normalizer in ("email", "casefold"):
+    elif normalizer == "email":
+        text = _email(text.casefold())
+    elif normalizer == "casefold":
         text = text.casefold()
     elif normalizer == "alnum":
         text = re.sub(r"[\W_]", "", text).casefold()
@@ -159,10 +172,22 @@ def _ascii_digits(digits: str) -> str:
 _COUNTRY_CODES = ("47", "46", "45", "44", "49", "31", "32", "1")
 
 
+def _email(text: str) -> str:
+    """An address whose domain is written in Unicode (``bodø.no``) and one in its ASCII
+    form (``xn--bod-2na.no``) compare equal."""
+    local, at, domain = text.rpartition("@")
+    if not at or domain.isascii():
+        return text
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return text
+
+
 def _phone(text: str) -> str:
     """Digits of a phone number without the international prefix or a trunk 0, so that
     "+47 22 33 44 55", "0047 22334455" and "22 33 44 55" compare equal."""
-    international = text.startswith("+")
+    international = text.lstrip("( ").startswith("+")  # "(+47) 22 33 44 55" too
     digits = _ascii_digits(re.sub(r"\D", "", text))
     if digits.startswith("00"):
         digits, international = digits[2:], True

@@ -8,6 +8,8 @@ again, and a changed combination would look its records up in an index of anothe
 
 * A dataflow whose key the store does not know takes over the links of the one key the
   store knows for the same source and target that the config no longer has.
+* A dataflow whose mapped properties changed has every linked pair planned again: a
+  property newly mapped is agreed on (or is a conflict) at once, not at the next edit.
 * Merge-criteria indexes are named after what they hold (see :meth:`Flow.match_index`);
   one that is not built yet is built from the stored snapshots, once everything is read.
 """
@@ -19,20 +21,39 @@ from samband.engine.model import Flow, TypeKey, TypeUse
 from samband.store.store import Store
 
 
-def rename_dataflows(store: Store, flows: list[Flow]) -> list[str]:
-    """Move the links of renamed dataflows to their new key; a message for each."""
+def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
+    """Move the links of renamed dataflows to their new key, and queue every linked pair
+    of a dataflow whose mapped properties changed (a property newly mapped is agreed on
+    by the next plan, even when nothing it reads changed); a message for each."""
     stored = store.dataflow_types()
-    current = {flow.key: (_name(flow.source), _name(flow.target)) for flow in flows}
+    current = {
+        flow.key: (_name(flow.source), _name(flow.target), flow.mapping_digest) for flow in flows
+    }
     messages = []
-    for key, sides in current.items():
-        if key in stored:
-            continue
-        before = [old for old, was in stored.items() if was == sides and old not in current]
-        now = [new for new, is_ in current.items() if is_ == sides and new not in stored]
-        if len(before) == 1 and len(now) == 1:
-            links = store.rename_dataflow(before[0], key)
-            messages.append(f"dataflow {before[0]} is now {key}: its {links} link(s) are kept")
-    if current.keys() - stored.keys() or messages:
+    for key, (source, target, mapping) in current.items():
+        if key not in stored:
+            before = [
+                old
+                for old, was in stored.items()
+                if was[:2] == (source, target) and old not in current
+            ]
+            now = [
+                new
+                for new, is_ in current.items()
+                if is_[:2] == (source, target) and new not in stored
+            ]
+            if len(before) == 1 and len(now) == 1:
+                links = store.rename_dataflow(before[0], key)
+                messages.append(f"dataflow {before[0]} is now {key}: its {links} link(s) are kept")
+                stored[key] = stored.pop(before[0])
+        was = stored.get(key)
+        if was is not None and was[2] is not None and was[2] != mapping:
+            queued = store.queue_linked(key)
+            messages.append(
+                f"dataflow {key} maps other properties now: its {queued} linked pair(s) are "
+                "planned again"
+            )
+    if any(stored.get(key) != value for key, value in current.items()):
         store.record_dataflows(current)
     return messages
 

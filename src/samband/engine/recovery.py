@@ -10,6 +10,7 @@ run finishes what the interrupted one began.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -44,7 +45,15 @@ class IntentRecovery:
                 if flow is None:
                     self.store.remove_intents([intent["key"]])
                     continue
-                record = self._find_created(flow, intent)
+                try:
+                    record = self._find_created(flow, intent)
+                except Ambiguous as exc:
+                    # the intent stays open, so nothing is created again until one of the
+                    # candidates is linked by hand or removed
+                    self.store.add_dead_letter(
+                        intent["source_ref"], flow.key, "ambiguous", str(exc), None, self.run_id
+                    )
+                    continue
                 if record is not None:
                     self._link_recovered(flow, intent, record)
                 self.store.remove_intents([intent["key"]])
@@ -68,17 +77,20 @@ class IntentRecovery:
                 flow.key, "target", [f"{flow.target[0]}:{flow.target[1]}:{r}" for r in rids]
             )
             free = [r for r in rids if f"{flow.target[0]}:{flow.target[1]}:{r}" not in linked]
-            if len(free) == 1:
-                return self.store.snapshots(*flow.target, free).get(free[0])
+            if free:
+                snaps = self.store.snapshots(*flow.target, free)
+                return _one_created(flow, intent, [snaps[r] for r in free if r in snaps])
         if not flow.match:
-            return self._find_by_content(flow, values)
+            return self._find_by_content(flow, values, intent)
         return None
 
-    def _find_by_content(self, flow: Flow, values: dict[str, Any]) -> Snapshot | None:
+    def _find_by_content(
+        self, flow: Flow, values: dict[str, Any], intent: dict[str, Any]
+    ) -> Snapshot | None:
         """No external reference and no merge criteria to look the record up by: the one
         unlinked target record (collected this run) whose mapped values are exactly those
         the interrupted create sent.  None when there is no such record (the create never
-        reached the API) or several (nothing is linked by guess)."""
+        reached the API); see :func:`_one_created` for several."""
         compared = [m for m in flow.mappings if m.target in values]
         if not compared:
             return None
@@ -95,7 +107,7 @@ class IntentRecovery:
                 return False
 
         found = [snap for snap in snaps.values() if snap.ref not in linked and same(snap)]
-        return found[0] if len(found) == 1 else None
+        return _one_created(flow, intent, found) if found else None
 
     def _link_recovered(
         self, flow: Flow, intent: dict[str, Any], record: RecordData | Snapshot
@@ -127,6 +139,38 @@ class IntentRecovery:
             self.store.put_snapshots([row])
         self.store.add_audit([audit_row(self.run_id, target_ref, flow, "recover", None, base)])
         self.translator.learn((intent["source_ref"], target_ref))
+
+
+class Ambiguous(Exception):
+    """Several unlinked records may be the one an interrupted create made."""
+
+
+def _one_created(flow: Flow, intent: dict[str, Any], found: list[Snapshot]) -> Snapshot:
+    """The one of ``found`` the interrupted create made: the only one, or the only one
+    changed since the create was sent (a record there before is older).  Raises
+    :class:`Ambiguous` when that does not tell: nothing is linked, or created, by guess."""
+    if len(found) == 1:
+        return found[0]
+    sent = _instant(intent["created_at"])
+    newer = [snap for snap in found if (at := _instant(snap.modified)) and sent and at >= sent]
+    if len(newer) == 1:
+        return newer[0]
+    refs = ", ".join(sorted(snap.ref for snap in found)[:5])
+    raise Ambiguous(
+        f"a create into {flow.target[0]}.{flow.target[1]} was interrupted and {len(found)} "
+        f"unlinked records may be the one it made ({refs}); nothing is created again until "
+        "one is left: remove the extra record(s) in the system, then `samband retry`"
+    )
+
+
+def _instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def loads_values(text: str) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from samband.engine.model import (
     type_order,
 )
 from samband.engine.plan import plan_pair
-from samband.engine.reconcile import build_index, rename_dataflows, unbuilt_indexes
+from samband.engine.reconcile import build_index, reconcile_dataflows, unbuilt_indexes
 from samband.engine.recovery import IntentRecovery
 from samband.engine.writes import Writes
 from samband.errors import (
@@ -258,9 +258,7 @@ class Engine:
         self.compile()
         progress = progress or _NoProgress()
         stop = should_stop or (lambda: False)
-        store = (
-            Store(self.store_url, base_dir=self.base_dir, dry_run=True) if dry_run else self.store()
-        )
+        store = Store.preview(self.store_url, base_dir=self.base_dir) if dry_run else self.store()
         report = RunReport(
             None, dry_run, now_iso(), dataflows={f.key: FlowCounts() for f in self.flows}
         )
@@ -318,8 +316,14 @@ class Engine:
                 with contextlib.suppress(SQLAlchemyError):
                     store.conn.rollback()
             try:
-                if report.run_id is not None and not dry_run and not interrupted:
-                    store.finish_run(report.run_id, report.status, report.to_dict())
+                if report.run_id is not None and not dry_run:
+                    if interrupted:
+                        # what was committed stays; the next run goes on from there
+                        report.status = "interrupted"
+                        with contextlib.suppress(Exception):
+                            store.finish_run(report.run_id, report.status, report.to_dict())
+                    else:
+                        store.finish_run(report.run_id, report.status, report.to_dict())
             finally:
                 if dry_run:
                     store.close()
@@ -390,6 +394,10 @@ class _Run:
         self.collected: dict[TypeKey, CollectStats] = {}
         self.waiting_seen: set[tuple[str, str]] = set()
         self.previewed: set[tuple[str, str]] = set()  # pairs a dry run has planned
+        # in the first round of planning, deletions that would delete or archive a target
+        # are held back (see source_side)
+        self.hold_deletions = True
+        self.held_deletions = False
         # source records of creates recovered at the start of this run (see circuit_breaker)
         self.recovered: set[str] = set()
         self.writes = Writes(self)
@@ -414,7 +422,7 @@ class _Run:
         if not self.dry_run and not self.take_plan_leases():
             return
         with self.store.tx():
-            self.report.messages.extend(rename_dataflows(self.store, self.engine.flows))
+            self.report.messages.extend(reconcile_dataflows(self.store, self.engine.flows))
             unbuilt = unbuilt_indexes(self.store, self.engine.uses)
         self.collect(self.engine.order, held=not self.dry_run)
         for use, flow, combination in unbuilt:
@@ -535,6 +543,12 @@ class _Run:
                     remaining = remaining or bool(batch.keep_dirty)
                     self.progress.advance(len(chunk))
                     self.keep_alive()
+            if self.hold_deletions:
+                # the first round is done: every record entered again has taken its
+                # target; the deletions it held back are applied from now on
+                self.hold_deletions = False
+                if self.held_deletions:
+                    continue
             if not progressed:
                 break
             if not remaining and not any(self.store.count_dirty(*k) for k in self.engine.order):
@@ -660,11 +674,18 @@ class _Run:
         if unlinked:
             self.link_or_create(flow, unlinked, batch)
         # after linking: a record deleted and entered again since the last run has given
-        # its target to the new one (see link_or_create), which its deletion leaves alone
+        # its target to the new one (see link_or_create), which its deletion leaves alone.
+        # A deletion that deletes or archives its target waits for the first round to end,
+        # so a record entered again in a later chunk takes the target over first.
         for link in deleted:
-            if link.id not in batch.drop_links:
-                target_rid = split_ref(link.target_ref)[2]
-                self.writes.source_deleted(flow, link, targets.get(target_rid), batch)
+            if link.id in batch.drop_links:
+                continue
+            if self.hold_deletions and flow.config.on_delete != "unlink":
+                self.held_deletions = True
+                batch.keep_dirty.add(link.source_ref)
+                continue
+            target_rid = split_ref(link.target_ref)[2]
+            self.writes.source_deleted(flow, link, targets.get(target_rid), batch)
 
     def target_side(self, flow: Flow, snaps: dict[str, Snapshot], batch: Batch) -> None:
         refs = [snap.ref for snap in snaps.values()]

@@ -200,6 +200,8 @@ dataflows = Table(
     Column("key", String(300), primary_key=True),
     Column("source", String(300), nullable=False),
     Column("target", String(300), nullable=False),
+    # a digest of the mapped properties: when it changes, every linked pair is planned again
+    Column("mapping", String(40)),
     Column("updated_at", String(40), nullable=False),
 )
 

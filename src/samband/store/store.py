@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sqlite3
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -145,6 +147,7 @@ class Store:
     def __init__(self, url: str, *, base_dir: str | None = None, dry_run: bool = False) -> None:
         self.url = _resolve_sqlite(url, base_dir)
         self.dry_run = dry_run
+        self._discard: str | None = None  # a preview's private copy, removed at close
         self.dialect = make_url(self.url).get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
             raise StoreError(
@@ -178,6 +181,32 @@ class Store:
         self._set_base = self.sql.update(s.links, ("base",), "id")
         self._unmark_dirty = self.sql.delete(s.dirty, SNAPSHOT_KEY)
         self._clear_dirty = self.sql.delete(s.dirty, (*SNAPSHOT_KEY, "seq"))
+
+    @classmethod
+    def preview(cls, url: str, *, base_dir: str | None = None) -> Store:
+        """A store for a dry run: everything it writes is thrown away at :meth:`close`.
+        An embedded SQLite store is copied first, so the dry run neither holds the real
+        file's write lock (a scheduled run would wait for it) nor creates a store that
+        does not exist yet; on PostgreSQL its writes stay in a transaction rolled back."""
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            return cls(url, base_dir=base_dir, dry_run=True)
+        path = Path(parsed.database)
+        if not path.is_absolute() and base_dir:
+            path = Path(base_dir) / path
+        fd, copy = tempfile.mkstemp(prefix="samband-preview-", suffix=".db")
+        os.close(fd)
+        if path.exists():
+            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            target = sqlite3.connect(copy)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+                source.close()
+        store = cls(str(parsed.set(database=copy)), dry_run=True)
+        store._discard = copy
+        return store
 
     # -- transactions -------------------------------------------------------------
     @contextmanager
@@ -235,6 +264,10 @@ class Store:
             self.conn.close()
         finally:
             self.engine.dispose()
+            if self._discard is not None:
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(OSError):
+                        os.remove(self._discard + suffix)
 
     def next_seq(self) -> int:
         """A dirty-sequence value larger than every earlier one (also across processes)."""
@@ -244,12 +277,32 @@ class Store:
     # -- runs and leases ------------------------------------------------------------
     def begin_run(self, dry_run: bool) -> int:
         with self.tx() as conn:
+            self.close_dead_runs()
             result = conn.execute(
                 s.runs.insert().values(
                     started_at=now_iso(), status="running", dry_run=dry_run, owner=_owner()
                 )
             )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def close_dead_runs(self) -> int:
+        """Record as ``interrupted`` the runs left ``running`` by a process of this machine
+        that no longer lives (killed, or the machine restarted); how many."""
+        host = socket.gethostname()
+        dead = []
+        for row in self.conn.execute(
+            select(s.runs.c.id, s.runs.c.owner).where(s.runs.c.status == "running")
+        ):
+            owner_host, _, pid = str(row.owner or "").rpartition(":")
+            if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+                dead.append(row.id)
+        if dead:
+            self.conn.execute(
+                update(s.runs)
+                .where(s.runs.c.id.in_(dead))
+                .values(status="interrupted", finished_at=now_iso())
+            )
+        return len(dead)
 
     def finish_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
         with self.tx() as conn:
@@ -491,6 +544,16 @@ class Store:
         )
         return int(rows[0][0])
 
+    def deleted_queued(self, system: str, etype: str) -> list[str]:
+        """The queued records of a type that were deleted."""
+        rows = self._rows(
+            "SELECT d.rid FROM samband_dirty d JOIN samband_snapshots n"
+            " ON n.system = d.system AND n.etype = d.etype AND n.rid = d.rid"
+            " WHERE d.system = ? AND d.etype = ? AND n.deleted = ?",
+            (system, etype, True),
+        )
+        return [row[0] for row in rows]
+
     def has_snapshots(self, system: str, etype: str, *, live: bool = False) -> bool:
         """Whether any record of the type has been read (and, with ``live``, is not
         deleted)."""
@@ -613,18 +676,33 @@ class Store:
         self.conn.execute(delete(s.match_indexes).where(s.match_indexes.c.name == name))
 
     # -- dataflows ------------------------------------------------------------------
-    def dataflow_types(self) -> dict[str, tuple[str, str]]:
-        """The dataflows links were made for: key → (source, target) as SYSTEM.TYPE."""
+    def dataflow_types(self) -> dict[str, tuple[str, str, str | None]]:
+        """The dataflows links were made for: key → (source, target, mapping digest),
+        source and target as SYSTEM.TYPE."""
         rows = self.conn.execute(select(s.dataflows))
-        return {row.key: (row.source, row.target) for row in rows}
+        return {row.key: (row.source, row.target, row.mapping) for row in rows}
 
-    def record_dataflows(self, flows: dict[str, tuple[str, str]]) -> None:
+    def record_dataflows(self, flows: dict[str, tuple[str, str, str]]) -> None:
         rows = [
-            {"key": key, "source": source, "target": target, "updated_at": now_iso()}
-            for key, (source, target) in flows.items()
+            {
+                "key": key,
+                "source": source,
+                "target": target,
+                "mapping": mapping,
+                "updated_at": now_iso(),
+            }
+            for key, (source, target, mapping) in flows.items()
         ]
         if rows:
             self._upsert(s.dataflows, rows, ["key"])
+
+    def queue_linked(self, dataflow: str) -> int:
+        """Queue the source record of every link of ``dataflow`` for planning."""
+        rows = self._rows("SELECT source_ref FROM samband_links WHERE dataflow = ?", (dataflow,))
+        seq = self.next_seq()
+        marks = sorted((*split_ref(ref), seq) for (ref,) in rows)
+        self._many(self._mark_dirty, marks, "samband_dirty")
+        return len(marks)
 
     def rename_dataflow(self, old: str, new: str) -> int:
         """Give the links (and what waits, is quarantined or is being created) of
@@ -883,6 +961,18 @@ def _json_key(path: str) -> str:
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _owner() -> str:
