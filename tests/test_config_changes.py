@@ -87,13 +87,17 @@ TWO_COMBINATIONS = """
   - source: crm.Customer
     target: erp.Account
     match: [[{from: org, to: org}], [{from: email, to: email}]]
-    properties: [{from: name, to: name, type: string}]
+    properties:
+      - {from: name, to: name, type: string}
+      - {from: org, to: org, type: string}
 """
 EMAIL_ONLY = """
   - source: crm.Customer
     target: erp.Account
     match: [[{from: email, to: email}]]
-    properties: [{from: name, to: name, type: string}]
+    properties:
+      - {from: name, to: name, type: string}
+      - {from: org, to: org, type: string}
 """
 
 
