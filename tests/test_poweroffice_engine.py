@@ -10,6 +10,7 @@ nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +216,37 @@ def test_an_edit_made_in_poweroffice_during_a_run_is_not_overwritten(
     assert conflict["winner"] == "target"
     last = run(world)
     assert (last["updated"], last["conflicts"]) == (0, 0), last
+
+
+def test_a_long_decimal_reaches_poweroffice_and_comes_back_unrounded(
+    world: dict[str, Any],
+) -> None:
+    """PowerOffice GO keeps amounts as .NET decimals (28 digits): what is sent with all
+    its digits is kept, and nothing rounded flows back."""
+    items = """
+  - source: crm.Item
+    target: poweroffice.Product
+    properties:
+      - {from: name, to: Name, type: string}
+      - {from: price, to: UnitPrice, type: decimal}
+"""
+    text = CONFIG.format(store=world["dir"] / "items.db", url="{url}").replace(
+        "      Person: {external_ref: ext}\n",
+        "      Person: {external_ref: ext}\n      Item: {}\n",
+    )
+    base_url = world["config"].systems["poweroffice"].model_extra["base_url"]
+    text = text.replace("{url}/v2", base_url) + items
+    world["crm"].insert("Item", {"name": "Konsulenttime", "price": "12345678901234567.89"})
+    config = parse_config(text).config
+    engine = engine_run.Engine(config, environ=ENV, state_dir=str(world["dir"] / "s"))
+    try:
+        assert engine.sync().to_dict()["created"] >= 1
+        (product,) = [
+            p for p in world["box"].records("Products").values() if p["Name"] == "Konsulenttime"
+        ]
+        assert Decimal(str(product["UnitPrice"])) == Decimal("12345678901234567.89")
+        assert engine.sync().writes == 0
+        (item,) = world["crm"].records("Item").values()
+        assert item["price"] == "12345678901234567.89"
+    finally:
+        engine.close()

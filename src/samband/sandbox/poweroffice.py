@@ -42,7 +42,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs
@@ -53,6 +52,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from samband import exactjson
 from samband.sandbox._base import ADMIN_PREFIX, Clock, Faults, Sandbox
 
 MODIFIED = "LastChangedDateTimeOffset"
@@ -833,7 +833,7 @@ class PowerOfficeSandbox(Sandbox):
     def _answer(
         self, status: int, body: Any = None, headers: dict[str, str] | None = None
     ) -> Response:
-        content = b"" if body is None else orjson.dumps(body)
+        content = b"" if body is None else exactjson.dumps(body)
         return Response(
             content,
             status_code=status,
@@ -957,7 +957,8 @@ class PowerOfficeSandbox(Sandbox):
         ):
             raise ApiProblem(415, "Unsupported Media Type", f"{ctype or 'no content type'}")
         try:
-            return orjson.loads(await request.body())
+            # amounts are .NET decimals: every digit sent is kept
+            return exactjson.loads(await request.body())
         except orjson.JSONDecodeError:
             raise ApiProblem(400, "Invalid request body", "the body is not JSON") from None
 
@@ -1168,7 +1169,7 @@ class PowerOfficeSandbox(Sandbox):
             if page_number < total_pages:
                 paging["nextPageLink"] = self._link(request, link_query, page_number + 1)
             return Response(
-                orjson.dumps(chunk, default=_json_default),
+                exactjson.dumps(chunk, default=_json_default),
                 media_type=JSON,
                 headers={"X-Pagination": orjson.dumps(paging).decode()},
             )
@@ -1678,6 +1679,4 @@ def _contact_values(company: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
     raise TypeError(type(value).__name__)
