@@ -35,7 +35,22 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from samband import exactjson
+
 ADMIN_PREFIX = "/_sandbox"
+
+
+class ExactJSONResponse(JSONResponse):
+    """A JSON answer whose decimals keep every digit (the vendors' APIs hold amounts as
+    .NET decimals; a double would round them)."""
+
+    def render(self, content: Any) -> bytes:
+        return exactjson.dumps(content)
+
+
+async def exact_json(request: Request) -> Any:
+    """A request's JSON body with its decimals exact (raises ValueError when not JSON)."""
+    return exactjson.loads(await request.body())
 
 
 class Clock:

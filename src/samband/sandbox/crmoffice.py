@@ -51,10 +51,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from samband.sandbox._base import Clock, Faults, Sandbox
+from samband import exactjson
+from samband.sandbox._base import Clock, ExactJSONResponse, Faults, Sandbox
 
 TOKEN_LIFETIME = 3600.0
 CODE_LIFETIME = 300.0
@@ -429,7 +430,7 @@ class CrmOfficeSandbox(Sandbox):
         errors: dict[str, list[str]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        return JSONResponse(
+        return ExactJSONResponse(
             self._problem_body(status, title, detail, errors),
             status_code=status,
             media_type="application/problem+json",
@@ -587,7 +588,7 @@ class CrmOfficeSandbox(Sandbox):
             refresh = secrets.token_hex(32).upper()
             self.refresh_tokens[refresh] = {"client_id": client_id, "scope": scope}
             body["refresh_token"] = refresh
-        return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return ExactJSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     # -- the API ----------------------------------------------------------------------------
     def _guarded(self, handler: Callable[[Request, str], Response]) -> Callable[[Request], Any]:
@@ -601,7 +602,7 @@ class CrmOfficeSandbox(Sandbox):
             if request.method in ("POST", "PATCH"):
                 raw = await request.body()
                 try:
-                    request.state.body = json.loads(raw) if raw else None
+                    request.state.body = exactjson.loads(raw) if raw else None
                 except ValueError:
                     return self._error(400, "Bad Request", "The body is not valid JSON.")
                 if not isinstance(request.state.body, dict):
@@ -615,7 +616,7 @@ class CrmOfficeSandbox(Sandbox):
         query = request.query_params
         if collection == "users":
             rows = sorted(self.tables["users"].values(), key=lambda r: int(r["id"]))
-            return JSONResponse(rows)
+            return ExactJSONResponse(rows)
         try:
             limit = int(query.get("limit", DEFAULT_PAGE))
         except ValueError:
@@ -671,14 +672,14 @@ class CrmOfficeSandbox(Sandbox):
             next_token = _b64(
                 json.dumps({"u": last["updatedAt"], "i": last["id"], "f": filters}).encode()
             )
-        return JSONResponse({"items": page, "continuationToken": next_token})
+        return ExactJSONResponse({"items": page, "continuationToken": next_token})
 
     def _get(self, request: Request, collection: str) -> Response:
         record_id = _record_id(request)
         row = self.tables[collection].get(record_id) if record_id is not None else None
         if row is None:
             return self._not_found(collection, request)
-        return JSONResponse(row)
+        return ExactJSONResponse(row)
 
     def _create(self, request: Request, collection: str) -> Response:
         body = {
@@ -690,7 +691,7 @@ class CrmOfficeSandbox(Sandbox):
             row = self.add(collection, body)
         except _Invalid as exc:
             return self._validation(exc)
-        return JSONResponse(
+        return ExactJSONResponse(
             row, status_code=201, headers={"Location": f"/{collection}/{row['id']}"}
         )
 
@@ -707,7 +708,7 @@ class CrmOfficeSandbox(Sandbox):
             row = self.edit(collection, record_id, changes)
         except _Invalid as exc:
             return self._validation(exc)
-        return JSONResponse(row)
+        return ExactJSONResponse(row)
 
     def _delete(self, request: Request, collection: str) -> Response:
         record_id = _record_id(request)
@@ -792,7 +793,7 @@ def _pkce_ok(challenge: str, method: str, verifier: str) -> bool:
 
 
 def _oauth_error(status: int, error: str, description: str) -> Response:
-    return JSONResponse(
+    return ExactJSONResponse(
         {"error": error, "error_description": description},
         status_code=status,
         headers={"Cache-Control": "no-store"},

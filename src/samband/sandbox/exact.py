@@ -37,13 +37,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from samband import sampledata
+from samband import exactjson, sampledata
 from samband.connectors._exact_dates import format_ms_date, parse_vendor_text
 from samband.connectors._exact_fields import FIELDS
-from samband.sandbox._base import Clock, Faults, Sandbox
+from samband.sandbox._base import Clock, ExactJSONResponse, Faults, Sandbox
 from samband.sandbox._odata import ODataError, parse_filter, parse_orderby, parse_select
 
 
@@ -544,7 +544,7 @@ class ExactOnlineSandbox(Sandbox):
         return error_body(title), "application/json"
 
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-        return JSONResponse(body, status_code=status, headers=headers)
+        return ExactJSONResponse(body, status_code=status, headers=headers)
 
     async def _auth_page(self, request: Request) -> Response:
         query = request.query_params
@@ -640,9 +640,7 @@ class ExactOnlineSandbox(Sandbox):
         if request.method in ("POST", "PUT"):
             raw = await request.body()
             try:
-                import orjson
-
-                body = orjson.loads(raw) if raw else {}
+                body = exactjson.loads(raw) if raw else {}
             except ValueError:
                 body = ApiError(400, "The request body is not valid JSON")
         match = _KEY.match(path)

@@ -39,11 +39,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from samband.connectors.webcrm import EMPTY_DATE, ENTITIES, WebCrmEntity, parse_timestamp
-from samband.sandbox._base import Clock, Faults, Sandbox
+from samband.sandbox._base import Clock, ExactJSONResponse, Faults, Sandbox, exact_json
 from samband.types import DataType
 
 SANDBOX_API_TOKEN = "5e4f2a36-0c1b-4d8e-9a7f-3b2c1d0e9f8a"
@@ -241,7 +241,7 @@ class WebCrmSandbox(Sandbox):
     # -- plumbing -----------------------------------------------------------------
     def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
         body, ctype = self.problem(status, message)
-        return JSONResponse(body, status_code=status, headers=headers, media_type=ctype)
+        return ExactJSONResponse(body, status_code=status, headers=headers, media_type=ctype)
 
     def _authorise(self, request: Request) -> Response | str:
         """The application token behind a valid bearer token, or an error answer."""
@@ -270,7 +270,7 @@ class WebCrmSandbox(Sandbox):
                 "Message": f"API rate limit of {self.rate_limit} requests per minute exceeded",
                 "Type": "TooManyRequestsException",
             }
-            return JSONResponse(body, status_code=429, headers={"Retry-After": str(wait)})
+            return ExactJSONResponse(body, status_code=429, headers={"Retry-After": str(wait)})
         window.append(now)
         return None
 
@@ -280,7 +280,7 @@ class WebCrmSandbox(Sandbox):
             if self.quirks.is_error <= 0 or (wanted and wanted.upper() != method.upper()):
                 return None
             self.quirks.is_error -= 1
-        return JSONResponse(
+        return ExactJSONResponse(
             {
                 "IsError": True,
                 "Error": "internal_error",
@@ -294,7 +294,7 @@ class WebCrmSandbox(Sandbox):
         now = self.clock.time()
         self.access_tokens[access] = (app_token, now + ACCESS_TOKEN_SECONDS)
         self.refresh_tokens[refresh] = (app_token, now + REFRESH_TOKEN_SECONDS)
-        return JSONResponse(
+        return ExactJSONResponse(
             {
                 "AccessToken": access,
                 "RefreshToken": refresh,
@@ -317,7 +317,7 @@ class WebCrmSandbox(Sandbox):
             "Error": error,
             "ErrorDescription": description,
         }
-        return JSONResponse(body)
+        return ExactJSONResponse(body)
 
     async def api_login(self, request: Request) -> Response:
         quirk = self._quirk_is_error()
@@ -358,7 +358,7 @@ class WebCrmSandbox(Sandbox):
 
     def _json(self, body: Any) -> Response:
         """A JSON answer, or half of one while the ``cut_body`` quirk lasts."""
-        response = JSONResponse(body)
+        response = ExactJSONResponse(body)
         with self.lock:
             if self.quirks.cut_body <= 0:
                 return response
@@ -386,7 +386,7 @@ class WebCrmSandbox(Sandbox):
         if entity.read_only:
             return self._error(405, f"{entity.path} cannot be written through the API")
         try:
-            payload = await request.json()
+            payload = await exact_json(request)
         except ValueError:
             return self._error(400, "The request body is not valid JSON")
         if request.method == "POST":
@@ -402,8 +402,8 @@ class WebCrmSandbox(Sandbox):
                     return Response(b"", status_code=200)
                 if self.quirks.wrong_id > 0:
                     self.quirks.wrong_id -= 1
-                    return JSONResponse(1)
-            return JSONResponse(record[entity.id_field])
+                    return ExactJSONResponse(1)
+            return ExactJSONResponse(record[entity.id_field])
         # PATCH: bulk upsert
         if not isinstance(payload, list):
             return self._error(400, f"PATCH /{entity.path} takes an array of {entity.table}")
@@ -425,7 +425,7 @@ class WebCrmSandbox(Sandbox):
                     continue
                 record = self._write(entity, record_id if existing else None, merged)
                 answers.append(str(record[entity.id_field]))
-        return JSONResponse(answers)
+        return ExactJSONResponse(answers)
 
     async def item(self, request: Request) -> Response:
         checked = self._authorise(request)
@@ -453,7 +453,7 @@ class WebCrmSandbox(Sandbox):
         if entity.read_only:
             return self._error(405, f"{entity.path} cannot be written through the API")
         try:
-            payload = await request.json()
+            payload = await exact_json(request)
         except ValueError:
             return self._error(400, "The request body is not valid JSON")
         if not isinstance(payload, dict):
