@@ -321,9 +321,24 @@ def status(config: ConfigOption, as_json: JsonOption = False) -> None:
             out.print(f"{key}: {_cell(value)}")
 
 
+def _ref(value: str) -> str:
+    if value.count(":") < 2 or any(not part for part in value.split(":", 2)):
+        raise typer.BadParameter(
+            f"{value!r} is not a record ref; write SYSTEM:TYPE:ID, e.g. crm:Customer:1"
+        )
+    return value
+
+
+def _refs(values: list[str] | None) -> list[str] | None:
+    return [_ref(value) for value in values] if values else values
+
+
+RefArgument = Annotated[str, typer.Argument(help="A record ref: system:type:id", callback=_ref)]
+
+
 @app.command()
 def links(
-    ref: Annotated[str, typer.Argument(help="A record ref: system:type:id")],
+    ref: RefArgument,
     config: ConfigOption,
     as_json: JsonOption = False,
 ) -> None:
@@ -346,7 +361,9 @@ def errors(config: ConfigOption, as_json: JsonOption = False, limit: int = 100) 
 @app.command()
 def retry(
     config: ConfigOption,
-    refs: Annotated[list[str] | None, typer.Argument(help="Refs to retry (default: all).")] = None,
+    refs: Annotated[
+        list[str] | None, typer.Argument(help="Refs to retry (default: all).", callback=_refs)
+    ] = None,
 ) -> None:
     """Queue quarantined records for the next run."""
     count = _inspector(config).retry(refs or None)
@@ -355,7 +372,7 @@ def retry(
 
 @app.command()
 def history(
-    ref: Annotated[str, typer.Argument(help="A record ref: system:type:id")],
+    ref: RefArgument,
     config: ConfigOption,
     as_json: JsonOption = False,
 ) -> None:

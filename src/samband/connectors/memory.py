@@ -32,7 +32,7 @@ from typing import Any
 
 from samband.config.model import SystemConfig
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
-from samband.errors import InUse, NotFound, RecordError
+from samband.errors import ConnectorError, InUse, NotFound, RecordError
 from samband.mapping import get_path, set_path
 from samband.types import DataType, id_value, to_wire
 
@@ -150,20 +150,36 @@ class MemoryDataset:
     def load(cls, name: str, path: str) -> MemoryDataset:
         dataset = cls(name)
         if Path(path).exists():
-            payload = json.loads(Path(path).read_text(encoding="utf-8"))
-            dataset.version = int(payload.get("version", 0))
-            for type_name, rows in payload.get("types", {}).items():
-                table = dataset.table(type_name)
-                for rid, row in rows.items():
-                    table[rid] = _Row(
-                        row["data"],
-                        int(row["version"]),
-                        datetime.fromisoformat(row["modified"]),
-                        bool(row.get("deleted")),
-                    )
-            numeric = [int(r) for t in dataset.types.values() for r in t if r.isdigit()]
-            dataset.next_id = itertools.count(max(numeric, default=0) + 1)
+            try:
+                dataset._load(path)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                where = (
+                    f" (line {exc.lineno}, column {exc.colno})"
+                    if isinstance(exc, json.JSONDecodeError)
+                    else ""
+                )
+                raise ConnectorError(
+                    name,
+                    f"{path} cannot be read{where}: {exc}",
+                    "fix the file (it is JSON as Samband writes it: version, types) or move "
+                    "it away",
+                ) from None
         return dataset
+
+    def _load(self, path: str) -> None:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        self.version = int(payload.get("version", 0))
+        for type_name, rows in payload.get("types", {}).items():
+            table = self.table(type_name)
+            for rid, row in rows.items():
+                table[rid] = _Row(
+                    row["data"],
+                    int(row["version"]),
+                    datetime.fromisoformat(row["modified"]),
+                    bool(row.get("deleted")),
+                )
+        numeric = [int(r) for t in self.types.values() for r in t if r.isdigit()]
+        self.next_id = itertools.count(max(numeric, default=0) + 1)
 
 
 def _stored(value: Any) -> Any:

@@ -167,6 +167,12 @@ class Store:
                 raise StoreError(
                     f"cannot open the store {redact_url(self.url)}: {_db_message(exc)}"
                 ) from None
+            if isinstance(exc, SQLAlchemyError):
+                raise StoreError(
+                    f"the store {redact_url(self.url)} cannot be read ({_db_message(exc)}): "
+                    "restore it from a backup or move it away (a new one is made); nothing "
+                    "in your systems was changed"
+                ) from None
             raise
         self._seq = time.time_ns() // 1000
         self.sql = Statements(self.dialect)
