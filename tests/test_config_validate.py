@@ -289,3 +289,64 @@ dataflows:
     problems = validate_file(path)
     assert [(p.severity, p.line) for p in problems] == [("warning", 8)]
     assert "add source_ref" in (problems[0].hint or "")
+
+
+SQL_TARGET = """\
+systems:
+  mem:
+    kind: memory
+    label: Memory
+    entity_types:
+      T: {properties: {name: {type: string}, number: {type: NUMBER_TYPE}}}
+  pms:
+    kind: sql
+    label: PMS
+    url: "URL"
+    entity_types:
+      Row: {table: coded}
+dataflows:
+  - source: mem.T
+    target: pms.Row
+    properties:
+      - {from: name, to: name, type: string}
+      - {from: number, to: number, type: NUMBER_TYPE}
+"""
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql", "mariadb"])
+def test_a_declared_type_the_target_column_cannot_give_back_is_a_warning(
+    database: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``type: string`` into an INTEGER column: the connector refuses "008" (it would come
+    back as "8"), so validate warns about the mapping, as it does for a source type that
+    cannot round-trip through the declared one.  A warning: validate still passes."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
+
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'pms.db'}"
+    else:
+        url = str(
+            request.getfixturevalue("postgres_url" if database == "postgresql" else "mariadb_url")
+        )
+    engine = create_engine(url)
+    Table(
+        "coded",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("name", String(50)),
+        Column("number", Integer),
+    ).create(engine)
+    engine.dispose()
+    text = SQL_TARGET.replace("URL", url)
+    assert problems(tmp_path, text.replace("NUMBER_TYPE", "integer")) == []
+    found = problems(tmp_path, text.replace("NUMBER_TYPE", "string"))
+    assert [(p.severity, p.line, p.column) for p in found] == [("warning", 18, 36)], found
+    (warning,) = found
+    assert warning.message.startswith(
+        "number is declared string but pms.Row.number holds integer"
+    ), warning.message
+    assert "refused" in warning.message and "declare type: integer" in (warning.hint or "")
+    code, output = run(tmp_path, monkeypatch, text.replace("NUMBER_TYPE", "string"))
+    assert code == 0, output
+    assert "c.yaml:18:36: warning: number is declared string but pms.Row.number" in output
+    assert "c.yaml: valid (1 warning(s))" in output

@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import (
+    CHAR,
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -256,3 +258,243 @@ def test_the_engine_quarantines_a_value_the_column_would_round(
         ("exact", Decimal("10.25")),
         ("whole", Decimal(7)),
     ]
+
+
+# -- a value must come back the same (the round-trip rule in _sql_values) ---------------
+def test_text_into_a_number_boolean_or_date_column_must_come_back_the_same(
+    db_url: str, other: Engine
+) -> None:
+    """``type: string`` "008" into an INTEGER column was stored as 8 and read back as "8"
+    (and "yes" into a BOOLEAN as true → "true"): after an unrelated edit the source got
+    the column's spelling back.  A text is accepted only as the column gives it back."""
+    table = _table(
+        other,
+        "coded",
+        Column("number", Integer),
+        Column("flag", Boolean),
+        Column("amount", Numeric(10, 2)),
+        Column("day", Date),
+    )
+    conn = connector(db_url, "coded")
+    for given in ("008", " 8", "+8", "8.0", "-0"):
+        reason = refused(conn, {"number": given})
+        assert "coded.number" in reason and "INTEGER" in reason, reason
+        assert f"{given!r} (string)" in reason and "read back as" in reason, reason
+        assert "type: integer" in reason and "text column" in reason, reason
+    assert "read back as '8'" in refused(conn, {"number": "008"})
+    for given in ("yes", "1", "TRUE", " true"):
+        reason = refused(conn, {"flag": given})
+        assert "coded.flag" in reason and f"{given!r}" in reason, reason
+        assert "read back as 'true'" in reason and "type: boolean" in reason, reason
+    assert "read back as '1.50'" in refused(conn, {"amount": "1.5"})
+    assert "read back as '7.00'" in refused(conn, {"amount": "7"})
+    assert "read back as '2026-01-05'" in refused(conn, {"day": "20260105"})
+    assert "not an ISO 8601 date" in refused(conn, {"day": "2026-1-5"})
+    assert count(other, table) == 0
+    # what the column gives back as it was given is written
+    record = conn.create(
+        "Row", {"number": "8", "flag": "true", "amount": "1.50", "day": "2026-01-05"}
+    )
+    assert record.data["number"] == 8 and record.data["flag"] is True
+    assert (record.data["amount"], record.data["day"]) == ("1.50", "2026-01-05")
+    record = conn.create("Row", {"number": "-8", "flag": "false"})
+    assert (record.data["number"], record.data["flag"]) == (-8, False)
+    # values of the columns' own kinds (and kinds that read back equal) are untouched
+    record = conn.create(
+        "Row", {"number": 8, "flag": 1, "amount": Decimal("1.5"), "day": date(2026, 1, 5)}
+    )
+    assert (record.data["number"], record.data["flag"], record.data["amount"]) == (8, True, "1.50")
+    assert count(other, table) == 3
+    conn.close()
+
+
+ORACLE_COLUMNS = {  # column → its type (on SQLite, or per dialect)
+    "c_int": "INTEGER",
+    "c_flag": "BOOLEAN",
+    "c_money": "NUMERIC(10,2)",
+    "c_plain": "NUMERIC",
+    "c_whole": "NUMERIC(10)",
+    "c_single": {"postgresql": "REAL", "mysql": "FLOAT", "sqlite": "REAL"},
+    "c_double": {"postgresql": "DOUBLE PRECISION", "mysql": "DOUBLE", "sqlite": "DOUBLE"},
+    "c_day": "DATE",
+    "c_at": {"mysql": "DATETIME(6)", "postgresql": "TIMESTAMP", "sqlite": "TIMESTAMP"},
+    "c_zoned": {"postgresql": "TIMESTAMPTZ"},
+    "c_code": "CHAR(10)",
+    "c_text": "VARCHAR(40)",
+}
+ORACLE_VALUES: list[Any] = [
+    *("8", "008", " 8", "+8", "8.0", "-0", "0", "1", "yes", "true", "false", "TRUE"),
+    *("1.5", "1.50", "0.25", "1e3", "0.1", "12345678.12", "1234567890123.12", "D1", ""),
+    *("2026-01-05", "20260105", "2026-01-05T00:00:00+00:00", "2026-01-05T10:30:00Z"),
+    *("2026-01-05T10:30:00+00:00", "2026-01-05T10:30:00.123456+00:00"),
+    *(8, 0, 1, True, False, 0.25, 0.1, 1 / 3, 8.0, 1e-7),
+    *(Decimal("1.5"), Decimal("0.1"), Decimal("1234567890123.12"), Decimal("12345.6789")),
+    *(Decimal("0.0000001"), Decimal(0), date(2026, 1, 5)),
+    datetime(2026, 1, 5, tzinfo=UTC),
+    datetime(2026, 1, 5, 10, 30, 0, 123456, tzinfo=UTC),
+]
+
+
+def test_what_a_column_gives_back_is_what_the_checks_expect(db_url: str, other: Engine) -> None:
+    """The round-trip rule is decided in Python, from a model of what each database gives
+    back (``_sql_values.read_back``).  Held against the databases themselves: each value
+    of every type into every kind of column is written with the checks switched off and
+    read back; the model must predict the record's value exactly, and a value is accepted
+    exactly when the engine would take what comes back for the value it wrote."""
+    from samband.connectors import _sql_values as checks
+    from samband.types import coerce, infer_type
+
+    dialect = other.dialect.name
+    columns = {
+        name: kind if isinstance(kind, str) else kind.get(dialect)
+        for name, kind in ORACLE_COLUMNS.items()
+    }
+    columns = {name: kind for name, kind in columns.items() if kind}
+    key = {"postgresql": "serial PRIMARY KEY", "mysql": "INT AUTO_INCREMENT PRIMARY KEY"}
+    with other.begin() as conn:
+        body = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+        conn.exec_driver_sql(
+            f"CREATE TABLE oracle (id {key.get(dialect, 'INTEGER PRIMARY KEY')}, {body})"
+        )
+    conn = connector(db_url, "oracle")
+    bound = conn.bound("Row")
+    assert bound.write is not None
+    column_checks, bound.checks = dict(bound.checks), {}
+    wrong: list[str] = []
+    decided = {True: 0, False: 0}
+    for name in columns:
+        column, kind = bound.write.c[name], bound.types[name]
+        assert kind is not None
+        back = checks.read_back(column, kind, conn.engine.dialect)
+        kind_check = checks._kind_check(column, kind, conn.engine.dialect, name, "")
+        for raw in ORACLE_VALUES:
+            given_type = infer_type(raw)
+            given = coerce(raw, given_type)
+            try:
+                value = coerce(given, kind)
+            except Exception:
+                continue  # refused before anything is written
+            if value is None or (kind_check is not None and kind_check(value, given)):
+                continue  # the kind's own check refuses it (out of range, digits, spaces)
+            record = conn.create("Row", {name: given})
+            read = record.data[name]
+            again = conn.get("Row", record.id)
+            assert again is not None and again.data[name] == read
+            if type(read) is not type(back(value)) or read != back(value):
+                wrong.append(f"{columns[name]} {given!r}: read {read!r}, model {back(value)!r}")
+            try:
+                as_written = coerce(read, given_type)
+            except Exception:
+                as_written = read
+            accepted = column_checks[name](value, given) is None
+            decided[accepted] += 1
+            if accepted != checks.same_value(as_written, given):
+                wrong.append(f"{columns[name]} {given!r} → {read!r}: accepted={accepted}")
+    assert wrong == []
+    assert decided[True] > 150 and decided[False] > 40, decided
+    conn.close()
+
+
+def test_char_columns_are_read_without_padding_and_refuse_trailing_spaces(
+    db_url: str, other: Engine
+) -> None:
+    """PostgreSQL gave "D1" in a CHAR(10) back as "D1        "; MariaDB gave "D2  " back
+    as "D2".  A CHAR column is read without its padding, and a value ending in spaces (which
+    it would lose) is refused, on every database (SQLite keeps them, but its declared type
+    is the contract)."""
+    table = _table(other, "dept", Column("code", CHAR(10)), Column("name", String(20)))
+    conn = connector(db_url, "dept")
+    record = conn.create("Row", {"code": "D1", "name": "Sales"})
+    assert record.data["code"] == "D1"
+    got = conn.get("Row", record.id)
+    assert got is not None and got.data["code"] == "D1"
+    (page,) = list(conn.read("Row", None))
+    assert [r.data["code"] for r in page.records] == ["D1"]
+    # an update that expects the value as read is not taken for a concurrent edit
+    conn.update("Row", record.id, {"code": "D3"}, expected={"code": "D1"})
+    for given in ("D2  ", " ", "D2 "):
+        reason = refused(conn, {"code": given})
+        assert "dept.code" in reason and "CHAR(10)" in reason and f"{given!r}" in reason
+        assert "ends in spaces" in reason and "VARCHAR" in reason, reason
+    assert conn.create("Row", {"code": " D4"}).data["code"] == " D4"  # leading ones stay
+    with other.begin() as sql:  # another program's row
+        sql.execute(table.insert().values(code="X", name="theirs"))
+    (page,) = list(conn.read("Row", None))
+    assert sorted(r.data["code"] for r in page.records) == [" D4", "D3", "X"]
+    conn.close()
+
+
+CHAR_FLOW = """
+store: sqlite:///{tmp}/store.db
+systems:
+  crm: {{kind: memory, entity_types: {{Dept: {{}}}}}}
+  pms:
+    kind: sql
+    url: "{url}"
+    entity_types:
+      Dept: {{table: dept, updated: changed}}
+dataflows:
+  - source: crm.Dept
+    target: pms.Dept
+    properties:
+      - {{from: name, to: name, type: string}}
+      - {{from: number, to: number, type: string}}
+      - {{from: flag, to: flag, type: string}}
+      - {{from: code, to: code, type: string}}
+"""
+
+
+def test_the_engine_keeps_the_source_text_a_column_would_change(
+    db_url: str, other: Engine, tmp_path: Path
+) -> None:
+    """Memory source → SQL target, ``type: string`` everywhere: "008" into INTEGER, "yes"
+    into BOOLEAN and "D2  " into CHAR(10) are quarantined with the reason; "8", "true" and
+    "D1" are written.  After an unrelated edit of each record the source still holds its
+    own text (it got "8", "true" and PostgreSQL's "D1        " back before) and the next
+    run writes nothing."""
+    from samband.config import parse_config
+    from samband.connectors.memory import dataset
+    from samband.engine.run import Engine as SyncEngine
+    from tests.test_sql_connector import STAMP
+
+    table = _table(
+        other,
+        "dept",
+        Column("name", String(50)),
+        Column("number", Integer),
+        Column("flag", Boolean),
+        Column("code", CHAR(10)),
+        Column("changed", STAMP),
+    )
+    crm = dataset("crm")
+    crm.insert("Dept", {"name": "fine", "number": "8", "flag": "true", "code": "D1"})
+    crm.insert("Dept", {"name": "zeros", "number": "008", "flag": "false", "code": "D1"})
+    crm.insert("Dept", {"name": "yes", "number": "9", "flag": "yes", "code": "D1"})
+    crm.insert("Dept", {"name": "spaces", "number": "7", "flag": "false", "code": "D2  "})
+    originals = {rid: dict(data) for rid, data in crm.records("Dept").items()}
+    config = parse_config(CHAR_FLOW.format(tmp=tmp_path, url=db_url)).config
+    with SyncEngine(config) as engine:
+        first = engine.sync().to_dict()
+        for rid in originals:  # an unrelated edit of every record
+            crm.edit("Dept", rid, {"name": f"{originals[rid]['name']} edited"})
+        engine.sync()
+        again = engine.sync()
+        changed = [
+            (rid, key, data[key])
+            for rid, data in crm.records("Dept").items()
+            for key in ("number", "flag", "code")
+            if data[key] != originals[rid][key]
+        ]
+        assert changed == [], "the column's spelling flowed back over the source"
+        assert (first["created"], first["errors"]) == (1, 3), first
+        letters = {d["ref"]: d["reason"] for d in engine.store().dead_letters()}
+        assert sorted(letters) == ["crm:Dept:2", "crm:Dept:3", "crm:Dept:4"]
+        assert "dept.number" in letters["crm:Dept:2"] and "'008'" in letters["crm:Dept:2"]
+        assert "read back as '8'" in letters["crm:Dept:2"]
+        assert "dept.flag" in letters["crm:Dept:3"] and "'yes'" in letters["crm:Dept:3"]
+        assert "dept.code" in letters["crm:Dept:4"] and "ends in spaces" in letters["crm:Dept:4"]
+        assert again.writes == 0 and again.status == "ok", again.to_dict()
+        assert engine.store().conflicts_rows() == []
+    with other.connect() as conn:
+        stored = conn.execute(select(table.c.name, table.c.number, table.c.flag)).all()
+    assert [tuple(row) for row in stored] == [("fine edited", 8, True)]

@@ -330,6 +330,7 @@ def _check_dataflow(
                     "warning",
                 )
             )
+        problems.extend(_declared_vs_target(loaded, loc, flow, prop, target_type))
         if prop.type is DataType.REFERENCE and source is not None and prop.source_ref is None:
             # the target side is inferred from the dataflow the referenced type flows into
             known = source.property(prop.source)
@@ -354,6 +355,35 @@ def _check_dataflow(
                 )
             )
     return problems
+
+
+def _declared_vs_target(
+    loaded: LoadedConfig,
+    loc: tuple[str | int, ...],
+    flow: Dataflow,
+    prop: PropertyMapping,
+    target_type: DataType | None,
+) -> list[Problem]:
+    """A mapping's declared ``type:`` that the target's field (a SQL column's reflected
+    type) cannot hold and give back the same: the values that would come back changed
+    (``"008"`` into an INTEGER column) are refused and their records quarantined.  A
+    reference is left out: its values are the target's own ids, translated by the engine."""
+    declared = prop.type
+    if declared is None or target_type is None or declared is DataType.REFERENCE:
+        return []
+    if prop.direction == "backward" or round_trips(declared, target_type):
+        return []
+    return [
+        loaded.problem(
+            (*loc, "type"),
+            f"{prop.target} is declared {declared} but {flow.target}.{prop.target} holds "
+            f"{target_type}: the values of type {declared} it cannot give back unchanged "
+            "are refused and their records quarantined",
+            f"declare type: {target_type}, or give {prop.target} a type that holds {declared} "
+            "values",
+            "warning",
+        )
+    ]
 
 
 def _ambiguous_reference(

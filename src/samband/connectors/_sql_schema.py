@@ -315,6 +315,21 @@ def max_length(column_type: sqltypes.TypeEngine[Any]) -> int | None:
     return None
 
 
+def is_padded(column_type: sqltypes.TypeEngine[Any]) -> bool:
+    """Whether a column is fixed-width text (``CHAR(n)``, ``NCHAR(n)``): its trailing spaces
+    are padding, not part of its value."""
+    return isinstance(column_type, sqltypes.CHAR | sqltypes.NCHAR)
+
+
+def padded_columns(table: Table, dialect: str, skip: str) -> frozenset[str]:
+    """The columns whose values the database hands back padded with spaces: ``CHAR(n)``
+    on PostgreSQL (and MariaDB with ``PAD_CHAR_TO_FULL_LENGTH``; SQLite keeps what it was
+    given).  ``skip`` (the id column) is left as it is: a record's id must not change."""
+    if dialect == "sqlite":
+        return frozenset()
+    return frozenset(c.name for c in table.columns if c.name != skip and is_padded(c.type))
+
+
 def is_aware(column: Column[Any]) -> bool:
     return bool(getattr(column.type, "timezone", False)) and isinstance(
         column.type, sqltypes.DateTime

@@ -11,23 +11,51 @@ The declared type is the contract, also where the database is more lenient (SQLi
 any number in any column): what a column is declared to hold is what the users of the
 database rely on.  Each column's check is built once, when the table is reflected; a
 check is a few comparisons per value.
+
+**The round-trip rule.**  The engine hands a connector each value in the canonical form
+of the mapping's ``type:`` and later compares what it reads back, brought to that same
+type, with what it wrote (``engine.plan._same``: equal values of one type, numbers by
+value, an empty text and no value alike).  A value is accepted only when the column gives
+it back *equal under that comparison*:
+
+    given  --coerce to the column's type-->  value  --what the database keeps and the
+    connector reads (driver, SQLAlchemy, ``_sql_schema.from_db``)-->  read
+    accepted  <=>  coerce(read, type of given) == given
+
+The type of ``given`` is the mapping's type (``str`` for ``type: string``, ``int``,
+``Decimal``, ``float``, ``bool``, ``date``, ``datetime``).  So a text goes into a number,
+boolean or date column only when it is spelled as the column gives it back: ``"8"`` into
+INTEGER (not ``"008"``, ``" 8"``, ``"+8"``, ``"8.0"``), ``"true"``/``"false"`` into
+BOOLEAN (not ``"yes"``, ``"1"``, ``"TRUE"``), ``"2026-01-05"`` into DATE (not
+``"2026-1-5"`` or ``"20260105"``), ``"1.50"`` into NUMERIC(10,2) (not ``"1.5"``: it
+comes back as ``"1.50"``).  Values mapped with the column's own kind of type round-trip
+whenever the kind's own check (range, digits, fractions of a second) passes, except
+where the database hands back other digits (SQLite reads a NUMERIC back through a binary
+double, formatted to the column's scale).  What the column gives back is modelled here,
+in Python, per dialect (see :func:`read_back`); ``tests/test_sql_values.py`` holds it
+against what each database really gives back.
+
+Fixed-width ``CHAR(n)`` columns: PostgreSQL pads a value with spaces to ``n`` and MariaDB
+removes trailing spaces, so the connector reads a CHAR column without its padding (SQLite
+keeps what it was given) and a value that ends in spaces is refused on every database:
+its spaces would be lost.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from datetime import datetime
-from decimal import Decimal
+from datetime import date, datetime
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import Column
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Dialect
 
-from samband.connectors._sql_schema import max_length
+from samband.connectors._sql_schema import from_db, is_padded, max_length, to_db_datetime
 from samband.errors import ConversionError
-from samband.types import DataType, coerce
+from samband.types import DataType, coerce, infer_type
 
 #: ``check(value, given)``: why the column cannot hold ``value`` (``given`` coerced to the
 #: column's data type) exactly, or None when it can.
@@ -43,6 +71,28 @@ def column_check(column: Column[Any], kind: DataType | None, dialect: Dialect) -
     its data type."""
     label = f"{column.table.name}.{column.name}" if column.table is not None else column.name
     shown = type_text(column, dialect)
+    exact = _kind_check(column, kind, dialect, label, shown)
+    if kind is None:
+        return exact  # the value goes to the driver as it is
+    # a value of the column's own kind that its kind's check passed comes back the same,
+    # except a decimal in SQLite (kept as a binary double, read back formatted)
+    own_kind = not (kind is DataType.DECIMAL and dialect.name == "sqlite")
+    back = read_back(column, kind, dialect)
+    round_trip = _round_trip_check(label, shown, kind, back, own_kind)
+    if exact is None:
+        return round_trip
+
+    def check(value: Any, given: Any) -> str | None:
+        return exact(value, given) or round_trip(value, given)
+
+    return check
+
+
+def _kind_check(
+    column: Column[Any], kind: DataType | None, dialect: Dialect, label: str, shown: str
+) -> Check | None:
+    """What a column of ``kind`` cannot hold of that kind (too long, out of range, too
+    many digits or fractions of a second)."""
     if kind is DataType.STRING:
         return _text_check(label, shown, column)
     if kind is DataType.INTEGER:
@@ -68,6 +118,7 @@ def type_text(column: Column[Any], dialect: Dialect) -> str:
 # -- text --------------------------------------------------------------------------------
 def _text_check(label: str, shown: str, column: Column[Any]) -> Check:
     limit = max_length(column.type)
+    fixed = is_padded(column.type)
 
     def check(value: Any, _given: Any) -> str | None:
         if not isinstance(value, str):
@@ -76,6 +127,13 @@ def _text_check(label: str, shown: str, column: Column[Any]) -> Check:
             return (
                 f"{len(value)} characters; column {label} holds at most {limit} "
                 f"({shown}): shorten it in its source system or widen the column"
+            )
+        if fixed and value.endswith(" "):
+            return (
+                f"{_short(value)!r} ends in spaces, which column {label} ({shown}) does not "
+                "keep: a fixed-width CHAR column pads its values with spaces (PostgreSQL) or "
+                "removes them (MariaDB), so they are not part of its value; remove them in "
+                "its source system or make the column VARCHAR"
             )
         if not value.isascii():
             try:
@@ -261,6 +319,115 @@ def _fraction_check(label: str, shown: str, digits: int) -> Check | None:
         return None
 
     return check
+
+
+# -- round trip -------------------------------------------------------------------------
+def read_back(column: Column[Any], kind: DataType, dialect: Dialect) -> Callable[[Any], Any]:
+    """``read_back(value)``: the value a record of the connector carries after ``value``
+    (of the column's data type, accepted by its kind's check) was written to ``column``
+    and read again: what the database keeps, as the driver and SQLAlchemy give it back,
+    through :func:`samband.connectors._sql_schema.from_db` (a CHAR column's padding is
+    not part of it: values with trailing spaces are refused before)."""
+    if kind is DataType.DECIMAL:
+        stored = stored_decimal(column.type, dialect.name)
+        return lambda value: from_db(stored(value), kind)
+    if kind is DataType.FLOAT:
+        single = single_precision(column.type, dialect.name)
+        return lambda value: float(stored_float(value, single, dialect.name))
+    if kind is DataType.DATETIME:
+        return lambda value: from_db(to_db_datetime(column, value), kind)
+    return lambda value: from_db(value, kind)
+
+
+def stored_decimal(column_type: sqltypes.TypeEngine[Any], dialect: str) -> Callable[[Any], Any]:
+    """What a decimal column gives back for a decimal its check accepted: PostgreSQL and
+    MariaDB give it with the column's scale (``1.5`` in ``NUMERIC(10,2)`` is ``1.50``), a
+    PostgreSQL ``NUMERIC`` without scale as it was sent; SQLite keeps a binary double, which
+    SQLAlchemy reads back formatted to the scale (10 places without one)."""
+    scale = getattr(column_type, "scale", None)
+    if dialect == "sqlite":
+        places = scale if scale is not None else SQLITE_DECIMAL_SCALE
+        return lambda value: Decimal(f"{float(value):.{places}f}")
+    if scale is None and getattr(column_type, "precision", None) is not None:
+        scale = 0
+    if scale is None:
+        return lambda value: value
+    step = Decimal(1).scaleb(-scale)
+
+    def stored(value: Any) -> Any:
+        if not isinstance(value, Decimal):
+            return value
+        try:
+            return value.quantize(step, context=Context(prec=whole_digits(value) + scale + 1))
+        except InvalidOperation:  # more places than the scale: refused by the kind's check
+            return value
+
+    return stored
+
+
+def _round_trip_check(
+    label: str, shown: str, kind: DataType, back: Callable[[Any], Any], own_kind: bool
+) -> Check:
+    """Refuse a value the column would give back as another value of the mapping's type
+    (the rule in the module's docstring).  ``own_kind``: values of the column's own data
+    type come back the same (once its kind's check passed) and are not looked at again."""
+
+    def check(value: Any, given: Any) -> str | None:
+        wanted = infer_type(given)
+        if wanted is None or (own_kind and wanted is kind):
+            return None
+        read = back(value)
+        try:
+            again = coerce(read, wanted)
+        except ConversionError:
+            again = read
+        if same_value(again, given):
+            return None
+        if wanted is kind or (wanted is DataType.FLOAT and kind is DataType.DECIMAL):
+            advice = (
+                "correct it in its source system or give the column a type that holds it exactly"
+            )
+        else:
+            column = (
+                "a text column (VARCHAR)" if wanted is DataType.STRING else f"a {wanted} column"
+            )
+            advice = (
+                f"write it as {_shown(again)} in its source system, map the property with "
+                f"type: {kind} (so that values are compared as {kind} values), or store it "
+                f"in {column}"
+            )
+        return (
+            f"{_shown(given)} ({wanted}) would be stored in column {label} ({shown}) and "
+            f"read back as {_shown(again)}, which the next sync would take for an edit and "
+            f"carry back over the source: {advice}"
+        )
+
+    return check
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether the engine takes two values of a mapping's type for the same (as
+    ``samband.engine.plan._same`` compares them)."""
+    if a is None or b is None or a == "" or b == "":
+        return a in (None, "") and b in (None, "")
+    if type(a) is type(b) and a == b:
+        return True
+    numbers = (int, float)
+    return (
+        isinstance(a, numbers)
+        and isinstance(b, numbers)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+        and a == b
+    )
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(_short(value))
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return _short(value)
 
 
 def _short(value: Any) -> str:

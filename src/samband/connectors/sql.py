@@ -88,6 +88,8 @@ class _Bound:
     key: schema.KeyShape = field(default_factory=schema.KeyShape.none)  # of a new row
     # column → what it holds exactly (checked before a value is written)
     checks: dict[str, values_.Check] = field(default_factory=dict)
+    # CHAR columns the database pads with spaces: read without them
+    padded: frozenset[str] = frozenset()
 
     @property
     def where(self) -> str:
@@ -228,6 +230,10 @@ class SqlConnector(Connector):
     def _record(self, bound: _Bound, row: Row[Any]) -> RecordData:
         mapping = row._mapping
         data = {c: schema.from_db(mapping[c], bound.types.get(c)) for c in bound.columns}
+        for name in bound.padded:
+            value = data.get(name)
+            if isinstance(value, str):
+                data[name] = value.rstrip(" ")
         spec = bound.spec
         modified: datetime | None = None
         if spec.updated and isinstance(mapping[spec.updated], datetime):
@@ -831,6 +837,7 @@ def _bind(engine: Engine, spec: schema.TableSpec, system: str, url: Any) -> _Bou
             _floats_as_floats(table)
     types = {c.name: schema.data_type(c.type) for c in read.columns}
     bound = _Bound(spec, read, write, types, columns)
+    bound.padded = schema.padded_columns(read, engine.dialect.name, spec.id) & set(columns)
     if write is not None:
         try:
             bound.key = schema.key_shape(engine, write, spec.id)
