@@ -253,3 +253,26 @@ def test_a_newly_mapped_property_already_read_is_agreed_on_at_once(store_url: st
     assert report["conflicts"] == 1
     assert crm.records("Customer")["1"]["org"] == erp.records("Account")["1"]["org"]
     assert run(store_url, NAME_ONLY)["updated"] == 0
+
+
+def test_the_newer_of_two_edits_entered_in_two_systems_wins(store_url: str) -> None:
+    """CRM and webshop feed one account: the CRM renames first, the shop after.  The value
+    the engine copies into the account is as old as the CRM's edit, so the shop's newer
+    edit wins (not the copy, whose write is newer)."""
+    crm, shop, erp = dataset("crm"), dataset("shop"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "911111111"})
+    shop.insert("Buyer", {"company": "Acme", "org_no": "911111111"})
+    run(store_url, TWO_SOURCES)
+    crm.edit("Customer", "1", {"name": "Acme CRM"})
+    shop.edit("Buyer", "1", {"company": "Acme Shop"})
+    for _ in range(2):
+        run(store_url, TWO_SOURCES)
+    names = {
+        crm.records("Customer")["1"]["name"],
+        shop.records("Buyer")["1"]["company"],
+        erp.records("Account")["1"]["name"],
+    }
+    assert names == {"Acme Shop"}
+    with engine_for(store_url, TWO_SOURCES) as engine:
+        (conflict,) = engine.store().conflicts_rows()
+        assert '"Acme CRM"' in (conflict["source_value"], conflict["target_value"])

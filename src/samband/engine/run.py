@@ -885,13 +885,29 @@ class _Run:
         if plan.to_target:
             outcomes.add(
                 self.writes.update(
-                    flow, flow.target, target, plan.to_target, batch, new_base, "target", link.base
+                    flow,
+                    flow.target,
+                    target,
+                    plan.to_target,
+                    batch,
+                    new_base,
+                    "target",
+                    link.base,
+                    source.modified,
                 )
             )
         if plan.to_source:
             outcomes.add(
                 self.writes.update(
-                    flow, flow.source, source, plan.to_source, batch, new_base, "source", link.base
+                    flow,
+                    flow.source,
+                    source,
+                    plan.to_source,
+                    batch,
+                    new_base,
+                    "source",
+                    link.base,
+                    target.modified,
                 )
             )
         failed = bool(outcomes - {"written"})

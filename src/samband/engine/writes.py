@@ -6,6 +6,7 @@ a source deletion does to its target.  Each outcome is recorded in the chunk's
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from samband import _killpoint as killpoint
@@ -316,10 +317,12 @@ class Writes:
         new_base: dict[str, Any],
         side: str,
         old_base: dict[str, Any],
+        origin_modified: str | None = None,
     ) -> Outcome:
         """Write ``changes`` to ``snap``'s record.  A write that did not happen leaves the
         agreed values (``new_base``) of its properties as they were (``old_base``), so the
-        next plan sees both sides' edits again instead of a property never agreed on."""
+        next plan sees both sides' edits again instead of a property never agreed on.
+        ``origin_modified``: when the values written were edited on the other side."""
         system = key[0]
         if self.dry_run:
             self.run.counts(flow).updated += 1
@@ -366,13 +369,18 @@ class Writes:
         # the same source property (e.g. a forward-only one) must carry the new value on.
         replan = side == "source" or self.propagates[(key, flow.key)]
         dirty = self.store.next_seq() if replan else 0
-        modified = modified_of(use, record) if record is not None else None
+        # The record's age for later conflicts is that of the edits it holds, not of this
+        # write: a value copied here is as old as the edit that made it on the other side
+        # (else a newer edit elsewhere would lose to the copy of an older one).
+        edited = [t for t in (origin_modified, snap.modified) if t]
+        if not edited and record is not None:
+            edited = [t for t in (modified_of(use, record),) if t]
         row = updated_snapshot(
             use,
             snap,
             changes,
             record.data if record is not None else None,
-            modified or now_iso(),
+            max(edited, key=_instant) if edited else now_iso(),
             dirty,
         )
         batch.snapshots[snap.ref] = row
@@ -543,6 +551,14 @@ def _keep_base(
                 new_base[m.target] = old_base[m.target]
             else:
                 new_base.pop(m.target, None)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _show(values: dict[str, Any]) -> str:
