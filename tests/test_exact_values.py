@@ -289,3 +289,31 @@ def test_not_a_number_from_a_source_is_refused_not_cleared(store_url: str) -> No
             assert erp.records("Account")["1"]["amount"] == 5.5  # not wiped to null
             (letter,) = engine.store().dead_letters()
             assert "finite" in letter["reason"]
+
+
+def test_a_value_flowing_back_that_the_source_type_would_change_is_refused(
+    store_url: str,
+) -> None:
+    """The source holds an integer; "008" entered in the target would come back as "8"."""
+    systems = SYSTEMS.replace(
+        "      Company: {}\n", "      Company: {properties: {number: {type: integer}}}\n"
+    )
+    flows = """
+dataflows:
+  - source: crm.Company
+    target: erp.Account
+    properties:
+      - {from: name, to: name, type: string}
+      - {from: number, to: number, type: string}
+"""
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Company", {"name": "Acme", "number": 8})
+    config = parse_config(f"store: {store_url}\n{systems}{flows}").config
+    with Engine(config) as engine:
+        engine.sync()
+        erp.edit("Account", "1", {"number": "008"})
+        engine.sync()
+        assert crm.records("Company")["1"]["number"] == 8
+        assert erp.records("Account")["1"]["number"] == "008"  # not changed behind its back
+        (letter,) = engine.store().dead_letters()
+        assert "008" in letter["reason"] and "changes it" in letter["reason"]

@@ -110,7 +110,16 @@ def inverse_value(flow: Flow, m: Mapping, value: Any, translate: Translate) -> A
             raise WaitForParent(f"{flow.target[0]}:{m.target_ref_type or '?'}:{value}")
         return id_value(source_id)
     if m.source_type is not None and m.source_type is not DataType.REFERENCE:
-        return coerce(value, m.source_type)
+        converted = coerce(value, m.source_type)
+        if not _same(coerce(converted, m.type), value):
+            # "008" into an integer source comes back as "8": the source would change it
+            raise ConversionError(
+                f"{m.target} = {value!r} would be stored as {converted!r} in "
+                f"{flow.source[0]}.{flow.source[1]}.{m.source} ({m.source_type}), which "
+                "changes it; write it in a form the source keeps, or map the property with "
+                "the source's type"
+            )
+        return converted
     return value
 
 
