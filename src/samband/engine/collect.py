@@ -78,11 +78,12 @@ def _iso(value: Any) -> str | None:
 
 def snapshot_row(use: TypeUse, record: RecordData, dirty: int) -> dict[str, Any]:
     projected = project(use, record.data)
-    for path, value in projected.items():
-        if type(value) is float and not math.isfinite(value):
-            # JSON has no NaN or Infinity (orjson writes null): kept as text, which a
-            # number type refuses with the reason instead of clearing the other side
-            projected[path] = repr(value)
+    if float in map(type, projected.values()):
+        for path, value in projected.items():
+            if type(value) is float and not math.isfinite(value):
+                # JSON has no NaN or Infinity (orjson writes null): kept as text, which a
+                # number type refuses with the reason instead of clearing the other side
+                projected[path] = repr(value)
     return {
         "system": use.key[0],
         "etype": use.key[1],

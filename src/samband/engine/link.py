@@ -107,8 +107,8 @@ class Translator:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._links: dict[str, list[str]] = {}
-        # links made or dropped in this run and not stored yet: a ref loaded from the
-        # store later (before their chunk commits) still sees them
+        # links made or dropped in this chunk and not stored yet: a ref loaded from the
+        # store before the chunk commits still sees them
         self._learned: dict[str, set[str]] = {}
         self._forgotten: set[tuple[str, str]] = set()
 
@@ -136,6 +136,12 @@ class Translator:
         self._learned.setdefault(b, set()).add(a)
         self._forgotten.discard((a, b))
         self._add(a, b)
+
+    def settled(self) -> None:
+        """The links learned and forgotten so far are in the store now (their chunk is
+        committed): a later read of the store sees them."""
+        self._learned.clear()
+        self._forgotten.clear()
 
     def forget(self, a: str, b: str) -> None:
         self._forgotten.add((a, b))

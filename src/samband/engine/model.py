@@ -148,7 +148,8 @@ def normalize(value: Any, normalizer: str) -> str | None:
     if normalizer in ("digits", "orgno"):
         if not text.isdecimal():
             text = _NOT_DIGIT.sub("", text)
-        text = _ascii_digits(text)
+        if not text.isascii():
+            text = _ascii_digits(text)
     elif normalizer == "phone":
         text = _phone(text)
     elif normalizer == "email":

@@ -627,6 +627,7 @@ class _Run:
             store.clear_dirty(key[0], key[1], seen)
             if batch.requeue:
                 store.set_dirty(sorted(batch.requeue))
+        self.translator.settled()
 
     # -- source side ---------------------------------------------------------------------
     def _prefetch(self, flow: Flow, snaps: list[Snapshot], side: str) -> None:
