@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,8 +19,11 @@ from typing import Any
 
 import orjson
 
-# 16 or more digits (points between them allowed): the shortest number a double may round
-_LONG_NUMBER = re.compile(rb"\d[\d.]{15}")
+# 16 or more digits (points between them allowed): the shortest number a double may round.
+# Digits and points become NUL (which JSON text cannot hold unescaped), so one ``in`` finds
+# such a run several times faster than a regular expression.
+_DIGITS = bytes.maketrans(b"0123456789.", b"\0" * 11)
+_LONG_RUN = b"\0" * 16
 _INT64 = (-(2**63), 2**64 - 1)
 
 
@@ -30,7 +32,7 @@ def loads(raw: bytes | str, *, decimal: Callable[[str], Any] = Decimal) -> Any:
     ``decimal`` (``Decimal``, or ``str`` to keep record values JSON-plain), integers of any
     size are ints."""
     data = raw.encode() if isinstance(raw, str) else raw
-    if not _LONG_NUMBER.search(data):
+    if _LONG_RUN not in data.translate(_DIGITS):
         return orjson.loads(data)
 
     def number(text: str) -> Any:
