@@ -19,6 +19,7 @@ from samband.engine.run import Engine
 from samband.errors import CircuitBreakerTripped, RunLocked
 from samband.store import schema
 from samband.store.store import Store
+from tests.convergence import EditDuringTheRun
 
 SYSTEMS = """
 systems:
@@ -273,24 +274,6 @@ def _dead_pid() -> int:
     return child.pid
 
 
-class RunDuring:
-    """A progress display that runs something once the run starts planning."""
-
-    def __init__(self, action: Any) -> None:
-        self.action, self.done_it = action, False
-
-    def phase(self, name: str, total: int | None = None) -> None:
-        if name == "sync" and not self.done_it:
-            self.done_it = True
-            self.action()
-
-    def advance(self, count: int = 1) -> None:
-        pass
-
-    def done(self) -> None:
-        pass
-
-
 def test_a_dry_run_neither_creates_the_store_nor_blocks_a_real_run(tmp_path: Path) -> None:
     crm = dataset("crm")
     crm.insert("Customer", {"name": "Acme", "org": "1"})
@@ -303,7 +286,7 @@ def test_a_dry_run_neither_creates_the_store_nor_blocks_a_real_run(tmp_path: Pat
         crm.insert("Customer", {"name": "Fjord", "org": "2"})
         real: list[str] = []
         with engine_for(f"sqlite:///{store}", flows) as other:
-            run_now = RunDuring(lambda: real.append(other.sync().status))
+            run_now = EditDuringTheRun(lambda: real.append(other.sync().status))
             preview = engine.sync(dry_run=True, progress=run_now)
         assert real == ["ok"]  # the scheduled run was not held up by the dry run
         assert preview.status == "dry-run"

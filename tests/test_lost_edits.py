@@ -3,13 +3,12 @@ retried, a refused write-back fixed by hand, a delete racing an edit (issue 17, 
 
 from __future__ import annotations
 
-from typing import Any
-
 from samband.config import parse_config
 from samband.connectors.memory import dataset
 from samband.engine.inspect import Inspector
 from samband.engine.run import Engine
 from samband.errors import RecordError, TransientError
+from tests.convergence import EditDuringTheRun
 
 SYSTEMS = """
 systems:
@@ -45,24 +44,6 @@ def engine_for(store_url: str, flows: str = FLOWS) -> Engine:
     return Engine(parse_config(f"store: {store_url}\n{SYSTEMS}{flows}").config)
 
 
-class EditWhenPlanning:
-    """A progress display that plays a user's edit once everything is read."""
-
-    def __init__(self, edit: Any) -> None:
-        self.edit, self.done_editing = edit, False
-
-    def phase(self, name: str, total: int | None = None) -> None:
-        if name == "sync" and not self.done_editing:
-            self.done_editing = True
-            self.edit()
-
-    def advance(self, count: int = 1) -> None:
-        pass
-
-    def done(self) -> None:
-        pass
-
-
 def linked_pair(store_url: str) -> Engine:
     dataset("crm").insert("Customer", {"name": "Acme", "city": "Oslo"})
     engine = engine_for(store_url)
@@ -75,7 +56,7 @@ def test_an_edit_of_another_property_during_the_run_is_synced(store_url: str) ->
     with linked_pair(store_url) as engine:
         crm.edit("Customer", "1", {"name": "Acme AS"})
         # after the read, before the name is written: a user changes the city in the ERP
-        engine.sync(progress=EditWhenPlanning(lambda: erp.edit("Account", "1", {"city": "Bergen"})))
+        engine.sync(progress=EditDuringTheRun(lambda: erp.edit("Account", "1", {"city": "Bergen"})))
         assert erp.records("Account")["1"]["name"] == "Acme AS"
         engine.sync()
         assert crm.records("Customer")["1"]["city"] == "Bergen"
@@ -157,7 +138,7 @@ def test_a_propagated_delete_keeps_a_record_edited_since_and_records_it(store_ur
     with linked_pair(store_url) as engine:
         crm.remove("Customer", "1")
         # the ERP user edits the account after the read, before the delete is propagated
-        engine.sync(progress=EditWhenPlanning(lambda: erp.edit("Account", "1", {"city": "Bod"})))
+        engine.sync(progress=EditDuringTheRun(lambda: erp.edit("Account", "1", {"city": "Bod"})))
         assert erp.records("Account")["1"]["city"] == "Bod"
         conflicts = engine.store().conflicts_rows()
         assert len(conflicts) == 1
@@ -216,7 +197,7 @@ def test_an_edit_of_a_long_integer_during_the_run_is_not_overwritten(store_url: 
         crm.edit("Customer", "1", {"count": 12345678901234569})
         # a double holds neither: the ERP user's edit differs from what was read by 1
         engine.sync(
-            progress=EditWhenPlanning(
+            progress=EditDuringTheRun(
                 lambda: erp.edit("Account", "1", {"count": 12345678901234568})
             )
         )

@@ -17,7 +17,7 @@ from samband.engine.collect import content_hash, match_entries
 from samband.engine.model import Flow, TypeUse
 from samband.engine.plan import MISSING
 from samband.mapping import get_steps
-from samband.store.store import Snapshot, dumps, now_iso
+from samband.store.store import Link, Snapshot, dumps, now_iso
 from samband.types import to_wire
 
 
@@ -159,6 +159,25 @@ def audit_row(
         "before": dumps(before) if before is not None else None,
         "after": dumps(after) if after is not None else None,
     }
+
+
+def unlink(batch: Batch, run_id: int, flow: Flow, link: Link, reason: str | None) -> None:
+    """End ``link`` in this chunk's batch, audited with ``reason`` (None: the caller
+    audits what it does instead).  The caller tells the translator (see
+    :meth:`~samband.engine.link.Translator.forget`)."""
+    batch.drop_links.append(link.id)
+    batch.progress = True
+    if reason is not None:
+        batch.audit.append(
+            audit_row(
+                run_id,
+                link.target_ref,
+                flow,
+                "unlink",
+                {"linked_to": link.source_ref},
+                {"reason": reason},
+            )
+        )
 
 
 def conflict_row(

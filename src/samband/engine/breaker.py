@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from samband.config.model import Defaults
 from samband.engine.link import Translator
 from samband.engine.model import Flow
-from samband.engine.plan import plan_pair
+from samband.engine.plan import plan_link
 from samband.errors import CircuitBreakerTripped, ConversionError
 from samband.store.store import Link, Store, split_ref
 
@@ -139,15 +139,7 @@ class CircuitBreaker:
                 if source is None or target is None or source.deleted or target.deleted:
                     continue
                 try:
-                    plan = plan_pair(
-                        flow,
-                        source.data,
-                        target.data,
-                        link.base,
-                        source.modified,
-                        target.modified,
-                        self.translator,
-                    )
+                    plan = plan_link(flow, link.base, source, target, self.translator)
                 except ConversionError:
                     continue  # quarantined when planned, not written
                 if plan.to_source:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from samband.engine.model import Flow, Mapping
 from samband.errors import ConversionError
@@ -156,6 +156,22 @@ def _convert(m: Mapping, get: Callable[..., Any], *args: Any) -> Any:
         return get(*args)
     except ConversionError as exc:
         raise ConversionError(f"{m.source} → {m.target}: {exc}") from None
+
+
+class Side(Protocol):
+    """What the plan reads of a record (a stored snapshot)."""
+
+    data: dict[str, Any]
+    modified: str | None
+
+
+def plan_link(
+    flow: Flow, base: dict[str, Any], source: Side, target: Side, translate: Translate
+) -> PairPlan:
+    """The three-way merge of a linked pair from its two snapshots."""
+    return plan_pair(
+        flow, source.data, target.data, base, source.modified, target.modified, translate
+    )
 
 
 def plan_pair(

@@ -26,6 +26,7 @@ from samband.engine.apply import (
     audit_row,
     conflict_row,
     snapshot_row_of,
+    unlink,
 )
 from samband.engine.breaker import CircuitBreaker
 from samband.engine.collect import (
@@ -43,7 +44,7 @@ from samband.engine.model import (
     compile_flows,
     type_order,
 )
-from samband.engine.plan import plan_pair
+from samband.engine.plan import plan_link
 from samband.engine.reconcile import build_index, reconcile_dataflows, unbuilt_indexes
 from samband.engine.recovery import IntentRecovery
 from samband.engine.writes import Writes
@@ -703,20 +704,9 @@ class _Run:
             if link is None:
                 continue
             if snap.deleted:
-                batch.drop_links.append(link.id)
+                unlink(batch, self.run_id, flow, link, "deleted in target")
                 self.translator.forget(link.source_ref, link.target_ref)
                 self.requeue_children(link, batch)
-                batch.audit.append(
-                    audit_row(
-                        self.run_id,
-                        snap.ref,
-                        flow,
-                        "unlink",
-                        {"linked_to": link.source_ref},
-                        {"reason": "deleted in target"},
-                    )
-                )
-                batch.progress = True
                 self.plan_line(f"unlink {link.source_ref} ↔ {snap.ref} (target deleted)")
                 continue
             source = sources.get(split_ref(link.source_ref)[2])
@@ -808,18 +798,8 @@ class _Run:
 
     def release(self, flow: Flow, link: Link, new_source: str, batch: Batch) -> None:
         """Unlink a deleted source from its target, which ``new_source`` takes over."""
-        batch.drop_links.append(link.id)
+        unlink(batch, self.run_id, flow, link, f"deleted in source; entered again as {new_source}")
         self.translator.forget(link.source_ref, link.target_ref)
-        batch.audit.append(
-            audit_row(
-                self.run_id,
-                link.target_ref,
-                flow,
-                "unlink",
-                {"linked_to": link.source_ref},
-                {"reason": f"deleted in source; entered again as {new_source}"},
-            )
-        )
         self.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (entered again)")
 
     def link_matched(self, flow: Flow, source: Snapshot, target: Snapshot, batch: Batch) -> None:
@@ -844,15 +824,7 @@ class _Run:
                 return
             self.previewed.add((flow.key, source.ref))
         try:
-            plan = plan_pair(
-                flow,
-                source.data,
-                target.data,
-                link.base,
-                source.modified,
-                target.modified,
-                self.translator,
-            )
+            plan = plan_link(flow, link.base, source, target, self.translator)
         except ConversionError as exc:
             self.quarantine(flow, source.ref, "conversion", str(exc), batch)
             return

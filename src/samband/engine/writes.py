@@ -20,6 +20,7 @@ from samband.engine.apply import (
     index_rows,
     new_snapshot,
     snapshot_row_of,
+    unlink,
     updated_snapshot,
 )
 from samband.engine.collect import modified_of, project
@@ -431,22 +432,12 @@ class Writes:
 
     def source_deleted(self, flow: Flow, link: Link, target: Snapshot | None, batch: Batch) -> None:
         policy = flow.config.on_delete
-        batch.drop_links.append(link.id)
         self.translator.forget(link.source_ref, link.target_ref)
-        batch.progress = True
         if policy == "unlink" or target is None or target.deleted:
-            batch.audit.append(
-                audit_row(
-                    self.run_id,
-                    link.target_ref,
-                    flow,
-                    "unlink",
-                    {"linked_to": link.source_ref},
-                    {"reason": "deleted in source"},
-                )
-            )
+            unlink(batch, self.run_id, flow, link, "deleted in source")
             self.run.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (source deleted)")
             return
+        unlink(batch, self.run_id, flow, link, None)  # audited as the delete or archive
         system, etype = flow.target
         connector = self.engine.connector(system)
         use = self.engine.uses[flow.target]
