@@ -31,7 +31,9 @@ from samband.config.env import resolve
 from samband.config.model import Config
 from samband.errors import SambandError
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "samband.yaml"
+# shipped in the package (examples/samband.yaml in the repository is a link to it), so the
+# demo runs from an installed wheel too
+EXAMPLE = Path(__file__).resolve().parent / "examples" / "samband.yaml"
 
 #: seed file → (title, dataflow keys of its sections, in the seed's order)
 SEEDS: dict[str, tuple[str, list[str]]] = {
