@@ -32,7 +32,6 @@ def test_the_wheel_runs_the_demo_from_a_fresh_virtualenv(tmp_path: Path) -> None
             "wheel",
             "--quiet",
             "--no-deps",
-            "--no-build-isolation",
             "-w",
             str(dist),
             str(ROOT),
