@@ -215,7 +215,7 @@ class PowerOfficeBox:
     """A seeded PowerOffice GO sandbox served on loopback (in this process)."""
 
     def __init__(self, size: int) -> None:
-        from samband.sandbox.poweroffice import PowerOfficeSandbox
+        from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
 
         self.box = PowerOfficeSandbox()
         self.box.seed(size, 1, only=("Customers",))
@@ -235,7 +235,7 @@ class PowerOfficeBox:
 
 def _pms_run(suite: Suite, task: str, box: PowerOfficeBox, size: int) -> dict[str, Any] | None:
     from bench.http_bench import pg_schema
-    from samband.pms import create_pms_schema
+    from samband.kinds.sql.demo import create_pms_schema
 
     with pg_schema("samband") as url:
         create_pms_schema(url)

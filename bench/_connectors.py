@@ -27,8 +27,8 @@ import orjson
 from samband.config import parse_config
 from samband.config.model import Config
 from samband.connectors.base import Page, RecordData
-from samband.connectors.memory import MemoryConnector
 from samband.errors import RecordError
+from samband.kinds.memory.connector import MemoryConnector
 from samband.mapping import set_path
 from samband.types import to_wire
 

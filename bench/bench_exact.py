@@ -20,9 +20,9 @@ from cryptography.fernet import Fernet
 
 from samband import sampledata
 from samband.config.model import EntityTypeConfig, SystemConfig
-from samband.connectors.exact import ExactOnlineConnector
+from samband.kinds.exact_online.connector import ExactOnlineConnector
+from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
 from samband.sandbox._base import Clock
-from samband.sandbox.exact import ExactOnlineSandbox
 from samband.secrets import TokenStore
 
 

@@ -15,8 +15,8 @@ import math
 import time
 
 from samband.config.model import SystemConfig
-from samband.connectors.poweroffice import PowerOfficeConnector
-from samband.sandbox.poweroffice import PowerOfficeSandbox
+from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
+from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
 
 KEYS = {
     "application_key": "sandbox-application-key",

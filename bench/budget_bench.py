@@ -23,8 +23,8 @@ def run_exact(accounts: int, speed: float) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_exact
 
+    from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
     from samband.sandbox._base import Clock
-    from samband.sandbox.exact import ExactOnlineSandbox
 
     os.environ.setdefault("SAMBAND_TOKEN_KEY", Fernet.generate_key().decode())
     random.seed(1)

@@ -107,7 +107,7 @@ def shared_dir() -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_memory_datasets() -> Iterator[None]:
     """Memory datasets are process-wide; each test starts with none."""
-    from samband.connectors import memory
+    from samband.kinds.memory import connector as memory
 
     memory._DATASETS.clear()
     yield

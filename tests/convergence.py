@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from samband.config import parse_config
 from samband.config.model import Config
-from samband.connectors.memory import dataset
+from samband.kinds.memory.connector import dataset
 from samband.store import schema
 from samband.store.store import Store, loads, split_ref
 from samband.types import coerce

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 from samband.cli import app
 from samband.config import parse_config
-from samband.connectors.memory import MemoryDataset, dataset, forget_dataset
 from samband.engine.run import Engine
-from samband.sandbox.custom_crm import DEFAULT_TOKEN, CustomCrmSandbox
+from samband.kinds.memory.connector import MemoryDataset, dataset, forget_dataset
+from samband.kinds.rest.sandbox import DEFAULT_TOKEN, CustomCrmSandbox
 
 CONFIG = """\
 store: sqlite:///{dir}/state.db

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from samband.cli import app
-from samband.connectors.memory import MemoryDataset, forget_dataset
+from samband.kinds.memory.connector import MemoryDataset, forget_dataset
 
 CONFIG = """
 store: sqlite:///state.db

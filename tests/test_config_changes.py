@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from samband.config import parse_config
-from samband.connectors.memory import dataset
 from samband.engine.run import Engine
 from samband.errors import CircuitBreakerTripped
+from samband.kinds.memory.connector import dataset
 
 SYSTEMS = """
 systems:

@@ -17,7 +17,6 @@ from samband.config import parse_config
 from samband.config.model import Config
 from samband.connectors._http import RateLimiter
 from samband.connectors.base import RecordData
-from samband.connectors.crmoffice import CrmOfficeConnector
 from samband.errors import (
     AuthError,
     ContractError,
@@ -26,8 +25,9 @@ from samband.errors import (
     RecordError,
     SambandError,
 )
+from samband.kinds.crmoffice.connector import CrmOfficeConnector
+from samband.kinds.crmoffice.sandbox import CrmOfficeSandbox
 from samband.sandbox._base import SandboxServer
-from samband.sandbox.crmoffice import CrmOfficeSandbox
 from samband.sandbox.registry import create_sandbox
 from tests.test_crmoffice_support import browser_login
 

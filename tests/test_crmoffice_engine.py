@@ -19,8 +19,8 @@ from cryptography.fernet import Fernet
 from samband.config import parse_config
 from samband.engine.run import Engine
 from samband.errors import SambandError
-from samband.sandbox.crmoffice import CrmOfficeSandbox
-from samband.sandbox.poweroffice import PowerOfficeSandbox
+from samband.kinds.crmoffice.sandbox import CrmOfficeSandbox
+from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
 from tests.test_crmoffice_support import browser_login
 
 ENV = {

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from samband.sandbox.crmoffice import CrmOfficeSandbox
+from samband.kinds.crmoffice.sandbox import CrmOfficeSandbox
 
 REDIRECT = "http://127.0.0.1:9/callback"
 CLIENT = {"client_id": "sandbox-client", "client_secret": "sandbox-secret"}

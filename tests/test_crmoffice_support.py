@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from samband.config.model import Config
-from samband.connectors.crmoffice import CrmOfficeConnector
+from samband.kinds.crmoffice.connector import CrmOfficeConnector
 
 
 def browser_login(config: Config, system_id: str, state_dir: Path) -> None:

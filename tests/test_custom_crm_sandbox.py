@@ -22,8 +22,8 @@ from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from samband import sampledata
+from samband.kinds.rest.sandbox import DEFAULT_TOKEN, MAX_LIMIT, CustomCrmSandbox
 from samband.sandbox._base import SandboxServer
-from samband.sandbox.custom_crm import DEFAULT_TOKEN, MAX_LIMIT, CustomCrmSandbox
 from samband.sandbox.registry import create_sandbox
 
 SPEC_FILE = Path(__file__).resolve().parents[1] / "docs" / "custom-system-api.yaml"

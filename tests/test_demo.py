@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 
 from samband.cli import app
 from samband.demo import EXAMPLE, SEEDS, DemoError, run_demo
-from samband.sandbox.custom_crm import CustomCrmSandbox
-from samband.sandbox.poweroffice import PowerOfficeSandbox
+from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
+from samband.kinds.rest.sandbox import CustomCrmSandbox
 
 pytestmark = pytest.mark.xdist_group("demo")
 

@@ -441,7 +441,7 @@ class WideSyncMachine(SyncMachine):
 
 
 def _clear_failures(system: str) -> None:
-    from samband.connectors.memory import dataset
+    from samband.kinds.memory.connector import dataset
 
     dataset(system).failures.clear()
 
@@ -453,7 +453,7 @@ def test_convergence_sqlite(tmp_path: Any) -> None:
     class PerExample(WideSyncMachine):
         def __init__(self) -> None:
             self.store_url = f"sqlite:///{tmp_path}/store-{next(counter)}.db"
-            from samband.connectors import memory
+            from samband.kinds.memory import connector as memory
 
             memory._DATASETS.clear()
             super().__init__()
@@ -482,7 +482,7 @@ def test_convergence_postgresql(postgres_server: str) -> None:
         def __init__(self) -> None:
             self._schema = _fresh_schema_url(postgres_server, "postgresql")
             self.store_url = next(self._schema)
-            from samband.connectors import memory
+            from samband.kinds.memory import connector as memory
 
             memory._DATASETS.clear()
             super().__init__()

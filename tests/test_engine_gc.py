@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 import threading
 
-from samband.connectors.memory import dataset
 from samband.engine._gc import THRESHOLD, fewer_collections
+from samband.kinds.memory.connector import dataset
 from tests.test_engine_units import ACCOUNTS, engine_for, store  # noqa: F401
 
 

@@ -13,10 +13,10 @@ from sqlalchemy import event
 
 from samband.config import parse_config
 from samband.config.validate import check
-from samband.connectors.memory import dataset
 from samband.engine.leases import RUN_LEASE
 from samband.engine.run import Engine
 from samband.errors import CircuitBreakerTripped, RunLocked
+from samband.kinds.memory.connector import dataset
 from samband.store import schema
 from samband.store.store import Store
 from tests.convergence import EditDuringTheRun

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from samband.config import parse_config
-from samband.connectors.memory import dataset
 from samband.engine.model import normalize
 from samband.engine.run import Engine
 from samband.errors import CircuitBreakerTripped
+from samband.kinds.memory.connector import dataset
 from samband.store import schema as s
 from tests.convergence import SimulatedCrash
 
@@ -619,7 +619,7 @@ dataflows:
 
 
 def test_systems_are_checked_until_they_have_answered(store: str) -> None:
-    from samband.connectors.memory import MemoryConnector
+    from samband.kinds.memory.connector import MemoryConnector
 
     checks: list[str] = []
 
@@ -745,7 +745,7 @@ def test_an_edit_made_during_a_run_is_read_before_the_update(store: str, check: 
 
 def test_a_connector_that_cannot_read_one_record_is_updated_unchecked(store: str) -> None:
     from samband.connectors.base import RecordData
-    from samband.connectors.memory import MemoryConnector
+    from samband.kinds.memory.connector import MemoryConnector
 
     class NoGet(MemoryConnector):
         def get(self, entity_type: str, record_id: str) -> RecordData | None:

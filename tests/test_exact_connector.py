@@ -12,11 +12,11 @@ import pytest
 from cryptography.fernet import Fernet
 
 from samband.config.model import EntityTypeConfig, SystemConfig
-from samband.connectors._exact_dates import VENDOR_TZ, format_ms_date, parse_ms_date
-from samband.connectors.exact import ExactOnlineConnector
 from samband.errors import ConnectorError, InUse, NotFound, RecordError
+from samband.kinds.exact_online.connector import ExactOnlineConnector
+from samband.kinds.exact_online.connector._dates import VENDOR_TZ, format_ms_date, parse_ms_date
+from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
 from samband.sandbox._base import Clock, SandboxServer
-from samband.sandbox.exact import ExactOnlineSandbox
 from samband.secrets import TokenStore
 
 try:

@@ -17,10 +17,10 @@ from cryptography.fernet import Fernet
 
 from samband.config import parse_config
 from samband.config.validate import check
-from samband.connectors.memory import dataset
 from samband.engine.run import Engine
+from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
+from samband.kinds.memory.connector import dataset
 from samband.sandbox._base import Clock
-from samband.sandbox.exact import ExactOnlineSandbox
 from samband.secrets import TokenStore
 
 try:

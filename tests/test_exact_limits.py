@@ -11,10 +11,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 from samband.config.model import SystemConfig
-from samband.connectors.exact import ExactOnlineConnector
 from samband.errors import QuotaExhausted
+from samband.kinds.exact_online.connector import ExactOnlineConnector
+from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
 from samband.sandbox._base import Clock, SandboxServer
-from samband.sandbox.exact import ExactOnlineSandbox
 from samband.secrets import TokenStore
 
 try:

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from samband.connectors._exact_dates import VENDOR_TZ
+from samband.kinds.exact_online.connector._dates import VENDOR_TZ
+from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
+from samband.kinds.exact_online.sandbox._odata import ODataError, parse_filter
 from samband.sandbox._base import Clock, SandboxServer
-from samband.sandbox._odata import ODataError, parse_filter
-from samband.sandbox.exact import ExactOnlineSandbox
 
 try:
     from tests.test_exact_support import serve
@@ -209,7 +209,7 @@ def test_the_exactonline_client_lists_and_creates_accounts(
 
 
 def test_an_inserted_division_is_found_by_its_code() -> None:
-    from samband.sandbox.exact import ExactOnlineSandbox
+    from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
 
     box = ExactOnlineSandbox()
     box.insert("hrm/Divisions", {"Code": 777, "Description": "Extra"})

@@ -14,12 +14,12 @@ import pytest
 
 from samband import exactjson
 from samband.config import parse_config
-from samband.connectors.memory import dataset, forget_dataset
 from samband.engine.model import normalize
 from samband.engine.run import Engine
 from samband.errors import ConversionError
+from samband.kinds.memory.connector import dataset, forget_dataset
+from samband.kinds.rest.sandbox import DEFAULT_TOKEN, CustomCrmSandbox
 from samband.sandbox._base import SandboxServer
-from samband.sandbox.custom_crm import DEFAULT_TOKEN, CustomCrmSandbox
 from samband.store import schema
 from samband.types import DataType, coerce, to_wire
 

@@ -19,7 +19,7 @@ from samband.demo import EXAMPLE, SEEDS, load_example
 from samband.docs import render_documents
 from samband.docs.model import section_of
 from samband.engine.run import Engine
-from samband.pms import create_pms_schema
+from samband.kinds.sql.demo import create_pms_schema
 
 ENV = {
     "POWEROFFICE_APPLICATION_KEY": "k",

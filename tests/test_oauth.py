@@ -12,10 +12,10 @@ from cryptography.fernet import Fernet
 
 from samband.config import parse_config
 from samband.connectors._oauth import OAuthTokens, interactive_login
-from samband.connectors.exact import ExactOnlineConnector
 from samband.errors import AuthError
+from samband.kinds.exact_online.connector import ExactOnlineConnector
+from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
 from samband.sandbox._base import Clock, SandboxServer
-from samband.sandbox.exact import ExactOnlineSandbox
 from samband.secrets import TokenStore
 
 try:

@@ -26,10 +26,10 @@ import httpx
 import pytest
 
 from samband.config.model import SystemConfig
-from samband.connectors._poweroffice_auth import forget_tokens
-from samband.connectors.poweroffice import PowerOfficeConnector
 from samband.errors import InUse, NotFound, RecordError
-from samband.sandbox.poweroffice import Exchange, PowerOfficeSandbox
+from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
+from samband.kinds.poweroffice_go.connector._auth import forget_tokens
+from samband.kinds.poweroffice_go.sandbox import Exchange, PowerOfficeSandbox
 from tests.test_poweroffice_support import KEYS, serve
 
 SPEC_FILE = "reference/poweroffice-go-v2-openapi.yaml"

@@ -21,10 +21,10 @@ import pytest
 
 from samband.config import parse_config
 from samband.config.model import Config
-from samband.connectors._poweroffice_auth import forget_tokens
-from samband.connectors.poweroffice import PowerOfficeConnector
+from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
+from samband.kinds.poweroffice_go.connector._auth import forget_tokens
+from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
 from samband.sandbox._base import SandboxServer
-from samband.sandbox.poweroffice import PowerOfficeSandbox
 from tests.test_poweroffice_support import KEYS, serve
 
 convergence = pytest.importorskip("tests.convergence")
@@ -213,7 +213,7 @@ def test_convergence_with_poweroffice_in_place_of_memory(
     from hypothesis import HealthCheck, settings
     from hypothesis.stateful import run_state_machine_as_test
 
-    from samband.connectors import memory
+    from samband.kinds.memory import connector as memory
     from tests.test_engine_convergence import DERANDOMIZE, PHASES
 
     # the records the engine creates in erp are Customers here, not Org

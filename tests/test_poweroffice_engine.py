@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from samband.config import parse_config
-from samband.connectors.memory import dataset
+from samband.kinds.memory.connector import dataset
+from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
 from samband.mapping import get_path
-from samband.sandbox.poweroffice import PowerOfficeSandbox
 from tests.convergence import EditDuringTheRun
 from tests.test_poweroffice_support import KEYS, serve
 

@@ -14,9 +14,9 @@ import orjson
 import pytest
 
 from samband.config.model import SystemConfig
-from samband.connectors._poweroffice_auth import forget_tokens
-from samband.connectors.poweroffice import PowerOfficeConnector
-from samband.sandbox.poweroffice import Exchange, PowerOfficeSandbox
+from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
+from samband.kinds.poweroffice_go.connector._auth import forget_tokens
+from samband.kinds.poweroffice_go.sandbox import Exchange, PowerOfficeSandbox
 from tests.test_poweroffice_support import KEYS, serve
 
 

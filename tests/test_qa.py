@@ -15,11 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from samband.cli import app
-from samband.connectors.memory import MemoryDataset, dataset, forget_dataset
+from samband.kinds.memory.connector import MemoryDataset, dataset, forget_dataset
+from samband.kinds.rest.sandbox import DEFAULT_TOKEN, CustomCrmSandbox
 from samband.qa import run_qa
 from samband.qa.model import FAILED, PASSED
 from samband.sandbox._base import SandboxServer
-from samband.sandbox.custom_crm import DEFAULT_TOKEN, CustomCrmSandbox
 
 ENV = {"QA_CRM_TOKEN": DEFAULT_TOKEN}
 
@@ -314,7 +314,7 @@ PO_ENV = {
 
 @pytest.fixture
 def poweroffice(world: World) -> Iterator[Any]:
-    from samband.sandbox.poweroffice import PowerOfficeSandbox
+    from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
 
     box = PowerOfficeSandbox()
     box.seed(5, 2)
@@ -473,7 +473,7 @@ def test_sql_target_and_a_link_only_dataflow(tmp_path: Path, truncate: bool) -> 
 
 def test_the_guard_shows_and_changes_only_records_the_run_created() -> None:
     from samband.config import parse_config
-    from samband.connectors.memory import MemoryConnector
+    from samband.kinds.memory.connector import MemoryConnector
     from samband.qa.guard import NotOwned, QaConnector
 
     text = "systems:\n  m: {kind: memory, entity_types: {Org: {}}}\n"

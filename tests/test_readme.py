@@ -49,7 +49,7 @@ def test_first_sync_example_runs(tmp_path: Path) -> None:
 
     # the Python API example, in the same folder
     code = _block_after("## The Python API", "python")
-    from samband.connectors import memory
+    from samband.kinds.memory import connector as memory
 
     memory._DATASETS.clear()
     cwd = os.getcwd()

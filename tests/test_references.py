@@ -4,8 +4,8 @@ reference cycles are created, then filled in (issue 17: 7, 16)."""
 from __future__ import annotations
 
 from samband.config import parse_config
-from samband.connectors.memory import dataset
 from samband.engine.run import Engine
+from samband.kinds.memory.connector import dataset
 
 SYSTEMS = """
 systems:

@@ -17,7 +17,6 @@ from starlette.routing import Route
 
 from samband.config.model import SystemConfig
 from samband.connectors.registry import connector_class
-from samband.connectors.rest import RestConnector
 from samband.errors import (
     AuthError,
     ConnectorError,
@@ -29,8 +28,9 @@ from samband.errors import (
     TransientError,
     UnreachableError,
 )
+from samband.kinds.rest.connector import RestConnector
+from samband.kinds.rest.sandbox import DEFAULT_TOKEN, CustomCrmSandbox
 from samband.sandbox._base import SandboxServer, free_port
-from samband.sandbox.custom_crm import DEFAULT_TOKEN, CustomCrmSandbox
 
 CRM_TYPES: dict[str, dict[str, Any]] = {
     "Contact": {"path": "contacts", "external_ref": "external_ref"},

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from samband.config import parse_config
 from samband.config.model import Config
-from samband.connectors.rest import RestConnector
+from samband.kinds.rest.connector import RestConnector
 from samband.sandbox._base import Clock, FaultMiddleware, Faults, SandboxServer
 
 convergence = pytest.importorskip("tests.convergence")
@@ -245,7 +245,7 @@ def test_convergence_with_rest_in_place_of_memory(tmp_path: Path) -> None:
     from hypothesis import HealthCheck, settings
     from hypothesis.stateful import run_state_machine_as_test
 
-    from samband.connectors import memory
+    from samband.kinds.memory import connector as memory
     from tests.test_engine_convergence import DERANDOMIZE, PHASES
 
     counter = itertools.count()

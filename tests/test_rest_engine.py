@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from samband.config import parse_config
-from samband.connectors.memory import MemoryDataset, dataset, forget_dataset
 from samband.engine.run import Engine
+from samband.kinds.memory.connector import MemoryDataset, dataset, forget_dataset
+from samband.kinds.rest.sandbox import DEFAULT_TOKEN, CustomCrmSandbox
 from samband.sandbox._base import SandboxServer
-from samband.sandbox.custom_crm import DEFAULT_TOKEN, CustomCrmSandbox
 
 CONFIG = """
 store: {store}

@@ -28,9 +28,9 @@ import pytest
 from cryptography.fernet import Fernet
 
 from samband.connectors._http import HttpClient, is_loopback
+from samband.kinds.crmoffice.sandbox import CrmOfficeSandbox
+from samband.kinds.rest.sandbox import CustomCrmSandbox
 from samband.sandbox._base import SandboxServer, free_port, serve_forever
-from samband.sandbox.crmoffice import CrmOfficeSandbox
-from samband.sandbox.custom_crm import CustomCrmSandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -279,9 +279,9 @@ def test_sql_values_are_bound_parameters_and_never_sql(tmp_path: Path) -> None:
     """Values that look like SQL reach a ``kind: sql`` table verbatim; no SQL text in the
     product is built by formatting (identifiers are quoted by SQLAlchemy's dialects)."""
     from samband.config import parse_config
-    from samband.connectors.memory import dataset, forget_dataset
     from samband.engine.run import Engine
-    from samband.pms import create_pms_schema
+    from samband.kinds.memory.connector import dataset, forget_dataset
+    from samband.kinds.sql.demo import create_pms_schema
 
     create_pms_schema(f"sqlite:///{tmp_path}/pms.db")
     name = f"crm-{uuid.uuid4().hex[:8]}"

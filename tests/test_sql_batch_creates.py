@@ -13,9 +13,9 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, 
 
 from samband.config import parse_config
 from samband.connectors.base import RecordData
-from samband.connectors.memory import dataset
 from samband.engine.run import Engine
 from samband.errors import RecordError
+from samband.kinds.memory.connector import dataset
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -113,8 +113,8 @@ def test_the_engine_creates_a_chunk_in_one_transaction(db_url: str, tmp_path: Pa
 
 
 def test_a_batch_with_an_unknown_outcome_is_resolved_by_lookup(db_url: str, tmp_path: Path) -> None:
-    from samband.connectors.sql import SqlConnector
     from samband.errors import TransientError
+    from samband.kinds.sql.connector import SqlConnector
 
     crm = dataset("crm")
     for index in range(5):

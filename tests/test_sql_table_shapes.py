@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import create_engine, event, text
 
 from samband.config import parse_config
-from samband.connectors.memory import dataset
 from samband.engine.run import Engine
 from samband.errors import StoreError
+from samband.kinds.memory.connector import dataset
 
 RECORDS = 7
 

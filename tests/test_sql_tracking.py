@@ -33,8 +33,8 @@ from samband import pms
 from samband.config import parse_config
 from samband.config.model import Config, SystemConfig
 from samband.connectors.base import RecordData
-from samband.connectors.sql import SqlConnector, install_tracking, remove_tracking
 from samband.errors import ConnectorError
+from samband.kinds.sql.connector import SqlConnector, install_tracking, remove_tracking
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
@@ -423,7 +423,7 @@ def _run_convergence(url_of: Any, store_of: Any, examples: int, steps: int) -> N
     from hypothesis import HealthCheck, Phase, settings
     from hypothesis.stateful import run_state_machine_as_test
 
-    from samband.connectors import memory
+    from samband.kinds.memory import connector as memory
 
     world = _sql_world_class(url_of)
 
@@ -517,8 +517,8 @@ def test_the_change_log_is_pruned_and_a_reader_left_behind_reads_everything(
     """Entries older than keep_changes that the store has read are deleted; a store whose
     cursor is older than what was pruned (a restored backup, a second installation)
     reads the table in full and still sees what was deleted meanwhile."""
-    from samband.connectors.memory import dataset, forget_dataset
     from samband.engine.run import Engine as SyncEngine
+    from samband.kinds.memory.connector import dataset, forget_dataset
 
     pms.create_pms_schema(db_url)
     with other.begin() as conn:
@@ -617,8 +617,8 @@ def test_sync_dry_run_leaves_the_change_log_and_every_system_as_they_are(
     db_url: str, other: Engine, tmp_path: Path
 ) -> None:
     """The same through the engine: ``sync --dry-run`` sets the connector's dry_run."""
-    from samband.connectors.memory import dataset
     from samband.engine.run import Engine as SyncEngine
+    from samband.kinds.memory.connector import dataset
 
     pms.create_pms_schema(db_url)
     with other.begin() as conn:
@@ -658,7 +658,7 @@ def test_sync_dry_run_leaves_the_change_log_and_every_system_as_they_are(
 
 
 def test_keep_changes_is_a_duration() -> None:
-    from samband.connectors.sql import keep_seconds
+    from samband.kinds.sql.connector import keep_seconds
 
     assert keep_seconds("7d", "pms") == 7 * 86400
     assert keep_seconds("36h", "pms") == 36 * 3600

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from samband.connectors.memory import dataset
+from samband.kinds.memory.connector import dataset
 from tests.test_engine_units import ACCOUNTS, engine_for
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from samband.config.model import SystemConfig
 from samband.connectors._http import _limiters
-from samband.connectors.webcrm import EMPTY_DATE, WebCrmConnector, parse_timestamp
 from samband.errors import AuthError, ContractError, RecordError, TransientError
-from samband.sandbox.webcrm import WebCrmSandbox
+from samband.kinds.webcrm.connector import EMPTY_DATE, WebCrmConnector, parse_timestamp
+from samband.kinds.webcrm.sandbox import WebCrmSandbox
 from samband.types import DataType
 from tests.test_webcrm_support import connector, serve
 

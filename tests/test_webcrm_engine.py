@@ -15,8 +15,8 @@ import pytest
 
 from samband.config import parse_config
 from samband.engine.run import Engine
-from samband.sandbox.poweroffice import PowerOfficeSandbox
-from samband.sandbox.webcrm import SANDBOX_API_TOKEN, WebCrmSandbox
+from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
+from samband.kinds.webcrm.sandbox import SANDBOX_API_TOKEN, WebCrmSandbox
 from tests.convergence import EditDuringTheRun
 from tests.test_webcrm_support import serve
 

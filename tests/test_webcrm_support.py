@@ -18,9 +18,9 @@ from typing import Any
 import uvicorn
 
 from samband.config.model import SystemConfig
-from samband.connectors.webcrm import WebCrmConnector
+from samband.kinds.webcrm.connector import WebCrmConnector
+from samband.kinds.webcrm.sandbox import SANDBOX_API_TOKEN, WebCrmSandbox
 from samband.sandbox._base import Sandbox, SandboxServer
-from samband.sandbox.webcrm import SANDBOX_API_TOKEN, WebCrmSandbox
 
 _BASE_STARTS = "lifespan" in inspect.getsource(SandboxServer.start).replace('lifespan="off"', "")
 

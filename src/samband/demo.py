@@ -151,11 +151,11 @@ class World:
 
 # -- starting the world -----------------------------------------------------------------
 def _boxes(records: int) -> dict[str, Any]:
-    from samband.sandbox.crmoffice import CrmOfficeSandbox
-    from samband.sandbox.custom_crm import CustomCrmSandbox
-    from samband.sandbox.exact import ExactOnlineSandbox
-    from samband.sandbox.poweroffice import PowerOfficeSandbox
-    from samband.sandbox.webcrm import WebCrmSandbox
+    from samband.kinds.crmoffice.sandbox import CrmOfficeSandbox
+    from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
+    from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
+    from samband.kinds.rest.sandbox import CustomCrmSandbox
+    from samband.kinds.webcrm.sandbox import WebCrmSandbox
 
     # The sandboxes keep the APIs' limits by default; the demo lifts them so that a few
     # thousand writes fit in two minutes (the pacing has its own tests).
@@ -169,7 +169,7 @@ def _boxes(records: int) -> dict[str, Any]:
 
 
 def _environ(urls: dict[str, str], pms_url: str) -> dict[str, str]:
-    from samband.sandbox.webcrm import SANDBOX_API_TOKEN
+    from samband.kinds.webcrm.sandbox import SANDBOX_API_TOKEN
 
     return {
         "POWEROFFICE_BASE_URL": urls["poweroffice"] + "/v2",
@@ -223,7 +223,7 @@ def start_world(
     rng_seed: int = 8,
 ) -> World:
     """Seed and start every sandbox, create the PMS, log in; the caller closes it."""
-    from samband.pms import create_pms_schema
+    from samband.kinds.sql.demo import create_pms_schema
 
     folder.mkdir(parents=True, exist_ok=True)
     boxes = _boxes(records)
@@ -323,7 +323,7 @@ def _seed_pms(world: World, records: int, rng_seed: int) -> None:
 def _login(world: World) -> None:
     """OAuth logins that need no browser: CRMOffice's sandbox approves at once; Exact's
     sandbox hands out a token pair, stored as ``samband auth`` would."""
-    from samband.connectors.crmoffice import CrmOfficeConnector
+    from samband.kinds.crmoffice.connector import CrmOfficeConnector
     from samband.secrets import TokenStore
 
     CrmOfficeConnector.sandbox_login(

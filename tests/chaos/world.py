@@ -30,17 +30,17 @@ from cryptography.fernet import Fernet
 from samband.config import parse_config
 from samband.config.model import Config
 from samband.connectors.base import Connector
-from samband.connectors.crmoffice import CrmOfficeConnector
-from samband.connectors.memory import forget_dataset
 from samband.engine.run import Engine
+from samband.kinds.crmoffice.connector import CrmOfficeConnector
+from samband.kinds.crmoffice.sandbox import CrmOfficeSandbox
+from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
+from samband.kinds.memory.connector import forget_dataset
+from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
+from samband.kinds.rest.sandbox import DEFAULT_TOKEN, CustomCrmSandbox
+from samband.kinds.sql.demo import create_pms_schema
+from samband.kinds.webcrm.sandbox import SANDBOX_API_TOKEN, WebCrmSandbox
 from samband.mapping import get_path
-from samband.pms import create_pms_schema
 from samband.sandbox._base import SandboxServer
-from samband.sandbox.crmoffice import CrmOfficeSandbox
-from samband.sandbox.custom_crm import DEFAULT_TOKEN, CustomCrmSandbox
-from samband.sandbox.exact import ExactOnlineSandbox
-from samband.sandbox.poweroffice import PowerOfficeSandbox
-from samband.sandbox.webcrm import SANDBOX_API_TOKEN, WebCrmSandbox
 from samband.secrets import TokenStore
 from samband.store.store import Store
 

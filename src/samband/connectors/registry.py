@@ -9,13 +9,13 @@ from samband.config.model import SystemConfig
 from samband.connectors.base import Connector
 
 KINDS: dict[str, str] = {
-    "memory": "samband.connectors.memory:MemoryConnector",
-    "sql": "samband.connectors.sql:SqlConnector",
-    "rest": "samband.connectors.rest:RestConnector",
-    "poweroffice-go": "samband.connectors.poweroffice:PowerOfficeConnector",
-    "exact-online": "samband.connectors.exact:ExactOnlineConnector",
-    "webcrm": "samband.connectors.webcrm:WebCrmConnector",
-    "crmoffice": "samband.connectors.crmoffice:CrmOfficeConnector",
+    "memory": "samband.kinds.memory.connector:MemoryConnector",
+    "sql": "samband.kinds.sql.connector:SqlConnector",
+    "rest": "samband.kinds.rest.connector:RestConnector",
+    "poweroffice-go": "samband.kinds.poweroffice_go.connector:PowerOfficeConnector",
+    "exact-online": "samband.kinds.exact_online.connector:ExactOnlineConnector",
+    "webcrm": "samband.kinds.webcrm.connector:WebCrmConnector",
+    "crmoffice": "samband.kinds.crmoffice.connector:CrmOfficeConnector",
 }
 
 

@@ -8,11 +8,11 @@ from typing import Any
 from samband.sandbox._base import Sandbox
 
 SANDBOXES: dict[str, str] = {
-    "poweroffice-go": "samband.sandbox.poweroffice:PowerOfficeSandbox",
-    "exact-online": "samband.sandbox.exact:ExactOnlineSandbox",
-    "webcrm": "samband.sandbox.webcrm:WebCrmSandbox",
-    "crmoffice": "samband.sandbox.crmoffice:CrmOfficeSandbox",
-    "rest": "samband.sandbox.custom_crm:CustomCrmSandbox",
+    "poweroffice-go": "samband.kinds.poweroffice_go.sandbox:PowerOfficeSandbox",
+    "exact-online": "samband.kinds.exact_online.sandbox:ExactOnlineSandbox",
+    "webcrm": "samband.kinds.webcrm.sandbox:WebCrmSandbox",
+    "crmoffice": "samband.kinds.crmoffice.sandbox:CrmOfficeSandbox",
+    "rest": "samband.kinds.rest.sandbox:CustomCrmSandbox",
 }
 
 

@@ -21,7 +21,7 @@ are incremental: rows whose change column is at or after ``cursor - overlap`` in
 ordered by (change column, id), keyset-paginated.  Without one every read is a full scan
 (``incremental=False``) and the engine detects deletions.  ``samband sql install-tracking``
 installs triggers and a change log so that edits and deletions made by other programs
-are seen incrementally and exactly (see :mod:`samband.connectors._sql_tracking`).
+are seen incrementally and exactly (see :mod:`samband.kinds.sql.connector._tracking`).
 
 Writes are parameterised statements, one transaction each, built from SQLAlchemy
 ``Table`` objects, so identifiers are quoted by the dialect and no value is ever put
@@ -53,9 +53,6 @@ from sqlalchemy.exc import (
 
 from samband.config.env import resolve_all
 from samband.config.model import Config, SystemConfig
-from samband.connectors import _sql_schema as schema
-from samband.connectors import _sql_tracking as tracking
-from samband.connectors import _sql_values as values_
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
 from samband.durations import parse_interval
 from samband.errors import (
@@ -69,6 +66,9 @@ from samband.errors import (
     Stale,
     TransientError,
 )
+from samband.kinds.sql.connector import _schema as schema
+from samband.kinds.sql.connector import _tracking as tracking
+from samband.kinds.sql.connector import _values as values_
 from samband.types import DataType, coerce, same_stored_value
 
 __all__ = ["SqlConnector", "install_tracking", "remove_tracking"]

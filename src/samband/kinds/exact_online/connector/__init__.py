@@ -10,10 +10,10 @@
   ``full_scan: true``).  ``$select`` asks only for the fields the dataflows use;
   ``__next`` links are followed one page after another.
 * ``/Date(ms)/`` values are vendor wall-clock time (CET/CEST): see
-  :mod:`samband.connectors._exact_dates`.  Account codes are sent right-aligned in 18
+  :mod:`samband.kinds.exact_online.connector._dates`.  Account codes are sent right-aligned in 18
   characters and read back trimmed.
 * Pacing from the rate-limit headers, QuotaExhausted when the daily budget is spent, and
-  a breaker before Exact's 10-errors-an-hour block (:mod:`samband.connectors._exact_limits`).
+  a breaker before Exact's 10-errors-an-hour block (``connector/_limits.py``).
 """
 
 from __future__ import annotations
@@ -31,10 +31,6 @@ from urllib.parse import urlsplit
 import httpx
 
 from samband.config.model import Config, SystemConfig
-from samband.connectors._exact_dates import parse_ms_date, to_vendor_wall, wire_to_iso
-from samband.connectors._exact_fields import FIELDS
-from samband.connectors._exact_limits import ErrorBreaker, ExactPacer
-from samband.connectors._exact_schema import TYPES, ExactType, entity_type, selectable
 from samband.connectors._http import HttpClient, retry_after_seconds
 from samband.connectors._oauth import OAuthAuth, OAuthTokens, interactive_login
 from samband.connectors.base import Connector, EntityType, Page, RecordData
@@ -45,6 +41,10 @@ from samband.errors import (
     NotFound,
     RecordError,
 )
+from samband.kinds.exact_online.connector._dates import parse_ms_date, to_vendor_wall, wire_to_iso
+from samband.kinds.exact_online.connector._limits import ErrorBreaker, ExactPacer
+from samband.kinds.exact_online.connector._schema import TYPES, ExactType, entity_type, selectable
+from samband.kinds.exact_online.fields import FIELDS
 from samband.secrets import TokenStore
 
 DEFAULT_BASE_URL = "https://start.exactonline.nl"

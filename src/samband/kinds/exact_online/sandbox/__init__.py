@@ -10,7 +10,7 @@ Faithful where clients depend on it:
   the new one is used.
 * ``/api/v1/current/Me``; ``/api/v1/{division}/…`` collections with the ``d`` /
   ``results`` / ``__next`` envelope and ``__metadata``; pages of 60 (1000 on the Sync
-  API); ``$select``, ``$filter`` (see :mod:`samband.sandbox._odata`), ``$top``,
+  API); ``$select``, ``$filter`` (see :mod:`samband.kinds.exact_online.sandbox._odata`), ``$top``,
   ``$skiptoken``, ``$orderby``, ``$inlinecount``, ``$expand=SalesOrderLines``;
   mandatory filtering on ``crm/Accounts`` and ``logistics/Items``.
 * POST (201, ``{"d": record}``), PUT (204, only the given fields), DELETE (204).
@@ -41,10 +41,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from samband import exactjson, sampledata
-from samband.connectors._exact_dates import format_ms_date, parse_vendor_text
-from samband.connectors._exact_fields import FIELDS
+from samband.kinds.exact_online.connector._dates import format_ms_date, parse_vendor_text
+from samband.kinds.exact_online.fields import FIELDS
+from samband.kinds.exact_online.sandbox._odata import (
+    ODataError,
+    parse_filter,
+    parse_orderby,
+    parse_select,
+)
 from samband.sandbox._base import Clock, ExactJSONResponse, Faults, Sandbox
-from samband.sandbox._odata import ODataError, parse_filter, parse_orderby, parse_select
 
 
 @dataclass(frozen=True)

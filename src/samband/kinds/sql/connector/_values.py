@@ -53,8 +53,8 @@ from sqlalchemy import Column
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Dialect
 
-from samband.connectors._sql_schema import from_db, is_padded, max_length, to_db_datetime
 from samband.errors import ConversionError
+from samband.kinds.sql.connector._schema import from_db, is_padded, max_length, to_db_datetime
 from samband.types import DataType, coerce, infer_type
 
 #: ``check(value, given)``: why the column cannot hold ``value`` (``given`` coerced to the
@@ -326,7 +326,7 @@ def read_back(column: Column[Any], kind: DataType, dialect: Dialect) -> Callable
     """``read_back(value)``: the value a record of the connector carries after ``value``
     (of the column's data type, accepted by its kind's check) was written to ``column``
     and read again: what the database keeps, as the driver and SQLAlchemy give it back,
-    through :func:`samband.connectors._sql_schema.from_db` (a CHAR column's padding is
+    through :func:`samband.kinds.sql.connector._schema.from_db` (a CHAR column's padding is
     not part of it: values with trailing spaces are refused before)."""
     if kind is DataType.DECIMAL:
         stored = stored_decimal(column.type, dialect.name)

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from samband.connectors._exact_dates import parse_vendor_text
+from samband.kinds.exact_online.connector._dates import parse_vendor_text
 
 Predicate = Callable[[dict[str, Any]], bool]
 Value = Callable[[dict[str, Any]], Any]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from samband.connectors._exact_fields import FIELDS
 from samband.connectors.base import EntityType, Property
+from samband.kinds.exact_online.fields import FIELDS
 from samband.types import DataType
 
 

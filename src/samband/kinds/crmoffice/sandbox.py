@@ -10,7 +10,7 @@ Contacts ``givenName``, ``familyName``, ``directPhone``, ``mobilePhone``, ``emai
 ``address``).
 
 The rest is an assumption, the same one the connector makes (see
-:mod:`samband.connectors.crmoffice`):
+:mod:`samband.kinds.crmoffice.connector`):
 
 * paging: ``limit`` (1–100, default 50) and an opaque ``continuationToken``; an answer is
   ``{"items": [...], "continuationToken": "..." | null}``, ordered by

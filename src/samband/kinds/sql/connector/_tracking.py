@@ -53,10 +53,10 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 
-from samband.connectors._sql_schema import reflect_table, to_db_datetime
+from samband.kinds.sql.connector._schema import reflect_table, to_db_datetime
 
 if TYPE_CHECKING:
-    from samband.connectors._sql_schema import TableSpec
+    from samband.kinds.sql.connector._schema import TableSpec
 
 TRACKING = "samband_tracking"
 CHANGES = "samband_changes"

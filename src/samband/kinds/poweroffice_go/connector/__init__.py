@@ -58,8 +58,6 @@ import orjson
 from samband import exactjson
 from samband.config.model import SystemConfig
 from samband.connectors._http import HttpClient, dumps, shared_limiter
-from samband.connectors._poweroffice_auth import PowerOfficeAuth
-from samband.connectors._poweroffice_types import API_TYPES, MODIFIED, ApiType, entity_type
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
 from samband.errors import (
     AuthError,
@@ -71,6 +69,8 @@ from samband.errors import (
     Stale,
     TransientError,
 )
+from samband.kinds.poweroffice_go.connector._auth import PowerOfficeAuth
+from samband.kinds.poweroffice_go.connector._types import API_TYPES, MODIFIED, ApiType, entity_type
 from samband.mapping import get_path, set_path
 from samband.types import DataType, coerce, to_wire
 

@@ -2,7 +2,7 @@
 
 Everything here is about *which* table and columns an entity type uses and *how* a
 database's types map onto Samband's data types; reading and writing rows lives in
-:mod:`samband.connectors.sql`, change tracking in :mod:`samband.connectors._sql_tracking`.
+:mod:`samband.kinds.sql.connector`, change tracking in :mod:`samband.kinds.sql.connector._tracking`.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def make_engine(url: URL, system: str = "?") -> Engine:
             system,
             f"the SQLite database {missing} does not exist",
             "check the url (relative paths are beside the config file), or create the "
-            "tables first (samband.pms.create_pms_schema for the custom PMS)",
+            "tables first (samband.kinds.sql.demo.create_pms_schema for the custom PMS)",
         )
     backend = url.get_backend_name()
     kwargs: dict[str, Any] = {"pool_pre_ping": True}

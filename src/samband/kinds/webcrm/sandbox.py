@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from samband.connectors.webcrm import EMPTY_DATE, ENTITIES, WebCrmEntity, parse_timestamp
+from samband.kinds.webcrm.connector import EMPTY_DATE, ENTITIES, WebCrmEntity, parse_timestamp
 from samband.sandbox._base import Clock, ExactJSONResponse, Faults, Sandbox, exact_json
 from samband.types import DataType
 
