@@ -18,9 +18,9 @@ import pytest
 import yaml
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, select
 
-from samband import pms
 from samband.config import parse_config
 from samband.engine.run import Engine
+from samband.kinds.sql import demo as pms
 
 pytestmark = pytest.mark.postgres
 

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from samband.errors import ConfigError, ConnectorError, RunLocked, SambandError, StoreError
+from samband.plugin import KindDescriptor, all_kinds
+from samband.plugin.descriptor import load_reference
 
 app = typer.Typer(
     name="samband",
@@ -24,9 +27,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 docs_app = typer.Typer(help="Dataflow documents (QA checklists).", invoke_without_command=True)
-sql_app = typer.Typer(help="Helpers for `kind: sql` systems.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
-app.add_typer(sql_app, name="sql")
+
+
+def _kinds_help(which: Callable[[KindDescriptor], bool]) -> str:
+    """The kinds a command takes, from the installed kinds' descriptors."""
+    names = [n for n, k in all_kinds(include_test_only=False).items() if which(k)]
+    return ", ".join(names) or "(none installed)"
+
+
+def _mount_kind_commands() -> None:
+    """``samband <kind> ...``: the commands a kind's descriptor brings (``sql``)."""
+    for name, kind in all_kinds().items():
+        if kind.commands:
+            app.add_typer(load_reference(kind.commands), name=name)
+
+
+_mount_kind_commands()
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -383,9 +400,7 @@ def history(
 # -- sandboxes, auth, sql ------------------------------------------------------------
 @app.command()
 def sandbox(
-    kind: Annotated[
-        str, typer.Argument(help="poweroffice-go, exact-online, webcrm, crmoffice, rest")
-    ],
+    kind: Annotated[str, typer.Argument(help=_kinds_help(lambda k: k.sandbox is not None))],
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8080,
     records: Annotated[int, typer.Option("--records", help="Generated records per type.")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the generated data.")] = 1,
@@ -411,7 +426,7 @@ def sandbox(
 
 @app.command()
 def auth(
-    kind: Annotated[str, typer.Argument(help="exact-online or crmoffice")],
+    kind: Annotated[str, typer.Argument(help=_kinds_help(lambda k: k.login))],
     system: Annotated[str, typer.Argument(help="The system id in the config.")],
     config: ConfigOption,
     port: Annotated[
@@ -421,7 +436,7 @@ def auth(
 ) -> None:
     """First OAuth2 login of a system; its tokens are stored encrypted, never in the config."""
     from samband.config.validate import load_valid
-    from samband.connectors.registry import connector_class
+    from samband.plugin import UnknownKind, get_kind
 
     try:
         loaded = load_valid(config)
@@ -431,9 +446,12 @@ def auth(
         if system_config.kind != kind:
             err.print(f"error: system {system!r} is of kind {system_config.kind!r}, not {kind!r}")
             raise typer.Exit(2)
-        cls = connector_class(kind)
-        login = getattr(cls, "login", None)
-        if login is None:
+        try:
+            descriptor = get_kind(kind)
+        except UnknownKind:
+            descriptor = None
+        login = getattr(descriptor.connector_class(), "login", None) if descriptor else None
+        if descriptor is None or not descriptor.login or login is None:
             err.print(f"error: kind {kind!r} has no interactive login")
             raise typer.Exit(2)
         login(
@@ -452,39 +470,6 @@ def auth(
     except SambandError as exc:
         raise _fail(exc) from None
     out.print(f"{system}: logged in; tokens stored encrypted")
-
-
-@sql_app.command("install-tracking")
-def sql_install_tracking(
-    target: Annotated[str, typer.Argument(help="SYSTEM.TYPE")], config: ConfigOption
-) -> None:
-    """Install triggers that keep a change column or change log up to date."""
-    _sql_tracking(target, config, install=True)
-
-
-@sql_app.command("remove-tracking")
-def sql_remove_tracking(
-    target: Annotated[str, typer.Argument(help="SYSTEM.TYPE")], config: ConfigOption
-) -> None:
-    """Remove what install-tracking installed."""
-    _sql_tracking(target, config, install=False)
-
-
-def _sql_tracking(target: str, config: Path, install: bool) -> None:
-    from samband.config.validate import load_valid
-    from samband.connectors import sql
-
-    if "." not in target:
-        err.print("error: give SYSTEM.TYPE, e.g. pms.Customer")
-        raise typer.Exit(2)
-    system, type_name = target.split(".", 1)
-    try:
-        loaded = load_valid(config)
-        action = sql.install_tracking if install else sql.remove_tracking
-        message = action(loaded.config, system, type_name)
-    except SambandError as exc:
-        raise _fail(exc) from None
-    out.print(message)
 
 
 # -- qa, demo ----------------------------------------------------------------------

@@ -30,6 +30,7 @@ from samband.config import parse_config
 from samband.config.env import resolve
 from samband.config.model import Config
 from samband.errors import SambandError
+from samband.plugin import get_kind
 
 # shipped in the package (examples/samband.yaml in the repository is a link to it), so the
 # demo runs from an installed wheel too
@@ -150,48 +151,29 @@ class World:
 
 
 # -- starting the world -----------------------------------------------------------------
-def _boxes(records: int) -> dict[str, Any]:
-    from samband.kinds.crmoffice.sandbox import CrmOfficeSandbox
-    from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
-    from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
-    from samband.kinds.rest.sandbox import CustomCrmSandbox
-    from samband.kinds.webcrm.sandbox import WebCrmSandbox
-
-    # The sandboxes keep the APIs' limits by default; the demo lifts them so that a few
-    # thousand writes fit in two minutes (the pacing has its own tests).
-    return {
-        "poweroffice": PowerOfficeSandbox(rate_limit=1_000_000),
-        "webcrm": WebCrmSandbox(rate_limit=1_000_000),
-        "crm": CustomCrmSandbox(),
-        "crmoffice": CrmOfficeSandbox(rate_limit=None),
-        "exact": ExactOnlineSandbox(minutely_limit=1_000_000, daily_limit=1_000_000),
-    }
+def _boxes(config: Config) -> dict[str, Any]:
+    """A sandbox per system of the example whose kind has one, with the options its kind's
+    demo hooks give: the sandboxes keep the APIs' limits by default; the demo lifts them
+    so that a few thousand writes fit in two minutes (the pacing has its own tests)."""
+    boxes: dict[str, Any] = {}
+    for system_id, system in config.systems.items():
+        kind = get_kind(system.kind)
+        if kind.sandbox is not None:
+            boxes[system_id] = kind.create_sandbox(**kind.demo_hooks().sandbox_options)
+    return boxes
 
 
-def _environ(urls: dict[str, str], pms_url: str) -> dict[str, str]:
-    from samband.kinds.webcrm.sandbox import SANDBOX_API_TOKEN
-
-    return {
-        "POWEROFFICE_BASE_URL": urls["poweroffice"] + "/v2",
-        "POWEROFFICE_APPLICATION_KEY": "sandbox-application-key",
-        "POWEROFFICE_CLIENT_KEY": "sandbox-client-key",
-        "POWEROFFICE_SUBSCRIPTION_KEY": "sandbox-subscription-key",
-        "POWEROFFICE_RATE_LIMIT": "1000000",
-        "PMS_URL": pms_url,
-        "WEBCRM_BASE_URL": urls["webcrm"],
-        "WEBCRM_API_TOKEN": SANDBOX_API_TOKEN,
-        "WEBCRM_RATE_LIMIT": "0",
-        "CUSTOMCRM_BASE_URL": urls["crm"],
-        "CUSTOMCRM_TOKEN": "sandbox-token",
-        "CRMOFFICE_BASE_URL": urls["crmoffice"],
-        "CRMOFFICE_AUTH_URL": urls["crmoffice"],
-        "CRMOFFICE_CLIENT_ID": "sandbox-client",
-        "CRMOFFICE_CLIENT_SECRET": "sandbox-secret",
-        "CRMOFFICE_RATE_LIMIT": "0",
-        "EXACT_BASE_URL": urls["exact"],
-        "EXACT_CLIENT_ID": "samband-sandbox",
-        "EXACT_CLIENT_SECRET": "sandbox-secret",
-    }
+def _environ(world: World, urls: dict[str, str]) -> dict[str, str]:
+    """What the example's ``${VAR}`` references need: each kind's demo hooks say it for
+    its sandbox's address, or create what it needs (the PMS database) and say that."""
+    environ: dict[str, str] = {}
+    for system_id, system in world.config.systems.items():
+        hooks = get_kind(system.kind).demo_hooks()
+        if hooks.prepare is not None:
+            environ.update(hooks.prepare(world.folder))
+        if hooks.environ is not None and system_id in urls:
+            environ.update(hooks.environ(urls[system_id]))
+    return environ
 
 
 def load_example(path: Path = EXAMPLE) -> Config:
@@ -223,11 +205,10 @@ def start_world(
     rng_seed: int = 8,
 ) -> World:
     """Seed and start every sandbox, create the PMS, log in; the caller closes it."""
-    from samband.kinds.sql.demo import create_pms_schema
-
     folder.mkdir(parents=True, exist_ok=True)
-    boxes = _boxes(records)
-    world = World(folder=folder, config=load_example(), environ={}, boxes=boxes)
+    config = load_example()
+    boxes = _boxes(config)
+    world = World(folder=folder, config=config, environ={}, boxes=boxes)
     try:
         _seed(world, records, rng_seed)
         for system_id, box in boxes.items():
@@ -238,12 +219,11 @@ def start_world(
                 raise DemoError(
                     f"the {system_id} sandbox did not start: {exc}",
                 ) from None
-        world.pms_url = f"sqlite:///{folder / 'pms.db'}"
-        create_pms_schema(world.pms_url)
-        _seed_pms(world, records, rng_seed)
         urls = {name: server.url for name, server in world.servers.items()}
-        world.environ = _environ(urls, world.pms_url)
+        world.environ = _environ(world, urls)
         world.config = resolved(world.config, world.environ)
+        world.pms_url = str(world.config.systems["pms"].settings()["url"])
+        _seed_pms(world, records, rng_seed)
         _login(world)
     except BaseException:
         world.close()
@@ -321,25 +301,14 @@ def _seed_pms(world: World, records: int, rng_seed: int) -> None:
 
 
 def _login(world: World) -> None:
-    """OAuth logins that need no browser: CRMOffice's sandbox approves at once; Exact's
-    sandbox hands out a token pair, stored as ``samband auth`` would."""
-    from samband.kinds.crmoffice.connector import CrmOfficeConnector
-    from samband.secrets import TokenStore
-
-    CrmOfficeConnector.sandbox_login(
-        "crmoffice", world.config, state_dir=str(world.state_dir), environ=world.environ
-    )
-    exact = world.boxes["exact"]
-    issued = exact.issue_tokens()
-    now = exact.clock.time()
-    TokenStore("exact", world.state_dir).save(
-        {
-            "access_token": issued["access_token"],
-            "refresh_token": issued["refresh_token"],
-            "expires_at": now + 600,
-            "requested_at": now,
-        }
-    )
+    """Logins that need no browser, by each kind's demo hooks (CRMOffice's sandbox approves
+    at once; Exact's hands out a token pair, stored as ``samband auth`` would)."""
+    for system_id, system in world.config.systems.items():
+        hooks = get_kind(system.kind).demo_hooks()
+        if hooks.login is not None:
+            hooks.login(
+                system_id, world.config, world.boxes[system_id], world.state_dir, world.environ
+            )
 
 
 @contextmanager

@@ -48,3 +48,13 @@ def resolve_all(
     values: Mapping[str, str], environ: Mapping[str, str] | None = None, *, system: str = "?"
 ) -> dict[str, str]:
     return {key: resolve(str(value), environ, system=system) for key, value in values.items()}
+
+
+def resolve_settings(
+    settings: Mapping[str, object], environ: Mapping[str, str] | None = None, *, system: str = "?"
+) -> dict[str, object]:
+    """A system's settings with ``${VAR}`` in their text values replaced."""
+    return {
+        key: resolve(value, environ, system=system) if isinstance(value, str) else value
+        for key, value in settings.items()
+    }

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from samband.config.env import is_reference_only
 from samband.config.loader import LoadedConfig, read_config
-from samband.config.model import Dataflow, PropertyMapping
-from samband.connectors.base import EntityType, Property
-from samband.connectors.registry import KINDS, connector_class
+from samband.config.model import Dataflow, PropertyMapping, SystemConfig
 from samband.errors import ConfigError, Problem, SambandError
+from samband.plugin import KindDescriptor, all_kinds, settings_problems
+from samband.plugin.settings import closest
 from samband.types import DataType, round_trips
 
+if TYPE_CHECKING:
+    # the connectors' schema types; the connector itself is reached through the kind's
+    # descriptor, imported on first use
+    from samband.connectors.base import EntityType, Property
 
-def closest(name: str, candidates: Iterable[str]) -> str | None:
-    found = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
-    if not found:
-        lower = {c.lower(): c for c in candidates}
-        return lower.get(name.lower())
-    return found[0]
+__all__ = ["check", "closest", "describe_systems", "load_valid", "validate_file"]
 
 
 def _hint(name: str, candidates: Iterable[str], what: str) -> str:
@@ -54,14 +53,20 @@ def describe_systems(
                 )
             )
         labels.setdefault(label, system_id)
-        if system.kind not in KINDS:
+        kinds = all_kinds()
+        if system.kind not in kinds:
             problems.append(
                 loaded.problem(
                     (*where, "kind"),
                     f"unknown system kind {system.kind!r}",
-                    _hint(system.kind, KINDS, "kinds"),
+                    _hint(system.kind, kinds, "kinds"),
                 )
             )
+            continue
+        descriptor = kinds[system.kind]
+        refused = _settings_problems(loaded, system_id, system, descriptor)
+        problems.extend(refused)
+        if any(p.severity == "error" for p in refused):
             continue
         if system.label is not None and "\n" in system.label:
             problems.append(
@@ -104,7 +109,8 @@ def describe_systems(
         if system_copy.model_extra is not None:
             system_copy.model_extra.setdefault("base_dir", base_dir(loaded.config))
         try:
-            schemas[system_id] = connector_class(system.kind).describe(system_copy)
+            connector = descriptor.connector_class()
+            schemas[system_id] = connector.describe(system_copy)
         except SambandError as exc:
             problems.append(
                 loaded.problem(
@@ -124,6 +130,27 @@ def describe_systems(
                 )
             )
     return schemas, problems
+
+
+def _settings_problems(
+    loaded: LoadedConfig, system_id: str, system: SystemConfig, kind: KindDescriptor
+) -> list[Problem]:
+    """The system's settings and its entity types' settings, by the kind's typed models."""
+    where = ("systems", system_id)
+    problems = [
+        loaded.problem((*where, *found.path), f"{system_id}: {found.message}", found.hint)
+        for found in settings_problems(kind.settings, system.settings())
+    ]
+    for type_name, type_config in system.entity_types.items():
+        for found in settings_problems(kind.entity_type_settings, type_config.settings()):
+            problems.append(
+                loaded.problem(
+                    (*where, "entity_types", type_name, *found.path),
+                    f"{system_id}.{type_name}: {found.message}",
+                    found.hint,
+                )
+            )
+    return problems
 
 
 _URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/@:\s]*:([^@/\s]+)@")

@@ -36,6 +36,7 @@ from samband.errors import (
     TransientError,
     UnreachableError,
 )
+from samband.plugin.settings import RateLimit
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -98,6 +99,16 @@ def shared_limiter(scope: str, key: str, calls: int, period: float) -> RateLimit
         if limiter is None:
             limiter = _limiters[(scope, key)] = RateLimiter(calls, period)
         return limiter
+
+
+def limiter_for(
+    scope: str, key: str, limit: RateLimit | None, *, margin: float = 0.0
+) -> RateLimiter | None:
+    """The process-wide limiter of a ``rate_limit`` setting (None: no pacing); ``margin``
+    seconds are added to the period (a server that counts arrivals sees jitter)."""
+    if limit is None or not limit.paced:
+        return None
+    return shared_limiter(scope, key, max(int(limit.calls), 1), limit.per + margin)
 
 
 def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:

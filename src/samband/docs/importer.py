@@ -18,6 +18,7 @@ import yaml
 from samband.docs import rst
 from samband.docs.model import MERGE_JOIN
 from samband.errors import DocumentError
+from samband.plugin import all_kinds, get_kind
 from samband.types import DataType
 
 # -- reading the blocks of a document --------------------------------------------------
@@ -318,30 +319,29 @@ def _data_type(reader: _Reader, line: int, cell: str) -> str | None:
 
 # -- building the config ----------------------------------------------------------------
 
-_KIND_BY_LABEL = (
-    ("poweroffice", "poweroffice-go"),
-    ("exact", "exact-online"),
-    ("webcrm", "webcrm"),
-    ("crmoffice", "crmoffice"),
-)
-_WEBCRM_TYPES = {"Organisations", "Persons", "Products", "Quotationline", "Opportunities", "Users"}
-_CREDENTIALS = {
-    "poweroffice-go": ("application_key", "client_key", "subscription_key"),
-    "exact-online": ("client_id", "client_secret"),
-    "webcrm": ("api_token",),
-    "crmoffice": ("client_id", "client_secret"),
-}
-
 
 def guess_kind(label: str, types: set[str]) -> str | None:
-    """The system kind a label (or, for an empty label, its entity types) names, if obvious."""
+    """The system kind a label (or, for an empty label, its entity types) names, if obvious.
+
+    Every installed kind says which label prefixes name it (``label_aliases``) and, for a
+    document that leaves the label empty, which entity types do (``entity_type_names``)."""
     squashed = re.sub(r"[^a-z0-9]", "", label.lower())
-    for prefix, kind in _KIND_BY_LABEL:
-        if squashed.startswith(prefix):
-            return kind
-    if not squashed and types and types <= _WEBCRM_TYPES and types & {"Organisations", "Persons"}:
-        return "webcrm"
+    kinds = all_kinds(include_test_only=False).values()
+    for kind in kinds:
+        if any(squashed.startswith(alias) for alias in kind.label_aliases):
+            return kind.name
+    if not squashed and types:
+        for kind in kinds:
+            names, telling = kind.entity_type_names, kind.telling_entity_types
+            if names and types <= names and types & telling:
+                return kind.name
     return None
+
+
+def _unguessable_kinds() -> str:
+    """The kinds a user picks by hand: those no label names."""
+    names = [k.name for k in all_kinds(include_test_only=False).values() if not k.label_aliases]
+    return ", ".join(names)
 
 
 def _slug(label: str) -> str:
@@ -469,17 +469,21 @@ def _split_or(text: str) -> list[str]:
 def _system_yaml(label: str, system_id: str, types: list[str], out: list[str]) -> None:
     kind = guess_kind(label, set(types))
     out.append(f"  {system_id}:")
-    if kind is None:
-        out.append("    kind: unknown  # TODO: sql, rest, or another kind of `samband validate`")
+    descriptor = get_kind(kind) if kind is not None else None
+    if descriptor is None:
+        out.append(
+            f"    kind: unknown  # TODO: {_unguessable_kinds()}, or another kind of"
+            " `samband validate`"
+        )
     else:
-        out.append(f"    kind: {kind}")
+        out.append(f"    kind: {descriptor.name}")
     out.append(f"    label: {json.dumps(label, ensure_ascii=False) if not label else _q(label)}")
-    if kind == "crmoffice":
-        out.append("    auth_url: https://TENANT.crmoffice.no  # TODO: your tenant's address")
-    if kind in _CREDENTIALS:
+    if descriptor is not None:
+        out.extend(f"    {line}" for line in descriptor.importer_lines)
+    if descriptor is not None and descriptor.credentials:
         out.append("    credentials:")
         prefix = re.sub(r"[^A-Z0-9]+", "_", system_id.upper()).strip("_")
-        for key in _CREDENTIALS[kind]:
+        for key in descriptor.credentials:
             out.append(f"      {key}: ${{{prefix}_{key.upper()}}}")
     if kind is None and types:
         out.append("    entity_types:  # TODO: the table or path of each type")

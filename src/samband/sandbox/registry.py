@@ -1,25 +1,20 @@
-"""Sandbox kinds by name: ``samband sandbox KIND`` and the demo start them from here."""
+"""Sandboxes by kind: ``samband sandbox KIND`` and the demo start them from the descriptors."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from samband.plugin.registry import all_kinds
 from samband.sandbox._base import Sandbox
 
-SANDBOXES: dict[str, str] = {
-    "poweroffice-go": "samband.kinds.poweroffice_go.sandbox:PowerOfficeSandbox",
-    "exact-online": "samband.kinds.exact_online.sandbox:ExactOnlineSandbox",
-    "webcrm": "samband.kinds.webcrm.sandbox:WebCrmSandbox",
-    "crmoffice": "samband.kinds.crmoffice.sandbox:CrmOfficeSandbox",
-    "rest": "samband.kinds.rest.sandbox:CustomCrmSandbox",
-}
+
+def sandbox_kinds() -> list[str]:
+    """The kinds that have a sandbox."""
+    return [name for name, kind in all_kinds().items() if kind.sandbox is not None]
 
 
 def create_sandbox(kind: str, **options: Any) -> Sandbox:
-    if kind not in SANDBOXES:
-        raise KeyError(f"no sandbox for kind {kind!r}; known: {', '.join(sorted(SANDBOXES))}")
-    module_name, _, class_name = SANDBOXES[kind].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    sandbox: Sandbox = cls(**options)
-    return sandbox
+    kinds = all_kinds()
+    if kind not in kinds or kinds[kind].sandbox is None:
+        raise KeyError(f"no sandbox for kind {kind!r}; known: {', '.join(sandbox_kinds())}")
+    return kinds[kind].create_sandbox(**options)

@@ -58,7 +58,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 
 from samband.config.model import Config, SystemConfig
-from samband.connectors._http import HttpClient, RateLimiter, is_loopback, shared_limiter
+from samband.connectors._http import HttpClient, RateLimiter, is_loopback, limiter_for
 from samband.connectors._oauth import OAuthAuth, OAuthTokens, interactive_login
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
 from samband.errors import (
@@ -70,13 +70,13 @@ from samband.errors import (
     RecordError,
     UnreachableError,
 )
+from samband.kinds.crmoffice.settings import CrmOfficeSettings, CrmOfficeTypeSettings
 from samband.mapping import get_path, set_path
 from samband.secrets import TokenStore
 from samband.types import DataType, id_value, to_wire
 
 DEFAULT_BASE_URL = "https://api.crmoffice.no"
 SCOPE = "crmoffice offline_access"
-DEFAULT_RATE_LIMIT = (250, 60.0)
 S, INT, B, DT, R = (
     DataType.STRING,
     DataType.INTEGER,
@@ -210,11 +210,10 @@ def endpoints(config: SystemConfig) -> dict[str, Endpoint]:
     at ``path`` (default: its name in lower case)."""
     result = dict(ENDPOINTS)
     for name, type_config in config.entity_types.items():
-        settings = {k: v for k, v in type_config.settings().items() if k in _ENDPOINT_KEYS}
+        typed = CrmOfficeTypeSettings.of(type_config, type_name=name)
+        settings = typed.model_dump(exclude_unset=True, include=_ENDPOINT_KEYS)
         base = result.get(name) or Endpoint(name.lower())
         if settings:
-            if "page_size" in settings:
-                settings["page_size"] = int(settings["page_size"])
             if "external_ref" in settings and "external_ref_param" not in settings:
                 settings["external_ref_param"] = settings["external_ref"]
             base = replace(base, **settings)
@@ -239,12 +238,12 @@ def _parse_moment(value: Any) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _state_dir(settings: dict[str, Any]) -> str:
-    return os.path.join(str(settings.get("base_dir") or os.getcwd()), ".samband")
+def _state_dir(settings: CrmOfficeSettings) -> str:
+    return os.path.join(str(settings.base_dir or os.getcwd()), ".samband")
 
 
-def _auth_url(system_id: str, settings: dict[str, Any]) -> str:
-    url = settings.get("auth_url")
+def _auth_url(system_id: str, settings: CrmOfficeSettings) -> str:
+    url = settings.auth_url
     if not url:
         raise ConnectorError(
             system_id,
@@ -252,19 +251,6 @@ def _auth_url(system_id: str, settings: dict[str, Any]) -> str:
             "set auth_url to the tenant's address, e.g. https://mytenant.crmoffice.no",
         )
     return str(url).rstrip("/")
-
-
-def _rate_limit(setting: Any) -> tuple[int, float]:
-    """``rate_limit: 250`` (calls per minute) or ``{calls: 250, period: 60}``; 0 calls
-    means no pacing."""
-    if setting is None or setting == {}:
-        return DEFAULT_RATE_LIMIT
-    if isinstance(setting, dict):
-        return (
-            int(setting.get("calls", DEFAULT_RATE_LIMIT[0])),
-            float(setting.get("period", DEFAULT_RATE_LIMIT[1])),
-        )
-    return int(setting), 60.0
 
 
 def _credential(system_id: str, credentials: dict[str, str], name: str) -> str:
@@ -297,7 +283,7 @@ class CrmOfficeConnector(Connector):
     ) -> None:
         """``clock``/``sleep`` drive token expiry and waits (tests pass a sandbox's clock);
         ``limiter`` replaces the process-wide pacing of this client id."""
-        settings = config.settings()
+        settings = CrmOfficeSettings.of(config, system_id)
         super().__init__(
             system_id,
             config,
@@ -306,7 +292,7 @@ class CrmOfficeConnector(Connector):
             overlap_seconds=overlap_seconds,
         )
         self.settings = settings
-        self.base_url = str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = str(settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.endpoints = endpoints(config)
         self._clock, self._sleep = clock, sleep
         self._limiter = limiter
@@ -341,14 +327,14 @@ class CrmOfficeConnector(Connector):
             self._tokens = OAuthTokens(
                 self.system_id,
                 token_url=str(
-                    self.settings.get("token_url")
+                    self.settings.token_url
                     or _auth_url(self.system_id, self.settings) + "/connect/token"
                 ),
                 client_id=_credential(self.system_id, self.credentials, "client_id"),
                 client_secret=_credential(self.system_id, self.credentials, "client_secret"),
                 store=TokenStore(self.system_id, str(self.state_dir)),
                 clock=self._clock,
-                scope=str(self.settings.get("scope") or SCOPE),
+                scope=str(self.settings.scope or SCOPE),
                 expires_in_default=3600.0,
                 kind=self.kind,
                 sleep=self._sleep,
@@ -359,11 +345,8 @@ class CrmOfficeConnector(Connector):
     def http(self) -> HttpClient:
         if self._http is None:
             tokens = self._token_source()
-            calls, period = _rate_limit(self.settings.get("rate_limit"))
             key = f"{tokens.client_id}@{self.base_url}"
-            limiter = self._limiter or (
-                shared_limiter("crmoffice", key, calls, period) if calls > 0 else None
-            )
+            limiter = self._limiter or limiter_for("crmoffice", key, self.settings.rate_limit)
             self._http = HttpClient(
                 self.system_id,
                 self.base_url,
@@ -371,7 +354,7 @@ class CrmOfficeConnector(Connector):
                 headers={"Accept": "application/json"},
                 limiter=limiter,
                 stats=self.stats,
-                max_retries=int(self.settings.get("max_retries", 6)),
+                max_retries=self.settings.max_retries,
                 sleep=self._sleep,
             )
         return self._http
@@ -654,7 +637,7 @@ class CrmOfficeConnector(Connector):
         """Log in without a browser, for servers that approve at once (the sandbox, in
         ``samband demo`` and tests): the code is taken from the authorize redirect."""
         login = _Login(system_id, config, state_dir, environ)
-        redirect_uri = login.settings.get("redirect_uri") or "http://127.0.0.1/callback"
+        redirect_uri = login.settings.redirect_uri or "http://127.0.0.1/callback"
         params = {**login.params(), "redirect_uri": str(redirect_uri), "response_type": "code"}
         params["state"] = "samband-sandbox-login"
         where = f"GET {urlsplit(login.authorize_url).path}"
@@ -686,28 +669,26 @@ class _Login:
         state_dir: str | None,
         environ: Mapping[str, str] | None,
     ) -> None:
-        from samband.config.env import resolve_all
+        from samband.config.env import resolve_all, resolve_settings
         from samband.config.loader import base_dir
 
         system = config.systems[system_id]
         self.system_id = system_id
-        self.settings = system.settings()
+        settings = resolve_settings(system.settings(), environ, system=system_id)
+        settings.setdefault("base_dir", base_dir(config))
+        self.settings = CrmOfficeSettings.model_validate(settings)
         self.credentials = resolve_all(system.credentials, environ, system=system_id)
         auth_url = _auth_url(system_id, self.settings)
-        self.authorize_url = str(
-            self.settings.get("authorize_url") or f"{auth_url}/connect/authorize"
-        )
-        self.token_url = str(self.settings.get("token_url") or f"{auth_url}/connect/token")
+        self.authorize_url = str(self.settings.authorize_url or f"{auth_url}/connect/authorize")
+        self.token_url = str(self.settings.token_url or f"{auth_url}/connect/token")
         self.client_id = _credential(system_id, self.credentials, "client_id")
-        self.scope = str(self.settings.get("scope") or SCOPE)
-        self.folder = state_dir or _state_dir(
-            {"base_dir": self.settings.get("base_dir") or base_dir(config)}
-        )
+        self.scope = str(self.settings.scope or SCOPE)
+        self.folder = state_dir or _state_dir(self.settings)
 
     def params(self) -> dict[str, str]:
         params = {"client_id": self.client_id, "scope": self.scope}
-        if self.settings.get("redirect_uri"):
-            params["redirect_uri"] = str(self.settings["redirect_uri"])
+        if self.settings.redirect_uri:
+            params["redirect_uri"] = str(self.settings.redirect_uri)
         return params
 
     def exchange(self, code: str, redirect_uri: str) -> None:

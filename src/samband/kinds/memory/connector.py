@@ -33,6 +33,7 @@ from typing import Any
 from samband.config.model import SystemConfig
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
 from samband.errors import ConnectorError, InUse, NotFound, RecordError
+from samband.kinds.memory.settings import MemorySettings, MemoryTypeSettings
 from samband.mapping import get_path, set_path
 from samband.types import DataType, id_value, to_wire
 
@@ -215,19 +216,19 @@ class MemoryConnector(Connector):
 
     def __init__(self, system_id: str, config: SystemConfig, credentials: Any, **options: Any):
         super().__init__(system_id, config, credentials, **options)
-        settings = config.settings()
-        path = settings.get("path")
-        if path and not os.path.isabs(path) and settings.get("base_dir"):
-            path = os.path.join(settings["base_dir"], path)
+        settings = MemorySettings.of(config, system_id)
+        path = settings.path
+        if path and not os.path.isabs(path) and settings.base_dir:
+            path = os.path.join(settings.base_dir, path)
         self.path: str | None = path
-        self.dataset = dataset(str(settings.get("dataset", system_id)), path)
-        self.page_size = int(settings.get("page_size", PAGE_SIZE))
+        self.dataset = dataset(str(settings.dataset or system_id), path)
+        self.page_size = settings.page_size or PAGE_SIZE
 
     @classmethod
     def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
         types: dict[str, EntityType] = {}
         for name, etc in config.entity_types.items():
-            s = etc.settings()
+            s = MemoryTypeSettings.of(etc, type_name=name).model_dump(exclude_unset=True)
             props = {
                 path: Property(
                     path,

@@ -57,7 +57,7 @@ import orjson
 from samband import exactjson
 from samband.config.env import references
 from samband.config.model import SystemConfig
-from samband.connectors._http import HttpClient, RateLimiter, shared_limiter
+from samband.connectors._http import HttpClient, limiter_for
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
 from samband.errors import (
     AuthError,
@@ -69,7 +69,9 @@ from samband.errors import (
     Stale,
     TransientError,
 )
+from samband.kinds.rest.settings import RestSettings, RestTypeSettings
 from samband.mapping import get_path, set_path
+from samband.plugin.settings import RateLimit
 from samband.types import ConversionError, DataType, coerce, same_stored_value, to_wire
 
 PAGING_STYLES = ("cursor", "page", "offset")
@@ -154,6 +156,12 @@ class TypeSettings:
         )
 
 
+def _typed(type_config: Any, system_id: str, name: str) -> dict[str, Any]:
+    """An entity type's settings, refused when a key is not one of RestTypeSettings'."""
+    typed = RestTypeSettings.of(type_config, system_id, name)
+    return typed.model_dump(exclude_unset=True, by_alias=True)
+
+
 @dataclass
 class _Answer:
     """One parsed list page."""
@@ -206,14 +214,14 @@ class RestConnector(Connector):
         self, system_id: str, config: SystemConfig, credentials: Any, **options: Any
     ) -> None:
         super().__init__(system_id, config, credentials, **options)
-        settings = config.settings()
-        self.base_url = str(settings.get("base_url") or settings.get("url") or "")
-        self.auth_kind = str(settings.get("auth", "bearer" if credentials else "none")).lower()
-        self.timeout = float(settings.get("timeout", 30.0))
-        self.max_retries = int(settings.get("max_retries", 6))
-        self.rate_limit = settings.get("rate_limit")  # calls per second, optional
+        settings = RestSettings.of(config, system_id)
+        self.base_url = str(settings.base_url or settings.url or "")
+        self.auth_kind = str(settings.auth or ("bearer" if credentials else "none")).lower()
+        self.timeout = settings.timeout
+        self.max_retries = settings.max_retries
+        self.rate_limit: RateLimit | None = settings.rate_limit  # optional
         self.type_settings = {
-            name: TypeSettings.from_settings(system_id, name, etc.settings())
+            name: TypeSettings.from_settings(system_id, name, _typed(etc, system_id, name))
             for name, etc in config.entity_types.items()
         }
         #: how the HTTP client waits between retries (tests record the waits instead)
@@ -226,7 +234,7 @@ class RestConnector(Connector):
     def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
         types: dict[str, EntityType] = {}
         for name, etc in config.entity_types.items():
-            s = etc.settings()
+            s = _typed(etc, "?", name)
             props = _parse_properties(s.get("properties"))
             id_field = str(s.get("id", "id"))
             updated = s.get("updated", "updated_at") or None
@@ -286,9 +294,7 @@ class RestConnector(Connector):
                 raise ConnectorError(
                     self.system_id, "no base_url", "set base_url: https://... on the system"
                 )
-            limiter: RateLimiter | None = None
-            if self.rate_limit:
-                limiter = shared_limiter("rest", self.base_url, int(self.rate_limit), 1.0)
+            limiter = limiter_for("rest", self.base_url, self.rate_limit)
             self._client = HttpClient(
                 self.system_id,
                 self.base_url,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -34,6 +35,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Engine
 
 from samband import sampledata
+from samband.plugin import DemoHooks
 
 # Microsecond change columns everywhere (MariaDB's DATETIME has whole seconds by default).
 _TIMESTAMP = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
@@ -200,3 +202,13 @@ def seed_pms(
     finally:
         if own:
             engine.dispose()
+
+
+def _prepare(folder: Path) -> dict[str, str]:
+    """``samband demo``: the PMS as a SQLite file in the demo's folder."""
+    url = f"sqlite:///{folder / 'pms.db'}"
+    create_pms_schema(url)
+    return {"PMS_URL": url}
+
+
+DEMO = DemoHooks(prepare=_prepare)

@@ -87,10 +87,9 @@ from samband.config.model import SystemConfig
 from samband.connectors._http import (
     Auth,
     HttpClient,
-    RateLimiter,
     describe_problem,
+    limiter_for,
     retry_after_seconds,
-    shared_limiter,
 )
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
 from samband.errors import (
@@ -101,14 +100,12 @@ from samband.errors import (
     RecordError,
     Stale,
 )
+from samband.kinds.webcrm.settings import WebCrmSettings, WebCrmTypeSettings
 from samband.types import DataType, coerce, to_wire
 
 DEFAULT_BASE_URL = "https://api.webcrm.com"
 EMPTY_DATE = "0001-01-01T00:00:00+00:00"
 FAR_FUTURE = "9999-12-31T23:59:59+00:00"
-RATE_LIMIT_CALLS = 250
-RATE_LIMIT_PERIOD = 60.0
-DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 1000
 TOKEN_MARGIN_SECONDS = 60.0
 GET_PARSE_ATTEMPTS = 3
@@ -483,10 +480,10 @@ class WebCrmConnector(Connector):
         super().__init__(
             system_id, config, credentials, state_dir=state_dir, overlap_seconds=overlap_seconds
         )
-        settings = config.settings()
-        self.base_url = str(settings.get("base_url") or DEFAULT_BASE_URL)
-        self.page_size = max(1, min(int(settings.get("page_size", DEFAULT_PAGE_SIZE)), 1000))
-        self.changes = str(settings.get("changes", "find_by_update_dates"))
+        settings = WebCrmSettings.of(config, system_id)
+        self.base_url = str(settings.base_url or DEFAULT_BASE_URL)
+        self.page_size = max(1, min(settings.page_size, MAX_PAGE_SIZE))
+        self.changes = settings.changes
         if self.changes not in ("find_by_update_dates", "queries"):
             raise ContractError(
                 system_id,
@@ -500,12 +497,9 @@ class WebCrmConnector(Connector):
                 "no WebCRM application token",
                 "set credentials: {api_token: ${WEBCRM_API_TOKEN}} and the variable",
             )
-        calls = int(settings.get("rate_limit", RATE_LIMIT_CALLS))
-        limiter: RateLimiter | None = None
-        if calls > 0:
-            # keyed by a digest: the token itself is kept nowhere but in the auth object
-            key = hashlib.sha256(api_token.encode()).hexdigest()[:16]
-            limiter = shared_limiter("webcrm", key, calls, RATE_LIMIT_PERIOD)
+        # keyed by a digest: the token itself is kept nowhere but in the auth object
+        key = hashlib.sha256(api_token.encode()).hexdigest()[:16]
+        limiter = limiter_for("webcrm", key, settings.rate_limit)
         common: dict[str, Any] = {
             "limiter": limiter,
             "stats": self.stats,
@@ -524,17 +518,12 @@ class WebCrmConnector(Connector):
     def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
         types: dict[str, EntityType] = {}
         for name, entity in ENTITIES.items():
-            etc = config.entity_types.get(name)
-            settings = etc.settings() if etc is not None else {}
-            archive_spec = settings.get("archive_status") or settings.get("archive")
+            settings = WebCrmTypeSettings.of(config.entity_types.get(name), type_name=name)
+            archive_spec = settings.archive_status or settings.archive
             archive: tuple[str, Any] | None = None
             if isinstance(archive_spec, dict) and archive_spec.get("property"):
                 archive = (str(archive_spec["property"]), archive_spec.get("value"))
-            incremental = (
-                entity.incremental
-                and bool(settings.get("incremental", True))
-                and not settings.get("full_scan", False)
-            )
+            incremental = entity.incremental and settings.incremental and not settings.full_scan
             types[name] = EntityType(
                 name=name,
                 id_field=entity.id_field,
@@ -542,9 +531,9 @@ class WebCrmConnector(Connector):
                 properties=dict(entity.properties),
                 incremental=incremental,
                 reports_deletes=False,
-                read_only=entity.read_only or bool(settings.get("read_only", False)),
+                read_only=entity.read_only or bool(settings.read_only),
                 can_delete=entity.can_delete,
-                external_ref_field=settings.get("external_ref"),
+                external_ref_field=settings.external_ref,
                 archive=archive,
             )
         return types

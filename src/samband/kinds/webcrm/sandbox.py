@@ -42,9 +42,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from samband.kinds.webcrm.connector import EMPTY_DATE, ENTITIES, WebCrmEntity, parse_timestamp
 from samband.sandbox._base import Clock, ExactJSONResponse, Faults, Sandbox, exact_json
-from samband.types import DataType
 
 SANDBOX_API_TOKEN = "5e4f2a36-0c1b-4d8e-9a7f-3b2c1d0e9f8a"
 ACCESS_TOKEN_SECONDS = 3600
@@ -53,8 +51,165 @@ RATE_LIMIT_CALLS = 250
 RATE_LIMIT_PERIOD = 60.0
 MAX_SIZE = 1000
 
-_BY_PATH = {entity.path.lower(): entity for entity in ENTITIES.values()}
-_BY_TABLE = {entity.table.lower(): entity for entity in ENTITIES.values()}
+EMPTY_DATE = "0001-01-01T00:00:00+00:00"  # how WebCRM writes "no date"
+CUSTOM_FIELDS = 10  # <Table>ExtraCustom1 … 10 on organisations and persons
+
+
+# -- WebCRM's tables, as its API documentation lists them ----------------------------------
+@dataclass(frozen=True)
+class Column:
+    """One field of a WebCRM table: ``text`` (with a maximum length), ``int``, ``id`` of a
+    row of ``parent``, ``number``, ``date`` or ``datetime``; ``computed`` ones are set by
+    WebCRM and ignored in writes."""
+
+    kind: str
+    length: int | None = None
+    parent: str | None = None
+    computed: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """A WebCRM collection: its URL segment, its singular name (every field's prefix and
+    the table of ``/Queries``), its fields by full name."""
+
+    path: str
+    table: str
+    columns: dict[str, Column]
+    required: tuple[str, ...] = ()
+    writable: bool = True
+    deletable: bool = False
+
+    @property
+    def id_field(self) -> str:
+        return f"{self.table}Id"
+
+    @property
+    def updated_field(self) -> str:
+        return f"{self.table}UpdatedAt"
+
+    @property
+    def created_field(self) -> str:
+        return f"{self.table}CreatedAt"
+
+
+def _table(
+    path: str,
+    table: str,
+    columns: dict[str, Column],
+    *,
+    custom: bool = False,
+    **options: Any,
+) -> Table:
+    full = {f"{table}Id": Column("int", computed=True)}
+    full.update({f"{table}{name}": column for name, column in columns.items()})
+    for number in range(1, CUSTOM_FIELDS + 1 if custom else 1):
+        full[f"{table}ExtraCustom{number}"] = Column("text", 255)
+    full[f"{table}CreatedAt"] = Column("datetime", computed=True)
+    full[f"{table}UpdatedAt"] = Column("datetime", computed=True)
+    return Table(path, table, full, **options)
+
+
+def _text(length: int) -> Column:
+    return Column("text", length)
+
+
+_NUMBER, _DATE = Column("number"), Column("date")
+
+# by the name Samband's configs use (the API's own path where that is the same)
+TABLES: dict[str, Table] = {
+    "Organisations": _table(
+        "Organisations",
+        "Organisation",
+        {
+            "Name": _text(200),
+            "Address": _text(500),
+            "City": _text(100),
+            "PostCode": _text(20),
+            "Country": _text(100),
+            "Telephone": _text(50),
+            "Www": _text(200),
+            "VatNumber": _text(50),
+            "Status": _text(100),
+            "Type": _text(100),
+        },
+        custom=True,
+        required=("OrganisationName",),
+    ),
+    "Persons": _table(
+        "Persons",
+        "Person",
+        {
+            "OrganisationId": Column("id", parent="Organisations"),
+            "FirstName": _text(100),
+            "LastName": _text(100),
+            "Name": Column("text", 201, computed=True),
+            "Email": _text(200),
+            "DirectPhone": _text(50),
+            "MobilePhone": _text(50),
+            "Title": _text(100),
+            "Status": _text(50),
+            "Birthday": _DATE,
+        },
+        custom=True,
+    ),
+    "Products": _table(
+        "Products",
+        "Product",
+        {
+            "Name": _text(200),
+            "Number": _text(50),
+            "Description": _text(2000),
+            "Price": _NUMBER,
+            "CostPrice": _NUMBER,
+            "Quantity": _NUMBER,
+            "VatCode": _text(20),
+        },
+        deletable=True,
+    ),
+    "Quotationline": _table(
+        "QuotationLines",
+        "QuotationLine",
+        {
+            "OpportunityId": Column("id", parent="Opportunities"),
+            "ProductId": Column("id", parent="Products"),
+            "Description": _text(2000),
+            "Price": _NUMBER,
+            "Quantity": _NUMBER,
+            "Discount": _NUMBER,
+            "VatPercentage": _NUMBER,
+        },
+        deletable=True,
+    ),
+    "Opportunities": _table(
+        "Opportunities",
+        "Opportunity",
+        {
+            "OrganisationId": Column("id", parent="Organisations"),
+            "PersonId": Column("id", parent="Persons"),
+            "ResponsibleUserId": Column("id", parent="Users"),
+            "Description": _text(200),
+            "Level": _text(50),
+            "CurrencyName": _text(10),
+            "OrderDate": _DATE,
+        },
+    ),
+    "Users": _table(
+        "Users",
+        "User",
+        {
+            "Name": _text(200),
+            "Email": _text(200),
+            "Phone": _text(50),
+            "Title": _text(100),
+            "Status": _text(50),
+        },
+        writable=False,
+    ),
+}
+
+_BY_PATH = {entity.path.lower(): entity for entity in TABLES.values()}
+_BY_TABLE = {entity.table.lower(): entity for entity in TABLES.values()}
 _QUERY = re.compile(
     r"""^\s*SELECT\s+\*\s+FROM\s+\[?(?P<table>\w+)\]?\s+
         WHERE\s+\[?(?P<field>\w+)\]?\s*>=\s*'(?P<when>[^']+)'\s*;?\s*$""",
@@ -101,8 +256,8 @@ class WebCrmSandbox(Sandbox):
     # -- data ---------------------------------------------------------------------
     def reset(self) -> None:
         with self.lock:
-            self.tables = {entity.path: {} for entity in ENTITIES.values()}
-            self.next_id = {entity.path: 1 for entity in ENTITIES.values()}
+            self.tables = {entity.path: {} for entity in TABLES.values()}
+            self.next_id = {entity.path: 1 for entity in TABLES.values()}
             self.access_tokens.clear()
             self.refresh_tokens.clear()
             self.calls.clear()
@@ -116,13 +271,13 @@ class WebCrmSandbox(Sandbox):
     def _stamp(self) -> str:
         return self.clock.now().isoformat(timespec="milliseconds")
 
-    def blank(self, entity: WebCrmEntity) -> dict[str, Any]:
+    def blank(self, entity: Table) -> dict[str, Any]:
         """A record with every field at WebCRM's empty value."""
         record: dict[str, Any] = {}
-        for name, prop in entity.properties.items():
-            if prop.type in (DataType.DATE, DataType.DATETIME):
+        for name, column in entity.columns.items():
+            if column.kind in ("date", "datetime"):
                 record[name] = EMPTY_DATE
-            elif prop.type in (DataType.INTEGER, DataType.REFERENCE, DataType.DECIMAL):
+            elif column.kind in ("int", "id", "number"):
                 record[name] = 0
             else:
                 record[name] = ""
@@ -342,7 +497,7 @@ class WebCrmSandbox(Sandbox):
             return self._issue(entry[0])
 
     # -- entities -----------------------------------------------------------------
-    def _entity(self, request: Request) -> WebCrmEntity | None:
+    def _entity(self, request: Request) -> Table | None:
         return _BY_PATH.get(str(request.path_params["entity"]).lower())
 
     def _paged(self, request: Request, rows: list[dict[str, Any]]) -> Response:
@@ -365,7 +520,7 @@ class WebCrmSandbox(Sandbox):
             self.quirks.cut_body -= 1
         return Response(response.body[: len(response.body) // 2], media_type="application/json")
 
-    def _sorted(self, entity: WebCrmEntity) -> list[dict[str, Any]]:
+    def _sorted(self, entity: Table) -> list[dict[str, Any]]:
         table = self.tables[entity.path]
         return [dict(table[key]) for key in sorted(table)]
 
@@ -383,7 +538,7 @@ class WebCrmSandbox(Sandbox):
             with self.lock:
                 rows = self._sorted(entity)
             return self._paged(request, rows)
-        if entity.read_only:
+        if not entity.writable:
             return self._error(405, f"{entity.path} cannot be written through the API")
         try:
             payload = await exact_json(request)
@@ -445,12 +600,12 @@ class WebCrmSandbox(Sandbox):
         if request.method == "GET":
             return self._json(dict(existing))
         if request.method == "DELETE":
-            if not entity.can_delete:
+            if not entity.deletable:
                 return self._error(405, "The requested resource does not support DELETE")
             with self.lock:
                 self.tables[entity.path].pop(record_id, None)
             return Response(b"", status_code=200)
-        if entity.read_only:
+        if not entity.writable:
             return self._error(405, f"{entity.path} cannot be written through the API")
         try:
             payload = await exact_json(request)
@@ -470,7 +625,7 @@ class WebCrmSandbox(Sandbox):
         if isinstance(checked, Response):
             return checked
         entity = self._entity(request)
-        if entity is None or entity.read_only:
+        if entity is None or not entity.writable:
             return self._error(404, f"No resource {request.url.path}")
         start = _parse_when(request.path_params["start"])
         end = _parse_when(request.path_params["end"])
@@ -480,7 +635,7 @@ class WebCrmSandbox(Sandbox):
             rows = [
                 row
                 for row in self._sorted(entity)
-                if (when := parse_timestamp(row[entity.updated_field])) is not None
+                if (when := _parse_when(row[entity.updated_field])) is not None
                 and start <= when < end
             ]
         return self._paged(request, rows)
@@ -498,7 +653,7 @@ class WebCrmSandbox(Sandbox):
                 "'<ISO date-time>' are supported by the sandbox",
             )
         entity = _BY_TABLE.get(match["table"].lower())
-        if entity is None or entity.read_only:
+        if entity is None or not entity.writable:
             return self._error(400, f"Unknown table {match['table']}")
         if match["field"].lower() != entity.updated_field.lower():
             return self._error(400, f"Only {entity.updated_field} can be filtered on")
@@ -509,42 +664,41 @@ class WebCrmSandbox(Sandbox):
             rows = [
                 row
                 for row in self._sorted(entity)
-                if (when := parse_timestamp(row[entity.updated_field])) is not None
-                and when >= since
+                if (when := _parse_when(row[entity.updated_field])) is not None and when >= since
             ]
         return self._paged(request, rows)
 
     # -- validation and storage -----------------------------------------------------
-    def _validate(self, entity: WebCrmEntity, payload: dict[str, Any], creating: bool) -> str:
-        for name, prop in entity.properties.items():
-            if name not in payload or prop.read_only:
+    def _validate(self, entity: Table, payload: dict[str, Any], creating: bool) -> str:
+        for name, column in entity.columns.items():
+            if name not in payload or column.computed:
                 continue
             value = payload[name]
             if value is None:
                 continue
-            if prop.type is DataType.STRING:
+            if column.kind == "text":
                 if not isinstance(value, str):
                     return f"{name} must be a string"
-                if prop.max_length and len(value) > prop.max_length:
+                if column.length and len(value) > column.length:
                     return (
-                        f"{name} must be a string with a maximum length of {prop.max_length} "
+                        f"{name} must be a string with a maximum length of {column.length} "
                         f"(got {len(value)})"
                     )
-            elif prop.type in (DataType.INTEGER, DataType.REFERENCE):
+            elif column.kind in ("int", "id"):
                 if isinstance(value, bool) or not isinstance(value, int):
                     return f"{name} must be a whole number"
-                if prop.references and value:
-                    parent = ENTITIES[prop.references]
+                if column.parent and value:
+                    parent = TABLES[column.parent]
                     if value not in self.tables[parent.path]:
                         return f"{name}: {parent.table} {value} does not exist"
-            elif prop.type is DataType.DECIMAL:
+            elif column.kind == "number":
                 try:
                     if isinstance(value, bool):
                         raise InvalidOperation
                     Decimal(str(value))
                 except InvalidOperation:
                     return f"{name} must be a number"
-            elif prop.type in (DataType.DATE, DataType.DATETIME) and (
+            elif column.kind in ("date", "datetime") and (
                 not isinstance(value, str) or _parse_when(value) is None
             ):
                 return f"{name} must be an ISO 8601 date-time"
@@ -555,14 +709,14 @@ class WebCrmSandbox(Sandbox):
         return ""
 
     def _write(
-        self, entity: WebCrmEntity, record_id: int | None, payload: dict[str, Any]
+        self, entity: Table, record_id: int | None, payload: dict[str, Any]
     ) -> dict[str, Any]:
         """Store a whole record (PUT semantics: fields not sent go back to empty)."""
         table = self.tables[entity.path]
         now = self._stamp()
         record = self.blank(entity)
-        for name, prop in entity.properties.items():
-            if name in payload and not prop.read_only and payload[name] is not None:
+        for name, column in entity.columns.items():
+            if name in payload and not column.computed and payload[name] is not None:
                 record[name] = payload[name]
         if record_id is None:
             record_id = self.next_id[entity.path]
@@ -591,9 +745,9 @@ class WebCrmSandbox(Sandbox):
         ]
 
 
-def _named(name: str) -> WebCrmEntity:
+def _named(name: str) -> Table:
     """An entity by its entity-type name (``Quotationline``) or path (``QuotationLines``)."""
-    return ENTITIES.get(name) or _BY_PATH[name.lower()]
+    return TABLES.get(name) or _BY_PATH[name.lower()]
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -602,7 +756,7 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: values[-1] for key, values in fields.items()}
 
 
-def _compute(entity: WebCrmEntity, record: dict[str, Any]) -> None:
+def _compute(entity: Table, record: dict[str, Any]) -> None:
     if entity.table == "Person":
         first, last = record.get("PersonFirstName") or "", record.get("PersonLastName") or ""
         record["PersonName"] = f"{first} {last}".strip()

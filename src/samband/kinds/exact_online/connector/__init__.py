@@ -45,6 +45,7 @@ from samband.kinds.exact_online.connector._dates import parse_ms_date, to_vendor
 from samband.kinds.exact_online.connector._limits import ErrorBreaker, ExactPacer
 from samband.kinds.exact_online.connector._schema import TYPES, ExactType, entity_type, selectable
 from samband.kinds.exact_online.fields import FIELDS
+from samband.kinds.exact_online.settings import ExactOnlineSettings, ExactOnlineTypeSettings
 from samband.secrets import TokenStore
 
 DEFAULT_BASE_URL = "https://start.exactonline.nl"
@@ -79,8 +80,8 @@ class _WallClock:
         time.sleep(max(seconds, 0.0))
 
 
-def _state_dir(settings: Mapping[str, Any]) -> str:
-    return os.path.join(str(settings.get("base_dir") or os.getcwd()), ".samband")
+def _state_dir(settings: ExactOnlineSettings) -> str:
+    return os.path.join(str(settings.base_dir or os.getcwd()), ".samband")
 
 
 def _credential(system_id: str, credentials: Mapping[str, str], name: str) -> str:
@@ -133,7 +134,7 @@ class ExactOnlineConnector(Connector):
         clock: ClockLike | None = None,
         http_transport: httpx.BaseTransport | None = None,
     ) -> None:
-        settings = config.settings()
+        settings = ExactOnlineSettings.of(config, system_id)
         super().__init__(
             system_id,
             config,
@@ -141,17 +142,17 @@ class ExactOnlineConnector(Connector):
             state_dir=state_dir or _state_dir(settings),
             overlap_seconds=overlap_seconds,
         )
-        self.base_url = str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = str(settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.clock: ClockLike = clock or _WallClock()
         self._division: int | None = (
-            int(settings["division"]) if settings.get("division") not in (None, "") else None
+            int(settings.division) if settings.division not in (None, "") else None
         )
-        self.page_size = int(settings.get("page_size", 1000))
+        self.page_size = settings.page_size
         self.pacer = ExactPacer(system_id, clock=self.clock.time, sleep=self.clock.sleep)
         self.breaker = ErrorBreaker(
             system_id,
             clock=self.clock.time,
-            limit=int(settings.get("max_errors_per_hour", 8)),
+            limit=settings.max_errors_per_hour,
         )
         self._transport = http_transport
         self._tokens: OAuthTokens | None = None
@@ -163,8 +164,7 @@ class ExactOnlineConnector(Connector):
     def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
         return {
             name: entity_type(
-                spec,
-                config.entity_types[name].settings() if name in config.entity_types else {},
+                spec, ExactOnlineTypeSettings.of(config.entity_types.get(name), type_name=name)
             )
             for name, spec in TYPES.items()
         }
@@ -523,17 +523,19 @@ class ExactOnlineConnector(Connector):
         credentials: Mapping[str, str] | None = None,
     ) -> None:
         """``samband auth exact-online -c FILE SYSTEM``: log in in a browser, store tokens."""
-        from samband.config.env import resolve_all
+        from samband.config.env import resolve_all, resolve_settings
         from samband.config.loader import base_dir
 
         system = config.systems[system_id]
-        settings = system.settings()
+        raw = resolve_settings(system.settings(), system=system_id)
+        raw.setdefault("base_dir", base_dir(config))
+        settings = ExactOnlineSettings.model_validate(raw)
         creds = dict(credentials or resolve_all(system.credentials, system=system_id))
-        base = str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        base = str(settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         client_id = _credential(system_id, creds, "client_id")
         params = {"client_id": client_id}
-        if settings.get("redirect_uri"):
-            params["redirect_uri"] = str(settings["redirect_uri"])
+        if settings.redirect_uri:
+            params["redirect_uri"] = str(settings.redirect_uri)
         code, redirect_uri = interactive_login(
             system_id,
             authorize_url=f"{base}/api/oauth2/auth",
@@ -543,7 +545,7 @@ class ExactOnlineConnector(Connector):
             echo=echo,
             timeout=timeout,
         )
-        folder = state_dir or _state_dir({"base_dir": settings.get("base_dir") or base_dir(config)})
+        folder = state_dir or _state_dir(settings)
         tokens = OAuthTokens(
             system_id,
             token_url=f"{base}/api/oauth2/token",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from samband.connectors.base import EntityType, Property
 from samband.kinds.exact_online.fields import FIELDS
+from samband.kinds.exact_online.settings import ExactOnlineTypeSettings
 from samband.types import DataType
 
 
@@ -136,7 +136,7 @@ def selectable(resource: str) -> list[str]:
     return [n for n, (t, _, _) in FIELDS[resource].items() if t not in _UNSELECTABLE]
 
 
-def entity_type(spec: ExactType, settings: dict[str, Any]) -> EntityType:
+def entity_type(spec: ExactType, settings: ExactOnlineTypeSettings) -> EntityType:
     fields = FIELDS[spec.resource]
     properties = {
         name: Property(
@@ -150,8 +150,12 @@ def entity_type(spec: ExactType, settings: dict[str, Any]) -> EntityType:
         for name, (exact_type, read_only, required) in fields.items()
         if exact_type not in ("Binary",)
     }
-    full_scan = bool(settings.get("full_scan", False))
-    external_ref = settings.get("external_ref_field", spec.external_ref)
+    full_scan = settings.full_scan
+    external_ref = (
+        settings.external_ref_field
+        if "external_ref_field" in settings.model_fields_set
+        else spec.external_ref
+    )
     if external_ref is not None and external_ref not in fields:
         external_ref = None
     return EntityType(
@@ -161,7 +165,7 @@ def entity_type(spec: ExactType, settings: dict[str, Any]) -> EntityType:
         properties=properties,
         incremental=not full_scan,
         reports_deletes=spec.sync is not None and not full_scan,
-        read_only=spec.read_only or bool(settings.get("read_only", False)),
+        read_only=spec.read_only or bool(settings.read_only),
         can_delete=not spec.read_only,
         external_ref_field=external_ref,
         archive=("Blocked", True) if spec.name == "Accounts" else None,

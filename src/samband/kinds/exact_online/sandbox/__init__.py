@@ -41,7 +41,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from samband import exactjson, sampledata
-from samband.kinds.exact_online.connector._dates import format_ms_date, parse_vendor_text
 from samband.kinds.exact_online.fields import FIELDS
 from samband.kinds.exact_online.sandbox._odata import (
     ODataError,
@@ -49,6 +48,7 @@ from samband.kinds.exact_online.sandbox._odata import (
     parse_orderby,
     parse_select,
 )
+from samband.kinds.exact_online.sandbox._wire import from_client, to_wire
 from samband.sandbox._base import Clock, ExactJSONResponse, Faults, Sandbox
 
 
@@ -305,7 +305,7 @@ class ExactOnlineSandbox(Sandbox):
                     raise ValueError
                 return value
             if exact_type == "DateTime":
-                return parse_vendor_text(str(value))
+                return from_client(str(value))
             if exact_type.startswith("UTF8"):
                 return str(value)
         except (TypeError, ValueError):
@@ -479,7 +479,7 @@ class ExactOnlineSandbox(Sandbox):
                     out[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
                 continue
             if isinstance(value, datetime):
-                value = format_ms_date(value)
+                value = to_wire(value)
             out[name] = value
         return out
 
@@ -878,7 +878,7 @@ class ExactOnlineSandbox(Sandbox):
                 }
                 for name in select:
                     value = row.get(name)
-                    out[name] = format_ms_date(value) if isinstance(value, datetime) else value
+                    out[name] = to_wire(value) if isinstance(value, datetime) else value
                 results.append(out)
             else:
                 results.append(self._render(base, resource, row, select, set(), sync=True))

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from samband.kinds.exact_online.connector._dates import parse_vendor_text
+from samband.kinds.exact_online.sandbox._wire import from_client
 
 Predicate = Callable[[dict[str, Any]], bool]
 Value = Callable[[dict[str, Any]], Any]
@@ -138,7 +138,7 @@ class _Parser:
                 guid = literal.lower()
                 return lambda r: guid
             try:
-                moment = parse_vendor_text(literal)
+                moment = from_client(literal)
             except ValueError:
                 raise ODataError(f"{text} is not a valid date-time") from None
             return lambda r: moment

@@ -57,7 +57,7 @@ import orjson
 
 from samband import exactjson
 from samband.config.model import SystemConfig
-from samband.connectors._http import HttpClient, dumps, shared_limiter
+from samband.connectors._http import HttpClient, dumps, limiter_for
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
 from samband.errors import (
     AuthError,
@@ -71,13 +71,15 @@ from samband.errors import (
 )
 from samband.kinds.poweroffice_go.connector._auth import PowerOfficeAuth
 from samband.kinds.poweroffice_go.connector._types import API_TYPES, MODIFIED, ApiType, entity_type
+from samband.kinds.poweroffice_go.settings import PowerOfficeSettings, PowerOfficeTypeSettings
 from samband.mapping import get_path, set_path
+from samband.plugin.settings import RateLimit
 from samband.types import DataType, coerce, to_wire
 
 DEFAULT_BASE_URL = "https://goapi.poweroffice.net/v2"
 DEFAULT_PAGE_SIZE = 5000
 MAX_PAGE_SIZE = 20000
-DEFAULT_RATE_LIMIT = 10
+DEFAULT_RATE_LIMIT = RateLimit(calls=10, per=1.0)
 PATCH_TYPE = "application/json-patch+json"
 EXTERNAL_TEXT_MAX = 50
 JSON_ATTEMPTS = 4
@@ -97,13 +99,14 @@ class PowerOfficeConnector(Connector):
         **options: Any,
     ) -> None:
         super().__init__(system_id, config, credentials, **options)
-        settings = config.settings()
-        self.base_url = str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        self.token_url = str(settings.get("token_url") or derive_token_url(self.base_url))
-        self.page_size = min(
-            int(settings.get("page_size") or DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE - 100
-        )
-        rate = float(settings.get("rate_limit") or DEFAULT_RATE_LIMIT)
+        settings = PowerOfficeSettings.of(config, system_id)
+        self.base_url = str(settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.token_url = str(settings.token_url or derive_token_url(self.base_url))
+        self.page_size = min(settings.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE - 100)
+        # 0 or nothing: the API's own limit (PowerOffice GO refuses unpaced clients)
+        rate = settings.rate_limit
+        if rate is None or not rate.paced:
+            rate = DEFAULT_RATE_LIMIT
         missing = [
             key
             for key in ("application_key", "client_key", "subscription_key")
@@ -118,7 +121,7 @@ class PowerOfficeConnector(Connector):
         subscription_key = self.credentials["subscription_key"]
         key_digest = hashlib.sha256(subscription_key.encode()).hexdigest()[:16]
         # a tenth of a second of margin: the server counts arrivals, which jitter
-        limiter = shared_limiter(f"poweroffice-go/{rate:g}", key_digest, max(int(rate), 1), 1.1)
+        limiter = limiter_for(f"poweroffice-go/{rate}", key_digest, rate, margin=0.1)
         self.auth = PowerOfficeAuth(
             system_id,
             self.token_url,
@@ -147,16 +150,15 @@ class PowerOfficeConnector(Connector):
     def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
         types: dict[str, EntityType] = {}
         for name, api in API_TYPES.items():
-            settings = config.entity_types[name].settings() if name in config.entity_types else {}
-            types[name] = entity_type(api, incremental=not settings.get("full_scan", False))
+            settings = PowerOfficeTypeSettings.of(config.entity_types.get(name), type_name=name)
+            types[name] = entity_type(api, incremental=not settings.full_scan)
         return types
 
     def api_type(self, name: str) -> ApiType:
         if name not in API_TYPES:
             raise KeyError(f"system {self.system_id!r} has no entity type {name!r}")
         api = API_TYPES[name]
-        etc = self.config.entity_types.get(name)
-        path = etc.settings().get("path") if etc is not None else None
+        path = PowerOfficeTypeSettings.of(self.config.entity_types.get(name), type_name=name).path
         if path:
             from dataclasses import replace
 

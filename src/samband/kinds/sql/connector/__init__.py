@@ -69,6 +69,7 @@ from samband.errors import (
 from samband.kinds.sql.connector import _schema as schema
 from samband.kinds.sql.connector import _tracking as tracking
 from samband.kinds.sql.connector import _values as values_
+from samband.kinds.sql.settings import SqlSettings
 from samband.types import DataType, coerce, same_stored_value
 
 __all__ = ["SqlConnector", "install_tracking", "remove_tracking"]
@@ -119,14 +120,17 @@ class SqlConnector(Connector):
     def __init__(self, system_id: str, config: SystemConfig, credentials: Any, **options: Any):
         super().__init__(system_id, config, credentials, **options)
         self.url = schema.database_url(config, self.credentials, system=system_id)
-        self.page_size = int(config.settings().get("page_size", schema.PAGE_SIZE))
+        settings = SqlSettings.of(config, system_id)
+        self.page_size = settings.page_size or schema.PAGE_SIZE
         self.specs = schema.table_specs(config)
-        self.keep_changes = keep_seconds(config.settings().get("keep_changes", "7d"), system_id)
+        self.keep_changes = keep_seconds(settings.keep_changes, system_id)
         # An integer version is handed out before its transaction commits, so a lower
         # version can become visible after a higher one was read: reads go back this many
         # versions (re-read rows are recognised by their content hash and cost nothing).
-        self.overlap_versions = int(
-            config.settings().get("overlap_versions", DEFAULT_OVERLAP_VERSIONS)
+        self.overlap_versions = (
+            DEFAULT_OVERLAP_VERSIONS
+            if settings.overlap_versions is None
+            else settings.overlap_versions
         )
         self._engine: Engine | None = None
         self._bound: dict[str, _Bound] = {}

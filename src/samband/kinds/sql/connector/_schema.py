@@ -24,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 from samband.config.env import resolve
 from samband.config.model import SystemConfig
 from samband.errors import AuthError, ConnectorError, UnreachableError
+from samband.kinds.sql.settings import SqlSettings, SqlTypeSettings
 from samband.types import DataType
 
 PAGE_SIZE = 500
@@ -57,21 +58,21 @@ class TableSpec:
 def table_specs(config: SystemConfig) -> dict[str, TableSpec]:
     specs: dict[str, TableSpec] = {}
     for name, etc in config.entity_types.items():
-        s = etc.settings()
-        view = s.get("view")
-        table = s.get("table", None if view else name)
-        columns = s.get("columns")
+        s = SqlTypeSettings.of(etc, type_name=name)
+        view = s.view
+        table = s.table if "table" in s.model_fields_set else (None if view else name)
+        columns = s.columns
         specs[name] = TableSpec(
             type_name=name,
             table=str(table) if table else None,
             view=str(view) if view else None,
-            schema=s.get("schema"),
-            id=str(s.get("id", "id")),
-            updated=s.get("updated"),
-            deleted=s.get("deleted"),
-            external_ref=s.get("external_ref"),
+            schema=s.schema_,
+            id=str(s.id or "id") if s.id is not None else "id",
+            updated=s.updated,
+            deleted=s.deleted,
+            external_ref=s.external_ref,
             columns=tuple(str(c) for c in columns) if columns else None,
-            read_only=bool(s.get("read_only", False)) or not table,
+            read_only=bool(s.read_only) or not table,
         )
     return specs
 
@@ -82,8 +83,8 @@ def database_url(
     """The system's SQLAlchemy URL: ``${VAR}`` resolved, relative SQLite paths placed
     beside the config file, ``credentials.username/password`` filled in when the URL has
     none."""
-    settings = config.settings()
-    raw = settings.get("url")
+    settings = SqlSettings.of(config, system)
+    raw = settings.url
     if not raw:
         raise ConnectorError(system, "no url is configured", "add url: sqlite:///pms.db or similar")
     try:
@@ -100,7 +101,7 @@ def database_url(
     if creds.get("password") and not url.password:
         url = url.set(password=creds["password"])
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        base = settings.get("base_dir")
+        base = settings.base_dir
         if base and not os.path.isabs(url.database) and not url.database.startswith("file:"):
             url = url.set(database=os.path.join(str(base), url.database))
     return url
