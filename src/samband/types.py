@@ -371,3 +371,17 @@ def same_stored_value(now: Any, was: Any) -> bool:
     now = orjson.loads(raw)
     # numbers by value, exactly (12345678901234567 is not 12345678901234568.0)
     return bool(now == was)
+
+
+def utc_moment(value: Any) -> datetime | None:
+    """ISO 8601 text (``Z``, an offset, or none: UTC) as an aware UTC datetime; text that
+    is not a date-time, and anything else, gives None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

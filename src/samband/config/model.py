@@ -5,7 +5,7 @@ Shape (keys may be added, never renamed)::
     store: sqlite:///samband.db
     systems:
       <system id>:
-        kind: poweroffice-go | exact-online | crmoffice | webcrm | sql | rest | memory
+        kind: <an installed kind: `samband validate` lists them; see samband.plugin>
         label: PowerOffice GO
         credentials: {name: ${ENV_VAR}, ...}
         entity_types: {<type>: {...kind-specific settings...}}

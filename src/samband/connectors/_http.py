@@ -18,7 +18,8 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ from samband.connectors.base import Stats
 from samband.errors import (
     AuthError,
     ContractError,
+    InUse,
     NotFound,
     RecordError,
     TransientError,
@@ -109,6 +111,19 @@ def limiter_for(
     if limit is None or not limit.paced:
         return None
     return shared_limiter(scope, key, max(int(limit.calls), 1), limit.per + margin)
+
+
+@contextmanager
+def conflict_is_in_use() -> Iterator[None]:
+    """Around a DELETE: a 409 answer means the record is still referenced (InUse)."""
+    try:
+        yield
+    except NotFound:
+        raise
+    except RecordError as exc:
+        if exc.details.get("status") == 409:
+            raise InUse(exc.reason, details=exc.details) from None
+        raise
 
 
 def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:

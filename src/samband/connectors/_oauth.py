@@ -19,10 +19,10 @@ import secrets as pysecrets
 import threading
 import time
 import webbrowser
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -30,6 +30,9 @@ import httpx
 from samband.connectors._http import Auth, is_loopback
 from samband.errors import AuthError, UnreachableError
 from samband.secrets import TokenStore
+
+if TYPE_CHECKING:
+    from samband.plugin.settings import KindSettings
 
 try:
     import fcntl
@@ -381,3 +384,59 @@ def interactive_login(
         reason = result.get("error_description") or result.get("error") or "no code"
         raise AuthError(system_id, f"the login was refused: {reason}", "run `samband auth` again")
     return result["code"], redirect_uri
+
+
+def state_folder(base_dir: str | None) -> str:
+    """Where a system keeps its tokens unless told otherwise: ``.samband`` beside the
+    config file (or in the working folder)."""
+    return os.path.join(str(base_dir or os.getcwd()), ".samband")
+
+
+def login_context(
+    system_id: str,
+    config: Any,
+    settings_model: type[KindSettings],
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Any, dict[str, str]]:
+    """A system's typed settings and credentials for a first login outside a run:
+    ``${VAR}`` resolved, ``base_dir`` the config's folder."""
+    from samband.config.env import resolve_all, resolve_settings
+    from samband.config.loader import base_dir
+
+    system = config.systems[system_id]
+    raw = resolve_settings(system.settings(), environ, system=system_id)
+    raw.setdefault("base_dir", base_dir(config))
+    credentials = resolve_all(system.credentials, environ, system=system_id)
+    return settings_model.model_validate(raw), credentials
+
+
+def exchange_once(tokens: OAuthTokens, code: str, redirect_uri: str) -> None:
+    """Trade an authorization code for the first token pair (stored), then let go."""
+    try:
+        tokens.exchange_code(code, redirect_uri)
+    finally:
+        tokens.close()
+
+
+def browser_login(
+    system_id: str,
+    *,
+    authorize_url: str,
+    params: dict[str, str],
+    tokens: Callable[[], OAuthTokens],
+    port: int,
+    open_browser: bool,
+    echo: Callable[[str], None],
+    timeout: float,
+) -> None:
+    """``samband auth``: authorize in a browser, trade the code, store the tokens."""
+    code, redirect_uri = interactive_login(
+        system_id,
+        authorize_url=authorize_url,
+        params=params,
+        port=port,
+        open_browser=open_browser,
+        echo=echo,
+        timeout=timeout,
+    )
+    exchange_once(tokens(), code, redirect_uri)

@@ -47,7 +47,6 @@ Tokens come from ``samband auth crmoffice -c FILE SYSTEM`` and are stored encryp
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -58,14 +57,26 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 
 from samband.config.model import Config, SystemConfig
-from samband.connectors._http import HttpClient, RateLimiter, is_loopback, limiter_for
-from samband.connectors._oauth import OAuthAuth, OAuthTokens, interactive_login
+from samband.connectors._http import (
+    HttpClient,
+    RateLimiter,
+    conflict_is_in_use,
+    is_loopback,
+    limiter_for,
+)
+from samband.connectors._oauth import (
+    OAuthAuth,
+    OAuthTokens,
+    browser_login,
+    exchange_once,
+    login_context,
+    state_folder,
+)
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
 from samband.errors import (
     AuthError,
     ConnectorError,
     ContractError,
-    InUse,
     NotFound,
     RecordError,
     UnreachableError,
@@ -73,7 +84,7 @@ from samband.errors import (
 from samband.kinds.crmoffice.settings import CrmOfficeSettings, CrmOfficeTypeSettings
 from samband.mapping import get_path, set_path
 from samband.secrets import TokenStore
-from samband.types import DataType, id_value, to_wire
+from samband.types import DataType, id_value, to_wire, utc_moment
 
 DEFAULT_BASE_URL = "https://api.crmoffice.no"
 SCOPE = "crmoffice offline_access"
@@ -226,22 +237,6 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _parse_moment(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _state_dir(settings: CrmOfficeSettings) -> str:
-    return os.path.join(str(settings.base_dir or os.getcwd()), ".samband")
-
-
 def _auth_url(system_id: str, settings: CrmOfficeSettings) -> str:
     url = settings.auth_url
     if not url:
@@ -288,7 +283,7 @@ class CrmOfficeConnector(Connector):
             system_id,
             config,
             credentials,
-            state_dir=state_dir or _state_dir(settings),
+            state_dir=state_dir or state_folder(settings.base_dir),
             overlap_seconds=overlap_seconds,
         )
         self.settings = settings
@@ -427,7 +422,7 @@ class CrmOfficeConnector(Connector):
                 f"(keys: {keys}); nothing of this read is stored, the next run reads it again",
                 "report this answer to CRMOffice or set the right id field",
             )
-        modified = _parse_moment(get_path(item, endpoint.updated)) if endpoint.updated else None
+        modified = utc_moment(get_path(item, endpoint.updated)) if endpoint.updated else None
         deleted = bool(endpoint.deleted and item.get(endpoint.deleted) is True)
         return RecordData(str(record_id), item, modified, deleted)
 
@@ -437,7 +432,7 @@ class CrmOfficeConnector(Connector):
         params: dict[str, Any] = {}
         if endpoint.limit_param:
             params[endpoint.limit_param] = endpoint.page_size
-        newest = _parse_moment(cursor) if etype.incremental else None
+        newest = utc_moment(cursor) if etype.incremental else None
         if etype.incremental and newest is not None and endpoint.since_param:
             since = newest - timedelta(seconds=self.overlap_seconds)
             params[endpoint.since_param] = _iso(since)
@@ -584,14 +579,8 @@ class CrmOfficeConnector(Connector):
         etype, endpoint = self._endpoint(entity_type)
         self._writable(etype)
         url = f"{endpoint.path}/{quote(str(record_id), safe='')}"
-        try:
+        with conflict_is_in_use():
             self.http.request("DELETE", url)
-        except NotFound:
-            raise
-        except RecordError as exc:
-            if exc.details.get("status") == 409:
-                raise InUse(exc.reason, details=exc.details) from None
-            raise
         self.stats.writes += 1
 
     def _writable(self, etype: EntityType) -> None:
@@ -614,16 +603,16 @@ class CrmOfficeConnector(Connector):
     ) -> None:
         """``samband auth crmoffice -c FILE SYSTEM``: authorize in a browser, store tokens."""
         login = _Login(system_id, config, state_dir, environ)
-        code, redirect_uri = interactive_login(
+        browser_login(
             system_id,
             authorize_url=login.authorize_url,
             params=login.params(),
+            tokens=login.tokens,
             port=port,
             open_browser=open_browser,
             echo=echo,
             timeout=timeout,
         )
-        login.exchange(code, redirect_uri)
 
     @classmethod
     def sandbox_login(
@@ -656,7 +645,7 @@ class CrmOfficeConnector(Connector):
                 f"{where}: the login was not approved at once ({reason})",
                 f"use `samband auth crmoffice -c FILE {system_id}`",
             )
-        login.exchange(query["code"][0], str(redirect_uri))
+        exchange_once(login.tokens(), query["code"][0], str(redirect_uri))
 
 
 class _Login:
@@ -669,21 +658,16 @@ class _Login:
         state_dir: str | None,
         environ: Mapping[str, str] | None,
     ) -> None:
-        from samband.config.env import resolve_all, resolve_settings
-        from samband.config.loader import base_dir
-
-        system = config.systems[system_id]
         self.system_id = system_id
-        settings = resolve_settings(system.settings(), environ, system=system_id)
-        settings.setdefault("base_dir", base_dir(config))
-        self.settings = CrmOfficeSettings.model_validate(settings)
-        self.credentials = resolve_all(system.credentials, environ, system=system_id)
+        self.settings, self.credentials = login_context(
+            system_id, config, CrmOfficeSettings, environ
+        )
         auth_url = _auth_url(system_id, self.settings)
         self.authorize_url = str(self.settings.authorize_url or f"{auth_url}/connect/authorize")
         self.token_url = str(self.settings.token_url or f"{auth_url}/connect/token")
         self.client_id = _credential(system_id, self.credentials, "client_id")
         self.scope = str(self.settings.scope or SCOPE)
-        self.folder = state_dir or _state_dir(self.settings)
+        self.folder = state_dir or state_folder(self.settings.base_dir)
 
     def params(self) -> dict[str, str]:
         params = {"client_id": self.client_id, "scope": self.scope}
@@ -691,8 +675,8 @@ class _Login:
             params["redirect_uri"] = str(self.settings.redirect_uri)
         return params
 
-    def exchange(self, code: str, redirect_uri: str) -> None:
-        tokens = OAuthTokens(
+    def tokens(self) -> OAuthTokens:
+        return OAuthTokens(
             self.system_id,
             token_url=self.token_url,
             client_id=self.client_id,
@@ -702,10 +686,6 @@ class _Login:
             expires_in_default=3600.0,
             kind=CrmOfficeConnector.kind,
         )
-        try:
-            tokens.exchange_code(code, redirect_uri)
-        finally:
-            tokens.close()
 
 
 def _iso_cursor(moment: datetime) -> str:

@@ -57,7 +57,7 @@ import orjson
 from samband import exactjson
 from samband.config.env import references
 from samband.config.model import SystemConfig
-from samband.connectors._http import HttpClient, limiter_for
+from samband.connectors._http import HttpClient, conflict_is_in_use, limiter_for
 from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
 from samband.errors import (
     AuthError,
@@ -629,14 +629,8 @@ class RestConnector(Connector):
         if not self.entity_type(entity_type).can_delete:
             raise InUse(f"{entity_type} records cannot be deleted in {self.system_id}")
         url = f"/{ts.path}/{quote(str(record_id), safe='')}"
-        try:
+        with conflict_is_in_use():
             self.client.request("DELETE", url)
-        except NotFound:
-            raise
-        except RecordError as exc:
-            if exc.details.get("status") == 409:
-                raise InUse(exc.reason, details=exc.details) from None
-            raise
         self.stats.writes += 1
 
     # -- before any work -------------------------------------------------------------------

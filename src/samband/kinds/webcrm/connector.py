@@ -101,7 +101,7 @@ from samband.errors import (
     Stale,
 )
 from samband.kinds.webcrm.settings import WebCrmSettings, WebCrmTypeSettings
-from samband.types import DataType, coerce, to_wire
+from samband.types import DataType, coerce, to_wire, utc_moment
 
 DEFAULT_BASE_URL = "https://api.webcrm.com"
 EMPTY_DATE = "0001-01-01T00:00:00+00:00"
@@ -292,15 +292,7 @@ def is_empty_date(value: Any) -> bool:
 
 def parse_timestamp(value: Any) -> datetime | None:
     """A WebCRM date-time as an aware UTC datetime; the empty date and junk give None."""
-    if not isinstance(value, str) or not value.strip() or is_empty_date(value):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return None if is_empty_date(value) else utc_moment(value)
 
 
 def from_wire(entity: WebCrmEntity, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -76,21 +76,12 @@ class Table:
     path: str
     table: str
     columns: dict[str, Column]
+    id_field: str
+    created_field: str
+    updated_field: str
     required: tuple[str, ...] = ()
     writable: bool = True
     deletable: bool = False
-
-    @property
-    def id_field(self) -> str:
-        return f"{self.table}Id"
-
-    @property
-    def updated_field(self) -> str:
-        return f"{self.table}UpdatedAt"
-
-    @property
-    def created_field(self) -> str:
-        return f"{self.table}CreatedAt"
 
 
 def _table(
@@ -101,13 +92,13 @@ def _table(
     custom: bool = False,
     **options: Any,
 ) -> Table:
-    full = {f"{table}Id": Column("int", computed=True)}
-    full.update({f"{table}{name}": column for name, column in columns.items()})
+    key, created, updated = (table + suffix for suffix in ("Id", "CreatedAt", "UpdatedAt"))
+    full = {key: Column("int", computed=True)}
+    full.update({table + name: column for name, column in columns.items()})
     for number in range(1, CUSTOM_FIELDS + 1 if custom else 1):
         full[f"{table}ExtraCustom{number}"] = Column("text", 255)
-    full[f"{table}CreatedAt"] = Column("datetime", computed=True)
-    full[f"{table}UpdatedAt"] = Column("datetime", computed=True)
-    return Table(path, table, full, **options)
+    full[created] = full[updated] = Column("datetime", computed=True)
+    return Table(path, table, full, key, created, updated, **options)
 
 
 def _text(length: int) -> Column:

@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +31,13 @@ import httpx
 
 from samband.config.model import Config, SystemConfig
 from samband.connectors._http import HttpClient, retry_after_seconds
-from samband.connectors._oauth import OAuthAuth, OAuthTokens, interactive_login
+from samband.connectors._oauth import (
+    OAuthAuth,
+    OAuthTokens,
+    browser_login,
+    login_context,
+    state_folder,
+)
 from samband.connectors.base import Connector, EntityType, Page, RecordData
 from samband.errors import (
     AuthError,
@@ -78,10 +83,6 @@ class _WallClock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(max(seconds, 0.0))
-
-
-def _state_dir(settings: ExactOnlineSettings) -> str:
-    return os.path.join(str(settings.base_dir or os.getcwd()), ".samband")
 
 
 def _credential(system_id: str, credentials: Mapping[str, str], name: str) -> str:
@@ -139,7 +140,7 @@ class ExactOnlineConnector(Connector):
             system_id,
             config,
             credentials,
-            state_dir=state_dir or _state_dir(settings),
+            state_dir=state_dir or state_folder(settings.base_dir),
             overlap_seconds=overlap_seconds,
         )
         self.base_url = str(settings.base_url or DEFAULT_BASE_URL).rstrip("/")
@@ -523,42 +524,31 @@ class ExactOnlineConnector(Connector):
         credentials: Mapping[str, str] | None = None,
     ) -> None:
         """``samband auth exact-online -c FILE SYSTEM``: log in in a browser, store tokens."""
-        from samband.config.env import resolve_all, resolve_settings
-        from samband.config.loader import base_dir
-
-        system = config.systems[system_id]
-        raw = resolve_settings(system.settings(), system=system_id)
-        raw.setdefault("base_dir", base_dir(config))
-        settings = ExactOnlineSettings.model_validate(raw)
-        creds = dict(credentials or resolve_all(system.credentials, system=system_id))
+        settings, resolved = login_context(system_id, config, ExactOnlineSettings)
+        creds = dict(credentials or resolved)
         base = str(settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         client_id = _credential(system_id, creds, "client_id")
         params = {"client_id": client_id}
         if settings.redirect_uri:
             params["redirect_uri"] = str(settings.redirect_uri)
-        code, redirect_uri = interactive_login(
+        browser_login(
             system_id,
             authorize_url=f"{base}/api/oauth2/auth",
             params=params,
+            tokens=lambda: OAuthTokens(
+                system_id,
+                token_url=f"{base}/api/oauth2/token",
+                client_id=client_id,
+                client_secret=_credential(system_id, creds, "client_secret"),
+                store=TokenStore(system_id, state_dir or state_folder(settings.base_dir)),
+                min_interval=TOKEN_MIN_INTERVAL,
+                kind=cls.kind,
+            ),
             port=port,
             open_browser=open_browser,
             echo=echo,
             timeout=timeout,
         )
-        folder = state_dir or _state_dir(settings)
-        tokens = OAuthTokens(
-            system_id,
-            token_url=f"{base}/api/oauth2/token",
-            client_id=client_id,
-            client_secret=_credential(system_id, creds, "client_secret"),
-            store=TokenStore(system_id, folder),
-            min_interval=TOKEN_MIN_INTERVAL,
-            kind=cls.kind,
-        )
-        try:
-            tokens.exchange_code(code, redirect_uri)
-        finally:
-            tokens.close()
 
 
 def _endpoint(url: str) -> str:
