@@ -87,7 +87,8 @@ class RateLimit(BaseModel):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # a number where text is expected is its text (a config's ``id: 7``), as before
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True)
 
 
 class KindSettings(_Strict):

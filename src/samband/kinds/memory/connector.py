@@ -228,7 +228,7 @@ class MemoryConnector(Connector):
     def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
         types: dict[str, EntityType] = {}
         for name, etc in config.entity_types.items():
-            s = MemoryTypeSettings.of(etc, type_name=name).model_dump(exclude_unset=True)
+            s = MemoryTypeSettings.of(etc, type_name=name)
             props = {
                 path: Property(
                     path,
@@ -239,19 +239,19 @@ class MemoryConnector(Connector):
                     max_length=spec.get("max_length") if isinstance(spec, dict) else None,
                     references=spec.get("references") if isinstance(spec, dict) else None,
                 )
-                for path, spec in (s.get("properties") or {}).items()
+                for path, spec in (s.properties or {}).items()
             }
-            archive = s.get("archive")
+            archive = s.archive
             types[name] = EntityType(
                 name=name,
-                id_field=s.get("id", "id"),
-                modified_field=s.get("updated", "updated_at"),
+                id_field=s.id,
+                modified_field=s.updated,
                 properties=props,
-                incremental=bool(s.get("incremental", True)),
-                reports_deletes=bool(s.get("incremental", True)),
-                read_only=bool(s.get("read_only", False)),
-                can_delete=bool(s.get("can_delete", True)),
-                external_ref_field=s.get("external_ref"),
+                incremental=s.incremental,
+                reports_deletes=s.incremental,
+                read_only=bool(s.read_only),
+                can_delete=s.can_delete,
+                external_ref_field=s.external_ref,
                 archive=(archive["property"], archive["value"]) if archive else None,
                 open_schema=not props,
             )

@@ -21,10 +21,10 @@ class MemorySettings(KindSettings):
 class MemoryTypeSettings(EntityTypeSettings):
     model_config = ConfigDict(extra="allow")
 
-    id: str | None = None
-    updated: str | None = None
-    incremental: bool | None = None
-    can_delete: bool | None = None
+    id: str = "id"
+    updated: str | None = "updated_at"
+    incremental: bool = True
+    can_delete: bool = True
     external_ref: str | None = None
     archive: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None

@@ -107,59 +107,55 @@ class TypeSettings:
     id_type: str = "auto"
 
     @classmethod
-    def from_settings(cls, system_id: str, name: str, s: dict[str, Any]) -> TypeSettings:
-        paging = str(s.get("paging", "cursor"))
-        if paging not in PAGING_STYLES:
+    def from_settings(cls, system_id: str, name: str, s: RestTypeSettings) -> TypeSettings:
+        if s.paging not in PAGING_STYLES:
             raise ConnectorError(
                 system_id,
-                f"entity type {name}: paging {paging!r} is not known",
+                f"entity type {name}: paging {s.paging!r} is not known",
                 f"use one of {', '.join(PAGING_STYLES)}",
             )
-        page_size = s.get("page_size", 100)
+        page_size = s.page_size
         if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
             raise ConnectorError(
                 system_id, f"entity type {name}: page_size must be a positive whole number"
             )
-
-        def opt(key: str, default: str | None) -> str | None:
-            value = s.get(key, default)
-            return None if value in (None, "") else str(value)
-
-        external_ref = opt("external_ref", None)
-        id_type = str(s.get("id_type", "auto"))
-        if id_type not in ID_TYPES:
+        if s.id_type not in ID_TYPES:
             raise ConnectorError(
                 system_id,
-                f"entity type {name}: id_type {id_type!r} is not known",
+                f"entity type {name}: id_type {s.id_type!r} is not known",
                 f"use one of {', '.join(ID_TYPES)}",
             )
+        limit_param = (
+            s.limit_param
+            if "limit_param" in s.model_fields_set
+            else ("page_size" if s.paging == "page" else "limit")
+        )
+        external_ref = s.external_ref or None
         return cls(
             name=name,
-            path=str(s.get("path", name)).strip("/"),
-            id=str(s.get("id", "id")),
-            updated=opt("updated", "updated_at"),
-            deleted=opt("deleted", "deleted"),
-            items=opt("items", "items"),
-            next=opt("next", "next"),
-            has_more=opt("has_more", "has_more"),
-            paging=paging,
-            since_param=opt("since_param", "since"),
-            limit_param=opt("limit_param", "page_size" if paging == "page" else "limit"),
-            page_param=str(s.get("page_param", "page")),
-            offset_param=str(s.get("offset_param", "offset")),
-            first_page=int(s.get("first_page", 1)),
+            path=str(name if s.path is None else s.path).strip("/"),
+            id=s.id,
+            updated=s.updated or None,
+            deleted=s.deleted or None,
+            items=s.items or None,
+            next=s.next or None,
+            has_more=s.has_more or None,
+            paging=s.paging,
+            since_param=s.since_param or None,
+            limit_param=limit_param or None,
+            page_param=s.page_param,
+            offset_param=s.offset_param,
+            first_page=s.first_page,
             page_size=page_size,
             external_ref=external_ref,
-            external_ref_param=str(s.get("external_ref_param", external_ref or "external_ref")),
-            incremental=bool(s.get("incremental", True)),
-            id_type=id_type,
+            external_ref_param=str(
+                s.external_ref_param
+                if "external_ref_param" in s.model_fields_set
+                else (external_ref or "external_ref")
+            ),
+            incremental=s.incremental,
+            id_type=s.id_type,
         )
-
-
-def _typed(type_config: Any, system_id: str, name: str) -> dict[str, Any]:
-    """An entity type's settings, refused when a key is not one of RestTypeSettings'."""
-    typed = RestTypeSettings.of(type_config, system_id, name)
-    return typed.model_dump(exclude_unset=True, by_alias=True)
 
 
 @dataclass
@@ -221,7 +217,9 @@ class RestConnector(Connector):
         self.max_retries = settings.max_retries
         self.rate_limit: RateLimit | None = settings.rate_limit  # optional
         self.type_settings = {
-            name: TypeSettings.from_settings(system_id, name, _typed(etc, system_id, name))
+            name: TypeSettings.from_settings(
+                system_id, name, RestTypeSettings.of(etc, system_id, name)
+            )
             for name, etc in config.entity_types.items()
         }
         #: how the HTTP client waits between retries (tests record the waits instead)
@@ -234,27 +232,29 @@ class RestConnector(Connector):
     def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
         types: dict[str, EntityType] = {}
         for name, etc in config.entity_types.items():
-            s = _typed(etc, "?", name)
-            props = _parse_properties(s.get("properties"))
-            id_field = str(s.get("id", "id"))
-            updated = s.get("updated", "updated_at") or None
+            s = RestTypeSettings.of(etc, type_name=name)
+            props = _parse_properties(s.properties)
+            id_field = s.id
+            updated = s.updated or None
             if props:
                 props.setdefault(id_field, Property(id_field, read_only=True))
                 if updated:
                     props.setdefault(updated, Property(updated, read_only=True))
-            incremental = bool(s.get("incremental", True))
-            deleted = s.get("deleted", "deleted")
-            archive = s.get("archive")
+            incremental = s.incremental
+            reports_deletes = s.reports_deletes
+            if reports_deletes is None:
+                reports_deletes = incremental and bool(s.deleted)
+            archive = s.archive
             types[name] = EntityType(
                 name=name,
                 id_field=id_field,
                 modified_field=updated,
                 properties=props,
                 incremental=incremental,
-                reports_deletes=bool(s.get("reports_deletes", incremental and bool(deleted))),
-                read_only=bool(s.get("read_only", False)),
-                can_delete=bool(s.get("can_delete", True)),
-                external_ref_field=s.get("external_ref") or None,
+                reports_deletes=reports_deletes,
+                read_only=bool(s.read_only),
+                can_delete=s.can_delete,
+                external_ref_field=s.external_ref or None,
                 archive=(archive["property"], archive["value"]) if archive else None,
                 open_schema=not props,
             )

@@ -20,25 +20,25 @@ class RestSettings(KindSettings):
 
 
 class RestTypeSettings(EntityTypeSettings):
-    path: str | None = None
-    id: str | None = None
-    updated: str | None = None
-    deleted: str | None = None
-    items: str | None = None
-    next: str | None = None
-    has_more: str | None = None
-    paging: str | None = None
-    since_param: str | None = None
-    limit_param: str | None = None
-    page_param: str | None = None
-    offset_param: str | None = None
-    first_page: int | None = None
-    page_size: Any = None  # checked by the connector, with its own message
+    path: str | None = None  # default: the entity type's name
+    id: str = "id"
+    id_type: str = "auto"
+    updated: str | None = "updated_at"  # "" or null: the API has no change stamp
+    deleted: str | None = "deleted"
+    items: str | None = "items"
+    next: str | None = "next"
+    has_more: str | None = "has_more"
+    paging: str = "cursor"
+    since_param: str | None = "since"
+    limit_param: str | None = None  # default: page_size for page paging, else limit
+    page_param: str = "page"
+    offset_param: str = "offset"
+    first_page: int = 1
+    page_size: Any = 100  # checked by the connector, with its own message
     external_ref: str | None = None
-    external_ref_param: str | None = None
-    incremental: bool | None = None
-    reports_deletes: bool | None = None
-    can_delete: bool | None = None
-    id_type: str | None = None
+    external_ref_param: str | None = None  # default: external_ref, else "external_ref"
+    incremental: bool = True
+    reports_deletes: bool | None = None  # default: incremental with a deleted flag
+    can_delete: bool = True
     archive: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None
