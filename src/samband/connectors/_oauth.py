@@ -397,17 +397,20 @@ def login_context(
     config: Any,
     settings_model: type[KindSettings],
     environ: Mapping[str, str] | None = None,
+    credentials: Mapping[str, str] | None = None,
 ) -> tuple[Any, dict[str, str]]:
     """A system's typed settings and credentials for a first login outside a run:
-    ``${VAR}`` resolved, ``base_dir`` the config's folder."""
+    ``${VAR}`` resolved, ``base_dir`` the config's folder; ``credentials`` given by the
+    caller are used as they are."""
     from samband.config.env import resolve_all, resolve_settings
     from samband.config.loader import base_dir
 
     system = config.systems[system_id]
     raw = resolve_settings(system.settings(), environ, system=system_id)
     raw.setdefault("base_dir", base_dir(config))
-    credentials = resolve_all(system.credentials, environ, system=system_id)
-    return settings_model.model_validate(raw), credentials
+    if credentials is None:
+        credentials = resolve_all(system.credentials, environ, system=system_id)
+    return settings_model.model_validate(raw), dict(credentials)
 
 
 def exchange_once(tokens: OAuthTokens, code: str, redirect_uri: str) -> None:

@@ -524,8 +524,9 @@ class ExactOnlineConnector(Connector):
         credentials: Mapping[str, str] | None = None,
     ) -> None:
         """``samband auth exact-online -c FILE SYSTEM``: log in in a browser, store tokens."""
-        settings, resolved = login_context(system_id, config, ExactOnlineSettings)
-        creds = dict(credentials or resolved)
+        settings, creds = login_context(
+            system_id, config, ExactOnlineSettings, credentials=credentials or None
+        )
         base = str(settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         client_id = _credential(system_id, creds, "client_id")
         params = {"client_id": client_id}
