@@ -41,7 +41,7 @@ bench-quick: $(VENV)/.bench-installed
 
 chaos: $(STAMP)
 	$(BIN)/python -m pytest tests/chaos --chaos-long -p no:xdist
-	SAMBAND_CONVERGENCE_SCALE=10 $(BIN)/python -m pytest -n 2 tests/test_engine_convergence.py tests/test_sql_tracking.py -k convergence
+	SAMBAND_CONVERGENCE_SCALE=10 $(BIN)/python -m pytest -n 2 tests/engine/test_convergence.py tests/kinds/sql/test_tracking.py -k convergence
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ from samband.connectors.memory import dataset
 from samband.engine.inspect import Inspector
 from samband.engine.run import Engine
 from samband.errors import RecordError, TransientError
-from tests.convergence import EditDuringTheRun
+from tests.support.convergence import EditDuringTheRun
 
 SYSTEMS = """
 systems:

@@ -17,11 +17,7 @@ from samband.errors import AuthError
 from samband.sandbox._base import Clock, SandboxServer
 from samband.sandbox.exact import ExactOnlineSandbox
 from samband.secrets import TokenStore
-
-try:
-    from tests.test_exact_support import serve
-except ImportError:  # tests/ is not a package
-    from test_exact_support import serve  # type: ignore[no-redef]
+from tests.support.exact import serve
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ import pytest
 
 from samband.sandbox._base import SandboxServer
 from samband.sandbox.custom_crm import DEFAULT_TOKEN, CustomCrmSandbox
-from tests.chaos.world import PYTHON
+from tests.support.chaos import PYTHON
 
 CONFIG = """
 store: {store}
