@@ -424,6 +424,7 @@ def _run_convergence(url_of: Any, store_of: Any, examples: int, steps: int) -> N
     from hypothesis.stateful import run_state_machine_as_test
 
     from samband.connectors import memory
+    from tests.support.convergence import DERANDOMIZE, SCALE
 
     world = _sql_world_class(url_of)
 
@@ -442,14 +443,14 @@ def _run_convergence(url_of: Any, store_of: Any, examples: int, steps: int) -> N
     run_state_machine_as_test(
         PerExample,
         settings=settings(
-            max_examples=examples * machines.SCALE,
+            max_examples=examples * SCALE,
             stateful_step_count=steps,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             # no shrinking: a failure is reported as found, within the file's time budget;
             # a fixed set of examples, so a run of the suite is reproducible
             phases=[Phase.explicit, Phase.generate],
-            derandomize=machines.DERANDOMIZE or machines.SCALE == 1,
+            derandomize=DERANDOMIZE or SCALE == 1,
             database=None,
         ),
     )
