@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/samband demo --output demo-output
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench docs
-	$(BIN)/ruff format --check src tests bench docs
+	$(BIN)/ruff check src tests bench docs/*.py
+	$(BIN)/ruff format --check src tests bench docs/*.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
