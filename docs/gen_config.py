@@ -184,18 +184,19 @@ def render() -> str:
                     "Credentials: " + ", ".join(f"`{c}`" for c in credentials) + ".",
                     "",
                 ]
+            models: list[type[BaseModel]] = []
             for attribute in ("settings", "entity_type_settings"):
                 model = getattr(kind, attribute, None)
                 if not (isinstance(model, type) and issubclass(model, BaseModel)):
                     continue
                 if attribute == "entity_type_settings" and not model.model_fields:
                     continue
-                for inner in _walk(model, []):
-                    if inner not in anchors:
-                        anchors[inner] = _anchor(inner, f"{name}-")
-                    if inner in top:
-                        continue
-                    lines += _model_section(inner, anchors, level="####")
+                models += [inner for inner in _walk(model, []) if inner not in models]
+            # a model shared by several kinds (a rate limit) is described once, then linked
+            models = [model for model in models if model not in anchors]
+            anchors.update({model: _anchor(model, f"{name}-") for model in models})
+            for model in models:
+                lines += _model_section(model, anchors, level="####")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
