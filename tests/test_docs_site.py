@@ -2,7 +2,8 @@
 
 Every fenced block of the README and of docs/**/*.md is used: the first sync (a shell
 block) and the Python API run as written; the dataflow-documents example runs on the
-shipped seed configs; every ``samband …`` line of a shell or console block names a command
+shipped seed configs; the "try it on the sandbox" examples of PowerOffice GO and of a REST
+system run with their sandbox (on a free port); every ``samband …`` line of a shell or console block names a command
 and options the CLI has; every YAML block parses, and each complete config in one
 validates; the other Python blocks compile and their imports resolve.  ``mkdocs build
 --strict`` (``make test``) checks the links and the navigation.
@@ -31,6 +32,7 @@ from tests.support.docs_examples import (
     block_after,
     blocks,
     command_lines,
+    try_it_script,
 )
 
 GETTING_STARTED = DOCS / "getting-started.md"
@@ -114,6 +116,32 @@ def test_first_sync_example_runs(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples", tmp_path / "docs-example" / "examples")
     _run_python(documents, tmp_path / "docs-example")
     assert (tmp_path / "docs-example" / "docs").is_dir()
+
+    # the "try it on the sandbox" examples of PowerOffice GO and of a REST system
+    for page, heading, config_name in (
+        (DOCS / "systems" / "poweroffice.md", "Try it against the sandbox", "poweroffice.yaml"),
+        (DOCS / "systems" / "rest.md", "## Try it against the custom CRM", "samband.yaml"),
+    ):
+        folder = tmp_path / page.stem
+        folder.mkdir()
+        script, config, _ = try_it_script(page, heading, config_name)
+        (folder / config_name).write_text(config, encoding="utf-8")
+        result = subprocess.run(
+            ["bash", "-e", "-c", script],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=folder,
+            timeout=240,
+        )
+        assert result.returncode == 0, f"{page.name}: {result.stdout}\n{result.stderr}"
+        # the first sync creates, the one after it (nothing changed) writes nothing
+        totals = [
+            [int(cell) for cell in re.findall(r"\d+", line)]
+            for line in result.stdout.splitlines()
+            if line.startswith("│ total")
+        ]
+        assert len(totals) == 2 and totals[0][0] > 0 and not any(totals[1]), result.stdout
 
     ran = {api.where, documents.where}
     for block in blocks():

@@ -74,3 +74,66 @@ def command_lines(block: Block) -> list[list[str]]:
             words = line.split()
         found.append(words)
     return found
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+_WAIT_FOR_PORT = (
+    'python -c "import socket, sys, time\n'
+    "for _ in range(300):\n"
+    "    try:\n"
+    "        socket.create_connection(('127.0.0.1', {port}), 1).close(); sys.exit(0)\n"
+    "    except OSError:\n"
+    "        time.sleep(0.1)\n"
+    'sys.exit(1)"'
+)
+
+
+def try_it_script(page: Path, heading: str, config_name: str) -> tuple[str, str, list[int]]:
+    """A page's "try it on the sandbox" example, made runnable as it stands.
+
+    The config is the last YAML block before the section's last shell block (saved as
+    ``config_name``); the shell blocks are those from the heading to the next heading.
+    Each sandbox port is replaced by a free one (in the config too), the script waits for
+    a sandbox started with ``&`` before going on and stops it at the end, and a command
+    followed by the error it prints (a ``# system …`` comment) must fail.
+    Returns (script, config, the ports used).
+    """
+    text = page.read_text(encoding="utf-8")
+    start = text.index(heading)
+    fences = [(m.start(), m.end()) for m in _FENCE.finditer(text)]
+    headings = [
+        m.start()
+        for m in re.finditer(r"^#{1,6} ", text, re.M)
+        if m.start() > start and not any(a < m.start() < b for a, b in fences)
+    ]
+    section = text[start : headings[0] if headings else len(text)]
+    shells = [b for b in blocks(page) if b.lang == "sh" and b.code in section]
+    last_shell = text.index(shells[-1].code)
+    configs = [b for b in blocks(page) if b.lang == "yaml" and text.index(b.code) < last_shell]
+    config = configs[-1].code
+    script = "\n".join(b.code for b in shells)
+    ports = []
+    for old in re.findall(r"--port (\d+)", script):
+        new = free_port()
+        ports.append(new)
+        script = re.sub(rf"\b{old}\b", str(new), script)
+        config = re.sub(rf"\b{old}\b", str(new), config)
+    lines = ["trap 'kill $(jobs -p) 2>/dev/null' EXIT"]
+    raw = script.splitlines()
+    for index, line in enumerate(raw):
+        following = raw[index + 1].lstrip() if index + 1 < len(raw) else ""
+        if following.startswith("# system "):
+            lines.append(f"if {line}; then echo 'expected to fail: {line}' >&2; exit 9; fi")
+            continue
+        lines.append(line)
+        port = re.search(r"--port (\d+).*&\s*(#.*)?$", line)
+        if port:
+            lines.append(_WAIT_FOR_PORT.format(port=port[1]))
+    return "\n".join(lines) + "\n", config, ports
