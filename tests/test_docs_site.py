@@ -2,11 +2,11 @@
 
 Every fenced block of the README and of docs/**/*.md is used: the first sync (a shell
 block) and the Python API run as written; the dataflow-documents example runs on the
-shipped seed configs; the "try it on the sandbox" examples of PowerOffice GO and of a REST
-system run with their sandbox (on a free port); every ``samband …`` line of a shell or console block names a command
-and options the CLI has; every YAML block parses, and each complete config in one
-validates; the other Python blocks compile and their imports resolve.  ``mkdocs build
---strict`` (``make test``) checks the links and the navigation.
+shipped seed configs; the "try it on the sandbox" examples of PowerOffice GO and of a
+REST system run with their sandbox (on a free port); every ``samband …`` line of a shell
+or console block names a command and options the CLI has; every YAML block parses, and
+each complete config in one validates; the other Python blocks compile and their imports
+resolve.  ``mkdocs build --strict`` (``make test``) checks the links and the navigation.
 """
 
 from __future__ import annotations
