@@ -17,11 +17,7 @@ from samband.kinds.exact_online.connector import ExactOnlineConnector
 from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
 from samband.sandbox._base import Clock, SandboxServer
 from samband.secrets import TokenStore
-
-try:
-    from tests.test_exact_support import serve
-except ImportError:  # tests/ is not a package
-    from test_exact_support import serve  # type: ignore[no-redef]
+from tests.support.exact import serve
 
 
 @pytest.fixture(autouse=True)

@@ -20,17 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from samband.config.model import Config
-from tests.chaos.world import ChaosWorld, run_to_end
-from tests.convergence import check_agreement, check_edits, check_no_duplicates
-
-SOURCES = {  # dataflow → (source, target); every target type starts empty
-    "S000": (("po", "Customers"), ("pms", "Customer")),
-    "S001": (("po", "Customers"), ("webcrm", "Organisations")),
-    "S002": (("crm", "Product"), ("po", "Product")),
-    "S003": (("crmoffice", "Activities"), ("po", "Projectactivity")),
-    "S004": (("exact", "Accounts"), ("epms", "Customer")),
-}
+from tests.support.chaos import ChaosWorld, check_world, run_to_end
 
 
 @pytest.fixture
@@ -67,37 +57,6 @@ def final_run(world: ChaosWorld) -> dict:
     report: dict = json.loads(out)
     assert report["status"] == "ok", report["messages"]
     return report
-
-
-def check_world(world: ChaosWorld, config: Config) -> dict[str, int]:
-    store = world.store()
-    try:
-        problems = check_no_duplicates(store, config)
-        problems += check_agreement(world, store, config)  # type: ignore[arg-type]
-        problems += check_edits(world, store, world.edits)  # type: ignore[arg-type]
-        counts: dict[str, int] = {}
-        for flow, (source, target) in SOURCES.items():
-            sources = world.records(*source)
-            targets = world.records(*target)
-            # every target record was created for one source record: no duplicate, none lost
-            if len(targets) != len(sources):
-                problems.append(
-                    f"{flow}: {len(sources)} {source} but {len(targets)} {target} records: "
-                    + repr(sorted(_brief(r) for r in targets.values()))
-                )
-            counts[flow] = len(store.all_links(flow))
-            if counts[flow] != len(sources):
-                problems.append(f"{flow}: {counts[flow]} links for {len(sources)} sources")
-        counts["conflicts"] = len(store.conflicts_rows())
-        counts["dead letters"] = len(store.dead_letters())
-    finally:
-        store.close()
-    assert not problems, "\n".join(problems)
-    return counts
-
-
-def _brief(record: dict) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(record.items()) if v not in (None, ""))[:160]
 
 
 def test_killed_syncs_converge_without_duplicates(world: ChaosWorld, chaos_long: bool) -> None:

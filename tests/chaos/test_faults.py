@@ -21,8 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from samband.engine.run import Engine
 from samband.errors import SambandError
 from samband.sandbox._base import Clock
-from tests.chaos.test_crash import check_world
-from tests.chaos.world import ChaosWorld
+from tests.support.chaos import ChaosWorld, check_world
 
 FAULTS = {
     "error_rate": 0.05,

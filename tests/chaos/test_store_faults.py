@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from samband.kinds.rest.sandbox import DEFAULT_TOKEN, CustomCrmSandbox
 from samband.sandbox._base import SandboxServer
-from tests.chaos.world import PYTHON
+from samband.kinds.rest.sandbox import DEFAULT_TOKEN, CustomCrmSandbox
+from tests.support.chaos import PYTHON
 
 CONFIG = """
 store: {store}
