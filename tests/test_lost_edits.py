@@ -4,10 +4,10 @@ retried, a refused write-back fixed by hand, a delete racing an edit (issue 17, 
 from __future__ import annotations
 
 from samband.config import parse_config
-from samband.kinds.memory.connector import dataset
 from samband.engine.inspect import Inspector
 from samband.engine.run import Engine
 from samband.errors import RecordError, TransientError
+from samband.kinds.memory.connector import dataset
 from tests.support.convergence import EditDuringTheRun
 
 SYSTEMS = """

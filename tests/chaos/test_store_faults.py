@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from samband.sandbox._base import SandboxServer
 from samband.kinds.rest.sandbox import DEFAULT_TOKEN, CustomCrmSandbox
+from samband.sandbox._base import SandboxServer
 from tests.support.chaos import PYTHON
 
 CONFIG = """

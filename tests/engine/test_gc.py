@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 import threading
 
-from samband.kinds.memory.connector import dataset
 from samband.engine._gc import THRESHOLD, fewer_collections
+from samband.kinds.memory.connector import dataset
 from tests.support.engine import ACCOUNTS, engine_for
 
 

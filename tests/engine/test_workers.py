@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from samband.kinds.memory.connector import dataset
 from samband.engine.inspect import Inspector
 from samband.engine.leases import RUN_LEASE, collect_lease
 from samband.engine.run import Engine
 from samband.errors import RunLocked
+from samband.kinds.memory.connector import dataset
 from tests.support.engine import ACCOUNTS, engine_for
 
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from samband.kinds.exact_online.connector._dates import VENDOR_TZ
-from samband.sandbox._base import Clock, SandboxServer
-from samband.kinds.exact_online.sandbox._odata import ODataError, parse_filter
 from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
+from samband.kinds.exact_online.sandbox._odata import ODataError, parse_filter
+from samband.sandbox._base import Clock, SandboxServer
 from tests.support.exact import serve
 
 

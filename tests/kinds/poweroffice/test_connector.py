@@ -11,12 +11,16 @@ import httpx
 import pytest
 
 from samband.config.model import SystemConfig
+from samband.errors import AuthError, InUse, NotFound, RecordError, TransientError
+from samband.kinds.poweroffice_go.connector import (
+    PowerOfficeConnector,
+    derive_token_url,
+    external_value,
+)
 from samband.kinds.poweroffice_go.connector._auth import PowerOfficeAuth, forget_tokens
 from samband.kinds.poweroffice_go.connector._types import API_TYPES
-from samband.kinds.poweroffice_go.connector import PowerOfficeConnector, derive_token_url, external_value
-from samband.errors import AuthError, InUse, NotFound, RecordError, TransientError
-from samband.sandbox._base import SandboxServer
 from samband.kinds.poweroffice_go.sandbox import PatchError, PowerOfficeSandbox, apply_patch
+from samband.sandbox._base import SandboxServer
 from tests.support.poweroffice import KEYS, serve
 
 FAST = 1000  # requests/second for tests that are not about the limit

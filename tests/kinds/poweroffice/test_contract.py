@@ -26,9 +26,9 @@ import httpx
 import pytest
 
 from samband.config.model import SystemConfig
-from samband.kinds.poweroffice_go.connector._auth import forget_tokens
-from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
 from samband.errors import InUse, NotFound, RecordError
+from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
+from samband.kinds.poweroffice_go.connector._auth import forget_tokens
 from samband.kinds.poweroffice_go.sandbox import Exchange, PowerOfficeSandbox
 from tests.support.poweroffice import KEYS, serve
 

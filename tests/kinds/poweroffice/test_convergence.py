@@ -21,10 +21,10 @@ import pytest
 
 from samband.config import parse_config
 from samband.config.model import Config
-from samband.kinds.poweroffice_go.connector._auth import forget_tokens
 from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
-from samband.sandbox._base import SandboxServer
+from samband.kinds.poweroffice_go.connector._auth import forget_tokens
 from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
+from samband.sandbox._base import SandboxServer
 from tests.support.poweroffice import KEYS, serve
 
 convergence = pytest.importorskip("tests.support.convergence")

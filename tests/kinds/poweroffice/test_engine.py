@@ -18,8 +18,8 @@ import pytest
 
 from samband.config import parse_config
 from samband.kinds.memory.connector import dataset
-from samband.mapping import get_path
 from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
+from samband.mapping import get_path
 from tests.support.convergence import EditDuringTheRun
 from tests.support.poweroffice import KEYS, serve
 

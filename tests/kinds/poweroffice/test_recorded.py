@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from samband.config.model import SystemConfig
-from samband.kinds.poweroffice_go.connector._auth import forget_tokens
 from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
+from samband.kinds.poweroffice_go.connector._auth import forget_tokens
 from samband.kinds.poweroffice_go.sandbox import Exchange, PowerOfficeSandbox
 from tests.support.poweroffice import KEYS, serve
 

@@ -34,8 +34,8 @@ from samband import pms
 from samband.config.model import SystemConfig
 from samband.connectors.base import RecordData
 from samband.connectors.registry import connector_class
-from samband.kinds.sql.connector import SqlConnector
 from samband.errors import AuthError, ConnectorError, InUse, NotFound, RecordError, Stale
+from samband.kinds.sql.connector import SqlConnector
 from tests.support.sql import STAMP
 
 TRICKY = [
@@ -618,8 +618,8 @@ def test_memory_and_sql_converge_through_the_engine(
     import uuid
 
     from samband.config import parse_config
-    from samband.kinds.memory.connector import dataset, forget_dataset
     from samband.engine.run import Engine as SyncEngine
+    from samband.kinds.memory.connector import dataset, forget_dataset
 
     pms.create_pms_schema(db_url)
     name = f"crm-{uuid.uuid4().hex[:8]}"
@@ -711,8 +711,8 @@ def test_an_edit_made_in_the_sql_system_during_a_run_is_not_overwritten(
     import uuid
 
     from samband.config import parse_config
-    from samband.kinds.memory.connector import dataset, forget_dataset
     from samband.engine.run import Engine as SyncEngine
+    from samband.kinds.memory.connector import dataset, forget_dataset
     from tests.support.convergence import EditDuringTheRun
 
     pms.create_pms_schema(db_url)

@@ -33,8 +33,8 @@ from samband import pms
 from samband.config import parse_config
 from samband.config.model import Config, SystemConfig
 from samband.connectors.base import RecordData
-from samband.kinds.sql.connector import SqlConnector, install_tracking, remove_tracking
 from samband.errors import ConnectorError
+from samband.kinds.sql.connector import SqlConnector, install_tracking, remove_tracking
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
@@ -518,8 +518,8 @@ def test_the_change_log_is_pruned_and_a_reader_left_behind_reads_everything(
     """Entries older than keep_changes that the store has read are deleted; a store whose
     cursor is older than what was pruned (a restored backup, a second installation)
     reads the table in full and still sees what was deleted meanwhile."""
-    from samband.kinds.memory.connector import dataset, forget_dataset
     from samband.engine.run import Engine as SyncEngine
+    from samband.kinds.memory.connector import dataset, forget_dataset
 
     pms.create_pms_schema(db_url)
     with other.begin() as conn:
@@ -618,8 +618,8 @@ def test_sync_dry_run_leaves_the_change_log_and_every_system_as_they_are(
     db_url: str, other: Engine, tmp_path: Path
 ) -> None:
     """The same through the engine: ``sync --dry-run`` sets the connector's dry_run."""
-    from samband.kinds.memory.connector import dataset
     from samband.engine.run import Engine as SyncEngine
+    from samband.kinds.memory.connector import dataset
 
     pms.create_pms_schema(db_url)
     with other.begin() as conn:

@@ -39,8 +39,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
 from samband.config.model import SystemConfig
-from samband.kinds.sql.connector import SqlConnector
 from samband.errors import RecordError
+from samband.kinds.sql.connector import SqlConnector
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
@@ -225,8 +225,8 @@ def test_the_engine_quarantines_a_value_the_column_would_round(
     """1.005 into NUMERIC(12,2): the record is quarantined with the reason, the others
     are created, and nothing rounded flows back to the source."""
     from samband.config import parse_config
-    from samband.kinds.memory.connector import dataset
     from samband.engine.run import Engine as SyncEngine
+    from samband.kinds.memory.connector import dataset
     from tests.support.sql import STAMP
 
     table = _table(
@@ -453,8 +453,8 @@ def test_the_engine_keeps_the_source_text_a_column_would_change(
     own text (it got "8", "true" and PostgreSQL's "D1        " back before) and the next
     run writes nothing."""
     from samband.config import parse_config
-    from samband.kinds.memory.connector import dataset
     from samband.engine.run import Engine as SyncEngine
+    from samband.kinds.memory.connector import dataset
     from tests.support.sql import STAMP
 
     table = _table(

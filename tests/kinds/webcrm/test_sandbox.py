@@ -8,8 +8,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from samband.sandbox.registry import create_sandbox
 from samband.kinds.webcrm.sandbox import SANDBOX_API_TOKEN, WebCrmSandbox
+from samband.sandbox.registry import create_sandbox
 from tests.support.webcrm import serve
 
 

@@ -815,7 +815,7 @@ def _bind(engine: Engine, spec: schema.TableSpec, system: str, url: Any) -> _Bou
         raise ConnectorError(
             system,
             f"entity type {spec.type_name}: the database has no table or view {spec.source!r}",
-            "create it (samband.kinds.sql.demo.create_pms_schema for the custom PMS) or fix `table:`",
+            "create the table, or fix `table:` in the config",
         ) from None
     except (SQLAlchemyError, OSError) as exc:
         if isinstance(exc, SQLAlchemyError) and not _is_connect_error(exc):
