@@ -12,6 +12,7 @@ resolve.  ``mkdocs build --strict`` (``make test``) checks the links and the nav
 from __future__ import annotations
 
 import ast
+import importlib
 import importlib.util
 import json
 import os
@@ -143,12 +144,47 @@ def test_first_sync_example_runs(tmp_path: Path) -> None:
         ]
         assert len(totals) == 2 and totals[0][0] > 0 and not any(totals[1]), result.stdout
 
-    ran = {api.where, documents.where}
+    kind_blocks = _adding_a_kind_blocks()
+    ran = {api.where, documents.where, *(block.where for block in kind_blocks)}
     for block in blocks():
         if block.lang == "python" and block.where not in ran:
             _check_python(block)
         elif block.lang == "yaml":
             _check_yaml(block)
+
+
+def _adding_a_kind_blocks() -> list[Block]:
+    """The settings model and the descriptor of 'Adding a system kind'."""
+    page = DOCS / "adding-a-kind.md"
+    return [
+        block_after(page, "## 2. Declare the settings", "python"),
+        block_after(page, "## 3. Write the descriptor", "python"),
+    ]
+
+
+def test_adding_a_kind_example_builds_a_kind(tmp_path: Path) -> None:
+    """The page's settings model and descriptor, written into a package ``acme_crm`` of
+    ``samband.kinds``, make a kind whose settings refuse a misspelt key with a hint."""
+    import samband.kinds
+    from samband.plugin.settings import settings_problems
+
+    settings_block, descriptor_block = _adding_a_kind_blocks()
+    package = tmp_path / "acme_crm"
+    package.mkdir()
+    (package / "settings.py").write_text(settings_block.code, encoding="utf-8")
+    (package / "__init__.py").write_text(descriptor_block.code, encoding="utf-8")
+    samband.kinds.__path__.append(str(tmp_path))
+    try:
+        module = importlib.import_module("samband.kinds.acme_crm")
+        kind = module.KIND
+        assert kind.name == "acme-crm"
+        problems = settings_problems(kind.settings, {"bse_url": "https://acme.example"})
+        assert [problem.path for problem in problems] == [("bse_url",)]
+        assert problems[0].hint is not None and "base_url" in problems[0].hint
+    finally:
+        samband.kinds.__path__.remove(str(tmp_path))
+        for name in [name for name in sys.modules if name.startswith("samband.kinds.acme_crm")]:
+            del sys.modules[name]
 
 
 def _resolve(words: list[str]) -> tuple[list[str], object]:

@@ -30,11 +30,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from samband import pms
 from samband.config.model import SystemConfig
 from samband.connectors.base import RecordData
 from samband.connectors.registry import connector_class
 from samband.errors import AuthError, ConnectorError, InUse, NotFound, RecordError, Stale
+from samband.kinds.sql import demo as pms
 from samband.kinds.sql.connector import SqlConnector
 from tests.support.sql import STAMP
 

@@ -29,11 +29,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from samband import pms
 from samband.config import parse_config
 from samband.config.model import Config, SystemConfig
 from samband.connectors.base import RecordData
 from samband.errors import ConnectorError
+from samband.kinds.sql import demo as pms
 from samband.kinds.sql.connector import SqlConnector, install_tracking, remove_tracking
 
 

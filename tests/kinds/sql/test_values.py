@@ -341,7 +341,7 @@ def test_what_a_column_gives_back_is_what_the_checks_expect(db_url: str, other: 
     of every type into every kind of column is written with the checks switched off and
     read back; the model must predict the record's value exactly, and a value is accepted
     exactly when the engine would take what comes back for the value it wrote."""
-    from samband.connectors import _sql_values as checks
+    from samband.kinds.sql.connector import _values as checks
     from samband.types import coerce, infer_type
 
     dialect = other.dialect.name
