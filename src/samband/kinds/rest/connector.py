@@ -26,6 +26,7 @@ existing API that differs a little fits without code::
           items: items                   # null: the body is the list itself
           next: next
           has_more: has_more
+          total: total                   # page/offset: the number of items of the read
           paging: cursor                 # cursor | page | offset
           since_param: since
           limit_param: limit             # page style: page_size
@@ -38,6 +39,9 @@ Cursors: with ``cursor`` paging the cursor is the API's own ``next`` value (the 
 non-null one).  With ``page``/``offset`` paging the connector keeps the newest ``updated``
 marker it saw (a timestamp, sent back minus the overlap window, or an integer version)
 and sends it as ``since_param``; ``incremental: false`` reads everything every run.
+A page shorter than ``page_size`` is not taken as the last one (APIs cap their page
+size): a page/offset read ends at an empty page, ``has_more: false``, a null ``next`` or
+when ``total`` items were read.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ from samband.types import ConversionError, DataType, coerce, same_stored_value, 
 
 PAGING_STYLES = ("cursor", "page", "offset")
 ID_TYPES = ("auto", "integer", "string")
+_ABSENT = object()
 _WHOLE_NUMBER = re.compile(r"-?[1-9][0-9]{0,17}|0")
 # A body that does not parse as JSON is asked for again this many times (GET only):
 # a truncated answer passes, an API that never answers JSON is reported.
@@ -94,6 +99,7 @@ class TypeSettings:
     items: str | None = "items"
     next: str | None = "next"
     has_more: str | None = "has_more"
+    total: str | None = "total"
     paging: str = "cursor"
     since_param: str | None = "since"
     limit_param: str | None = "limit"
@@ -140,6 +146,7 @@ class TypeSettings:
             items=s.items or None,
             next=s.next or None,
             has_more=s.has_more or None,
+            total=s.total or None,
             paging=s.paging,
             since_param=s.since_param or None,
             limit_param=limit_param or None,
@@ -166,6 +173,10 @@ class _Answer:
     next: str | None
     has_more: bool | None
     request: str  # "GET /contacts?since=12&limit=100", for error messages
+    #: the body names a ``next`` field and it is null: the API says this is the last page
+    no_next: bool = False
+    #: how many items the whole read holds, when the API says so
+    total: int | None = None
 
 
 def _parse_properties(spec: Any) -> dict[str, Property]:
@@ -363,16 +374,24 @@ class RestConnector(Connector):
             raise self._contract(request, f"{where} is not a list of items")
         next_value: Any = None
         has_more: Any = None
+        total: Any = None
+        no_next = False
         if isinstance(body, dict):
-            next_value = get_path(body, ts.next) if ts.next else None
+            next_value = get_path(body, ts.next, _ABSENT) if ts.next else None
+            no_next = next_value is None
+            next_value = None if next_value is _ABSENT else next_value
             has_more = get_path(body, ts.has_more) if ts.has_more else None
+            total = get_path(body, ts.total) if ts.total else None
+            if isinstance(total, bool) or not isinstance(total, int):
+                total = None
         if next_value is not None and (
             isinstance(next_value, bool) or not isinstance(next_value, str | int)
         ):
             raise self._contract(request, f"{ts.next!r} is not a string or null")
         if has_more is not None and not isinstance(has_more, bool):
             raise self._contract(request, f"{ts.has_more!r} is not true, false or null")
-        return _Answer(items, None if next_value is None else str(next_value), has_more, request)
+        next_text = None if next_value is None else str(next_value)
+        return _Answer(items, next_text, has_more, request, no_next, total)
 
     def _record(self, ts: TypeSettings, item: Any, request: str) -> RecordData:
         if not isinstance(item, dict):
@@ -429,6 +448,7 @@ class RestConnector(Connector):
                 position = answer.next
         number = ts.first_page if ts.paging == "page" else 0
         previous: list[Any] | None = None
+        read = 0
         while True:
             params = {**extra, **limit}
             if since is not None and ts.since_param:
@@ -442,8 +462,16 @@ class RestConnector(Connector):
                     f"({ts.page_param if ts.paging == 'page' else ts.offset_param!r})",
                 )
             yield answer
-            short = ts.limit_param is not None and len(answer.items) < ts.page_size
-            if not answer.items or short or answer.has_more is False:
+            # A short page is not the end: many APIs cap the page size below what was
+            # asked (25 asked, 20 given).  The end is an empty page or what the API says:
+            # has_more false, a null next link, or the total reached.
+            read += len(answer.items)
+            if (
+                not answer.items
+                or answer.has_more is False
+                or answer.no_next
+                or (answer.total is not None and read >= answer.total)
+            ):
                 return
             previous = answer.items
             number += 1 if ts.paging == "page" else len(answer.items)
