@@ -100,3 +100,143 @@ dataflows:
     report = _sync(config)
     assert report["deleted"] == 0, report["messages"]
     assert len(dataset("erp").records("Account")) == 30
+
+
+# -- f5: an id column that is not unique ---------------------------------------------------
+
+COMPOSITE = """
+CREATE TABLE line (order_no INTEGER NOT NULL, line_no INTEGER NOT NULL, product TEXT,
+                   qty INTEGER, updated_at TIMESTAMP, PRIMARY KEY (order_no, line_no));
+INSERT INTO line VALUES (1, 1, 'Bolt', 5, '2026-01-01 00:00:00'),
+                        (1, 2, 'Nut', 7, '2026-01-01 00:00:00'),
+                        (2, 1, 'Screw', 3, '2026-01-01 00:00:00');
+"""
+
+
+def _line_config(tmp_path: Path) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        f"""
+store: "sqlite:///{tmp_path / "state.db"}"
+systems:
+  pms:
+    kind: sql
+    url: "sqlite:///{tmp_path / "pms.db"}"
+    entity_types:
+      Line: {{table: line, id: order_no, updated: updated_at}}
+  erp: {{kind: memory, entity_types: {{OrderLine: {{external_ref: ext}}}}}}
+dataflows:
+  - source: pms.Line
+    target: erp.OrderLine
+    properties:
+      - {{from: product, to: product, type: string}}
+      - {{from: qty, to: qty, type: integer}}
+"""
+    )
+    return path
+
+
+def test_sql_an_id_column_that_is_not_unique_is_refused(tmp_path: Path) -> None:
+    """``id: order_no`` of a table keyed by (order_no, line_no): validate says so in one
+    line naming the table and the column, and a run stops before reading or writing."""
+    import sqlite3
+
+    import samband
+    from samband.errors import ConfigError, ConnectorError
+
+    with sqlite3.connect(tmp_path / "pms.db") as db:
+        db.executescript(COMPOSITE)
+    path = _line_config(tmp_path)
+    errors = [p for p in samband.validate(str(path)) if p.severity == "error"]
+    assert len(errors) == 1, [str(p) for p in samband.validate(str(path))]
+    text = str(errors[0])
+    assert "\n" not in text
+    assert "'order_no'" in text and "'line'" in text and "not unique" in text
+    assert "unique constraint" in text
+    assert "system 'pms'" in text
+    with pytest.raises(ConfigError, match="not unique"):
+        Engine.from_file(path)
+    config = parse_config(path.read_text()).config
+    with pytest.raises(ConnectorError, match="not unique"), Engine(config) as engine:
+        engine.sync()
+    assert dataset("erp").records("OrderLine") == {}
+
+
+def test_sql_an_update_that_would_reach_two_rows_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where keys cannot be reflected (a view, say), an update by id that reaches more
+    than one row is rolled back and refused: another row's value never changes."""
+    import sqlite3
+
+    from samband.config.model import SystemConfig
+    from samband.errors import RecordError
+    from samband.kinds.sql.connector import SqlConnector
+    from samband.kinds.sql.connector import _schema as sql_schema
+
+    with sqlite3.connect(tmp_path / "pms.db") as db:
+        db.executescript(COMPOSITE)
+    monkeypatch.setattr(sql_schema, "check_unique_id", lambda *args: None, raising=False)
+    config = SystemConfig.model_validate(
+        {
+            "kind": "sql",
+            "url": f"sqlite:///{tmp_path / 'pms.db'}",
+            "entity_types": {"Line": {"table": "line", "id": "order_no"}},
+        }
+    )
+    connector = SqlConnector("pms", config, {})
+    try:
+        with pytest.raises(RecordError, match="2 rows have order_no = '1'"):
+            connector.update("Line", "1", {"qty": 9})
+        with pytest.raises(RecordError, match="2 rows have order_no = '1'"):
+            connector.delete("Line", "1")
+    finally:
+        connector.close()
+    with sqlite3.connect(tmp_path / "pms.db") as db:
+        rows = db.execute("SELECT order_no, line_no, qty FROM line ORDER BY 1, 2").fetchall()
+    assert rows == [(1, 1, 5), (1, 2, 7), (2, 1, 3)]
+
+
+# -- f6: MariaDB's case-insensitive collation ----------------------------------------------
+
+
+def _sql_connector(url: str, types: dict[str, Any]) -> Any:
+    from samband.config.model import SystemConfig
+    from samband.kinds.sql.connector import SqlConnector
+
+    config = SystemConfig.model_validate({"kind": "sql", "url": url, "entity_types": types})
+    return SqlConnector("pms", config, {})
+
+
+@pytest.mark.mariadb
+def test_mariadb_a_ref_that_differs_only_in_case_is_another_record(mariadb_url: str) -> None:
+    """The lookup that resolves an interrupted create (``WHERE external_ref = …``) under
+    MariaDB's default collation (utf8mb4_general_ci) also matches the ref of another
+    record that differs only in case; the connector compares the found value exactly, so
+    the create is not taken as done (and the record not left uncreated or duplicated)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(mariadb_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE customer (id VARCHAR(20) PRIMARY KEY, name VARCHAR(50), "
+                "external_ref VARCHAR(100), updated_at DATETIME(6))"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO customer VALUES ('a0XK', 'Beta', 'crm:Customer:a0XK', NULL)")
+        )
+    engine.dispose()
+    pms = _sql_connector(
+        mariadb_url,
+        {"Customer": {"table": "customer", "id": "id", "external_ref": "external_ref"}},
+    )
+    try:
+        assert pms.find_by_external_ref("Customer", "crm:Customer:a0Xk") is None
+        found = pms.find_by_external_ref("Customer", "crm:Customer:a0XK")
+        assert found is not None and found.id == "a0XK"
+        assert pms.get("Customer", "a0xk") is None  # a text id is exact too
+        assert pms.get("Customer", "a0XK") is not None
+    finally:
+        pms.close()
