@@ -181,6 +181,13 @@ def make_engine(url: URL, system: str = "?") -> Engine:
                 cursor.execute("SET TIME ZONE 'UTC'")
             elif backend in ("mysql", "mariadb"):
                 cursor.execute("SET time_zone = '+00:00'")
+                # strict: a value the column cannot hold is an error, never silently cut
+                # or replaced (a server without it truncates a long text); the server's
+                # other modes are kept
+                cursor.execute(
+                    "SET SESSION sql_mode = TRIM(BOTH ',' FROM "
+                    "CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))"
+                )
         finally:
             cursor.close()
         if backend == "postgresql":
@@ -365,6 +372,20 @@ def max_length(column_type: sqltypes.TypeEngine[Any]) -> int | None:
     if isinstance(column_type, sqltypes.String) and not isinstance(column_type, sqltypes.Text):
         return column_type.length
     return None
+
+
+# bytes a MariaDB/MySQL TEXT-family column holds (its limit is in bytes, not characters)
+_TEXT_BYTES = {"TINYTEXT": 255, "TEXT": 65_535, "MEDIUMTEXT": 16_777_215, "LONGTEXT": 2**32 - 1}
+
+
+def max_bytes(column_type: sqltypes.TypeEngine[Any], dialect: str) -> int | None:
+    """The byte limit of a MariaDB/MySQL ``TINYTEXT``/``TEXT``/``MEDIUMTEXT`` column."""
+    if dialect not in ("mysql", "mariadb") or not isinstance(column_type, sqltypes.String):
+        return None  # (TINYTEXT and MEDIUMTEXT are not sqltypes.Text)
+    name = type(column_type).__name__.upper()
+    if name == "TEXT" and getattr(column_type, "length", None):
+        return None  # TEXT(n): the server picks the smallest type that holds n characters
+    return _TEXT_BYTES.get(name)
 
 
 def is_padded(column_type: sqltypes.TypeEngine[Any]) -> bool:
