@@ -177,6 +177,8 @@ class _Answer:
     no_next: bool = False
     #: how many items the whole read holds, when the API says so
     total: int | None = None
+    #: the body was read by the lenient parse: items may hold lone surrogates
+    lenient: bool = False
 
 
 def _parse_properties(spec: Any) -> dict[str, Property]:
@@ -237,6 +239,7 @@ class RestConnector(Connector):
         self.sleep: Callable[[float], None] = time.sleep
         self.transport: httpx.BaseTransport | None = None
         self._client: HttpClient | None = None
+        self._lenient = False  # the last body parsed needed the lenient parse
 
     # -- schema ---------------------------------------------------------------------
     @classmethod
@@ -338,8 +341,17 @@ class RestConnector(Connector):
         )
 
     def _parse(self, response: httpx.Response, request: str) -> Any:
+        self._lenient = False
         try:
             return exactjson.loads(response.content, decimal=str)
+        except orjson.JSONDecodeError:
+            pass
+        try:
+            # valid JSON that orjson refuses: a lone surrogate escape in a string; the
+            # items that hold one are quarantined (see _record), not the whole page
+            body = exactjson.loads_lenient(response.content, decimal=str)
+            self._lenient = True
+            return body
         except orjson.JSONDecodeError:
             snippet = response.text[:80].replace("\n", " ")
             raise self._contract(
@@ -363,6 +375,7 @@ class RestConnector(Connector):
 
     def _list(self, ts: TypeSettings, params: dict[str, Any]) -> _Answer:
         body, request = self._get(f"/{ts.path}", params)
+        lenient = self._lenient
         if ts.items is None:
             items = body
         elif isinstance(body, dict):
@@ -391,9 +404,11 @@ class RestConnector(Connector):
         if has_more is not None and not isinstance(has_more, bool):
             raise self._contract(request, f"{ts.has_more!r} is not true, false or null")
         next_text = None if next_value is None else str(next_value)
-        return _Answer(items, next_text, has_more, request, no_next, total)
+        return _Answer(items, next_text, has_more, request, no_next, total, lenient)
 
-    def _record(self, ts: TypeSettings, item: Any, request: str) -> RecordData:
+    def _record(
+        self, ts: TypeSettings, item: Any, request: str, lenient: bool = False
+    ) -> RecordData:
         if not isinstance(item, dict):
             raise self._contract(request, f"an item is not an object: {str(item)[:60]!r}")
         record_id = get_path(item, ts.id)
@@ -422,7 +437,19 @@ class RestConnector(Connector):
             raise self._contract(
                 request, f"{ts.name} {record_id}: {ts.deleted} must be true or false"
             )
-        return RecordData(str(record_id), item, modified, bool(flag))
+        record = RecordData(str(record_id), item, modified, bool(flag))
+        if lenient:
+            bad = exactjson.unpaired_surrogate(item)
+            if bad is not None:
+                path, surrogate, position = bad
+                record.id = record.id.encode("utf-8", "backslashreplace").decode()
+                record.problem = (
+                    f"{path} contains an unpaired surrogate ({surrogate!r} at position "
+                    f"{position}; half of a character, e.g. an emoji cut in two), which is "
+                    f"not text; {request} answered it: correct the value in "
+                    f"{self.system_id}"
+                )
+        return record
 
     # -- paging -------------------------------------------------------------------------
     def _pages(
@@ -490,7 +517,9 @@ class RestConnector(Connector):
         if ts.paging == "cursor":
             last = cursor if incremental else None
             for answer in self._pages(ts, {}, last):
-                records = [self._record(ts, item, answer.request) for item in answer.items]
+                records = [
+                    self._record(ts, item, answer.request, answer.lenient) for item in answer.items
+                ]
                 self.stats.reads += len(records)
                 if answer.next is not None:
                     last = answer.next
@@ -499,7 +528,9 @@ class RestConnector(Connector):
         since = self._since_value(cursor) if incremental and cursor else None
         newest: datetime | int | None = None
         for answer in self._pages(ts, {}, since):
-            records = [self._record(ts, item, answer.request) for item in answer.items]
+            records = [
+                self._record(ts, item, answer.request, answer.lenient) for item in answer.items
+            ]
             self.stats.reads += len(records)
             for record in records:
                 marker = record.modified or (
@@ -519,7 +550,9 @@ class RestConnector(Connector):
             body, request = self._get(url)
         except NotFound:
             return None
-        record = self._record(ts, body, request)
+        record = self._record(ts, body, request, self._lenient)
+        if record.problem is not None:
+            raise RecordError(f"{entity_type} {record_id}: {record.problem}")
         return None if record.deleted else record
 
     def find_by_external_ref(self, entity_type: str, external_ref: str) -> RecordData | None:
@@ -528,9 +561,11 @@ class RestConnector(Connector):
             return None
         for answer in self._pages(ts, {ts.external_ref_param: external_ref}, None):
             for item in answer.items:
-                record = self._record(ts, item, answer.request)
+                record = self._record(ts, item, answer.request, answer.lenient)
                 value = get_path(record.data, ts.external_ref)
                 if not record.deleted and value is not None and str(value) == external_ref:
+                    if record.problem is not None:
+                        raise RecordError(f"{entity_type} {record.id}: {record.problem}")
                     return record
         return None
 
