@@ -354,3 +354,51 @@ dataflows:
         assert names == ["Also good", "Good"]
         assert [d["ref"] for d in dead] == ["shop:Customer:2"]
         assert "name contains an unpaired surrogate" in dead[0]["reason"]
+
+
+# -- f23: a SQLite row whose text is not UTF-8 ---------------------------------------------
+
+
+def test_sqlite_a_latin1_row_is_quarantined_the_table_syncs(tmp_path: Path) -> None:
+    """One name stored as Latin-1 bytes (``b'Caf\\xe9'``) by a legacy program: the table
+    is read all the same, that row is quarantined with a reason naming the column, the
+    other rows sync (it was reported as "a lock, a deadlock or a timeout" and the whole
+    table was never read)."""
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "pms.db") as db:
+        db.execute(
+            "CREATE TABLE customer (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, "
+            "updated_at TIMESTAMP)"
+        )
+        stamp = "2026-01-01 00:00:00"
+        db.execute("INSERT INTO customer (name, updated_at) VALUES ('Good', ?)", (stamp,))
+        db.execute(
+            "INSERT INTO customer (name, updated_at) VALUES (CAST(? AS TEXT), ?)",
+            (b"Caf\xe9", stamp),
+        )
+        db.execute("INSERT INTO customer (name, updated_at) VALUES ('Good 2', ?)", (stamp,))
+    config = f"""
+store: "sqlite:///{tmp_path / "s.db"}"
+systems:
+  pms:
+    kind: sql
+    url: "sqlite:///{tmp_path / "pms.db"}"
+    entity_types: {{Customer: {{table: customer, id: id, updated: updated_at}}}}
+  crm: {{kind: memory, entity_types: {{Company: {{external_ref: ext}}}}}}
+dataflows:
+  - source: pms.Customer
+    target: crm.Company
+    properties:
+      - {{from: name, to: name, type: string}}
+"""
+    with Engine(parse_config(config).config) as engine:
+        report = engine.sync().to_dict()
+        dead = engine.store().dead_letters()
+    assert report["status"] != "failed", report["messages"]
+    assert report["created"] == 2 and report["errors"] == 1
+    names = sorted(c["name"] for c in dataset("crm").records("Company").values())
+    assert names == ["Good", "Good 2"]
+    assert [d["ref"] for d in dead] == ["pms:Customer:2"]
+    assert "customer.name" in dead[0]["reason"] and "not UTF-8" in dead[0]["reason"]
+    assert "Caf\\xe9" in dead[0]["reason"]

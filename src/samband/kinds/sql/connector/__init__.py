@@ -135,6 +135,7 @@ class SqlConnector(Connector):
         self._engine: Engine | None = None
         self._bound: dict[str, _Bound] = {}
         self._pruned: dict[int, float] = {}  # tracked table id → when its log was pruned
+        self._undecodable = False  # the last read decoded text leniently (SQLite)
 
     # -- schema ---------------------------------------------------------------------
     @classmethod
@@ -213,9 +214,26 @@ class SqlConnector(Connector):
         SQLAlchemy raises comes out as Samband's error for it, never as a SQLAlchemy error
         (which the engine would take for its own store failing)."""
         self.stats.api_calls += 1
+        self._undecodable = False
         try:
+            try:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            except OperationalError as exc:
+                if not _not_utf8(exc):
+                    raise
+            # SQLite hands back the bytes a program stored as TEXT; a row whose text is not
+            # UTF-8 (Latin-1 from a legacy tool) fails the whole fetch.  Read again with a
+            # decoder that marks such a value, so only that row is quarantined (_record).
             with self.engine.begin() as conn:
-                return work(conn)
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                raw.text_factory = _lenient_text
+                self._undecodable = True
+                try:
+                    return work(conn)
+                finally:
+                    raw.text_factory = str
         except SQLAlchemyError as exc:
             raise database_error(self.system_id, self.url, bound.where, exc) from None
         except (UnicodeError, OverflowError) as exc:
@@ -246,7 +264,17 @@ class SqlConnector(Connector):
             value = mapping[spec.updated]
             modified = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
         deleted = bool(spec.deleted and mapping[spec.deleted])
-        return RecordData(str(mapping[spec.id]), data, modified, deleted)
+        record = RecordData(str(mapping[spec.id]), data, modified, deleted)
+        if self._undecodable:
+            bad = [name for name, value in data.items() if type(value) is _NotUtf8]
+            if bad:
+                shown = data[bad[0]]
+                record.problem = (
+                    f"column {bound.read.name}.{bad[0]} holds {shown!s} (not UTF-8 text; "
+                    "written by a program in another encoding, e.g. Latin-1): correct the "
+                    "value in the database (as UTF-8)"
+                )
+        return record
 
     def _select(self, bound: _Bound) -> Any:
         return select(*(bound.column(c) for c in bound.columns))
@@ -800,6 +828,21 @@ class SqlConnector(Connector):
 
 
 # -- module helpers --------------------------------------------------------------------
+class _NotUtf8(str):
+    """A SQLite TEXT value whose bytes are not UTF-8, shown as ``'Caf\\xe9'``."""
+
+
+def _lenient_text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _NotUtf8(f"'{raw.decode('utf-8', 'backslashreplace')}'")
+
+
+def _not_utf8(exc: OperationalError) -> bool:
+    return "Could not decode to UTF-8" in str(exc.orig)
+
+
 def _same_text(found: Any, wanted: str) -> bool:
     """Whether a value the database matched is ``wanted`` exactly (a collation may match
     another case, accents or trailing spaces)."""
