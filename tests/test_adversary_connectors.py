@@ -402,3 +402,41 @@ dataflows:
     assert [d["ref"] for d in dead] == ["pms:Customer:2"]
     assert "customer.name" in dead[0]["reason"] and "not UTF-8" in dead[0]["reason"]
     assert "Caf\\xe9" in dead[0]["reason"]
+
+
+# -- f10: a flag written back in the source's own spelling ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("yes", "no"), [("yes", "no"), ("Y", "N"), ("On", "Off"), ("1", "0"), (1, 0)]
+)
+def test_a_boolean_flows_back_in_the_spelling_the_source_uses(
+    tmp_path: Path, yes: Any, no: Any
+) -> None:
+    """A source keeps a flag as "yes"/"no" (or "Y"/"N", 1/0), mapped as a boolean: an
+    edit in the target comes back in that spelling, not as "false"."""
+    kind = "string" if isinstance(yes, str) else "integer"
+    config = f"""
+store: "sqlite:///{tmp_path / "s.db"}"
+systems:
+  crm: {{kind: memory, entity_types: {{Customer: {{properties: {{name: {{type: string}},
+                                                           active: {{type: {kind}}}}}}}}}}}
+  erp: {{kind: memory, entity_types: {{Account: {{external_ref: ext, properties: {{
+         name: {{type: string}}, active: {{type: boolean}}}}}}}}}}
+dataflows:
+  - source: crm.Customer
+    target: erp.Account
+    properties:
+      - {{from: name, to: name, type: string}}
+      - {{from: active, to: active, type: boolean}}
+"""
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "active": yes})
+    crm.insert("Customer", {"name": "Beta", "active": no})
+    _sync(config)
+    accounts = {a["name"]: rid for rid, a in erp.records("Account").items()}
+    erp.edit("Account", accounts["Acme"], {"active": False})
+    erp.edit("Account", accounts["Beta"], {"active": True})
+    _sync(config)
+    assert [c["active"] for c in crm.records("Customer").values()] == [no, yes]
+    assert _sync(config)["updated"] == 0  # and it stays so
