@@ -440,3 +440,35 @@ dataflows:
     _sync(config)
     assert [c["active"] for c in crm.records("Customer").values()] == [no, yes]
     assert _sync(config)["updated"] == 0  # and it stays so
+
+
+def test_rest_an_api_that_does_not_page_is_read_once(api: Callable[[Handler], str]) -> None:
+    """An API that ignores the page parameter and answers everything every time: the
+    second answer repeats the first (a short one), so the read ends there, each record
+    read once (a full first page repeated is still refused: more cannot be reached)."""
+    from samband.config.model import SystemConfig
+    from samband.kinds.rest.connector import RestConnector
+
+    rows = [{"id": i, "updated_at": "2026-01-01T00:00:00Z"} for i in range(5)]
+    asked: list[dict[str, str]] = []
+
+    def answer(query: dict[str, str]) -> bytes:
+        asked.append(query)
+        return json.dumps({"items": rows}).encode()
+
+    base_url = api(answer)
+    config = SystemConfig.model_validate(
+        {
+            "kind": "rest",
+            "base_url": base_url,
+            "auth": "none",
+            "entity_types": {"Thing": {"path": "things", "paging": "page", "incremental": False}},
+        }
+    )
+    connector = RestConnector("shop", config, {})
+    try:
+        ids = [r.id for page in connector.read("Thing", None) for r in page.records]
+    finally:
+        connector.close()
+    assert ids == ["0", "1", "2", "3", "4"]
+    assert [q.get("page") for q in asked] == ["1", "2"]
