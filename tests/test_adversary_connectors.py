@@ -472,3 +472,26 @@ def test_rest_an_api_that_does_not_page_is_read_once(api: Callable[[Handler], st
         connector.close()
     assert ids == ["0", "1", "2", "3", "4"]
     assert [q.get("page") for q in asked] == ["1", "2"]
+
+
+def test_sqlite_a_latin1_row_asked_for_alone_is_a_record_error(tmp_path: Path) -> None:
+    """The same row asked for by id (a check before an update, a refresh) is that
+    record's error with the reason, never a record whose text was changed."""
+    import sqlite3
+
+    from samband.errors import RecordError
+
+    with sqlite3.connect(tmp_path / "pms.db") as db:
+        db.execute("CREATE TABLE customer (id INTEGER PRIMARY KEY, name TEXT)")
+        db.execute("INSERT INTO customer VALUES (1, CAST(? AS TEXT))", (b"Caf\xe9",))
+        db.execute("INSERT INTO customer VALUES (2, 'Good')")
+    pms = _sql_connector(
+        f"sqlite:///{tmp_path / 'pms.db'}", {"Customer": {"table": "customer", "id": "id"}}
+    )
+    try:
+        with pytest.raises(RecordError, match=r"customer\.name .*not UTF-8"):
+            pms.get("Customer", "1")
+        good = pms.get("Customer", "2")
+        assert good is not None and good.data["name"] == "Good"
+    finally:
+        pms.close()

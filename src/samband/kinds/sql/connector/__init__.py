@@ -441,7 +441,7 @@ class SqlConnector(Connector):
             # a text id is compared exactly (a case-insensitive collation finds "A1" for "a1")
             if exact and not _same_text(record.id, record_id):
                 continue
-            return None if record.deleted else record
+            return None if record.deleted else _whole(record)
         return None
 
     def find_by_external_ref(self, entity_type: str, external_ref: str) -> RecordData | None:
@@ -456,7 +456,7 @@ class SqlConnector(Connector):
             # compared here, exactly: a case- or accent-insensitive collation (MariaDB's
             # default) also finds the ref of another record that differs only in case
             if not record.deleted and _same_text(record.data.get(column), external_ref):
-                return record
+                return _whole(record)
         return None
 
     # -- writing --------------------------------------------------------------------
@@ -776,7 +776,7 @@ class SqlConnector(Connector):
         self.stats.writes += 1
         if updated is None:
             raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
-        return self._record(bound, updated)
+        return _whole(self._record(bound, updated))
 
     def _several_rows(self, bound: _Bound, record_id: str, count: int, what: str) -> RecordError:
         return _SeveralRows(
@@ -828,6 +828,14 @@ class SqlConnector(Connector):
 
 
 # -- module helpers --------------------------------------------------------------------
+def _whole(record: RecordData) -> RecordData:
+    """``record``, unless a value of it could not be read (a one-record answer: its
+    reason is the record's error, never a value changed in the store)."""
+    if record.problem is not None:
+        raise RecordError(f"{record.id}: {record.problem}")
+    return record
+
+
 class _NotUtf8(str):
     """A SQLite TEXT value whose bytes are not UTF-8, shown as ``'Caf\\xe9'``."""
 
