@@ -47,6 +47,57 @@ def loads(raw: bytes | str, *, decimal: Callable[[str], Any] = Decimal) -> Any:
         raise orjson.JSONDecodeError(str(exc), data.decode(errors="replace"), 0) from None
 
 
+def loads_lenient(raw: bytes | str, *, decimal: Callable[[str], Any] = Decimal) -> Any:
+    """:func:`loads`, and where orjson refuses a text that JSON allows — a lone UTF-16
+    surrogate escape (``"\\ud83d"``, half an emoji cut by a JavaScript API) — Python's
+    ``json`` reads it; such strings keep the surrogate (see :func:`unpaired_surrogate`),
+    for the caller to refuse the one value rather than the whole text."""
+    try:
+        return loads(raw, decimal=decimal)
+    except orjson.JSONDecodeError:
+        data = raw.encode() if isinstance(raw, str) else raw
+        if b"\\u" not in data:
+            raise
+
+    def number(text: str) -> Any:
+        value = float(text)
+        if math.isfinite(value) and Decimal(repr(value)) == Decimal(text):
+            return value
+        return decimal(text)
+
+    def constant(text: str) -> Any:
+        raise ValueError(f"{text} is not JSON")
+
+    try:
+        return json.loads(data, parse_float=number, parse_constant=constant)
+    except ValueError as exc:
+        raise orjson.JSONDecodeError(str(exc), data.decode(errors="replace"), 0) from None
+
+
+def unpaired_surrogate(value: Any, path: str = "") -> tuple[str, str, int] | None:
+    """The first string in ``value`` (nested too) that holds a lone surrogate: its dotted
+    path, the surrogate and its position; None when every string is text."""
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return path, value[exc.start : exc.end], exc.start
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = unpaired_surrogate(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = unpaired_surrogate(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
 def dumps(value: Any, *, option: int = 0, default: Callable[[Any], Any] | None = None) -> bytes:
     """Serialise with decimals as their exact digits and integers of any size; ``default``
     is asked for any other type orjson does not know."""

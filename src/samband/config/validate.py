@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from samband.config.env import is_reference_only
 from samband.config.loader import LoadedConfig, read_config
 from samband.config.model import Dataflow, PropertyMapping, SystemConfig
-from samband.errors import ConfigError, Problem, SambandError
+from samband.errors import ConfigError, ContractError, Problem, SambandError
 from samband.plugin import KindDescriptor, all_kinds, settings_problems
 from samband.plugin.settings import closest
 from samband.types import DataType, round_trips
@@ -111,6 +111,9 @@ def describe_systems(
         try:
             connector = descriptor.connector_class()
             schemas[system_id] = connector.describe(system_copy)
+        except ContractError as exc:  # the system's schema does not fit the config
+            message = str(exc).split(" — ", 1)[0].removeprefix(f"system {exc.system!r}: ")
+            problems.append(loaded.problem(where, f"system {system_id!r}: {message}", exc.hint))
         except SambandError as exc:
             problems.append(
                 loaded.problem(

@@ -90,6 +90,10 @@ class RecordData:
     data: dict[str, Any]
     modified: datetime | None = None
     deleted: bool = False
+    #: why the record cannot be taken as the system holds it (a text that is not text, a
+    #: value the driver cannot decode): the engine quarantines it with this reason and
+    #: keeps what it had of it; the rest of the page syncs
+    problem: str | None = None
 
 
 @dataclass

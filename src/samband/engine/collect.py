@@ -33,6 +33,7 @@ class CollectStats:
     changed: int = 0
     deleted: int = 0
     pages: int = 0
+    unreadable: int = 0  # records the system answered but could not give as they are
 
 
 def content_hash(values: list[Any]) -> str:
@@ -128,8 +129,9 @@ def combination_key(values: list[Any], normalizers: list[str]) -> str | None:
 
 
 class Collector:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, run_id: int | None = None) -> None:
         self.store = store
+        self.run_id = run_id
 
     def collect(
         self, use: TypeUse, connector: Connector, on_page: Callable[[], None] | None = None
@@ -209,6 +211,12 @@ class Collector:
         indexed = any(flow.match for flow in use.as_target)  # merge-criteria keys to store
         for rid, record in by_id.items():
             old = existing.get(rid)
+            if record.problem is not None:
+                # quarantined with the reason; it was seen (not deleted) and what was
+                # stored of it stays until it can be read again
+                self._unreadable(use, rid, record.problem)
+                stats.unreadable += 1
+                continue
             if record.deleted:
                 if old is not None and not old[1]:
                     rows.append(self._deleted_row(use, rid))
@@ -229,6 +237,11 @@ class Collector:
         if indexed:
             for name, entries in match_entries(use, rows, projected).items():
                 self.store.set_match_keys(name, entries)
+
+    def _unreadable(self, use: TypeUse, rid: str, reason: str) -> None:
+        ref = f"{use.key[0]}:{use.key[1]}:{rid}"
+        for flow in [*use.as_source, *use.as_target]:
+            self.store.add_dead_letter(ref, flow.key, "unreadable", reason, None, self.run_id)
 
     def _deleted_row(self, use: TypeUse, rid: str) -> dict[str, Any]:
         return {

@@ -200,6 +200,10 @@ def plan_pair(
                 target_modified,
                 translate,
             )
+            if m.type is DataType.BOOLEAN and m.source in plan.to_source:
+                plan.to_source[m.source] = boolean_in_spelling_of(
+                    source.get(m.source), plan.to_source[m.source]
+                )
         except WaitForParent as wait:
             # only this reference waits; the other properties still sync
             plan.waiting.append(wait.parent)
@@ -208,6 +212,38 @@ def plan_pair(
             plan.base.pop(m.target, None)
             plan.conflicts = [c for c in plan.conflicts if c.property != m.target]
     return plan
+
+
+# the spellings of a flag a source may keep as text, each with its opposite
+_FLAG_PAIRS = {"true": "false", "1": "0", "yes": "no", "y": "n", "on": "off", "t": "f"}
+_OPPOSITE = {**_FLAG_PAIRS, **{no: yes for yes, no in _FLAG_PAIRS.items()}}
+
+
+def boolean_in_spelling_of(current: Any, value: Any) -> Any:
+    """A boolean flowing back to a source, spelled as the source spells the flag now
+    ("yes"/"no", "Y"/"N", 1/0): a source whose app tests ``flag == "no"`` must not get
+    "false".  A value the source has no spelling for yet is left as it is."""
+    if value is None or isinstance(current, bool) or current is None:
+        return value
+    try:
+        wanted = coerce(value, DataType.BOOLEAN)
+    except ConversionError:
+        return value
+    if type(current) is int and current in (0, 1):
+        return int(wanted)
+    if not isinstance(current, str):
+        return value
+    text = current.strip()
+    opposite = _OPPOSITE.get(text.lower())
+    if opposite is None:
+        return value
+    if coerce(text, DataType.BOOLEAN) is wanted:
+        return text
+    if text.isupper():
+        return opposite.upper()
+    if text[:1].isupper():
+        return opposite.capitalize()
+    return opposite
 
 
 def _merge_property(

@@ -476,7 +476,7 @@ class _Run:
     def collect(self, keys: list[TypeKey], *, held: bool) -> None:
         """Read ``keys``; with ``held`` their collect leases are this process's already,
         else (a worker's turn) each type is read only if no other process holds it."""
-        collector = Collector(self.store)
+        collector = Collector(self.store, None if self.dry_run else self.run_id)
         self.progress.phase("collect", len(keys))
         leases = self.engine.leases
         take = self.shared and not held
@@ -496,6 +496,9 @@ class _Run:
                 if take:
                     leases.release(self.store, claim)
             self.collected[key] = stats
+            if stats.unreadable:
+                for flow in use.as_source:
+                    self.counts(flow).errors += stats.unreadable
             self.report.collected[f"{key[0]}.{key[1]}"] = {
                 "read": stats.read,
                 "changed": stats.changed,

@@ -541,9 +541,10 @@ def test_offset_paging_with_a_bare_list(shaped: tuple[ShapedApi, str]) -> None:
     }
     connector, _ = make_connector(base_url, {"Staff": staff}, auth="none", credentials={})
     pages = list(connector.read("Staff", None))
-    assert [len(page.records) for page in pages] == [10, 10, 3]
+    # a short page is not the end (an API may cap the page size): an empty page is
+    assert [len(page.records) for page in pages] == [10, 10, 3, 0]
     assert all(page.cursor is None for page in pages)  # not incremental: full scans
-    assert [p.get("offset") for p in api.seen] == ["0", "10", "20"]
+    assert [p.get("offset") for p in api.seen] == ["0", "10", "20", "23"]
     assert "since" not in api.seen[0]
 
     # the answer to a create is cut off: the connector finds the record by its ref

@@ -26,6 +26,7 @@ existing API that differs a little fits without code::
           items: items                   # null: the body is the list itself
           next: next
           has_more: has_more
+          total: total                   # page/offset: the number of items of the read
           paging: cursor                 # cursor | page | offset
           since_param: since
           limit_param: limit             # page style: page_size
@@ -38,6 +39,9 @@ Cursors: with ``cursor`` paging the cursor is the API's own ``next`` value (the 
 non-null one).  With ``page``/``offset`` paging the connector keeps the newest ``updated``
 marker it saw (a timestamp, sent back minus the overlap window, or an integer version)
 and sends it as ``since_param``; ``incremental: false`` reads everything every run.
+A page shorter than ``page_size`` is not taken as the last one (APIs cap their page
+size): a page/offset read ends at an empty page, ``has_more: false``, a null ``next`` or
+when ``total`` items were read.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ from samband.types import ConversionError, DataType, coerce, same_stored_value, 
 
 PAGING_STYLES = ("cursor", "page", "offset")
 ID_TYPES = ("auto", "integer", "string")
+_ABSENT = object()
 _WHOLE_NUMBER = re.compile(r"-?[1-9][0-9]{0,17}|0")
 # A body that does not parse as JSON is asked for again this many times (GET only):
 # a truncated answer passes, an API that never answers JSON is reported.
@@ -94,6 +99,7 @@ class TypeSettings:
     items: str | None = "items"
     next: str | None = "next"
     has_more: str | None = "has_more"
+    total: str | None = "total"
     paging: str = "cursor"
     since_param: str | None = "since"
     limit_param: str | None = "limit"
@@ -140,6 +146,7 @@ class TypeSettings:
             items=s.items or None,
             next=s.next or None,
             has_more=s.has_more or None,
+            total=s.total or None,
             paging=s.paging,
             since_param=s.since_param or None,
             limit_param=limit_param or None,
@@ -166,6 +173,12 @@ class _Answer:
     next: str | None
     has_more: bool | None
     request: str  # "GET /contacts?since=12&limit=100", for error messages
+    #: the body names a ``next`` field and it is null: the API says this is the last page
+    no_next: bool = False
+    #: how many items the whole read holds, when the API says so
+    total: int | None = None
+    #: the body was read by the lenient parse: items may hold lone surrogates
+    lenient: bool = False
 
 
 def _parse_properties(spec: Any) -> dict[str, Property]:
@@ -226,6 +239,7 @@ class RestConnector(Connector):
         self.sleep: Callable[[float], None] = time.sleep
         self.transport: httpx.BaseTransport | None = None
         self._client: HttpClient | None = None
+        self._lenient = False  # the last body parsed needed the lenient parse
 
     # -- schema ---------------------------------------------------------------------
     @classmethod
@@ -327,8 +341,17 @@ class RestConnector(Connector):
         )
 
     def _parse(self, response: httpx.Response, request: str) -> Any:
+        self._lenient = False
         try:
             return exactjson.loads(response.content, decimal=str)
+        except orjson.JSONDecodeError:
+            pass
+        try:
+            # valid JSON that orjson refuses: a lone surrogate escape in a string; the
+            # items that hold one are quarantined (see _record), not the whole page
+            body = exactjson.loads_lenient(response.content, decimal=str)
+            self._lenient = True
+            return body
         except orjson.JSONDecodeError:
             snippet = response.text[:80].replace("\n", " ")
             raise self._contract(
@@ -352,6 +375,7 @@ class RestConnector(Connector):
 
     def _list(self, ts: TypeSettings, params: dict[str, Any]) -> _Answer:
         body, request = self._get(f"/{ts.path}", params)
+        lenient = self._lenient
         if ts.items is None:
             items = body
         elif isinstance(body, dict):
@@ -363,18 +387,28 @@ class RestConnector(Connector):
             raise self._contract(request, f"{where} is not a list of items")
         next_value: Any = None
         has_more: Any = None
+        total: Any = None
+        no_next = False
         if isinstance(body, dict):
-            next_value = get_path(body, ts.next) if ts.next else None
+            next_value = get_path(body, ts.next, _ABSENT) if ts.next else None
+            no_next = next_value is None
+            next_value = None if next_value is _ABSENT else next_value
             has_more = get_path(body, ts.has_more) if ts.has_more else None
+            total = get_path(body, ts.total) if ts.total else None
+            if isinstance(total, bool) or not isinstance(total, int):
+                total = None
         if next_value is not None and (
             isinstance(next_value, bool) or not isinstance(next_value, str | int)
         ):
             raise self._contract(request, f"{ts.next!r} is not a string or null")
         if has_more is not None and not isinstance(has_more, bool):
             raise self._contract(request, f"{ts.has_more!r} is not true, false or null")
-        return _Answer(items, None if next_value is None else str(next_value), has_more, request)
+        next_text = None if next_value is None else str(next_value)
+        return _Answer(items, next_text, has_more, request, no_next, total, lenient)
 
-    def _record(self, ts: TypeSettings, item: Any, request: str) -> RecordData:
+    def _record(
+        self, ts: TypeSettings, item: Any, request: str, lenient: bool = False
+    ) -> RecordData:
         if not isinstance(item, dict):
             raise self._contract(request, f"an item is not an object: {str(item)[:60]!r}")
         record_id = get_path(item, ts.id)
@@ -403,7 +437,19 @@ class RestConnector(Connector):
             raise self._contract(
                 request, f"{ts.name} {record_id}: {ts.deleted} must be true or false"
             )
-        return RecordData(str(record_id), item, modified, bool(flag))
+        record = RecordData(str(record_id), item, modified, bool(flag))
+        if lenient:
+            bad = exactjson.unpaired_surrogate(item)
+            if bad is not None:
+                path, surrogate, position = bad
+                record.id = record.id.encode("utf-8", "backslashreplace").decode()
+                record.problem = (
+                    f"{path} contains an unpaired surrogate ({surrogate!r} at position "
+                    f"{position}; half of a character, e.g. an emoji cut in two), which is "
+                    f"not text; {request} answered it: correct the value in "
+                    f"{self.system_id}"
+                )
+        return record
 
     # -- paging -------------------------------------------------------------------------
     def _pages(
@@ -429,6 +475,7 @@ class RestConnector(Connector):
                 position = answer.next
         number = ts.first_page if ts.paging == "page" else 0
         previous: list[Any] | None = None
+        read = 0
         while True:
             params = {**extra, **limit}
             if since is not None and ts.since_param:
@@ -436,14 +483,24 @@ class RestConnector(Connector):
             params[ts.page_param if ts.paging == "page" else ts.offset_param] = number
             answer = self._list(ts, params)
             if answer.items and answer.items == previous:
+                if ts.limit_param is None or len(previous) < ts.page_size:
+                    return  # an API that does not page: its first answer held everything
                 raise self._contract(
                     answer.request,
                     f"the same page came back twice; check page_param/offset_param "
                     f"({ts.page_param if ts.paging == 'page' else ts.offset_param!r})",
                 )
             yield answer
-            short = ts.limit_param is not None and len(answer.items) < ts.page_size
-            if not answer.items or short or answer.has_more is False:
+            # A short page is not the end: many APIs cap the page size below what was
+            # asked (25 asked, 20 given).  The end is an empty page or what the API says:
+            # has_more false, a null next link, or the total reached.
+            read += len(answer.items)
+            if (
+                not answer.items
+                or answer.has_more is False
+                or answer.no_next
+                or (answer.total is not None and read >= answer.total)
+            ):
                 return
             previous = answer.items
             number += 1 if ts.paging == "page" else len(answer.items)
@@ -462,7 +519,9 @@ class RestConnector(Connector):
         if ts.paging == "cursor":
             last = cursor if incremental else None
             for answer in self._pages(ts, {}, last):
-                records = [self._record(ts, item, answer.request) for item in answer.items]
+                records = [
+                    self._record(ts, item, answer.request, answer.lenient) for item in answer.items
+                ]
                 self.stats.reads += len(records)
                 if answer.next is not None:
                     last = answer.next
@@ -471,7 +530,9 @@ class RestConnector(Connector):
         since = self._since_value(cursor) if incremental and cursor else None
         newest: datetime | int | None = None
         for answer in self._pages(ts, {}, since):
-            records = [self._record(ts, item, answer.request) for item in answer.items]
+            records = [
+                self._record(ts, item, answer.request, answer.lenient) for item in answer.items
+            ]
             self.stats.reads += len(records)
             for record in records:
                 marker = record.modified or (
@@ -491,7 +552,9 @@ class RestConnector(Connector):
             body, request = self._get(url)
         except NotFound:
             return None
-        record = self._record(ts, body, request)
+        record = self._record(ts, body, request, self._lenient)
+        if record.problem is not None:
+            raise RecordError(f"{entity_type} {record_id}: {record.problem}")
         return None if record.deleted else record
 
     def find_by_external_ref(self, entity_type: str, external_ref: str) -> RecordData | None:
@@ -500,9 +563,11 @@ class RestConnector(Connector):
             return None
         for answer in self._pages(ts, {ts.external_ref_param: external_ref}, None):
             for item in answer.items:
-                record = self._record(ts, item, answer.request)
+                record = self._record(ts, item, answer.request, answer.lenient)
                 value = get_path(record.data, ts.external_ref)
                 if not record.deleted and value is not None and str(value) == external_ref:
+                    if record.problem is not None:
+                        raise RecordError(f"{entity_type} {record.id}: {record.problem}")
                     return record
         return None
 

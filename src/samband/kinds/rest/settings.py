@@ -28,6 +28,7 @@ class RestTypeSettings(EntityTypeSettings):
     items: str | None = "items"
     next: str | None = "next"
     has_more: str | None = "has_more"
+    total: str | None = "total"  # the number of items of the whole read, if the API says
     paging: str = "cursor"
     since_param: str | None = "since"
     limit_param: str | None = None  # default: page_size for page paging, else limit

@@ -440,8 +440,19 @@ class ExactOnlineConnector(Connector):
         spec, etype = self._spec(entity_type)
         if etype.external_ref_field is None:
             return None
-        condition = f"{etype.external_ref_field} eq {_odata_string(external_ref)}"
-        return self._find(spec, etype, condition)
+        field = etype.external_ref_field
+        params = {
+            "$select": ",".join(self._select(spec, etype)),
+            "$filter": f"{field} eq {_odata_string(external_ref)}",
+            "$top": "10",
+        }
+        data = self._get(f"{self.division}/{spec.resource}", params)
+        # compared here, exactly: Exact Online's database compares text without regard to
+        # case, so the ref of another record that differs only in case matches too
+        for item in data.get("results") or []:
+            if isinstance(item, dict) and item.get(field) == external_ref:
+                return self._record(spec, item)
+        return None
 
     # -- writing ------------------------------------------------------------------------
     def _body(self, spec: ExactType, etype: EntityType, values: Mapping[str, Any]) -> dict:

@@ -3,7 +3,8 @@
 ``$filter`` expressions with ``eq ne gt ge lt le``, ``and``/``or``/``not``, parentheses,
 literals (``'text'`` with ``''`` escapes, numbers, ``true``/``false``/``null``,
 ``datetime'…'``, ``guid'…'``) and the functions ``trim``, ``tolower``, ``toupper``,
-``length``, ``substringof``, ``startswith`` and ``endswith``.  A filter is parsed once
+``length``, ``substringof``, ``startswith`` and ``endswith``.  Text is compared without
+regard to case, as Exact Online's SQL Server collation does.  A filter is parsed once
 into a predicate over a record (a dict of Python values; date-times aware).
 """
 
@@ -185,8 +186,9 @@ def _normal(value: Any) -> Any:
 
 def _compare(op: str, left: Any, right: Any) -> bool:
     left, right = _normal(left), _normal(right)
-    if isinstance(left, str) and isinstance(right, str) and _looks_like_guid(left + right):
-        left, right = left.lower(), right.lower()
+    if isinstance(left, str) and isinstance(right, str):
+        # Exact Online's database compares text without regard to case (a guid too)
+        left, right = left.casefold(), right.casefold()
     if op == "eq":
         return bool(left == right)
     if op == "ne":
@@ -205,13 +207,6 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         return bool(left <= right)
     except TypeError:
         raise ODataError(f"cannot compare {left!r} with {right!r}") from None
-
-
-_GUIDISH = re.compile(r"^[0-9a-fA-F-]{72}$")
-
-
-def _looks_like_guid(text: str) -> bool:
-    return bool(_GUIDISH.match(text))
 
 
 def parse_filter(text: str, known: set[str] | None = None) -> Predicate:

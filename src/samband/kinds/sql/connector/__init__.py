@@ -135,6 +135,7 @@ class SqlConnector(Connector):
         self._engine: Engine | None = None
         self._bound: dict[str, _Bound] = {}
         self._pruned: dict[int, float] = {}  # tracked table id → when its log was pruned
+        self._undecodable = False  # the last read decoded text leniently (SQLite)
 
     # -- schema ---------------------------------------------------------------------
     @classmethod
@@ -156,6 +157,8 @@ class SqlConnector(Connector):
                 tracked = tracking.table_id(engine, spec) is not None
                 result[name] = _entity_type(engine, bound, tables, tracked)
             return result
+        except schema.IdNotUnique:
+            raise  # the config is wrong, not the database out of reach
         except (SQLAlchemyError, ConnectorError):
             return {name: _offline_type(spec) for name, spec in specs.items()}
         finally:
@@ -211,9 +214,26 @@ class SqlConnector(Connector):
         SQLAlchemy raises comes out as Samband's error for it, never as a SQLAlchemy error
         (which the engine would take for its own store failing)."""
         self.stats.api_calls += 1
+        self._undecodable = False
         try:
+            try:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            except OperationalError as exc:
+                if not _not_utf8(exc):
+                    raise
+            # SQLite hands back the bytes a program stored as TEXT; a row whose text is not
+            # UTF-8 (Latin-1 from a legacy tool) fails the whole fetch.  Read again with a
+            # decoder that marks such a value, so only that row is quarantined (_record).
             with self.engine.begin() as conn:
-                return work(conn)
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                raw.text_factory = _lenient_text
+                self._undecodable = True
+                try:
+                    return work(conn)
+                finally:
+                    raw.text_factory = str
         except SQLAlchemyError as exc:
             raise database_error(self.system_id, self.url, bound.where, exc) from None
         except (UnicodeError, OverflowError) as exc:
@@ -244,7 +264,17 @@ class SqlConnector(Connector):
             value = mapping[spec.updated]
             modified = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
         deleted = bool(spec.deleted and mapping[spec.deleted])
-        return RecordData(str(mapping[spec.id]), data, modified, deleted)
+        record = RecordData(str(mapping[spec.id]), data, modified, deleted)
+        if self._undecodable:
+            bad = [name for name, value in data.items() if type(value) is _NotUtf8]
+            if bad:
+                shown = data[bad[0]]
+                record.problem = (
+                    f"column {bound.read.name}.{bad[0]} holds {shown!s} (not UTF-8 text; "
+                    "written by a program in another encoding, e.g. Latin-1): correct the "
+                    "value in the database (as UTF-8)"
+                )
+        return record
 
     def _select(self, bound: _Bound) -> Any:
         return select(*(bound.column(c) for c in bound.columns))
@@ -404,11 +434,15 @@ class SqlConnector(Connector):
         if key is None:
             return None
         stmt = self._select(bound).where(bound.column(bound.spec.id) == key)
-        row = self._run(bound, lambda conn: conn.execute(stmt).first())
-        if row is None:
-            return None
-        record = self._record(bound, row)
-        return None if record.deleted else record
+        rows = self._run(bound, _fetch_all(stmt))
+        exact = bound.types.get(bound.spec.id) is not DataType.INTEGER
+        for row in rows:
+            record = self._record(bound, row)
+            # a text id is compared exactly (a case-insensitive collation finds "A1" for "a1")
+            if exact and not _same_text(record.id, record_id):
+                continue
+            return None if record.deleted else _whole(record)
+        return None
 
     def find_by_external_ref(self, entity_type: str, external_ref: str) -> RecordData | None:
         bound = self.bound(entity_type)
@@ -419,8 +453,10 @@ class SqlConnector(Connector):
         stmt = stmt.order_by(bound.column(bound.spec.id))
         for row in self._run(bound, _fetch_all(stmt)):
             record = self._record(bound, row)
-            if not record.deleted:
-                return record
+            # compared here, exactly: a case- or accent-insensitive collation (MariaDB's
+            # default) also finds the ref of another record that differs only in case
+            if not record.deleted and _same_text(record.data.get(column), external_ref):
+                return _whole(record)
         return None
 
     # -- writing --------------------------------------------------------------------
@@ -732,13 +768,22 @@ class SqlConnector(Connector):
             result = conn.execute(table.update().where(table.c[bound.spec.id] == key).values(row))
             if result.rowcount == 0:
                 raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
+            if result.rowcount > 1:  # rolled back: one record's edit never reaches another
+                raise self._several_rows(bound, record_id, result.rowcount, "update")
             return conn.execute(query).first()
 
         updated = self._run(bound, work)
         self.stats.writes += 1
         if updated is None:
             raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
-        return self._record(bound, updated)
+        return _whole(self._record(bound, updated))
+
+    def _several_rows(self, bound: _Bound, record_id: str, count: int, what: str) -> RecordError:
+        return _SeveralRows(
+            f"{bound.where}: {count} rows have {bound.spec.id} = {record_id!r}, so the {what} "
+            f"was refused (nothing written); the id column must be unique: add a unique "
+            f"constraint on {bound.spec.id!r} or configure a unique `id:` column"
+        )
 
     def _check_expected(
         self, bound: _Bound, current: Row[Any], expected: dict[str, Any], what: str
@@ -766,12 +811,15 @@ class SqlConnector(Connector):
             return
 
         def work(conn: Connection) -> int:
-            return int(conn.execute(table.delete().where(table.c[bound.spec.id] == key)).rowcount)
+            count = int(conn.execute(table.delete().where(table.c[bound.spec.id] == key)).rowcount)
+            if count > 1:  # rolled back
+                raise self._several_rows(bound, record_id, count, "delete")
+            return count
 
         try:
             count = self._run(bound, work)
         except RecordError as exc:
-            if isinstance(exc, NotFound):
+            if isinstance(exc, NotFound | _SeveralRows):
                 raise
             raise InUse(f"{entity_type} {record_id} is in use: {exc.reason}") from None
         if count == 0:
@@ -780,6 +828,39 @@ class SqlConnector(Connector):
 
 
 # -- module helpers --------------------------------------------------------------------
+def _whole(record: RecordData) -> RecordData:
+    """``record``, unless a value of it could not be read (a one-record answer: its
+    reason is the record's error, never a value changed in the store)."""
+    if record.problem is not None:
+        raise RecordError(f"{record.id}: {record.problem}")
+    return record
+
+
+class _NotUtf8(str):
+    """A SQLite TEXT value whose bytes are not UTF-8, shown as ``'Caf\\xe9'``."""
+
+
+def _lenient_text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _NotUtf8(f"'{raw.decode('utf-8', 'backslashreplace')}'")
+
+
+def _not_utf8(exc: OperationalError) -> bool:
+    return "Could not decode to UTF-8" in str(exc.orig)
+
+
+def _same_text(found: Any, wanted: str) -> bool:
+    """Whether a value the database matched is ``wanted`` exactly (a collation may match
+    another case, accents or trailing spaces)."""
+    return found is not None and str(found) == wanted
+
+
+class _SeveralRows(RecordError):
+    """A write by id reached more than one row (and was rolled back)."""
+
+
 DEFAULT_OVERLAP_VERSIONS = 100
 PRUNE_EVERY = 3600.0  # seconds between prunings of one table's change log
 
@@ -832,6 +913,9 @@ def _bind(engine: Engine, spec: schema.TableSpec, system: str, url: Any) -> _Bou
                 f"entity type {spec.type_name}: {spec.source!r} has no column {name!r}",
                 f"known columns: {', '.join(c.name for c in read.columns)}",
             )
+    schema.check_unique_id(
+        engine, write if write is not None else read, spec.type_name, spec.id, system
+    )
     if spec.updated and spec.updated not in read.c:
         # install-tracking adds it; until then reads are full scans
         columns.remove(spec.updated)

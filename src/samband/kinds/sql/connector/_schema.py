@@ -15,7 +15,16 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, create_engine, event, inspect, text
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
@@ -23,7 +32,7 @@ from sqlalchemy.pool import StaticPool
 
 from samband.config.env import resolve
 from samband.config.model import SystemConfig
-from samband.errors import AuthError, ConnectorError, UnreachableError
+from samband.errors import AuthError, ConnectorError, ContractError, UnreachableError
 from samband.kinds.sql.settings import SqlSettings, SqlTypeSettings
 from samband.types import DataType
 
@@ -172,6 +181,13 @@ def make_engine(url: URL, system: str = "?") -> Engine:
                 cursor.execute("SET TIME ZONE 'UTC'")
             elif backend in ("mysql", "mariadb"):
                 cursor.execute("SET time_zone = '+00:00'")
+                # strict: a value the column cannot hold is an error, never silently cut
+                # or replaced (a server without it truncates a long text); the server's
+                # other modes are kept
+                cursor.execute(
+                    "SET SESSION sql_mode = TRIM(BOTH ',' FROM "
+                    "CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))"
+                )
         finally:
             cursor.close()
         if backend == "postgresql":
@@ -206,6 +222,48 @@ def reflect_table(
     return Table(
         name, metadata or MetaData(), schema=schema, autoload_with=engine, resolve_fks=False
     )
+
+
+class IdNotUnique(ContractError):
+    """The configured ``id:`` column does not identify one row of its table."""
+
+
+def check_unique_id(
+    engine: Engine, table: Table, type_name: str, id_column: str, system: str
+) -> None:
+    """Refuse an ``id:`` column that is not the table's primary key and has no unique
+    constraint or index of its own: records with the same id would be read as one and an
+    update or delete would reach several rows.  A view (no keys to reflect) is not
+    checked here; its writes are refused when they reach more than one row."""
+    if id_column not in table.c:
+        return
+    keys = [[c.name for c in table.primary_key.columns]]
+    keys += [
+        [c.name for c in constraint.columns]
+        for constraint in table.constraints
+        if isinstance(constraint, UniqueConstraint)
+    ]
+    keys += [[c.name for c in index.columns] for index in table.indexes if index.unique]
+    if [id_column] in keys:
+        return
+    primary = keys[0]
+    if not any(keys) and _is_view(engine, table):
+        return
+    where = f"table {table.name!r}"
+    shown = f"; its primary key is ({', '.join(primary)})" if primary else ""
+    raise IdNotUnique(
+        system,
+        f"entity type {type_name}: id column {id_column!r} of {where} is not unique{shown}",
+        f"make {id_column!r} the primary key or add a unique constraint on it, or set `id:` "
+        "to a unique column (a composite key is not supported)",
+    )
+
+
+def _is_view(engine: Engine, table: Table) -> bool:
+    try:
+        return table.name in inspect(engine).get_view_names(schema=table.schema)
+    except (SQLAlchemyError, NotImplementedError):
+        return True  # cannot tell: do not refuse what may be a view
 
 
 @dataclass(frozen=True)
@@ -314,6 +372,20 @@ def max_length(column_type: sqltypes.TypeEngine[Any]) -> int | None:
     if isinstance(column_type, sqltypes.String) and not isinstance(column_type, sqltypes.Text):
         return column_type.length
     return None
+
+
+# bytes a MariaDB/MySQL TEXT-family column holds (its limit is in bytes, not characters)
+_TEXT_BYTES = {"TINYTEXT": 255, "TEXT": 65_535, "MEDIUMTEXT": 16_777_215, "LONGTEXT": 2**32 - 1}
+
+
+def max_bytes(column_type: sqltypes.TypeEngine[Any], dialect: str) -> int | None:
+    """The byte limit of a MariaDB/MySQL ``TINYTEXT``/``TEXT``/``MEDIUMTEXT`` column."""
+    if dialect not in ("mysql", "mariadb") or not isinstance(column_type, sqltypes.String):
+        return None  # (TINYTEXT and MEDIUMTEXT are not sqltypes.Text)
+    name = type(column_type).__name__.upper()
+    if name == "TEXT" and getattr(column_type, "length", None):
+        return None  # TEXT(n): the server picks the smallest type that holds n characters
+    return _TEXT_BYTES.get(name)
 
 
 def is_padded(column_type: sqltypes.TypeEngine[Any]) -> bool:

@@ -54,7 +54,13 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Dialect
 
 from samband.errors import ConversionError
-from samband.kinds.sql.connector._schema import from_db, is_padded, max_length, to_db_datetime
+from samband.kinds.sql.connector._schema import (
+    from_db,
+    is_padded,
+    max_bytes,
+    max_length,
+    to_db_datetime,
+)
 from samband.types import DataType, coerce, infer_type
 
 #: ``check(value, given)``: why the column cannot hold ``value`` (``given`` coerced to the
@@ -94,7 +100,7 @@ def _kind_check(
     """What a column of ``kind`` cannot hold of that kind (too long, out of range, too
     many digits or fractions of a second)."""
     if kind is DataType.STRING:
-        return _text_check(label, shown, column)
+        return _text_check(label, shown, column, dialect)
     if kind is DataType.INTEGER:
         low, high = integer_range(column.type, dialect.name)
         return _range_check(label, shown, low, high)
@@ -116,9 +122,12 @@ def type_text(column: Column[Any], dialect: Dialect) -> str:
 
 
 # -- text --------------------------------------------------------------------------------
-def _text_check(label: str, shown: str, column: Column[Any]) -> Check:
+def _text_check(label: str, shown: str, column: Column[Any], dialect: Dialect) -> Check:
     limit = max_length(column.type)
     fixed = is_padded(column.type)
+    byte_limit = max_bytes(column.type, dialect.name)
+    # a value of this many characters or fewer fits whatever their encoding (4 bytes each)
+    surely_fits = byte_limit // 4 if byte_limit else 0
 
     def check(value: Any, _given: Any) -> str | None:
         if not isinstance(value, str):
@@ -128,6 +137,14 @@ def _text_check(label: str, shown: str, column: Column[Any]) -> Check:
                 f"{len(value)} characters; column {label} holds at most {limit} "
                 f"({shown}): shorten it in its source system or widen the column"
             )
+        if byte_limit and len(value) > surely_fits:
+            size = len(value.encode("utf-8", "surrogatepass"))
+            if size > byte_limit:
+                return (
+                    f"{size} bytes ({len(value)} characters); column {label} holds at most "
+                    f"{byte_limit} bytes ({shown}): shorten it in its source system or make "
+                    "the column a larger TEXT type"
+                )
         if fixed and value.endswith(" "):
             return (
                 f"{_short(value)!r} ends in spaces, which column {label} ({shown}) does not "
