@@ -57,7 +57,6 @@ from samband.errors import (
     StoreError,
 )
 from samband.store.store import (
-    REFRESH,
     Link,
     Snapshot,
     Store,
@@ -591,7 +590,7 @@ class _Run:
     def _refresh(self, use: TypeUse, snaps: dict[str, Snapshot], batch: Batch) -> None:
         """Read again the records ``samband retry`` queued, so a fix made in their system
         is seen even when no change feed reports it."""
-        stale = [snap for snap in snaps.values() if snap.hash == REFRESH]
+        stale = [snap for snap in snaps.values() if snap.refresh]
         if not stale:
             return
         connector = self.engine.connector(use.key[0])
@@ -605,6 +604,7 @@ class _Run:
                 row = snapshot_row(use, record, 0)
                 snap.data = orjson.loads(row["data"])
                 snap.hash, snap.modified = row["hash"], row["modified"]
+                snap.refresh = False
             batch.snapshots[snap.ref] = {**row, "dirty": 0}
 
     def write_batch(self, batch: Batch, key: TypeKey, seen: list[tuple[str, int]]) -> None:

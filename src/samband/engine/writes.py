@@ -35,7 +35,7 @@ from samband.errors import (
     Stale,
     TransientError,
 )
-from samband.store.store import REFRESH, Link, Snapshot, Store, dumps, now_iso
+from samband.store.store import Link, Snapshot, Store, dumps, now_iso
 from samband.types import same_stored_value, to_json
 
 if TYPE_CHECKING:
@@ -344,7 +344,7 @@ class Writes:
             _keep_base(flow, side, changes, new_base, old_base)
             batch.snapshots[snap.ref] = {
                 **snapshot_row_of(snap),
-                "hash": REFRESH,
+                "refresh": True,
                 "dirty": self.store.next_seq(),
             }
             batch.progress = True
