@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench bench-quick chaos clean install
+.PHONY: demo test lint typecheck imports bench bench-quick chaos clean install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# the layering contracts of [tool.importlinter] in pyproject.toml
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+test: lint typecheck imports
 	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
 $(VENV)/.bench-installed: $(STAMP)

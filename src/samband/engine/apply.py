@@ -320,10 +320,10 @@ class Apply:
         now = now_iso()
         intents = [
             CreateIntent(
-                f"{flow.key}|{snap.ref}",
-                snap.ref,
-                ext,
-                {k: to_json(v) for k, v in values.items()},
+                key=f"{flow.key}|{snap.ref}",
+                source_ref=snap.ref,
+                external_ref=ext,
+                values={k: to_json(v) for k, v in values.items()},
             )
             for snap, values, _base, ext in prepared
         ]
@@ -337,10 +337,10 @@ class Apply:
         datas: list[dict[str, Any] | None] = []
         try:
             for item, intent, outcome in zip(prepared, intents, outcomes, strict=True):
-                created = self._record_create(flow, item, intent.key, outcome, batch, now)
+                created = self._record_create(flow, item, intent["key"], outcome, batch, now)
                 if created is not None:
+                    datas.append(created[0])
                     rows.append(created[1])
-                    datas.append(created[0].data)
         finally:
             batch.index(use, rows, datas)
 
@@ -352,8 +352,8 @@ class Apply:
         outcome: RecordData | RecordError | TransientError,
         batch: Batch,
         now: str,
-    ) -> tuple[Snapshot, SnapshotRow] | None:
-        """Record the outcome of one create in the batch; the new snapshot and its row."""
+    ) -> tuple[dict[str, Any], SnapshotRow] | None:
+        """Record the outcome of one create in the batch; the new record's data and row."""
         tsys, ttype = flow.target
         snap, values, base, _ext = item
         if isinstance(outcome, RecordError):

@@ -39,9 +39,12 @@ class Batch:
         self.resolved.setdefault(flow.key, set()).add(ref)
         self.waiting_done.setdefault(flow.key, set()).add(ref)
 
-    def current(self, snap: Snapshot) -> Snapshot:
-        """``snap`` as the writes of this chunk left it."""
-        return self.written.get(snap.ref, snap)
+    def current(self, chunk: dict[str, Snapshot]) -> list[Snapshot]:
+        """The records of ``chunk`` as the writes of this chunk left them."""
+        written = self.written
+        if not written:
+            return list(chunk.values())
+        return [written.get(snap.ref, snap) for snap in chunk.values()]
 
     def index(
         self, use: TypeUse, rows: list[SnapshotRow], datas: list[dict[str, Any] | None]

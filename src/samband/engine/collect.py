@@ -121,10 +121,10 @@ class Collector:
                     projected.append(None)
                     stats.deleted += 1
                 continue
-            row = snapshot_row(use, record, 0)
+            row = snapshot_row(use, record, None)
             if old is not None and old[0] == row.hash and not old[1]:
                 continue
-            row = row._replace(dirty=self.store.next_seq())
+            row = SnapshotRow(*row[:8], self.store.next_seq())  # queued for planning
             rows.append(row)
             if indexed:
                 projected.append(orjson.loads(row.data))  # as stored: JSON types only

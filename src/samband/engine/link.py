@@ -169,7 +169,7 @@ class Linker:
     def source_side(self, flow: Flow, chunk: dict[str, Snapshot], batch: Batch) -> None:
         """The chunk's records as sources of ``flow``: linked pairs are synchronized,
         unlinked records linked or created, deleted ones end their link."""
-        snaps = [batch.current(snap) for snap in chunk.values()]
+        snaps = batch.current(chunk)
         links = self.store.links_by(flow.key, "source", [snap.ref for snap in snaps])
         self._prefetch(flow, snaps, "source")
         targets = self.store.snapshots(
@@ -210,7 +210,7 @@ class Linker:
     def target_side(self, flow: Flow, chunk: dict[str, Snapshot], batch: Batch) -> None:
         """The chunk's records as targets of ``flow``: linked pairs are synchronized,
         deleted ones end their link."""
-        snaps = [batch.current(snap) for snap in chunk.values()]
+        snaps = batch.current(chunk)
         links = self.store.links_by(flow.key, "target", [snap.ref for snap in snaps])
         if not links:
             return

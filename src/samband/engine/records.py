@@ -60,7 +60,7 @@ def _iso(value: Any) -> str | None:
         return None
 
 
-def snapshot_row(use: TypeUse, record: RecordData, dirty: int) -> SnapshotRow:
+def snapshot_row(use: TypeUse, record: RecordData, dirty: int | None) -> SnapshotRow:
     """The snapshot of a record as read from its system."""
     projected = project(use, record.data)
     if float in map(type, projected.values()):
@@ -85,21 +85,19 @@ def snapshot_row(use: TypeUse, record: RecordData, dirty: int) -> SnapshotRow:
 _MISSING = object()
 
 
-def updated_snapshot(
+def _written_data(
     use: TypeUse,
-    snap: Snapshot,
+    data: dict[str, Any],
     changes: dict[str, Any],
     returned: dict[str, Any] | None,
-    modified: str | None,
-    dirty: int | None,
-    whole: bool = False,
-) -> tuple[Snapshot, SnapshotRow]:
-    """The snapshot after a write, and its row: the written values, overlaid by what the
-    API gave back for them (so a value the API normalises is seen as the API stores it).
-    Only the written properties are settled: another property in the answer may hold an
-    edit made since the read, which the next read must see as a change.  With ``whole``
-    (a create) the whole answer is the record.  ``snap`` is left as it was."""
-    data = dict(snap.data)
+    whole: bool,
+) -> dict[str, Any]:
+    """A record's data after a write: the written values, overlaid by what the API gave
+    back for them (so a value the API normalises is seen as the API stores it).  Only the
+    written properties are settled: another property in the answer may hold an edit made
+    since the read, which the next read must see as a change.  With ``whole`` (a create)
+    the whole answer is the record."""
+    data = dict(data)
     paths = use.path_set
     for path, value in changes.items():
         if path in paths:
@@ -115,6 +113,20 @@ def updated_snapshot(
             )
             if value is not _MISSING:
                 data[path] = value
+    return data
+
+
+def updated_snapshot(
+    use: TypeUse,
+    snap: Snapshot,
+    changes: dict[str, Any],
+    returned: dict[str, Any] | None,
+    modified: str | None,
+    dirty: int | None,
+) -> tuple[Snapshot, SnapshotRow]:
+    """The snapshot after a write of ``changes`` (see :func:`_written_data`), and its
+    row; ``snap`` is left as it was."""
+    data = _written_data(use, snap.data, changes, returned, whole=False)
     hash_ = content_hash([data.get(p) for p in use.paths])
     at = modified or snap.modified or now_iso()
     new = Snapshot(snap.system, snap.etype, snap.rid, hash_, data, at, snap.deleted)
@@ -130,10 +142,13 @@ def created_snapshot(
     returned: dict[str, Any] | None,
     modified: str | None,
     dirty: int | None,
-) -> tuple[Snapshot, SnapshotRow]:
-    """The snapshot of a record just created (see :func:`updated_snapshot`)."""
-    empty = Snapshot(use.key[0], use.key[1], rid, "", {p: None for p in use.paths}, None, False)
-    return updated_snapshot(use, empty, values, returned, modified, dirty, whole=True)
+) -> tuple[dict[str, Any], SnapshotRow]:
+    """The data and snapshot row of a record just created with ``values``."""
+    empty = {p: None for p in use.paths}
+    data = _written_data(use, empty, values, returned, whole=True)
+    hash_ = content_hash([data.get(p) for p in use.paths])
+    at = modified or now_iso()
+    return data, SnapshotRow(*use.key, rid, hash_, dumps(data), at, False, False, dirty)
 
 
 def match_entries(

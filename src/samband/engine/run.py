@@ -559,7 +559,9 @@ class _Run:
             # written so far, keep every ref of the chunk queued, and end the run.
             self.commit(context, batch, key, [])
             raise
-        seen = [(rid, dirty) for rid, dirty in chunk if Ref.text(*key, rid) not in batch.keep_dirty]
+        prefix = Ref.text(*key, "")  # + rid: the ref of a record of the chunk
+        kept = batch.keep_dirty
+        seen = [(rid, dirty) for rid, dirty in chunk if prefix + rid not in kept]
         self.commit(context, batch, key, seen)
         return batch
 

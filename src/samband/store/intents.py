@@ -34,14 +34,14 @@ class Intents:
         self,
         dataflow: str,
         target: tuple[str, str],
-        items: Sequence[CreateIntent | Mapping[str, Any]],
+        items: Sequence[CreateIntent] | Sequence[Mapping[str, Any]],
         run_id: int | None,
         created_at: str,
     ) -> None:
         """Record the creates of one chunk about to be sent into ``target`` (system, entity
         type), in one row: one item per create (see :class:`CreateIntent`)."""
         key = uuid.uuid4().hex
-        entries = [item._asdict() if isinstance(item, CreateIntent) else item for item in items]
+        entries = list(items)
         row = (key, dataflow, *target, dumps(entries), run_id, created_at)
         self.db.many(self._insert, [row], "samband_intents")
         self._chunk_of.update((item["key"], key) for item in entries)

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 import orjson
 
 from samband.exactjson import big_ints
+
+# builds a row type from a tuple of its values without the per-call keyword handling of
+# the generated ``__new__`` (rows are made by the ten thousand)
+_tuple_new = tuple.__new__
 
 
 class Ref(NamedTuple):
@@ -26,7 +30,7 @@ class Ref(NamedTuple):
     id: str
 
     def __str__(self) -> str:
-        return f"{self.system}:{self.etype}:{self.id}"
+        return Ref.text(self.system, self.etype, self.id)
 
     @classmethod
     def parse(cls, text: str) -> Ref:
@@ -95,6 +99,7 @@ class Snapshot:
     ref: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Ref.text's spelling, written out: a run reads snapshots by the ten thousand
         self.ref = f"{self.system}:{self.etype}:{self.rid}"
 
 
@@ -196,7 +201,8 @@ class LinkRow(NamedTuple):
         run_id: int | None,
         at: str | None = None,
     ) -> LinkRow:
-        return cls(dataflow, source_ref, target_ref, dumps(base), how, run_id, at or now_iso())
+        row = (dataflow, source_ref, target_ref, dumps(base), how, run_id, at or now_iso())
+        return _tuple_new(cls, row)
 
 
 class AuditRow(NamedTuple):
@@ -225,7 +231,7 @@ class AuditRow(NamedTuple):
         after: Any,
         at: str | None = None,
     ) -> AuditRow:
-        return cls(
+        row = (
             run_id,
             at or now_iso(),
             ref,
@@ -234,6 +240,7 @@ class AuditRow(NamedTuple):
             dumps(before) if before is not None else None,
             dumps(after) if after is not None else None,
         )
+        return _tuple_new(cls, row)
 
 
 class ConflictRow(NamedTuple):
@@ -293,7 +300,7 @@ class DeadLetter(NamedTuple):
     details: Any = None
 
 
-class CreateIntent(NamedTuple):
+class CreateIntent(TypedDict):
     """One create about to be sent: its idempotency ``key``, the source record, what is
     stamped into the target's external-reference field, and the values (JSON)."""
 

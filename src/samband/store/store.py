@@ -318,7 +318,7 @@ class Store:
         self,
         dataflow: str,
         target: tuple[str, str],
-        items: Sequence[CreateIntent | Mapping[str, Any]],
+        items: Sequence[CreateIntent] | Sequence[Mapping[str, Any]],
         run_id: int | None,
         created_at: str,
     ) -> None:
