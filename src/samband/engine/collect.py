@@ -21,7 +21,7 @@ from samband.engine.context import RunContext
 from samband.engine.model import TypeUse
 from samband.engine.records import match_entries, snapshot_row
 from samband.errors import CursorExpired
-from samband.store.rows import Snapshot, SnapshotRow
+from samband.store.rows import Snapshot, SnapshotRow, new_row
 from samband.store.store import Store
 
 
@@ -124,7 +124,7 @@ class Collector:
             row = snapshot_row(use, record, None)
             if old is not None and old[0] == row.hash and not old[1]:
                 continue
-            row = SnapshotRow(*row[:8], self.store.next_seq())  # queued for planning
+            row = new_row(SnapshotRow, (*row[:8], self.store.next_seq()))  # queued
             rows.append(row)
             if indexed:
                 projected.append(orjson.loads(row.data))  # as stored: JSON types only

@@ -15,7 +15,7 @@ from samband.connectors.base import RecordData
 from samband.engine.model import TypeUse, normalize
 from samband.exactjson import big_ints
 from samband.mapping import get_path, get_steps
-from samband.store.rows import Snapshot, SnapshotRow, dumps, now_iso
+from samband.store.rows import Snapshot, SnapshotRow, dumps, new_row, now_iso
 from samband.types import DataType, coerce, to_wire
 
 
@@ -69,17 +69,10 @@ def snapshot_row(use: TypeUse, record: RecordData, dirty: int | None) -> Snapsho
                 # JSON has no NaN or Infinity (orjson writes null): kept as text, which a
                 # number type refuses with the reason instead of clearing the other side
                 projected[path] = repr(value)
-    return SnapshotRow(
-        use.key[0],
-        use.key[1],
-        str(record.id),
-        content_hash([projected[p] for p in use.paths]),
-        dumps(projected),
-        modified_of(use, record),
-        False,
-        False,
-        dirty,
-    )
+    system, etype = use.key
+    hash_ = content_hash([projected[p] for p in use.paths])
+    values = (system, etype, str(record.id), hash_, dumps(projected), modified_of(use, record))
+    return new_row(SnapshotRow, (*values, False, False, dirty))
 
 
 _MISSING = object()
@@ -130,9 +123,8 @@ def updated_snapshot(
     hash_ = content_hash([data.get(p) for p in use.paths])
     at = modified or snap.modified or now_iso()
     new = Snapshot(snap.system, snap.etype, snap.rid, hash_, data, at, snap.deleted)
-    return new, SnapshotRow(
-        snap.system, snap.etype, snap.rid, hash_, dumps(data), at, snap.deleted, False, dirty
-    )
+    values = (snap.system, snap.etype, snap.rid, hash_, dumps(data), at, snap.deleted)
+    return new, new_row(SnapshotRow, (*values, False, dirty))
 
 
 def created_snapshot(
@@ -148,7 +140,7 @@ def created_snapshot(
     data = _written_data(use, empty, values, returned, whole=True)
     hash_ = content_hash([data.get(p) for p in use.paths])
     at = modified or now_iso()
-    return data, SnapshotRow(*use.key, rid, hash_, dumps(data), at, False, False, dirty)
+    return data, new_row(SnapshotRow, (*use.key, rid, hash_, dumps(data), at, False, False, dirty))
 
 
 def match_entries(
