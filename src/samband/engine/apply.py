@@ -1,7 +1,8 @@
-"""Apply: every write of a run.  Creates (an intent committed durably first, resolved by
-lookup after a crash — see :mod:`samband.engine.recovery`), updates that send only what
-changed (and, where the API can check it, only onto what was read), what a deletion does
-to the other side, and the pair of a link as planned (:func:`~samband.engine.plan.plan_link`).
+"""Apply: every write of a run.  The pair of a link as planned
+(:func:`~samband.engine.plan.plan_link`), updates that send only what changed (and, where
+the API can check it, only onto what was read), what a deletion does to the other side;
+creates (:mod:`samband.engine.create`, intents first) and the recovery of interrupted
+ones (:mod:`samband.engine.recovery`); references that wait (:mod:`samband.engine.waits`).
 
 Each outcome goes to the chunk's :class:`~samband.engine.batch.Batch`, stored in one
 transaction at the end of the chunk, and to the run's ledger.
@@ -9,7 +10,6 @@ transaction at the end of the chunk, and to the run's ledger.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -17,10 +17,12 @@ from samband import _killpoint as killpoint
 from samband.connectors.base import Connector, RecordData
 from samband.engine.batch import Batch
 from samband.engine.context import RunContext
+from samband.engine.create import Creates, show_values
 from samband.engine.model import Flow, TypeKey, TypeUse
-from samband.engine.plan import MISSING, WaitForParent, create_values, edited_since, plan_link
-from samband.engine.records import created_snapshot, modified_of, project, updated_snapshot
+from samband.engine.plan import MISSING, edited_since, plan_link
+from samband.engine.records import modified_of, project, updated_snapshot
 from samband.engine.recovery import IntentRecovery
+from samband.engine.waits import wait_for_parent
 from samband.errors import (
     ConversionError,
     InUse,
@@ -32,8 +34,6 @@ from samband.errors import (
 from samband.store.rows import (
     AuditRow,
     ConflictRow,
-    CreateIntent,
-    DeadLetter,
     Link,
     LinkRow,
     Ref,
@@ -41,7 +41,7 @@ from samband.store.rows import (
     SnapshotRow,
     now_iso,
 )
-from samband.types import same_stored_value, to_json
+from samband.types import same_stored_value
 
 # What became of an update: written; refused by the system (quarantined until `samband
 # retry`); failed in a way that may pass (queued for the next run); stale (edited since
@@ -52,15 +52,6 @@ Outcome = Literal["written", "refused", "transient", "stale"]
 _Prepared = tuple[Snapshot, dict[str, Any], dict[str, Any], str]
 
 
-def external_ref(flow: Flow, source_ref: str) -> str:
-    """What creates stamp into the target's external-reference field: the source ref, or a
-    stable digest of it when the field would not hold it (PowerOffice GO: 50 chars)."""
-    if len(source_ref) <= 50:
-        return source_ref
-    digest = hashlib.blake2b(f"{flow.key}|{source_ref}".encode(), digest_size=12).hexdigest()
-    return f"samband:{digest}"
-
-
 class Apply:
     """The writes of one run."""
 
@@ -69,8 +60,6 @@ class Apply:
         self.store, self.translator, self.ledger = context.store, context.translator, context.ledger
         self.dry_run = context.dry_run
         self.run_id = context.run_id
-        # keys of create intents whose outcome is unknown (read once after recovery)
-        self.unresolved: set[str] = set()
         # records an update found edited since they were read (see update)
         self.stale: set[str] = set()
         # records whose update failed in a way that may pass: tried again next run
@@ -83,6 +72,7 @@ class Apply:
                 use = context.uses[key]
                 others = [f for f in use.as_source + use.as_target if f.key != flow.key]
                 self.propagates[(key, flow.key)] = bool(others)
+        self.creates = Creates(context, self.propagates)
 
     # -- crash recovery ------------------------------------------------------------------
     def recover_intents(self) -> set[str]:
@@ -91,7 +81,7 @@ class Apply:
         recovered: set[str] = set()
         if not self.dry_run:
             recovered = IntentRecovery(self.context).recover()
-        self.unresolved = {row["key"] for row in self.store.open_intents()}
+        self.creates.unresolved = {row["key"] for row in self.store.open_intents()}
         return recovered
 
     # -- a linked pair -----------------------------------------------------------------
@@ -199,48 +189,8 @@ class Apply:
 
     # -- references waiting for a parent ----------------------------------------------------
     def wait_for_parent(self, flow: Flow, snap: Snapshot, parent: str, batch: Batch) -> None:
-        """``snap`` refers to ``parent``, which has no counterpart yet: wait for it — or,
-        when the parent does not exist (deleted, never synchronized), quarantine."""
-        if not self._parent_exists(parent):
-            self.ledger.quarantine(
-                flow,
-                snap.ref,
-                "reference",
-                f"refers to {parent}, which does not exist (deleted?) or is not synchronized "
-                "by any dataflow; the reference is left as it is",
-                batch,
-                {"parent": parent},
-            )
-            return
-        batch.keep_dirty.add(snap.ref)
-        self.ledger.waits(flow, snap.ref)
-        if self.dry_run:
-            self.ledger.plan_line(f"wait {snap.ref}: parent {parent} is not linked yet")
-            return
-        runs = self.store.note_waiting(flow.key, snap.ref, parent, self.run_id)
-        if runs > self.context.config.defaults.max_parent_wait_runs:
-            # a source reference waits for a counterpart in the target, a target
-            # reference (flowing back) for one in the source
-            waits_in_target = Ref.parse(parent).system == flow.target[0]
-            other = flow.source[0] if waits_in_target else flow.target[0]
-            batch.dead.append(
-                DeadLetter(
-                    snap.ref,
-                    flow.key,
-                    "waiting",
-                    f"has waited {runs} runs for its parent {parent}, which has no "
-                    f"counterpart in {other}; check that the parent is synchronized "
-                    f"(`samband links {parent}` shows its links)",
-                    {"parent": parent},
-                )
-            )
-
-    def _parent_exists(self, parent: str) -> bool:
-        ref = Ref.parse(parent)
-        if ref.etype == "?" or (ref.system, ref.etype) not in self.context.uses:
-            return False
-        snap = self.store.snapshot(parent)
-        return snap is not None and not snap.deleted
+        """See :func:`samband.engine.waits.wait_for_parent`."""
+        wait_for_parent(self.context, flow, snap, parent, batch)
 
     # -- links ending --------------------------------------------------------------------
     def unlink(self, batch: Batch, flow: Flow, link: Link, reason: str | None) -> None:
@@ -280,165 +230,8 @@ class Apply:
 
     # -- creates ---------------------------------------------------------------------------
     def create(self, flow: Flow, sources: list[Snapshot], batch: Batch) -> None:
-        tsys, ttype = flow.target
-        prepared: list[_Prepared] = []
-        # A create whose outcome is unknown (its intent is still open) is resolved by the
-        # next run's lookup, after a collect; creating it again in a later round of this
-        # run would make a duplicate.
-        for snap in sources:
-            if f"{flow.key}|{snap.ref}" in self.unresolved:
-                batch.keep_dirty.add(snap.ref)
-                continue
-            deferred: list[str] = []
-
-            def later(parent: str, snap: Snapshot = snap, deferred: list[str] = deferred) -> bool:
-                # a record referring to itself, or to a record that waits for it (a
-                # cycle): created first, the reference filled in by a second write
-                if parent == snap.ref or self.ledger.is_waiting(flow, parent):
-                    deferred.append(parent)
-                    return True
-                return False
-
-            try:
-                values, base = create_values(flow, snap.data, self.translator, later)
-            except WaitForParent as wait:
-                self.wait_for_parent(flow, snap, wait.parent, batch)
-                continue
-            except ConversionError as exc:
-                self.ledger.quarantine(flow, snap.ref, "conversion", str(exc), batch)
-                continue
-            if deferred:
-                batch.keep_dirty.add(snap.ref)  # planned again once created: the reference
-            prepared.append((snap, values, base, external_ref(flow, snap.ref)))
-        if not prepared:
-            return
-        if self.dry_run:
-            for snap, values, _base, _ext in prepared:
-                self.ledger.counts(flow).created += 1
-                self.ledger.plan_line(f"create {tsys}.{ttype} from {snap.ref}: {_show(values)}")
-            return
-        now = now_iso()
-        intents = [
-            CreateIntent(
-                key=f"{flow.key}|{snap.ref}",
-                source_ref=snap.ref,
-                external_ref=ext,
-                values={k: to_json(v) for k, v in values.items()},
-            )
-            for snap, values, _base, ext in prepared
-        ]
-        with self.store.durable_tx():
-            self.store.add_intents(flow.key, flow.target, intents, self.run_id, now)
-        connector = self.context.connector(tsys)
-        use = self.context.uses[flow.target]
-        stamp = flow.target_et.external_ref_field is not None
-        outcomes = self._create_all(connector, ttype, prepared, stamp)
-        rows: list[SnapshotRow] = []
-        datas: list[dict[str, Any] | None] = []
-        try:
-            for item, intent, outcome in zip(prepared, intents, outcomes, strict=True):
-                created = self._record_create(flow, item, intent["key"], outcome, batch, now)
-                if created is not None:
-                    datas.append(created[0])
-                    rows.append(created[1])
-        finally:
-            batch.index(use, rows, datas)
-
-    def _record_create(
-        self,
-        flow: Flow,
-        item: _Prepared,
-        intent_key: str,
-        outcome: RecordData | RecordError | TransientError,
-        batch: Batch,
-        now: str,
-    ) -> tuple[dict[str, Any], SnapshotRow] | None:
-        """Record the outcome of one create in the batch; the new record's data and row."""
-        tsys, ttype = flow.target
-        snap, values, base, _ext = item
-        if isinstance(outcome, RecordError):
-            batch.intents_done.append(intent_key)
-            self.ledger.quarantine(
-                flow,
-                snap.ref,
-                "rejected",
-                f"{tsys} refused the create: {outcome.reason}",
-                batch,
-                {"values": values},
-            )
-            return None
-        if isinstance(outcome, TransientError):
-            # The create may have happened: the intent stays open and is resolved by lookup.
-            self.unresolved.add(intent_key)
-            batch.keep_dirty.add(snap.ref)
-            self.ledger.quarantine(flow, snap.ref, "transient", str(outcome), batch)
-            return None
-        use = self.context.uses[flow.target]
-        target_ref = Ref.text(tsys, ttype, outcome.id)
-        # a new record has no mark to clear
-        dirty = self.store.next_seq() if self.propagates[(flow.target, flow.key)] else None
-        created = created_snapshot(
-            use, str(outcome.id), values, outcome.data, modified_of(use, outcome) or now, dirty
-        )
-        batch.snapshots[target_ref] = created[1]
-        batch.links.append(
-            LinkRow.new(flow.key, snap.ref, target_ref, base, "created", self.run_id, now)
-        )
-        batch.claimed.add(target_ref)
-        batch.intents_done.append(intent_key)
-        batch.audit.append(
-            AuditRow.new(self.run_id, target_ref, flow.key, "create", None, values, now)
-        )
-        batch.ok(flow, snap.ref)
-        batch.progress = True
-        self.translator.learn((snap.ref, target_ref))
-        self.ledger.counts(flow).created += 1
-        return created
-
-    def _create_all(
-        self, connector: Connector, etype: str, prepared: list[_Prepared], stamp: bool
-    ) -> list[RecordData | RecordError | TransientError]:
-        """Create the records of a chunk: in one atomic batch where the connector can, else
-        one at a time.  A batch whose outcome is unknown leaves every intent open."""
-        if connector.batch_creates and len(prepared) > 1:
-            items = [(values, ext if stamp else None) for _s, values, _b, ext in prepared]
-            try:
-                batch: list[RecordData | RecordError | TransientError] = list(
-                    connector.create_many(etype, items)
-                )
-            except TransientError as exc:
-                return [exc] * len(prepared)
-            killpoint.reached("create")
-            return batch
-        results: list[RecordData | RecordError | TransientError] = []
-        for _snap, values, _base, ext in prepared:
-            # one call at a time can take long (an API allowing 60 calls a minute): the
-            # leases must not run out meanwhile
-            self.context.keep_alive()
-            try:
-                results.append(self._create_once(connector, etype, values, ext, stamp))
-            except (RecordError, TransientError) as exc:
-                results.append(exc)
-        return results
-
-    def _create_once(
-        self, connector: Connector, etype: str, values: dict[str, Any], ext: str, stamp: bool
-    ) -> RecordData:
-        """Create, and after a failure whose outcome is unknown look the record up by its
-        external reference before trying again: a create is never repeated blind."""
-        attempts = 3 if stamp else 1
-        for attempt in range(attempts):
-            try:
-                created = connector.create(etype, values, ext if stamp else None)
-                killpoint.reached("create")
-                return created
-            except TransientError:
-                if attempt + 1 >= attempts:
-                    raise
-                found = connector.find_by_external_ref(etype, ext)
-                if found is not None:
-                    return found
-        raise AssertionError("unreachable")
+        """Create the counterparts of ``sources`` (see :mod:`samband.engine.create`)."""
+        self.creates.create(flow, sources, batch)
 
     # -- updates ---------------------------------------------------------------------------
     def _update_record(
@@ -494,7 +287,7 @@ class Apply:
         system = key[0]
         if self.dry_run:
             self.ledger.counts(flow).updated += 1
-            self.ledger.plan_line(f"update {snap.ref}: {_show(changes)}")
+            self.ledger.plan_line(f"update {snap.ref}: {show_values(changes)}")
             return "written"
         before = {path: snap.data.get(path) for path in changes}
         # checked once per record and run: a value the API reports in another form than it
@@ -710,7 +503,3 @@ def _instant(text: str) -> datetime:
     except ValueError:
         return datetime.min.replace(tzinfo=UTC)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _show(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in list(values.items())[:8])
