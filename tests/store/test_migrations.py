@@ -154,3 +154,45 @@ def test_a_new_store_starts_at_the_latest_version(tmp_path: Path) -> None:
         assert current_version(store.conn) == LATEST
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_version_4_store_keeps_which_snapshots_are_to_be_read_again(
+    dialect: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Until version 5 a snapshot to read again had the hash "refresh"; it has the
+    refresh flag now, and no hash that a record read again could equal."""
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_url"))
+    engine = create_engine(url)
+    lines = (DATA / f"store_v4_{dialect}.sql").read_text().splitlines()
+    script = "\n".join(line for line in lines if not line.startswith("--"))
+    with engine.begin() as conn:
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(text(statement))
+        conn.exec_driver_sql(
+            "INSERT INTO samband_schema_version (version, applied_at) VALUES (4, '2026-01-01')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO samband_snapshots (system, etype, rid, hash, data, modified, deleted)"
+            " VALUES ('crm', 'Company', '7', 'h7', '{\"name\": \"Fjord AS\"}', NULL, false),"
+            " ('crm', 'Company', '8', 'refresh', '{\"name\": \"Berg AS\"}', NULL, false)"
+        )
+    engine.dispose()
+    store = Store(url)
+    try:
+        assert current_version(store.conn) == LATEST
+        snaps = store.snapshots("crm", "Company", ["7", "8"])
+        assert not snaps["7"].refresh and snaps["7"].hash == "h7"
+        assert snaps["8"].refresh and snaps["8"].hash != "refresh"
+        assert snaps["8"].data == {"name": "Berg AS"}
+        hashes = store.snapshot_hashes("crm", "Company", ["7", "8"])
+        assert hashes["7"] == ("h7", False) and hashes["8"][0] not in ("h7", "refresh")
+        with store.tx():
+            assert store.set_dirty(["crm:Company:7"], refresh=True) == 1
+        assert store.snapshots("crm", "Company", ["7"])["7"].refresh
+    finally:
+        store.close()

@@ -1,222 +1,505 @@
-"""Apply: the store rows one chunk's writes produce, gathered in a :class:`Batch` (the
-write calls themselves are in :mod:`samband.engine.writes`).
+"""Apply: every write of a run.  The pair of a link as planned
+(:func:`~samband.engine.plan.plan_link`), updates that send only what changed (and, where
+the API can check it, only onto what was read), what a deletion does to the other side;
+creates (:mod:`samband.engine.create`, intents first) and the recovery of interrupted
+ones (:mod:`samband.engine.recovery`); references that wait (:mod:`samband.engine.waits`).
 
-Creates write an intent first (committed before the API call); the link, the new
-snapshot, the base and the removal of the intent are then stored in one transaction with
-the rest of the chunk.  After a crash an open intent is resolved by looking the record up
-(external reference, else merge criteria) — never by creating again.
+Each outcome goes to the chunk's :class:`~samband.engine.batch.Batch`, stored in one
+transaction at the end of the chunk, and to the run's ledger.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
-from samband.engine.collect import content_hash, match_entries
-from samband.engine.model import Flow, TypeUse
-from samband.engine.plan import MISSING
-from samband.mapping import get_steps
-from samband.store.store import Link, Snapshot, dumps, now_iso
-from samband.types import to_wire
+from samband import _killpoint as killpoint
+from samband.connectors.base import Connector, RecordData
+from samband.engine.batch import Batch
+from samband.engine.context import RunContext
+from samband.engine.create import Creates, show_values
+from samband.engine.model import Flow, TypeKey, TypeUse
+from samband.engine.plan import MISSING, edited_since, plan_link
+from samband.engine.records import modified_of, project, updated_snapshot
+from samband.engine.recovery import IntentRecovery
+from samband.engine.waits import wait_for_parent
+from samband.errors import (
+    ConversionError,
+    InUse,
+    NotFound,
+    RecordError,
+    Stale,
+    TransientError,
+)
+from samband.store.rows import (
+    AuditRow,
+    ConflictRow,
+    Link,
+    LinkRow,
+    Ref,
+    Snapshot,
+    SnapshotRow,
+    now_iso,
+)
+from samband.types import same_stored_value
 
+# What became of an update: written; refused by the system (quarantined until `samband
+# retry`); failed in a way that may pass (queued for the next run); stale (edited since
+# the read: read again and planned anew).
+Outcome = Literal["written", "refused", "transient", "stale"]
 
-def external_ref(flow: Flow, source_ref: str) -> str:
-    """What creates stamp into the target's external-reference field: the source ref, or a
-    stable digest of it when the field would not hold it (PowerOffice GO: 50 chars)."""
-    if len(source_ref) <= 50:
-        return source_ref
-    digest = hashlib.blake2b(f"{flow.key}|{source_ref}".encode(), digest_size=12).hexdigest()
-    return f"samband:{digest}"
-
-
-@dataclass
-class FlowCounts:
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    linked: int = 0
-    conflicts: int = 0
-    errors: int = 0
-    waiting: int = 0
-    ambiguous: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
-    def add(self, other: FlowCounts) -> None:
-        for key, value in other.__dict__.items():
-            setattr(self, key, getattr(self, key) + value)
-
-    @property
-    def writes(self) -> int:
-        return self.created + self.updated + self.deleted
+# a create about to be sent: the source, the values, the base they set, the external ref
+_Prepared = tuple[Snapshot, dict[str, Any], dict[str, Any], str]
 
 
-@dataclass
-class Batch:
-    """Store rows gathered while one chunk is processed."""
+class Apply:
+    """The writes of one run."""
 
-    links: list[dict[str, Any]] = field(default_factory=list)
-    bases: dict[int, dict[str, Any]] = field(default_factory=dict)
-    drop_links: list[int] = field(default_factory=list)
-    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
-    match: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
-    audit: list[dict[str, Any]] = field(default_factory=list)
-    dead: list[tuple[str, str, str, str, Any]] = field(default_factory=list)
-    resolved: dict[str, set[str]] = field(default_factory=dict)
-    waiting_done: dict[str, set[str]] = field(default_factory=dict)
-    intents_done: list[str] = field(default_factory=list)
-    keep_dirty: set[str] = field(default_factory=set)
-    claimed: set[str] = field(default_factory=set)  # target refs linked in this chunk
-    requeue: set[str] = field(default_factory=set)  # records to plan again (other chunks)
-    progress: bool = False
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+        self.store, self.translator, self.ledger = context.store, context.translator, context.ledger
+        self.dry_run = context.dry_run
+        self.run_id = context.run_id
+        # records an update found edited since they were read (see update)
+        self.stale: set[str] = set()
+        # records whose update failed in a way that may pass: tried again next run
+        self.deferred: set[str] = set()
+        self.previewed: set[tuple[str, str]] = set()  # pairs a dry run has planned
+        # a written record must be planned again when its type takes part in another dataflow
+        self.propagates: dict[tuple[TypeKey, str], bool] = {}
+        for flow in context.flows:
+            for key in (flow.source, flow.target):
+                use = context.uses[key]
+                others = [f for f in use.as_source + use.as_target if f.key != flow.key]
+                self.propagates[(key, flow.key)] = bool(others)
+        self.creates = Creates(context, self.propagates)
 
-    def ok(self, flow: Flow, ref: str) -> None:
-        self.resolved.setdefault(flow.key, set()).add(ref)
+    # -- crash recovery ------------------------------------------------------------------
+    def recover_intents(self) -> set[str]:
+        """Creates that were interrupted: find what they created, never create again; the
+        source refs queued again.  Then note the intents still open."""
+        recovered: set[str] = set()
+        if not self.dry_run:
+            recovered = IntentRecovery(self.context).recover()
+        self.creates.unresolved = {row["key"] for row in self.store.open_intents()}
+        return recovered
 
-
-_MISSING = object()
-
-
-def updated_snapshot(
-    use: TypeUse,
-    snap: Snapshot,
-    changes: dict[str, Any],
-    returned: dict[str, Any] | None,
-    modified: str | None,
-    dirty: int | None,
-    whole: bool = False,
-) -> dict[str, Any]:
-    """The snapshot row after a write: the written values, overlaid by what the API gave
-    back for them (so a value the API normalises is seen as the API stores it).  Only the
-    written properties are settled: another property in the answer may hold an edit made
-    since the read, which the next read must see as a change.  With ``whole`` (a create)
-    the whole answer is the record.  ``dirty``: the record's new mark (see
-    :meth:`~samband.store.store.Store.put_snapshots`)."""
-    data = dict(snap.data)
-    paths = use.path_set
-    for path, value in changes.items():
-        if path in paths:
-            data[path] = to_wire(value)
-    if returned is not None:
-        for path, steps in use.path_steps:
-            if not whole and path not in changes:
-                continue
-            value = (
-                returned.get(path, _MISSING)
-                if steps is None
-                else get_steps(returned, steps, _MISSING)
+    # -- a linked pair -----------------------------------------------------------------
+    def pair(
+        self, flow: Flow, link: Link, source: Snapshot, target: Snapshot, batch: Batch
+    ) -> None:
+        """Plan the pair and write what the plan says, on either side; a new link (id
+        :attr:`Link.NEW`) is stored with the values agreed."""
+        if source.ref in self.deferred or target.ref in self.deferred:
+            # a write to one of them failed in a way that may pass: the next run tries again
+            batch.keep_dirty.update((source.ref, target.ref))
+            return
+        if self.dry_run:
+            # a dry run writes no snapshot: a pair queued on both sides is shown once
+            if (flow.key, source.ref) in self.previewed:
+                return
+            self.previewed.add((flow.key, source.ref))
+        try:
+            plan = plan_link(flow, link.base, source, target, self.translator)
+        except ConversionError as exc:
+            self.ledger.quarantine(flow, source.ref, "conversion", str(exc), batch)
+            return
+        for parent in plan.waiting:
+            self.wait_for_parent(flow, source, parent, batch)
+        new_base = dict(link.base)
+        new_base.update(plan.base)
+        conflicts = []
+        for conflict in plan.conflicts:
+            self.ledger.counts(flow).conflicts += 1
+            conflicts.append(
+                ConflictRow.new(
+                    self.run_id,
+                    flow.key,
+                    source.ref,
+                    target.ref,
+                    conflict.property,
+                    conflict.base,
+                    conflict.source_value,
+                    conflict.target_value,
+                    conflict.winner,
+                    conflict.reason,
+                    has_base=conflict.base is not MISSING,
+                )
             )
-            if value is not _MISSING:
-                data[path] = value
-    snap.data = data
-    snap.hash = content_hash([data.get(p) for p in use.paths])
-    snap.modified = modified or snap.modified or now_iso()
-    return {
-        "system": snap.system,
-        "etype": snap.etype,
-        "rid": snap.rid,
-        "hash": snap.hash,
-        "data": dumps(data),
-        "modified": snap.modified,
-        "deleted": snap.deleted,
-        "dirty": dirty,
-        "seen_run": None,
-    }
-
-
-def new_snapshot(
-    use: TypeUse,
-    rid: str,
-    values: dict[str, Any],
-    returned: dict[str, Any] | None,
-    modified: str | None,
-    dirty: int | None,
-    now: str | None = None,
-) -> tuple[Snapshot, dict[str, Any]]:
-    snap = Snapshot(use.key[0], use.key[1], rid, "", {p: None for p in use.paths}, None, False)
-    row = updated_snapshot(use, snap, values, returned, modified or now, dirty, whole=True)
-    return snap, row
-
-
-def index_rows(
-    use: TypeUse, batch: Batch, rows: list[dict[str, Any]], datas: list[dict[str, Any] | None]
-) -> None:
-    for name, entries in match_entries(use, rows, datas).items():
-        batch.match.setdefault(name, []).extend(entries)
-
-
-def audit_row(
-    run_id: int, ref: str, flow: Flow, op: str, before: Any, after: Any, at: str | None = None
-) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "at": at or now_iso(),
-        "ref": ref,
-        "dataflow": flow.key,
-        "op": op,
-        "before": dumps(before) if before is not None else None,
-        "after": dumps(after) if after is not None else None,
-    }
-
-
-def unlink(batch: Batch, run_id: int, flow: Flow, link: Link, reason: str | None) -> None:
-    """End ``link`` in this chunk's batch, audited with ``reason`` (None: the caller
-    audits what it does instead).  The caller tells the translator (see
-    :meth:`~samband.engine.link.Translator.forget`)."""
-    batch.drop_links.append(link.id)
-    batch.progress = True
-    if reason is not None:
-        batch.audit.append(
-            audit_row(
-                run_id,
-                link.target_ref,
+        if conflicts and not self.dry_run:
+            # Stored before the write that overwrites the losing value, so that no crash
+            # can lose an edit without its record.
+            with self.store.tx():
+                self.store.add_conflicts(conflicts)
+        outcomes = set()
+        target_modified = target.modified
+        if plan.to_target:
+            outcome = self.update(
                 flow,
-                "unlink",
-                {"linked_to": link.source_ref},
-                {"reason": reason},
+                flow.target,
+                target,
+                plan.to_target,
+                batch,
+                new_base,
+                "target",
+                link.base,
+                source.modified,
             )
+            outcomes.add(outcome)
+            if outcome == "written" and not self.dry_run:
+                # the values written to the target are as old as the edits they copy
+                target_modified = batch.written[target.ref].modified
+        if plan.to_source:
+            outcomes.add(
+                self.update(
+                    flow,
+                    flow.source,
+                    source,
+                    plan.to_source,
+                    batch,
+                    new_base,
+                    "source",
+                    link.base,
+                    target_modified,
+                )
+            )
+        failed = bool(outcomes - {"written"})
+        if "transient" in outcomes:
+            # the pair stays queued: whichever of the two this chunk holds is not cleared
+            batch.keep_dirty.update((source.ref, target.ref))
+        if link.id == Link.NEW:
+            batch.links.append(
+                LinkRow.new(flow.key, source.ref, target.ref, new_base, link.how, self.run_id)
+            )
+            batch.audit.append(
+                AuditRow.new(
+                    self.run_id,
+                    target.ref,
+                    flow.key,
+                    "link",
+                    None,
+                    {"linked_to": source.ref, "how": link.how},
+                )
+            )
+        elif new_base != link.base:
+            batch.bases[link.id] = new_base
+        if not failed and not plan.waiting:
+            # a reference that still waits keeps its count of runs (and its report)
+            batch.ok(flow, source.ref)
+
+    # -- references waiting for a parent ----------------------------------------------------
+    def wait_for_parent(self, flow: Flow, snap: Snapshot, parent: str, batch: Batch) -> None:
+        """See :func:`samband.engine.waits.wait_for_parent`."""
+        wait_for_parent(self.context, flow, snap, parent, batch)
+
+    # -- links ending --------------------------------------------------------------------
+    def unlink(self, batch: Batch, flow: Flow, link: Link, reason: str | None) -> None:
+        """End ``link`` in this chunk's batch, audited with ``reason`` (None: the caller
+        audits what it does instead), and forget it in the translator."""
+        batch.drop_links.append(link.id)
+        batch.progress = True
+        self.translator.forget(link.source_ref, link.target_ref)
+        if reason is not None:
+            batch.audit.append(
+                AuditRow.new(
+                    self.run_id,
+                    link.target_ref,
+                    flow.key,
+                    "unlink",
+                    {"linked_to": link.source_ref},
+                    {"reason": reason},
+                )
+            )
+
+    def target_deleted(self, flow: Flow, link: Link, batch: Batch) -> None:
+        """The target of a link was deleted: the link ends, and the children of either
+        side wait for a new counterpart."""
+        self.unlink(batch, flow, link, "deleted in target")
+        self.requeue_children(link, batch)
+        self.ledger.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (target deleted)")
+
+    def requeue_children(self, link: Link, batch: Batch) -> None:
+        """A parent lost its counterpart: its children, on either side, are planned again,
+        so they wait for a new counterpart (and follow it) instead of keeping a reference
+        to the deleted record until they are edited."""
+        for ref in (link.source_ref, link.target_ref):
+            parent = Ref.parse(ref)
+            for child, path in self.context.children.get((parent.system, parent.etype), ()):
+                rids = self.store.referring(*child, path, [parent.id])
+                batch.requeue.update(Ref.text(*child, rid) for rid in rids)
+
+    # -- creates ---------------------------------------------------------------------------
+    def create(self, flow: Flow, sources: list[Snapshot], batch: Batch) -> None:
+        """Create the counterparts of ``sources`` (see :mod:`samband.engine.create`)."""
+        self.creates.create(flow, sources, batch)
+
+    # -- updates ---------------------------------------------------------------------------
+    def _update_record(
+        self,
+        use: TypeUse,
+        rid: str,
+        changes: dict[str, Any],
+        expected: dict[str, Any] | None = None,
+    ) -> RecordData | None:
+        """Updates set values, so repeating one after an unknown outcome is safe.  With
+        ``expected`` an edit made since the read is not overwritten: :class:`Stale` is
+        raised instead — by the update itself for what the connector checks, else after
+        reading the record first (unless the system says not to)."""
+        system, etype = use.key
+        connector = self.context.connector(system)
+        unchecked = connector.unchecked(etype, expected) if expected is not None else []
+        for attempt in range(3):
+            try:
+                if unchecked and self._verifies(system, connector):
+                    assert expected is not None
+                    _verify_unchanged(use, connector, rid, {p: expected[p] for p in unchecked})
+                if expected is not None and connector.checks_expected:
+                    updated = connector.update(etype, rid, changes, expected=expected)  # type: ignore[call-arg]
+                else:
+                    updated = connector.update(etype, rid, changes)
+                killpoint.reached("update")
+                return updated
+            except TransientError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _verifies(self, system: str, connector: Connector) -> bool:
+        setting = self.context.config.systems[system].check_before_update
+        return connector.verify_updates if setting is None else setting
+
+    def update(
+        self,
+        flow: Flow,
+        key: TypeKey,
+        snap: Snapshot,
+        changes: dict[str, Any],
+        batch: Batch,
+        new_base: dict[str, Any],
+        side: str,
+        old_base: dict[str, Any],
+        origin_modified: str | None = None,
+    ) -> Outcome:
+        """Write ``changes`` to ``snap``'s record.  A write that did not happen leaves the
+        agreed values (``new_base``) of its properties as they were (``old_base``), so the
+        next plan sees both sides' edits again instead of a property never agreed on.
+        ``origin_modified``: when the values written were edited on the other side."""
+        system = key[0]
+        if self.dry_run:
+            self.ledger.counts(flow).updated += 1
+            self.ledger.plan_line(f"update {snap.ref}: {show_values(changes)}")
+            return "written"
+        before = {path: snap.data.get(path) for path in changes}
+        # checked once per record and run: a value the API reports in another form than it
+        # compares would otherwise make every attempt stale
+        expected = None if snap.ref in self.stale else before
+        self.context.keep_alive()
+        use = self.context.uses[key]
+        try:
+            record = self._update_record(use, snap.rid, changes, expected)
+        except Stale:
+            # Edited in its system since it was read: read it again (its chunk refreshes
+            # it) and plan the pair with what is there now, in a later round.
+            self.stale.add(snap.ref)
+            # the agreed values stay as they were, so the next plan sees both edits
+            _keep_base(flow, side, changes, new_base, old_base)
+            batch.snapshots[snap.ref] = SnapshotRow.of_snapshot(
+                snap, dirty=self.store.next_seq(), refresh=True
+            )
+            batch.progress = True
+            self.ledger.plan_line(f"{snap.ref} changed since it was read: read again")
+            return "stale"
+        except (RecordError, TransientError) as exc:
+            transient = isinstance(exc, TransientError) and not isinstance(exc, NotFound)
+            self.ledger.quarantine(
+                flow,
+                snap.ref,
+                "transient" if transient else "rejected",
+                f"{system} refused the update: {exc}",
+                batch,
+                {"changes": changes},
+            )
+            _keep_base(flow, side, changes, new_base, old_base)
+            if transient:
+                self.deferred.add(snap.ref)
+                return "transient"
+            return "refused"
+        # A source written through the inverse mapping is planned again: another mapping of
+        # the same source property (e.g. a forward-only one) must carry the new value on.
+        replan = side == "source" or self.propagates[(key, flow.key)]
+        dirty = self.store.next_seq() if replan else 0
+        # The record's age for later conflicts is that of the edits it holds, not of this
+        # write: a value copied here is as old as the edit that made it on the other side
+        # (else a newer edit elsewhere would lose to the copy of an older one).
+        edited = [t for t in (origin_modified, snap.modified) if t]
+        if not edited and record is not None:
+            edited = [t for t in (modified_of(use, record),) if t]
+        written, row = updated_snapshot(
+            use,
+            snap,
+            changes,
+            record.data if record is not None else None,
+            max(edited, key=_instant) if edited else now_iso(),
+            dirty,
+        )
+        batch.snapshots[snap.ref] = row
+        batch.written[snap.ref] = written
+        batch.index(use, [row], [written.data])
+        batch.audit.append(AuditRow.new(self.run_id, snap.ref, flow.key, "update", before, changes))
+        batch.progress = True
+        self.ledger.counts(flow).updated += 1
+        return "written"
+
+    # -- deletions ---------------------------------------------------------------------------
+    def _kept_for_edit(
+        self, flow: Flow, link: Link, target: Snapshot, connector: Connector, use: TypeUse
+    ) -> bool:
+        """A source deleted while its target was edited since the last sync: the target is
+        kept (unlinked), so the edit is not lost, and a conflict records both sides."""
+        data = target.data if self.dry_run else _current(connector, use, target)
+        if data is None:
+            return True  # gone already: nothing to delete
+        edited = edited_since(flow, data, link.base)
+        if not edited:
+            return False
+        source_system = flow.source[0]
+        reason = (
+            f"{link.source_ref} was deleted in {source_system} while {link.target_ref} was "
+            f"edited in {flow.target[0]} ({', '.join(edited)}) since the last sync: the record "
+            f"was kept and unlinked instead of being {flow.config.on_delete}d"
+        )
+        self.ledger.counts(flow).conflicts += 1
+        self.ledger.plan_line(f"keep {link.target_ref}: {reason}")
+        if not self.dry_run:
+            rows = [
+                ConflictRow.new(
+                    self.run_id,
+                    flow.key,
+                    link.source_ref,
+                    link.target_ref,
+                    path,
+                    link.base.get(path),
+                    None,
+                    data.get(path),
+                    "target",
+                    reason,
+                )
+                for path in edited
+            ]
+            with self.store.tx():
+                self.store.add_conflicts(rows)
+        return True
+
+    def source_deleted(self, flow: Flow, link: Link, target: Snapshot | None, batch: Batch) -> None:
+        """The source of a link was deleted: unlink, delete or archive the target, as the
+        dataflow's policy says (keeping a target edited since the last sync)."""
+        policy = flow.config.on_delete
+        if policy == "unlink" or target is None or target.deleted:
+            self.unlink(batch, flow, link, "deleted in source")
+            self.ledger.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (source deleted)")
+            return
+        self.unlink(batch, flow, link, None)  # audited as the delete or archive
+        system, etype = flow.target
+        connector = self.context.connector(system)
+        use = self.context.uses[flow.target]
+        if self._kept_for_edit(flow, link, target, connector, use):
+            return
+        if self.dry_run:
+            self.ledger.counts(flow).deleted += 1
+            self.ledger.plan_line(f"{policy} {link.target_ref} (source {link.source_ref} deleted)")
+            return
+        self.context.keep_alive()
+        try:
+            if policy == "propagate":
+                try:
+                    connector.delete(etype, target.rid)
+                    row = SnapshotRow.deleted_record(system, etype, target.rid, now_iso(), 0)
+                    batch.snapshots[target.ref] = row
+                    batch.index(use, [row], [None])
+                    batch.audit.append(
+                        AuditRow.new(self.run_id, target.ref, flow.key, "delete", target.data, None)
+                    )
+                    self.ledger.counts(flow).deleted += 1
+                    return
+                except InUse:
+                    if flow.target_et.archive is None:
+                        raise
+                except NotFound:
+                    return
+            record = connector.archive(etype, target.rid)
+            archive = flow.target_et.archive
+            changes = {archive[0]: archive[1]} if archive else {}
+            _archived, row = updated_snapshot(
+                use, target, changes, record.data if record else None, now_iso(), 0
+            )
+            batch.snapshots[target.ref] = row
+            batch.audit.append(
+                AuditRow.new(self.run_id, target.ref, flow.key, "archive", None, changes)
+            )
+            self.ledger.counts(flow).deleted += 1
+        except (RecordError, TransientError) as exc:
+            self.ledger.quarantine(
+                flow,
+                link.target_ref,
+                "rejected",
+                f"could not {policy} after {link.source_ref} was deleted: {exc}",
+                batch,
+            )
+
+
+def _current(connector: Connector, use: TypeUse, snap: Snapshot) -> dict[str, Any] | None:
+    """The record as its system holds it now (projected), None when it is gone; the
+    snapshot when the connector cannot read one record."""
+    try:
+        record = connector.get(use.key[1], snap.rid)
+    except NotImplementedError:
+        return snap.data
+    if record is None or record.deleted:
+        return None
+    return project(use, record.data)
+
+
+def _verify_unchanged(
+    use: TypeUse, connector: Connector, rid: str, expected: dict[str, Any]
+) -> None:
+    """Read the record and raise :class:`Stale` when a property about to be written no
+    longer holds the value read at collect (compared as the snapshot keeps values).  A
+    connector that cannot read one record is not checked."""
+    try:
+        record = connector.get(use.key[1], rid)
+    except NotImplementedError:
+        return
+    if record is None or record.deleted:
+        raise NotFound(f"{use.key[0]}.{use.key[1]} {rid} no longer exists")
+    now = project(use, record.data)
+    edited = [path for path, was in expected.items() if not same_stored_value(now.get(path), was)]
+    if edited:
+        raise Stale(
+            f"{use.key[0]}.{use.key[1]} {rid}: {', '.join(sorted(edited))} changed since it "
+            "was read"
         )
 
 
-def conflict_row(
-    run_id: int,
+def _keep_base(
     flow: Flow,
-    source_ref: str,
-    target_ref: str,
-    prop: str,
-    base: Any,
-    source_value: Any,
-    target_value: Any,
-    winner: str,
-    reason: str,
-) -> dict[str, Any]:
-    """A conflict as the store keeps it; ``base`` is MISSING when there was none."""
-    return {
-        "run_id": run_id,
-        "at": now_iso(),
-        "dataflow": flow.key,
-        "source_ref": source_ref,
-        "target_ref": target_ref,
-        "property": prop,
-        "base": None if base is MISSING else dumps(base),
-        "source_value": dumps(source_value),
-        "target_value": dumps(target_value),
-        "winner": winner,
-        "reason": reason,
-    }
+    side: str,
+    changes: dict[str, Any],
+    new_base: dict[str, Any],
+    old_base: dict[str, Any],
+) -> None:
+    """For the properties of a write that did not happen, the base goes back to
+    ``old_base`` (or is dropped where that has none)."""
+    for m in flow.mappings:
+        if (m.target if side == "target" else m.source) in changes:
+            if m.target in old_base:
+                new_base[m.target] = old_base[m.target]
+            else:
+                new_base.pop(m.target, None)
 
 
-def snapshot_row_of(snap: Snapshot) -> dict[str, Any]:
-    return {
-        "system": snap.system,
-        "etype": snap.etype,
-        "rid": snap.rid,
-        "hash": snap.hash,
-        "data": dumps(snap.data),
-        "modified": snap.modified,
-        "deleted": snap.deleted,
-        "dirty": 0,
-        "seen_run": None,
-    }
+def _instant(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from samband.config.model import Defaults
-from samband.engine.link import Translator
 from samband.engine.model import Flow
 from samband.engine.plan import plan_link
+from samband.engine.translate import Translator
 from samband.errors import CircuitBreakerTripped, ConversionError
-from samband.store.store import Link, Store, split_ref
+from samband.store.rows import Link, Ref, rid_of
+from samband.store.store import Store
 
 BATCH = 2000
 MIN_LINKS = 10  # below this many links a dataflow is too small for shares to mean much
@@ -90,11 +91,11 @@ class CircuitBreaker:
         )
 
     def _deleted_refs(self, system: str, etype: str) -> list[str]:
-        return [f"{system}:{etype}:{rid}" for rid in self.store.deleted_queued(system, etype)]
+        return [Ref.text(system, etype, rid) for rid in self.store.deleted_queued(system, etype)]
 
     def _queued(self, flow: Flow) -> int:
         """Records queued on either side of the dataflow (an upper bound of its pairs)."""
-        prefix = f"{flow.source[0]}:{flow.source[1]}:"
+        prefix = Ref.text(*flow.source, "")
         recovered = sum(1 for ref in self.recovered if ref.startswith(prefix))
         return (
             self.store.count_dirty(*flow.source) - recovered + self.store.count_dirty(*flow.target)
@@ -116,7 +117,7 @@ class CircuitBreaker:
             batch = self.store.dirty_batch(system, etype, after, BATCH)
             if not batch:
                 return
-            yield [f"{system}:{etype}:{rid}" for rid, _ in batch]
+            yield [Ref.text(system, etype, rid) for rid, _ in batch]
             after = batch[-1][0]
 
     def _planned_writes(self, flow: Flow, pairs: dict[int, Link]) -> tuple[set[int], set[int]]:
@@ -127,15 +128,11 @@ class CircuitBreaker:
         links = list(pairs.values())
         for start in range(0, len(links), BATCH):
             part = links[start : start + BATCH]
-            sources = self.store.snapshots(
-                *flow.source, [split_ref(lk.source_ref)[2] for lk in part]
-            )
-            targets = self.store.snapshots(
-                *flow.target, [split_ref(lk.target_ref)[2] for lk in part]
-            )
+            sources = self.store.snapshots(*flow.source, [rid_of(lk.source_ref) for lk in part])
+            targets = self.store.snapshots(*flow.target, [rid_of(lk.target_ref) for lk in part])
             for link in part:
-                source = sources.get(split_ref(link.source_ref)[2])
-                target = targets.get(split_ref(link.target_ref)[2])
+                source = sources.get(rid_of(link.source_ref))
+                target = targets.get(rid_of(link.target_ref))
                 if source is None or target is None or source.deleted or target.deleted:
                     continue
                 try:

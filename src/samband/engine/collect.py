@@ -9,22 +9,20 @@ and the dirty marks keep what is not planned yet for the next run.
 
 from __future__ import annotations
 
-import hashlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from samband.connectors.base import Connector, RecordData
-from samband.engine.model import TypeUse, normalize
+from samband.engine.batch import Batch
+from samband.engine.context import RunContext
+from samband.engine.model import TypeUse
+from samband.engine.records import match_entries, snapshot_row
 from samband.errors import CursorExpired
-from samband.exactjson import big_ints
-from samband.mapping import get_path, get_steps
-from samband.store.store import Store, dumps
-from samband.types import DataType, coerce
+from samband.store.rows import Ref, Snapshot, SnapshotRow, new_row
+from samband.store.store import Store
 
 
 @dataclass
@@ -34,98 +32,6 @@ class CollectStats:
     deleted: int = 0
     pages: int = 0
     unreadable: int = 0  # records the system answered but could not give as they are
-
-
-def content_hash(values: list[Any]) -> str:
-    try:
-        raw = orjson.dumps(values, default=str, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # an integer past 64 bits: hashed as its digits (as it is stored)
-        raw = orjson.dumps(big_ints(values, str), default=str, option=orjson.OPT_SORT_KEYS)
-    return hashlib.blake2b(raw, digest_size=16).hexdigest()
-
-
-def project(use: TypeUse, data: dict[str, Any]) -> dict[str, Any]:
-    if type(data) is not dict:
-        return {path: get_path(data, path) for path in use.paths}
-    return {
-        path: data.get(path) if steps is None else get_steps(data, steps)
-        for path, steps in use.path_steps
-    }
-
-
-def modified_of(use: TypeUse, record: RecordData) -> str | None:
-    value: Any = record.modified
-    if value is None and use.entity_type.modified_field:
-        value = get_path(record.data, use.entity_type.modified_field)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return _iso_text(value)
-    return _iso(value)
-
-
-@lru_cache(maxsize=4096)
-def _iso_text(value: str) -> str | None:
-    """Timestamps repeat (a page edited in one import, a default value): parse each once."""
-    return _iso(value)
-
-
-def _iso(value: Any) -> str | None:
-    try:
-        return str(coerce(value, DataType.DATETIME).isoformat())
-    except ValueError:
-        return None
-
-
-def snapshot_row(use: TypeUse, record: RecordData, dirty: int) -> dict[str, Any]:
-    projected = project(use, record.data)
-    if float in map(type, projected.values()):
-        for path, value in projected.items():
-            if type(value) is float and not math.isfinite(value):
-                # JSON has no NaN or Infinity (orjson writes null): kept as text, which a
-                # number type refuses with the reason instead of clearing the other side
-                projected[path] = repr(value)
-    return {
-        "system": use.key[0],
-        "etype": use.key[1],
-        "rid": str(record.id),
-        "hash": content_hash([projected[p] for p in use.paths]),
-        "data": dumps(projected),
-        "modified": modified_of(use, record),
-        "deleted": False,
-        "dirty": dirty,
-        "seen_run": None,
-    }
-
-
-def match_entries(
-    use: TypeUse, rows: list[dict[str, Any]], projected: list[dict[str, Any] | None]
-) -> dict[str, list[tuple[str, str | None]]]:
-    """Merge-criteria keys of target records, per index name (None removes an entry)."""
-    result: dict[str, list[tuple[str, str | None]]] = {}
-    for flow in use.as_target:
-        for index, combination in enumerate(flow.match):
-            name = flow.match_index(index)
-            entries = result.setdefault(name, [])
-            for row, data in zip(rows, projected, strict=True):
-                key = None
-                if data is not None:
-                    key = combination_key(
-                        [data.get(t.target) for t in combination],
-                        [t.normalizer for t in combination],
-                    )
-                entries.append((row["rid"], key))
-    return result
-
-
-def combination_key(values: list[Any], normalizers: list[str]) -> str | None:
-    parts = []
-    for value, normalizer in zip(values, normalizers, strict=True):
-        part = normalize(value, normalizer)
-        if part is None:
-            return None
-        parts.append(part)
-    return "\x1f".join(parts)
 
 
 class Collector:
@@ -206,7 +112,7 @@ class Collector:
         if seen is not None:
             seen.update(by_id)
         existing = {} if fresh else self.store.snapshot_hashes(system, etype, list(by_id))
-        rows: list[dict[str, Any]] = []
+        rows: list[SnapshotRow] = []
         projected: list[dict[str, Any] | None] = []
         indexed = any(flow.match for flow in use.as_target)  # merge-criteria keys to store
         for rid, record in by_id.items():
@@ -223,13 +129,13 @@ class Collector:
                     projected.append(None)
                     stats.deleted += 1
                 continue
-            row = snapshot_row(use, record, 0)
-            if old is not None and old[0] == row["hash"] and not old[1]:
+            row = snapshot_row(use, record, None)
+            if old is not None and old[0] == row.hash and not old[1]:
                 continue
-            row["dirty"] = self.store.next_seq()
+            row = new_row(SnapshotRow, (*row[:8], self.store.next_seq()))  # queued
             rows.append(row)
             if indexed:
-                projected.append(orjson.loads(row["data"]))  # as stored: JSON types only
+                projected.append(orjson.loads(row.data))  # as stored: JSON types only
             stats.changed += 1
         if not rows:
             return
@@ -239,22 +145,12 @@ class Collector:
                 self.store.set_match_keys(name, entries)
 
     def _unreadable(self, use: TypeUse, rid: str, reason: str) -> None:
-        ref = f"{use.key[0]}:{use.key[1]}:{rid}"
+        ref = Ref.text(*use.key, rid)
         for flow in [*use.as_source, *use.as_target]:
             self.store.add_dead_letter(ref, flow.key, "unreadable", reason, None, self.run_id)
 
-    def _deleted_row(self, use: TypeUse, rid: str) -> dict[str, Any]:
-        return {
-            "system": use.key[0],
-            "etype": use.key[1],
-            "rid": rid,
-            "hash": "deleted",
-            "data": "{}",
-            "modified": None,
-            "deleted": True,
-            "dirty": self.store.next_seq(),
-            "seen_run": None,
-        }
+    def _deleted_row(self, use: TypeUse, rid: str) -> SnapshotRow:
+        return SnapshotRow.deleted_record(*use.key, rid, None, self.store.next_seq())
 
     def _detect_deletions(self, use: TypeUse, seen: set[str], stats: CollectStats) -> None:
         system, etype = use.key
@@ -267,3 +163,23 @@ class Collector:
             self.store.put_snapshots(rows)
             for name, entries in match_entries(use, rows, [None] * len(rows)).items():
                 self.store.set_match_keys(name, entries)
+
+
+def read_again(context: RunContext, use: TypeUse, snaps: dict[str, Snapshot], batch: Batch) -> None:
+    """Read again the records of a chunk that ``samband retry`` (or an update that found
+    them edited) queued to be read, so a fix made in their system is seen even when no
+    change feed reports it.  Their entries in ``snaps`` are replaced by what was read."""
+    stale = [snap for snap in snaps.values() if snap.refresh]
+    if not stale:
+        return
+    connector = context.connector(use.key[0])
+    for snap in stale:
+        record = connector.get(use.key[1], snap.rid)
+        if record is None:
+            row = SnapshotRow.deleted_record(*use.key, snap.rid, snap.modified, 0)
+            data: dict[str, Any] = {}
+        else:
+            row = snapshot_row(use, record, 0)
+            data = orjson.loads(row.data)
+        snaps[snap.rid] = Snapshot(*use.key, snap.rid, row.hash, data, row.modified, row.deleted)
+        batch.snapshots[snap.ref] = row

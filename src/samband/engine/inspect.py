@@ -10,7 +10,8 @@ from samband.config.loader import base_dir
 from samband.config.model import Config
 from samband.config.validate import load_valid
 from samband.store import schema as s
-from samband.store.store import Store, loads, now_iso, split_ref
+from samband.store.rows import Ref, loads, now_iso
+from samband.store.store import Store
 
 
 class Inspector:
@@ -147,7 +148,7 @@ class Inspector:
         return marked
 
     def history(self, ref: str) -> list[dict[str, Any]]:
-        split_ref(ref)
+        Ref.parse(ref)
         rows = self.store.table_rows(s.audit, where=s.audit.c.ref == ref, order=s.audit.c.id)
         return [
             {

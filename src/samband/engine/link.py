@@ -1,16 +1,22 @@
-"""Link: find the counterpart of an unlinked source record by the merge criteria, decide
-whether a record may be created (filter and creation rule), and translate references
-through the links."""
+"""Link: each queued record's link in each dataflow — found in the store, made by the
+merge criteria (one match links; several are reported as ambiguous, nothing is created),
+or a create when the filter and the creation rule allow one.  Linked pairs, and what a
+deletion ends, are handed to :class:`~samband.engine.apply.Apply`."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
-from samband.engine.collect import combination_key
+from samband.engine.apply import Apply
+from samband.engine.batch import Batch
+from samband.engine.context import RunContext
 from samband.engine.model import Flow
+from samband.engine.records import combination_key
+from samband.engine.translate import Translator
 from samband.errors import ConversionError
-from samband.store.store import Link, Store, split_ref
+from samband.store.rows import DeadLetter, Link, Ref, Snapshot, rid_of
+from samband.store.store import Store
 from samband.types import coerce, infer_type
 
 
@@ -99,86 +105,6 @@ def _like(value: Any, expected: Any, *, strict: bool = False) -> Any:
     return converted
 
 
-class Translator:
-    """Finds the counterpart of a record in another system through the links (multi-hop)."""
-
-    MAX_HOPS = 4
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._links: dict[str, list[str]] = {}
-        # links made or dropped in this chunk and not stored yet: a ref loaded from the
-        # store before the chunk commits still sees them
-        self._learned: dict[str, set[str]] = {}
-        self._forgotten: set[tuple[str, str]] = set()
-
-    def prefetch(self, refs: set[str]) -> None:
-        missing = {ref for ref in refs if ref not in self._links}
-        if not missing:
-            return
-        for ref in missing:
-            self._links[ref] = []
-        for link in self.store.links_touching(missing):
-            if (link.source_ref, link.target_ref) not in self._forgotten:
-                self._add(link.source_ref, link.target_ref)
-        for ref in missing:
-            for other in self._learned.get(ref, ()):
-                self._add(ref, other)
-
-    def _add(self, a: str, b: str) -> None:
-        for x, y in ((a, b), (b, a)):
-            if x in self._links and y not in self._links[x]:
-                self._links[x].append(y)
-
-    def learn(self, link: Link | tuple[str, str]) -> None:
-        a, b = (link.source_ref, link.target_ref) if isinstance(link, Link) else link
-        self._learned.setdefault(a, set()).add(b)
-        self._learned.setdefault(b, set()).add(a)
-        self._forgotten.discard((a, b))
-        self._add(a, b)
-
-    def settled(self) -> None:
-        """The links learned and forgotten so far are in the store now (their chunk is
-        committed): a later read of the store sees them."""
-        self._learned.clear()
-        self._forgotten.clear()
-
-    def forget(self, a: str, b: str) -> None:
-        self._forgotten.add((a, b))
-        for x, y in ((a, b), (b, a)):
-            self._learned.get(x, set()).discard(y)
-            if x in self._links and y in self._links[x]:
-                self._links[x].remove(y)
-
-    def neighbours(self, ref: str) -> list[str]:
-        if ref not in self._links:
-            self.prefetch({ref})
-        return self._links[ref]
-
-    def __call__(
-        self, system: str, etype: str | None, rid: str, into_system: str, into_type: str | None
-    ) -> str | None:
-        if etype is None:
-            return None
-        start = f"{system}:{etype}:{rid}"
-        frontier, seen = [start], {start}
-        for _ in range(self.MAX_HOPS):
-            following: list[str] = []
-            for ref in frontier:
-                for other in self.neighbours(ref):
-                    if other in seen:
-                        continue
-                    seen.add(other)
-                    o_system, o_type, o_rid = split_ref(other)
-                    if o_system == into_system and (into_type is None or o_type == into_type):
-                        return o_rid
-                    following.append(other)
-            if not following:
-                return None
-            frontier = following
-        return None
-
-
 def creation_allowed(flow: Flow, data: dict[str, Any], translator: Translator) -> bool:
     """The dataflow's creation rule: the record is connected to a record of one of the
     ``connected_to`` types that is synchronized into ``synchronized_into``."""
@@ -201,9 +127,192 @@ def creation_allowed(flow: Flow, data: dict[str, Any], translator: Translator) -
             else rule.connected_to
         )
         for connected in types:
-            ref = f"{system}:{connected}:{value}"
-            for other in translator.neighbours(ref):
-                o_system, o_type, _ = split_ref(other)
-                if o_system == into_system and (not into_type or o_type == into_type):
+            for other in translator.neighbours(Ref.text(system, connected, value)):
+                found = Ref.parse(other)
+                if found.system == into_system and (not into_type or found.etype == into_type):
                     return True
     return False
+
+
+class Linker:
+    """The link stage of a run: sorts each chunk's records by their links, for the
+    dataflows whose source or target their type is."""
+
+    def __init__(self, context: RunContext, apply: Apply) -> None:
+        self.context, self.apply = context, apply
+        self.store, self.translator, self.ledger = context.store, context.translator, context.ledger
+        # in the first round of planning, deletions that would delete or archive a target
+        # are held back (see source_side)
+        self.hold_deletions = True
+        self.held_deletions = False
+
+    def _prefetch(self, flow: Flow, snaps: list[Snapshot], side: str) -> None:
+        """Load the links of every record the references of ``snaps`` point at."""
+        refs: set[str] = set()
+        for m in flow.mappings:
+            if not m.is_reference:
+                continue
+            system, etype, path = (
+                (flow.source[0], m.source_ref_type, m.source)
+                if side == "source"
+                else (flow.target[0], m.target_ref_type, m.target)
+            )
+            if etype is None:
+                continue
+            for snap in snaps:
+                value = snap.data.get(path)
+                if value not in (None, "", 0):
+                    refs.add(Ref.text(system, etype, value))
+        if refs:
+            self.translator.prefetch(refs)
+
+    def source_side(self, flow: Flow, chunk: dict[str, Snapshot], batch: Batch) -> None:
+        """The chunk's records as sources of ``flow``: linked pairs are synchronized,
+        unlinked records linked or created, deleted ones end their link."""
+        snaps = batch.current(chunk)
+        links = self.store.links_by(flow.key, "source", [snap.ref for snap in snaps])
+        self._prefetch(flow, snaps, "source")
+        targets = self.store.snapshots(
+            *flow.target, [rid_of(link.target_ref) for link in links.values()]
+        )
+        if targets:
+            self._prefetch(flow, list(targets.values()), "target")
+        unlinked: dict[str, Snapshot] = {}
+        deleted: list[Link] = []
+        for snap in snaps:
+            link = links.get(snap.ref)
+            if snap.deleted:
+                if link is not None:
+                    deleted.append(link)
+                continue
+            if link is None:
+                unlinked[snap.rid] = snap
+                continue
+            target = targets.get(rid_of(link.target_ref))
+            if target is None or target.deleted:
+                continue  # the target side unlinks it
+            self.apply.pair(flow, link, snap, target, batch)
+        if unlinked:
+            self.link_or_create(flow, unlinked, batch)
+        # after linking: a record deleted and entered again since the last run has given
+        # its target to the new one (see link_or_create), which its deletion leaves alone.
+        # A deletion that deletes or archives its target waits for the first round to end,
+        # so a record entered again in a later chunk takes the target over first.
+        for link in deleted:
+            if link.id in batch.drop_links:
+                continue
+            if self.hold_deletions and flow.config.on_delete != "unlink":
+                self.held_deletions = True
+                batch.keep_dirty.add(link.source_ref)
+                continue
+            self.apply.source_deleted(flow, link, targets.get(rid_of(link.target_ref)), batch)
+
+    def target_side(self, flow: Flow, chunk: dict[str, Snapshot], batch: Batch) -> None:
+        """The chunk's records as targets of ``flow``: linked pairs are synchronized,
+        deleted ones end their link."""
+        snaps = batch.current(chunk)
+        links = self.store.links_by(flow.key, "target", [snap.ref for snap in snaps])
+        if not links:
+            return
+        sources = self.store.snapshots(
+            *flow.source, [rid_of(link.source_ref) for link in links.values()]
+        )
+        self._prefetch(flow, list(sources.values()), "source")
+        self._prefetch(flow, snaps, "target")
+        for snap in snaps:
+            link = links.get(snap.ref)
+            if link is None:
+                continue
+            if snap.deleted:
+                self.apply.target_deleted(flow, link, batch)
+                continue
+            source = sources.get(rid_of(link.source_ref))
+            if source is None or source.deleted:
+                continue
+            self.apply.pair(flow, link, source, snap, batch)
+
+    def link_or_create(self, flow: Flow, unlinked: dict[str, Snapshot], batch: Batch) -> None:
+        tsys, ttype = flow.target
+        eligible = {}
+        for rid, snap in unlinked.items():
+            try:
+                if passes_filter(flow, snap.data):
+                    eligible[rid] = snap
+            except ConversionError as exc:
+                self.ledger.quarantine(flow, snap.ref, "conversion", str(exc), batch)
+        matches = (
+            find_matches(self.store, flow, {rid: s.data for rid, s in eligible.items()})
+            if flow.match
+            else {}
+        )
+        candidates = sorted({c for found in matches.values() for c in found})
+        taken, freed = self._taken(flow, candidates, batch)
+        targets = self.store.snapshots(tsys, ttype, candidates)
+        creates: list[Snapshot] = []
+        for rid, snap in eligible.items():
+            found = [
+                c
+                for c in sorted(matches.get(rid, ()))
+                if (ref := Ref.text(tsys, ttype, c)) not in taken
+                and ref not in batch.claimed
+                and c in targets
+                and not targets[c].deleted
+            ]
+            if len(found) == 1:
+                target = targets[found[0]]
+                if target.ref in freed:
+                    self.release(flow, freed[target.ref], snap.ref, batch)
+                self.link_matched(flow, snap, target, batch)
+            elif len(found) > 1:
+                refs = [Ref.text(tsys, ttype, c) for c in found]
+                self.ledger.counts(flow).ambiguous += 1
+                batch.dead.append(
+                    DeadLetter(
+                        snap.ref,
+                        flow.key,
+                        "ambiguous",
+                        f"matches {len(found)} {tsys}.{ttype} records by the merge criteria; "
+                        "nothing was linked or created. Make the criteria unique, or link "
+                        "by hand, then `samband retry`.",
+                        {"candidates": refs},
+                    )
+                )
+                self.ledger.plan_line(f"ambiguous {snap.ref}: {', '.join(refs)}")
+            elif flow.config.create and creation_allowed(flow, snap.data, self.translator):
+                creates.append(snap)
+        if creates:
+            self.apply.create(flow, creates, batch)
+
+    def _taken(
+        self, flow: Flow, candidates: list[str], batch: Batch
+    ) -> tuple[set[str], dict[str, Link]]:
+        """Which candidate targets are linked in this dataflow already (a target linked
+        by another dataflow is free: a link group is one real-world thing, whichever
+        systems it is entered in), and which of those links belong to a source deleted
+        since (a record deleted and entered again: its target goes to the new one)."""
+        links = self.store.links_by(
+            flow.key, "target", [Ref.text(*flow.target, c) for c in candidates]
+        )
+        links = {ref: link for ref, link in links.items() if link.id not in batch.drop_links}
+        rids = [rid_of(link.source_ref) for link in links.values()]
+        sources = self.store.snapshots(*flow.source, rids) if rids else {}
+        freed = {
+            ref: link
+            for ref, link in links.items()
+            if (source := sources.get(rid_of(link.source_ref))) is not None and source.deleted
+        }
+        return set(links) - set(freed), freed
+
+    def release(self, flow: Flow, link: Link, new_source: str, batch: Batch) -> None:
+        """Unlink a deleted source from its target, which ``new_source`` takes over."""
+        self.apply.unlink(batch, flow, link, f"deleted in source; entered again as {new_source}")
+        self.ledger.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (entered again)")
+
+    def link_matched(self, flow: Flow, source: Snapshot, target: Snapshot, batch: Batch) -> None:
+        batch.claimed.add(target.ref)
+        self.ledger.counts(flow).linked += 1
+        batch.progress = True
+        self.ledger.plan_line(f"link {source.ref} ↔ {target.ref} (merge criteria)")
+        link = Link(Link.NEW, flow.key, source.ref, target.ref, {}, "matched")
+        self.translator.learn((source.ref, target.ref))
+        self.apply.pair(flow, link, source, target, batch)

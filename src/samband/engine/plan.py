@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from samband.engine.model import Flow, Mapping
 from samband.errors import ConversionError
+from samband.store.rows import Ref
 from samband.types import DataType, coerce, id_value
 
 MISSING = object()
@@ -86,7 +87,7 @@ def source_value(flow: Flow, m: Mapping, data: dict[str, Any], translate: Transl
             flow.source[0], m.source_ref_type, rid, flow.target[0], m.target_ref_type
         )
         if target_id is None:
-            raise WaitForParent(f"{flow.source[0]}:{m.source_ref_type or '?'}:{rid}")
+            raise WaitForParent(Ref.text(flow.source[0], m.source_ref_type or "?", rid))
         return target_id
     return coerce(raw, m.type)
 
@@ -107,7 +108,7 @@ def inverse_value(flow: Flow, m: Mapping, value: Any, translate: Translate) -> A
             flow.target[0], m.target_ref_type, value, flow.source[0], m.source_ref_type
         )
         if source_id is None:
-            raise WaitForParent(f"{flow.target[0]}:{m.target_ref_type or '?'}:{value}")
+            raise WaitForParent(Ref.text(flow.target[0], m.target_ref_type or "?", value))
         return id_value(source_id)
     if m.source_type is not None and m.source_type is not DataType.REFERENCE:
         converted = coerce(value, m.source_type)

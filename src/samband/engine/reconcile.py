@@ -16,8 +16,8 @@ again, and a changed combination would look its records up in an index of anothe
 
 from __future__ import annotations
 
-from samband.engine.collect import combination_key
 from samband.engine.model import Flow, TypeKey, TypeUse
+from samband.engine.records import combination_key
 from samband.store.store import Store
 
 

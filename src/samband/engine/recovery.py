@@ -11,34 +11,31 @@ run finishes what the interrupted one began.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from samband.connectors.base import RecordData
-from samband.engine.apply import audit_row, new_snapshot
-from samband.engine.collect import combination_key, modified_of
-from samband.engine.link import Translator
+from samband.engine.context import RunContext
 from samband.engine.model import Flow
+from samband.engine.records import combination_key, created_snapshot, modified_of
 from samband.errors import ConversionError
-from samband.store.store import Snapshot, Store, dumps, now_iso
+from samband.store.rows import AuditRow, LinkRow, Ref, Snapshot
 from samband.types import coerce, from_json
-
-if TYPE_CHECKING:
-    from samband.engine.run import Engine
 
 
 class IntentRecovery:
     """Resolves the open create intents of a store, once, at the start of a run."""
 
-    def __init__(self, engine: Engine, store: Store, translator: Translator, run_id: int) -> None:
-        self.engine, self.store, self.translator, self.run_id = engine, store, translator, run_id
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+        self.store, self.translator, self.run_id = context.store, context.translator, context.run_id
 
     def recover(self) -> set[str]:
         """Resolve every open intent; return the source refs queued again."""
         queued: set[str] = set()
         intents = self.store.open_intents()
-        flows = {f.key: f for f in self.engine.flows}
+        flows = {f.key: f for f in self.context.flows}
         for intent in intents:
             flow = flows.get(intent["dataflow"])
             with self.store.tx():
@@ -62,7 +59,7 @@ class IntentRecovery:
         return queued
 
     def _find_created(self, flow: Flow, intent: dict[str, Any]) -> RecordData | Snapshot | None:
-        connector = self.engine.connector(flow.target[0])
+        connector = self.context.connector(flow.target[0])
         if flow.target_et.external_ref_field:
             return connector.find_by_external_ref(flow.target[1], intent["external_ref"])
         values = loads_values(intent["values"])
@@ -74,9 +71,9 @@ class IntentRecovery:
                 continue
             rids = self.store.lookup_match(flow.match_index(index), [key]).get(key, [])
             linked = self.store.links_by(
-                flow.key, "target", [f"{flow.target[0]}:{flow.target[1]}:{r}" for r in rids]
+                flow.key, "target", [Ref.text(*flow.target, r) for r in rids]
             )
-            free = [r for r in rids if f"{flow.target[0]}:{flow.target[1]}:{r}" not in linked]
+            free = [r for r in rids if Ref.text(*flow.target, r) not in linked]
             if free:
                 snaps = self.store.snapshots(*flow.target, free)
                 return _one_created(flow, intent, [snaps[r] for r in free if r in snaps])
@@ -113,7 +110,7 @@ class IntentRecovery:
         self, flow: Flow, intent: dict[str, Any], record: RecordData | Snapshot
     ) -> None:
         rid = record.rid if isinstance(record, Snapshot) else record.id
-        target_ref = f"{flow.target[0]}:{flow.target[1]}:{rid}"
+        target_ref = Ref.text(*flow.target, rid)
         if self.store.links_by(flow.key, "source", [intent["source_ref"]]):
             return
         if self.store.links_by(flow.key, "target", [target_ref]):
@@ -122,22 +119,20 @@ class IntentRecovery:
         base = {m.target: values.get(m.target) for m in flow.mappings if m.direction != "backward"}
         self.store.add_links(
             [
-                {
-                    "dataflow": flow.key,
-                    "source_ref": intent["source_ref"],
-                    "target_ref": target_ref,
-                    "base": dumps(base),
-                    "how": "recovered",
-                    "created_run": self.run_id,
-                    "created_at": now_iso(),
-                }
+                LinkRow.new(
+                    flow.key, intent["source_ref"], target_ref, base, "recovered", self.run_id
+                )
             ]
         )
         if isinstance(record, RecordData):
-            use = self.engine.uses[flow.target]
-            _snap, row = new_snapshot(use, record.id, {}, record.data, modified_of(use, record), 0)
+            use = self.context.uses[flow.target]
+            _snap, row = created_snapshot(
+                use, record.id, {}, record.data, modified_of(use, record), 0
+            )
             self.store.put_snapshots([row])
-        self.store.add_audit([audit_row(self.run_id, target_ref, flow, "recover", None, base)])
+        self.store.add_audit(
+            [AuditRow.new(self.run_id, target_ref, flow.key, "recover", None, base)]
+        )
         self.translator.learn((intent["source_ref"], target_ref))
 
 

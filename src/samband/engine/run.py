@@ -1,4 +1,6 @@
-"""One run: collect → link → plan → apply → commit.  The :class:`Engine` owns it."""
+"""One run: collect → link → plan → apply → commit.  The :class:`Engine` owns it; the
+run itself (:class:`_Run`) only puts the stages in order: each stage is a module of its
+own, given the run's :class:`~samband.engine.context.RunContext`."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from samband.config.env import resolve, resolve_all
@@ -20,22 +21,13 @@ from samband.connectors.base import Connector, EntityType
 from samband.connectors.registry import create_connector
 from samband.durations import parse_interval as parse_interval  # the CLI's --every
 from samband.engine._gc import fewer_collections
-from samband.engine.apply import (
-    Batch,
-    FlowCounts,
-    audit_row,
-    conflict_row,
-    snapshot_row_of,
-    unlink,
-)
+from samband.engine.apply import Apply
+from samband.engine.batch import Batch
 from samband.engine.breaker import CircuitBreaker
-from samband.engine.collect import (
-    Collector,
-    CollectStats,
-    snapshot_row,
-)
+from samband.engine.collect import Collector, CollectStats, read_again
+from samband.engine.context import FlowCounts, Ledger, RunContext
 from samband.engine.leases import RUN_LEASE, Leases, collect_lease
-from samband.engine.link import Translator, creation_allowed, find_matches, passes_filter
+from samband.engine.link import Linker
 from samband.engine.model import (
     Flow,
     TypeKey,
@@ -44,28 +36,17 @@ from samband.engine.model import (
     compile_flows,
     type_order,
 )
-from samband.engine.plan import plan_link
 from samband.engine.reconcile import build_index, reconcile_dataflows, unbuilt_indexes
-from samband.engine.recovery import IntentRecovery
-from samband.engine.writes import Writes
+from samband.engine.translate import Translator
 from samband.errors import (
     CircuitBreakerTripped,
     ConnectorError,
-    ConversionError,
     QuotaExhausted,
     RunLocked,
     StoreError,
 )
-from samband.store.store import (
-    REFRESH,
-    Link,
-    Snapshot,
-    Store,
-    dumps,
-    now_iso,
-    split_ref,
-    store_message,
-)
+from samband.store.rows import Ref
+from samband.store.store import Store, now_iso, store_message
 
 
 class Progress(Protocol):
@@ -373,7 +354,7 @@ class Engine:
 
 
 class _Run:
-    """The state of one run in progress."""
+    """One run in progress: the order of its stages."""
 
     def __init__(
         self,
@@ -391,24 +372,25 @@ class _Run:
         self.shared = shared  # a worker's turn: see Engine.sync
         self.collect_only = False
         self.dry_run = store.dry_run
-        self.translator = Translator(store)
         self.collected: dict[TypeKey, CollectStats] = {}
-        self.waiting_seen: set[tuple[str, str]] = set()
-        self.previewed: set[tuple[str, str]] = set()  # pairs a dry run has planned
-        # in the first round of planning, deletions that would delete or archive a target
-        # are held back (see source_side)
-        self.hold_deletions = True
-        self.held_deletions = False
-        # source records of creates recovered at the start of this run (see circuit_breaker)
-        self.recovered: set[str] = set()
-        self.writes = Writes(self)
+        self.ledger = Ledger(self.dry_run, report.dataflows, report.plan, report.messages)
 
-    @property
-    def run_id(self) -> int:
-        return self.report.run_id or 0
-
-    def counts(self, flow: Flow) -> FlowCounts:
-        return self.report.dataflows[flow.key]
+    def context(self) -> RunContext:
+        """What the stages are given (the run has its id once begun)."""
+        engine = self.engine
+        return RunContext(
+            config=engine.config,
+            store=self.store,
+            connector=engine.connector,
+            flows=engine.flows,
+            uses=engine.uses,
+            children=engine.children,
+            translator=Translator(self.store),
+            ledger=self.ledger,
+            run_id=self.report.run_id or 0,
+            dry_run=self.dry_run,
+            keep_alive=self.keep_alive,
+        )
 
     def status(self) -> str:
         """How the run ended, when it ended without an error."""
@@ -429,11 +411,12 @@ class _Run:
         for use, flow, combination in unbuilt:
             with self.store.tx():
                 build_index(self.store, use, flow, combination)
-        self.recover_intents()
-        self.writes.unresolved = {row["key"] for row in self.store.open_intents()}
+        context = self.context()
+        apply = Apply(context)
+        recovered = apply.recover_intents()
         if not force:
-            self.circuit_breaker()
-        self.plan_and_apply()
+            self.circuit_breaker(context, recovered)
+        self.plan_and_apply(context, apply, Linker(context, apply))
 
     def take_plan_leases(self) -> bool:
         """Take what the planning process holds to the end of the run: the run lease
@@ -476,7 +459,7 @@ class _Run:
     def collect(self, keys: list[TypeKey], *, held: bool) -> None:
         """Read ``keys``; with ``held`` their collect leases are this process's already,
         else (a worker's turn) each type is read only if no other process holds it."""
-        collector = Collector(self.store, None if self.dry_run else self.run_id)
+        collector = Collector(self.store, None if self.dry_run else self.report.run_id)
         self.progress.phase("collect", len(keys))
         leases = self.engine.leases
         take = self.shared and not held
@@ -498,7 +481,7 @@ class _Run:
             self.collected[key] = stats
             if stats.unreadable:
                 for flow in use.as_source:
-                    self.counts(flow).errors += stats.unreadable
+                    self.ledger.counts(flow).errors += stats.unreadable
             self.report.collected[f"{key[0]}.{key[1]}"] = {
                 "read": stats.read,
                 "changed": stats.changed,
@@ -506,17 +489,10 @@ class _Run:
             }
             self.progress.advance()
 
-    def recover_intents(self) -> None:
-        """Creates that were interrupted: find what they created; never create again."""
-        if self.dry_run:
-            return
-        recovery = IntentRecovery(self.engine, self.store, self.translator, self.run_id)
-        self.recovered |= recovery.recover()
-
-    def circuit_breaker(self) -> None:
+    def circuit_breaker(self, context: RunContext, recovered: set[str]) -> None:
         """Refuse (or, in a dry run, report) a run over a dataflow's shares."""
         breaker = CircuitBreaker(
-            self.store, self.translator, self.engine.config.defaults, self.recovered
+            self.store, context.translator, self.engine.config.defaults, recovered
         )
         try:
             breaker.check(self.engine.flows)
@@ -525,8 +501,8 @@ class _Run:
                 raise
             self.report.messages.append(f"{exc} (this dry run shows the plan all the same)")
 
-    # -- plan and apply -------------------------------------------------------------
-    def plan_and_apply(self) -> None:
+    # -- link, plan and apply, chunk by chunk ---------------------------------------------
+    def plan_and_apply(self, context: RunContext, apply: Apply, linker: Linker) -> None:
         total = sum(self.store.count_dirty(*key) for key in self.engine.order)
         self.progress.phase("sync", total)
         for _round in range(self.engine.max_rounds):
@@ -542,16 +518,16 @@ class _Run:
                     if not chunk:
                         break
                     after = chunk[-1][0]
-                    batch = self.process_chunk(key, chunk)
+                    batch = self.process_chunk(context, linker, key, chunk)
                     progressed = progressed or batch.progress
                     remaining = remaining or bool(batch.keep_dirty)
                     self.progress.advance(len(chunk))
                     self.keep_alive()
-            if self.hold_deletions:
+            if linker.hold_deletions:
                 # the first round is done: every record entered again has taken its
                 # target; the deletions it held back are applied from now on
-                self.hold_deletions = False
-                if self.held_deletions:
+                linker.hold_deletions = False
+                if linker.held_deletions:
                     continue
             if not progressed:
                 break
@@ -561,422 +537,44 @@ class _Run:
 
     def _report_waiting(self) -> None:
         for flow in self.engine.flows:
-            waiting = self.counts(flow).waiting
+            waiting = self.ledger.counts(flow).waiting
             if waiting:
                 self.report.messages.append(
                     f"{flow.key}: {waiting} record(s) wait for their parent to be linked"
                 )
 
-    def process_chunk(self, key: TypeKey, chunk: list[tuple[str, int]]) -> Batch:
+    def process_chunk(
+        self, context: RunContext, linker: Linker, key: TypeKey, chunk: list[tuple[str, int]]
+    ) -> Batch:
+        """One chunk of queued records of type ``key``: read again what is to be, link
+        (and so plan and apply) for each dataflow, store the outcome in one transaction."""
         use = self.engine.uses[key]
-        system, etype = key
-        snaps = self.store.snapshots(system, etype, [rid for rid, _ in chunk])
+        snaps = self.store.snapshots(*key, [rid for rid, _ in chunk])
         batch = Batch()
         try:
-            self._refresh(use, snaps, batch)
+            read_again(context, use, snaps, batch)
             for flow in use.as_source:
-                self.source_side(flow, snaps, batch)
+                linker.source_side(flow, snaps, batch)
             for flow in use.as_target:
-                self.target_side(flow, snaps, batch)
+                linker.target_side(flow, snaps, batch)
         except ConnectorError:
             # A system became unusable (quota spent, credentials refused): store what was
             # written so far, keep every ref of the chunk queued, and end the run.
-            self.write_batch(batch, key, [])
+            self.commit(context, batch, key, [])
             raise
-        seen = [
-            (rid, dirty)
-            for rid, dirty in chunk
-            if f"{system}:{etype}:{rid}" not in batch.keep_dirty
-        ]
-        self.write_batch(batch, key, seen)
+        prefix = Ref.text(*key, "")  # + rid: the ref of a record of the chunk
+        kept = batch.keep_dirty
+        seen = [(rid, dirty) for rid, dirty in chunk if prefix + rid not in kept]
+        self.commit(context, batch, key, seen)
         return batch
 
-    def _refresh(self, use: TypeUse, snaps: dict[str, Snapshot], batch: Batch) -> None:
-        """Read again the records ``samband retry`` queued, so a fix made in their system
-        is seen even when no change feed reports it."""
-        stale = [snap for snap in snaps.values() if snap.hash == REFRESH]
-        if not stale:
-            return
-        connector = self.engine.connector(use.key[0])
-        for snap in stale:
-            record = connector.get(use.key[1], snap.rid)
-            if record is None:
-                snap.deleted = True
-                snap.data = {}
-                row = {**snapshot_row_of(snap), "hash": "deleted", "deleted": True}
-            else:
-                row = snapshot_row(use, record, 0)
-                snap.data = orjson.loads(row["data"])
-                snap.hash, snap.modified = row["hash"], row["modified"]
-            batch.snapshots[snap.ref] = {**row, "dirty": 0}
-
-    def write_batch(self, batch: Batch, key: TypeKey, seen: list[tuple[str, int]]) -> None:
-        store = self.store
-        with store.tx():
-            if batch.drop_links:
-                store.delete_links(batch.drop_links)
-            store.add_links(batch.links)
-            store.set_bases(list(batch.bases.items()))
-            store.put_snapshots(list(batch.snapshots.values()))
-            for name, entries in batch.match.items():
-                store.set_match_keys(name, entries)
-            store.add_audit(batch.audit)
-            for flow_key, refs in batch.resolved.items():
-                store.resolve_dead_letters(refs, flow_key)
-            for ref, flow_key, kind, reason, details in batch.dead:
-                store.add_dead_letter(ref, flow_key, kind, reason, details, self.run_id)
-            for flow_key, refs in batch.waiting_done.items():
-                store.done_waiting(flow_key, refs)
-            store.remove_intents(batch.intents_done)
-            store.clear_dirty(key[0], key[1], seen)
-            if batch.requeue:
-                store.set_dirty(sorted(batch.requeue))
-        self.translator.settled()
-
-    # -- source side ---------------------------------------------------------------------
-    def _prefetch(self, flow: Flow, snaps: list[Snapshot], side: str) -> None:
-        refs: set[str] = set()
-        for m in flow.mappings:
-            if not m.is_reference:
-                continue
-            system, etype, path = (
-                (flow.source[0], m.source_ref_type, m.source)
-                if side == "source"
-                else (flow.target[0], m.target_ref_type, m.target)
-            )
-            if etype is None:
-                continue
-            for snap in snaps:
-                value = snap.data.get(path)
-                if value not in (None, "", 0):
-                    refs.add(f"{system}:{etype}:{value}")
-        if refs:
-            self.translator.prefetch(refs)
-
-    def source_side(self, flow: Flow, snaps: dict[str, Snapshot], batch: Batch) -> None:
-        refs = [snap.ref for snap in snaps.values()]
-        links = self.store.links_by(flow.key, "source", refs)
-        self._prefetch(flow, list(snaps.values()), "source")
-        target_rids = [split_ref(link.target_ref)[2] for link in links.values()]
-        targets = self.store.snapshots(*flow.target, target_rids)
-        if targets:
-            self._prefetch(flow, list(targets.values()), "target")
-        unlinked: dict[str, Snapshot] = {}
-        deleted: list[Link] = []
-        for snap in snaps.values():
-            link = links.get(snap.ref)
-            if snap.deleted:
-                if link is not None:
-                    deleted.append(link)
-                continue
-            if link is None:
-                unlinked[snap.rid] = snap
-                continue
-            target = targets.get(split_ref(link.target_ref)[2])
-            if target is None or target.deleted:
-                continue  # the target side unlinks it
-            self.sync_pair(flow, link, snap, target, batch)
-        if unlinked:
-            self.link_or_create(flow, unlinked, batch)
-        # after linking: a record deleted and entered again since the last run has given
-        # its target to the new one (see link_or_create), which its deletion leaves alone.
-        # A deletion that deletes or archives its target waits for the first round to end,
-        # so a record entered again in a later chunk takes the target over first.
-        for link in deleted:
-            if link.id in batch.drop_links:
-                continue
-            if self.hold_deletions and flow.config.on_delete != "unlink":
-                self.held_deletions = True
-                batch.keep_dirty.add(link.source_ref)
-                continue
-            target_rid = split_ref(link.target_ref)[2]
-            self.writes.source_deleted(flow, link, targets.get(target_rid), batch)
-
-    def target_side(self, flow: Flow, snaps: dict[str, Snapshot], batch: Batch) -> None:
-        refs = [snap.ref for snap in snaps.values()]
-        links = self.store.links_by(flow.key, "target", refs)
-        if not links:
-            return
-        sources = self.store.snapshots(
-            *flow.source, [split_ref(lk.source_ref)[2] for lk in links.values()]
-        )
-        self._prefetch(flow, list(sources.values()), "source")
-        self._prefetch(flow, list(snaps.values()), "target")
-        for snap in snaps.values():
-            link = links.get(snap.ref)
-            if link is None:
-                continue
-            if snap.deleted:
-                unlink(batch, self.run_id, flow, link, "deleted in target")
-                self.translator.forget(link.source_ref, link.target_ref)
-                self.requeue_children(link, batch)
-                self.plan_line(f"unlink {link.source_ref} ↔ {snap.ref} (target deleted)")
-                continue
-            source = sources.get(split_ref(link.source_ref)[2])
-            if source is None or source.deleted:
-                continue
-            self.sync_pair(flow, link, source, snap, batch)
-
-    def requeue_children(self, link: Link, batch: Batch) -> None:
-        """A parent lost its counterpart: its children, on either side, are planned again,
-        so they wait for a new counterpart (and follow it) instead of keeping a reference
-        to the deleted record until they are edited."""
-        children = self.engine.children
-        for ref in (link.source_ref, link.target_ref):
-            system, etype, rid = split_ref(ref)
-            for child, path in children.get((system, etype), ()):
-                rids = self.store.referring(*child, path, [rid])
-                batch.requeue.update(f"{child[0]}:{child[1]}:{r}" for r in rids)
-
-    def link_or_create(self, flow: Flow, unlinked: dict[str, Snapshot], batch: Batch) -> None:
-        tsys, ttype = flow.target
-        eligible = {}
-        for rid, snap in unlinked.items():
-            try:
-                if passes_filter(flow, snap.data):
-                    eligible[rid] = snap
-            except ConversionError as exc:
-                self.quarantine(flow, snap.ref, "conversion", str(exc), batch)
-        matches = (
-            find_matches(self.store, flow, {rid: s.data for rid, s in eligible.items()})
-            if flow.match
-            else {}
-        )
-        candidates = sorted({c for found in matches.values() for c in found})
-        taken, freed = self._taken(flow, candidates, batch)
-        targets = self.store.snapshots(tsys, ttype, candidates)
-        creates: list[Snapshot] = []
-        for rid, snap in eligible.items():
-            found = [
-                c
-                for c in sorted(matches.get(rid, ()))
-                if f"{tsys}:{ttype}:{c}" not in taken
-                and f"{tsys}:{ttype}:{c}" not in batch.claimed
-                and c in targets
-                and not targets[c].deleted
-            ]
-            if len(found) == 1:
-                target = targets[found[0]]
-                if target.ref in freed:
-                    self.release(flow, freed[target.ref], snap.ref, batch)
-                self.link_matched(flow, snap, target, batch)
-            elif len(found) > 1:
-                refs = [f"{tsys}:{ttype}:{c}" for c in found]
-                self.counts(flow).ambiguous += 1
-                batch.dead.append(
-                    (
-                        snap.ref,
-                        flow.key,
-                        "ambiguous",
-                        f"matches {len(found)} {tsys}.{ttype} records by the merge criteria; "
-                        "nothing was linked or created. Make the criteria unique, or link "
-                        "by hand, then `samband retry`.",
-                        {"candidates": refs},
-                    )
-                )
-                self.plan_line(f"ambiguous {snap.ref}: {', '.join(refs)}")
-            elif flow.config.create and creation_allowed(flow, snap.data, self.translator):
-                creates.append(snap)
-        if creates:
-            self.writes.create(flow, creates, batch)
-
-    def _taken(
-        self, flow: Flow, candidates: list[str], batch: Batch
-    ) -> tuple[set[str], dict[str, Link]]:
-        """Which candidate targets are linked in this dataflow already (a target linked
-        by another dataflow is free: a link group is one real-world thing, whichever
-        systems it is entered in), and which of those links belong to a source deleted
-        since (a record deleted and entered again: its target goes to the new one)."""
-        tsys, ttype = flow.target
-        links = self.store.links_by(flow.key, "target", [f"{tsys}:{ttype}:{c}" for c in candidates])
-        links = {ref: link for ref, link in links.items() if link.id not in batch.drop_links}
-        rids = [split_ref(link.source_ref)[2] for link in links.values()]
-        sources = self.store.snapshots(*flow.source, rids) if rids else {}
-        freed = {
-            ref: link
-            for ref, link in links.items()
-            if (source := sources.get(split_ref(link.source_ref)[2])) is not None and source.deleted
-        }
-        return set(links) - set(freed), freed
-
-    def release(self, flow: Flow, link: Link, new_source: str, batch: Batch) -> None:
-        """Unlink a deleted source from its target, which ``new_source`` takes over."""
-        unlink(batch, self.run_id, flow, link, f"deleted in source; entered again as {new_source}")
-        self.translator.forget(link.source_ref, link.target_ref)
-        self.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (entered again)")
-
-    def link_matched(self, flow: Flow, source: Snapshot, target: Snapshot, batch: Batch) -> None:
-        batch.claimed.add(target.ref)
-        self.counts(flow).linked += 1
-        batch.progress = True
-        self.plan_line(f"link {source.ref} ↔ {target.ref} (merge criteria)")
-        link = Link(-1, flow.key, source.ref, target.ref, {}, "matched")
-        self.translator.learn((source.ref, target.ref))
-        self.sync_pair(flow, link, source, target, batch)
-
-    def sync_pair(
-        self, flow: Flow, link: Link, source: Snapshot, target: Snapshot, batch: Batch
+    def commit(
+        self, context: RunContext, batch: Batch, key: TypeKey, seen: list[tuple[str, int]]
     ) -> None:
-        if source.ref in self.writes.deferred or target.ref in self.writes.deferred:
-            # a write to one of them failed in a way that may pass: the next run tries again
-            batch.keep_dirty.update((source.ref, target.ref))
-            return
-        if self.dry_run:
-            # a dry run writes no snapshot: a pair queued on both sides is shown once
-            if (flow.key, source.ref) in self.previewed:
-                return
-            self.previewed.add((flow.key, source.ref))
-        try:
-            plan = plan_link(flow, link.base, source, target, self.translator)
-        except ConversionError as exc:
-            self.quarantine(flow, source.ref, "conversion", str(exc), batch)
-            return
-        for parent in plan.waiting:
-            self.wait_for_parent(flow, source, parent, batch)
-        new_base = dict(link.base)
-        new_base.update(plan.base)
-        conflicts = []
-        for conflict in plan.conflicts:
-            self.counts(flow).conflicts += 1
-            conflicts.append(
-                conflict_row(
-                    self.run_id,
-                    flow,
-                    source.ref,
-                    target.ref,
-                    conflict.property,
-                    conflict.base,
-                    conflict.source_value,
-                    conflict.target_value,
-                    conflict.winner,
-                    conflict.reason,
-                )
-            )
-        if conflicts and not self.dry_run:
-            # Stored before the write that overwrites the losing value, so that no crash
-            # can lose an edit without its record.
-            with self.store.tx():
-                self.store.add_conflicts(conflicts)
-        outcomes = set()
-        if plan.to_target:
-            outcomes.add(
-                self.writes.update(
-                    flow,
-                    flow.target,
-                    target,
-                    plan.to_target,
-                    batch,
-                    new_base,
-                    "target",
-                    link.base,
-                    source.modified,
-                )
-            )
-        if plan.to_source:
-            outcomes.add(
-                self.writes.update(
-                    flow,
-                    flow.source,
-                    source,
-                    plan.to_source,
-                    batch,
-                    new_base,
-                    "source",
-                    link.base,
-                    target.modified,
-                )
-            )
-        failed = bool(outcomes - {"written"})
-        if "transient" in outcomes:
-            # the pair stays queued: whichever of the two this chunk holds is not cleared
-            batch.keep_dirty.update((source.ref, target.ref))
-        if link.id < 0:
-            batch.links.append(
-                {
-                    "dataflow": flow.key,
-                    "source_ref": source.ref,
-                    "target_ref": target.ref,
-                    "base": dumps(new_base),
-                    "how": link.how,
-                    "created_run": self.run_id,
-                    "created_at": now_iso(),
-                }
-            )
-            batch.audit.append(
-                audit_row(
-                    self.run_id,
-                    target.ref,
-                    flow,
-                    "link",
-                    None,
-                    {"linked_to": source.ref, "how": link.how},
-                )
-            )
-        elif new_base != link.base:
-            batch.bases[link.id] = new_base
-        if not failed and not plan.waiting:
-            # a reference that still waits keeps its count of runs (and its report)
-            batch.ok(flow, source.ref)
-            batch.waiting_done.setdefault(flow.key, set()).add(source.ref)
-
-    # -- bookkeeping -------------------------------------------------------------------
-    def _parent_exists(self, parent: str) -> bool:
-        system, etype, _rid = split_ref(parent)
-        if etype == "?" or (system, etype) not in self.engine.uses:
-            return False
-        snap = self.store.snapshot(parent)
-        return snap is not None and not snap.deleted
-
-    def wait_for_parent(self, flow: Flow, snap: Snapshot, parent: str, batch: Batch) -> None:
-        """``snap`` refers to ``parent``, which has no counterpart yet: wait for it — or,
-        when the parent does not exist (deleted, never synchronized), quarantine."""
-        if not self._parent_exists(parent):
-            self.quarantine(
-                flow,
-                snap.ref,
-                "reference",
-                f"refers to {parent}, which does not exist (deleted?) or is not synchronized "
-                "by any dataflow; the reference is left as it is",
-                batch,
-                {"parent": parent},
-            )
-            return
-        batch.keep_dirty.add(snap.ref)
-        if (flow.key, snap.ref) not in self.waiting_seen:  # once per record, not per round
-            self.waiting_seen.add((flow.key, snap.ref))
-            self.counts(flow).waiting += 1
-        if self.dry_run:
-            self.plan_line(f"wait {snap.ref}: parent {parent} is not linked yet")
-            return
-        runs = self.store.note_waiting(flow.key, snap.ref, parent, self.run_id)
-        if runs > self.engine.config.defaults.max_parent_wait_runs:
-            # a source reference waits for a counterpart in the target, a target
-            # reference (flowing back) for one in the source
-            other = flow.source[0] if parent.startswith(f"{flow.target[0]}:") else flow.target[0]
-            batch.dead.append(
-                (
-                    snap.ref,
-                    flow.key,
-                    "waiting",
-                    f"has waited {runs} runs for its parent {parent}, which has no "
-                    f"counterpart in {other}; check that the parent is synchronized "
-                    f"(`samband links {parent}` shows its links)",
-                    {"parent": parent},
-                )
-            )
-
-    def quarantine(
-        self, flow: Flow, ref: str, kind: str, reason: str, batch: Batch, details: Any = None
-    ) -> None:
-        self.counts(flow).errors += 1
-        batch.dead.append((ref, flow.key, kind, reason, details))
-        self.plan_line(f"quarantine {ref}: {reason}")
+        batch.store(self.store, key, seen, context.run_id)
+        context.translator.settled()
 
     def keep_alive(self) -> None:
         """Renew the leases this run holds that are due (a write-free check otherwise)."""
         if not self.dry_run:
             self.engine.leases.renew_all(self.store)
-
-    def plan_line(self, line: str) -> None:
-        if self.dry_run:
-            self.report.plan.append(line)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import Connection, Table, func, inspect, select
+from sqlalchemy import Connection, Table, func, inspect, select, update
 
 from samband.store import schema as s
 
@@ -110,6 +110,21 @@ def _v4(conn: Connection) -> None:
         )
 
 
+def _v5(conn: Connection) -> None:
+    """A snapshot to be read again before it is planned is flagged in a column of its
+    own (``refresh``) instead of by the text "refresh" in place of its content hash; such
+    a snapshot keeps no hash (whatever is read next is a change)."""
+    columns = {c["name"] for c in inspect(conn).get_columns(s.snapshots.name)}
+    if "refresh" not in columns:  # a store rebuilt by an earlier step has it already
+        no = "0" if conn.dialect.name == "sqlite" else "false"
+        conn.exec_driver_sql(
+            f"ALTER TABLE samband_snapshots ADD COLUMN refresh BOOLEAN NOT NULL DEFAULT {no}"
+        )
+    conn.execute(
+        update(s.snapshots).where(s.snapshots.c.hash == "refresh").values(refresh=True, hash="")
+    )
+
+
 def _move_dirty_marks(conn: Connection) -> bool:
     """Create the dirty queue and copy the snapshots' dirty marks into it; False when the
     snapshots have no dirty column (any more)."""
@@ -145,8 +160,10 @@ def _rebuild_sqlite(conn: Connection, table: Table) -> None:
     _ddl(conn, "ALTER TABLE {} RENAME TO {}", table.name, old)
     for index in inspect(conn).get_indexes(old):
         _ddl(conn, "DROP INDEX {}", str(index["name"]))
+    kept = {c["name"] for c in inspect(conn).get_columns(old)}
     table.create(conn)
-    names = [c.name for c in table.columns]
+    # a column added since takes its default
+    names = [c.name for c in table.columns if c.name in kept]
     columns = "{}" + ", {}" * (len(names) - 1)
     _ddl(
         conn,
@@ -165,7 +182,12 @@ def _ddl(conn: Connection, template: str, *identifiers: str) -> None:
     conn.exec_driver_sql(template.format(*(quote(name) for name in identifiers)))
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(2, _v2), (3, _v3), (4, _v4)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (2, _v2),
+    (3, _v3),
+    (4, _v4),
+    (5, _v5),
+]
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import BigInteger
 
@@ -41,6 +42,9 @@ snapshots = Table(
     Column("modified", String(40)),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("seen_run", BigId),
+    # read the record again from its system before it is planned (`samband retry`, or an
+    # update that found the record edited since it was read)
+    Column("refresh", Boolean, nullable=False, default=False, server_default=false()),
     sqlite_with_rowid=False,
 )
 
