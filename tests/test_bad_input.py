@@ -25,7 +25,7 @@ from samband.config import parse_config
 from samband.engine.run import Engine
 from samband.kinds.memory.connector import MemoryDataset, dataset, forget_dataset
 from samband.kinds.rest.sandbox import DEFAULT_TOKEN, CustomCrmSandbox
-from samband.store.rows import Ref
+from samband.store import Ref
 
 CONFIG = """\
 store: sqlite:///{dir}/state.db

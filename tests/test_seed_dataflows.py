@@ -30,7 +30,7 @@ from samband import sampledata
 from samband.config.model import Dataflow
 from samband.demo import World, start_world, token_key
 from samband.mapping import get_path
-from samband.store.rows import Ref
+from samband.store import Ref
 from samband.types import DataType, coerce
 
 pytestmark = pytest.mark.xdist_group("seed_dataflows")

@@ -42,8 +42,7 @@ from samband.kinds.webcrm.sandbox import SANDBOX_API_TOKEN, WebCrmSandbox
 from samband.mapping import get_path
 from samband.sandbox._base import SandboxServer
 from samband.secrets import TokenStore
-from samband.store.rows import Ref
-from samband.store.store import Store
+from samband.store import Ref, Store
 from tests.support.convergence import check_agreement, check_edits, check_no_duplicates
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,9 +26,8 @@ from hypothesis import Phase
 from samband.config import parse_config
 from samband.config.model import Config
 from samband.kinds.memory.connector import dataset
-from samband.store import schema
-from samband.store.rows import Ref, loads
-from samband.store.store import Store
+from samband.store import Ref, Store, schema
+from samband.store.rows import loads
 from samband.types import coerce
 
 # Shrinking a long stateful run can take many minutes; the failing steps are printed.

@@ -24,8 +24,7 @@ from samband.engine.inspect import Inspector
 from samband.engine.model import normalize
 from samband.engine.run import Engine
 from samband.errors import CircuitBreakerTripped, RecordError, TransientError
-from samband.store import schema
-from samband.store.rows import Ref
+from samband.store import Ref, schema
 from tests.support.convergence import (
     EDITABLE,
     EDITABLE_WIDE,

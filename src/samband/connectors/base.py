@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from samband.config.model import SystemConfig
 from samband.errors import NotFound, RecordError
-from samband.store.rows import Ref
+from samband.store import Ref
 from samband.types import DataType
 
 

@@ -33,8 +33,7 @@ from samband.qa.model import (
     SectionResult,
 )
 from samband.qa.values import source_value_for, value_for
-from samband.store import schema
-from samband.store.rows import Ref
+from samband.store import Ref, schema
 from samband.types import DataType, coerce
 
 TypeKey = tuple[str, str]
