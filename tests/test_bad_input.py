@@ -25,6 +25,7 @@ from samband.config import parse_config
 from samband.engine.run import Engine
 from samband.kinds.memory.connector import MemoryDataset, dataset, forget_dataset
 from samband.kinds.rest.sandbox import DEFAULT_TOKEN, CustomCrmSandbox
+from samband.store import Ref
 
 CONFIG = """\
 store: sqlite:///{dir}/state.db
@@ -225,7 +226,9 @@ def test_missing_references_and_ambiguous_merges(world: World) -> None:
     second = world.sync()  # max_parent_wait_runs: 1 → the orphan is quarantined now
     assert second["status"] == "ok", second
     errors = world.errors()
-    reasons = {ref.split(":")[1]: f"{row['kind']}: {row['reason']}" for ref, row in errors.items()}
+    reasons = {
+        Ref.parse(ref).etype: f"{row['kind']}: {row['reason']}" for ref, row in errors.items()
+    }
     assert set(reasons) == {"Company", "Person"}, errors
     assert "ambiguous" in reasons["Company"] and "Fjord" not in reasons["Company"], reasons
     assert "Company:999" in reasons["Person"], reasons

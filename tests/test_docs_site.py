@@ -55,6 +55,11 @@ def test_the_generated_references_are_current() -> None:
         assert _generator(name).render() == committed, f"run `python docs/{name}.py`"
 
 
+def test_every_configuration_key_is_described() -> None:
+    """Each key of the configuration reference says what it does (a field docstring)."""
+    assert _generator("gen_config").undescribed() == []
+
+
 def test_readme_opens_with_the_two_commands() -> None:
     text = README.read_text(encoding="utf-8")
     first_block = text.split("```sh", 1)[1].split("```", 1)[0]

@@ -30,6 +30,7 @@ from samband import sampledata
 from samband.config.model import Dataflow
 from samband.demo import World, start_world, token_key
 from samband.mapping import get_path
+from samband.store import Ref
 from samband.types import DataType, coerce
 
 pytestmark = pytest.mark.xdist_group("seed_dataflows")
@@ -141,7 +142,7 @@ def assert_mapped(world: World, systems: Systems, flow: Dataflow, source_id: str
             t_ref_type = t_et.property(mapping.target).references  # type: ignore[union-attr]
             expected = linked(
                 world,
-                f"{flow.source_system}:{s_ref_type}:{s_value}",
+                Ref.text(flow.source_system, s_ref_type, s_value),
                 flow.target_system,
                 str(t_ref_type),
             )

@@ -17,8 +17,7 @@ from samband.engine.leases import RUN_LEASE
 from samband.engine.run import Engine
 from samband.errors import CircuitBreakerTripped, RunLocked
 from samband.kinds.memory.connector import dataset
-from samband.store import schema
-from samband.store.store import Store
+from samband.store import Store, schema
 from tests.support.convergence import EditDuringTheRun
 
 SYSTEMS = """

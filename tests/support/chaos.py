@@ -42,7 +42,7 @@ from samband.kinds.webcrm.sandbox import SANDBOX_API_TOKEN, WebCrmSandbox
 from samband.mapping import get_path
 from samband.sandbox._base import SandboxServer
 from samband.secrets import TokenStore
-from samband.store.store import Store
+from samband.store import Ref, Store
 from tests.support.convergence import check_agreement, check_edits, check_no_duplicates
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -318,7 +318,7 @@ class ChaosWorld:
                 continue
             candidates = sorted(rows)
             if (system, etype) in UNKEYED:
-                candidates = [r for r in candidates if f"{system}:{etype}:{r}" in self.linked()]
+                candidates = [r for r in candidates if Ref.text(system, etype, r) in self.linked()]
                 if not candidates:
                     continue
             rid = rng.choice(candidates)

@@ -26,8 +26,8 @@ from hypothesis import Phase
 from samband.config import parse_config
 from samband.config.model import Config
 from samband.kinds.memory.connector import dataset
-from samband.store import schema
-from samband.store.store import Store, loads, split_ref
+from samband.store import Ref, Store, schema
+from samband.store.rows import loads
 from samband.types import coerce
 
 # Shrinking a long stateful run can take many minutes; the failing steps are printed.
@@ -310,8 +310,8 @@ def check_agreement(world: World, store: Store, config: Config) -> list[str]:
 
     for flow in config.dataflows:
         for link in store.all_links(flow.key):
-            s_sys, s_type, s_id = split_ref(link.source_ref)
-            t_sys, t_type, t_id = split_ref(link.target_ref)
+            s_sys, s_type, s_id = Ref.parse(link.source_ref)
+            t_sys, t_type, t_id = Ref.parse(link.target_ref)
             source = records(s_sys, s_type).get(s_id)
             target = records(t_sys, t_type).get(t_id)
             if source is None or target is None:
@@ -326,7 +326,7 @@ def check_agreement(world: World, store: Store, config: Config) -> list[str]:
                         # the target's reference flows back only once its parent has a
                         # counterpart in the source; until then the child waits, and says
                         # so (a parent deleted since is reported: nothing to translate)
-                        parent = f"{t_sys}:{prop.target_ref}:{t_val}"
+                        parent = Ref.text(t_sys, prop.target_ref, t_val)
                         counterpart = any(
                             r.startswith(f"{s_sys}:{prop.source_ref}:")
                             for r in link_map.get(parent, set())
@@ -346,14 +346,14 @@ def check_agreement(world: World, store: Store, config: Config) -> list[str]:
                         ok = True
                     else:
                         wanted = {
-                            split_ref(r)[2]
-                            for r in link_map.get(f"{s_sys}:{prop.source_ref}:{s_val}", set())
+                            Ref.parse(r).id
+                            for r in link_map.get(Ref.text(s_sys, prop.source_ref, s_val), set())
                             if r.startswith(f"{t_sys}:{prop.target_ref}:")
                         }
                         # a parent without a counterpart (its counterpart was deleted in
                         # the target), or a target reference to a parent that has none in
                         # the source: the child waits for it, and says so
-                        parent = f"{t_sys}:{prop.target_ref}:{t_val}"
+                        parent = Ref.text(t_sys, prop.target_ref, t_val)
                         counterpart = t_val in (None, "") or any(
                             r.startswith(f"{s_sys}:{prop.source_ref}:")
                             for r in link_map.get(parent, set())
@@ -420,11 +420,12 @@ def check_orphans(
             if not ext:
                 continue
             counts[ext] = counts.get(ext, 0) + 1
-            s_sys, s_type, s_id = split_ref(ext)
+            s_sys, s_type, s_id = Ref.parse(ext)
             if s_id not in world.records(s_sys, s_type):
                 continue  # its source was deleted; with on_delete: unlink the target stays
-            if f"{system}:{etype}:{rid}" not in links.get(ext, set()):
-                problems.append(f"{system}:{etype}:{rid} (created for {ext}) is not linked to it")
+            created = Ref.text(system, etype, rid)
+            if created not in links.get(ext, set()):
+                problems.append(f"{created} (created for {ext}) is not linked to it")
         problems.extend(
             f"{system}.{etype}: {n} records created for {ext}" for ext, n in counts.items() if n > 1
         )

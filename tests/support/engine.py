@@ -51,3 +51,9 @@ dataflows:
       - {from: email, to: email, type: string}
       - {from: amount, to: amount, type: decimal}
 """
+
+
+def sync(text: str) -> dict[str, Any]:
+    """One run of the config ``text`` (YAML) on a new engine: its report as a dict."""
+    with Engine(parse_config(text).config) as engine:
+        return engine.sync().to_dict()

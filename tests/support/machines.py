@@ -24,7 +24,7 @@ from samband.engine.inspect import Inspector
 from samband.engine.model import normalize
 from samband.engine.run import Engine
 from samband.errors import CircuitBreakerTripped, RecordError, TransientError
-from samband.store import schema
+from samband.store import Ref, schema
 from tests.support.convergence import (
     EDITABLE,
     EDITABLE_WIDE,
@@ -146,12 +146,12 @@ class SyncMachine(RuleBasedStateMachine):
     def _supersede(self, key: tuple[str, str], rid: str, path: str) -> None:
         """A later edit supersedes earlier ones of the same field, and — since an earlier
         edit may have been synced by a run that crashed afterwards — of its link group."""
-        group = self._link_group(f"{key[0]}:{key[1]}:{rid}")
+        group = self._link_group(Ref.text(key[0], key[1], rid))
         self.edits = [
             e
             for e in self.edits
             if (e.system, e.etype, e.rid, e.path) != (*key, rid, path)
-            and f"{e.system}:{e.etype}:{e.rid}" not in group
+            and Ref.text(e.system, e.etype, e.rid) not in group
         ]
 
     def _link_group(self, ref: str) -> set[str]:
@@ -163,7 +163,7 @@ class SyncMachine(RuleBasedStateMachine):
         for system, etype in self.editable:
             for rid, record in self.world.records(system, etype).items():
                 if record.get("ext"):
-                    created = f"{system}:{etype}:{rid}"
+                    created = Ref.text(system, etype, rid)
                     stamped.setdefault(str(record["ext"]), set()).add(created)
                     stamped.setdefault(created, set()).add(str(record["ext"]))
         seen, frontier = {ref}, [ref]
@@ -345,13 +345,13 @@ class WideSyncMachine(SyncMachine):
             if normalize(c.get("org"), "orgno") == org
         ]
         if old in links and org and len(same_org) == 1 and len(twins) == 1:
-            self.reentered.append((f"crm:Company:{new}", links[old].target_ref))
+            self.reentered.append((Ref.text("crm", "Company", new), links[old].target_ref))
 
     def _check_reentered(self) -> None:
         store = self.engine.store()
         for new, target in self.reentered:
-            system, etype, rid = target.split(":", 2)
-            new_rid = new.split(":", 2)[2]
+            system, etype, rid = Ref.parse(target)
+            new_rid = Ref.parse(new).id
             if rid not in self.world.records(system, etype):
                 continue
             if new_rid not in self.world.records("crm", "Company"):

@@ -31,15 +31,17 @@ NORMALIZERS = ("trim", "casefold", "digits", "email", "phone", "orgno", "alnum",
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
 
 
 class EntityTypeConfig(BaseModel):
     """Kind-specific settings of one entity type (table, path, id field, ...)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
 
     read_only: bool | None = None
+    """True: Samband never writes this entity type; an edit made on the other side of a dataflow is
+    reverted instead of sent (default: what the kind says)."""
 
     def settings(self) -> dict[str, Any]:
         return dict(self.model_extra or {}) | (
@@ -50,16 +52,26 @@ class EntityTypeConfig(BaseModel):
 class SystemConfig(BaseModel):
     """One configured connection.  Settings beyond these keys belong to the kind."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
 
     kind: str
+    """The kind of system: `poweroffice-go`, `exact-online`, `crmoffice`, `webcrm`, `sql` or `rest`
+    (`samband validate` lists the installed kinds)."""
     label: str | None = None
+    """How the generated documents name the system (default: the system id)."""
     credentials: dict[str, str] = Field(default_factory=dict)
+    """Secrets by name (`token`, `client_id`, ...), written as `${ENV_VAR}` references that are
+    resolved at run time from the environment or the keyring, never stored."""
     entity_types: dict[str, EntityTypeConfig] = Field(default_factory=dict)
+    """The entity types used from this system, each with its kind's settings (table, path, id field,
+    ...)."""
     priority: int = 0
-    # Read a record before updating it, where the update itself cannot check what it
-    # overwrites (None: the connector's default, see Connector.verify_updates).
+    """Wins ties: when both sides of a dataflow changed a property at the same time, the system with
+    the higher number keeps its value (equal: the source)."""
     check_before_update: bool | None = None
+    """Read a record just before updating it where the update itself cannot check what it
+    overwrites, so that an edit made during the run is not overwritten unseen (one more call per
+    update; default: the connector's choice)."""
 
     def settings(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -67,8 +79,12 @@ class SystemConfig(BaseModel):
 
 class MatchTerm(_Model):
     source: str = Field(alias="from")
+    """The property path in the source record (key `from`)."""
     target: str = Field(alias="to")
+    """The property path in the target record (key `to`)."""
     normalize: str | None = None
+    """How both values are normalised before comparing: `trim`, `casefold`, `digits`, `email`,
+    `phone`, `orgno`, `alnum` or `none` (default: guessed from the property name)."""
 
     @field_validator("normalize")
     @classmethod
@@ -80,14 +96,22 @@ class MatchTerm(_Model):
 
 class PropertyMapping(_Model):
     source: str = Field(alias="from")
+    """The property path in the source record (key `from`; nested with dots, `MailAddress.City`)."""
     target: str = Field(alias="to")
+    """The property path in the target record (key `to`; nested with dots)."""
     type: DataType | None = None
-    # For references: the entity type the value points at, on each side.  When absent,
-    # it is taken from the connector's schema.
+    """The data type in the target: `string`, `integer`, `decimal`, `float`, `boolean`, `date`,
+    `datetime` or `reference`; a value that would lose information is refused (empty or `N/A`:
+    the target's schema decides)."""
     source_ref: str | None = None
+    """For a reference: the entity type the source value points at (default: from the source
+    system's schema)."""
     target_ref: str | None = None
-    # "both" (default), "forward" (source → target only) or "backward".
+    """For a reference: the entity type the target value points at (default: from the target
+    system's schema)."""
     direction: Literal["both", "forward", "backward"] = "both"
+    """Which way edits flow: `both`, `forward` (source to target only) or `backward` (target to
+    source only)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -105,10 +129,13 @@ class CreateRule(_Model):
     """
 
     connected_to: list[str]
+    """The entity types the source record must be connected to (through its references) before its
+    target is created."""
     synchronized_into: str
-    # The property paths of the source record that hold the connection (one per entry of
-    # connected_to); when absent, the reference mappings of the dataflow are used.
+    """The entity type those connected records must already be synchronized into."""
     via: list[str] | None = None
+    """The source property paths that hold the connections, one per entry of `connected_to`
+    (default: the dataflow's reference mappings)."""
 
 
 Scalar = str | int | float | bool | Decimal | None
@@ -118,26 +145,54 @@ class FilterRule(_Model):
     """Only records meeting ``where`` are synchronized; ``text`` is how documents say it."""
 
     text: str
+    """How the generated documents word the filter, e.g. "When a customer is active"."""
     where: dict[str, Any] = Field(default_factory=dict)
+    """The values a source record must have to be synchronized: `{path: value}` for equality, or
+    `{path: {op: value}}` with `eq`, `ne`, `gt`, `ge`, `lt`, `le` or `in`."""
 
 
 class Dataflow(_Model):
     id: str | None = None
+    """The dataflow's name in the store, reports and commands (default: `SOURCE->TARGET`)."""
     source: str
+    """The entity type whose every record is synchronized: `SYSTEM.TYPE`."""
     target: str
+    """The entity type each source record is synchronized with: `SYSTEM.TYPE`."""
     source_label: str | None = None
+    """How the generated documents name the source type (default: the system part and the type
+    name)."""
     target_label: str | None = None
+    """How the generated documents name the target type (default: the system part and the type
+    name)."""
     source_system_label: str | None = None
+    """How this dataflow's document names the source system (default: the system's `label`)."""
     target_system_label: str | None = None
+    """How this dataflow's document names the target system (default: the system's `label`)."""
     create: bool = True
+    """Create a target record when no existing one matches; false: only link records that match."""
     create_when: CreateRule | None = None
+    """Create a target only when the source record is connected to records that are synchronized
+    (default: every unmatched source record gets one)."""
     filter: FilterRule | None = None
+    """Only source records that meet this rule are synchronized (default: all)."""
     match: list[list[MatchTerm]] = Field(default_factory=list)
+    """Merge criteria: combinations of properties that identify the same thing in both systems; a
+    combination that matches exactly one record links it instead of creating a duplicate."""
     properties: list[PropertyMapping] = Field(default_factory=list)
+    """The mapped properties; once two records are linked, an edit of one of them on either side is
+    synced to the other (unless its `direction` says otherwise)."""
     on_delete: DeletePolicy = "unlink"
-    priority: str | None = None  # the system that wins a tie in a conflict
+    """What a deletion does to the linked record: `unlink` (keep it, forget the link), `propagate`
+    (delete it too) or `archive` (set its inactive or archived flag)."""
+    priority: str | None = None
+    """The system id that wins a tie in a conflict of this dataflow (default: the system with the
+    higher `priority`)."""
     max_delete_share: float | None = None
+    """Circuit breaker: the largest share (0 to 1) of a type's records one run may delete; a run
+    that would delete more is refused (default: `defaults.max_delete_share`)."""
     max_change_share: float | None = None
+    """Circuit breaker: the largest share (0 to 1) of a type's records one run may change, in either
+    system (default: `defaults.max_change_share`)."""
 
     @field_validator("source", "target")
     @classmethod
@@ -169,18 +224,32 @@ class Dataflow(_Model):
 
 class Defaults(_Model):
     max_delete_share: float = 0.5
+    """Circuit breaker of every dataflow: the largest share (0 to 1) of a type's records one run may
+    delete."""
     max_change_share: float = 0.9
+    """Circuit breaker of every dataflow: the largest share (0 to 1) of a type's records one run may
+    change."""
     overlap_seconds: float = 5.0
+    """Seconds a change read goes back before the stored cursor, so that edits stamped at nearly the
+    same moment are not missed (content hashes drop what was already seen)."""
     max_parent_wait_runs: int = 3
+    """Runs a record may wait for its parent to be linked before the wait is reported as a
+    problem."""
 
 
 class Config(_Model):
     store: str = "sqlite:///samband.db"
+    """Where Samband keeps its state: a SQLite URL (a relative path is beside the config file) or a
+    `postgresql://` URL for shared state."""
     systems: dict[str, SystemConfig]
+    """The connected systems, by system id (the name dataflows use)."""
     dataflows: list[Dataflow] = Field(default_factory=list)
+    """The dataflows, each synchronizing every record of a source entity type with a target entity
+    type."""
     defaults: Defaults = Field(default_factory=Defaults)
-    # Where the file was read from; relative paths (sqlite files, JSON files) are beside it.
+    """Settings every dataflow and run uses unless it sets its own."""
     path: str | None = Field(default=None, exclude=True)
+    """The file the config was read from; set by Samband, not written in configs."""
 
     def label(self, system_id: str) -> str:
         system = self.systems.get(system_id)

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from samband.config.model import SystemConfig
 from samband.errors import NotFound, RecordError
+from samband.store import Ref
 from samband.types import DataType
 
 
@@ -267,4 +268,4 @@ class Connector:
 
     # -- helpers ------------------------------------------------------------------
     def ref(self, entity_type: str, record_id: str) -> str:
-        return f"{self.system_id}:{entity_type}:{record_id}"
+        return Ref.text(self.system_id, entity_type, record_id)

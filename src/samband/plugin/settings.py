@@ -41,10 +41,12 @@ class RateLimit(BaseModel):
     (see :attr:`KindSettings.bare_rate_limit_per`).  ``0`` calls: no pacing.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     calls: float = Field(ge=0)
+    """Requests allowed in each period; 0 turns pacing off."""
     per: float = Field(default=1.0, gt=0)
+    """The period, in seconds."""
 
     @property
     def paced(self) -> bool:
@@ -88,7 +90,12 @@ class RateLimit(BaseModel):
 
 class _Strict(BaseModel):
     # a number where text is expected is its text (a config's ``id: 7``), as before
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        coerce_numbers_to_str=True,
+        use_attribute_docstrings=True,  # a field's docstring is its description
+    )
 
 
 class KindSettings(_Strict):
@@ -98,8 +105,8 @@ class KindSettings(_Strict):
     # None: the kind paces itself from the vendor's headers and has no ``rate_limit``.
     bare_rate_limit_per: ClassVar[float | None] = None
 
-    # the folder of the config file; set by Samband, not written in configs
     base_dir: str | None = Field(default=None, exclude=True)
+    """The folder of the config file; set by Samband, not written in configs."""
 
     @field_validator("rate_limit", mode="before", check_fields=False)
     @classmethod
@@ -118,6 +125,7 @@ class EntityTypeSettings(_Strict):
     """Keys every kind accepts under ``entity_types.<type>``."""
 
     read_only: bool | None = None
+    """True: Samband never writes this entity type (default: what the kind says)."""
 
     @classmethod
     def of(cls, type_config: Any, system_id: str = "?", type_name: str = "") -> Any:

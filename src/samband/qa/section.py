@@ -33,8 +33,7 @@ from samband.qa.model import (
     SectionResult,
 )
 from samband.qa.values import source_value_for, value_for
-from samband.store import schema
-from samband.store.store import split_ref
+from samband.store import Ref, schema
 from samband.types import DataType, coerce
 
 TypeKey = tuple[str, str]
@@ -213,7 +212,7 @@ class SectionRun:
         if not flow.config.create:
             self._make_counterpart(source_id)
         self._sync("the first run")
-        target_id = self._counterpart(f"{flow.source[0]}:{flow.source[1]}:{source_id}", flow)
+        target_id = self._counterpart(Ref.text(flow.source[0], flow.source[1], source_id), flow)
         source = self._get(flow.source, source_id)
         if target_id is None:
             self._not_linked(source_id, source)
@@ -263,9 +262,9 @@ class SectionRun:
             # the parent comes from the other side: create it there and let the engine copy it
             origin = self._make(other.source, other, depth + 1)
             self._sync(f"the run that copies the parent {other.source[1]}")
-            rid = self._counterpart(f"{other.source[0]}:{other.source[1]}:{origin}", other)
+            rid = self._counterpart(Ref.text(other.source[0], other.source[1], origin), other)
             if rid is None:
-                why = self._why_not_linked(f"{other.source[0]}:{other.source[1]}:{origin}")
+                why = self._why_not_linked(Ref.text(other.source[0], other.source[1], origin))
                 self.result.fail(f"the parent {key[0]}.{key[1]} was not created: {why}")
                 raise _Stop
             self.made[key] = rid
@@ -473,7 +472,7 @@ class SectionRun:
 
     def made_target(self, source_id: str) -> str:
         flow = self.flow
-        rid = self._counterpart(f"{flow.source[0]}:{flow.source[1]}:{source_id}", flow)
+        rid = self._counterpart(Ref.text(flow.source[0], flow.source[1], source_id), flow)
         if rid is None:
             self.result.fail("the link between the test records was lost")
             raise _Stop
@@ -499,7 +498,7 @@ class SectionRun:
             if raw in (None, "", 0):
                 return None
             ref_type = source_ref_type(self.flows, self.flow, m)
-            ref = f"{self.flow.source[0]}:{ref_type}:{coerce(raw, DataType.REFERENCE)}"
+            ref = Ref.text(self.flow.source[0], str(ref_type), coerce(raw, DataType.REFERENCE))
             parent = self._counterpart_any(ref, self.flow.target[0], m.target_ref_type)
             return parent if parent is not None else _Unconvertible("the parent is not linked", raw)
         return self._typed(m, raw)
@@ -515,7 +514,7 @@ class SectionRun:
     ) -> None:
         path = m.target if side == "target" else m.source
         key = self.flow.target if side == "target" else self.flow.source
-        record_ref = f"{key[0]}:{key[1]}:{record.id}"
+        record_ref = Ref.text(key[0], key[1], record.id)
         raw = get_path(record.data, path)
         if isinstance(expected, _Unconvertible):
             self._add(
@@ -595,7 +594,7 @@ class SectionRun:
     def _counterpart(self, ref: str, flow: Flow) -> str | None:
         for link in self.engine.store().all_links(flow.key):
             if link.source_ref == ref:
-                return split_ref(link.target_ref)[2]
+                return Ref.parse(link.target_ref).id
         return None
 
     def _counterpart_any(self, ref: str, system: str, etype: str | None) -> str | None:
@@ -604,7 +603,7 @@ class SectionRun:
                 (link.source_ref, link.target_ref),
                 (link.target_ref, link.source_ref),
             ):
-                o_system, o_type, o_id = split_ref(other)
+                o_system, o_type, o_id = Ref.parse(other)
                 if mine == ref and o_system == system and (etype is None or o_type == etype):
                     return o_id
         return None
@@ -624,7 +623,7 @@ class SectionRun:
     def _not_linked(self, source_id: str, source: RecordData) -> None:
         """No target record: the property the refusal names fails, the others are unchecked."""
         flow = self.flow
-        why = self._why_not_linked(f"{flow.source[0]}:{flow.source[1]}:{source_id}")
+        why = self._why_not_linked(Ref.text(flow.source[0], flow.source[1], source_id))
         self.result.status = FAILED
         culprits = [m for m in flow.mappings if _named_in(m, why)]
         if "waits for its parent" in why or "(reference)" in why or _UNTYPED in why:
@@ -670,10 +669,10 @@ class SectionRun:
 
     # -- cleaning up ----------------------------------------------------------------
     def _clean_up(self) -> None:
-        self.result.created = [f"{s}:{t}:{r}" for s, t, r in self.log]
+        self.result.created = [Ref.text(s, t, r) for s, t, r in self.log]
         for system, etype_name, rid in reversed(list(self.log)):
             guard = self.guards[system]
-            ref = f"{system}:{etype_name}:{rid}"
+            ref = Ref.text(system, etype_name, rid)
             et: EntityType = guard.entity_type(etype_name)
             if et.can_delete and not et.read_only:
                 try:

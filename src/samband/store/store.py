@@ -66,15 +66,8 @@ __all__ = [
     "loads",
     "now_iso",
     "redact_url",
-    "split_ref",
     "store_message",
 ]
-
-
-def split_ref(ref: str) -> Ref:
-    """The parts of a ref spelled as text (kept for callers outside the engine; the
-    engine uses :meth:`Ref.parse`)."""
-    return Ref.parse(ref)
 
 
 def store_message(exc: BaseException) -> str:

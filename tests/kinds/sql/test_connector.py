@@ -563,6 +563,40 @@ def test_find_by_external_ref(pms_conn: SqlConnector) -> None:
     assert pms_conn.find_by_external_ref("Customer", "' OR '1'='1") is None
 
 
+@pytest.mark.mariadb
+def test_mariadb_a_ref_that_differs_only_in_case_is_another_record(mariadb_url: str) -> None:
+    """The lookup that resolves an interrupted create (``WHERE external_ref = …``) under
+    MariaDB's default collation (utf8mb4_general_ci) also matches the ref of another
+    record that differs only in case; the connector compares the found value exactly, so
+    the create is not taken as done (and the record not left uncreated or duplicated)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(mariadb_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE customer (id VARCHAR(20) PRIMARY KEY, name VARCHAR(50), "
+                "external_ref VARCHAR(100), updated_at DATETIME(6))"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO customer VALUES ('a0XK', 'Beta', 'crm:Customer:a0XK', NULL)")
+        )
+    engine.dispose()
+    pms = make(
+        mariadb_url,
+        {"Customer": {"table": "customer", "id": "id", "external_ref": "external_ref"}},
+    )
+    try:
+        assert pms.find_by_external_ref("Customer", "crm:Customer:a0Xk") is None
+        found = pms.find_by_external_ref("Customer", "crm:Customer:a0XK")
+        assert found is not None and found.id == "a0XK"
+        assert pms.get("Customer", "a0xk") is None  # a text id is exact too
+        assert pms.get("Customer", "a0XK") is not None
+    finally:
+        pms.close()
+
+
 def test_relative_sqlite_path_is_beside_the_config(tmp_path: Path) -> None:
     pms.create_pms_schema(f"sqlite:///{tmp_path / 'pms.db'}")
     config = SystemConfig(

@@ -498,3 +498,74 @@ def test_the_engine_keeps_the_source_text_a_column_would_change(
     with other.connect() as conn:
         stored = conn.execute(select(table.c.name, table.c.number, table.c.flag)).all()
     assert [tuple(row) for row in stored] == [("fine edited", 8, True)]
+
+
+@pytest.mark.mariadb
+def test_mariadb_a_text_too_long_for_its_column_is_refused_not_cut(
+    mariadb_url: str, tmp_path: Path
+) -> None:
+    """A server whose sql_mode is not strict (emulated per session) cuts a text too long
+    for TINYTEXT (255 bytes) and says nothing; the connector sets a strict session mode
+    and checks the byte length of TEXT-family columns: the record is quarantined with the
+    column and its limit, the source keeps its text."""
+    from sqlalchemy import text
+
+    from samband.config import parse_config
+    from samband.engine.run import Engine as SyncEngine
+    from samband.kinds.memory.connector import dataset
+
+    engine = create_engine(mariadb_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE note (id INT AUTO_INCREMENT PRIMARY KEY, title VARCHAR(50), "
+                "body TINYTEXT, external_ref VARCHAR(100), updated_at DATETIME(6))"
+            )
+        )
+    lax = f"{mariadb_url}?init_command=SET+SESSION+sql_mode%3D%27%27"
+    config = f"""
+store: "sqlite:///{tmp_path / "s.db"}"
+systems:
+  crm: {{kind: memory, entity_types: {{Note: {{}}}}}}
+  pms:
+    kind: sql
+    url: "{lax}"
+    entity_types:
+      Note: {{table: note, id: id, updated: updated_at, external_ref: external_ref}}
+dataflows:
+  - source: crm.Note
+    target: pms.Note
+    properties:
+      - {{from: title, to: title, type: string}}
+      - {{from: body, to: body, type: string}}
+"""
+    crm = dataset("crm")
+    long_text = "Møtenotat: " + "x" * 250  # 261 characters, 262 bytes
+    crm.insert("Note", {"title": "Kickoff", "body": long_text})
+    crm.insert("Note", {"title": "Short", "body": "ø" * 127})  # 254 bytes: fits
+    with SyncEngine(parse_config(config).config) as run:
+        report = run.sync().to_dict()
+        dead = run.store().dead_letters()
+    assert report["created"] == 1 and report["errors"] == 1
+    assert len(dead) == 1 and dead[0]["ref"] == "crm:Note:1"
+    assert "262 bytes" in dead[0]["reason"] and "note.body" in dead[0]["reason"]
+    with engine.begin() as conn:
+        rows = conn.execute(text("SELECT title, LENGTH(body) FROM note")).all()
+        modes = conn.execute(text("SELECT @@SESSION.sql_mode")).scalar()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("Short", 254)]
+    assert crm.records("Note")["1"]["body"] == long_text
+    # the connector's own sessions are strict even where the server's default is not
+    pms = SqlConnector(
+        "pms",
+        SystemConfig.model_validate(
+            {"kind": "sql", "url": lax, "entity_types": {"Note": {"table": "note", "id": "id"}}}
+        ),
+        {},
+    )
+    try:
+        with pms.engine.connect() as conn:
+            session = conn.execute(text("SELECT @@SESSION.sql_mode")).scalar()
+    finally:
+        pms.close()
+    assert "STRICT_ALL_TABLES" in session.split(","), (session, modes)

@@ -12,11 +12,19 @@ class PowerOfficeSettings(KindSettings):
     bare_rate_limit_per: ClassVar[float | None] = 1.0
 
     base_url: str | None = None
+    """The API's address (default `https://goapi.poweroffice.net/v2`)."""
     token_url: str | None = None
+    """The token endpoint (default: derived from `base_url`, `/v2` becomes `/OAuth/Token`)."""
     page_size: int | None = None
+    """`PageSize` of list reads (default 5000, at most 20 000)."""
     rate_limit: RateLimit | None = None
+    """Client-side pacing per subscription key: a bare number is requests per second, or `{calls,
+    per}` with `per` in seconds (default: 10 a second)."""
 
 
 class PowerOfficeTypeSettings(EntityTypeSettings):
     full_scan: bool = False
-    path: str | None = None  # another endpoint path (``/ProjectActivities``)
+    """True: every read of this type is a full scan, so that the engine sees deletions (the API
+    reports none)."""
+    path: str | None = None
+    """Another endpoint path for this type, e.g. `/ProjectActivities`."""
