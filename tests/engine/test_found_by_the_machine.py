@@ -6,6 +6,7 @@ from __future__ import annotations
 from samband.config import parse_config
 from samband.engine.run import Engine
 from samband.kinds.memory.connector import dataset
+from tests.support.convergence import EditDuringTheRun
 
 SYSTEMS = """
 systems:
@@ -49,3 +50,36 @@ def test_a_dataflow_that_loses_its_id_and_gets_it_back_keeps_its_links(store_url
     report = sync(store_url, WITH_ID)
     assert report["created"] == 0, report
     assert [a["name"] for a in erp.records("Account").values()] == ["Acme AS"]
+
+
+# -- B: an edit made during a run, to a record an update found stale --------------------
+BY_ORG = """
+  - source: crm.Customer
+    target: erp.Account
+    match: [[{from: org, to: org}]]
+    properties:
+      - {from: name, to: name, type: string}
+      - {from: org, to: org, type: string}
+"""
+
+
+def test_a_record_found_edited_during_the_run_is_not_written_from_what_was_read(
+    store_url: str,
+) -> None:
+    """The update of the source found it edited since the read (stale): it was queued to
+    be read again, but the target's chunk planned the pair from the stored snapshot (as
+    read before the edit) and wrote the target's name over the edit, unchecked."""
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "", "org": "911111111"})
+    erp.insert("Account", {"name": "Acme", "org": "911111111"})
+    with engine_for(store_url, BY_ORG) as engine:
+        # linked by the org number: the name only the ERP has flows back to the CRM; a
+        # user enters another name in the CRM after the read, before that write
+        edit = EditDuringTheRun(lambda: crm.edit("Customer", "1", {"name": "Müller"}))
+        engine.sync(progress=edit)
+        conflicts = engine.store().conflicts_rows()
+        name = crm.records("Customer")["1"]["name"]
+        assert name == "Müller" or any("Müller" in str(row) for row in conflicts), (name, conflicts)
+        engine.sync()
+        assert crm.records("Customer")["1"]["name"] == erp.records("Account")["1"]["name"]
+        assert engine.sync().writes == 0

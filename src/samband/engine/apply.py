@@ -10,6 +10,7 @@ transaction at the end of the chunk, and to the run's ledger.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -93,6 +94,14 @@ class Apply:
         if source.ref in self.deferred or target.ref in self.deferred:
             # a write to one of them failed in a way that may pass: the next run tries again
             batch.keep_dirty.update((source.ref, target.ref))
+            return
+        if source.refresh or target.refresh:
+            # One of them is to be read again first (an update found it edited since the
+            # read, or `samband retry` asked): its own chunk reads it and plans the pair.
+            # Planned here from what was read before, a write would overwrite that edit
+            # (unchecked: a record found stale once is not checked again in this run).
+            batch.keep_dirty.update((source.ref, target.ref))
+            batch.progress = True
             return
         if self.dry_run:
             # a dry run writes no snapshot: a pair queued on both sides is shown once
@@ -306,6 +315,8 @@ class Apply:
             batch.snapshots[snap.ref] = SnapshotRow.of_snapshot(
                 snap, dirty=self.store.next_seq(), refresh=True
             )
+            # the chunk's other dataflows leave it alone until it is read again
+            batch.written[snap.ref] = replace(snap, refresh=True)
             batch.progress = True
             self.ledger.plan_line(f"{snap.ref} changed since it was read: read again")
             return "stale"

@@ -180,6 +180,10 @@ class Linker:
         unlinked: dict[str, Snapshot] = {}
         deleted: list[Link] = []
         for snap in snaps:
+            if snap.refresh:
+                # found edited since the read by a write of this chunk: read again first
+                batch.keep_dirty.add(snap.ref)
+                continue
             link = links.get(snap.ref)
             if snap.deleted:
                 if link is not None:
