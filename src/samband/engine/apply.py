@@ -10,6 +10,7 @@ transaction at the end of the chunk, and to the run's ledger.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -41,6 +42,7 @@ from samband.store.rows import (
     SnapshotRow,
     now_iso,
 )
+from samband.store.store import Store
 from samband.types import same_stored_value
 
 # What became of an update: written; refused by the system (quarantined until `samband
@@ -93,6 +95,14 @@ class Apply:
         if source.ref in self.deferred or target.ref in self.deferred:
             # a write to one of them failed in a way that may pass: the next run tries again
             batch.keep_dirty.update((source.ref, target.ref))
+            return
+        if source.refresh or target.refresh:
+            # One of them is to be read again first (an update found it edited since the
+            # read, or `samband retry` asked): its own chunk reads it and plans the pair.
+            # Planned here from what was read before, a write would overwrite that edit
+            # (unchecked: a record found stale once is not checked again in this run).
+            batch.keep_dirty.update((source.ref, target.ref))
+            batch.progress = True
             return
         if self.dry_run:
             # a dry run writes no snapshot: a pair queued on both sides is shown once
@@ -306,6 +316,8 @@ class Apply:
             batch.snapshots[snap.ref] = SnapshotRow.of_snapshot(
                 snap, dirty=self.store.next_seq(), refresh=True
             )
+            # the chunk's other dataflows leave it alone until it is read again
+            batch.written[snap.ref] = replace(snap, refresh=True)
             batch.progress = True
             self.ledger.plan_line(f"{snap.ref} changed since it was read: read again")
             return "stale"
@@ -390,6 +402,18 @@ class Apply:
                 self.store.add_conflicts(rows)
         return True
 
+    def _other_sources(self, flow: Flow, link: Link, batch: Batch) -> list[str]:
+        """The live sources that other dataflows link to the target of ``link`` (read
+        only for a deletion that would delete or archive it: rare, one query each)."""
+        others = [
+            other.source_ref
+            for other in self.store.links_touching([link.target_ref])
+            if other.target_ref == link.target_ref
+            and other.dataflow != flow.key
+            and other.id not in batch.drop_links
+        ]
+        return _live(self.store, others) if others else []
+
     def source_deleted(self, flow: Flow, link: Link, target: Snapshot | None, batch: Batch) -> None:
         """The source of a link was deleted: unlink, delete or archive the target, as the
         dataflow's policy says (keeping a target edited since the last sync)."""
@@ -397,6 +421,26 @@ class Apply:
         if policy == "unlink" or target is None or target.deleted:
             self.unlink(batch, flow, link, "deleted in source")
             self.ledger.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (source deleted)")
+            return
+        others = self._other_sources(flow, link, batch)
+        if others:
+            # one real-world thing entered in several systems: it lives on while another
+            # of them still has it; only this link ends
+            kept = ", ".join(others)
+            self.unlink(
+                batch,
+                flow,
+                link,
+                f"deleted in source; not {policy}d: {link.target_ref} is still linked to {kept}",
+            )
+            self.ledger.plan_line(
+                f"unlink {link.source_ref} ↔ {link.target_ref} (source deleted; the target "
+                f"stays, linked to {kept})"
+            )
+            self.ledger.messages.append(
+                f"{flow.key}: {link.source_ref} was deleted; {link.target_ref} is not "
+                f"{policy}d as its policy says, since {kept} still links to it: unlinked only"
+            )
             return
         self.unlink(batch, flow, link, None)  # audited as the delete or archive
         system, etype = flow.target
@@ -445,6 +489,23 @@ class Apply:
                 f"could not {policy} after {link.source_ref} was deleted: {exc}",
                 batch,
             )
+
+
+def _live(store: Store, refs: list[str]) -> list[str]:
+    """Those of ``refs`` whose record is not deleted (as last read)."""
+    by_type: dict[tuple[str, str], list[str]] = {}
+    for ref in refs:
+        parsed = Ref.parse(ref)
+        by_type.setdefault((parsed.system, parsed.etype), []).append(parsed.id)
+    live = []
+    for (system, etype), rids in by_type.items():
+        snaps = store.snapshots(system, etype, rids)
+        live += [
+            Ref.text(system, etype, rid)
+            for rid in rids
+            if not (rid in snaps and snaps[rid].deleted)
+        ]
+    return sorted(live)
 
 
 def _current(connector: Connector, use: TypeUse, snap: Snapshot) -> dict[str, Any] | None:

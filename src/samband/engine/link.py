@@ -180,6 +180,10 @@ class Linker:
         unlinked: dict[str, Snapshot] = {}
         deleted: list[Link] = []
         for snap in snaps:
+            if snap.refresh:
+                # found edited since the read by a write of this chunk: read again first
+                batch.keep_dirty.add(snap.ref)
+                continue
             link = links.get(snap.ref)
             if snap.deleted:
                 if link is not None:
@@ -249,15 +253,22 @@ class Linker:
         taken, freed = self._taken(flow, candidates, batch)
         targets = self.store.snapshots(tsys, ttype, candidates)
         creates: list[Snapshot] = []
+        # the merge keys of the records of this chunk about to be created: another record
+        # with one of them is a duplicate (ref of the first)
+        planned: dict[tuple[int, str], str] = {}
         for rid, snap in eligible.items():
-            found = [
-                c
+            live = [
+                (c, Ref.text(tsys, ttype, c))
                 for c in sorted(matches.get(rid, ()))
-                if (ref := Ref.text(tsys, ttype, c)) not in taken
-                and ref not in batch.claimed
-                and c in targets
-                and not targets[c].deleted
+                if c in targets and not targets[c].deleted
             ]
+            found = [c for c, ref in live if ref not in taken and ref not in batch.claimed]
+            if len(found) > 1:
+                # a record entered again takes over the target of the one it replaces, even
+                # when another record has the same key now
+                again = [c for c in found if Ref.text(tsys, ttype, c) in freed]
+                if len(again) == 1:
+                    found = again
             if len(found) == 1:
                 target = targets[found[0]]
                 if target.ref in freed:
@@ -278,18 +289,52 @@ class Linker:
                     )
                 )
                 self.ledger.plan_line(f"ambiguous {snap.ref}: {', '.join(refs)}")
+            elif live:
+                # its match is linked to another record of this type already: two records
+                # with one key are one real-world thing entered twice
+                refs = [ref for _c, ref in live]
+                owners = sorted({taken[ref] for ref in refs if ref in taken})
+                self.duplicate(flow, snap, owners or refs, refs, batch)
             elif flow.config.create and creation_allowed(flow, snap.data, self.translator):
+                keys = candidate_keys(flow, snap.data) if flow.match else []
+                first = next((planned[key] for key in keys if key in planned), None)
+                if first is not None:
+                    self.duplicate(flow, snap, [first], [], batch)
+                    continue
+                planned.update(dict.fromkeys(keys, snap.ref))
                 creates.append(snap)
         if creates:
             self.apply.create(flow, creates, batch)
 
+    def duplicate(
+        self, flow: Flow, snap: Snapshot, others: list[str], targets: list[str], batch: Batch
+    ) -> None:
+        """``snap`` has the merge key of ``others`` (records of its own type, linked to
+        ``targets`` or being created): reported as ambiguous, nothing linked or created."""
+        ssys, stype = flow.source
+        into = f" (linked to {', '.join(targets)})" if targets else ""
+        self.ledger.counts(flow).ambiguous += 1
+        batch.dead.append(
+            DeadLetter(
+                snap.ref,
+                flow.key,
+                "ambiguous",
+                f"has the merge key of {', '.join(others)}{into}: two {ssys}.{stype} records "
+                "with one key are one thing entered twice; nothing was linked or created. "
+                "Merge the duplicates (or make the criteria unique), then `samband retry`.",
+                {"duplicate_of": others, "candidates": targets},
+            )
+        )
+        self.ledger.plan_line(f"ambiguous {snap.ref}: a duplicate of {', '.join(others)}")
+
     def _taken(
         self, flow: Flow, candidates: list[str], batch: Batch
-    ) -> tuple[set[str], dict[str, Link]]:
-        """Which candidate targets are linked in this dataflow already (a target linked
-        by another dataflow is free: a link group is one real-world thing, whichever
-        systems it is entered in), and which of those links belong to a source deleted
-        since (a record deleted and entered again: its target goes to the new one)."""
+    ) -> tuple[dict[str, str], dict[str, Link]]:
+        """Which candidate targets are linked in this dataflow already, each with its
+        source's ref (a target linked by another dataflow is free: a link group is one
+        real-world thing, whichever systems it is entered in), and which of those links
+        belong to a source deleted since (a record deleted and entered again: its target
+        goes to the new one)."""
         links = self.store.links_by(
             flow.key, "target", [Ref.text(*flow.target, c) for c in candidates]
         )
@@ -301,7 +346,7 @@ class Linker:
             for ref, link in links.items()
             if (source := sources.get(rid_of(link.source_ref))) is not None and source.deleted
         }
-        return set(links) - set(freed), freed
+        return {ref: link.source_ref for ref, link in links.items() if ref not in freed}, freed
 
     def release(self, flow: Flow, link: Link, new_source: str, batch: Batch) -> None:
         """Unlink a deleted source from its target, which ``new_source`` takes over."""

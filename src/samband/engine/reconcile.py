@@ -30,6 +30,9 @@ def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
         flow.key: (_name(flow.source), _name(flow.target), flow.mapping_digest) for flow in flows
     }
     messages = []
+    # a rename deletes the old key's row: the new key must be recorded, even though the
+    # copy of what is stored (renamed in memory below) says nothing changed
+    renamed = False
     for key, (source, target, mapping) in current.items():
         if key not in stored:
             before = [
@@ -46,6 +49,7 @@ def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
                 links = store.rename_dataflow(before[0], key)
                 messages.append(f"dataflow {before[0]} is now {key}: its {links} link(s) are kept")
                 stored[key] = stored.pop(before[0])
+                renamed = True
         was = stored.get(key)
         if was is not None and was[2] is not None and was[2] != mapping:
             queued = store.queue_linked(key)
@@ -53,7 +57,7 @@ def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
                 f"dataflow {key} maps other properties now: its {queued} linked pair(s) are "
                 "planned again"
             )
-    if any(stored.get(key) != value for key, value in current.items()):
+    if renamed or any(stored.get(key) != value for key, value in current.items()):
         store.record_dataflows(current)
     return messages
 
