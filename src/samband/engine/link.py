@@ -11,8 +11,9 @@ from typing import Any
 from samband.engine.apply import Apply
 from samband.engine.batch import Batch
 from samband.engine.context import RunContext
+from samband.engine.create import external_ref
 from samband.engine.model import Flow
-from samband.engine.records import combination_key
+from samband.engine.records import combination_key, ext_key
 from samband.engine.translate import Translator
 from samband.errors import ConversionError
 from samband.store.rows import DeadLetter, Link, Ref, Snapshot, rid_of
@@ -240,29 +241,58 @@ class Linker:
                     eligible[rid] = snap
             except ConversionError as exc:
                 self.ledger.quarantine(flow, snap.ref, "conversion", str(exc), batch)
+        if not eligible:
+            return
         matches = (
             find_matches(self.store, flow, {rid: s.data for rid, s in eligible.items()})
             if flow.match
             else {}
         )
-        candidates = sorted({c for found in matches.values() for c in found})
+        # what the store already knows of each record's counterpart (see _known)
+        stamped = self._stamped(flow, eligible)
+        grouped = self._grouped(flow, eligible)
+        candidates = sorted(
+            {
+                c
+                for found in (*matches.values(), *stamped.values(), *grouped.values())
+                for c in found
+            }
+        )
         taken, freed = self._taken(flow, candidates, batch)
         targets = self.store.snapshots(tsys, ttype, candidates)
-        creates: list[Snapshot] = []
-        for rid, snap in eligible.items():
-            found = [
+
+        def free(rids: set[str]) -> list[str]:
+            return [
                 c
-                for c in sorted(matches.get(rid, ()))
+                for c in sorted(rids)
                 if (ref := Ref.text(tsys, ttype, c)) not in taken
                 and ref not in batch.claimed
                 and c in targets
                 and not targets[c].deleted
             ]
+
+        creates: list[Snapshot] = []
+        for rid, snap in eligible.items():
+            # A target stamped with this record's ref, else the one record of the target
+            # type in its link group, is its counterpart: known before any criteria.
+            found: list[str] = []
+            how = ""
+            for way, known in (
+                ("external reference", stamped),
+                ("link group", grouped),
+                ("merge criteria", matches),
+            ):
+                options = free(known.get(rid, set()))
+                if len(options) == 1:
+                    found, how = options, way
+                    break
+                if options and not found:
+                    found, how = options, way  # ambiguous, unless a later way is not
             if len(found) == 1:
                 target = targets[found[0]]
                 if target.ref in freed:
                     self.release(flow, freed[target.ref], snap.ref, batch)
-                self.link_matched(flow, snap, target, batch)
+                self.link_matched(flow, snap, target, batch, how)
             elif len(found) > 1:
                 refs = [Ref.text(tsys, ttype, c) for c in found]
                 self.ledger.counts(flow).ambiguous += 1
@@ -271,7 +301,7 @@ class Linker:
                         snap.ref,
                         flow.key,
                         "ambiguous",
-                        f"matches {len(found)} {tsys}.{ttype} records by the merge criteria; "
+                        f"matches {len(found)} {tsys}.{ttype} records by the {how}; "
                         "nothing was linked or created. Make the criteria unique, or link "
                         "by hand, then `samband retry`.",
                         {"candidates": refs},
@@ -282,6 +312,39 @@ class Linker:
                 creates.append(snap)
         if creates:
             self.apply.create(flow, creates, batch)
+
+    def _stamped(self, flow: Flow, records: dict[str, Snapshot]) -> dict[str, set[str]]:
+        """Target rids whose external reference is each record's ref as creates stamp it
+        (a record created for it before: the source restored with its id after a delete,
+        the store restored from an older copy).  One lookup for the chunk."""
+        name = self.context.uses[flow.target].ext_index
+        if name is None:
+            return {}
+        by_key: dict[str, list[str]] = {}
+        for rid, snap in records.items():
+            key = ext_key(external_ref(flow, snap.ref))
+            if key is not None:
+                by_key.setdefault(key, []).append(rid)
+        result: dict[str, set[str]] = {}
+        for key, target_rids in self.store.lookup_match(name, by_key).items():
+            for rid in by_key[key]:
+                result.setdefault(rid, set()).update(target_rids)
+        return result
+
+    def _grouped(self, flow: Flow, records: dict[str, Snapshot]) -> dict[str, set[str]]:
+        """Target rids in each record's link group: the records linked to it through any
+        dataflow, transitively (a link group is one real-world thing: a record created
+        from it by the reverse dataflow, or reached round a cycle of dataflows).  The
+        links are read for the chunk at once, one query per step."""
+        tsys, ttype = flow.target
+        prefix = Ref.text(tsys, ttype, "")
+        refs = {snap.ref: rid for rid, snap in records.items()}
+        result: dict[str, set[str]] = {}
+        for ref, members in self.translator.groups(list(refs)).items():
+            found = {rid_of(m) for m in members if m.startswith(prefix)}
+            if found:
+                result[refs[ref]] = found
+        return result
 
     def _taken(
         self, flow: Flow, candidates: list[str], batch: Batch
@@ -308,11 +371,18 @@ class Linker:
         self.apply.unlink(batch, flow, link, f"deleted in source; entered again as {new_source}")
         self.ledger.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (entered again)")
 
-    def link_matched(self, flow: Flow, source: Snapshot, target: Snapshot, batch: Batch) -> None:
+    def link_matched(
+        self,
+        flow: Flow,
+        source: Snapshot,
+        target: Snapshot,
+        batch: Batch,
+        how: str = "merge criteria",
+    ) -> None:
         batch.claimed.add(target.ref)
         self.ledger.counts(flow).linked += 1
         batch.progress = True
-        self.ledger.plan_line(f"link {source.ref} ↔ {target.ref} (merge criteria)")
+        self.ledger.plan_line(f"link {source.ref} ↔ {target.ref} ({how})")
         link = Link(Link.NEW, flow.key, source.ref, target.ref, {}, "matched")
         self.translator.learn((source.ref, target.ref))
         self.apply.pair(flow, link, source, target, batch)

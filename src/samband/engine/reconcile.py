@@ -17,7 +17,7 @@ again, and a changed combination would look its records up in an index of anothe
 from __future__ import annotations
 
 from samband.engine.model import Flow, TypeKey, TypeUse
-from samband.engine.records import combination_key
+from samband.engine.records import combination_key, ext_key
 from samband.store.store import Store
 
 
@@ -58,34 +58,52 @@ def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
     return messages
 
 
-def unbuilt_indexes(store: Store, uses: dict[TypeKey, TypeUse]) -> list[tuple[TypeUse, Flow, int]]:
-    """The merge-criteria indexes (target type, dataflow, combination) not built yet.
-    Indexes of a type never read are complete once it is read: they are marked so now.
-    Indexes no dataflow uses any more are dropped."""
+def unbuilt_indexes(
+    store: Store, uses: dict[TypeKey, TypeUse]
+) -> list[tuple[TypeUse, Flow | None, int]]:
+    """The indexes (target type, dataflow, combination) not built yet: merge-criteria
+    indexes, and external-reference indexes (dataflow None).  Indexes of a type never
+    read are complete once it is read: they are marked so now.  Indexes no dataflow uses
+    any more are dropped."""
     built = store.built_match_indexes()
     wanted: set[str] = set()
-    missing: list[tuple[TypeUse, Flow, int]] = []
+    missing: list[tuple[TypeUse, Flow | None, int]] = []
     for use in uses.values():
-        for flow in use.as_target:
-            for combination in range(len(flow.match)):
-                name = flow.match_index(combination)
-                wanted.add(name)
-                if name in built:
-                    continue
-                if store.has_snapshots(*use.key):
-                    missing.append((use, flow, combination))
-                else:
-                    store.mark_match_index_built(name, flow.key)
+        indexes: list[tuple[str, Flow | None, int, str]] = [
+            (flow.match_index(combination), flow, combination, flow.key)
+            for flow in use.as_target
+            for combination in range(len(flow.match))
+        ]
+        if use.ext_index is not None:
+            indexes.append((use.ext_index, None, -1, ""))
+        for name, flow, combination, owner in indexes:
+            wanted.add(name)
+            if name in built:
+                continue
+            if store.has_snapshots(*use.key):
+                missing.append((use, flow, combination))
+            else:
+                store.mark_match_index_built(name, owner)
     for name in built.keys() - wanted:
         store.drop_match_index(name)
     return missing
 
 
-def build_index(store: Store, use: TypeUse, flow: Flow, combination: int) -> None:
-    """Fill one merge-criteria index from the stored snapshots of its target type."""
+def build_index(store: Store, use: TypeUse, flow: Flow | None, combination: int) -> None:
+    """Fill one index from the stored snapshots of its target type: a merge-criteria
+    index, or (``flow`` None) the type's external-reference index."""
+    entries: list[tuple[str, str | None]] = []
+    if flow is None:
+        path = use.entity_type.external_ref_field
+        assert use.ext_index is not None and path
+        for rid, snap in store.live_snapshots(*use.key).items():
+            key = ext_key(snap.data.get(path))
+            if key is not None:
+                entries.append((rid, key))
+        store.rebuild_match_index(use.ext_index, "", entries)
+        return
     terms = flow.match[combination]
     normalizers = [t.normalizer for t in terms]
-    entries: list[tuple[str, str | None]] = []
     for rid, snap in store.live_snapshots(*use.key).items():
         key = combination_key([snap.data.get(t.target) for t in terms], normalizers)
         if key is not None:
