@@ -168,3 +168,40 @@ def test_a_store_restored_from_an_older_copy_creates_nothing_again(
         assert report.total().linked == 1
         assert engine.sync().writes == 0
     assert sorted(a["name"] for a in erp.records("Account").values()) == ["Acme", "Beta"]
+
+
+LINK_ONLY = """
+systems:
+  crm: {kind: memory, entity_types: {Customer: {}}}
+  erp: {kind: memory, entity_types: {Account: {}}}
+dataflows:
+  - source: crm.Customer
+    target: erp.Account
+    create: false
+    match: [[{from: org, to: org}]]
+    properties:
+      - {from: name, to: name, type: string}
+      - {from: org, to: org, type: string}
+      - {from: city, to: city, type: string}
+"""
+
+
+@pytest.mark.parametrize("edited", [False, True])
+def test_a_target_entered_after_its_source_is_linked_under_create_false(
+    store: str, edited: bool
+) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "912345678", "city": "Oslo"})
+    with _engine(store, LINK_ONLY) as engine:
+        engine.sync()
+        if edited:  # entered without the org number, which is filled in later
+            erp.insert("Account", {"name": "Acme"})
+            engine.sync()
+            erp.edit("Account", "1", {"org": "912 345 678"})
+        else:
+            erp.insert("Account", {"name": "Acme", "org": "912345678"})
+        report = engine.sync()
+        assert report.status == "ok", report.messages
+        assert report.total().linked == 1
+        assert engine.sync().writes == 0
+    assert erp.records("Account")["1"]["city"] == "Oslo"

@@ -213,6 +213,10 @@ class Linker:
         deleted ones end their link."""
         snaps = batch.current(chunk)
         links = self.store.links_by(flow.key, "target", [snap.ref for snap in snaps])
+        if flow.waits_for_match:
+            free = [s for s in snaps if s.ref not in links and not s.deleted]
+            if free:
+                self.wake_waiting(flow, free, batch)
         if not links:
             return
         sources = self.store.snapshots(
@@ -272,6 +276,7 @@ class Linker:
             ]
 
         creates: list[Snapshot] = []
+        waiting: dict[str, Snapshot] = {}  # left unlinked: wait for a match
         for rid, snap in eligible.items():
             # A target stamped with this record's ref, else the one record of the target
             # type in its link group, is its counterpart: known before any criteria.
@@ -310,8 +315,51 @@ class Linker:
                 self.ledger.plan_line(f"ambiguous {snap.ref}: {', '.join(refs)}")
             elif flow.config.create and creation_allowed(flow, snap.data, self.translator):
                 creates.append(snap)
+            else:
+                waiting[rid] = snap
+        if flow.waits_for_match:
+            self._note_waiting(flow, eligible, waiting, batch)
         if creates:
             self.apply.create(flow, creates, batch)
+
+    def _note_waiting(
+        self,
+        flow: Flow,
+        eligible: dict[str, Snapshot],
+        waiting: dict[str, Snapshot],
+        batch: Batch,
+    ) -> None:
+        """Keep the merge keys of the records left unlinked (no match, no create) in the
+        dataflow's waiting index, so a matching target entered later links them (see
+        :meth:`wake_waiting`); the others leave it."""
+        entries: dict[str, list[tuple[str, str | None]]] = {
+            flow.wait_index(index): [] for index in range(len(flow.match))
+        }
+        for rid, snap in eligible.items():
+            keys = dict(candidate_keys(flow, snap.data)) if rid in waiting else {}
+            for index in range(len(flow.match)):
+                entries[flow.wait_index(index)].append((rid, keys.get(index)))
+        for name, pairs in entries.items():
+            batch.match.setdefault(name, []).extend(pairs)
+
+    def wake_waiting(self, flow: Flow, snaps: list[Snapshot], batch: Batch) -> None:
+        """Target records not linked in ``flow`` (entered, or given their merge keys,
+        since): the source records waiting for a match with their keys are planned again,
+        and so linked as if the target had been there first."""
+        wanted: dict[int, list[str]] = {}
+        for snap in snaps:
+            for index, combination in enumerate(flow.match):
+                key = combination_key(
+                    [snap.data.get(t.target) for t in combination],
+                    [t.normalizer for t in combination],
+                )
+                if key is not None:
+                    wanted.setdefault(index, []).append(key)
+        for index, keys in wanted.items():
+            found = self.store.lookup_match(flow.wait_index(index), keys)
+            for rids in found.values():
+                batch.requeue.update(Ref.text(*flow.source, rid) for rid in rids)
+                batch.progress = True
 
     def _stamped(self, flow: Flow, records: dict[str, Snapshot]) -> dict[str, set[str]]:
         """Target rids whose external reference is each record's ref as creates stamp it

@@ -74,6 +74,18 @@ class Flow:
             names.append(f"{self.key}#{digest.hexdigest()}")
         return names
 
+    @cached_property
+    def waits_for_match(self) -> bool:
+        """Whether a source record may stay unlinked until a matching target is entered
+        (merge criteria, and creates off or conditional): such records are kept in a
+        waiting index of their merge keys (see :meth:`wait_index`)."""
+        return bool(self.match) and (not self.config.create or self.config.create_when is not None)
+
+    def wait_index(self, combination: int) -> str:
+        """The name of the index of the merge keys of this dataflow's source records that
+        wait for a matching target (source rid → key), one per combination."""
+        return f"{self.match_index(combination)}~waiting"
+
     @property
     def source_read_only(self) -> bool:
         return self.source_et.read_only
