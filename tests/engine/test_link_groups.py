@@ -12,6 +12,7 @@ import pytest
 
 from samband.config import parse_config
 from samband.engine.run import Engine
+from samband.errors import ConfigError
 from samband.kinds.memory.connector import dataset
 
 
@@ -205,3 +206,46 @@ def test_a_target_entered_after_its_source_is_linked_under_create_false(
         assert report.total().linked == 1
         assert engine.sync().writes == 0
     assert erp.records("Account")["1"]["city"] == "Oslo"
+
+
+def _renamed(name: str) -> str:
+    return f"""
+systems:
+  {name}: {{kind: memory, dataset: crmdata, entity_types: {{Customer: {{}}}}}}
+  erp: {{kind: memory, entity_types: {{Account: {{external_ref: ext}}}}}}
+dataflows:
+  - source: {name}.Customer
+    target: erp.Account
+    properties:
+      - {{from: name, to: name, type: string}}
+"""
+
+
+def test_a_system_renamed_in_the_config_is_refused_before_anything_is_written(
+    store: str,
+) -> None:
+    crm, erp = dataset("crmdata"), dataset("erp")
+    for name in ("Acme", "Beta"):
+        crm.insert("Customer", {"name": name})
+    with _engine(store, _renamed("crm")) as engine:
+        engine.sync()
+    with _engine(store, _renamed("salescrm")) as engine, pytest.raises(ConfigError) as refused:
+        engine.sync()
+    message = str(refused.value)
+    assert "crm" in message and "salescrm" in message
+    assert "\n" not in message
+    assert len(erp.records("Account")) == 2
+    # the old key back: nothing to do
+    with _engine(store, _renamed("crm")) as engine:
+        report = engine.sync()
+        assert report.status == "ok" and report.writes == 0
+
+
+def test_a_new_system_like_one_gone_runs_with_force(store: str) -> None:
+    dataset("crmdata").insert("Customer", {"name": "Acme"})
+    with _engine(store, _renamed("crm")) as engine:
+        engine.sync()
+    with _engine(store, _renamed("salescrm")) as engine:
+        assert engine.sync(force=True).status == "ok"  # another system, as the user says
+    with _engine(store, _renamed("salescrm")) as engine:
+        assert engine.sync().status == "ok"  # known to the store now: no refusal

@@ -58,6 +58,46 @@ def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
     return messages
 
 
+def renamed_systems(store: Store, systems: list[str], uses: dict[TypeKey, TypeUse]) -> str | None:
+    """Why a run must not start, when a system looks renamed in the config: the store has
+    links of a system the config no longer has, and a system the store has never seen
+    uses the same entity types.  Every record of it would have a new ref, and be created
+    again in the other systems (None: nothing looks renamed)."""
+    stored = store.dataflow_types()
+    known: dict[str, set[str]] = {}  # system → its types, in the store's dataflows
+    for source, target, _mapping in stored.values():
+        for name in (source, target):
+            system, _, etype = name.partition(".")
+            known.setdefault(system, set()).add(etype)
+    gone = [
+        system
+        for system in sorted(known)
+        if system not in systems
+        and any(
+            store.count_links(key) > 0
+            for key, (source, target, _m) in stored.items()
+            if system in (source.partition(".")[0], target.partition(".")[0])
+        )
+    ]
+    if not gone:
+        return None
+    read = {row["system"] for row in store.all_cursors()}
+    for old in gone:
+        for new in systems:
+            if new in known or new in read:
+                continue  # not new: the store has seen it
+            types = {etype for system, etype in uses if system == new}
+            if known[old] <= types:
+                return (
+                    f"system {new!r} is new to the store, and {old!r}, whose links the store "
+                    f"keeps, is no longer in the config; both have {', '.join(sorted(known[old]))}."
+                    f" If {old!r} was renamed, put its key back (the key names every record's "
+                    f"ref), or every record would be created again; if {new!r} is another "
+                    "system, run with --force. Nothing was written."
+                )
+    return None
+
+
 def unbuilt_indexes(
     store: Store, uses: dict[TypeKey, TypeUse]
 ) -> list[tuple[TypeUse, Flow | None, int]]:
