@@ -208,6 +208,21 @@ def test_a_target_entered_after_its_source_is_linked_under_create_false(
     assert erp.records("Account")["1"]["city"] == "Oslo"
 
 
+def test_a_source_left_unlinked_by_an_older_version_is_linked_too(store: str) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "912345678", "city": "Oslo"})
+    with _engine(store, LINK_ONLY) as engine:
+        engine.sync()
+        engine.compile()
+        (flow,) = engine.flows
+        with engine.store().tx():  # as a store of the version before the waiting index
+            engine.store().drop_match_index(flow.wait_index(0))
+    erp.insert("Account", {"name": "Acme", "org": "912345678"})
+    with _engine(store, LINK_ONLY) as engine:
+        assert engine.sync().total().linked == 1
+    assert erp.records("Account")["1"]["city"] == "Oslo"
+
+
 def _renamed(name: str) -> str:
     return f"""
 systems:

@@ -16,6 +16,8 @@ again, and a changed combination would look its records up in an index of anothe
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from samband.engine.model import Flow, TypeKey, TypeUse
 from samband.engine.records import combination_key, ext_key
 from samband.store.store import Store
@@ -98,57 +100,83 @@ def renamed_systems(store: Store, systems: list[str], uses: dict[TypeKey, TypeUs
     return None
 
 
-def unbuilt_indexes(
-    store: Store, uses: dict[TypeKey, TypeUse]
-) -> list[tuple[TypeUse, Flow | None, int]]:
-    """The indexes (target type, dataflow, combination) not built yet: merge-criteria
-    indexes, and external-reference indexes (dataflow None).  Indexes of a type never
-    read are complete once it is read: they are marked so now.  Indexes no dataflow uses
-    any more are dropped."""
+class Unbuilt(NamedTuple):
+    """An index to build from the stored snapshots of ``use``'s type: a dataflow's
+    merge-criteria index (kind ``match``), the type's external-reference index (``ext``,
+    no dataflow), or a dataflow's index of the sources waiting for a match (``waiting``)."""
+
+    kind: str
+    name: str
+    use: TypeUse
+    flow: Flow | None
+    combination: int
+
+
+def unbuilt_indexes(store: Store, uses: dict[TypeKey, TypeUse]) -> list[Unbuilt]:
+    """The indexes not built yet.  Indexes of a type never read are complete once it is
+    read: they are marked so now.  Indexes no dataflow uses any more are dropped."""
     built = store.built_match_indexes()
     wanted: set[str] = set()
-    missing: list[tuple[TypeUse, Flow | None, int]] = []
+    missing: list[Unbuilt] = []
     for use in uses.values():
-        indexes: list[tuple[str, Flow | None, int, str]] = [
-            (flow.match_index(combination), flow, combination, flow.key)
+        indexes = [
+            Unbuilt("match", flow.match_index(combination), use, flow, combination)
             for flow in use.as_target
             for combination in range(len(flow.match))
         ]
         if use.ext_index is not None:
-            indexes.append((use.ext_index, None, -1, ""))
-        for name, flow, combination, owner in indexes:
-            wanted.add(name)
-            if name in built:
+            indexes.append(Unbuilt("ext", use.ext_index, use, None, -1))
+        indexes.extend(
+            Unbuilt("waiting", flow.wait_index(combination), use, flow, combination)
+            for flow in use.as_source
+            if flow.waits_for_match
+            for combination in range(len(flow.match))
+        )
+        for item in indexes:
+            wanted.add(item.name)
+            if item.name in built:
                 continue
             if store.has_snapshots(*use.key):
-                missing.append((use, flow, combination))
+                missing.append(item)
             else:
-                store.mark_match_index_built(name, owner)
+                store.mark_match_index_built(item.name, item.flow.key if item.flow else "")
     for name in built.keys() - wanted:
         store.drop_match_index(name)
     return missing
 
 
-def build_index(store: Store, use: TypeUse, flow: Flow | None, combination: int) -> None:
-    """Fill one index from the stored snapshots of its target type: a merge-criteria
-    index, or (``flow`` None) the type's external-reference index."""
+def build_index(store: Store, item: Unbuilt) -> None:
+    """Fill one index from the stored snapshots of its type (see :class:`Unbuilt`)."""
+    use, flow = item.use, item.flow
     entries: list[tuple[str, str | None]] = []
+    snaps = store.live_snapshots(*use.key)
     if flow is None:
         path = use.entity_type.external_ref_field
-        assert use.ext_index is not None and path
-        for rid, snap in store.live_snapshots(*use.key).items():
+        assert path
+        for rid, snap in snaps.items():
             key = ext_key(snap.data.get(path))
             if key is not None:
                 entries.append((rid, key))
-        store.rebuild_match_index(use.ext_index, "", entries)
+        store.rebuild_match_index(item.name, "", entries)
         return
-    terms = flow.match[combination]
+    terms = flow.match[item.combination]
     normalizers = [t.normalizer for t in terms]
-    for rid, snap in store.live_snapshots(*use.key).items():
-        key = combination_key([snap.data.get(t.target) for t in terms], normalizers)
-        if key is not None:
-            entries.append((rid, key))
-    store.rebuild_match_index(flow.match_index(combination), flow.key, entries)
+    if item.kind == "waiting":
+        # the sources left unlinked before the index was kept (a store of an older
+        # version): a target entered later links them too
+        linked = set(store.linked_sources(flow.key))
+        for rid, snap in snaps.items():
+            if snap.ref in linked:
+                continue
+            key = combination_key([snap.data.get(t.source) for t in terms], normalizers)
+            if key is not None:
+                entries.append((rid, key))
+    else:
+        for rid, snap in snaps.items():
+            key = combination_key([snap.data.get(t.target) for t in terms], normalizers)
+            if key is not None:
+                entries.append((rid, key))
+    store.rebuild_match_index(item.name, flow.key, entries)
 
 
 def _name(key: TypeKey) -> str:

@@ -425,9 +425,9 @@ class _Run:
             self.report.messages.extend(reconcile_dataflows(self.store, self.engine.flows))
             unbuilt = unbuilt_indexes(self.store, self.engine.uses)
         self.collect(self.engine.order, held=not self.dry_run)
-        for use, flow, combination in unbuilt:
+        for item in unbuilt:
             with self.store.tx():
-                build_index(self.store, use, flow, combination)
+                build_index(self.store, item)
         context = self.context()
         apply = Apply(context)
         recovered = apply.recover_intents()
