@@ -252,7 +252,8 @@ class Linker:
             if flow.match
             else {}
         )
-        # what the store already knows of each record's counterpart (see _known)
+        # what the store already knows of each record's counterpart: a target stamped
+        # with its ref, and the records of its link group
         stamped = self._stamped(flow, eligible)
         grouped = self._grouped(flow, eligible)
         candidates = sorted(
