@@ -146,6 +146,8 @@ class Linker:
         # are held back (see source_side)
         self.hold_deletions = True
         self.held_deletions = False
+        # target types that had records before this run created any (see _had_targets)
+        self._targets_before: dict[tuple[str, str], bool] = {}
 
     def _prefetch(self, flow: Flow, snaps: list[Snapshot], side: str) -> None:
         """Load the links of every record the references of ``snaps`` point at."""
@@ -288,7 +290,10 @@ class Linker:
                 ("link group", grouped),
                 ("merge criteria", matches),
             ):
-                options = free(known.get(rid, set()))
+                rids = known.get(rid)
+                if not rids:
+                    continue
+                options = free(rids)
                 if len(options) == 1:
                     found, how = options, way
                     break
@@ -367,7 +372,7 @@ class Linker:
         (a record created for it before: the source restored with its id after a delete,
         the store restored from an older copy).  One lookup for the chunk."""
         name = self.context.uses[flow.target].ext_index
-        if name is None:
+        if name is None or not self._had_targets(flow):
             return {}
         by_key: dict[str, list[str]] = {}
         for rid, snap in records.items():
@@ -380,11 +385,24 @@ class Linker:
                 result.setdefault(rid, set()).update(target_rids)
         return result
 
+    def _had_targets(self, flow: Flow) -> bool:
+        """Whether the target type had records when the run began planning (else the only
+        ones stamped are those this run created, for records it linked them to)."""
+        had = self._targets_before.get(flow.target)
+        if had is None:
+            had = self.store.has_snapshots(*flow.target)
+            self._targets_before[flow.target] = had
+        return had
+
     def _grouped(self, flow: Flow, records: dict[str, Snapshot]) -> dict[str, set[str]]:
         """Target rids in each record's link group: the records linked to it through any
         dataflow, transitively (a link group is one real-world thing: a record created
         from it by the reverse dataflow, or reached round a cycle of dataflows).  The
         links are read for the chunk at once, one query per step."""
+        if not self.apply.propagates[(flow.source, flow.key)]:
+            # the type takes part in this dataflow only: a record unlinked in it is linked
+            # to nothing, so its link group is itself
+            return {}
         tsys, ttype = flow.target
         prefix = Ref.text(tsys, ttype, "")
         refs = {snap.ref: rid for rid, snap in records.items()}
