@@ -161,7 +161,11 @@ def sync(
     ] = False,
     as_json: JsonOption = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Run even if the circuit breaker trips.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Run even if the circuit breaker trips, or a system looks renamed.",
+        ),
     ] = False,
     lease_wait: LeaseWaitOption = "60s",
 ) -> None:

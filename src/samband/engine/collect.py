@@ -114,7 +114,7 @@ class Collector:
         existing = {} if fresh else self.store.snapshot_hashes(system, etype, list(by_id))
         rows: list[SnapshotRow] = []
         projected: list[dict[str, Any] | None] = []
-        indexed = any(flow.match for flow in use.as_target)  # merge-criteria keys to store
+        indexed = use.indexed  # merge-criteria keys (and external refs) to store
         for rid, record in by_id.items():
             old = existing.get(rid)
             if record.problem is not None:

@@ -123,7 +123,7 @@ class Creates:
     ) -> tuple[dict[str, Any], SnapshotRow] | None:
         """Record the outcome of one create in the batch; the new record's data and row."""
         tsys, ttype = flow.target
-        snap, values, base, _ext = item
+        snap, values, base, ext = item
         if isinstance(outcome, RecordError):
             batch.intents_done.append(intent_key)
             self.ledger.quarantine(
@@ -145,8 +145,12 @@ class Creates:
         target_ref = Ref.text(tsys, ttype, outcome.id)
         # a new record has no mark to clear
         dirty = self.store.next_seq() if self.propagates[(flow.target, flow.key)] else None
+        stamped = values
+        if flow.target_et.external_ref_field:
+            # the stamp is the new record's too (its external-reference index entry)
+            stamped = {flow.target_et.external_ref_field: ext, **values}
         created = created_snapshot(
-            use, str(outcome.id), values, outcome.data, modified_of(use, outcome) or now, dirty
+            use, str(outcome.id), stamped, outcome.data, modified_of(use, outcome) or now, dirty
         )
         batch.snapshots[target_ref] = created[1]
         batch.links.append(

@@ -11,8 +11,9 @@ from typing import Any
 from samband.engine.apply import Apply
 from samband.engine.batch import Batch
 from samband.engine.context import RunContext
+from samband.engine.create import external_ref
 from samband.engine.model import Flow
-from samband.engine.records import combination_key
+from samband.engine.records import combination_key, ext_key
 from samband.engine.translate import Translator
 from samband.errors import ConversionError
 from samband.store.rows import DeadLetter, Link, Ref, Snapshot, rid_of
@@ -145,6 +146,8 @@ class Linker:
         # are held back (see source_side)
         self.hold_deletions = True
         self.held_deletions = False
+        # target types that had records before this run created any (see _had_targets)
+        self._targets_before: dict[tuple[str, str], bool] = {}
 
     def _prefetch(self, flow: Flow, snaps: list[Snapshot], side: str) -> None:
         """Load the links of every record the references of ``snaps`` point at."""
@@ -216,6 +219,10 @@ class Linker:
         deleted ones end their link."""
         snaps = batch.current(chunk)
         links = self.store.links_by(flow.key, "target", [snap.ref for snap in snaps])
+        if flow.waits_for_match:
+            free = [s for s in snaps if s.ref not in links and not s.deleted]
+            if free:
+                self.wake_waiting(flow, free, batch)
         if not links:
             return
         sources = self.store.snapshots(
@@ -244,36 +251,77 @@ class Linker:
                     eligible[rid] = snap
             except ConversionError as exc:
                 self.ledger.quarantine(flow, snap.ref, "conversion", str(exc), batch)
+        if not eligible:
+            return
         matches = (
             find_matches(self.store, flow, {rid: s.data for rid, s in eligible.items()})
             if flow.match
             else {}
         )
-        candidates = sorted({c for found in matches.values() for c in found})
+        # what the store already knows of each record's counterpart: a target stamped
+        # with its ref, and the records of its link group
+        stamped = self._stamped(flow, eligible)
+        grouped = self._grouped(flow, eligible)
+        candidates = sorted(
+            {
+                c
+                for found in (*matches.values(), *stamped.values(), *grouped.values())
+                for c in found
+            }
+        )
         taken, freed = self._taken(flow, candidates, batch)
         targets = self.store.snapshots(tsys, ttype, candidates)
+
+        def free(rids: set[str]) -> list[str]:
+            return [
+                c
+                for c in sorted(rids)
+                if (ref := Ref.text(tsys, ttype, c)) not in taken
+                and ref not in batch.claimed
+                and c in targets
+                and not targets[c].deleted
+            ]
+
         creates: list[Snapshot] = []
+        waiting: dict[str, Snapshot] = {}  # left unlinked: wait for a match
         # the merge keys of the records of this chunk about to be created: another record
         # with one of them is a duplicate (ref of the first)
         planned: dict[tuple[int, str], str] = {}
         for rid, snap in eligible.items():
+            # A target stamped with this record's ref, else the one record of the target
+            # type in its link group, is its counterpart: known before any criteria.
+            found: list[str] = []
+            how = ""
+            for way, known in (
+                ("external reference", stamped),
+                ("link group", grouped),
+                ("merge criteria", matches),
+            ):
+                rids = known.get(rid)
+                if not rids:
+                    continue
+                options = free(rids)
+                if len(options) > 1:
+                    # a record entered again takes over the target of the one it replaces,
+                    # even when another record has the same key now
+                    again = [c for c in options if Ref.text(tsys, ttype, c) in freed]
+                    if len(again) == 1:
+                        options = again
+                if len(options) == 1:
+                    found, how = options, way
+                    break
+                if options and not found:
+                    found, how = options, way  # ambiguous, unless a later way is not
             live = [
                 (c, Ref.text(tsys, ttype, c))
                 for c in sorted(matches.get(rid, ()))
                 if c in targets and not targets[c].deleted
             ]
-            found = [c for c, ref in live if ref not in taken and ref not in batch.claimed]
-            if len(found) > 1:
-                # a record entered again takes over the target of the one it replaces, even
-                # when another record has the same key now
-                again = [c for c in found if Ref.text(tsys, ttype, c) in freed]
-                if len(again) == 1:
-                    found = again
             if len(found) == 1:
                 target = targets[found[0]]
                 if target.ref in freed:
                     self.release(flow, freed[target.ref], snap.ref, batch)
-                self.link_matched(flow, snap, target, batch)
+                self.link_matched(flow, snap, target, batch, how)
             elif len(found) > 1:
                 refs = [Ref.text(tsys, ttype, c) for c in found]
                 self.ledger.counts(flow).ambiguous += 1
@@ -282,7 +330,7 @@ class Linker:
                         snap.ref,
                         flow.key,
                         "ambiguous",
-                        f"matches {len(found)} {tsys}.{ttype} records by the merge criteria; "
+                        f"matches {len(found)} {tsys}.{ttype} records by the {how}; "
                         "nothing was linked or created. Make the criteria unique, or link "
                         "by hand, then `samband retry`.",
                         {"candidates": refs},
@@ -303,6 +351,10 @@ class Linker:
                     continue
                 planned.update(dict.fromkeys(keys, snap.ref))
                 creates.append(snap)
+            else:
+                waiting[rid] = snap
+        if flow.waits_for_match:
+            self._note_waiting(flow, eligible, waiting, batch)
         if creates:
             self.apply.create(flow, creates, batch)
 
@@ -326,6 +378,91 @@ class Linker:
             )
         )
         self.ledger.plan_line(f"ambiguous {snap.ref}: a duplicate of {', '.join(others)}")
+
+    def _note_waiting(
+        self,
+        flow: Flow,
+        eligible: dict[str, Snapshot],
+        waiting: dict[str, Snapshot],
+        batch: Batch,
+    ) -> None:
+        """Keep the merge keys of the records left unlinked (no match, no create) in the
+        dataflow's waiting index, so a matching target entered later links them (see
+        :meth:`wake_waiting`); the others leave it."""
+        entries: dict[str, list[tuple[str, str | None]]] = {
+            flow.wait_index(index): [] for index in range(len(flow.match))
+        }
+        for rid, snap in eligible.items():
+            keys = dict(candidate_keys(flow, snap.data)) if rid in waiting else {}
+            for index in range(len(flow.match)):
+                entries[flow.wait_index(index)].append((rid, keys.get(index)))
+        for name, pairs in entries.items():
+            batch.match.setdefault(name, []).extend(pairs)
+
+    def wake_waiting(self, flow: Flow, snaps: list[Snapshot], batch: Batch) -> None:
+        """Target records not linked in ``flow`` (entered, or given their merge keys,
+        since): the source records waiting for a match with their keys are planned again,
+        and so linked as if the target had been there first."""
+        wanted: dict[int, list[str]] = {}
+        for snap in snaps:
+            for index, combination in enumerate(flow.match):
+                key = combination_key(
+                    [snap.data.get(t.target) for t in combination],
+                    [t.normalizer for t in combination],
+                )
+                if key is not None:
+                    wanted.setdefault(index, []).append(key)
+        for index, keys in wanted.items():
+            found = self.store.lookup_match(flow.wait_index(index), keys)
+            for rids in found.values():
+                batch.requeue.update(Ref.text(*flow.source, rid) for rid in rids)
+                batch.progress = True
+
+    def _stamped(self, flow: Flow, records: dict[str, Snapshot]) -> dict[str, set[str]]:
+        """Target rids whose external reference is each record's ref as creates stamp it
+        (a record created for it before: the source restored with its id after a delete,
+        the store restored from an older copy).  One lookup for the chunk."""
+        name = self.context.uses[flow.target].ext_index
+        if name is None or not self._had_targets(flow):
+            return {}
+        by_key: dict[str, list[str]] = {}
+        for rid, snap in records.items():
+            key = ext_key(external_ref(flow, snap.ref))
+            if key is not None:
+                by_key.setdefault(key, []).append(rid)
+        result: dict[str, set[str]] = {}
+        for key, target_rids in self.store.lookup_match(name, by_key).items():
+            for rid in by_key[key]:
+                result.setdefault(rid, set()).update(target_rids)
+        return result
+
+    def _had_targets(self, flow: Flow) -> bool:
+        """Whether the target type had records when the run began planning (else the only
+        ones stamped are those this run created, for records it linked them to)."""
+        had = self._targets_before.get(flow.target)
+        if had is None:
+            had = self.store.has_snapshots(*flow.target)
+            self._targets_before[flow.target] = had
+        return had
+
+    def _grouped(self, flow: Flow, records: dict[str, Snapshot]) -> dict[str, set[str]]:
+        """Target rids in each record's link group: the records linked to it through any
+        dataflow, transitively (a link group is one real-world thing: a record created
+        from it by the reverse dataflow, or reached round a cycle of dataflows).  The
+        links are read for the chunk at once, one query per step."""
+        if not self.apply.propagates[(flow.source, flow.key)]:
+            # the type takes part in this dataflow only: a record unlinked in it is linked
+            # to nothing, so its link group is itself
+            return {}
+        tsys, ttype = flow.target
+        prefix = Ref.text(tsys, ttype, "")
+        refs = {snap.ref: rid for rid, snap in records.items()}
+        result: dict[str, set[str]] = {}
+        for ref, members in self.translator.groups(list(refs)).items():
+            found = {rid_of(m) for m in members if m.startswith(prefix)}
+            if found:
+                result[refs[ref]] = found
+        return result
 
     def _taken(
         self, flow: Flow, candidates: list[str], batch: Batch
@@ -353,11 +490,18 @@ class Linker:
         self.apply.unlink(batch, flow, link, f"deleted in source; entered again as {new_source}")
         self.ledger.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (entered again)")
 
-    def link_matched(self, flow: Flow, source: Snapshot, target: Snapshot, batch: Batch) -> None:
+    def link_matched(
+        self,
+        flow: Flow,
+        source: Snapshot,
+        target: Snapshot,
+        batch: Batch,
+        how: str = "merge criteria",
+    ) -> None:
         batch.claimed.add(target.ref)
         self.ledger.counts(flow).linked += 1
         batch.progress = True
-        self.ledger.plan_line(f"link {source.ref} ↔ {target.ref} (merge criteria)")
+        self.ledger.plan_line(f"link {source.ref} ↔ {target.ref} ({how})")
         link = Link(Link.NEW, flow.key, source.ref, target.ref, {}, "matched")
         self.translator.learn((source.ref, target.ref))
         self.apply.pair(flow, link, source, target, batch)

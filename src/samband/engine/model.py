@@ -74,6 +74,18 @@ class Flow:
             names.append(f"{self.key}#{digest.hexdigest()}")
         return names
 
+    @cached_property
+    def waits_for_match(self) -> bool:
+        """Whether a source record may stay unlinked until a matching target is entered
+        (merge criteria, and creates off or conditional): such records are kept in a
+        waiting index of their merge keys (see :meth:`wait_index`)."""
+        return bool(self.match) and (not self.config.create or self.config.create_when is not None)
+
+    def wait_index(self, combination: int) -> str:
+        """The name of the index of the merge keys of this dataflow's source records that
+        wait for a matching target (source rid → key), one per combination."""
+        return f"{self.match_index(combination)}~waiting"
+
     @property
     def source_read_only(self) -> bool:
         return self.source_et.read_only
@@ -107,6 +119,21 @@ class TypeUse:
         return tuple((p, tuple(p.split(".")) if "." in p else None) for p in self.paths)
 
     @property
+    def ext_index(self) -> str | None:
+        """The name of the index of this type's external-reference values (a target type
+        whose records creates stamp with their source's ref), None without one."""
+        field_ = self.entity_type.external_ref_field
+        if not field_ or not self.as_target:
+            return None
+        return f"ext:{self.key[0]}.{self.key[1]}#{EXT_INDEX_VERSION}"
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the type's records have index entries to keep: merge-criteria keys of
+        a dataflow into it, or external-reference values."""
+        return self.ext_index is not None or any(flow.match for flow in self.as_target)
+
+    @property
     def signature(self) -> str:
         return hashlib.blake2b("\x1f".join(sorted(self.paths)).encode(), digest_size=8).hexdigest()
 
@@ -131,6 +158,8 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), Non
     **dict.fromkeys(map(ord, "\u201c\u201d\u201e\u201f\u2033"), '"'),
     **dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"), "-"),
 }
+# bumped whenever what the external-reference index holds changes: it is then rebuilt
+EXT_INDEX_VERSION = 1
 # bumped whenever normalize() changes what it gives: stored merge keys are then rebuilt
 NORMALIZE_VERSION = 3
 
@@ -264,6 +293,10 @@ def compile_flows(
         et = type_use.entity_type
         if et.archive:
             type_use.add_paths(et.archive[0])
+        if et.external_ref_field and type_use.as_target:
+            # kept in the snapshot: a target stamped with a source's ref is found by it
+            # (a source restored with its id, a store restored from an older copy)
+            type_use.add_paths(et.external_ref_field)
     # Reference targets that were not declared: the type the referenced source type flows into.
     for flow in flows:
         resolved = []

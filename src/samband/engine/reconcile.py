@@ -16,8 +16,10 @@ again, and a changed combination would look its records up in an index of anothe
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from samband.engine.model import Flow, TypeKey, TypeUse
-from samband.engine.records import combination_key
+from samband.engine.records import combination_key, ext_key
 from samband.store.store import Store
 
 
@@ -62,39 +64,123 @@ def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
     return messages
 
 
-def unbuilt_indexes(store: Store, uses: dict[TypeKey, TypeUse]) -> list[tuple[TypeUse, Flow, int]]:
-    """The merge-criteria indexes (target type, dataflow, combination) not built yet.
-    Indexes of a type never read are complete once it is read: they are marked so now.
-    Indexes no dataflow uses any more are dropped."""
+def renamed_systems(store: Store, systems: list[str], uses: dict[TypeKey, TypeUse]) -> str | None:
+    """Why a run must not start, when a system looks renamed in the config: the store has
+    links of a system the config no longer has, and a system the store has never seen
+    uses the same entity types.  Every record of it would have a new ref, and be created
+    again in the other systems (None: nothing looks renamed)."""
+    stored = store.dataflow_types()
+    known: dict[str, set[str]] = {}  # system → its types, in the store's dataflows
+    for source, target, _mapping in stored.values():
+        for name in (source, target):
+            system, _, etype = name.partition(".")
+            known.setdefault(system, set()).add(etype)
+    gone = [
+        system
+        for system in sorted(known)
+        if system not in systems
+        and any(
+            store.count_links(key) > 0
+            for key, (source, target, _m) in stored.items()
+            if system in (source.partition(".")[0], target.partition(".")[0])
+        )
+    ]
+    if not gone:
+        return None
+    read = {row["system"] for row in store.all_cursors()}
+    for old in gone:
+        for new in systems:
+            if new in known or new in read:
+                continue  # not new: the store has seen it
+            types = {etype for system, etype in uses if system == new}
+            if known[old] <= types:
+                return (
+                    f"system {new!r} is new to the store, and {old!r}, whose links the store "
+                    f"keeps, is no longer in the config; both have {', '.join(sorted(known[old]))}."
+                    f" If {old!r} was renamed, put its key back (the key names every record's "
+                    f"ref), or every record would be created again; if {new!r} is another "
+                    "system, run with --force. Nothing was written."
+                )
+    return None
+
+
+class Unbuilt(NamedTuple):
+    """An index to build from the stored snapshots of ``use``'s type: a dataflow's
+    merge-criteria index (kind ``match``), the type's external-reference index (``ext``,
+    no dataflow), or a dataflow's index of the sources waiting for a match (``waiting``)."""
+
+    kind: str
+    name: str
+    use: TypeUse
+    flow: Flow | None
+    combination: int
+
+
+def unbuilt_indexes(store: Store, uses: dict[TypeKey, TypeUse]) -> list[Unbuilt]:
+    """The indexes not built yet.  Indexes of a type never read are complete once it is
+    read: they are marked so now.  Indexes no dataflow uses any more are dropped."""
     built = store.built_match_indexes()
     wanted: set[str] = set()
-    missing: list[tuple[TypeUse, Flow, int]] = []
+    missing: list[Unbuilt] = []
     for use in uses.values():
-        for flow in use.as_target:
-            for combination in range(len(flow.match)):
-                name = flow.match_index(combination)
-                wanted.add(name)
-                if name in built:
-                    continue
-                if store.has_snapshots(*use.key):
-                    missing.append((use, flow, combination))
-                else:
-                    store.mark_match_index_built(name, flow.key)
+        indexes = [
+            Unbuilt("match", flow.match_index(combination), use, flow, combination)
+            for flow in use.as_target
+            for combination in range(len(flow.match))
+        ]
+        if use.ext_index is not None:
+            indexes.append(Unbuilt("ext", use.ext_index, use, None, -1))
+        indexes.extend(
+            Unbuilt("waiting", flow.wait_index(combination), use, flow, combination)
+            for flow in use.as_source
+            if flow.waits_for_match
+            for combination in range(len(flow.match))
+        )
+        for item in indexes:
+            wanted.add(item.name)
+            if item.name in built:
+                continue
+            if store.has_snapshots(*use.key):
+                missing.append(item)
+            else:
+                store.mark_match_index_built(item.name, item.flow.key if item.flow else "")
     for name in built.keys() - wanted:
         store.drop_match_index(name)
     return missing
 
 
-def build_index(store: Store, use: TypeUse, flow: Flow, combination: int) -> None:
-    """Fill one merge-criteria index from the stored snapshots of its target type."""
-    terms = flow.match[combination]
-    normalizers = [t.normalizer for t in terms]
+def build_index(store: Store, item: Unbuilt) -> None:
+    """Fill one index from the stored snapshots of its type (see :class:`Unbuilt`)."""
+    use, flow = item.use, item.flow
     entries: list[tuple[str, str | None]] = []
-    for rid, snap in store.live_snapshots(*use.key).items():
-        key = combination_key([snap.data.get(t.target) for t in terms], normalizers)
-        if key is not None:
-            entries.append((rid, key))
-    store.rebuild_match_index(flow.match_index(combination), flow.key, entries)
+    snaps = store.live_snapshots(*use.key)
+    if flow is None:
+        path = use.entity_type.external_ref_field
+        assert path
+        for rid, snap in snaps.items():
+            key = ext_key(snap.data.get(path))
+            if key is not None:
+                entries.append((rid, key))
+        store.rebuild_match_index(item.name, "", entries)
+        return
+    terms = flow.match[item.combination]
+    normalizers = [t.normalizer for t in terms]
+    if item.kind == "waiting":
+        # the sources left unlinked before the index was kept (a store of an older
+        # version): a target entered later links them too
+        linked = set(store.linked_sources(flow.key))
+        for rid, snap in snaps.items():
+            if snap.ref in linked:
+                continue
+            key = combination_key([snap.data.get(t.source) for t in terms], normalizers)
+            if key is not None:
+                entries.append((rid, key))
+    else:
+        for rid, snap in snaps.items():
+            key = combination_key([snap.data.get(t.target) for t in terms], normalizers)
+            if key is not None:
+                entries.append((rid, key))
+    store.rebuild_match_index(item.name, flow.key, entries)
 
 
 def _name(key: TypeKey) -> str:

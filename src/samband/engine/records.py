@@ -148,6 +148,13 @@ def match_entries(
 ) -> dict[str, list[tuple[str, str | None]]]:
     """Merge-criteria keys of target records, per index name (None removes an entry)."""
     result: dict[str, list[tuple[str, str | None]]] = {}
+    ext_name = use.ext_index
+    if ext_name is not None:
+        path = use.entity_type.external_ref_field
+        result[ext_name] = [
+            (row.rid, ext_key(data.get(path)) if data is not None and path else None)
+            for row, data in zip(rows, projected, strict=True)
+        ]
     for flow in use.as_target:
         for index, combination in enumerate(flow.match):
             name = flow.match_index(index)
@@ -161,6 +168,14 @@ def match_entries(
                     )
                 entries.append((row.rid, key))
     return result
+
+
+def ext_key(value: Any) -> str | None:
+    """The index key of an external-reference value (None: no entry)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text[:500] or None
 
 
 def combination_key(values: list[Any], normalizers: list[str]) -> str | None:

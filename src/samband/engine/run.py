@@ -36,11 +36,18 @@ from samband.engine.model import (
     compile_flows,
     type_order,
 )
-from samband.engine.reconcile import build_index, reconcile_dataflows, unbuilt_indexes
+from samband.engine.reconcile import (
+    build_index,
+    reconcile_dataflows,
+    renamed_systems,
+    unbuilt_indexes,
+)
 from samband.engine.translate import Translator
 from samband.errors import (
     CircuitBreakerTripped,
+    ConfigError,
     ConnectorError,
+    Problem,
     QuotaExhausted,
     RunLocked,
     StoreError,
@@ -253,6 +260,8 @@ class Engine:
         try:
             if not dry_run and not shared:
                 self._take_lease(store)
+            if not force:
+                self._check_renamed(store)
             report.run_id = store.begin_run(dry_run)
             self._check_systems(store)
             with fewer_collections():
@@ -312,6 +321,14 @@ class Engine:
                 else:
                     self.leases.release_all(store)
         return report
+
+    def _check_renamed(self, store: Store) -> None:
+        """Refuse a run whose config renamed a system the store has links of (see
+        :func:`~samband.engine.reconcile.renamed_systems`), before anything is written."""
+        reason = renamed_systems(store, self.systems_in_use(), self.uses)
+        if reason is not None:
+            where = self.config.path or "the config"
+            raise ConfigError([Problem(str(where), 1, 1, reason)])
 
     def _check_systems(self, store: Store) -> None:
         """Check URL and credentials before any work — once per process, and only for
@@ -408,9 +425,9 @@ class _Run:
             self.report.messages.extend(reconcile_dataflows(self.store, self.engine.flows))
             unbuilt = unbuilt_indexes(self.store, self.engine.uses)
         self.collect(self.engine.order, held=not self.dry_run)
-        for use, flow, combination in unbuilt:
+        for item in unbuilt:
             with self.store.tx():
-                build_index(self.store, use, flow, combination)
+                build_index(self.store, item)
         context = self.context()
         apply = Apply(context)
         recovered = apply.recover_intents()

@@ -58,6 +58,31 @@ class Translator:
             if x in self._links and y in self._links[x]:
                 self._links[x].remove(y)
 
+    def groups(self, refs: list[str], depth: int = 8) -> dict[str, set[str]]:
+        """The link group of each of ``refs``: the refs linked to it through any dataflow,
+        transitively (up to ``depth`` links away), without itself.  The links of each
+        step are read for every ref at once (one store query per step, not per record)."""
+        found: dict[str, set[str]] = {ref: set() for ref in refs}
+        frontiers: dict[str, list[str]] = {ref: [ref] for ref in refs}
+        for _ in range(depth):
+            wanted = {ref for frontier in frontiers.values() for ref in frontier}
+            if not wanted:
+                break
+            self.prefetch(wanted)
+            following: dict[str, list[str]] = {}
+            for start, frontier in frontiers.items():
+                seen = found[start]
+                step = []
+                for ref in frontier:
+                    for other in self._links[ref]:
+                        if other != start and other not in seen:
+                            seen.add(other)
+                            step.append(other)
+                if step:
+                    following[start] = step
+            frontiers = following
+        return found
+
     def neighbours(self, ref: str) -> list[str]:
         if ref not in self._links:
             self.prefetch({ref})

@@ -271,6 +271,10 @@ class Store:
     def all_links(self, dataflow: str | None = None) -> list[Link]:
         return self.links.all(dataflow)
 
+    def linked_sources(self, dataflow: str) -> list[str]:
+        """The source ref of every link of ``dataflow``."""
+        return self.links.source_refs(dataflow)
+
     def queue_linked(self, dataflow: str) -> int:
         """Queue the source record of every link of ``dataflow`` for planning."""
         return self.snapshot_table.queue_all(self.links.source_refs(dataflow))
