@@ -10,6 +10,9 @@ again, and a changed combination would look its records up in an index of anothe
   store knows for the same source and target that the config no longer has.
 * A dataflow whose mapped properties changed has every linked pair planned again: a
   property newly mapped is agreed on (or is a conflict) at once, not at the next edit.
+* A dataflow that is new, or whose filter, creation rule or merge criteria changed, has
+  every live source record planned again: a record synced (or left out) under the old
+  rules is linked, created or matched under the new ones, not only at its next edit.
 * Merge-criteria indexes are named after what they hold (see :meth:`Flow.match_index`);
   one that is not built yet is built from the stored snapshots, once everything is read.
 """
@@ -26,6 +29,7 @@ def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
     of a dataflow whose mapped properties changed (a property newly mapped is agreed on
     by the next plan, even when nothing it reads changed); a message for each."""
     stored = store.dataflow_types()
+    linking = store.dataflow_linking()
     current = {
         flow.key: (_name(flow.source), _name(flow.target), flow.mapping_digest) for flow in flows
     }
@@ -46,6 +50,7 @@ def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
                 links = store.rename_dataflow(before[0], key)
                 messages.append(f"dataflow {before[0]} is now {key}: its {links} link(s) are kept")
                 stored[key] = stored.pop(before[0])
+                linking[key] = linking.pop(before[0], None)
         was = stored.get(key)
         if was is not None and was[2] is not None and was[2] != mapping:
             queued = store.queue_linked(key)
@@ -53,8 +58,20 @@ def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
                 f"dataflow {key} maps other properties now: its {queued} linked pair(s) are "
                 "planned again"
             )
-    if any(stored.get(key) != value for key, value in current.items()):
-        store.record_dataflows(current)
+    decides = {flow.key: flow.linking_digest for flow in flows}
+    for flow in flows:
+        if flow.key in stored and linking.get(flow.key) in (None, flow.linking_digest):
+            continue  # unchanged (or recorded by a store that kept no digest yet)
+        queued = store.queue_live(*flow.source)
+        if queued:
+            what = "is new" if flow.key not in stored else "links or filters otherwise now"
+            messages.append(
+                f"dataflow {flow.key} {what}: its {queued} source record(s) are planned again"
+            )
+    if any(stored.get(key) != value for key, value in current.items()) or any(
+        linking.get(key) != value for key, value in decides.items()
+    ):
+        store.record_dataflows(current, decides)
     return messages
 
 

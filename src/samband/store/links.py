@@ -90,13 +90,21 @@ class Dataflows:
         rows = self.db.conn.execute(select(s.dataflows))
         return {row.key: (row.source, row.target, row.mapping) for row in rows}
 
-    def record(self, flows: dict[str, tuple[str, str, str]]) -> None:
+    def linking(self) -> dict[str, str | None]:
+        """key → digest of what decides which records flow and how they are linked."""
+        rows = self.db.conn.execute(select(s.dataflows.c.key, s.dataflows.c.linking))
+        return {row.key: row.linking for row in rows}
+
+    def record(
+        self, flows: dict[str, tuple[str, str, str]], linking: dict[str, str] | None = None
+    ) -> None:
         rows = [
             {
                 "key": key,
                 "source": source,
                 "target": target,
                 "mapping": mapping,
+                **({"linking": linking.get(key)} if linking is not None else {}),
                 "updated_at": now_iso(),
             }
             for key, (source, target, mapping) in flows.items()
