@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from samband.engine.model import Flow, TypeKey, TypeUse
 from samband.engine.records import combination_key
+from samband.errors import StoreError
 from samband.store.store import Store
 
 
@@ -73,6 +74,29 @@ def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
     ):
         store.record_dataflows(current, decides)
     return messages
+
+
+def check_same_config(store: Store, flows: list[Flow]) -> None:
+    """Refuse a config that shares no dataflow with the ones the store serves: two configs
+    on one store would each consume the changes the other needs (snapshots, change
+    cursors and queued records are kept per entity type).  A config that keeps one of the
+    store's dataflows (by key, or by source and target: a renamed one) is the same config
+    edited, and may add or remove others."""
+    stored = store.dataflow_types()
+    if not stored or not flows:
+        return
+    pairs = {(source, target) for source, target, _ in stored.values()}
+    for flow in flows:
+        if flow.key in stored or (_name(flow.source), _name(flow.target)) in pairs:
+            return
+    names = sorted(stored)
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    raise StoreError(
+        f"this store belongs to another config (its dataflows: {shown}); this config shares "
+        "none of them, and two configs on one store each take the changes the other needs: "
+        "give this config its own store: (the `store:` setting); if it replaces that "
+        "config, keep one of its dataflows in it, or start from a new store"
+    )
 
 
 def unbuilt_indexes(store: Store, uses: dict[TypeKey, TypeUse]) -> list[tuple[TypeUse, Flow, int]]:

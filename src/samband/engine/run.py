@@ -36,7 +36,12 @@ from samband.engine.model import (
     compile_flows,
     type_order,
 )
-from samband.engine.reconcile import build_index, reconcile_dataflows, unbuilt_indexes
+from samband.engine.reconcile import (
+    build_index,
+    check_same_config,
+    reconcile_dataflows,
+    unbuilt_indexes,
+)
 from samband.engine.translate import Translator
 from samband.errors import (
     CircuitBreakerTripped,
@@ -251,6 +256,7 @@ class Engine:
         run = _Run(self, store, report, progress, stop, shared=shared and not dry_run)
         interrupted = False
         try:
+            check_same_config(store, self.flows)
             if not dry_run and not shared:
                 self._take_lease(store)
             report.run_id = store.begin_run(dry_run)
