@@ -20,7 +20,7 @@ from samband.engine.batch import Batch
 from samband.engine.context import RunContext
 from samband.engine.create import Creates, show_values
 from samband.engine.model import Flow, TypeKey, TypeUse
-from samband.engine.plan import MISSING, edited_since, plan_link
+from samband.engine.plan import MISSING, _same, edited_since, plan_link
 from samband.engine.records import modified_of, project, updated_snapshot
 from samband.engine.recovery import IntentRecovery
 from samband.engine.waits import wait_for_parent
@@ -32,6 +32,7 @@ from samband.errors import (
     Stale,
     TransientError,
 )
+from samband.mapping import get_steps
 from samband.store.rows import (
     AuditRow,
     ConflictRow,
@@ -43,7 +44,7 @@ from samband.store.rows import (
     now_iso,
 )
 from samband.store.store import Store
-from samband.types import same_stored_value
+from samband.types import coerce, same_stored_value
 
 # What became of an update: written; refused by the system (quarantined until `samband
 # retry`); failed in a way that may pass (queued for the next run); stale (edited since
@@ -66,6 +67,8 @@ class Apply:
         self.stale: set[str] = set()
         # records whose update failed in a way that may pass: tried again next run
         self.deferred: set[str] = set()
+        # properties a record did not keep when written this run: not written again in it
+        self.unkept: dict[str, set[str]] = {}
         self.previewed: set[tuple[str, str]] = set()  # pairs a dry run has planned
         # a written record must be planned again when its type takes part in another dataflow
         self.propagates: dict[tuple[TypeKey, str], bool] = {}
@@ -295,6 +298,14 @@ class Apply:
         next plan sees both sides' edits again instead of a property never agreed on.
         ``origin_modified``: when the values written were edited on the other side."""
         system = key[0]
+        unkept = self.unkept.get(snap.ref)
+        if unkept and unkept.intersection(changes):
+            # refused (and quarantined) earlier in this run: not sent again
+            again = {path: value for path, value in changes.items() if path in unkept}
+            _keep_base(flow, side, again, new_base, old_base)
+            changes = {path: value for path, value in changes.items() if path not in unkept}
+            if not changes:
+                return "refused"
         if self.dry_run:
             self.ledger.counts(flow).updated += 1
             self.ledger.plan_line(f"update {snap.ref}: {show_values(changes)}")
@@ -359,6 +370,30 @@ class Apply:
         batch.index(use, [row], [written.data])
         batch.audit.append(AuditRow.new(self.run_id, snap.ref, flow.key, "update", before, changes))
         batch.progress = True
+        ignored = _not_kept(flow, use, side, changes, record)
+        if ignored:
+            self.unkept.setdefault(snap.ref, set()).update(ignored)
+            # The answer shows a written property not holding the value written (a field
+            # the API ignores on update, a trigger that resets it): refused for that
+            # property, its agreed value kept, so the other side's edit is never taken back.
+            _keep_base(flow, side, {path: changes[path] for path in ignored}, new_base, old_base)
+            held = ", ".join(
+                f"{path} (wrote {changes[path]!r}, it holds {value!r})"
+                for path, value in ignored.items()
+            )
+            self.ledger.quarantine(
+                flow,
+                snap.ref,
+                "not kept",
+                f"{system} did not keep the value written to {held}: the field may be "
+                f"locked or reset by {system}; correct it there (or stop mapping it), then "
+                "`samband retry`",
+                batch,
+                {"changes": changes},
+            )
+            if len(ignored) < len(changes):
+                self.ledger.counts(flow).updated += 1
+            return "refused"
         self.ledger.counts(flow).updated += 1
         return "written"
 
@@ -539,6 +574,35 @@ def _verify_unchanged(
             f"{use.key[0]}.{use.key[1]} {rid}: {', '.join(sorted(edited))} changed since it "
             "was read"
         )
+
+
+def _not_kept(
+    flow: Flow, use: TypeUse, side: str, changes: dict[str, Any], record: RecordData | None
+) -> dict[str, Any]:
+    """The written properties whose value in the write's answer is not the value written
+    (compared in the mapping's type, so a form the API normalises to is kept), path →
+    the value the answer holds.  A property the answer leaves out is taken as kept."""
+    if record is None or not isinstance(record.data, dict):
+        return {}
+    steps = dict(use.path_steps)
+    ignored: dict[str, Any] = {}
+    for m in flow.mappings:
+        path = m.target if side == "target" else m.source
+        if path not in changes or m.is_reference or path not in steps:
+            continue
+        step = steps[path]
+        data = record.data
+        held = data.get(path, MISSING) if step is None else get_steps(data, step, MISSING)
+        if held is MISSING:
+            continue
+        kind = m.type if side == "target" else m.source_type
+        try:
+            same = _same(coerce(held, kind), coerce(changes[path], kind))
+        except ConversionError:
+            same = False
+        if not same:
+            ignored[path] = held
+    return ignored
 
 
 def _keep_base(

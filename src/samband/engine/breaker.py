@@ -22,6 +22,8 @@ from samband.store.store import Store
 
 BATCH = 2000
 MIN_LINKS = 10  # below this many links a dataflow is too small for shares to mean much
+# ... but from this many links, every linked record of one side deleted at once trips it
+MIN_WIPE = 3
 
 
 class CircuitBreaker:
@@ -41,12 +43,19 @@ class CircuitBreaker:
         delete_share = _share(flow.config.max_delete_share, self.defaults.max_delete_share)
         change_share = _share(flow.config.max_change_share, self.defaults.max_change_share)
         queued = self._queued(flow)
-        # It trips only above share × links with at least MIN_LINKS links: fewer queued
-        # records than that cannot trip it, and the links need not be counted.
-        if queued <= MIN_LINKS * min(delete_share, change_share):
+        # It trips only above share × links with at least MIN_LINKS links (fewer queued
+        # records than that cannot trip it), or when MIN_WIPE or more are all deleted.
+        few = queued <= MIN_LINKS * min(delete_share, change_share)
+        if few and queued < MIN_WIPE:
             return
         links = self.store.count_links(flow.key)
         if links < MIN_LINKS:
+            # Too small for shares to mean much, but every linked record of one side gone
+            # at once is an empty answer far more often than a decision.
+            if links >= MIN_WIPE and delete_share < 1:
+                self._check_deletions(flow, links, delete_share, every=True)
+            return
+        if few:
             return
         deleted = self.store.count_dirty(*flow.source, deleted=True) + self.store.count_dirty(
             *flow.target, deleted=True
@@ -70,12 +79,27 @@ class CircuitBreaker:
                 "If this is intended, run `samband sync --force` (or raise max_change_share)."
             )
 
-    def _check_deletions(self, flow: Flow, links: int, share: float) -> None:
+    def _check_deletions(
+        self, flow: Flow, links: int, share: float, *, every: bool = False
+    ) -> None:
         """Deletions on either side end links (and, by the policy, delete or archive the
-        other side): a table emptied for a moment must not unlink everything."""
+        other side): a table emptied for a moment must not unlink everything.  With
+        ``every`` (a dataflow too small for shares) it trips only when every linked record
+        of one side is deleted at once."""
+        if (
+            every
+            and max(
+                self.store.count_dirty(*flow.source, deleted=True),
+                self.store.count_dirty(*flow.target, deleted=True),
+            )
+            < links
+        ):
+            return
         in_source = len(self.store.links_by(flow.key, "source", self._deleted_refs(*flow.source)))
         in_target = len(self.store.links_by(flow.key, "target", self._deleted_refs(*flow.target)))
         deleted = in_source + in_target
+        if every and max(in_source, in_target) < links:
+            return
         if deleted <= share * links:
             return
         policy = flow.config.on_delete

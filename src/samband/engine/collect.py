@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from samband import exactjson
 from samband.connectors.base import Connector, RecordData
 from samband.engine.batch import Batch
 from samband.engine.context import RunContext
@@ -129,7 +130,15 @@ class Collector:
                     projected.append(None)
                     stats.deleted += 1
                 continue
-            row = snapshot_row(use, record, None)
+            try:
+                row = snapshot_row(use, record, None)
+            except TypeError:
+                problem = _not_text(use, record)
+                if problem is None:
+                    raise
+                self._unreadable(use, rid.encode("utf-8", "backslashreplace").decode(), problem)
+                stats.unreadable += 1
+                continue
             if old is not None and old[0] == row.hash and not old[1]:
                 continue
             row = new_row(SnapshotRow, (*row[:8], self.store.next_seq()))  # queued
@@ -165,6 +174,21 @@ class Collector:
                 self.store.set_match_keys(name, entries)
 
 
+def _not_text(use: TypeUse, record: RecordData) -> str | None:
+    """Why a record's values cannot be stored: a string with a lone surrogate (half of a
+    character, e.g. an emoji cut in two, which a JSON file may hold as ``\\ud83d``);
+    None when that is not it."""
+    bad = exactjson.unpaired_surrogate(record.data)
+    if bad is None:
+        return None
+    path, surrogate, position = bad
+    return (
+        f"{path} contains an unpaired surrogate ({surrogate!r} at position {position}; half "
+        f"of a character, e.g. an emoji cut in two), which is not text: correct the value "
+        f"in {use.key[0]}"
+    )
+
+
 def read_again(context: RunContext, use: TypeUse, snaps: dict[str, Snapshot], batch: Batch) -> None:
     """Read again the records of a chunk that ``samband retry`` (or an update that found
     them edited) queued to be read, so a fix made in their system is seen even when no
@@ -179,7 +203,19 @@ def read_again(context: RunContext, use: TypeUse, snaps: dict[str, Snapshot], ba
             row = SnapshotRow.deleted_record(*use.key, snap.rid, snap.modified, 0)
             data: dict[str, Any] = {}
         else:
-            row = snapshot_row(use, record, 0)
+            problem = record.problem
+            try:
+                row = snapshot_row(use, record, 0)
+            except TypeError:
+                problem = problem or _not_text(use, record)
+                if problem is None:
+                    raise
+            if problem is not None:
+                # still unreadable: quarantined again with the reason, not planned
+                del snaps[snap.rid]
+                for flow in [*use.as_source, *use.as_target]:
+                    context.ledger.quarantine(flow, snap.ref, "unreadable", problem, batch)
+                continue
             data = orjson.loads(row.data)
         snaps[snap.rid] = Snapshot(*use.key, snap.rid, row.hash, data, row.modified, row.deleted)
         batch.snapshots[snap.ref] = row

@@ -59,6 +59,22 @@ class Flow:
         text = repr([(m.source, m.target, m.type, m.direction) for m in self.mappings])
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
+    @cached_property
+    def linking_digest(self) -> str:
+        """What decides which source records flow and how they are linked: the filter,
+        whether (and when) targets are created, and the merge criteria."""
+        config = self.config
+        text = repr(
+            (
+                config.filter.where if config.filter is not None else None,
+                config.create,
+                config.create_when.model_dump(mode="json") if config.create_when else None,
+                [[(t.source, t.target, t.normalizer) for t in terms] for terms in self.match],
+                NORMALIZE_VERSION,
+            )
+        )
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
     def match_index(self, combination: int) -> str:
         """The name of the merge-criteria index of one combination: the dataflow and what
         the index holds, so a changed combination (another property, another

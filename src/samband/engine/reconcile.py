@@ -10,6 +10,9 @@ again, and a changed combination would look its records up in an index of anothe
   store knows for the same source and target that the config no longer has.
 * A dataflow whose mapped properties changed has every linked pair planned again: a
   property newly mapped is agreed on (or is a conflict) at once, not at the next edit.
+* A dataflow that is new, or whose filter, creation rule or merge criteria changed, has
+  every live source record planned again: a record synced (or left out) under the old
+  rules is linked, created or matched under the new ones, not only at its next edit.
 * Merge-criteria indexes are named after what they hold (see :meth:`Flow.match_index`);
   one that is not built yet is built from the stored snapshots, once everything is read.
 """
@@ -20,6 +23,7 @@ from typing import NamedTuple
 
 from samband.engine.model import Flow, TypeKey, TypeUse
 from samband.engine.records import combination_key, ext_key
+from samband.errors import StoreError
 from samband.store.store import Store
 
 
@@ -28,6 +32,7 @@ def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
     of a dataflow whose mapped properties changed (a property newly mapped is agreed on
     by the next plan, even when nothing it reads changed); a message for each."""
     stored = store.dataflow_types()
+    linking = store.dataflow_linking()
     current = {
         flow.key: (_name(flow.source), _name(flow.target), flow.mapping_digest) for flow in flows
     }
@@ -52,6 +57,7 @@ def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
                 messages.append(f"dataflow {before[0]} is now {key}: its {links} link(s) are kept")
                 stored[key] = stored.pop(before[0])
                 renamed = True
+                linking[key] = linking.pop(before[0], None)
         was = stored.get(key)
         if was is not None and was[2] is not None and was[2] != mapping:
             queued = store.queue_linked(key)
@@ -59,9 +65,47 @@ def reconcile_dataflows(store: Store, flows: list[Flow]) -> list[str]:
                 f"dataflow {key} maps other properties now: its {queued} linked pair(s) are "
                 "planned again"
             )
-    if renamed or any(stored.get(key) != value for key, value in current.items()):
-        store.record_dataflows(current)
+    decides = {flow.key: flow.linking_digest for flow in flows}
+    for flow in flows:
+        if flow.key in stored and linking.get(flow.key) in (None, flow.linking_digest):
+            continue  # unchanged (or recorded by a store that kept no digest yet)
+        queued = store.queue_live(*flow.source)
+        if queued:
+            what = "is new" if flow.key not in stored else "links or filters otherwise now"
+            messages.append(
+                f"dataflow {flow.key} {what}: its {queued} source record(s) are planned again"
+            )
+    if (
+        renamed
+        or any(stored.get(key) != value for key, value in current.items())
+        or any(linking.get(key) != value for key, value in decides.items())
+    ):
+        store.record_dataflows(current, decides)
     return messages
+
+
+def check_same_config(store: Store, flows: list[Flow]) -> None:
+    """Refuse a config that shares no dataflow with the ones the store serves: two configs
+    on one store would each consume the changes the other needs (snapshots, change
+    cursors and queued records are kept per entity type).  A config that keeps one of the
+    store's dataflows (by key, or by source and target: a renamed one) is the same config
+    edited, and may add or remove others."""
+    stored = store.dataflow_types()
+    if not stored or not flows:
+        return
+    pairs = {(source, target) for source, target, _ in stored.values()}
+    for flow in flows:
+        if flow.key in stored or (_name(flow.source), _name(flow.target)) in pairs:
+            return
+    names = sorted(stored)
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    raise StoreError(
+        f"this store belongs to another config (its dataflows: {shown}); this config shares "
+        "none of them, and two configs on one store each take the changes the other needs: "
+        "give this config its own store: (the `store:` setting); if it replaces that "
+        "config, keep one of its dataflows in it, start from a new store, or run once with "
+        "--force"
+    )
 
 
 def renamed_systems(store: Store, systems: list[str], uses: dict[TypeKey, TypeUse]) -> str | None:

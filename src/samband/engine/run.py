@@ -38,6 +38,7 @@ from samband.engine.model import (
 )
 from samband.engine.reconcile import (
     build_index,
+    check_same_config,
     reconcile_dataflows,
     renamed_systems,
     unbuilt_indexes,
@@ -258,10 +259,12 @@ class Engine:
         run = _Run(self, store, report, progress, stop, shared=shared and not dry_run)
         interrupted = False
         try:
+            if not force:
+                # a renamed system first: its message is the more precise of the two
+                self._check_renamed(store)
+                check_same_config(store, self.flows)
             if not dry_run and not shared:
                 self._take_lease(store)
-            if not force:
-                self._check_renamed(store)
             report.run_id = store.begin_run(dry_run)
             self._check_systems(store)
             with fewer_collections():

@@ -43,7 +43,10 @@ class Database:
         try:
             self.conn: Connection = self.engine.connect()
             migrate(self.conn)
-            self.conn.commit()
+            if not dry_run:
+                # a dry run changes nothing: on PostgreSQL, where DDL is transactional, a
+                # store created or migrated for it is rolled back at close with the rest
+                self.conn.commit()
         except BaseException as exc:
             # a failed migration must not keep its transaction (and the migration lock)
             self.engine.dispose()

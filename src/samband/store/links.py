@@ -90,13 +90,21 @@ class Dataflows:
         rows = self.db.conn.execute(select(s.dataflows))
         return {row.key: (row.source, row.target, row.mapping) for row in rows}
 
-    def record(self, flows: dict[str, tuple[str, str, str]]) -> None:
+    def linking(self) -> dict[str, str | None]:
+        """key → digest of what decides which records flow and how they are linked."""
+        rows = self.db.conn.execute(select(s.dataflows.c.key, s.dataflows.c.linking))
+        return {row.key: row.linking for row in rows}
+
+    def record(
+        self, flows: dict[str, tuple[str, str, str]], linking: dict[str, str] | None = None
+    ) -> None:
         rows = [
             {
                 "key": key,
                 "source": source,
                 "target": target,
                 "mapping": mapping,
+                **({"linking": linking.get(key)} if linking is not None else {}),
                 "updated_at": now_iso(),
             }
             for key, (source, target, mapping) in flows.items()
@@ -121,6 +129,8 @@ class MatchIndex:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._put = db.sql.upsert(s.match_keys, ("name", "rid", "key"), ("name", "rid"))
+        # PostgreSQL text cannot hold NUL: a key with one is stored with it escaped
+        self._escape = db.dialect == "postgresql"
 
     def set_keys(self, name: str, entries: list[tuple[str, str | None]]) -> None:
         """Set (rid → key) of one index; a None key removes the entry."""
@@ -129,21 +139,30 @@ class MatchIndex:
             self.db.query(
                 "DELETE FROM samband_match_keys WHERE name = ? AND rid IN ", (name,), part
             )
-        rows = [(name, rid, key) for rid, key in entries if key is not None]
+        rows = [(name, rid, self._stored(key)) for rid, key in entries if key is not None]
         rows.sort(key=_BY_RID)  # one lock order for every writer (see Snapshots.put)
         self.db.many(self._put, rows, "samband_match_keys")
 
     def lookup(self, name: str, keys: Iterable[str]) -> dict[str, list[str]]:
         result: dict[str, list[str]] = {}
-        for part in chunks(list(set(keys))):
+        stored = {self._stored(key): key for key in keys}
+        for part in chunks(list(stored)):
             rows = self.db.rows(
                 'SELECT "key", rid FROM samband_match_keys WHERE name = ? AND "key" IN ',
                 (name,),
                 part,
             )
             for key, rid in rows:
-                result.setdefault(key, []).append(rid)
+                result.setdefault(stored[key], []).append(rid)
         return result
+
+    def _stored(self, key: str) -> str:
+        """A key as the store holds it: on PostgreSQL a NUL is written U+FFFF "0" (a
+        noncharacter no interchanged text holds), and U+FFFF itself U+FFFF "1", so
+        distinct keys stay distinct."""
+        if not self._escape or ("\x00" not in key and "\uffff" not in key):
+            return key
+        return key.replace("\uffff", "\uffff1").replace("\x00", "\uffff0")
 
     def built(self) -> dict[str, str]:
         """The indexes that are complete: name → dataflow."""

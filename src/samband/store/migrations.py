@@ -125,6 +125,15 @@ def _v5(conn: Connection) -> None:
     )
 
 
+def _v6(conn: Connection) -> None:
+    """A dataflow records a digest of what decides which records flow and how they are
+    linked (``linking``); a store from before knows none, and the first run records it
+    without planning anything again."""
+    columns = {c["name"] for c in inspect(conn).get_columns(s.dataflows.name)}
+    if "linking" not in columns:
+        conn.exec_driver_sql("ALTER TABLE samband_dataflows ADD COLUMN linking VARCHAR(40)")
+
+
 def _move_dirty_marks(conn: Connection) -> bool:
     """Create the dirty queue and copy the snapshots' dirty marks into it; False when the
     snapshots have no dirty column (any more)."""
@@ -187,6 +196,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (3, _v3),
     (4, _v4),
     (5, _v5),
+    (6, _v6),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -206,6 +206,10 @@ dataflows = Table(
     Column("target", String(300), nullable=False),
     # a digest of the mapped properties: when it changes, every linked pair is planned again
     Column("mapping", String(40)),
+    # a digest of what decides which records flow and how they are linked (filter, create,
+    # merge criteria): when it changes, or the dataflow is new, every live source record is
+    # planned again (see samband.engine.reconcile)
+    Column("linking", String(40)),
     Column("updated_at", String(40), nullable=False),
 )
 

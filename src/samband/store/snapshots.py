@@ -139,6 +139,13 @@ class Snapshots:
         )
         return bool(rows)
 
+    def live_rids(self, system: str, etype: str) -> list[str]:
+        c = s.snapshots.c
+        rows = self.db.conn.execute(
+            select(c.rid).where(and_(c.system == system, c.etype == etype, c.deleted.is_(False)))
+        )
+        return [r.rid for r in rows]
+
     def count_live(self, system: str, etype: str) -> int:
         c = s.snapshots.c
         return int(

@@ -275,6 +275,12 @@ class Store:
         """The source ref of every link of ``dataflow``."""
         return self.links.source_refs(dataflow)
 
+    def queue_live(self, system: str, etype: str) -> int:
+        """Queue every live record of a type for planning (a config change reaches them)."""
+        return self.snapshot_table.queue_all(
+            Ref.text(system, etype, rid) for rid in self.snapshot_table.live_rids(system, etype)
+        )
+
     def queue_linked(self, dataflow: str) -> int:
         """Queue the source record of every link of ``dataflow`` for planning."""
         return self.snapshot_table.queue_all(self.links.source_refs(dataflow))
@@ -304,8 +310,13 @@ class Store:
     def dataflow_types(self) -> dict[str, tuple[str, str, str | None]]:
         return self.dataflows.types()
 
-    def record_dataflows(self, flows: dict[str, tuple[str, str, str]]) -> None:
-        self.dataflows.record(flows)
+    def dataflow_linking(self) -> dict[str, str | None]:
+        return self.dataflows.linking()
+
+    def record_dataflows(
+        self, flows: dict[str, tuple[str, str, str]], linking: dict[str, str] | None = None
+    ) -> None:
+        self.dataflows.record(flows, linking)
 
     def rename_dataflow(self, old: str, new: str) -> int:
         return self.dataflows.rename(old, new)
