@@ -212,6 +212,7 @@ class Apply:
         batch.drop_links.append(link.id)
         batch.progress = True
         self.translator.forget(link.source_ref, link.target_ref)
+        self._index_unlinked_target(flow, link, batch)
         if reason is not None:
             batch.audit.append(
                 AuditRow.new(
@@ -223,6 +224,17 @@ class Apply:
                     {"reason": reason},
                 )
             )
+
+    def _index_unlinked_target(self, flow: Flow, link: Link, batch: Batch) -> None:
+        """A target left by its source keeps the source's ref in its external reference:
+        indexed, so the source restored with its id links to it again instead of creating
+        a second one (creates leave their records out of that index while linked)."""
+        use = self.context.uses[flow.target]
+        if use.ext_index is None:
+            return
+        target = batch.written.get(link.target_ref) or self.store.snapshot(link.target_ref)
+        if target is not None and not target.deleted:
+            batch.index_external(use, target.rid, target.data)
 
     def target_deleted(self, flow: Flow, link: Link, batch: Batch) -> None:
         """The target of a link was deleted: the link ends, and the children of either

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from samband.engine.model import Flow, TypeKey, TypeUse
-from samband.engine.records import match_entries
+from samband.engine.records import external_entry, match_entries
 from samband.store.rows import AuditRow, DeadLetter, LinkRow, Snapshot, SnapshotRow
 from samband.store.store import Store
 
@@ -47,11 +47,22 @@ class Batch:
         return [written.get(snap.ref, snap) for snap in chunk.values()]
 
     def index(
-        self, use: TypeUse, rows: list[SnapshotRow], datas: list[dict[str, Any] | None]
+        self,
+        use: TypeUse,
+        rows: list[SnapshotRow],
+        datas: list[dict[str, Any] | None],
+        *,
+        external: bool = True,
     ) -> None:
-        """Keep the merge-criteria keys of written target records up to date."""
-        for name, entries in match_entries(use, rows, datas).items():
+        """Keep the merge-criteria keys of written target records up to date (with
+        ``external``, their external-reference values too)."""
+        for name, entries in match_entries(use, rows, datas, external=external).items():
             self.match.setdefault(name, []).extend(entries)
+
+    def index_external(self, use: TypeUse, rid: str, data: dict[str, Any]) -> None:
+        """Index the external-reference value of one record of ``use``'s type."""
+        if use.ext_index is not None:
+            self.match.setdefault(use.ext_index, []).append(external_entry(use, rid, data))
 
     def store(self, store: Store, key: TypeKey, seen: list[tuple[str, int]], run_id: int) -> None:
         """Write everything gathered, and clear the queue marks of ``seen`` (rid, mark) of

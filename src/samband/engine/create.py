@@ -110,7 +110,9 @@ class Creates:
                     datas.append(created[0])
                     rows.append(created[1])
         finally:
-            batch.index(use, rows, datas)
+            # a record created here is linked: its external reference is indexed when the
+            # link ends (see Apply.unlink), or when it is read changed — not by the thousand
+            batch.index(use, rows, datas, external=False)
 
     def _record_create(
         self,

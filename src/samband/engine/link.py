@@ -34,12 +34,19 @@ def candidate_keys(flow: Flow, data: dict[str, Any]) -> list[tuple[int, str]]:
 
 
 def find_matches(
-    store: Store, flow: Flow, records: dict[str, dict[str, Any]]
+    store: Store,
+    flow: Flow,
+    records: dict[str, dict[str, Any]],
+    keys_of: dict[str, list[tuple[int, str]]] | None = None,
 ) -> dict[str, set[str]]:
-    """Target rids matching each source rid (any combination), before exclusions."""
+    """Target rids matching each source rid (any combination), before exclusions; with
+    ``keys_of``, each record's merge keys are left there too (computed once per record)."""
     wanted: dict[int, dict[str, list[str]]] = {}
     for rid, data in records.items():
-        for index, key in candidate_keys(flow, data):
+        keys = candidate_keys(flow, data)
+        if keys_of is not None:
+            keys_of[rid] = keys
+        for index, key in keys:
             wanted.setdefault(index, {}).setdefault(key, []).append(rid)
     result: dict[str, set[str]] = {rid: set() for rid in records}
     for index, by_key in wanted.items():
@@ -253,8 +260,9 @@ class Linker:
                 self.ledger.quarantine(flow, snap.ref, "conversion", str(exc), batch)
         if not eligible:
             return
+        keys_of: dict[str, list[tuple[int, str]]] = {}
         matches = (
-            find_matches(self.store, flow, {rid: s.data for rid, s in eligible.items()})
+            find_matches(self.store, flow, {rid: s.data for rid, s in eligible.items()}, keys_of)
             if flow.match
             else {}
         )
@@ -344,7 +352,7 @@ class Linker:
                 owners = sorted({taken[ref] for ref in refs if ref in taken})
                 self.duplicate(flow, snap, owners or refs, refs, batch)
             elif flow.config.create and creation_allowed(flow, snap.data, self.translator):
-                keys = candidate_keys(flow, snap.data) if flow.match else []
+                keys = keys_of.get(rid, [])
                 first = next((planned[key] for key in keys if key in planned), None)
                 if first is not None:
                     self.duplicate(flow, snap, [first], [], batch)

@@ -144,12 +144,17 @@ def created_snapshot(
 
 
 def match_entries(
-    use: TypeUse, rows: list[SnapshotRow], projected: list[dict[str, Any] | None]
+    use: TypeUse,
+    rows: list[SnapshotRow],
+    projected: list[dict[str, Any] | None],
+    *,
+    external: bool = True,
 ) -> dict[str, list[tuple[str, str | None]]]:
-    """Merge-criteria keys of target records, per index name (None removes an entry)."""
+    """Merge-criteria keys of target records, per index name (None removes an entry);
+    with ``external``, their external-reference values too."""
     result: dict[str, list[tuple[str, str | None]]] = {}
     ext_name = use.ext_index
-    if ext_name is not None:
+    if ext_name is not None and external:
         path = use.entity_type.external_ref_field
         result[ext_name] = [
             (row.rid, ext_key(data.get(path)) if data is not None and path else None)
@@ -168,6 +173,12 @@ def match_entries(
                     )
                 entries.append((row.rid, key))
     return result
+
+
+def external_entry(use: TypeUse, rid: str, data: dict[str, Any]) -> tuple[str, str | None]:
+    """The external-reference index entry of one record of ``use``'s type."""
+    path = use.entity_type.external_ref_field
+    return rid, ext_key(data.get(path)) if path else None
 
 
 def ext_key(value: Any) -> str | None:
