@@ -3,6 +3,9 @@ tester found, each as a small deterministic scenario on memory systems."""
 
 from __future__ import annotations
 
+import itertools
+from datetime import UTC, datetime, timedelta
+
 from samband.config import parse_config
 from samband.engine.run import Engine
 from samband.kinds.memory.connector import dataset
@@ -105,6 +108,38 @@ def test_a_record_entered_again_takes_its_predecessors_target_over_a_new_twin(
             "crm.Customer->erp.Account", "source", [f"crm:Customer:{again}"]
         )
         assert [link.target_ref for link in links.values()] == ["erp:Account:1"]
+
+
+def test_a_record_entered_again_takes_its_predecessors_target_over_a_later_twin(
+    store_url: str,
+) -> None:
+    """A record deleted and entered again, then another record entered with its key, in
+    one interval: the later twin came first in the chunk (its id sorts first), took the
+    predecessor's target, and the record entered again was reported as its duplicate."""
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Acme", "org": "911111111"})
+    assert sync(store_url, BY_ORG)["created"] == 1
+    crm.remove("Customer", "1")
+    # one clock tick per write: the twin is entered after the record entered again
+    ticks = itertools.count(1)
+    crm.clock = lambda: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=next(ticks))
+    again = crm.insert("Customer", {"name": "Acme", "org": "911111111"})
+    twin = crm.insert("Customer", {"id": "0009", "name": "Acme twin", "org": "911 111 111"})
+    assert sorted([again, twin]) == [twin, again]
+    report = sync(store_url, BY_ORG)
+    assert (report["created"], report["ambiguous"]) == (0, 1), report
+    assert list(erp.records("Account")) == ["1"]
+    with engine_for(store_url, BY_ORG) as engine:
+        store = engine.store()
+        links = store.links_by(
+            "crm.Customer->erp.Account", "source", [f"crm:Customer:{again}", "crm:Customer:0009"]
+        )
+        assert {ref: link.target_ref for ref, link in links.items()} == {
+            f"crm:Customer:{again}": "erp:Account:1"
+        }
+        (letter,) = store.dead_letters()
+        assert letter["ref"] == "crm:Customer:0009"
+        assert f"crm:Customer:{again}" in letter["reason"], letter
 
 
 # -- E: a second source record with the key of one already linked ------------------------

@@ -290,8 +290,11 @@ class Linker:
                 and not targets[c].deleted
             ]
 
+        if freed:
+            eligible = self._reentries_first(flow, eligible, matches, freed)
         creates: list[Snapshot] = []
         waiting: dict[str, Snapshot] = {}  # left unlinked: wait for a match
+        linked_here: dict[str, str] = {}  # target ref -> the source ref linked to it here
         # the merge keys of the records of this chunk about to be created: another record
         # with one of them is a duplicate (ref of the first)
         planned: dict[tuple[int, str], str] = {}
@@ -329,6 +332,7 @@ class Linker:
                 target = targets[found[0]]
                 if target.ref in freed:
                     self.release(flow, freed[target.ref], snap.ref, batch)
+                linked_here[target.ref] = snap.ref
                 self.link_matched(flow, snap, target, batch, how)
             elif len(found) > 1:
                 refs = [Ref.text(tsys, ttype, c) for c in found]
@@ -349,7 +353,9 @@ class Linker:
                 # its match is linked to another record of this type already: two records
                 # with one key are one real-world thing entered twice
                 refs = [ref for _c, ref in live]
-                owners = sorted({taken[ref] for ref in refs if ref in taken})
+                owners = sorted(
+                    {owner for ref in refs if (owner := taken.get(ref) or linked_here.get(ref))}
+                )
                 self.duplicate(flow, snap, owners or refs, refs, batch)
             elif flow.config.create and creation_allowed(flow, snap.data, self.translator):
                 keys = keys_of.get(rid, [])
@@ -365,6 +371,39 @@ class Linker:
             self._note_waiting(flow, eligible, waiting, batch)
         if creates:
             self.apply.create(flow, creates, batch)
+
+    def _reentries_first(
+        self,
+        flow: Flow,
+        eligible: dict[str, Snapshot],
+        matches: dict[str, set[str]],
+        freed: dict[str, Link],
+    ) -> dict[str, Snapshot]:
+        """``eligible`` with the records whose merge criteria match the target of a source
+        deleted since first, the earliest entered (modified) first: the record entered
+        again takes its predecessor's target before a record entered after it with the
+        same key, which is then its duplicate, whatever order the chunk has them in."""
+        tsys, ttype = flow.target
+        order = {rid: index for index, rid in enumerate(eligible)}
+        reentries = [
+            rid
+            for rid in eligible
+            if any(Ref.text(tsys, ttype, c) in freed for c in matches.get(rid, ()))
+        ]
+        if not reentries:
+            return eligible
+        reentries.sort(
+            key=lambda rid: (
+                eligible[rid].modified is None,
+                eligible[rid].modified or "",
+                order[rid],
+            )
+        )
+        chosen = set(reentries)
+        return {
+            **{rid: eligible[rid] for rid in reentries},
+            **{rid: snap for rid, snap in eligible.items() if rid not in chosen},
+        }
 
     def duplicate(
         self, flow: Flow, snap: Snapshot, others: list[str], targets: list[str], batch: Batch
