@@ -328,6 +328,15 @@ def _check_dataflow(
                     )
                 )
             return None
+        if prop.unreadable:
+            reason, _, hint = prop.unreadable.partition("; ")
+            problems.append(
+                loaded.problem(
+                    loc,
+                    f"{etype.name}.{path} cannot be read: {reason}",
+                    hint or "drop the mapping",
+                )
+            )
         return prop.type
 
     for m_index, combination in enumerate(flow.match):

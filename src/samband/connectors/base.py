@@ -35,6 +35,9 @@ class Property:
     required: bool = False
     max_length: int | None = None
     references: str | None = None  # entity type this property points at (same system)
+    # why the connector's reads cannot serve this property (None: it can); validate
+    # refuses a mapping of it
+    unreadable: str | None = None
 
 
 @dataclass

@@ -48,7 +48,13 @@ from samband.errors import (
 )
 from samband.kinds.exact_online.connector._dates import parse_ms_date, to_vendor_wall, wire_to_iso
 from samband.kinds.exact_online.connector._limits import ErrorBreaker, ExactPacer
-from samband.kinds.exact_online.connector._schema import TYPES, ExactType, entity_type, selectable
+from samband.kinds.exact_online.connector._schema import (
+    TYPES,
+    ExactType,
+    entity_type,
+    selectable,
+    sync_selectable,
+)
 from samband.kinds.exact_online.fields import FIELDS
 from samband.kinds.exact_online.settings import ExactOnlineSettings, ExactOnlineTypeSettings
 from samband.secrets import TokenStore
@@ -269,8 +275,10 @@ class ExactOnlineConnector(Connector):
             raise KeyError(f"system {self.system_id!r} has no entity type {entity_type!r}")
         return TYPES[entity_type], self.entity_type(entity_type)
 
-    def _select(self, spec: ExactType, etype: EntityType) -> list[str]:
-        allowed = selectable(spec.resource)
+    def _select(self, spec: ExactType, etype: EntityType, sync: bool = False) -> list[str]:
+        """The ``$select`` of a read: of the CRUD endpoint, or (``sync``) of the type's
+        Sync API endpoint, which serves fewer fields (a field it lacks is a 400)."""
+        allowed = sync_selectable(spec) if sync else selectable(spec.resource)
         wanted = {path.split(".", 1)[0] for path in self.wanted_fields.get(spec.name, set())}
         if not wanted:
             return allowed
@@ -332,7 +340,7 @@ class ExactOnlineConnector(Connector):
     def _read_sync(self, spec: ExactType, etype: EntityType, cursor: str | None) -> Iterator[Page]:
         state = _parse_cursor(cursor)
         since, deleted_since = state.get("t", SYNC_START), state.get("d", SYNC_START)
-        fields = [*self._select(spec, etype), "Timestamp"]
+        fields = [*self._select(spec, etype, sync=True), "Timestamp"]
         url = f"{self.division}/{spec.sync}"
         params = {"$select": ",".join(fields), "$filter": f"Timestamp gt {since}"}
         for results, _last in self._pages(url, params):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from samband.connectors.base import EntityType, Property
 from samband.kinds.exact_online.fields import FIELDS
 from samband.kinds.exact_online.settings import ExactOnlineTypeSettings
+from samband.kinds.exact_online.sync_fields import sync_lacks
 from samband.types import DataType
 
 
@@ -136,8 +137,16 @@ def selectable(resource: str) -> list[str]:
     return [n for n, (t, _, _) in FIELDS[resource].items() if t not in _UNSELECTABLE]
 
 
+def sync_selectable(spec: ExactType) -> list[str]:
+    """Fields that may go into the ``$select`` of the type's Sync API endpoint."""
+    lacks = sync_lacks(spec.sync or "")
+    return [name for name in selectable(spec.resource) if name not in lacks]
+
+
 def entity_type(spec: ExactType, settings: ExactOnlineTypeSettings) -> EntityType:
     fields = FIELDS[spec.resource]
+    full_scan = settings.full_scan
+    lacks = sync_lacks(spec.sync) if spec.sync is not None and not full_scan else frozenset()
     properties = {
         name: Property(
             name,
@@ -146,11 +155,17 @@ def entity_type(spec: ExactType, settings: ExactOnlineTypeSettings) -> EntityTyp
             required=required and name != spec.key,
             max_length=18 if (spec.name == "Accounts" and name == "Code") else None,
             references=spec.references.get(name),
+            unreadable=(
+                f"{spec.sync} (the Sync API the connector reads {spec.name} through) "
+                f"does not serve {name}; drop the mapping, or set full_scan: true on "
+                f"{spec.name} to read {spec.resource} instead"
+            )
+            if name in lacks
+            else None,
         )
         for name, (exact_type, read_only, required) in fields.items()
         if exact_type not in ("Binary",)
     }
-    full_scan = settings.full_scan
     external_ref = (
         settings.external_ref_field
         if "external_ref_field" in settings.model_fields_set

@@ -49,6 +49,7 @@ from samband.kinds.exact_online.sandbox._odata import (
     parse_select,
 )
 from samband.kinds.exact_online.sandbox._wire import from_client, to_wire
+from samband.kinds.exact_online.sync_fields import sync_fields
 from samband.sandbox._base import Clock, ExactJSONResponse, Faults, Sandbox
 
 
@@ -855,7 +856,7 @@ class ExactOnlineSandbox(Sandbox):
             resource = None
         else:
             resource = SYNC[path]
-            known = set(FIELDS[resource]) | {"Timestamp"}
+            known = sync_fields(path)
             source = sorted(self.tables[resource].values(), key=lambda r: r["Timestamp"])
         for name in select:
             if name not in known:
