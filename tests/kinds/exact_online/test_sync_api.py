@@ -126,3 +126,34 @@ def test_validate_refuses_a_mapping_the_sync_endpoint_cannot_serve(tmp_path: Pat
     # read through logistics/Items instead, the field is served
     path.write_text(CONFIG.replace("{FULL_SCAN}", "{full_scan: true}"), encoding="utf-8")
     assert [p for p in validate_file(path) if p.severity == "error"] == []
+
+
+def test_sandbox_sync_deleted_refuses_a_filter_joining_entity_types(api: httpx.Client) -> None:
+    select = "EntityKey,EntityType,Timestamp"
+    joined = "Timestamp gt 1 and (EntityType eq 2 or EntityType eq 5)"
+    answer = api.get("sync/Deleted", params={"$select": select, "$filter": joined})
+    assert answer.status_code == 400
+    one = "Timestamp gt 1 and EntityType eq 2"
+    assert api.get("sync/Deleted", params={"$select": select, "$filter": one}).is_success
+
+
+def test_connector_reads_sync_deleted_one_entity_type_per_call(
+    box: ExactOnlineSandbox, server: SandboxServer, tmp_path: Path
+) -> None:
+    filters: list[str] = []
+
+    class Recording(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/sync/Deleted"):
+                filters.append(request.url.params.get("$filter", ""))
+            return super().handle_request(request)
+
+    connector = make_connector(box, server, tmp_path, transport=Recording())
+    connector.wanted_fields.update({"Accounts": {"Name"}, "Contacts": {"FirstName"}})
+    contact = next(iter(box.tables["crm/Contacts"]))
+    box.remove("crm/Contacts", contact)
+    _, accounts, _ = read_all(connector, "Accounts")
+    _, contacts, _ = read_all(connector, "Contacts")
+    assert [r.id for r in contacts if r.deleted] == [contact]
+    assert not [r for r in accounts if r.deleted]
+    assert filters == ["Timestamp gt 1 and EntityType eq 2", "Timestamp gt 1 and EntityType eq 5"]

@@ -861,7 +861,13 @@ class ExactOnlineSandbox(Sandbox):
         for name in select:
             if name not in known:
                 raise ApiError(400, f"$select: no property '{name}' in {path}")
-        predicate = parse_filter(query.get("$filter", ""), known)
+        text = query.get("$filter", "")
+        if path == "sync/Deleted" and (
+            len(re.findall(r"\bEntityType\b", text)) > 1 or re.search(r"\bor\b", text)
+        ):
+            # Exact answers one EntityType per call (as the public clients ask it)
+            raise ApiError(400, "sync/Deleted: filter on one EntityType per call")
+        predicate = parse_filter(text, known)
         skiptoken = query.get("$skiptoken")
         after = int(skiptoken.rstrip("L")) if skiptoken else 0
         rows = [r for r in source if r["Timestamp"] > after and predicate(r)]
