@@ -157,3 +157,22 @@ def test_connector_reads_sync_deleted_one_entity_type_per_call(
     assert [r.id for r in contacts if r.deleted] == [contact]
     assert not [r for r in accounts if r.deleted]
     assert filters == ["Timestamp gt 1 and EntityType eq 2", "Timestamp gt 1 and EntityType eq 5"]
+
+
+def test_an_account_in_use_is_detected_by_status_not_by_english_text(
+    server: SandboxServer, box: ExactOnlineSandbox, tmp_path: Path
+) -> None:
+    """Exact words error messages in the user's language: a Dutch refusal of a DELETE is
+    still an account in use."""
+    from samband.errors import InUse
+
+    box.language = "nl"
+    connector = make_connector(box, server, tmp_path)
+    account = next(
+        k
+        for k, r in box.tables["crm/Accounts"].items()
+        if any(c.get("Account") == k for c in box.tables["crm/Contacts"].values())
+    )
+    with pytest.raises(InUse, match="in gebruik"):
+        connector.delete("Accounts", account)
+    assert account in box.tables["crm/Accounts"]

@@ -225,7 +225,10 @@ class ExactOnlineConnector(Connector):
             raise
         except RecordError as exc:
             self.breaker.record(endpoint, exc.reason)
-            if "in use" in exc.reason.lower():
+            # A DELETE sends no fields, so a refusal of it that is not a 404 means the
+            # record cannot go (it is in use).  Decided by the status, never by the text:
+            # Exact words its messages in the user's language.
+            if method == "DELETE" and exc.details.get("status") in (400, 409):
                 raise InUse(exc.reason, details=exc.details) from None
             raise
         except AuthError as exc:

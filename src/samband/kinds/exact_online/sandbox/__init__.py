@@ -91,8 +91,28 @@ class ApiError(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
-def error_body(message: str, code: str = "") -> dict[str, Any]:
-    return {"error": {"code": code, "message": {"lang": "", "value": message}}}
+def error_body(message: str, code: str = "", lang: str = "") -> dict[str, Any]:
+    return {"error": {"code": code, "message": {"lang": lang, "value": message}}}
+
+
+#: Exact answers in the user's language; ``language="nl"`` makes the sandbox do so for the
+#: messages a client might be tempted to match on
+_DUTCH_PREFIXES = (
+    (
+        "This account is in use and cannot be deleted",
+        "Dit account is in gebruik en kan niet worden verwijderd",
+    ),
+    ("Object not found", "Object niet gevonden"),
+    ("Mandatory: ", "Verplicht: "),
+    ("Unauthorized: the access token is missing or expired", "Niet geautoriseerd"),
+)
+
+
+def _in_dutch(message: str) -> str:
+    for english, dutch in _DUTCH_PREFIXES:
+        if message.startswith(english):
+            return dutch + message[len(english) :]
+    return message
 
 
 class ExactOnlineSandbox(Sandbox):
@@ -113,8 +133,10 @@ class ExactOnlineSandbox(Sandbox):
         token_lifetime: float = 600.0,
         token_min_interval: float = 570.0,
         error_block_threshold: int = 10,
+        language: str = "en",
     ) -> None:
         super().__init__(clock=clock, faults=faults)
+        self.language = language  # "nl": error messages in Dutch, as for a Dutch user
         self.division = division
         self.client_id, self.client_secret = client_id, client_secret
         self.minutely_limit, self.daily_limit = minutely_limit, daily_limit
@@ -680,7 +702,11 @@ class ExactOnlineSandbox(Sandbox):
                 if exc.status != 429:
                     self._note_error(endpoint, exc.status)
                 headers = exc.headers if exc.status in (429, 401) else self._limit_headers()
-                return self._json(exc.status, error_body(exc.message), headers)
+                if self.language == "nl":
+                    body = error_body(_in_dutch(exc.message), lang="nl-NL")
+                else:
+                    body = error_body(exc.message)
+                return self._json(exc.status, body, headers)
 
     def _dispatch(
         self, request: Request, division: int | None, path: str, body: Any
