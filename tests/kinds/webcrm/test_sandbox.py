@@ -181,3 +181,12 @@ def test_fault_injection_uses_the_webcrm_error_shape(
     box.faults.update(error_rate=1.0)
     failed = http.get("/Users")
     assert failed.status_code == 503 and failed.json()["Message"] == "Service Unavailable"
+
+
+@pytest.mark.parametrize("entity", ["Persons", "Products", "QuotationLines", "Opportunities"])
+def test_find_by_update_dates_exists_for_organisations_only(
+    http: httpx.Client, entity: str
+) -> None:
+    start, end = quote("2000-01-01T00:00:00+00:00", safe=""), quote("9999-01-01", safe="")
+    assert http.get(f"/{entity}/FindByUpdateDates/{start}/{end}").status_code == 404
+    assert http.get(f"/Organisations/FindByUpdateDates/{start}/{end}").status_code == 200

@@ -25,8 +25,11 @@ How the connector uses the API, and why:
   one call and needs nothing the environment does not already hold.
 * **Paging.** ``Page`` (from 1) and ``Size`` (``page_size``, default 500, at most 1000)
   over bare JSON arrays; a read stops at an empty or short page.
-* **Changes.** Incremental reads use ``GET /{Entity}/FindByUpdateDates/{start}/{end}``
-  with ``start`` = the cursor and ``end`` = a date far ahead.  We chose it over
+* **Changes.** Incremental reads of Organisations use
+  ``GET /Organisations/FindByUpdateDates/{start}/{end}`` with ``start`` = the cursor and
+  ``end`` = a date far ahead.  The published swagger has FindByUpdateDates for
+  Organisations only (the other entities have ``FindByCreateDates``, which misses edits):
+  every other type is read in full on every run unless ``changes: queries``.  We chose it over
   ``/Queries?script=SELECT … WHERE …UpdatedAt >= '…'`` because it is a plain path with
   the same plural names and JSON shape as the lists, needs no query-language text built
   from values, and its half-open window is documented; ``changes: queries`` switches to
@@ -110,6 +113,8 @@ MAX_PAGE_SIZE = 1000
 TOKEN_MARGIN_SECONDS = 60.0
 GET_PARSE_ATTEMPTS = 3
 EXTRA_CUSTOM_FIELDS = 10
+# the entities whose FindByUpdateDates WebCRM's published swagger lists
+FIND_BY_UPDATE_DATES = frozenset({"Organisations"})
 
 S, INT, D, DA, DT, R = (
     DataType.STRING,
@@ -618,11 +623,17 @@ class WebCrmConnector(Connector):
         )
         return url, {}
 
+    def _has_changes_filter(self, entity: WebCrmEntity) -> bool:
+        """WebCRM's swagger has ``FindByUpdateDates`` for Organisations only (the others
+        have ``FindByCreateDates``, blind to edits); ``/Queries`` filters any table."""
+        return self.changes == "queries" or entity.path in FIND_BY_UPDATE_DATES
+
     def read(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
         entity, etype = self._entity(entity_type)
         since = parse_timestamp(cursor) if etype.incremental and cursor else None
         params: dict[str, Any] = {}
-        if since is None:
+        if since is None or not self._has_changes_filter(entity):
+            # a full scan: the engine tells changed records by their content
             url = f"/{entity.path}"
         else:
             url, params = self._changes_request(entity, since)

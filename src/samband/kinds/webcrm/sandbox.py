@@ -7,7 +7,8 @@ Faithful where the connector depends on it:
   a wrong code answers **200** with ``IsError: true``.  Access tokens expire after 3600 s
   on the sandbox clock; refresh tokens after a day, and each works once.
 * Lists ``GET /{Entity}?Page=&Size=`` answer bare arrays in id order (Size 1–1000).
-* ``GET /{Entity}/FindByUpdateDates/{start}/{end}`` (start ≤ updated < end) and
+* ``GET /Organisations/FindByUpdateDates/{start}/{end}`` (start ≤ updated < end; the
+  swagger has it for Organisations only, every other entity answers 404) and
   ``GET /Queries?script=SELECT * FROM <Table> WHERE <Table>UpdatedAt >= '<iso>'`` — only
   that script form; anything else answers 400 with a message.
 * ``POST`` (creates; answers the new id as a number), ``GET|PUT /{Entity}/{id}`` (PUT
@@ -616,7 +617,9 @@ class WebCrmSandbox(Sandbox):
         if isinstance(checked, Response):
             return checked
         entity = self._entity(request)
-        if entity is None or not entity.writable:
+        # WebCRM's published swagger has FindByUpdateDates for Organisations only; the
+        # other entities have FindByCreateDates, which says nothing about edits
+        if entity is None or entity.path != "Organisations":
             return self._error(404, f"No resource {request.url.path}")
         start = _parse_when(request.path_params["start"])
         end = _parse_when(request.path_params["end"])
