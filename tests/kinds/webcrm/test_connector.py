@@ -47,7 +47,7 @@ def test_describe_is_offline_and_declares_the_schema() -> None:
     config = SystemConfig(
         kind="webcrm",
         entity_types={
-            "Organisations": {**ARCHIVE, "external_ref": "OrganisationExtraCustom10"},
+            "Organisations": {**ARCHIVE, "external_ref": "OrganisationExtraCustom1"},
             "Products": {"incremental": False},
         },
     )
@@ -65,7 +65,7 @@ def test_describe_is_offline_and_declares_the_schema() -> None:
     assert orgs.properties["OrganisationName"].max_length == 200
     assert orgs.properties["OrganisationTelephone"].max_length == 50
     assert orgs.archive == ("OrganisationStatus", "Inactive")
-    assert orgs.external_ref_field == "OrganisationExtraCustom10"
+    assert orgs.external_ref_field == "OrganisationExtraCustom1"
     assert not orgs.can_delete and not persons.can_delete
     assert persons.archive is None
     ref = persons.properties["PersonOrganisationId"]
@@ -292,7 +292,7 @@ def test_a_refusal_by_webcrm_is_a_record_error_naming_the_request(url: str) -> N
 
 def test_find_by_external_ref(box: WebCrmSandbox, url: str) -> None:
     crm = connector(
-        url, page_size=3, types={"Organisations": {"external_ref": "OrganisationExtraCustom10"}}
+        url, page_size=3, types={"Organisations": {"external_ref": "OrganisationExtraCustom1"}}
     )
     created = crm.create("Organisations", {"OrganisationName": "Ref AS"}, external_ref="po:C:42")
     found = crm.find_by_external_ref("Organisations", "po:C:42")
@@ -377,7 +377,7 @@ def test_a_create_answer_without_id_is_reported(box: WebCrmSandbox, url: str) ->
 
 
 def test_a_create_answer_without_id_is_found_by_external_ref(box: WebCrmSandbox, url: str) -> None:
-    crm = connector(url, types={"Organisations": {"external_ref": "OrganisationExtraCustom10"}})
+    crm = connector(url, types={"Organisations": {"external_ref": "OrganisationExtraCustom1"}})
     box.quirks.missing_id = 1
     record = crm.create("Organisations", {"OrganisationName": "Found AS"}, external_ref="x:y:1")
     assert record.data["OrganisationName"] == "Found AS"
@@ -466,7 +466,29 @@ def test_an_id_that_points_at_another_record_is_not_taken(box: WebCrmSandbox, ur
     box.quirks.wrong_id = 1
     with pytest.raises(ContractError, match="answered 200 id 1, which is not the record sent"):
         crm.create("Organisations", {"OrganisationName": "Ny Kunde AS"})
-    stamped = connector(url, types={"Organisations": {"external_ref": "OrganisationExtraCustom10"}})
+    stamped = connector(url, types={"Organisations": {"external_ref": "OrganisationExtraCustom1"}})
     box.quirks.wrong_id = 1
     record = stamped.create("Organisations", {"OrganisationName": "Ny Kunde AS"}, "po:C:7")
-    assert record.data["OrganisationExtraCustom10"] == "po:C:7" and record.id != "1"
+    assert record.data["OrganisationExtraCustom1"] == "po:C:7" and record.id != "1"
+
+
+def test_external_ref_fields_exist_and_the_ref_length_is_checked(
+    box: WebCrmSandbox, url: str
+) -> None:
+    with pytest.raises(ContractError, match="PersonCustom1"):
+        connector(url, types={"Persons": {"external_ref": "PersonExtraCustom10"}})
+    with pytest.raises(ContractError, match="OrganisationExtraCustom8"):
+        connector(url, types={"Organisations": {"external_ref": "OrganisationExtraCustom10"}})
+    crm = connector(
+        url,
+        types={
+            "Organisations": {"external_ref": "OrganisationExtraCustom1"},
+            "Persons": {"external_ref": "PersonCustom1"},
+        },
+    )
+    person = crm.create("Persons", {"PersonFirstName": "Kari"}, external_ref="po:Contact:9")
+    assert box.records("Persons")[int(person.id)]["PersonCustom1"] == "po:Contact:9"
+    before = len(box.records("Organisations"))
+    with pytest.raises(RecordError, match="at most 50"):
+        crm.create("Organisations", {"OrganisationName": "Acme"}, external_ref="p:" + "9" * 60)
+    assert len(box.records("Organisations")) == before  # refused before any call

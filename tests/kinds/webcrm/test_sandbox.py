@@ -190,3 +190,16 @@ def test_find_by_update_dates_exists_for_organisations_only(
     start, end = quote("2000-01-01T00:00:00+00:00", safe=""), quote("9999-01-01", safe="")
     assert http.get(f"/{entity}/FindByUpdateDates/{start}/{end}").status_code == 404
     assert http.get(f"/Organisations/FindByUpdateDates/{start}/{end}").status_code == 200
+
+
+def test_unknown_fields_and_long_custom_values_are_refused(http: httpx.Client) -> None:
+    # Persons have PersonCustom1–15, no ExtraCustom; Organisations ExtraCustom1–8 (≤ 50)
+    person = {"PersonFirstName": "Kari", "PersonExtraCustom10": "po:1"}
+    assert http.post("/Persons", json=person).status_code == 400
+    assert http.post("/Persons", json={"PersonFirstName": "K", "PersonCustom1": "po:1"}).is_success
+    org = {"OrganisationName": "Acme", "OrganisationExtraCustom10": "po:1"}
+    assert http.post("/Organisations", json=org).status_code == 400
+    org = {"OrganisationName": "Acme", "OrganisationExtraCustom8": "x" * 51}
+    assert http.post("/Organisations", json=org).status_code == 400
+    org["OrganisationExtraCustom8"] = "x" * 50
+    assert http.post("/Organisations", json=org).is_success

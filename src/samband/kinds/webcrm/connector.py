@@ -10,9 +10,10 @@ Config::
       entity_types:
         Organisations:
           archive_status: {property: OrganisationStatus, value: Inactive}
-          external_ref: OrganisationExtraCustom10
+          external_ref: OrganisationExtraCustom1
         Persons:
           archive_status: {property: PersonStatus, value: Resigned}
+          external_ref: PersonCustom1
 
 How the connector uses the API, and why:
 
@@ -67,8 +68,10 @@ How the connector uses the API, and why:
   before it is reported, so it is neither lost nor created twice.
 
 Max lengths other than ``OrganisationName`` (200) and ``OrganisationTelephone`` (50), the
-Opportunity/User/Product field lists beyond the documented ones, and the ten
-``…ExtraCustom`` fields are assumptions, marked in the README.
+Opportunity/User/Product field lists beyond the documented ones, and the length of
+``PersonCustom1–15`` are assumptions, marked in the README.  ``external_ref`` must name
+one of the custom fields (``OrganisationExtraCustom1–8``, at most 50 characters, or
+``PersonCustom1–15``); a ref longer than the field holds is a record error before any call.
 """
 
 from __future__ import annotations
@@ -112,7 +115,13 @@ FAR_FUTURE = "9999-12-31T23:59:59+00:00"
 MAX_PAGE_SIZE = 1000
 TOKEN_MARGIN_SECONDS = 60.0
 GET_PARSE_ATTEMPTS = 3
-EXTRA_CUSTOM_FIELDS = 10
+# custom text fields per table (name pattern, count, max length): the swagger gives
+# Organisations OrganisationExtraCustom1–8 (at most 50 characters each); Persons have no
+# ExtraCustom fields but PersonCustom1–15 (their length is an assumption)
+CUSTOM_FIELDS: dict[str, tuple[str, int, int]] = {
+    "Organisation": ("OrganisationExtraCustom{}", 8, 50),
+    "Person": ("PersonCustom{}", 15, 255),
+}
 # the entities whose FindByUpdateDates WebCRM's published swagger lists
 FIND_BY_UPDATE_DATES = frozenset({"Organisations"})
 
@@ -180,9 +189,10 @@ def _entity(
             references=references,
         )
     if custom:
-        for number in range(1, EXTRA_CUSTOM_FIELDS + 1):
-            full = f"{table}ExtraCustom{number}"
-            props[full] = Property(full, S, max_length=255)
+        pattern, count, length = CUSTOM_FIELDS[table]
+        for number in range(1, count + 1):
+            full = pattern.format(number)
+            props[full] = Property(full, S, max_length=length)
     for stamp in ("CreatedAt", "UpdatedAt"):
         props[f"{table}{stamp}"] = Property(f"{table}{stamp}", DT, read_only=True)
     return WebCrmEntity(name, path, table, props, required=required, **options)
@@ -487,6 +497,19 @@ class WebCrmConnector(Connector):
                 f"changes: {self.changes!r} is not known",
                 "use find_by_update_dates or queries",
             )
+        for name, entity in ENTITIES.items():
+            ref_field = WebCrmTypeSettings.of(
+                config.entity_types.get(name), type_name=name
+            ).external_ref
+            if ref_field and ref_field not in entity.properties:
+                custom = [p for p in entity.properties if "Custom" in p]
+                raise ContractError(
+                    system_id,
+                    f"{name}: external_ref {ref_field!r} is not a field of WebCRM {name}",
+                    f"use a custom field you use for nothing else: {', '.join(custom)}"
+                    if custom
+                    else f"{name} has no custom field for it",
+                )
         api_token = self.credentials.get("api_token", "")
         if not api_token:
             raise AuthError(
@@ -702,6 +725,12 @@ class WebCrmConnector(Connector):
             raise RecordError(f"{entity_type} is read-only in WebCRM")
         body = self._body(entity, values)
         if external_ref and etype.external_ref_field:
+            ref_prop = entity.properties.get(etype.external_ref_field)
+            if ref_prop and ref_prop.max_length and len(external_ref) > ref_prop.max_length:
+                raise RecordError(
+                    f"the external ref {external_ref!r} is {len(external_ref)} characters long; "
+                    f"{etype.external_ref_field} holds at most {ref_prop.max_length}"
+                )
             body[etype.external_ref_field] = wire_value(
                 entity, etype.external_ref_field, external_ref
             )

@@ -18,8 +18,10 @@ Faithful where the connector depends on it:
 * Empty dates are ``0001-01-01T00:00:00+00:00``; every record carries every field.
 * 250 calls per sliding minute per application token: 429 with ``Retry-After`` and
   ``{"RetryAfterSeconds": n, "Message": ..., "Type": "TooManyRequestsException"}``.
-* Validation: max lengths (``OrganisationName`` ≤ 200, ``OrganisationTelephone`` ≤ 50, …),
-  types, required names and existing parents → 400 ``{"Message", "Type"}``.
+* Validation: fields the table does not have (e.g. ``PersonExtraCustom1``: Persons have
+  ``PersonCustom1–15``; Organisations ``OrganisationExtraCustom1–8``, ≤ 50), max lengths
+  (``OrganisationName`` ≤ 200, ``OrganisationTelephone`` ≤ 50, …), types, required names
+  and existing parents → 400 ``{"Message", "Type"}``.
 
 The application token of a fresh sandbox is :data:`SANDBOX_API_TOKEN`.  ``quirks``
 (``missing_id``, ``is_error``) make the next N answers misbehave the way real APIs
@@ -53,7 +55,12 @@ RATE_LIMIT_PERIOD = 60.0
 MAX_SIZE = 1000
 
 EMPTY_DATE = "0001-01-01T00:00:00+00:00"  # how WebCRM writes "no date"
-CUSTOM_FIELDS = 10  # <Table>ExtraCustom1 … 10 on organisations and persons
+# custom text fields (name pattern, count, max length): OrganisationExtraCustom1–8 (≤ 50)
+# per the swagger; Persons have no ExtraCustom fields but PersonCustom1–15
+CUSTOM_FIELDS: dict[str, tuple[str, int, int]] = {
+    "Organisation": ("OrganisationExtraCustom{}", 8, 50),
+    "Person": ("PersonCustom{}", 15, 255),
+}
 
 
 # -- WebCRM's tables, as its API documentation lists them ----------------------------------
@@ -96,8 +103,10 @@ def _table(
     key, created, updated = (table + suffix for suffix in ("Id", "CreatedAt", "UpdatedAt"))
     full = {key: Column("int", computed=True)}
     full.update({table + name: column for name, column in columns.items()})
-    for number in range(1, CUSTOM_FIELDS + 1 if custom else 1):
-        full[f"{table}ExtraCustom{number}"] = Column("text", 255)
+    if custom:
+        pattern, count, length = CUSTOM_FIELDS[table]
+        for number in range(1, count + 1):
+            full[pattern.format(number)] = _text(length)
     full[created] = full[updated] = Column("datetime", computed=True)
     return Table(path, table, full, key, created, updated, **options)
 
@@ -664,6 +673,9 @@ class WebCrmSandbox(Sandbox):
 
     # -- validation and storage -----------------------------------------------------
     def _validate(self, entity: Table, payload: dict[str, Any], creating: bool) -> str:
+        unknown = sorted(name for name in payload if name not in entity.columns)
+        if unknown:
+            return f"{entity.table} has no field {', '.join(unknown)}"
         for name, column in entity.columns.items():
             if name not in payload or column.computed:
                 continue
