@@ -492,3 +492,25 @@ def test_external_ref_fields_exist_and_the_ref_length_is_checked(
     with pytest.raises(RecordError, match="at most 50"):
         crm.create("Organisations", {"OrganisationName": "Acme"}, external_ref="p:" + "9" * 60)
     assert len(box.records("Organisations")) == before  # refused before any call
+
+
+@pytest.mark.parametrize(
+    ("field", "longest"),
+    [
+        ("OrganisationCity", 50),
+        ("OrganisationCountry", 50),
+        ("OrganisationWww", 50),
+        ("OrganisationAddress", 250),
+    ],
+)
+def test_too_long_organisation_fields_are_record_errors_before_a_call(
+    box: WebCrmSandbox, url: str, field: str, longest: int
+) -> None:
+    crm = connector(url)
+    before = box.records("Organisations")
+    with pytest.raises(RecordError, match=f"at most {longest}"):
+        crm.create("Organisations", {"OrganisationName": "Acme", field: "x" * (longest + 1)})
+    with pytest.raises(RecordError, match=f"at most {longest}"):
+        crm.update("Organisations", "1", {field: "x" * (longest + 1)})
+    assert box.records("Organisations") == before  # nothing sent
+    assert crm.create("Organisations", {"OrganisationName": "Acme", field: "x" * longest}).id

@@ -203,3 +203,22 @@ def test_unknown_fields_and_long_custom_values_are_refused(http: httpx.Client) -
     assert http.post("/Organisations", json=org).status_code == 400
     org["OrganisationExtraCustom8"] = "x" * 50
     assert http.post("/Organisations", json=org).is_success
+
+
+@pytest.mark.parametrize(
+    ("field", "longest"),
+    [
+        ("OrganisationCity", 50),
+        ("OrganisationCountry", 50),
+        ("OrganisationWww", 50),
+        ("OrganisationAddress", 250),
+    ],
+)
+def test_organisation_field_lengths_follow_the_swagger(
+    http: httpx.Client, field: str, longest: int
+) -> None:
+    org = {"OrganisationName": "Acme", field: "x" * (longest + 1)}
+    answer = http.post("/Organisations", json=org)
+    assert answer.status_code == 400 and field in answer.json()["Message"]
+    org[field] = "x" * longest
+    assert http.post("/Organisations", json=org).is_success

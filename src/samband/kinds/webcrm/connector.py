@@ -67,7 +67,8 @@ How the connector uses the API, and why:
   as a damaged ``123`` read as ``12`` would — is looked up by its external reference
   before it is reported, so it is neither lost nor created twice.
 
-Max lengths other than ``OrganisationName`` (200) and ``OrganisationTelephone`` (50), the
+Max lengths other than ``OrganisationName`` (200), ``OrganisationTelephone``, ``…City``,
+``…Country``, ``…Www`` (50) and ``OrganisationAddress`` (250) — the swagger's — the
 Opportunity/User/Product field lists beyond the documented ones, and the length of
 ``PersonCustom1–15`` are assumptions, marked in the README.  ``external_ref`` must name
 one of the custom fields (``OrganisationExtraCustom1–8``, at most 50 characters, or
@@ -207,12 +208,12 @@ ENTITIES: dict[str, WebCrmEntity] = {
             "Organisation",
             [
                 ("Name", S, 200),
-                ("Address", S, 500),
-                ("City", S, 100),
+                ("Address", S, 250),
+                ("City", S, 50),
                 ("PostCode", S, 20),
-                ("Country", S, 100),
+                ("Country", S, 50),
                 ("Telephone", S, 50),
-                ("Www", S, 200),
+                ("Www", S, 50),
                 ("VatNumber", S, 50),
                 ("Status", S, 100),
                 ("Type", S, 100),
