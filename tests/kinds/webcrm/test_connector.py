@@ -130,6 +130,23 @@ def test_an_expired_token_is_refreshed_after_the_401(box: WebCrmSandbox, url: st
     assert (box.logins, box.refreshes) == (1, 1)
 
 
+@pytest.mark.parametrize("failures", [2, 100])
+def test_a_5xx_during_refresh_does_not_end_the_run(
+    box: WebCrmSandbox, url: str, failures: int
+) -> None:
+    """A few 5xx are retried (transient); a refresh that keeps failing falls back to a
+    new login instead of stopping the run."""
+    sleeps: list[float] = []
+    crm = connector(url, sleeps=sleeps)
+    crm.check()
+    box.quirks.refresh_error = failures
+    box.clock.advance(3601)  # the access token expires: a 401, then a refresh
+    record = crm.get("Organisations", "2")
+    assert record is not None and record.id == "2"
+    assert sleeps  # the 5xx were waited out, not given up on at once
+    assert (box.logins, box.refreshes) == ((1, 1) if failures == 2 else (2, 0))
+
+
 def test_login_again_when_the_refresh_token_is_refused(box: WebCrmSandbox, url: str) -> None:
     crm = connector(url)
     crm.check()

@@ -55,9 +55,12 @@ def test_login_shapes(box: WebCrmSandbox, http: httpx.Client) -> None:
     bad = http.post("/Auth/ApiLogin", data={"authCode": "wrong"})
     assert bad.status_code == 200
     assert bad.json()["IsError"] is True and bad.json()["ErrorDescription"]
-    refreshed = http.post("/Auth/ApiRefresh", data={"refreshToken": body["RefreshToken"]})
+    # the refresh token goes in a header: in the form body it is not seen
+    in_form = http.post("/Auth/ApiRefresh", data={"refreshToken": body["RefreshToken"]})
+    assert in_form.json()["IsError"] is True
+    refreshed = http.post("/Auth/ApiRefresh", headers={"refreshToken": body["RefreshToken"]})
     assert refreshed.json()["AccessToken"]
-    again = http.post("/Auth/ApiRefresh", data={"refreshToken": body["RefreshToken"]})
+    again = http.post("/Auth/ApiRefresh", headers={"refreshToken": body["RefreshToken"]})
     assert again.json()["IsError"] is True  # a refresh token works once
 
 

@@ -21,9 +21,11 @@ How the connector uses the API, and why:
   ``authCode``; the answer (PascalCase) carries ``AccessToken``, ``RefreshToken`` and
   ``ExpiresIn``.  A 200 answer with ``IsError: true`` is a refusal (:class:`AuthError`
   with the ``ErrorDescription``).  Tokens are renewed through ``POST /Auth/ApiRefresh``
-  (``refreshToken``) a minute before they expire or after a 401; when the refresh token
-  is refused too, the connector logs in again.  Tokens live in memory only: a login costs
-  one call and needs nothing the environment does not already hold.
+  (the refresh token in a ``refreshToken`` header, as the swagger has it) a minute
+  before they expire or after a 401; when the refresh token is refused too, or the
+  refresh keeps answering 5xx (retried first, as transient), the connector logs in
+  again.  Tokens live in memory only: a login costs one call and needs nothing the
+  environment does not already hold.
 * **Paging.** ``Page`` (from 1) and ``Size`` (``page_size``, default 500, at most 1000)
   over bare JSON arrays; a read stops at an empty or short page.
 * **Changes.** Incremental reads of Organisations use
@@ -106,6 +108,7 @@ from samband.errors import (
     NotFound,
     RecordError,
     Stale,
+    TransientError,
 )
 from samband.kinds.webcrm.settings import WebCrmSettings, WebCrmTypeSettings
 from samband.types import DataType, coerce, to_wire, utc_moment
@@ -427,20 +430,31 @@ class WebCrmAuth(Auth):
     def _renew(self) -> None:
         if self._refresh is not None:
             try:
-                self._token("/Auth/ApiRefresh", {"refreshToken": self._refresh})
+                # the swagger's ApiRefresh takes the refresh token in a header
+                self._token("/Auth/ApiRefresh", headers={"refreshToken": self._refresh})
                 self.refreshes += 1
                 return
-            except AuthError:
-                self._refresh = None  # expired or used: log in again
-        self._token("/Auth/ApiLogin", {"authCode": self._api_token})
+            except (AuthError, TransientError):
+                # expired or used, or the refresh keeps failing (5xx): log in again; a
+                # login that fails the same way is transient, and the run goes on
+                self._refresh = None
+        self._token("/Auth/ApiLogin", form={"authCode": self._api_token})
         self.logins += 1
 
-    def _token(self, path: str, form: dict[str, str]) -> None:
+    def _token(
+        self,
+        path: str,
+        *,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         hint = "check the WebCRM application token (credentials: api_token)"
         for attempt in range(GET_PARSE_ATTEMPTS):
             try:
                 # a token request changes nothing that a repeat would duplicate
-                response = self._client.request("POST", path, data=form, idempotent=True)
+                response = self._client.request(
+                    "POST", path, data=form, headers=headers, idempotent=True
+                )
             except RecordError as exc:
                 raise AuthError(
                     self.system_id, f"POST {path} refused: {exc.reason}", hint

@@ -3,7 +3,8 @@
 Faithful where the connector depends on it:
 
 * ``POST /Auth/ApiLogin`` (form ``authCode``, or an ``authCode`` header) and
-  ``POST /Auth/ApiRefresh`` (form ``refreshToken``) answer the PascalCase token object;
+  ``POST /Auth/ApiRefresh`` (a ``refreshToken`` header; a token in the form body is not
+  seen) answer the PascalCase token object;
   a wrong code answers **200** with ``IsError: true``.  Access tokens expire after 3600 s
   on the sandbox clock; refresh tokens after a day, and each works once.
 * Lists ``GET /{Entity}?Page=&Size=`` answer bare arrays in id order (Size 1–1000).
@@ -227,6 +228,7 @@ class Quirks:
     cut_body: int = 0  # GET answers with the body cut in half (Content-Length to match)
     is_error: int = 0  # API calls answer 200 with an IsError body
     is_error_method: str | None = None  # only calls of this method (None: any)
+    refresh_error: int = 0  # POST /Auth/ApiRefresh answers 500
 
 
 class WebCrmSandbox(Sandbox):
@@ -488,9 +490,12 @@ class WebCrmSandbox(Sandbox):
             return self._issue(code)
 
     async def api_refresh(self, request: Request) -> Response:
-        form = await _form(request)
-        token = form.get("refreshToken", "")
+        # the swagger takes the refresh token in a header, not in the form body
+        token = request.headers.get("refreshToken", "")
         with self.lock:
+            if self.quirks.refresh_error > 0:
+                self.quirks.refresh_error -= 1
+                return self._error(500, "An error has occurred.")
             entry = self.refresh_tokens.pop(token, None)
             if entry is None or entry[1] <= self.clock.time():
                 return self._auth_refusal("invalid_grant", "The refresh token is not valid")
