@@ -384,8 +384,28 @@ def test_is_error_at_login_is_an_auth_error(box: WebCrmSandbox, url: str) -> Non
         connector(url).check()
 
 
-def test_a_create_answer_without_id_is_reported(box: WebCrmSandbox, url: str) -> None:
+@pytest.mark.parametrize("answers_id", [True, False])
+def test_post_organisations_with_or_without_the_id_in_its_answer(
+    box: WebCrmSandbox, url: str, answers_id: bool
+) -> None:
+    box.organisation_post_answers_id = answers_id
+    twin = box.insert("Organisations", {"OrganisationName": "Twin AS"})
+    crm = connector(url, page_size=3)
+    sent = {"OrganisationName": "Twin AS", "OrganisationCity": "Oslo"}
+    record = crm.create("Organisations", sent)
+    assert record.id != str(twin["OrganisationId"])
+    assert box.records("Organisations")[int(record.id)]["OrganisationCity"] == "Oslo"
+    again = crm.create("Organisations", {"OrganisationName": "Twin AS"})
+    assert int(again.id) > int(record.id) > twin["OrganisationId"]
+    names = [r["OrganisationName"] for r in box.records("Organisations").values()]
+    assert names.count("Twin AS") == 3
+
+
+def test_a_create_answer_without_id_is_reported(
+    box: WebCrmSandbox, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     crm = connector(url)
+    monkeypatch.setattr(crm, "_find_sent", lambda *args: None)  # not to be found
     box.quirks.missing_id = 1
     with pytest.raises(ContractError) as caught:
         crm.create("Organisations", {"OrganisationName": "Lost AS"})

@@ -65,9 +65,12 @@ How the connector uses the API, and why:
   path; a body that is not JSON, a record without its id, or a 200 with
   ``IsError: true`` raise :class:`ContractError` (reads) or :class:`RecordError` (writes)
   naming the request.  A GET whose body is cut short is asked again (up to three times).
-  A create whose answer lacks the new id — or names a record that is not the one sent,
-  as a damaged ``123`` read as ``12`` would — is looked up by its external reference
-  before it is reported, so it is neither lost nor created twice.
+  ``POST /Organisations`` may answer the new id or nothing: without an id (in the body or
+  a ``Location`` header) and without an external reference, the newest record holding
+  the texts sent is taken as the one created.  A create whose answer lacks the new
+  id — or names a record that is not the one sent, as a damaged ``123`` read as ``12``
+  would — is looked up by its external reference before it is reported, so it is
+  neither lost nor created twice.
 
 Max lengths other than ``OrganisationName`` (200), ``OrganisationTelephone``, ``…City``,
 ``…Country``, ``…Www`` (50) and ``OrganisationAddress`` (250) — the swagger's — the
@@ -758,7 +761,7 @@ class WebCrmConnector(Connector):
             answer = self._write_answer(response, "POST", url)
         except ContractError:
             answer = None  # a body cut short or not JSON: the record may exist all the same
-        new_id = _new_id(answer, entity)
+        new_id = _new_id(answer, entity) or _location_id(response)
         created = self._get_raw(entity, new_id) if new_id is not None else None
         if created is not None and _is_ours(created, body, etype.external_ref_field):
             self.stats.writes += 1
@@ -769,6 +772,10 @@ class WebCrmConnector(Connector):
             if external_ref and etype.external_ref_field
             else None
         )
+        if found is None and new_id is None and not (external_ref and etype.external_ref_field):
+            # POST /Organisations may answer without the id (a valid answer, not damage):
+            # the newest record holding what was sent is the one created
+            found = self._find_sent(entity, body)
         if found is not None:
             self.stats.writes += 1
             return found
@@ -783,6 +790,17 @@ class WebCrmConnector(Connector):
             "look for it in WebCRM before the next run (an external_ref field lets Samband "
             "find it by itself)",
         )
+
+    def _find_sent(self, entity: WebCrmEntity, sent: Mapping[str, Any]) -> RecordData | None:
+        """The record with the highest id (ids grow) whose texts are the ones sent."""
+        best: RecordData | None = None
+        for records in self._pages(entity, f"/{entity.path}", {}):
+            for record in records:
+                if _is_ours(record.data, sent, None) and (
+                    best is None or int(record.id) > int(best.id)
+                ):
+                    best = record
+        return best
 
     def _write_answer(self, response: httpx.Response, method: str, url: str) -> Any:
         body = self.http.json(response, method, url)
@@ -870,6 +888,12 @@ def _new_id(answer: Any, entity: WebCrmEntity) -> str | None:
     if isinstance(answer, str) and answer.strip().isdigit() and int(answer) > 0:
         return answer.strip()
     return None
+
+
+def _location_id(response: httpx.Response) -> str | None:
+    """The new id at the end of a ``Location`` header (``…/Organisations/123``), if any."""
+    tail = response.headers.get("location", "").rstrip("/").rsplit("/", 1)[-1]
+    return tail if tail.isdigit() and int(tail) > 0 else None
 
 
 def _same_value(current: Any, was: Any) -> bool:

@@ -12,8 +12,10 @@ Faithful where the connector depends on it:
   swagger has it for Organisations only, every other entity answers 404) and
   ``GET /Queries?script=SELECT * FROM <Table> WHERE <Table>UpdatedAt >= '<iso>'`` — only
   that script form; anything else answers 400 with a message.
-* ``POST`` (creates; answers the new id as a number), ``GET|PUT /{Entity}/{id}`` (PUT
-  replaces the whole record and answers 200 without a body), ``PATCH /{Entity}`` bulk
+* ``POST`` (creates; answers the new id as a number — ``POST /Organisations`` answers
+  200 without a body when ``organisation_post_answers_id`` is false),
+  ``GET|PUT /{Entity}/{id}`` (PUT replaces the whole record and answers 200 without a
+  body), ``PATCH /{Entity}`` bulk
   upsert (one string per item: the id, or the error message), ``DELETE`` on Products and
   QuotationLines only (405 elsewhere).
 * Empty dates are ``0001-01-01T00:00:00+00:00``; every record carries every field.
@@ -246,6 +248,9 @@ class WebCrmSandbox(Sandbox):
         self.api_tokens = set(api_tokens)
         self.rate_limit = rate_limit
         self.quirks = Quirks()
+        # POST /Organisations may answer without the new id (200, empty body): both
+        # answers occur, so the sandbox can give either
+        self.organisation_post_answers_id = True
         self.tables: dict[str, dict[int, dict[str, Any]]] = {}
         self.next_id: dict[str, int] = {}
         self.access_tokens: dict[str, tuple[str, float]] = {}
@@ -564,6 +569,8 @@ class WebCrmSandbox(Sandbox):
                 if self.quirks.wrong_id > 0:
                     self.quirks.wrong_id -= 1
                     return ExactJSONResponse(1)
+                if entity.path == "Organisations" and not self.organisation_post_answers_id:
+                    return Response(b"", status_code=200)
             return ExactJSONResponse(record[entity.id_field])
         # PATCH: bulk upsert
         if not isinstance(payload, list):
