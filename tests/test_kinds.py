@@ -99,7 +99,7 @@ def test_validate_points_at_an_unknown_key_below_a_system(tmp_path: Path) -> Non
         "    kind: webcrm\n"
         "    base_ulr: https://api.webcrm.com\n"
         "    entity_types:\n"
-        "      Persons: {external_reff: PersonExtraCustom10}\n",
+        "      Persons: {external_reff: PersonCustom1}\n",
         encoding="utf-8",
     )
     problems = [str(p) for p in validate_file(path) if p.severity == "error"]

@@ -74,7 +74,7 @@ systems:
     rate_limit: 0
     credentials: {{api_token: "${{WEBCRM_API_TOKEN}}"}}
     entity_types:
-      Organisations: {{external_ref: OrganisationExtraCustom10}}
+      Organisations: {{external_ref: OrganisationExtraCustom1}}
   crm:
     kind: rest
     label: Custom CRM
@@ -170,7 +170,7 @@ UNKEYED = {("po", "Projectactivity")}
 
 STAMPED: dict[tuple[str, str], str] = {
     ("pms", "Customer"): "external_ref",
-    ("webcrm", "Organisations"): "OrganisationExtraCustom10",
+    ("webcrm", "Organisations"): "OrganisationExtraCustom1",
     ("epms", "Customer"): "ext",
 }
 

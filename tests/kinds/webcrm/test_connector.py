@@ -47,7 +47,7 @@ def test_describe_is_offline_and_declares_the_schema() -> None:
     config = SystemConfig(
         kind="webcrm",
         entity_types={
-            "Organisations": {**ARCHIVE, "external_ref": "OrganisationExtraCustom10"},
+            "Organisations": {**ARCHIVE, "external_ref": "OrganisationExtraCustom1"},
             "Products": {"incremental": False},
         },
     )
@@ -65,7 +65,7 @@ def test_describe_is_offline_and_declares_the_schema() -> None:
     assert orgs.properties["OrganisationName"].max_length == 200
     assert orgs.properties["OrganisationTelephone"].max_length == 50
     assert orgs.archive == ("OrganisationStatus", "Inactive")
-    assert orgs.external_ref_field == "OrganisationExtraCustom10"
+    assert orgs.external_ref_field == "OrganisationExtraCustom1"
     assert not orgs.can_delete and not persons.can_delete
     assert persons.archive is None
     ref = persons.properties["PersonOrganisationId"]
@@ -130,6 +130,23 @@ def test_an_expired_token_is_refreshed_after_the_401(box: WebCrmSandbox, url: st
     assert (box.logins, box.refreshes) == (1, 1)
 
 
+@pytest.mark.parametrize("failures", [2, 100])
+def test_a_5xx_during_refresh_does_not_end_the_run(
+    box: WebCrmSandbox, url: str, failures: int
+) -> None:
+    """A few 5xx are retried (transient); a refresh that keeps failing falls back to a
+    new login instead of stopping the run."""
+    sleeps: list[float] = []
+    crm = connector(url, sleeps=sleeps)
+    crm.check()
+    box.quirks.refresh_error = failures
+    box.clock.advance(3601)  # the access token expires: a 401, then a refresh
+    record = crm.get("Organisations", "2")
+    assert record is not None and record.id == "2"
+    assert sleeps  # the 5xx were waited out, not given up on at once
+    assert (box.logins, box.refreshes) == ((1, 1) if failures == 2 else (2, 0))
+
+
 def test_login_again_when_the_refresh_token_is_refused(box: WebCrmSandbox, url: str) -> None:
     crm = connector(url)
     crm.check()
@@ -176,6 +193,26 @@ def test_incremental_reads_see_edits(box: WebCrmSandbox, url: str, changes: str)
     fourth = list(crm.read("Organisations", third[-1].cursor))
     assert ids(fourth) == ["6"]
     assert fourth[-1].cursor is None  # nothing newer: keep the cursor
+
+
+def test_persons_are_read_in_full_without_find_by_update_dates(
+    box: WebCrmSandbox, url: str
+) -> None:
+    """FindByUpdateDates exists for Organisations only: Persons are scanned in full on
+    every run (the engine tells edits by content), never through a 404."""
+    crm = connector(url, page_size=3)
+    first = list(crm.read("Persons", None))
+    cursor = first[-1].cursor
+    assert cursor is not None
+    box.clock.advance(60)
+    box.edit("Persons", 2, {"PersonTitle": "CEO"})
+    second = list(crm.read("Persons", cursor))
+    assert sorted(ids(second), key=int) == [str(n) for n in range(1, 8)]
+    edited = {r.id: r for p in second for r in p.records}["2"]
+    assert edited.data["PersonTitle"] == "CEO"
+    # with changes: queries, /Queries filters Persons too
+    queried = list(connector(url, changes="queries").read("Persons", second[-1].cursor))
+    assert ids(queried) == ["2"]
 
 
 def test_users_are_read_in_full_every_time(box: WebCrmSandbox, url: str) -> None:
@@ -272,7 +309,7 @@ def test_a_refusal_by_webcrm_is_a_record_error_naming_the_request(url: str) -> N
 
 def test_find_by_external_ref(box: WebCrmSandbox, url: str) -> None:
     crm = connector(
-        url, page_size=3, types={"Organisations": {"external_ref": "OrganisationExtraCustom10"}}
+        url, page_size=3, types={"Organisations": {"external_ref": "OrganisationExtraCustom1"}}
     )
     created = crm.create("Organisations", {"OrganisationName": "Ref AS"}, external_ref="po:C:42")
     found = crm.find_by_external_ref("Organisations", "po:C:42")
@@ -347,8 +384,28 @@ def test_is_error_at_login_is_an_auth_error(box: WebCrmSandbox, url: str) -> Non
         connector(url).check()
 
 
-def test_a_create_answer_without_id_is_reported(box: WebCrmSandbox, url: str) -> None:
+@pytest.mark.parametrize("answers_id", [True, False])
+def test_post_organisations_with_or_without_the_id_in_its_answer(
+    box: WebCrmSandbox, url: str, answers_id: bool
+) -> None:
+    box.organisation_post_answers_id = answers_id
+    twin = box.insert("Organisations", {"OrganisationName": "Twin AS"})
+    crm = connector(url, page_size=3)
+    sent = {"OrganisationName": "Twin AS", "OrganisationCity": "Oslo"}
+    record = crm.create("Organisations", sent)
+    assert record.id != str(twin["OrganisationId"])
+    assert box.records("Organisations")[int(record.id)]["OrganisationCity"] == "Oslo"
+    again = crm.create("Organisations", {"OrganisationName": "Twin AS"})
+    assert int(again.id) > int(record.id) > twin["OrganisationId"]
+    names = [r["OrganisationName"] for r in box.records("Organisations").values()]
+    assert names.count("Twin AS") == 3
+
+
+def test_a_create_answer_without_id_is_reported(
+    box: WebCrmSandbox, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     crm = connector(url)
+    monkeypatch.setattr(crm, "_find_sent", lambda *args: None)  # not to be found
     box.quirks.missing_id = 1
     with pytest.raises(ContractError) as caught:
         crm.create("Organisations", {"OrganisationName": "Lost AS"})
@@ -357,7 +414,7 @@ def test_a_create_answer_without_id_is_reported(box: WebCrmSandbox, url: str) ->
 
 
 def test_a_create_answer_without_id_is_found_by_external_ref(box: WebCrmSandbox, url: str) -> None:
-    crm = connector(url, types={"Organisations": {"external_ref": "OrganisationExtraCustom10"}})
+    crm = connector(url, types={"Organisations": {"external_ref": "OrganisationExtraCustom1"}})
     box.quirks.missing_id = 1
     record = crm.create("Organisations", {"OrganisationName": "Found AS"}, external_ref="x:y:1")
     assert record.data["OrganisationName"] == "Found AS"
@@ -419,8 +476,12 @@ def test_every_entity_type_reads_in_full_and_by_changes(
         changed = list(crm.read(name, cursor))
         assert first in ids(changed), name
         box.clock.advance(60)
-        # the edited record is the newest: the only one inside the overlap
-        assert ids(crm.read(name, changed[-1].cursor)) == [first], name
+        later = ids(crm.read(name, changed[-1].cursor))
+        if changes == "queries" or name == "Organisations":
+            # the edited record is the newest: the only one inside the overlap
+            assert later == [first], name
+        else:  # no FindByUpdateDates for this type: a full scan every run
+            assert later == [r.id for r in records], name
     quotation = crm.get("Quotationline", "1")
     assert quotation is not None and quotation.data["QuotationLineOpportunityId"] == 1
 
@@ -442,7 +503,51 @@ def test_an_id_that_points_at_another_record_is_not_taken(box: WebCrmSandbox, ur
     box.quirks.wrong_id = 1
     with pytest.raises(ContractError, match="answered 200 id 1, which is not the record sent"):
         crm.create("Organisations", {"OrganisationName": "Ny Kunde AS"})
-    stamped = connector(url, types={"Organisations": {"external_ref": "OrganisationExtraCustom10"}})
+    stamped = connector(url, types={"Organisations": {"external_ref": "OrganisationExtraCustom1"}})
     box.quirks.wrong_id = 1
     record = stamped.create("Organisations", {"OrganisationName": "Ny Kunde AS"}, "po:C:7")
-    assert record.data["OrganisationExtraCustom10"] == "po:C:7" and record.id != "1"
+    assert record.data["OrganisationExtraCustom1"] == "po:C:7" and record.id != "1"
+
+
+def test_external_ref_fields_exist_and_the_ref_length_is_checked(
+    box: WebCrmSandbox, url: str
+) -> None:
+    with pytest.raises(ContractError, match="PersonCustom1"):
+        connector(url, types={"Persons": {"external_ref": "PersonExtraCustom10"}})
+    with pytest.raises(ContractError, match="OrganisationExtraCustom8"):
+        connector(url, types={"Organisations": {"external_ref": "OrganisationExtraCustom10"}})
+    crm = connector(
+        url,
+        types={
+            "Organisations": {"external_ref": "OrganisationExtraCustom1"},
+            "Persons": {"external_ref": "PersonCustom1"},
+        },
+    )
+    person = crm.create("Persons", {"PersonFirstName": "Kari"}, external_ref="po:Contact:9")
+    assert box.records("Persons")[int(person.id)]["PersonCustom1"] == "po:Contact:9"
+    before = len(box.records("Organisations"))
+    with pytest.raises(RecordError, match="at most 50"):
+        crm.create("Organisations", {"OrganisationName": "Acme"}, external_ref="p:" + "9" * 60)
+    assert len(box.records("Organisations")) == before  # refused before any call
+
+
+@pytest.mark.parametrize(
+    ("field", "longest"),
+    [
+        ("OrganisationCity", 50),
+        ("OrganisationCountry", 50),
+        ("OrganisationWww", 50),
+        ("OrganisationAddress", 250),
+    ],
+)
+def test_too_long_organisation_fields_are_record_errors_before_a_call(
+    box: WebCrmSandbox, url: str, field: str, longest: int
+) -> None:
+    crm = connector(url)
+    before = box.records("Organisations")
+    with pytest.raises(RecordError, match=f"at most {longest}"):
+        crm.create("Organisations", {"OrganisationName": "Acme", field: "x" * (longest + 1)})
+    with pytest.raises(RecordError, match=f"at most {longest}"):
+        crm.update("Organisations", "1", {field: "x" * (longest + 1)})
+    assert box.records("Organisations") == before  # nothing sent
+    assert crm.create("Organisations", {"OrganisationName": "Acme", field: "x" * longest}).id

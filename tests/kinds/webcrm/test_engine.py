@@ -50,10 +50,10 @@ systems:
       api_token: ${{WEBCRM_API_TOKEN}}
     entity_types:
       Organisations:
-        external_ref: OrganisationExtraCustom10
+        external_ref: OrganisationExtraCustom1
         archive_status: {{property: OrganisationStatus, value: Inactive}}
       Persons:
-        external_ref: PersonExtraCustom10
+        external_ref: PersonCustom1
 dataflows:
   - source: poweroffice.Customers
     target: webcrm.Organisations
@@ -115,7 +115,7 @@ def test_poweroffice_and_webcrm_converge(world: dict[str, Any]) -> None:
     for customer in customers.values():
         org = orgs[customer["Name"]]
         assert org["OrganisationTelephone"] == (customer.get("PhoneNumber") or "")
-        assert org["OrganisationExtraCustom10"]  # stamped with the source ref
+        assert org["OrganisationExtraCustom1"]  # stamped with the source ref
     persons = {p["PersonEmail"]: p for p in crm.records("Persons").values()}
     for contact in contacts.values():
         person = persons[contact["EmailAddress"]]

@@ -55,9 +55,12 @@ def test_login_shapes(box: WebCrmSandbox, http: httpx.Client) -> None:
     bad = http.post("/Auth/ApiLogin", data={"authCode": "wrong"})
     assert bad.status_code == 200
     assert bad.json()["IsError"] is True and bad.json()["ErrorDescription"]
-    refreshed = http.post("/Auth/ApiRefresh", data={"refreshToken": body["RefreshToken"]})
+    # the refresh token goes in a header: in the form body it is not seen
+    in_form = http.post("/Auth/ApiRefresh", data={"refreshToken": body["RefreshToken"]})
+    assert in_form.json()["IsError"] is True
+    refreshed = http.post("/Auth/ApiRefresh", headers={"refreshToken": body["RefreshToken"]})
     assert refreshed.json()["AccessToken"]
-    again = http.post("/Auth/ApiRefresh", data={"refreshToken": body["RefreshToken"]})
+    again = http.post("/Auth/ApiRefresh", headers={"refreshToken": body["RefreshToken"]})
     assert again.json()["IsError"] is True  # a refresh token works once
 
 
@@ -181,3 +184,44 @@ def test_fault_injection_uses_the_webcrm_error_shape(
     box.faults.update(error_rate=1.0)
     failed = http.get("/Users")
     assert failed.status_code == 503 and failed.json()["Message"] == "Service Unavailable"
+
+
+@pytest.mark.parametrize("entity", ["Persons", "Products", "QuotationLines", "Opportunities"])
+def test_find_by_update_dates_exists_for_organisations_only(
+    http: httpx.Client, entity: str
+) -> None:
+    start, end = quote("2000-01-01T00:00:00+00:00", safe=""), quote("9999-01-01", safe="")
+    assert http.get(f"/{entity}/FindByUpdateDates/{start}/{end}").status_code == 404
+    assert http.get(f"/Organisations/FindByUpdateDates/{start}/{end}").status_code == 200
+
+
+def test_unknown_fields_and_long_custom_values_are_refused(http: httpx.Client) -> None:
+    # Persons have PersonCustom1–15, no ExtraCustom; Organisations ExtraCustom1–8 (≤ 50)
+    person = {"PersonFirstName": "Kari", "PersonExtraCustom10": "po:1"}
+    assert http.post("/Persons", json=person).status_code == 400
+    assert http.post("/Persons", json={"PersonFirstName": "K", "PersonCustom1": "po:1"}).is_success
+    org = {"OrganisationName": "Acme", "OrganisationExtraCustom10": "po:1"}
+    assert http.post("/Organisations", json=org).status_code == 400
+    org = {"OrganisationName": "Acme", "OrganisationExtraCustom8": "x" * 51}
+    assert http.post("/Organisations", json=org).status_code == 400
+    org["OrganisationExtraCustom8"] = "x" * 50
+    assert http.post("/Organisations", json=org).is_success
+
+
+@pytest.mark.parametrize(
+    ("field", "longest"),
+    [
+        ("OrganisationCity", 50),
+        ("OrganisationCountry", 50),
+        ("OrganisationWww", 50),
+        ("OrganisationAddress", 250),
+    ],
+)
+def test_organisation_field_lengths_follow_the_swagger(
+    http: httpx.Client, field: str, longest: int
+) -> None:
+    org = {"OrganisationName": "Acme", field: "x" * (longest + 1)}
+    answer = http.post("/Organisations", json=org)
+    assert answer.status_code == 400 and field in answer.json()["Message"]
+    org[field] = "x" * longest
+    assert http.post("/Organisations", json=org).is_success

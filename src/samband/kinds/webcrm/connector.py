@@ -10,9 +10,10 @@ Config::
       entity_types:
         Organisations:
           archive_status: {property: OrganisationStatus, value: Inactive}
-          external_ref: OrganisationExtraCustom10
+          external_ref: OrganisationExtraCustom1
         Persons:
           archive_status: {property: PersonStatus, value: Resigned}
+          external_ref: PersonCustom1
 
 How the connector uses the API, and why:
 
@@ -20,13 +21,18 @@ How the connector uses the API, and why:
   ``authCode``; the answer (PascalCase) carries ``AccessToken``, ``RefreshToken`` and
   ``ExpiresIn``.  A 200 answer with ``IsError: true`` is a refusal (:class:`AuthError`
   with the ``ErrorDescription``).  Tokens are renewed through ``POST /Auth/ApiRefresh``
-  (``refreshToken``) a minute before they expire or after a 401; when the refresh token
-  is refused too, the connector logs in again.  Tokens live in memory only: a login costs
-  one call and needs nothing the environment does not already hold.
+  (the refresh token in a ``refreshToken`` header, as the swagger has it) a minute
+  before they expire or after a 401; when the refresh token is refused too, or the
+  refresh keeps answering 5xx (retried first, as transient), the connector logs in
+  again.  Tokens live in memory only: a login costs one call and needs nothing the
+  environment does not already hold.
 * **Paging.** ``Page`` (from 1) and ``Size`` (``page_size``, default 500, at most 1000)
   over bare JSON arrays; a read stops at an empty or short page.
-* **Changes.** Incremental reads use ``GET /{Entity}/FindByUpdateDates/{start}/{end}``
-  with ``start`` = the cursor and ``end`` = a date far ahead.  We chose it over
+* **Changes.** Incremental reads of Organisations use
+  ``GET /Organisations/FindByUpdateDates/{start}/{end}`` with ``start`` = the cursor and
+  ``end`` = a date far ahead.  The published swagger has FindByUpdateDates for
+  Organisations only (the other entities have ``FindByCreateDates``, which misses edits):
+  every other type is read in full on every run unless ``changes: queries``.  We chose it over
   ``/Queries?script=SELECT … WHERE …UpdatedAt >= '…'`` because it is a plain path with
   the same plural names and JSON shape as the lists, needs no query-language text built
   from values, and its half-open window is documented; ``changes: queries`` switches to
@@ -59,13 +65,19 @@ How the connector uses the API, and why:
   path; a body that is not JSON, a record without its id, or a 200 with
   ``IsError: true`` raise :class:`ContractError` (reads) or :class:`RecordError` (writes)
   naming the request.  A GET whose body is cut short is asked again (up to three times).
-  A create whose answer lacks the new id — or names a record that is not the one sent,
-  as a damaged ``123`` read as ``12`` would — is looked up by its external reference
-  before it is reported, so it is neither lost nor created twice.
+  ``POST /Organisations`` may answer the new id or nothing: without an id (in the body or
+  a ``Location`` header) and without an external reference, the newest record holding
+  the texts sent is taken as the one created.  A create whose answer lacks the new
+  id — or names a record that is not the one sent, as a damaged ``123`` read as ``12``
+  would — is looked up by its external reference before it is reported, so it is
+  neither lost nor created twice.
 
-Max lengths other than ``OrganisationName`` (200) and ``OrganisationTelephone`` (50), the
-Opportunity/User/Product field lists beyond the documented ones, and the ten
-``…ExtraCustom`` fields are assumptions, marked in the README.
+Max lengths other than ``OrganisationName`` (200), ``OrganisationTelephone``, ``…City``,
+``…Country``, ``…Www`` (50) and ``OrganisationAddress`` (250) — the swagger's — the
+Opportunity/User/Product field lists beyond the documented ones, and the length of
+``PersonCustom1–15`` are assumptions, marked in the README.  ``external_ref`` must name
+one of the custom fields (``OrganisationExtraCustom1–8``, at most 50 characters, or
+``PersonCustom1–15``); a ref longer than the field holds is a record error before any call.
 """
 
 from __future__ import annotations
@@ -99,6 +111,7 @@ from samband.errors import (
     NotFound,
     RecordError,
     Stale,
+    TransientError,
 )
 from samband.kinds.webcrm.settings import WebCrmSettings, WebCrmTypeSettings
 from samband.types import DataType, coerce, to_wire, utc_moment
@@ -109,7 +122,15 @@ FAR_FUTURE = "9999-12-31T23:59:59+00:00"
 MAX_PAGE_SIZE = 1000
 TOKEN_MARGIN_SECONDS = 60.0
 GET_PARSE_ATTEMPTS = 3
-EXTRA_CUSTOM_FIELDS = 10
+# custom text fields per table (name pattern, count, max length): the swagger gives
+# Organisations OrganisationExtraCustom1–8 (at most 50 characters each); Persons have no
+# ExtraCustom fields but PersonCustom1–15 (their length is an assumption)
+CUSTOM_FIELDS: dict[str, tuple[str, int, int]] = {
+    "Organisation": ("OrganisationExtraCustom{}", 8, 50),
+    "Person": ("PersonCustom{}", 15, 255),
+}
+# the entities whose FindByUpdateDates WebCRM's published swagger lists
+FIND_BY_UPDATE_DATES = frozenset({"Organisations"})
 
 S, INT, D, DA, DT, R = (
     DataType.STRING,
@@ -175,9 +196,10 @@ def _entity(
             references=references,
         )
     if custom:
-        for number in range(1, EXTRA_CUSTOM_FIELDS + 1):
-            full = f"{table}ExtraCustom{number}"
-            props[full] = Property(full, S, max_length=255)
+        pattern, count, length = CUSTOM_FIELDS[table]
+        for number in range(1, count + 1):
+            full = pattern.format(number)
+            props[full] = Property(full, S, max_length=length)
     for stamp in ("CreatedAt", "UpdatedAt"):
         props[f"{table}{stamp}"] = Property(f"{table}{stamp}", DT, read_only=True)
     return WebCrmEntity(name, path, table, props, required=required, **options)
@@ -192,12 +214,12 @@ ENTITIES: dict[str, WebCrmEntity] = {
             "Organisation",
             [
                 ("Name", S, 200),
-                ("Address", S, 500),
-                ("City", S, 100),
+                ("Address", S, 250),
+                ("City", S, 50),
                 ("PostCode", S, 20),
-                ("Country", S, 100),
+                ("Country", S, 50),
                 ("Telephone", S, 50),
-                ("Www", S, 200),
+                ("Www", S, 50),
                 ("VatNumber", S, 50),
                 ("Status", S, 100),
                 ("Type", S, 100),
@@ -411,20 +433,31 @@ class WebCrmAuth(Auth):
     def _renew(self) -> None:
         if self._refresh is not None:
             try:
-                self._token("/Auth/ApiRefresh", {"refreshToken": self._refresh})
+                # the swagger's ApiRefresh takes the refresh token in a header
+                self._token("/Auth/ApiRefresh", headers={"refreshToken": self._refresh})
                 self.refreshes += 1
                 return
-            except AuthError:
-                self._refresh = None  # expired or used: log in again
-        self._token("/Auth/ApiLogin", {"authCode": self._api_token})
+            except (AuthError, TransientError):
+                # expired or used, or the refresh keeps failing (5xx): log in again; a
+                # login that fails the same way is transient, and the run goes on
+                self._refresh = None
+        self._token("/Auth/ApiLogin", form={"authCode": self._api_token})
         self.logins += 1
 
-    def _token(self, path: str, form: dict[str, str]) -> None:
+    def _token(
+        self,
+        path: str,
+        *,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         hint = "check the WebCRM application token (credentials: api_token)"
         for attempt in range(GET_PARSE_ATTEMPTS):
             try:
                 # a token request changes nothing that a repeat would duplicate
-                response = self._client.request("POST", path, data=form, idempotent=True)
+                response = self._client.request(
+                    "POST", path, data=form, headers=headers, idempotent=True
+                )
             except RecordError as exc:
                 raise AuthError(
                     self.system_id, f"POST {path} refused: {exc.reason}", hint
@@ -482,6 +515,19 @@ class WebCrmConnector(Connector):
                 f"changes: {self.changes!r} is not known",
                 "use find_by_update_dates or queries",
             )
+        for name, entity in ENTITIES.items():
+            ref_field = WebCrmTypeSettings.of(
+                config.entity_types.get(name), type_name=name
+            ).external_ref
+            if ref_field and ref_field not in entity.properties:
+                custom = [p for p in entity.properties if "Custom" in p]
+                raise ContractError(
+                    system_id,
+                    f"{name}: external_ref {ref_field!r} is not a field of WebCRM {name}",
+                    f"use a custom field you use for nothing else: {', '.join(custom)}"
+                    if custom
+                    else f"{name} has no custom field for it",
+                )
         api_token = self.credentials.get("api_token", "")
         if not api_token:
             raise AuthError(
@@ -618,11 +664,17 @@ class WebCrmConnector(Connector):
         )
         return url, {}
 
+    def _has_changes_filter(self, entity: WebCrmEntity) -> bool:
+        """WebCRM's swagger has ``FindByUpdateDates`` for Organisations only (the others
+        have ``FindByCreateDates``, blind to edits); ``/Queries`` filters any table."""
+        return self.changes == "queries" or entity.path in FIND_BY_UPDATE_DATES
+
     def read(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
         entity, etype = self._entity(entity_type)
         since = parse_timestamp(cursor) if etype.incremental and cursor else None
         params: dict[str, Any] = {}
-        if since is None:
+        if since is None or not self._has_changes_filter(entity):
+            # a full scan: the engine tells changed records by their content
             url = f"/{entity.path}"
         else:
             url, params = self._changes_request(entity, since)
@@ -691,6 +743,12 @@ class WebCrmConnector(Connector):
             raise RecordError(f"{entity_type} is read-only in WebCRM")
         body = self._body(entity, values)
         if external_ref and etype.external_ref_field:
+            ref_prop = entity.properties.get(etype.external_ref_field)
+            if ref_prop and ref_prop.max_length and len(external_ref) > ref_prop.max_length:
+                raise RecordError(
+                    f"the external ref {external_ref!r} is {len(external_ref)} characters long; "
+                    f"{etype.external_ref_field} holds at most {ref_prop.max_length}"
+                )
             body[etype.external_ref_field] = wire_value(
                 entity, etype.external_ref_field, external_ref
             )
@@ -703,7 +761,7 @@ class WebCrmConnector(Connector):
             answer = self._write_answer(response, "POST", url)
         except ContractError:
             answer = None  # a body cut short or not JSON: the record may exist all the same
-        new_id = _new_id(answer, entity)
+        new_id = _new_id(answer, entity) or _location_id(response)
         created = self._get_raw(entity, new_id) if new_id is not None else None
         if created is not None and _is_ours(created, body, etype.external_ref_field):
             self.stats.writes += 1
@@ -714,6 +772,10 @@ class WebCrmConnector(Connector):
             if external_ref and etype.external_ref_field
             else None
         )
+        if found is None and new_id is None and not (external_ref and etype.external_ref_field):
+            # POST /Organisations may answer without the id (a valid answer, not damage):
+            # the newest record holding what was sent is the one created
+            found = self._find_sent(entity, body)
         if found is not None:
             self.stats.writes += 1
             return found
@@ -728,6 +790,17 @@ class WebCrmConnector(Connector):
             "look for it in WebCRM before the next run (an external_ref field lets Samband "
             "find it by itself)",
         )
+
+    def _find_sent(self, entity: WebCrmEntity, sent: Mapping[str, Any]) -> RecordData | None:
+        """The record with the highest id (ids grow) whose texts are the ones sent."""
+        best: RecordData | None = None
+        for records in self._pages(entity, f"/{entity.path}", {}):
+            for record in records:
+                if _is_ours(record.data, sent, None) and (
+                    best is None or int(record.id) > int(best.id)
+                ):
+                    best = record
+        return best
 
     def _write_answer(self, response: httpx.Response, method: str, url: str) -> Any:
         body = self.http.json(response, method, url)
@@ -815,6 +888,12 @@ def _new_id(answer: Any, entity: WebCrmEntity) -> str | None:
     if isinstance(answer, str) and answer.strip().isdigit() and int(answer) > 0:
         return answer.strip()
     return None
+
+
+def _location_id(response: httpx.Response) -> str | None:
+    """The new id at the end of a ``Location`` header (``…/Organisations/123``), if any."""
+    tail = response.headers.get("location", "").rstrip("/").rsplit("/", 1)[-1]
+    return tail if tail.isdigit() and int(tail) > 0 else None
 
 
 def _same_value(current: Any, was: Any) -> bool:

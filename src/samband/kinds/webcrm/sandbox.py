@@ -3,22 +3,28 @@
 Faithful where the connector depends on it:
 
 * ``POST /Auth/ApiLogin`` (form ``authCode``, or an ``authCode`` header) and
-  ``POST /Auth/ApiRefresh`` (form ``refreshToken``) answer the PascalCase token object;
+  ``POST /Auth/ApiRefresh`` (a ``refreshToken`` header; a token in the form body is not
+  seen) answer the PascalCase token object;
   a wrong code answers **200** with ``IsError: true``.  Access tokens expire after 3600 s
   on the sandbox clock; refresh tokens after a day, and each works once.
 * Lists ``GET /{Entity}?Page=&Size=`` answer bare arrays in id order (Size 1–1000).
-* ``GET /{Entity}/FindByUpdateDates/{start}/{end}`` (start ≤ updated < end) and
+* ``GET /Organisations/FindByUpdateDates/{start}/{end}`` (start ≤ updated < end; the
+  swagger has it for Organisations only, every other entity answers 404) and
   ``GET /Queries?script=SELECT * FROM <Table> WHERE <Table>UpdatedAt >= '<iso>'`` — only
   that script form; anything else answers 400 with a message.
-* ``POST`` (creates; answers the new id as a number), ``GET|PUT /{Entity}/{id}`` (PUT
-  replaces the whole record and answers 200 without a body), ``PATCH /{Entity}`` bulk
+* ``POST`` (creates; answers the new id as a number — ``POST /Organisations`` answers
+  200 without a body when ``organisation_post_answers_id`` is false),
+  ``GET|PUT /{Entity}/{id}`` (PUT replaces the whole record and answers 200 without a
+  body), ``PATCH /{Entity}`` bulk
   upsert (one string per item: the id, or the error message), ``DELETE`` on Products and
   QuotationLines only (405 elsewhere).
 * Empty dates are ``0001-01-01T00:00:00+00:00``; every record carries every field.
 * 250 calls per sliding minute per application token: 429 with ``Retry-After`` and
   ``{"RetryAfterSeconds": n, "Message": ..., "Type": "TooManyRequestsException"}``.
-* Validation: max lengths (``OrganisationName`` ≤ 200, ``OrganisationTelephone`` ≤ 50, …),
-  types, required names and existing parents → 400 ``{"Message", "Type"}``.
+* Validation: fields the table does not have (e.g. ``PersonExtraCustom1``: Persons have
+  ``PersonCustom1–15``; Organisations ``OrganisationExtraCustom1–8``, ≤ 50), max lengths
+  (``OrganisationName`` ≤ 200, ``OrganisationTelephone`` ≤ 50, …), types, required names
+  and existing parents → 400 ``{"Message", "Type"}``.
 
 The application token of a fresh sandbox is :data:`SANDBOX_API_TOKEN`.  ``quirks``
 (``missing_id``, ``is_error``) make the next N answers misbehave the way real APIs
@@ -52,7 +58,12 @@ RATE_LIMIT_PERIOD = 60.0
 MAX_SIZE = 1000
 
 EMPTY_DATE = "0001-01-01T00:00:00+00:00"  # how WebCRM writes "no date"
-CUSTOM_FIELDS = 10  # <Table>ExtraCustom1 … 10 on organisations and persons
+# custom text fields (name pattern, count, max length): OrganisationExtraCustom1–8 (≤ 50)
+# per the swagger; Persons have no ExtraCustom fields but PersonCustom1–15
+CUSTOM_FIELDS: dict[str, tuple[str, int, int]] = {
+    "Organisation": ("OrganisationExtraCustom{}", 8, 50),
+    "Person": ("PersonCustom{}", 15, 255),
+}
 
 
 # -- WebCRM's tables, as its API documentation lists them ----------------------------------
@@ -95,8 +106,10 @@ def _table(
     key, created, updated = (table + suffix for suffix in ("Id", "CreatedAt", "UpdatedAt"))
     full = {key: Column("int", computed=True)}
     full.update({table + name: column for name, column in columns.items()})
-    for number in range(1, CUSTOM_FIELDS + 1 if custom else 1):
-        full[f"{table}ExtraCustom{number}"] = Column("text", 255)
+    if custom:
+        pattern, count, length = CUSTOM_FIELDS[table]
+        for number in range(1, count + 1):
+            full[pattern.format(number)] = _text(length)
     full[created] = full[updated] = Column("datetime", computed=True)
     return Table(path, table, full, key, created, updated, **options)
 
@@ -114,12 +127,12 @@ TABLES: dict[str, Table] = {
         "Organisation",
         {
             "Name": _text(200),
-            "Address": _text(500),
-            "City": _text(100),
+            "Address": _text(250),
+            "City": _text(50),
             "PostCode": _text(20),
-            "Country": _text(100),
+            "Country": _text(50),
             "Telephone": _text(50),
-            "Www": _text(200),
+            "Www": _text(50),
             "VatNumber": _text(50),
             "Status": _text(100),
             "Type": _text(100),
@@ -217,6 +230,7 @@ class Quirks:
     cut_body: int = 0  # GET answers with the body cut in half (Content-Length to match)
     is_error: int = 0  # API calls answer 200 with an IsError body
     is_error_method: str | None = None  # only calls of this method (None: any)
+    refresh_error: int = 0  # POST /Auth/ApiRefresh answers 500
 
 
 class WebCrmSandbox(Sandbox):
@@ -234,6 +248,9 @@ class WebCrmSandbox(Sandbox):
         self.api_tokens = set(api_tokens)
         self.rate_limit = rate_limit
         self.quirks = Quirks()
+        # POST /Organisations may answer without the new id (200, empty body): both
+        # answers occur, so the sandbox can give either
+        self.organisation_post_answers_id = True
         self.tables: dict[str, dict[int, dict[str, Any]]] = {}
         self.next_id: dict[str, int] = {}
         self.access_tokens: dict[str, tuple[str, float]] = {}
@@ -478,9 +495,12 @@ class WebCrmSandbox(Sandbox):
             return self._issue(code)
 
     async def api_refresh(self, request: Request) -> Response:
-        form = await _form(request)
-        token = form.get("refreshToken", "")
+        # the swagger takes the refresh token in a header, not in the form body
+        token = request.headers.get("refreshToken", "")
         with self.lock:
+            if self.quirks.refresh_error > 0:
+                self.quirks.refresh_error -= 1
+                return self._error(500, "An error has occurred.")
             entry = self.refresh_tokens.pop(token, None)
             if entry is None or entry[1] <= self.clock.time():
                 return self._auth_refusal("invalid_grant", "The refresh token is not valid")
@@ -549,6 +569,8 @@ class WebCrmSandbox(Sandbox):
                 if self.quirks.wrong_id > 0:
                     self.quirks.wrong_id -= 1
                     return ExactJSONResponse(1)
+                if entity.path == "Organisations" and not self.organisation_post_answers_id:
+                    return Response(b"", status_code=200)
             return ExactJSONResponse(record[entity.id_field])
         # PATCH: bulk upsert
         if not isinstance(payload, list):
@@ -616,7 +638,9 @@ class WebCrmSandbox(Sandbox):
         if isinstance(checked, Response):
             return checked
         entity = self._entity(request)
-        if entity is None or not entity.writable:
+        # WebCRM's published swagger has FindByUpdateDates for Organisations only; the
+        # other entities have FindByCreateDates, which says nothing about edits
+        if entity is None or entity.path != "Organisations":
             return self._error(404, f"No resource {request.url.path}")
         start = _parse_when(request.path_params["start"])
         end = _parse_when(request.path_params["end"])
@@ -661,6 +685,9 @@ class WebCrmSandbox(Sandbox):
 
     # -- validation and storage -----------------------------------------------------
     def _validate(self, entity: Table, payload: dict[str, Any], creating: bool) -> str:
+        unknown = sorted(name for name in payload if name not in entity.columns)
+        if unknown:
+            return f"{entity.table} has no field {', '.join(unknown)}"
         for name, column in entity.columns.items():
             if name not in payload or column.computed:
                 continue
