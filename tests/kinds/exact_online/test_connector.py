@@ -11,15 +11,14 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from samband.config.model import EntityTypeConfig, SystemConfig
+from samband.config.model import EntityTypeConfig
 from samband.errors import ConnectorError, InUse, NotFound, RecordError
-from samband.kinds.exact_online.connector import ExactOnlineConnector
 from samband.kinds.exact_online.connector._dates import VENDOR_TZ, format_ms_date, parse_ms_date
 from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
 from samband.sandbox._base import Clock, SandboxServer
 from samband.secrets import TokenStore
 from samband.types import DataType, coerce
-from tests.support.exact import serve
+from tests.support.exact import make_connector, read_all, serve
 
 
 @pytest.fixture(autouse=True)
@@ -41,48 +40,6 @@ def server(box: ExactOnlineSandbox) -> Iterator[SandboxServer]:
     running = serve(box)
     yield running
     running.stop()
-
-
-def make_connector(
-    box: ExactOnlineSandbox,
-    server: SandboxServer,
-    state_dir: Path,
-    *,
-    division: bool = True,
-    transport: httpx.BaseTransport | None = None,
-    **settings: object,
-) -> ExactOnlineConnector:
-    issued = box.issue_tokens()
-    now = box.clock.time()
-    TokenStore("exact", state_dir).save(
-        {
-            "access_token": issued["access_token"],
-            "refresh_token": issued["refresh_token"],
-            "expires_at": now + 600,
-            "requested_at": now,
-        }
-    )
-    config = SystemConfig(
-        kind="exact-online",
-        base_url=server.url,
-        **({"division": box.division} if division else {}),
-        **settings,
-    )
-    return ExactOnlineConnector(
-        "exact",
-        config,
-        {"client_id": box.client_id, "client_secret": box.client_secret},
-        state_dir=str(state_dir),
-        clock=box.clock,
-        http_transport=transport,
-    )
-
-
-def read_all(connector: ExactOnlineConnector, etype: str, cursor: str | None = None):  # type: ignore[no-untyped-def]
-    pages = list(connector.read(etype, cursor))
-    records = [r for page in pages for r in page.records]
-    last = next((p.cursor for p in reversed(pages) if p.cursor is not None), cursor)
-    return pages, records, last
 
 
 def test_division_from_current_me(

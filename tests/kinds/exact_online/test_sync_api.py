@@ -12,8 +12,7 @@ from cryptography.fernet import Fernet
 
 from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
 from samband.sandbox._base import Clock, SandboxServer
-from tests.kinds.exact_online.test_connector import make_connector, read_all
-from tests.support.exact import serve
+from tests.support.exact import make_connector, read_all, serve
 
 
 @pytest.fixture(autouse=True)
