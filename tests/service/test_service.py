@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -65,6 +66,12 @@ def _customers(*names: str) -> str:
     return json.dumps({"version": 1, "types": {"Customer": records}})
 
 
+def _csrf(page: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match, "the page has no CSRF token"
+    return match[1]
+
+
 def _world(folder: Path, flow_id: str = "customers", crm: str | None = None) -> Path:
     (folder / "crm.json").write_text(crm or _customers("Acme AS", "Fjord AS"), encoding="utf-8")
     path = folder / "samband.yaml"
@@ -102,7 +109,9 @@ def test_run_now_queues_a_run_that_picks_up_an_edit(
     service, client = served
     folder = service.config_path.parent
     dataset("crm").edit("Customer", "1", {"name": "Acme Holding AS"})
-    assert client.post("/api/run").status_code == 202
+    assert client.post("/api/run").status_code == 403  # a browser POST needs the page's token
+    token = _csrf(client.get("/").text)
+    assert client.post("/api/run", headers={"X-CSRF-Token": token}).status_code == 202
     assert service.scheduler.wait_runs(2, timeout=60), "run now did not run"
     erp = json.loads((folder / "erp.json").read_text())
     names = sorted(r["data"]["name"] for r in erp["types"]["Account"].values())
@@ -154,8 +163,8 @@ def test_readyz_says_not_ready_with_the_reason_when_the_last_run_failed(tmp_path
 def test_the_api_takes_the_bearer_token_when_one_is_set(
     served: tuple[Service, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, client = served
     monkeypatch.setenv("SAMBAND_API_TOKEN", "s3cret-token")
+    client = TestClient(create_app(served[0], manage_service=False))
     assert client.get("/api/status").status_code == 401
     assert client.post("/api/run").status_code == 401
     wrong = client.get("/api/status", headers={"Authorization": "Bearer s3cret-tokex"})
@@ -185,7 +194,7 @@ def test_the_page_escapes_what_the_config_names(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.org"])
-def test_only_loopback_is_served_until_the_login_exists(host: str) -> None:
+def test_only_loopback_is_served_without_a_login(host: str) -> None:
     assert check_bind(host) is not None
 
 

@@ -1,15 +1,15 @@
-"""The service's HTTP face: the dashboard (server-rendered), the JSON API, ``/metrics``,
-``/healthz`` and ``/readyz``.
+"""The service's HTTP face: the pages (server-rendered), the JSON API, ``/metrics``,
+``/healthz`` and ``/readyz``, and the login that guards them (:mod:`.access`).
 
-The JSON API takes a bearer token when ``SAMBAND_API_TOKEN`` is set.  Until the dashboard
-has its login, :func:`check_bind` refuses any address but loopback."""
+With users configured every page needs a session and every form a CSRF token; the API
+takes the session (plus the ``X-CSRF-Token`` header on a POST) or the bearer token.
+Without users, :func:`check_bind` keeps the service on loopback."""
 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import ipaddress
-import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,14 +18,17 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from samband.errors import SambandError
+from samband.service.access import Access, User, same_token
 from samband.service.service import Service
 
-TOKEN_ENV = "SAMBAND_API_TOKEN"
+SESSION_HOURS = 8
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -35,31 +38,53 @@ _templates.filters["when"] = lambda ts: (
 )
 
 
-def check_bind(host: str) -> str | None:
-    """Why ``host`` may not be served on, or None."""
+def is_loopback(host: str) -> bool:
     if host == "localhost":
-        return None
+        return True
     try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        pass
+        return False
+
+
+def check_bind(host: str, access: Access | None = None) -> str | None:
+    """Why ``host`` may not be served on, or None."""
+    if is_loopback(host) or (access is not None and access.login_required):
+        return None
     return (
-        f"serving on {host} would show your records to the network without a login, and the "
-        "login is not built yet: bind 127.0.0.1 (the default) and reach it through an SSH "
-        "tunnel or a reverse proxy that authenticates"
+        f"serving on {host} would show your records to the network without a login: set "
+        "SAMBAND_USERS_FILE (users made with samband hash-password), or bind 127.0.0.1 "
+        "(the default)"
     )
 
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def create_app(service: Service, *, manage_service: bool = True) -> Starlette:
-    """The ASGI app.  With ``manage_service`` its lifespan starts and stops the scheduler."""
+def create_app(
+    service: Service,
+    access: Access | None = None,
+    *,
+    manage_service: bool = True,
+    secure_cookies: bool = False,
+) -> Starlette:
+    """The ASGI app.  With ``manage_service`` its lifespan starts and stops the schedule;
+    ``secure_cookies`` marks the session cookie Secure (served behind HTTPS)."""
+    access = access or Access()
+    rules = _Rules(access)
 
-    def api(handler: Callable[[Request], Any]) -> Handler:
+    def page(handler: Callable[[Request, User | None], Awaitable[Response]]) -> Handler:
         async def endpoint(request: Request) -> Response:
-            refusal = _refuse_unauthorised(request)
+            user = rules.session_user(request)
+            if access.login_required and user is None:
+                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            return await handler(request, user)
+
+        return endpoint
+
+    def api(handler: Callable[[Request], Any], *, admin: bool = False) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            refusal = rules.refuse_api(request, admin=admin)
             if refusal is not None:
                 return refusal
             try:
@@ -82,21 +107,69 @@ def create_app(service: Service, *, manage_service: bool = True) -> Starlette:
             status_code=200 if ready else 503,
         )
 
-    async def metrics(request: Request) -> Response:
-        body = await run_in_threadpool(service.metrics.render)
-        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+    def metrics(request: Request) -> Response:
+        return Response(
+            service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
-    async def overview_page(request: Request) -> Response:
+    async def overview_page(request: Request, user: User | None) -> Response:
         try:
             data = await run_in_threadpool(service.overview)
         except SambandError as exc:
             data = {"error": str(exc)}
-        html = _templates.get_template("overview.html").render(**data, config=service.config_path)
-        return HTMLResponse(html)
+        return _render(
+            "overview.html",
+            request,
+            user,
+            **data,
+            config=service.config_path,
+            can_act=user is None or user.is_admin,
+        )
 
-    def run_now(request: Request) -> Any:
+    async def run_now_form(request: Request, user: User | None) -> Response:
+        refusal = await rules.refuse_form(request, user, admin=True)
+        if refusal is not None:
+            return refusal
         service.run_now()
-        return JSONResponse({"queued": True}, status_code=202)
+        return RedirectResponse("/", status_code=303)
+
+    async def login_page(request: Request) -> Response:
+        if request.method == "GET":
+            return _render("login.html", request, None, next=_local(request.query_params))
+        form = await request.form()
+        if not same_token(str(form.get("csrf", "")), request.session.get("csrf")):
+            return _render(
+                "login.html", request, None, error="The form expired; try again.", status_code=403
+            )
+        name, password = str(form.get("name", "")), str(form.get("password", ""))
+        client = request.client.host if request.client else "?"
+        keys = (f"ip:{client}", f"user:{name}")
+        wait = access.throttle.retry_after(*keys)
+        if wait:
+            return _render(
+                "login.html",
+                request,
+                None,
+                status_code=429,
+                error=f"Too many failed logins; try again in {int(wait) + 1} s.",
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+        user = await run_in_threadpool(access.authenticate, name, password)
+        if user is None:
+            access.throttle.failed(*keys)
+            return _render(
+                "login.html", request, None, status_code=401, error="Wrong name or password."
+            )
+        access.throttle.succeeded(*keys)
+        request.session.clear()
+        request.session.update(user=user.name, csrf=secrets.token_urlsafe(32))
+        return RedirectResponse(_local(form), status_code=303)
+
+    async def logout(request: Request) -> Response:
+        form = await request.form()
+        if same_token(str(form.get("csrf", "")), request.session.get("csrf")):
+            request.session.clear()
+        return RedirectResponse("/login", status_code=303)
 
     def limit(request: Request) -> int:
         try:
@@ -107,18 +180,25 @@ def create_app(service: Service, *, manage_service: bool = True) -> Starlette:
     def ref(request: Request) -> str:
         return str(request.path_params["ref"])
 
+    def run_now(request: Request) -> Any:
+        service.run_now()
+        return JSONResponse({"queued": True}, status_code=202)
+
     routes = [
-        Route("/", overview_page),
+        Route("/", page(overview_page)),
+        Route("/run", page(run_now_form), methods=["POST"]),
+        Route("/login", login_page, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics),
+        Route("/metrics", api(metrics)),
         Route("/api/overview", api(lambda r: service.overview())),
         Route("/api/status", api(lambda r: service.read("status"))),
         Route("/api/conflicts", api(lambda r: service.read("conflicts", limit(r)))),
         Route("/api/errors", api(lambda r: service.read("errors", limit(r)))),
         Route("/api/records/{ref:path}", api(lambda r: service.read("links", ref(r)))),
         Route("/api/history/{ref:path}", api(lambda r: service.read("history", ref(r)))),
-        Route("/api/run", api(run_now), methods=["POST"]),
+        Route("/api/run", api(run_now, admin=True), methods=["POST"]),
     ]
 
     @contextlib.asynccontextmanager
@@ -131,22 +211,77 @@ def create_app(service: Service, *, manage_service: bool = True) -> Starlette:
             if manage_service:
                 await run_in_threadpool(service.stop)
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            secret_key=access.session_secret,
+            session_cookie="samband_session",
+            max_age=SESSION_HOURS * 3600,
+            same_site="strict",
+            https_only=secure_cookies,
+        )
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
-def _refuse_unauthorised(request: Request) -> Response | None:
-    token = os.environ.get(TOKEN_ENV)
-    if not token:
+class _Rules:
+    def __init__(self, access: Access) -> None:
+        self.access = access
+
+    def session_user(self, request: Request) -> User | None:
+        name = request.session.get("user")
+        return self.access.users.get(name) if name else None
+
+    def refuse_api(self, request: Request, *, admin: bool) -> Response | None:
+        access = self.access
+        if access.bearer_ok(request.headers.get("authorization", "")):
+            return None  # the API token acts for an admin
+        user = self.session_user(request)
+        needs_token = access.api_token is not None and not access.users
+        if (access.login_required and user is None) or needs_token:
+            return JSONResponse(
+                {"error": "log in, or send the API token as Authorization: Bearer TOKEN"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        # a POST from a browser must carry the page's token: another site could send one
+        if request.method != "GET" and not same_token(
+            request.headers.get("x-csrf-token"), request.session.get("csrf")
+        ):
+            return JSONResponse({"error": "the X-CSRF-Token header is missing or wrong"}, 403)
+        if admin and user is not None and not user.is_admin:
+            return JSONResponse({"error": f"{user.name} is a viewer; this needs an admin"}, 403)
         return None
-    given = request.headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), token.encode()):
+
+    async def refuse_form(
+        self, request: Request, user: User | None, *, admin: bool
+    ) -> Response | None:
+        form = await request.form()
+        if not same_token(str(form.get("csrf", "")), request.session.get("csrf")):
+            return HTMLResponse("The form expired or did not come from this site.", 403)
+        if admin and self.access.login_required and (user is None or not user.is_admin):
+            return HTMLResponse("This needs an admin.", 403)
         return None
-    return JSONResponse(
-        {"error": "this API needs the bearer token (header Authorization: Bearer TOKEN)"},
-        status_code=401,
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+
+
+def _local(params: Any) -> str:
+    """Where to go after the login: a path of this site, never another site."""
+    target = str(params.get("next", "/") or "/")
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+def _render(
+    template: str,
+    request: Request,
+    user: User | None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **data: Any,
+) -> HTMLResponse:
+    if "csrf" not in request.session:
+        request.session["csrf"] = secrets.token_urlsafe(32)
+    html = _templates.get_template(template).render(**data, user=user, csrf=request.session["csrf"])
+    return HTMLResponse(html, status_code=status_code, headers=headers)
 
 
 def _jsonable(value: Any) -> Any:
