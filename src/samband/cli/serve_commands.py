@@ -4,6 +4,7 @@ long-running process."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -35,10 +36,12 @@ def serve(
     from samband.durations import parse_interval
     from samband.service import Service, create_app
     from samband.service.access import Access
+    from samband.service.notify import Notifier
     from samband.service.web import check_bind, is_loopback
 
     try:
         access = Access()
+        notifier = Notifier.from_environment(os.environ)
     except ConfigError as exc:
         raise fail(exc) from None
     refusal = check_bind(host, access)
@@ -50,7 +53,7 @@ def serve(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--every") from None
     try:
-        service = Service(config, interval)
+        service = Service(config, interval, notifier=notifier)
     except SambandError as exc:
         raise fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
     out.print(f"serving {config} on http://{host}:{port} (Ctrl-C to stop)", highlight=False)

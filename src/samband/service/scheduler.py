@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from samband.engine.run import Engine, RunReport
-from samband.errors import SambandError
+from samband.errors import CircuitBreakerTripped, SambandError
 from samband.store.rows import now_iso
 
 MAX_BACKOFF = 30 * 60.0
@@ -26,6 +26,7 @@ class RunOutcome:
     seconds: float
     report: dict[str, Any] | None = None
     message: str | None = None
+    breaker: bool = False  # stopped by the circuit breaker
 
 
 @dataclass
@@ -109,6 +110,9 @@ class Scheduler:
         self.state.running_since = started_at
         try:
             report: RunReport = engine.sync(should_stop=self._stop.is_set)
+        except CircuitBreakerTripped as exc:
+            self._finish(started_at, started, "failed", None, str(exc), breaker=True)
+            return
         except SambandError as exc:
             self._finish(started_at, started, "failed", None, str(exc))
             return
@@ -124,9 +128,11 @@ class Scheduler:
         status: str,
         report: dict[str, Any] | None,
         message: str | None,
+        *,
+        breaker: bool = False,
     ) -> None:
         outcome = RunOutcome(
-            started_at, now_iso(), status, time.monotonic() - started, report, message
+            started_at, now_iso(), status, time.monotonic() - started, report, message, breaker
         )
         state = self.state
         state.last = outcome

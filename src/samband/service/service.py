@@ -14,6 +14,7 @@ from samband.engine.inspect import Inspector
 from samband.engine.run import Engine
 from samband.errors import SambandError
 from samband.service.metrics import Metrics
+from samband.service.notify import Event, Notifier
 from samband.service.scheduler import RunOutcome, Scheduler
 
 
@@ -21,8 +22,17 @@ class Service:
     """A config served: ``start()`` begins the schedule, ``stop()`` ends the run in progress
     at its next step and waits for it."""
 
-    def __init__(self, config_path: str | Path, every: float, *, store_url: str | None = None):
+    def __init__(
+        self,
+        config_path: str | Path,
+        every: float,
+        *,
+        store_url: str | None = None,
+        notifier: Notifier | None = None,
+    ):
         self.config_path = Path(config_path)
+        self.notifier = notifier or Notifier()
+        self._quarantined: int | None = None
         self.config: Config = load_valid(self.config_path).config
         self.store_url = store_url
         self._inspector: Inspector | None = None
@@ -36,6 +46,32 @@ class Service:
 
     def _finished(self, outcome: RunOutcome) -> None:
         self.metrics.observe(outcome, time.time())
+        if self.notifier.enabled:
+            for event in self._events(outcome):
+                self.notifier.send(event)
+
+    def _events(self, outcome: RunOutcome) -> list[Event]:
+        def event(kind: str, message: str) -> Event:
+            return Event(kind, str(self.config_path), message, outcome.finished_at, outcome.report)
+
+        events = []
+        if outcome.breaker:
+            events.append(event("breaker_tripped", outcome.message or "the breaker tripped"))
+        elif outcome.status not in ("ok", "stopped", "paused", "dry-run", "collected"):
+            events.append(event("run_failed", outcome.message or f"the run {outcome.status}"))
+        quarantined = self._store_gauges().get("quarantined")
+        if quarantined is not None:
+            before, self._quarantined = self._quarantined, quarantined
+            if quarantined > (before or 0):
+                new = quarantined - (before or 0)
+                events.append(
+                    event(
+                        "records_quarantined",
+                        f"{new} more record(s) in quarantine ({quarantined} in all): see "
+                        "samband errors",
+                    )
+                )
+        return events
 
     def start(self) -> None:
         self.scheduler.start()
