@@ -197,9 +197,21 @@ def test_an_admin_logs_in_runs_an_edit_through_and_logs_out(
 def test_a_viewer_sees_the_overview_without_the_controls(
     browser: Any, served: tuple[str, Path]
 ) -> None:
+    from playwright.sync_api import expect
+
     base, _ = served
     page = browser.new_page()
     _log_in(page, base, "vic", VIEWER_PASSWORD)
+    page.click("nav >> text=Documents")
+    expect(page.locator("#documents li")).to_have_count(1)
+    _shot(page, "documents")
+    page.click("#documents a")
+    expect(page.locator("table").first).to_contain_text("org")
+    _shot(page, "document")
+    page.goto(f"{base}/config")
+    expect(page.locator("#config")).to_contain_text("pms.Customer")
+    _shot(page, "config")
+    page.goto(f"{base}/")
     assert page.locator("#dataflows").is_visible()
     assert page.locator("#run-now").count() == 0
     _shot(page, "overview-viewer")

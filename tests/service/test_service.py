@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from samband.kinds.memory.connector import dataset
 from samband.service import Service, create_app
+from samband.service.masking import mask_secrets
 from samband.service.scheduler import MAX_BACKOFF, Scheduler
 from samband.service.web import check_bind
 from tests.support.docs_examples import DOCS, block_after
@@ -276,3 +277,35 @@ def test_the_python_example_of_the_service_page_serves(
     with TestClient(names["app"]) as client:  # type: ignore[arg-type]
         assert service.scheduler.wait_runs(1, timeout=60)
         assert client.get("/readyz").status_code == 200
+
+
+def test_the_documents_are_listed_and_rendered(served: tuple[Service, TestClient]) -> None:
+    _, client = served
+    listing = client.get("/documents")
+    assert listing.status_code == 200
+    names = re.findall(r'<a href="/documents/([^"]+)"', listing.text)
+    assert names and all(name.endswith(".html") for name in names)
+    document = client.get(f"/documents/{names[0]}")
+    assert document.status_code == 200 and "<table" in document.text
+    assert client.get("/documents/..%2Fsamband.yaml").status_code == 404
+
+
+def test_the_config_page_masks_literal_secrets(tmp_path: Path) -> None:
+    config = _world(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    text += "# a comment\n"
+    text = text.replace(
+        "    kind: memory\n    path: crm.json",
+        "    kind: memory\n    path: crm.json\n    label: Key Accounts",
+    )
+    config.write_text(text, encoding="utf-8")
+    service = Service(config, every=3600)
+    with TestClient(create_app(service, manage_service=False)) as client:
+        page = client.get("/config").text
+    assert "Key Accounts" in page and "crm.Customer" in page
+    masked = mask_secrets(
+        "credentials:\n  password: hunter2\n  api_token: ${TOKEN}\n"
+        "url: postgresql://pms:pa55word@db/pms\n"
+    )
+    assert "hunter2" not in masked and "pa55word" not in masked
+    assert "${TOKEN}" in masked and "postgresql://pms:***@db/pms" in masked

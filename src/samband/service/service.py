@@ -10,9 +10,11 @@ from typing import Any
 
 from samband.config import Config
 from samband.config.validate import load_valid
+from samband.docs import render_documents
 from samband.engine.inspect import Inspector
 from samband.engine.run import Engine
 from samband.errors import SambandError
+from samband.service.masking import mask_secrets
 from samband.service.metrics import Metrics
 from samband.service.notify import Event, Notifier
 from samband.service.scheduler import RunOutcome, Scheduler
@@ -33,6 +35,7 @@ class Service:
         self.config_path = Path(config_path)
         self.notifier = notifier or Notifier()
         self._quarantined: int | None = None
+        self._documents: dict[str, str] | None = None
         self.config: Config = load_valid(self.config_path).config
         self.store_url = store_url
         self._inspector: Inspector | None = None
@@ -100,6 +103,17 @@ class Service:
         except SambandError:
             return {}
         return status
+
+    def documents(self) -> dict[str, str]:
+        """File name → HTML page of every dataflow document of the config (as `samband
+        docs --format html` writes them), rendered once per process."""
+        if self._documents is None:
+            self._documents = render_documents(self.config, "html")
+        return self._documents
+
+    def config_text(self) -> str:
+        """The config file as written, with any literal secret masked."""
+        return mask_secrets(self.config_path.read_text(encoding="utf-8"))
 
     def health(self) -> tuple[bool, str]:
         """Ready: the store answers and the last run did not fail."""

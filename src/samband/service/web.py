@@ -126,6 +126,24 @@ def create_app(
             can_act=user is None or user.is_admin,
         )
 
+    async def documents_page(request: Request, user: User | None) -> Response:
+        try:
+            names = sorted(await run_in_threadpool(service.documents))
+        except SambandError as exc:
+            return _render("documents.html", request, user, names=[], error=str(exc))
+        return _render("documents.html", request, user, names=names)
+
+    async def document_page(request: Request, user: User | None) -> Response:
+        documents = await run_in_threadpool(service.documents)
+        name = str(request.path_params["name"])
+        if name not in documents:
+            return HTMLResponse("No such document.", status_code=404)
+        return HTMLResponse(documents[name])
+
+    async def config_page(request: Request, user: User | None) -> Response:
+        text = await run_in_threadpool(service.config_text)
+        return _render("config.html", request, user, text=text, path=service.config_path)
+
     async def run_now_form(request: Request, user: User | None) -> Response:
         refusal = await rules.refuse_form(request, user, admin=True)
         if refusal is not None:
@@ -187,6 +205,9 @@ def create_app(
     routes = [
         Route("/", page(overview_page)),
         Route("/run", page(run_now_form), methods=["POST"]),
+        Route("/documents", page(documents_page)),
+        Route("/documents/{name}", page(document_page)),
+        Route("/config", page(config_page)),
         Route("/login", login_page, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/healthz", healthz),
