@@ -309,3 +309,17 @@ def test_the_config_page_masks_literal_secrets(tmp_path: Path) -> None:
     )
     assert "hunter2" not in masked and "pa55word" not in masked
     assert "${TOKEN}" in masked and "postgresql://pms:***@db/pms" in masked
+
+
+def test_the_runs_api_lists_runs_newest_first(served: tuple[Service, TestClient]) -> None:
+    service, client = served
+    assert (
+        client.post("/api/run", headers={"X-CSRF-Token": _csrf(client.get("/").text)}).status_code
+        == 202
+    )
+    assert service.scheduler.wait_runs(2, timeout=60)
+    runs = client.get("/api/runs?limit=5").json()
+    assert [run["run"] for run in runs] == [2, 1]
+    assert runs[1]["created"] == 2 and runs[1]["api_calls_by_system"]["erp"] > 0
+    page = client.get("/runs").text
+    assert "erp: " in page

@@ -162,6 +162,27 @@ class Inspector:
             for r in rows
         ]
 
+    def runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest runs, newest first, with their counts, API calls per system and
+        messages (the reason of a failed run)."""
+        rows = self.store.table_rows(s.runs, order=s.runs.c.id.desc(), limit=limit)
+        result = []
+        for r in rows:
+            stats = loads(r["stats"]) or {}
+            result.append(
+                {
+                    "run": r["id"],
+                    "started": r["started_at"],
+                    "finished": r["finished_at"],
+                    "status": r["status"],
+                    "dry_run": bool(r["dry_run"]),
+                    **_totals(stats),
+                    "api_calls_by_system": stats.get("api_calls_by_system", {}),
+                    "messages": stats.get("messages", []),
+                }
+            )
+        return result
+
 
 def _totals(stats: dict[str, Any]) -> dict[str, Any]:
     keys = ("created", "updated", "deleted", "linked", "conflicts", "errors", "api_calls")

@@ -140,6 +140,10 @@ def create_app(
             return HTMLResponse("No such document.", status_code=404)
         return HTMLResponse(documents[name])
 
+    async def runs_page(request: Request, user: User | None) -> Response:
+        runs = await run_in_threadpool(service.read, "runs", limit(request))
+        return _render("runs.html", request, user, runs=runs, state=service.scheduler.state)
+
     async def config_page(request: Request, user: User | None) -> Response:
         text = await run_in_threadpool(service.config_text)
         return _render("config.html", request, user, text=text, path=service.config_path)
@@ -205,6 +209,7 @@ def create_app(
     routes = [
         Route("/", page(overview_page)),
         Route("/run", page(run_now_form), methods=["POST"]),
+        Route("/runs", page(runs_page)),
         Route("/documents", page(documents_page)),
         Route("/documents/{name}", page(document_page)),
         Route("/config", page(config_page)),
@@ -215,6 +220,7 @@ def create_app(
         Route("/metrics", api(metrics)),
         Route("/api/overview", api(lambda r: service.overview())),
         Route("/api/status", api(lambda r: service.read("status"))),
+        Route("/api/runs", api(lambda r: service.read("runs", limit(r)))),
         Route("/api/conflicts", api(lambda r: service.read("conflicts", limit(r)))),
         Route("/api/errors", api(lambda r: service.read("errors", limit(r)))),
         Route("/api/records/{ref:path}", api(lambda r: service.read("links", ref(r)))),
