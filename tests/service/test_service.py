@@ -240,7 +240,7 @@ def test_serve_runs_until_sigterm_and_exits_cleanly(tmp_path: Path) -> None:
                     overview = client.get("/api/overview").json()
                 except httpx.TransportError:
                     continue  # the listener is coming up
-                if overview["runs"]:
+                if overview["runs"] and overview["runs"][0]["status"] != "running":
                     break
             assert overview["runs"][0]["status"] == "ok"
         process.send_signal(signal.SIGTERM)

@@ -95,7 +95,10 @@ class Service:
         with self._inspector_lock:
             if self._inspector is None:
                 self._inspector = Inspector(self.config, store_url=self.store_url)
-            return getattr(self._inspector, what)(*args)
+            # each read ends its transaction: a PostgreSQL connection left idle in one
+            # holds back vacuum for as long as the service runs
+            with self._inspector.store.tx():
+                return getattr(self._inspector, what)(*args)
 
     def _store_gauges(self) -> dict[str, Any]:
         try:
