@@ -164,7 +164,8 @@ def test_every_operation_validates_against_the_openapi_file(openapi: Any) -> Non
             continue
         spec_path = template(openapi.spec_paths, exchange.method, exchange.path[3:])
         if spec_path is None:
-            assert exchange.path.startswith(("/v2/ProjectActivities", "/v2/TimeTrackingActivities"))
+            # the time-tracking area is not in the merged file (see ACTIVITY_EVIDENCE)
+            assert exchange.path.startswith("/v2/TimeTracking/")
             continue
         try:
             validate(openapi, exchange)
