@@ -39,7 +39,14 @@ HOST = "http://localhost:8080"  # the file's server
 IMPLEMENTED = {
     *(
         (method, path)
-        for name in ("Customers", "Suppliers", "Departments", "Projects", "Products")
+        for name in (
+            "Customers",
+            "Suppliers",
+            "Departments",
+            "Projects",
+            "Products",
+            "ProductGroups",
+        )
         for method, path in (
             ("get", f"/{name}"),
             ("post", f"/{name}"),
@@ -197,6 +204,7 @@ def drive(box: PowerOfficeSandbox, url: str) -> None:
         "Departments",
         "Projects",
         "Product",
+        "Productgroup",
         "Salesorders",
         "Employees",
     )
@@ -244,7 +252,11 @@ def drive(box: PowerOfficeSandbox, url: str) -> None:
         },
         "contract:Project:1",
     )
-    product = po.create("Product", {"Name": "Kontraktvare", "Code": "KV1", "UnitPrice": "99.90"})
+    group = po.create("Productgroup", {"Name": "Kontraktgruppe", "Code": "KG"})
+    product = po.create(
+        "Product",
+        {"Name": "Kontraktvare", "Code": "KV1", "UnitPrice": "99.90", "ProductGroupId": group.id},
+    )
     order = po.create(
         "Salesorders",
         {
@@ -263,6 +275,7 @@ def drive(box: PowerOfficeSandbox, url: str) -> None:
         ("Employees", employee),
         ("Projects", project),
         ("Product", product),
+        ("Productgroup", group),
         ("Salesorders", order),
     ):
         assert po.get(name, record.id) is not None
@@ -281,6 +294,7 @@ def drive(box: PowerOfficeSandbox, url: str) -> None:
     po.update("Employees", employee.id, {"JobTitle": "Rådgiver", "HiredDate": "2024-02-01"})
     po.update("Projects", project.id, {"EndDate": "2025-12-31", "IsBillable": False})
     po.update("Product", product.id, {"UnitPrice": "120.00"})
+    po.update("Productgroup", group.id, {"Description": "Varer fra kontrakten"})
     po.update("Salesorders", order.id, {"CustomerReference": "Ref 1"})
     po.wanted_fields["Salesorders"] = {"SalesOrderLines"}
     po.get("Salesorders", order.id)  # /SalesOrders/{id}/Complete
@@ -292,6 +306,8 @@ def drive(box: PowerOfficeSandbox, url: str) -> None:
         po.delete("Customers", customer.id)
     with pytest.raises(InUse):
         po.delete("Departments", department.id)
+    with pytest.raises(InUse):
+        po.delete("Productgroup", group.id)
     with pytest.raises(NotFound):
         po.create("Projects", {"Name": "X", "CustomerId": "424242"})
     with pytest.raises(RecordError):
@@ -320,6 +336,7 @@ def drive(box: PowerOfficeSandbox, url: str) -> None:
     po.delete("Employees", employee.id)
     po.delete("Departments", department.id)
     po.delete("Product", product.id)
+    po.delete("Productgroup", group.id)
     po.delete("Customers", customer.id)
     po.delete("Suppliers", supplier.id)
     with pytest.raises(NotFound):

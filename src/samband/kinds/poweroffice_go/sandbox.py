@@ -350,18 +350,42 @@ KINDS: dict[str, _Kind] = {
                 "Gtin",
                 "IsStockItem",
                 "StockOnHand",
+                "StockAvailable",
                 "ProductGroupId",
                 "IsArchived",
                 "CreatedDateTimeOffset",
                 MODIFIED,
             ),
-            frozenset({"Id", "CreatedDateTimeOffset", MODIFIED}),
+            frozenset({"Id", "CreatedDateTimeOffset", "StockAvailable", MODIFIED}),
             create_status=200,
             filters={
                 "codes": ("Code", "list"),
                 "isarchived": ("IsArchived", "bool"),
                 "names": ("Name", "list"),
                 "type": ("ProductType", "eq"),
+                "createddatetimeoffsetgreaterthan": ("CreatedDateTimeOffset", "after"),
+            },
+        ),
+        _Kind(
+            "ProductGroups",
+            "Product group",
+            (
+                "Id",
+                "Code",
+                "Name",
+                "Description",
+                "UnitPrice",
+                "UnitCost",
+                "IsArchived",
+                "CreatedDateTimeOffset",
+                MODIFIED,
+            ),
+            frozenset({"Id", "CreatedDateTimeOffset", MODIFIED}),
+            required=("Name",),
+            filters={
+                "codes": ("Code", "list"),
+                "isarchived": ("IsArchived", "bool"),
+                "names": ("Name", "list"),
                 "createddatetimeoffsetgreaterthan": ("CreatedDateTimeOffset", "after"),
             },
         ),
@@ -384,6 +408,8 @@ KINDS: dict[str, _Kind] = {
                 "ProjectId",
                 "SalesPersonEmployeeId",
                 "ExternalImportReference",
+                "CustomerReferenceContactPersonId",
+                "RelatedInvoiceNo",
                 "NetAmount",
                 "TotalAmount",
                 "LineCount",
@@ -431,6 +457,8 @@ _REFERENCES = (
     ("DepartmentId", "Departments"),
     ("ProjectId", "Projects"),
     ("ProductId", "Products"),
+    ("ProductGroupId", "ProductGroups"),
+    ("CustomerReferenceContactPersonId", "ContactPersons"),
 )
 
 _LINE_FIELDS = (
@@ -1068,7 +1096,10 @@ class PowerOfficeSandbox(Sandbox):
             record["IsActive"] = True if record.get("IsActive") is None else record["IsActive"]
         if kind.name in ("Departments", "Projects", *ACTIVITY_KINDS):
             record["IsActive"] = True if record.get("IsActive") is None else record["IsActive"]
+        if kind.name == "ProductGroups":
+            record["IsArchived"] = bool(record.get("IsArchived"))
         if kind.name == "Products":
+            record["StockAvailable"] = record.get("StockOnHand") or 0
             record["IsArchived"] = bool(record.get("IsArchived"))
             record["ProductType"] = record.get("ProductType") or "Product"
             record["UnitOfMeasureCode"] = record.get("UnitOfMeasureCode") or "EA"
@@ -1390,6 +1421,8 @@ class PowerOfficeSandbox(Sandbox):
             count("Projects", "ProjectManagerEmployeeId", "project(s) managed")
         elif kind.name == "ContactPersons":
             count("Projects", "ContactPersonId", "project(s)")
+        elif kind.name == "ProductGroups":
+            count("Products", "ProductGroupId", "product(s)")
         elif kind.name == "Products":
             n = sum(
                 1
@@ -1664,6 +1697,9 @@ class PowerOfficeSandbox(Sandbox):
                         )
                         self.lines[order["Id"]][line["Id"]] = line
                     self._sum_order(order, touch=False)
+            if wanted("ProductGroups"):
+                for index, name in enumerate(("Tjenester", "Varer", "Lisenser")):
+                    self.insert("ProductGroups", {"Code": f"G{index + 1}", "Name": name})
 
 
 def _companies(count: int, rng: random.Random) -> list[dict[str, Any]]:

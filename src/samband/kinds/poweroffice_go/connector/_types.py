@@ -228,12 +228,29 @@ PRODUCTS = ApiType(
         _p("Gtin", S),
         _p("IsStockItem", B),
         _p("StockOnHand", D),
-        _p("ProductGroupId", REF),
+        _p("StockAvailable", D, read_only=True),
+        _p("ProductGroupId", REF, references="Productgroup"),
         _p("IsArchived", B),
         _p("CreatedDateTimeOffset", DT, read_only=True),
     ),
     archive=("IsArchived", True),
     create_status=200,
+)
+
+PRODUCT_GROUPS = ApiType(
+    "Productgroup",
+    "/ProductGroups",
+    (
+        *_COMMON_RO,
+        _p("Code", S, max_length=200),
+        _p("Name", S, required=True, max_length=400),
+        _p("Description", S),
+        _p("UnitPrice", D),
+        _p("UnitCost", D),
+        _p("IsArchived", B),
+        _p("CreatedDateTimeOffset", DT, read_only=True),
+    ),
+    archive=("IsArchived", True),
 )
 
 SALES_ORDERS = ApiType(
@@ -256,6 +273,8 @@ SALES_ORDERS = ApiType(
         _p("ProjectId", REF, references="Projects"),
         _p("SalesPersonEmployeeId", REF, references="Employees"),
         _p("ExternalImportReference", S),
+        _p("CustomerReferenceContactPersonId", REF, references="Contactperson"),
+        _p("RelatedInvoiceNo", S),
         _p("NetAmount", D, read_only=True),
         _p("TotalAmount", D, read_only=True),
         _p("LineCount", INT, read_only=True),
@@ -360,6 +379,7 @@ API_TYPES: dict[str, ApiType] = {
         DEPARTMENTS,
         PROJECTS,
         PRODUCTS,
+        PRODUCT_GROUPS,
         SALES_ORDERS,
         EMPLOYEES,
         PROJECT_ACTIVITY,
