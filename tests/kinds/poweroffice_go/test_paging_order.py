@@ -126,3 +126,17 @@ def test_keyset_paging_is_kept_while_the_order_is_honoured() -> None:
         assert sum(1 for c in calls if "lastChangedDateTimeOffsetGreaterThan" in c.params) >= 7
     finally:
         running.stop()
+
+
+def test_a_single_page_needs_no_order() -> None:
+    """All of it on one page: its order skips nothing, so it is not read twice."""
+    box = customers("shuffle", count=6)
+    running = serve(box)
+    try:
+        po = connector(running, page_size=50)
+        seen = {r.id for page in po.read("Customers", None) for r in page.records}
+        assert seen == {str(i) for i in box.records("Customers")}
+        assert po.take_notices() == []
+        assert len([e for e in box.log if e.method == "GET" and e.path == "/v2/Customers"]) == 1
+    finally:
+        running.stop()
