@@ -12,7 +12,9 @@ Faithful where clients depend on it:
   ``results`` / ``__next`` envelope and ``__metadata``; pages of 60 (1000 on the Sync
   API); ``$select``, ``$filter`` (see :mod:`samband.kinds.exact_online.sandbox._odata`), ``$top``,
   ``$skiptoken``, ``$orderby``, ``$inlinecount``, ``$expand=SalesOrderLines``;
-  mandatory filtering on ``crm/Accounts`` and ``logistics/Items``.
+  mandatory filtering on every CRUD endpoint with a Sync API: a collection GET must
+  filter on an allowed field and on allowed fields only
+  (:mod:`samband.kinds.exact_online.filters`).
 * POST (201, ``{"d": record}``), PUT (204, only the given fields), DELETE (204).
 * The Sync API (``sync/CRM/Accounts`` …, ``Timestamp`` row versions) and ``sync/Deleted``.
 * Rate limits per app and division: minutely (60) and daily (5 000) with the
@@ -42,8 +44,14 @@ from starlette.routing import Route
 
 from samband import exactjson, sampledata
 from samband.kinds.exact_online.fields import FIELDS
+from samband.kinds.exact_online.filters import (
+    filterable,
+    has_mandatory_filter,
+    mandatory_filter_message,
+)
 from samband.kinds.exact_online.sandbox._odata import (
     ODataError,
+    filter_fields,
     parse_filter,
     parse_orderby,
     parse_select,
@@ -57,15 +65,14 @@ from samband.sandbox._base import Clock, ExactJSONResponse, Faults, Sandbox
 class Resource:
     key: str
     entity_type: int | None = None  # number in sync/Deleted
-    mandatory_filter: bool = False
     read_only: bool = False
     model: str = ""
 
 
 RESOURCES: dict[str, Resource] = {
-    "crm/Accounts": Resource("ID", 2, True, model="Account"),
+    "crm/Accounts": Resource("ID", 2, model="Account"),
     "crm/Contacts": Resource("ID", 5, model="Contact"),
-    "logistics/Items": Resource("ID", 9, True, model="Item"),
+    "logistics/Items": Resource("ID", 9, model="Item"),
     "project/Projects": Resource("ID", 21, model="Project"),
     "salesorder/SalesOrders": Resource("OrderID", 32, model="SalesOrder"),
     "salesorder/SalesOrderLines": Resource("ID", 33, model="SalesOrderLine"),
@@ -754,8 +761,7 @@ class ExactOnlineSandbox(Sandbox):
                 if record is None:
                     raise ApiError(404, "Object not found")
                 return 200, {"d": self._render(base, resource, record, select, expand)}
-            if spec.mandatory_filter and not query.get("$filter"):
-                raise ApiError(400, "Mandatory filtering: this endpoint needs a $filter")
+            self._check_mandatory_filter(resource, query.get("$filter", ""))
             return 200, self._collection(request, base, resource, select, expand)
         if method == "POST":
             if key is not None:
@@ -783,6 +789,21 @@ class ExactOnlineSandbox(Sandbox):
             keys = sorted(_sort_value(key, spec) for key in table)
             cached = self._key_cache[resource] = (len(table), self._key_version, keys)
         return cached[2]
+
+    def _check_mandatory_filter(self, resource: str, text: str) -> None:
+        """Exact's mandatory filtering: on an endpoint with a Sync API a collection GET
+        must filter on one of the allowed fields, and on allowed fields only."""
+        if not has_mandatory_filter(resource):
+            return
+        try:
+            named = filter_fields(text)
+        except ODataError as exc:
+            raise ApiError(400, str(exc)) from None
+        if not any(filterable(resource, name) for name in named):
+            raise ApiError(400, mandatory_filter_message(resource))
+        refused = sorted(name for name in named if not filterable(resource, name))
+        if refused:
+            raise ApiError(400, f"Filtering on these fields is not supported: {', '.join(refused)}")
 
     def _check_select(self, resource: str, select: list[str] | None) -> None:
         for name in select or ():
