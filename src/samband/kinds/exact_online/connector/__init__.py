@@ -566,16 +566,21 @@ class ExactOnlineConnector(Connector):
         state_dir: str | None = None,
         timeout: float = 300,
         credentials: Mapping[str, str] | None = None,
+        redirect_uri: str | None = None,
+        code: str | None = None,
+        read_line: Callable[[str], str] | None = None,
     ) -> None:
-        """``samband auth exact-online -c FILE SYSTEM``: log in in a browser, store tokens."""
+        """``samband auth exact-online -c FILE SYSTEM``: log in in a browser, store tokens.
+
+        Exact refuses a plain-HTTP redirect URI that is not on this machine: with an
+        HTTPS one (``--redirect-uri`` or the ``redirect_uri`` setting) the user pastes
+        back the address the browser was sent to, or a script passes ``--code``."""
         settings, creds = login_context(
             system_id, config, ExactOnlineSettings, credentials=credentials or None
         )
         base = str(settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         client_id = _credential(system_id, creds, "client_id")
         params = {"client_id": client_id}
-        if settings.redirect_uri:
-            params["redirect_uri"] = str(settings.redirect_uri)
         browser_login(
             system_id,
             authorize_url=f"{base}/api/oauth2/auth",
@@ -593,6 +598,9 @@ class ExactOnlineConnector(Connector):
             open_browser=open_browser,
             echo=echo,
             timeout=timeout,
+            redirect_uri=redirect_uri or settings.redirect_uri or None,
+            code=code,
+            read_line=read_line,
         )
 
 

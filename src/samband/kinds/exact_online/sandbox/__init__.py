@@ -3,7 +3,8 @@
 Faithful where clients depend on it:
 
 * OAuth2 authorization code: ``GET /api/oauth2/auth`` approves at once and redirects to
-  the ``redirect_uri`` with a one-time ``code``; ``POST /api/oauth2/token`` trades codes
+  the ``redirect_uri`` with a one-time ``code`` (an ``https`` one, or plain ``http`` on
+  loopback only: Exact refuses plain-HTTP callbacks); ``POST /api/oauth2/token`` trades codes
   and refresh tokens.  Access tokens live 10 minutes (``expires_in`` is the *string*
   ``"600"``); a refresh within 570 s of the previous token answers 400
   ``access_denied``; every refresh rotates the refresh token and the old one dies once
@@ -27,6 +28,7 @@ Faithful where clients depend on it:
 from __future__ import annotations
 
 import bisect
+import ipaddress
 import random
 import re
 import secrets
@@ -590,6 +592,14 @@ class ExactOnlineSandbox(Sandbox):
                 status_code=400,
                 media_type="text/html",
             )
+        parts = urlsplit(redirect_uri)
+        if parts.scheme != "https" and not (parts.scheme == "http" and _loopback(parts.hostname)):
+            # Exact refuses a plain-HTTP callback; the sandbox allows one on loopback
+            return Response(
+                "<html><body>The redirect_uri must use https</body></html>",
+                status_code=400,
+                media_type="text/html",
+            )
         code = secrets.token_urlsafe(24)
         with self.lock:
             self.codes[code] = (client_id, redirect_uri)
@@ -940,6 +950,15 @@ class ExactOnlineSandbox(Sandbox):
         if next_url:
             data["__next"] = next_url
         return {"d": data}
+
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _sort_value(key: str, spec: Resource) -> tuple[int, str]:
