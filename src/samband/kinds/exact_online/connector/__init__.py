@@ -482,7 +482,6 @@ class ExactOnlineConnector(Connector):
         for results, _last in self._pages(f"{self.division}/{spec.sync}", params):
             for raw in results:
                 index.top = max(index.top, int(raw.get("Timestamp") or 0))
-            self.stats.reads += len(results)
             _index_refs(index, [self._record(spec, raw) for raw in results], field_name)
         index.scanned = True
         return index.records.get(external_ref)
