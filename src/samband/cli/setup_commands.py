@@ -53,6 +53,21 @@ def auth(
         int, typer.Option("--port", help="Port of the local redirect listener.")
     ] = 8765,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Only print the URL.")] = False,
+    redirect_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--redirect-uri",
+            help="The app's registered redirect URI; an https:// one means you paste back "
+            "the address the browser was sent to (or its code).",
+        ),
+    ] = None,
+    code: Annotated[
+        str | None,
+        typer.Option(
+            "--code",
+            help="For scripts: the code (or redirected address) of a login done elsewhere.",
+        ),
+    ] = None,
 ) -> None:
     """First OAuth2 login of a system; its tokens are stored encrypted, never in the config."""
     from samband.config.validate import load_valid
@@ -74,6 +89,8 @@ def auth(
         if descriptor is None or not descriptor.login or login is None:
             err.print(f"error: kind {kind!r} has no interactive login")
             raise typer.Exit(2)
+        from samband.connectors._oauth import manual_login_options
+
         login(
             system,
             loaded.config,
@@ -81,6 +98,7 @@ def auth(
             open_browser=not no_browser,
             # soft_wrap: a login URL must stay on one line to be copied
             echo=lambda text: out.print(text, soft_wrap=True, highlight=False),
+            **manual_login_options(login, system, kind, redirect_uri, code),
         )
     except ConfigError as exc:
         if not exc.problems:
