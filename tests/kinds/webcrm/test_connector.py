@@ -72,7 +72,8 @@ def test_describe_is_offline_and_declares_the_schema() -> None:
     assert (ref.type, ref.references) == (DataType.REFERENCE, "Organisations")
     assert types["Quotationline"].id_field == "QuotationLineId"
     assert types["Products"].can_delete and not types["Products"].incremental
-    assert types["Users"].read_only and not types["Users"].incremental
+    assert not types["Users"].read_only and not types["Users"].incremental
+    assert not types["Users"].can_delete
     assert types["Persons"].canonical("personemail") == "PersonEmail"
 
 
@@ -274,7 +275,7 @@ def test_create_update_and_archive(box: WebCrmSandbox, url: str) -> None:
 
 def test_decimals_go_out_as_numbers(box: WebCrmSandbox, url: str) -> None:
     crm = connector(url)
-    product = crm.create("Products", {"ProductName": "Kabel", "ProductPrice": Decimal("12.50")})
+    product = crm.create("Products", {"ProductComment": "Kabel", "ProductPrice": Decimal("12.50")})
     assert box.records("Products")[int(product.id)]["ProductPrice"] == 12.5
 
 

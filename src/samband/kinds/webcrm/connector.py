@@ -54,7 +54,7 @@ How the connector uses the API, and why:
   without a body).  The bulk ``PATCH /{Entity}`` upsert is not used: it answers one
   string per item that is either a new id or an error message, which cannot be told
   apart reliably, and the engine writes one record at a time with its own intents.
-  Organisations, Persons and Opportunities cannot be deleted through the API: ``delete``
+  Organisations, Persons, Opportunities and Users cannot be deleted through the API: ``delete``
   refuses them without a call, and the ``archive`` delete policy sets the status the
   config names (``archive_status``).
 * **Limits.** 250 requests per sliding minute per application token: a client-side
@@ -72,12 +72,18 @@ How the connector uses the API, and why:
   would — is looked up by its external reference before it is reported, so it is
   neither lost nor created twice.
 
-Max lengths other than ``OrganisationName`` (200), ``OrganisationTelephone``, ``…City``,
-``…Country``, ``…Www`` (50) and ``OrganisationAddress`` (250) — the swagger's — the
-Opportunity/User/Product field lists beyond the documented ones, and the length of
-``PersonCustom1–15`` are assumptions, marked in the README.  ``external_ref`` must name
-one of the custom fields (``OrganisationExtraCustom1–8``, at most 50 characters, or
-``PersonCustom1–15``); a ref longer than the field holds is a record error before any call.
+The field lists follow WebCRM's published swagger (``https://api.webcrm.com/swagger/v1/
+swagger.json``, the 2020 copy kept in dreamdata-io/tap-webcrm; WebCRM's own
+webCRMdotcom/ErpIntegrations SDK is generated from it) and, for the fields newer than that
+copy (``OrganisationDelivery…``, ``OrganisationCompanyDescription``,
+``OrganisationCountryData``, ``OpportunityCurrencySymbol``), the discontinued service's
+dataflow documents.  Max lengths other than ``OrganisationName`` (200),
+``OrganisationTelephone``, ``…City``, ``…Country``, ``…Www``, ``…VatNumber``,
+``OrganisationExtraCustom1–8`` (50) and ``OrganisationAddress`` (250) — the swagger's —
+and the length of ``PersonCustom1–15`` are assumptions, marked in the README.
+``external_ref`` must name one of the custom fields (``OrganisationExtraCustom1–8``, at
+most 50 characters, or ``PersonCustom1–15``); a ref longer than the field holds is a
+record error before any call.
 """
 
 from __future__ import annotations
@@ -205,6 +211,11 @@ def _entity(
     return WebCrmEntity(name, path, table, props, required=required, **options)
 
 
+# WebCRM's read-only country object beside OrganisationCountry (the field's documents
+# read OrganisationCountryData.CodeISO and .Name; newer swaggers give Opportunities the
+# same {Name, CodeISO, CodeUN} object as OpportunityCountry)
+COUNTRY_DATA_FIELDS = ("Name", "CodeISO", "CodeUN")
+
 ENTITIES: dict[str, WebCrmEntity] = {
     e.name: e
     for e in (
@@ -217,7 +228,14 @@ ENTITIES: dict[str, WebCrmEntity] = {
                 ("Address", S, 250),
                 ("City", S, 50),
                 ("PostCode", S, 20),
+                ("State", S, None),
                 ("Country", S, 50),
+                *((f"CountryData.{part}", S, None) for part in COUNTRY_DATA_FIELDS),
+                ("DeliveryAddress", S, None),
+                ("DeliveryCity", S, None),
+                ("DeliveryPostCode", S, None),
+                ("DeliveryState", S, None),
+                ("CompanyDescription", S, None),
                 ("Telephone", S, 50),
                 ("Www", S, 50),
                 ("VatNumber", S, 50),
@@ -225,6 +243,7 @@ ENTITIES: dict[str, WebCrmEntity] = {
                 ("Type", S, 100),
             ],
             custom=True,
+            computed=tuple(f"CountryData.{part}" for part in COUNTRY_DATA_FIELDS),
             required=("OrganisationName",),
         ),
         _entity(
@@ -251,13 +270,14 @@ ENTITIES: dict[str, WebCrmEntity] = {
             "Products",
             "Product",
             [
-                ("Name", S, 200),
-                ("Number", S, 50),
-                ("Description", S, 2000),
                 ("Price", D, None),
                 ("CostPrice", D, None),
+                ("ListPrice", D, None),
+                ("Discount", D, None),
                 ("Quantity", D, None),
                 ("VatCode", S, 20),
+                ("StockStatus", S, None),
+                ("Comment", S, None),
             ],
             can_delete=True,
         ),
@@ -267,12 +287,15 @@ ENTITIES: dict[str, WebCrmEntity] = {
             "QuotationLine",
             [
                 ("OpportunityId", R, None, "Opportunities"),
-                ("ProductId", R, None, "Products"),
-                ("Description", S, 2000),
+                ("OrganisationId", R, None, "Organisations"),
+                ("PersonId", R, None, "Persons"),
                 ("Price", D, None),
+                ("CostPrice", D, None),
+                ("ListPrice", D, None),
                 ("Quantity", D, None),
                 ("Discount", D, None),
                 ("VatPercentage", D, None),
+                ("Comment", S, None),
             ],
             can_delete=True,
         ),
@@ -283,10 +306,13 @@ ENTITIES: dict[str, WebCrmEntity] = {
             [
                 ("OrganisationId", R, None, "Organisations"),
                 ("PersonId", R, None, "Persons"),
-                ("ResponsibleUserId", R, None, "Users"),
-                ("Description", S, 200),
-                ("Level", S, 50),
-                ("CurrencyName", S, 10),
+                ("AssignedTo", R, None, "Users"),
+                ("Description", S, None),
+                ("Level", INT, None),
+                ("LevelText", S, None),
+                ("CurrencyName", S, None),
+                ("CurrencySymbol", S, None),
+                ("Discount", D, None),
                 ("OrderDate", DA, None),
             ],
         ),
@@ -295,16 +321,33 @@ ENTITIES: dict[str, WebCrmEntity] = {
             "Users",
             "User",
             [
-                ("Name", S, 200),
-                ("Email", S, 200),
-                ("Phone", S, 50),
-                ("Title", S, 100),
-                ("Status", S, 50),
+                ("Name", S, None),
+                ("Email", S, None),
+                ("Telephone", S, None),
+                ("MobilePhone", S, None),
+                ("Title", S, None),
             ],
-            read_only=True,
             incremental=False,
         ),
     )
+}
+
+# What the field's documents (../shared/reference/field-properties.tsv) name for WebCRM
+# and this connector leaves out, or reads but does not write although documents write
+# it, with the reason; docs/systems/webcrm.md lists the same.
+FIELD_DOCUMENTS_READ_ONLY: dict[tuple[str, str], str] = {
+    ("Organisations", "OrganisationId"): "WebCRM gives the id; documents use it as a key",
+    ("Persons", "PersonName"): (
+        "assumed computed by WebCRM from PersonFirstName and PersonLastName (the swagger "
+        "does not say); write those two instead"
+    ),
+}
+FIELD_DOCUMENTS_ABSENT: dict[tuple[str, str], str] = {
+    ("Persons", "document_number"): (
+        "not a WebCRM field: the swagger's PersonDto has no such property (nor any "
+        "document or birth number); the documents that name it map Exact Online "
+        "Contacts.BirthDate to it, a leftover of a generic template"
+    ),
 }
 
 
