@@ -201,3 +201,76 @@ def test_the_sandbox_refuses_fields_webcrm_does_not_have(
         server.stop()
     assert answer.status_code == 400
     assert field in answer.json()["Message"]
+
+
+# -- through the engine --------------------------------------------------------------
+
+ENGINE_CONFIG = """
+store: sqlite:///{dir}/state.db
+systems:
+  webcrm:
+    kind: webcrm
+    label: WebCRM
+    base_url: {url}
+    rate_limit: 0
+    credentials: {{api_token: "${{WEBCRM_API_TOKEN}}"}}
+  book: {{kind: memory, entity_types: {{Customer: {{}}}}}}
+dataflows:
+  - source: webcrm.Organisations
+    target: book.Customer
+    properties:
+      - {{from: OrganisationName, to: name, type: string}}
+      - {{from: OrganisationDeliveryAddress, to: delivery.street, type: string}}
+      - {{from: OrganisationDeliveryCity, to: delivery.city, type: string}}
+      - {{from: OrganisationCompanyDescription, to: notes, type: string}}
+      - {{from: OrganisationCountryData.CodeISO, to: country, type: string,
+          direction: forward}}
+"""
+
+
+def test_the_engine_syncs_the_new_and_the_nested_properties_both_ways(
+    box: WebCrmSandbox, tmp_path: Path
+) -> None:
+    from samband.config import parse_config
+    from samband.engine.run import Engine
+    from samband.kinds.memory.connector import dataset
+    from samband.kinds.webcrm.sandbox import SANDBOX_API_TOKEN
+
+    org = box.insert(
+        "Organisations",
+        {
+            "OrganisationName": "Havbris AS",
+            "OrganisationCountry": "Denmark",
+            "OrganisationDeliveryAddress": "Kaia 2",
+            "OrganisationDeliveryCity": "Ålesund",
+            "OrganisationCompanyDescription": "Fisk",
+        },
+    )
+    server = serve(box)
+    try:
+        config = parse_config(ENGINE_CONFIG.format(dir=tmp_path, url=server.url)).config
+
+        def sync() -> None:
+            engine = Engine(config, environ={"WEBCRM_API_TOKEN": SANDBOX_API_TOKEN})
+            try:
+                report = engine.sync().to_dict()
+            finally:
+                engine.close()
+            assert report["status"] == "ok", report["messages"]
+
+        sync()
+        book = dataset("book")
+        (customer_id, customer), *_ = [
+            (key, record)
+            for key, record in book.records("Customer").items()
+            if record.get("name") == "Havbris AS"
+        ]
+        assert customer["delivery"] == {"street": "Kaia 2", "city": "Ålesund"}
+        assert (customer["notes"], customer["country"]) == ("Fisk", "DK")
+        book.edit("Customer", customer_id, {"delivery": {"street": "Kaia 2", "city": "Molde"}})
+        sync()
+        stored = box.records("Organisations")[org["OrganisationId"]]
+        assert stored["OrganisationDeliveryCity"] == "Molde"
+        assert stored["OrganisationCountryData"]["CodeISO"] == "DK"
+    finally:
+        server.stop()
