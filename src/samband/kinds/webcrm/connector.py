@@ -57,6 +57,10 @@ How the connector uses the API, and why:
   Organisations, Persons, Opportunities and Users cannot be deleted through the API: ``delete``
   refuses them without a call, and the ``archive`` delete policy sets the status the
   config names (``archive_status``).
+* **Persons.** ``PersonLastName`` is mandatory and ``PersonOrganisationId`` cannot be
+  changed through the API once set (WebCRM's own ERP integration says both): a create
+  without a last name, or an update that would move a person to another organisation
+  (or to none), is a record error before any write.
 * **Limits.** 250 requests per sliding minute per application token: a client-side
   limiter shared by every connector of the process paces calls (``rate_limit`` changes
   it, 0 turns it off); a 429 is retried after the body's ``RetryAfterSeconds`` (or the
@@ -161,6 +165,8 @@ class WebCrmEntity:
     can_delete: bool = False
     incremental: bool = True
     required: tuple[str, ...] = ()
+    # set on create, never changed through the API once set
+    fixed: tuple[str, ...] = ()
 
     @property
     def id_field(self) -> str:
@@ -264,6 +270,10 @@ ENTITIES: dict[str, WebCrmEntity] = {
             ],
             custom=True,
             computed=("Name",),
+            # WebCRM's own ERP integration: "It is mandatory to define last name in
+            # webCRM" and "We cannot change the organisation ID through the API"
+            required=("PersonLastName",),
+            fixed=("PersonOrganisationId",),
         ),
         _entity(
             "Products",
@@ -874,9 +884,24 @@ class WebCrmConnector(Connector):
         body = self._body(entity, changes)
         if not body:
             return None  # nothing WebCRM would store (read-only properties only)
+        for name in entity.required:
+            if name in body and not body[name]:
+                raise RecordError(f"{entity_type} needs {name}; the change empties it")
         current = self._get_raw(entity, record_id)
         if current is None:
             raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
+        for name in entity.fixed:
+            if (
+                name in body
+                and current.get(name) not in (None, 0, "")
+                and not _same_value(current.get(name), body[name])
+            ):
+                raise RecordError(
+                    f"WebCRM does not let the API change {name} once it is set "
+                    f"({entity_type} {record_id} has {current.get(name)}, the change wants "
+                    f"{body[name]}); change it in WebCRM itself, or map the property only "
+                    "one way into WebCRM on create"
+                )
         for name in body:
             if (
                 expected is not None

@@ -97,6 +97,7 @@ class Table:
     created_field: str
     updated_field: str
     required: tuple[str, ...] = ()
+    fixed: tuple[str, ...] = ()  # set on create, refused as a change afterwards
     writable: bool = True
     deletable: bool = False
 
@@ -173,6 +174,10 @@ TABLES: dict[str, Table] = {
             "Birthday": _DATE,
         },
         custom=True,
+        # WebCRM's own ERP integration (webCRMdotcom/ErpIntegrations, PersonDto.cs): a
+        # last name is mandatory, and a person's organisation cannot be changed
+        required=("PersonLastName",),
+        fixed=("PersonOrganisationId",),
     ),
     "Products": _table(
         "Products",
@@ -636,7 +641,9 @@ class WebCrmSandbox(Sandbox):
                     answers.append(f"{entity.table} {record_id} was not found")
                     continue
                 merged = {**existing, **item} if existing else item
-                problem = self._validate(entity, merged, creating=existing is None)
+                problem = self._validate(
+                    entity, merged, creating=existing is None, existing=existing
+                )
                 if problem:
                     answers.append(problem)
                     continue
@@ -676,7 +683,7 @@ class WebCrmSandbox(Sandbox):
         if not isinstance(payload, dict):
             return self._error(400, f"PUT /{entity.path}/{{id}} takes one {entity.table} object")
         with self.lock:
-            problem = self._validate(entity, payload, creating=False)
+            problem = self._validate(entity, payload, creating=False, existing=existing)
             if problem:
                 return self._error(400, problem)
             self._write(entity, record_id, payload)
@@ -733,10 +740,20 @@ class WebCrmSandbox(Sandbox):
         return self._paged(request, rows)
 
     # -- validation and storage -----------------------------------------------------
-    def _validate(self, entity: Table, payload: dict[str, Any], creating: bool) -> str:
+    def _validate(
+        self,
+        entity: Table,
+        payload: dict[str, Any],
+        creating: bool,
+        existing: dict[str, Any] | None = None,
+    ) -> str:
         unknown = sorted(name for name in payload if name not in entity.columns)
         if unknown:
             return f"{entity.table} has no field {', '.join(unknown)}"
+        for name in entity.fixed:
+            was = existing.get(name) if existing is not None else None
+            if was and name in payload and payload[name] != was:
+                return f"{name} cannot be changed through the API"
         for name, column in entity.columns.items():
             if name not in payload or column.computed:
                 continue
@@ -791,6 +808,9 @@ class WebCrmSandbox(Sandbox):
             record[entity.created_field] = now
         else:
             record[entity.created_field] = table[record_id][entity.created_field]
+            for name in entity.fixed:  # a PUT without it does not take it away
+                if payload.get(name) is None:
+                    record[name] = table[record_id][name]
         record[entity.id_field] = record_id
         record[entity.updated_field] = now
         _compute(entity, record)
