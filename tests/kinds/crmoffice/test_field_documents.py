@@ -246,3 +246,22 @@ def test_the_sandbox_refuses_properties_crmoffice_does_not_have(
     answer = httpx.post(f"{server.url}/{collection}", json=body, headers=headers)
     assert answer.status_code == 400
     assert field in answer.json()["errors"]
+
+
+def test_the_sandbox_accepts_every_property_the_connector_declares() -> None:
+    from samband.kinds.crmoffice.sandbox import FIELDS
+
+    for name, etype in schema().items():
+        if name == "Users":  # not writable through the API
+            continue
+        known = FIELDS[name.lower()]
+        for prop in etype.properties:
+            head, _, key = prop.partition(".")
+            assert head in known, f"{name}.{prop}"
+            keys = known[head]
+            assert (keys is None) == (not key), f"{name}.{prop}"
+            assert keys is None or key in keys, f"{name}.{prop}"
+        # and nothing the connector does not declare
+        for head, keys in known.items():
+            paths = [head] if keys is None else [f"{head}.{key}" for key in keys]
+            assert all(path in etype.properties for path in paths), f"{name}.{head}"

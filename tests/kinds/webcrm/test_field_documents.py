@@ -274,3 +274,11 @@ def test_the_engine_syncs_the_new_and_the_nested_properties_both_ways(
         assert stored["OrganisationCountryData"]["CodeISO"] == "DK"
     finally:
         server.stop()
+
+
+def test_the_sandbox_has_exactly_the_fields_the_connector_declares() -> None:
+    from samband.kinds.webcrm.sandbox import TABLES
+
+    for name, etype in schema().items():
+        declared_fields = {prop.split(".", 1)[0] for prop in etype.properties}
+        assert declared_fields == set(TABLES[name].columns), name
