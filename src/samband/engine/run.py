@@ -168,6 +168,7 @@ class Engine:
         self.close()
 
     def close(self) -> None:
+        self.flush_systems()
         if self._store is not None:
             try:
                 self.leases.release_all(self._store)
@@ -228,7 +229,15 @@ class Engine:
     def store(self) -> Store:
         if self._store is None:
             self._store = Store(self.store_url, base_dir=self.base_dir)
+            self._store.before_commit(self.flush_systems)
         return self._store
+
+    def flush_systems(self) -> None:
+        """Make the writes the systems answered durable there (see
+        :meth:`Connector.flush`): called before every store commit, so the store never
+        holds a link, snapshot or audit row of a write its system could still lose."""
+        for connector in self._connectors.values():
+            connector.flush()
 
     # -- the run --------------------------------------------------------------------
     def sync(

@@ -27,7 +27,7 @@ import contextlib
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -154,6 +154,10 @@ class Store:
 
     def commit(self) -> None:
         self.db.commit()
+
+    def before_commit(self, callback: Callable[[], None]) -> None:
+        """See :meth:`Database.before_commit`."""
+        self.db.before_commit(callback)
 
     def close(self) -> None:
         try:
