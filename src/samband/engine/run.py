@@ -25,7 +25,7 @@ from samband.engine.apply import Apply
 from samband.engine.batch import Batch
 from samband.engine.breaker import CircuitBreaker
 from samband.engine.collect import Collector, CollectStats, read_again
-from samband.engine.context import FlowCounts, Ledger, RunContext
+from samband.engine.context import FlowCounts, Ledger, PlanStep, RunContext
 from samband.engine.leases import RUN_LEASE, Leases, collect_lease
 from samband.engine.link import Linker
 from samband.engine.model import (
@@ -87,7 +87,7 @@ class RunReport:
     collected: dict[str, dict[str, int]] = field(default_factory=dict)
     api_calls: int = 0
     api_calls_by_system: dict[str, int] = field(default_factory=dict)
-    plan: list[str] = field(default_factory=list)
+    plan: list[PlanStep] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     resume_at: str | None = None
 
@@ -118,7 +118,7 @@ class RunReport:
             "finished_at": self.finished_at,
             "dataflows": {key: counts.as_dict() for key, counts in self.dataflows.items()},
             "collected": self.collected,
-            "plan": self.plan,
+            "plan": [step.as_dict() for step in self.plan],
             "messages": self.messages,
             "resume_at": self.resume_at,
         }
