@@ -92,7 +92,8 @@ def test_a_conflict_resolved_for_the_target_puts_its_value_in_the_source(
     workdir: Path,
 ) -> None:
     run_json(workdir, "sync")
-    (account_id,) = [k for k, v in records(workdir, "erp", "Account").items() if v["name"] == "Acme"]
+    accounts = records(workdir, "erp", "Account")
+    (account_id,) = [k for k, v in accounts.items() if v["name"] == "Acme"]
     edit(workdir, "erp", "Account", account_id, name="ERP side")
     edit(workdir, "crm", "Customer", "1", name="CRM side")  # later: the source wins
     assert run_json(workdir, "sync")["conflicts"] == 1
@@ -141,7 +142,8 @@ def test_a_dismissed_record_is_not_listed_nor_retried_and_stays_in_history(
 
 def test_unlink_is_never_linked_again_nor_created_until_decided(workdir: Path) -> None:
     run_json(workdir, "sync")
-    (account_id,) = [k for k, v in records(workdir, "erp", "Account").items() if v["name"] == "Acme"]
+    accounts = records(workdir, "erp", "Account")
+    (account_id,) = [k for k, v in accounts.items() if v["name"] == "Acme"]
     done = run_json(workdir, "unlink", "crm:Customer:1")
     assert done["unlinked"] == [
         {"dataflow": FLOW, "source": "crm:Customer:1", "target": f"erp:Account:{account_id}"}

@@ -96,9 +96,7 @@ def test_the_file_holds_every_write_before_the_store_records_it(files: Path) -> 
         store = engine.store()
 
         def check_file() -> None:
-            linked = {
-                Ref.parse(row["target_ref"]).id for row in store.table_rows(s.links)
-            }
+            linked = {Ref.parse(row["target_ref"]).id for row in store.table_rows(s.links)}
             missing = linked - set(_accounts(files))
             assert not missing, f"the store links {len(missing)} accounts not in the file"
             checked.append(len(linked))
