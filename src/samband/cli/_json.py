@@ -26,9 +26,10 @@ def error_json(exc: BaseException, code: int) -> dict[str, Any]:
 
 
 def fail_as(exc: BaseException, as_json: bool, code: int | None = None) -> typer.Exit:
-    """:func:`fail`, or with ``as_json`` the failure as JSON on stdout (one line)."""
+    """:func:`fail` (the message on stderr); with ``as_json`` the failure as JSON on
+    stdout too (one line), for scripts."""
     code = code if code is not None else 2 if isinstance(exc, ConfigError) else 1
-    if not as_json:
-        return fail(exc, code)
-    sys.stdout.write(json.dumps(error_json(exc, code), default=str) + "\n")
-    return typer.Exit(code)
+    if as_json:
+        sys.stdout.write(json.dumps(error_json(exc, code), default=str) + "\n")
+        sys.stdout.flush()
+    return fail(exc, code)
