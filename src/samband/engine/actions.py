@@ -12,9 +12,10 @@ hand, an entity type read again from the start.  Each is recorded in the audit t
   way (merge criteria, external reference, link group).  Each source is *held*: the runs
   neither link it nor create a counterpart for it until the user decides — ``samband link``
   it to the right record, or ``samband retry`` it to let the next run create one;
-* **link** — two records become one link group in every dataflow between their types;
-  the next run plans them as just linked (the source fills the target, a value only the
-  target has flows back), never creating either again;
+* **link** — two records become one link group, linked in every dataflow between their
+  types.  The next run plans them as just linked: the values of the first record (if it
+  is a dataflow's source; else of the first dataflow's source) fill the other, a value
+  only the other has flows back; neither is created again;
 * **resync** — one entity type is read from the start by the next run (with deletion
   detection); unchanged records are not changes, so nothing is created twice.
 """
@@ -209,28 +210,44 @@ class Actions:
                         f"{ref} is linked to {other} in dataflow {key}; "
                         f"`samband unlink {ref}` first"
                     )
-        self._idle()
+        # The dataflow whose source is the first ref (else the first one) plans the pair
+        # as just linked: its source's values fill the target.  A dataflow the other way
+        # is linked "manual-reverse": its plan takes its own source's values as the agreed
+        # ones, so it copies the same values the same way (see Apply.pair) instead of its
+        # source's over the other.
+        primary = next((f for f in flows if f[1] == first), flows[0])
+        _key, winner, other = primary
         now = now_iso()
+        self._idle()
         with self.store.tx():
-            for key, source_ref, target_ref in flows:
-                self.store.add_links(
-                    [LinkRow.new(key, source_ref, target_ref, {}, "manual", None, now)]
+            self.store.add_links(
+                LinkRow.new(
+                    key,
+                    source_ref,
+                    target_ref,
+                    {},
+                    "manual" if (key, source_ref) == primary[:2] else "manual-reverse",
+                    None,
+                    now,
                 )
+                for key, source_ref, target_ref in flows
+            )
+            for key, source_ref, target_ref in flows:
                 self.store.unlinked.remove(key, source_ref, target_ref)
                 self.store.resolve_dead_letters([source_ref], key)
                 self.store.add_audit(
                     AuditRow.new(
-                        None, member, key, "link", None, {"linked_to": other, "how": "by hand"}
+                        None, member, key, "link", None, {"linked_to": linked, "how": "by hand"}
                     )
-                    for member, other in ((source_ref, target_ref), (target_ref, source_ref))
+                    for member, linked in ((source_ref, target_ref), (target_ref, source_ref))
                 )
             self.store.set_dirty([first, second])
         return Done(
             "link",
             [first, second],
-            {"dataflows": [key for key, _s, _t in flows]},
-            "run `samband sync`: the source's values fill the target (a value only the "
-            "target has flows back)",
+            {"dataflows": [f[0] for f in flows]},
+            f"run `samband sync`: {winner}'s values fill {other} (a value only {other} has "
+            "flows back)",
         )
 
     # -- entity types -----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from samband.engine.plan import (
     apply_resolution,
     edited_since,
     plan_link,
+    source_value,
 )
 from samband.engine.records import modified_of, project, updated_snapshot
 from samband.engine.recovery import IntentRecovery
@@ -125,15 +126,18 @@ class Apply:
             if (flow.key, source.ref) in self.previewed:
                 return
             self.previewed.add((flow.key, source.ref))
+        base = link.base
+        if not base and link.how == "manual-reverse":
+            base = self._agreed_as_source(flow, source)
         try:
-            plan = plan_link(flow, link.base, source, target, self.translator)
+            plan = plan_link(flow, base, source, target, self.translator)
             resolved = self._resolutions(flow, plan, source, target)
         except ConversionError as exc:
             self.ledger.quarantine(flow, source.ref, "conversion", str(exc), batch)
             return
         for parent in plan.waiting:
             self.wait_for_parent(flow, source, parent, batch)
-        new_base = dict(link.base)
+        new_base = dict(base)
         new_base.update(plan.base)
         conflicts = []
         for conflict in plan.conflicts:
@@ -218,6 +222,18 @@ class Apply:
         if not failed and resolved:
             batch.resolutions_done.extend(resolved)
             self.resolutions.pop((flow.key, source.ref), None)
+
+    def _agreed_as_source(self, flow: Flow, source: Snapshot) -> dict[str, Any]:
+        """The base of a pair linked by hand the other way (``samband link``): the
+        source's own values, so the plan sees only the target as moved and copies the
+        target's values into the source, as the dataflow the link was made for does."""
+        base: dict[str, Any] = {}
+        for m in flow.mappings:
+            try:
+                base[m.target] = source_value(flow, m, source.data, self.translator)
+            except (ConversionError, WaitForParent):
+                continue  # never agreed: decided as for a newly mapped property
+        return base
 
     def _resolutions(
         self, flow: Flow, plan: PairPlan, source: Snapshot, target: Snapshot
