@@ -139,18 +139,15 @@ def _v9(conn: Connection) -> None:
     (``resolution``) and when it was applied; a dead letter can be dismissed; the pairs a
     user unlinked are kept (``samband_unlinked``) so no run links them again."""
     added = {
-        s.conflicts.name: (
-            "resolution VARCHAR(20)",
-            "resolved_at VARCHAR(40)",
-            "applied_at VARCHAR(40)",
-        ),
-        s.dead_letters.name: ("dismissed_at VARCHAR(40)",),
+        s.conflicts.name: (("resolution", 20), ("resolved_at", 40), ("applied_at", 40)),
+        s.dead_letters.name: (("dismissed_at", 40),),
     }
     for table, columns in added.items():
         present = {c["name"] for c in inspect(conn).get_columns(table)}
-        for column in columns:
-            if column.split()[0] not in present:
-                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column}")
+        for column, length in columns:
+            if column not in present:
+                size = "(20)" if length == 20 else "(40)"
+                _ddl(conn, "ALTER TABLE {} ADD COLUMN {} VARCHAR" + size, table, column)
     s.unlinked.create(conn, checkfirst=True)
 
 
