@@ -197,6 +197,11 @@ class Connector:
     def close(self) -> None:
         """Release connections."""
 
+    def flush(self) -> None:
+        """Make every write answered so far durable in the system.  The engine calls it
+        before each store commit, so the store never records a write the system could
+        lose.  A real API's write is durable once answered: nothing to do."""
+
     # -- reading ------------------------------------------------------------------
     def read(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
         """Pages of records changed since ``cursor`` (all records when ``cursor`` is None,
