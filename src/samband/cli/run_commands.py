@@ -20,6 +20,7 @@ from samband.cli._app import (
     fail,
     out,
 )
+from samband.cli._json import fail_as
 from samband.errors import ConfigError, ConnectorError, RunLocked, SambandError, StoreError
 
 # -- sync --------------------------------------------------------------------------
@@ -66,12 +67,13 @@ def sync(
     try:
         engine = _engine(config, lease_wait)
     except SambandError as exc:
-        raise fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
+        raise fail_as(exc, as_json) from None
     try:
         progress = None if as_json or not sys.stderr.isatty() else RichProgress(err)
         report = engine.sync(dry_run=dry_run, force=force, progress=progress)
     except SambandError as exc:
-        raise fail(exc) from None
+        # with --json a tripped circuit breaker prints what it counted and how to go on
+        raise fail_as(exc, as_json) from None
     finally:
         engine.close()
     _print_report(report, as_json)
@@ -111,7 +113,7 @@ def _print_report(report: Any, as_json: bool) -> None:
     out.print(table)
     if report.dry_run and report.plan:
         for line in report.plan[:200]:
-            out.print(line, markup=False, highlight=False)
+            out.print(str(line), markup=False, highlight=False)
         if len(report.plan) > 200:
             out.print(f"… and {len(report.plan) - 200} more")
     prefix = "error: " if report.failed else ""
