@@ -28,9 +28,20 @@ def _inspector(config: Path, as_json: bool = False) -> Any:
     from samband.engine.inspect import Inspector
 
     try:
-        return Inspector.from_file(config)
+        inspector = Inspector.from_file(config)
     except SambandError as exc:
         raise _failed(exc, as_json) from None
+    inspector.actor = _os_user()
+    return inspector
+
+
+def _os_user() -> str | None:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return None
 
 
 def _rows(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:

@@ -59,8 +59,14 @@ class Done:
 class Actions:
     """The actions on one store for one config."""
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Store, actor: str | None = None) -> None:
         self.config, self.store = config, store
+        # who acts, recorded in history: the OS user at the CLI, the logged-in user in
+        # `samband serve`
+        self.actor = actor
+
+    def _by(self, after: dict[str, Any]) -> dict[str, Any]:
+        return after | {"by": self.actor} if self.actor else after
 
     # -- conflicts ---------------------------------------------------------------------
     def resolve_conflict(self, conflict_id: int, take: str) -> Done:
@@ -91,7 +97,7 @@ class Actions:
                     "resolve",
                     {"property": row["property"]}
                     | {side: loads(row[f"{side}_value"]) for side in SIDES},
-                    {"conflict": conflict_id, "take": take, row["property"]: value},
+                    self._by({"conflict": conflict_id, "take": take, row["property"]: value}),
                 )
                 for ref in (row["source_ref"], row["target_ref"])
             )
@@ -118,7 +124,7 @@ class Actions:
                     r["dataflow"],
                     "dismiss",
                     {"kind": r["kind"], "reason": r["reason"]},
-                    {"dismissed": True},
+                    self._by({"dismissed": True}),
                 )
                 for r in letters
             )
@@ -158,7 +164,7 @@ class Actions:
                         link.dataflow,
                         "unlink",
                         {"linked_to": other},
-                        {"reason": "unlinked by hand (samband unlink)"},
+                        self._by({"reason": "unlinked by hand (samband unlink)"}),
                     )
                     for member, other in (
                         (link.source_ref, link.target_ref),
@@ -237,7 +243,12 @@ class Actions:
                 self.store.resolve_dead_letters([source_ref], key)
                 self.store.add_audit(
                     AuditRow.new(
-                        None, member, key, "link", None, {"linked_to": linked, "how": "by hand"}
+                        None,
+                        member,
+                        key,
+                        "link",
+                        None,
+                        self._by({"linked_to": linked, "how": "by hand"}),
                     )
                     for member, linked in ((source_ref, target_ref), (target_ref, source_ref))
                 )
@@ -268,7 +279,11 @@ class Actions:
         with self.store.tx():
             self.store.set_cursor(system, etype, None, fields or "")
             self.store.add_audit(
-                [AuditRow.new(None, f"{system}:{etype}:*", "", "resync", None, {"cursor": None})]
+                [
+                    AuditRow.new(
+                        None, f"{system}:{etype}:*", "", "resync", None, self._by({"cursor": None})
+                    )
+                ]
             )
         return Done(
             "resync",

@@ -190,9 +190,12 @@ class Inspector:
         return result
 
     # -- acting on what the views show (see samband.engine.actions) ------------------------
+    actor: str | None = None
+    """Who acts through this inspector (recorded with each action in history)."""
+
     @property
     def actions(self) -> Actions:
-        return Actions(self.config, self.store)
+        return Actions(self.config, self.store, self.actor)
 
     def resolve(self, conflict_id: int, take: str) -> dict[str, Any]:
         """Apply ``take`` (source or target)'s value of a conflict on the next run."""

@@ -100,6 +100,17 @@ class Service:
             with self._inspector.store.tx():
                 return getattr(self._inspector, what)(*args)
 
+    def act(self, actor: str | None, what: str, *args: Any) -> Any:
+        """An action of the Inspector (retry, dismiss, resolve, …) recorded as ``actor``'s."""
+        with self._inspector_lock:
+            if self._inspector is None:
+                self._inspector = Inspector(self.config, store_url=self.store_url)
+            self._inspector.actor = actor
+            try:
+                return getattr(self._inspector, what)(*args)
+            finally:
+                self._inspector.actor = None
+
     def _store_gauges(self) -> dict[str, Any]:
         try:
             status: dict[str, Any] = self.read("status")

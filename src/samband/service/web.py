@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -87,6 +88,11 @@ def create_app(
             refusal = rules.refuse_api(request, admin=admin)
             if refusal is not None:
                 return refusal
+            if request.method == "POST" and await request.body():
+                try:
+                    request.scope["samband.body"] = await request.json()
+                except ValueError:
+                    return JSONResponse({"error": "the body is not JSON"}, status_code=400)
             try:
                 result = await run_in_threadpool(handler, request)
             except SambandError as exc:
@@ -147,6 +153,50 @@ def create_app(
     async def config_page(request: Request, user: User | None) -> Response:
         text = await run_in_threadpool(service.config_text)
         return _render("config.html", request, user, text=text, path=service.config_path)
+
+    async def conflicts_page(request: Request, user: User | None) -> Response:
+        rows = await run_in_threadpool(service.read, "conflicts", limit(request))
+        return _render(
+            "conflicts.html",
+            request,
+            user,
+            rows=rows,
+            can_act=_can_act(access, user),
+            notice=_notice(request),
+        )
+
+    async def errors_page(request: Request, user: User | None) -> Response:
+        rows = await run_in_threadpool(service.read, "errors", limit(request))
+        return _render(
+            "errors.html",
+            request,
+            user,
+            rows=rows,
+            can_act=_can_act(access, user),
+            notice=_notice(request),
+        )
+
+    async def errors_csv(request: Request, user: User | None) -> Response:
+        rows = await run_in_threadpool(service.read, "errors", 100_000)
+        return Response(
+            _csv(rows, ["ref", "dataflow", "kind", "reason", "attempts", "last"]),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="quarantine.csv"'},
+        )
+
+    def form_action(back: str, act: Callable[[Any, User | None], Any]) -> Handler:
+        async def endpoint(request: Request, user: User | None) -> Response:
+            refusal = await rules.refuse_form(request, user, admin=True)
+            if refusal is not None:
+                return refusal
+            form = await request.form()
+            try:
+                done = await run_in_threadpool(act, form, user)
+            except (SambandError, ValueError) as exc:
+                return RedirectResponse(f"{back}?{urlencode({'error': str(exc)})}", 303)
+            return RedirectResponse(f"{back}?{urlencode({'done': _summary(done)})}", 303)
+
+        return page(endpoint)
 
     async def run_now_form(request: Request, user: User | None) -> Response:
         refusal = await rules.refuse_form(request, user, admin=True)
@@ -210,6 +260,36 @@ def create_app(
         Route("/", page(overview_page)),
         Route("/run", page(run_now_form), methods=["POST"]),
         Route("/runs", page(runs_page)),
+        Route("/conflicts", page(conflicts_page)),
+        Route(
+            "/conflicts/resolve",
+            form_action(
+                "/conflicts",
+                lambda f, u: service.act(
+                    _actor(u), "resolve", int(f.get("id", 0)), str(f.get("take", ""))
+                ),
+            ),
+            methods=["POST"],
+        ),
+        Route("/errors", page(errors_page)),
+        Route("/errors.csv", page(errors_csv)),
+        Route(
+            "/errors/retry",
+            form_action(
+                "/errors",
+                lambda f, u: service.act(
+                    _actor(u), "retry", [str(f["ref"])] if f.get("ref") else None
+                ),
+            ),
+            methods=["POST"],
+        ),
+        Route(
+            "/errors/dismiss",
+            form_action(
+                "/errors", lambda f, u: service.act(_actor(u), "dismiss", str(f.get("ref", "")))
+            ),
+            methods=["POST"],
+        ),
         Route("/documents", page(documents_page)),
         Route("/documents/{name}", page(document_page)),
         Route("/config", page(config_page)),
@@ -226,6 +306,24 @@ def create_app(
         Route("/api/records/{ref:path}", api(lambda r: service.read("links", ref(r)))),
         Route("/api/history/{ref:path}", api(lambda r: service.read("history", ref(r)))),
         Route("/api/run", api(run_now, admin=True), methods=["POST"]),
+        Route(
+            "/api/conflicts/{id:int}/resolve",
+            api(
+                lambda r: service.act(_api_actor(r), "resolve", r.path_params["id"], _take(r)),
+                admin=True,
+            ),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/errors/retry",
+            api(lambda r: {"queued": service.act(_api_actor(r), "retry", _refs(r))}, admin=True),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/errors/dismiss",
+            api(lambda r: service.act(_api_actor(r), "dismiss", _ref(r)), admin=True),
+            methods=["POST"],
+        ),
     ]
 
     @contextlib.asynccontextmanager
@@ -289,6 +387,71 @@ class _Rules:
         if admin and self.access.login_required and (user is None or not user.is_admin):
             return HTMLResponse("This needs an admin.", 403)
         return None
+
+
+def _can_act(access: Access, user: User | None) -> bool:
+    return user.is_admin if user is not None else not access.login_required
+
+
+def _actor(user: User | None) -> str:
+    return user.name if user is not None else "local (no login)"
+
+
+def _api_actor(request: Request) -> str:
+    name = request.session.get("user") if "session" in request.scope else None
+    return str(name) if name else "api token"
+
+
+def _body(request: Request) -> dict[str, Any]:
+    body = request.scope.get("samband.body")
+    return body if isinstance(body, dict) else {}
+
+
+def _take(request: Request) -> str:
+    return str(_body(request).get("take", ""))
+
+
+def _ref(request: Request) -> str:
+    return str(_body(request).get("ref", ""))
+
+
+def _refs(request: Request) -> list[str] | None:
+    refs = _body(request).get("refs")
+    if refs is None:
+        return None
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise ValueError('"refs" must be a list of record refs')
+    return refs
+
+
+def _summary(done: Any) -> str:
+    if isinstance(done, int):
+        return f"{done} record(s) queued for the next run"
+    if isinstance(done, dict) and done.get("next"):
+        return f"{done.get('action', 'done')}: {done['next']}"
+    return "done"
+
+
+def _notice(request: Request) -> dict[str, str | None]:
+    return {"done": request.query_params.get("done"), "error": request.query_params.get("error")}
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(column)) for column in columns])
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    # a cell a spreadsheet would run as a formula is quoted (CSV injection)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _local(params: Any) -> str:
