@@ -134,6 +134,14 @@ def _v6(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE samband_dataflows ADD COLUMN linking VARCHAR(40)")
 
 
+def _v7(conn: Connection) -> None:
+    """Each entity type keeps what its last complete read returned, and a read held back
+    because it returned far fewer records (see :mod:`samband.engine.fullscan`).  A store
+    from before knows no counts: the first complete read of each type is compared with the
+    records the store holds."""
+    s.full_scans.create(conn, checkfirst=True)
+
+
 def _move_dirty_marks(conn: Connection) -> bool:
     """Create the dirty queue and copy the snapshots' dirty marks into it; False when the
     snapshots have no dirty column (any more)."""
@@ -197,6 +205,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (4, _v4),
     (5, _v5),
     (6, _v6),
+    (7, _v7),
 ]
 LATEST = MIGRATIONS[-1][0]
 
