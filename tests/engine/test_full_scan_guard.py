@@ -95,7 +95,7 @@ def test_a_read_far_short_holds_its_deletions_and_the_rest_goes_through(
         ("pms.Project", 4, 11, 7)
     ]
     assert held[0]["last_complete_read"] == 10
-    assert "samband sync --confirm-deletions pms.Project" in held[0]["to_do"]
+    assert held[0]["to_do"] == "samband sync --confirm-deletions pms.Project"
 
     # held until confirmed: the next run holds them again, --force does not confirm them
     assert sync(text).to_dict()["deleted"] == 0

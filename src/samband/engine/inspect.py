@@ -87,10 +87,8 @@ class Inspector:
                 "not_returned": held.held_unseen,
                 "run": held.held_run,
                 "at": held.held_at,
-                "to_do": (
-                    "check the records in the system; if they were deleted: samband sync "
-                    f"--confirm-deletions {held.system}.{held.etype}"
-                ),
+                # check the records in the system; if they were deleted:
+                "to_do": f"samband sync --confirm-deletions {held.system}.{held.etype}",
             }
             for held in self.store.held_full_scans()
         ]
