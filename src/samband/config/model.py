@@ -37,7 +37,7 @@ class _Model(BaseModel):
 def _a_share(value: float | None) -> float | None:
     if value is not None and not 0 <= value <= 1:
         raise ValueError(
-            "min_full_scan_share must be from 0 to 1: a share of the last complete read (0 "
+            "min_full_scan_share must be from 0 to 1: a share of the records a type had (0 "
             "switches the full-scan guard off)"
         )
     return value
@@ -83,9 +83,9 @@ class SystemConfig(BaseModel):
     update; default: the connector's choice)."""
     min_full_scan_share: float | None = None
     """Full-scan guard of this system's entity types: a complete read that returns fewer records
-    than this share (0 to 1) of the last complete read is not taken as deletions until confirmed
-    with `samband sync --confirm-deletions SYSTEM.TYPE` (default: `defaults.min_full_scan_share`;
-    0: off)."""
+    than this share (0 to 1) of those the type had (its last complete read and the changes since)
+    is not taken as deletions until confirmed with `samband sync --confirm-deletions SYSTEM.TYPE`
+    (default: `defaults.min_full_scan_share`; 0: off)."""
 
     _share_in_range = field_validator("min_full_scan_share")(_a_share)
 
@@ -253,9 +253,10 @@ class Defaults(_Model):
     problem."""
     min_full_scan_share: float = 0.5
     """Full-scan guard of every system: a complete read (every record, the way types without a
-    change feed are read) that returns fewer records than this share (0 to 1) of the last complete
-    read is taken as a read cut short (paging, an empty answer), not as deletions: they wait for
-    `samband sync --confirm-deletions SYSTEM.TYPE`; the rest of the run goes through. 0: off."""
+    change feed are read) that returns fewer records than this share (0 to 1) of those the type
+    had (its last complete read and the changes since) is taken as a read cut short (paging, an
+    empty answer), not as deletions: they wait for `samband sync --confirm-deletions SYSTEM.TYPE`;
+    the rest of the run goes through. 0: off."""
 
     _share_in_range = field_validator("min_full_scan_share")(_a_share)
 

@@ -5,13 +5,18 @@ A type without a change feed is read in full, and a record the read does not ret
 taken as deleted.  A read cut short (an API that pages differently than the connector
 assumes and answers page one only, a query that answers an empty list for a moment) would
 then delete, unlink or archive everything it missed, in the other systems too.  So when a
-complete read returns fewer than ``min_full_scan_share`` of the records expected — the
-larger of what the last complete read returned and what the store holds as live (which
-counts the records written since) — the records it did not return are *held*: not taken
-as deleted, and the type is read in full again next run.  Everything else the read
-returned (new and changed records) is stored and synced as usual.  A person confirms the
-deletions with ``samband sync --confirm-deletions SYSTEM.TYPE`` (``Engine.sync(
-confirm_deletions=[...])``); the store keeps the hold and the confirmation.
+complete read returns fewer than ``min_full_scan_share`` of the records expected, the
+records it did not return are *held*: not taken as deleted, and the type is read in full
+again next run.  Everything else the read returned (new and changed records) is stored and
+synced as usual.  A person confirms the deletions with ``samband sync --confirm-deletions
+SYSTEM.TYPE`` (``Engine.sync(confirm_deletions=[...])``); the store keeps the hold and the
+confirmation.
+
+The records expected are those the store holds as live: what the last complete read
+returned (kept in the store, and shown beside), changed by every record written, read from
+a change feed or confirmed deleted since.  Compared with the stored count alone, that does
+not hold a read after deletions the system reported or the engine made itself, and does
+not let pass a read cut short after many records were created since.
 
 How it differs from the circuit breaker (:mod:`samband.engine.breaker`): the breaker
 judges what a dataflow's *plan* would do to its linked pairs and refuses the whole run;
@@ -39,7 +44,7 @@ class HeldDeletions:
 
     type: str  # SYSTEM.TYPE
     read: int  # records the read returned
-    expected: int  # records it was compared with
+    expected: int  # records it was compared with: the live records the store holds
     last_complete: int | None  # records the last complete read returned (None: unknown)
     unseen: int
     share: float
@@ -51,11 +56,11 @@ class HeldDeletions:
         last = (
             f"the last complete read returned {self.last_complete}"
             if self.last_complete is not None
-            else "the records the store holds; no complete read was recorded before"
+            else "no complete read was recorded before"
         )
         return (
             f"{self.type}: deletions held: a complete read returned {self.read} records, "
-            f"fewer than {self.share:.0%} of the {self.expected} expected ({last}), so the "
+            f"fewer than {self.share:.0%} of the {self.expected} the store holds ({last}), so the "
             f"{self.unseen} records it did not return are not taken as deleted; what it "
             "returned is synced. A read cut short (paging, an empty answer) looks like "
             "this: check the records in the system. If they were deleted, run "
@@ -83,7 +88,7 @@ class FullScanGuard:
 
     def complete(self, key: TypeKey, read: int) -> None:
         """A complete read without deletions to judge (a type's first read): its count is
-        what the next complete read is compared with."""
+        kept as the last complete read."""
         self.store.complete_full_scan(*key, read, self.run_id)
 
     def take_deletions(self, key: TypeKey, read: int, known: int, unseen: int) -> bool:
@@ -94,7 +99,7 @@ class FullScanGuard:
         name = f"{system}.{etype}"
         last = self.store.full_scan(system, etype)
         last_count = last.complete_count if last is not None else None
-        expected = max(last_count or 0, known)
+        expected = known
         share = self.share(system)
         short = unseen > 0 and share > 0 and expected >= MIN_WIPE and read < share * expected
         if not short:
