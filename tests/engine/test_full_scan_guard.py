@@ -209,3 +209,41 @@ def test_a_share_out_of_range_is_refused_with_its_place(store: str, share: float
         parse_config(config(store, pms=f"min_full_scan_share: {share}, "))
     with pytest.raises(SambandError, match=r":\d+:\d+: error: defaults.min_full_scan_share"):
         parse_config(config(store, defaults=f"defaults: {{min_full_scan_share: {share}}}\n"))
+
+
+TARGET_SCANNED = """
+store: {store}
+systems:
+  crm: {{kind: memory, entity_types: {{Customer: {{}}}}}}
+  pms: {{kind: memory, entity_types: {{Project: {{incremental: false, external_ref: ext}}}}}}
+dataflows:
+  - source: crm.Customer
+    target: pms.Project
+    on_delete: propagate
+    max_delete_share: 1
+    properties:
+      - {{from: name, to: name, type: string}}
+"""
+
+
+def test_deletions_made_since_the_last_complete_read_lower_what_is_expected(
+    store: str,
+) -> None:
+    """The engine deleted 8 of the 10 records a complete read returned (propagated from the
+    other system); one more deleted by a person is one of the two the type has, not one of
+    ten: it goes through."""
+    text = TARGET_SCANNED.format(store=store)
+    crm = dataset("crm")
+    rids = [crm.insert("Customer", {"name": f"Customer {n}"}) for n in range(10)]
+    assert sync(text).to_dict()["created"] == 10
+    assert sync(text).to_dict()["held_deletions"] == []  # a complete read of the ten
+    for rid in rids[2:]:
+        crm.remove("Customer", rid)
+    assert sync(text).to_dict()["deleted"] == 8
+    assert len(dataset("pms").records("Project")) == 2
+    dataset("pms").remove("Project", next(iter(dataset("pms").records("Project"))))
+
+    report = sync(text).to_dict()
+
+    assert report["held_deletions"] == [], report["messages"]
+    assert report["collected"]["pms.Project"]["deleted"] == 1
