@@ -161,6 +161,17 @@ class Connector:
         # The properties the dataflows use, per entity type: connectors may ask only for
         # these (PowerOffice GO ``Fields``, Exact ``$select``).
         self.wanted_fields: dict[str, set[str]] = {}
+        # What the run report should tell the user about this connector's reads (a safe
+        # fallback taken, ...); the engine takes them after each type it reads.
+        self.notices: list[str] = []
+
+    def notice(self, message: str) -> None:
+        """Tell the user something in the run report (never a credential)."""
+        self.notices.append(message)
+
+    def take_notices(self) -> list[str]:
+        taken, self.notices = getattr(self, "notices", []), []
+        return taken
 
     # -- schema -------------------------------------------------------------------
     @classmethod

@@ -531,13 +531,15 @@ class _Run:
         if take and not leases.claim(self.store, claim):
             self.progress.advance()
             return
+        connector = self.engine.connector(key[0])
         try:
             # every lease held is renewed, not only this type's: the run's other leases
             # must outlast a long read too
-            stats = collector.collect(use, self.engine.connector(key[0]), on_page=self.keep_alive)
+            stats = collector.collect(use, connector, on_page=self.keep_alive)
         finally:
             if take:
                 leases.release(self.store, claim)
+            self.report.messages.extend(connector.take_notices())
         self.collected[key] = stats
         if stats.unreadable:
             for flow in use.as_source:

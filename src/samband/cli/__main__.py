@@ -1,0 +1,5 @@
+"""``python -m samband.cli``."""
+
+from samband.cli import main
+
+main()

@@ -1,0 +1,56 @@
+"""``samband qa`` and ``samband demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from samband.cli._app import (
+    ConfigOption,
+    app,
+    fail,
+    out,
+)
+from samband.errors import SambandError
+
+
+# -- qa, demo ----------------------------------------------------------------------
+@app.command()
+def qa(
+    config: ConfigOption,
+    only: Annotated[str | None, typer.Option("--only", help="SOURCE-TARGET system ids.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Report folder.")] = None,
+) -> None:
+    """Execute the QA checklists against the configured systems."""
+    from samband.qa import run_qa
+
+    try:
+        result = run_qa(
+            config,
+            only=only,
+            output=output,
+            # API messages may hold [brackets]: print them as they are
+            echo=lambda line: out.print(line, markup=False, highlight=False),
+        )
+    except SambandError as exc:
+        raise fail(exc) from None
+    raise typer.Exit(0 if result.passed else 1)
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where results go.")] = Path(
+        "demo-output"
+    ),
+    records: Annotated[int, typer.Option("--records", help="Generated records per type.")] = 200,
+) -> None:
+    """Run the five seed dataflows end to end on local sandboxes."""
+    from samband.demo import run_demo
+
+    try:
+        ok = run_demo(output, records=records, console=out)
+    except SambandError as exc:
+        raise fail(exc) from None
+    raise typer.Exit(0 if ok else 1)
