@@ -60,6 +60,16 @@ def sync(
         ),
     ] = False,
     lease_wait: LeaseWaitOption = "60s",
+    confirm_deletions: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--confirm-deletions",
+            metavar="SYSTEM.TYPE",
+            help="Take this type's complete read as it is even if it returned far fewer "
+            "records than expected: the records it misses are deleted (held deletions: "
+            "`samband status`). Repeatable; --force does not do this.",
+        ),
+    ] = None,
 ) -> None:
     """One run: collect, link, plan, apply, commit."""
     from samband.progress import RichProgress
@@ -70,7 +80,12 @@ def sync(
         raise fail_as(exc, as_json) from None
     try:
         progress = None if as_json or not sys.stderr.isatty() else RichProgress(err)
-        report = engine.sync(dry_run=dry_run, force=force, progress=progress)
+        report = engine.sync(
+            dry_run=dry_run,
+            force=force,
+            progress=progress,
+            confirm_deletions=confirm_deletions or (),
+        )
     except SambandError as exc:
         # with --json a tripped circuit breaker prints what it counted and how to go on
         raise fail_as(exc, as_json) from None

@@ -34,6 +34,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
 
 
+def _a_share(value: float | None) -> float | None:
+    if value is not None and not 0 <= value <= 1:
+        raise ValueError(
+            "min_full_scan_share must be from 0 to 1: a share of the records a type had (0 "
+            "switches the full-scan guard off)"
+        )
+    return value
+
+
 class EntityTypeConfig(BaseModel):
     """Kind-specific settings of one entity type (table, path, id field, ...)."""
 
@@ -72,6 +81,13 @@ class SystemConfig(BaseModel):
     """Read a record just before updating it where the update itself cannot check what it
     overwrites, so that an edit made during the run is not overwritten unseen (one more call per
     update; default: the connector's choice)."""
+    min_full_scan_share: float | None = None
+    """Full-scan guard of this system's entity types: a complete read that returns fewer records
+    than this share (0 to 1) of those the type had (its last complete read and the changes since)
+    is not taken as deletions until confirmed with `samband sync --confirm-deletions SYSTEM.TYPE`
+    (default: `defaults.min_full_scan_share`; 0: off)."""
+
+    _share_in_range = field_validator("min_full_scan_share")(_a_share)
 
     def settings(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -235,6 +251,14 @@ class Defaults(_Model):
     max_parent_wait_runs: int = 3
     """Runs a record may wait for its parent to be linked before the wait is reported as a
     problem."""
+    min_full_scan_share: float = 0.5
+    """Full-scan guard of every system: a complete read (every record, the way types without a
+    change feed are read) that returns fewer records than this share (0 to 1) of those the type
+    had (its last complete read and the changes since) is taken as a read cut short (paging, an
+    empty answer), not as deletions: they wait for `samband sync --confirm-deletions SYSTEM.TYPE`;
+    the rest of the run goes through. 0: off."""
+
+    _share_in_range = field_validator("min_full_scan_share")(_a_share)
 
 
 class Config(_Model):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from samband.config.model import Defaults
+from samband.engine.floors import MIN_LINKS, MIN_WIPE
 from samband.engine.model import Flow
 from samband.engine.plan import plan_link
 from samband.engine.translate import Translator
@@ -21,9 +22,6 @@ from samband.store.rows import Link, Ref, rid_of
 from samband.store.store import Store
 
 BATCH = 2000
-MIN_LINKS = 10  # below this many links a dataflow is too small for shares to mean much
-# ... but from this many links, every linked record of one side deleted at once trips it
-MIN_WIPE = 3
 
 
 _GO_ON = (

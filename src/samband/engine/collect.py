@@ -2,9 +2,11 @@
 
 A record whose projected content (the properties dataflows use) hashes the same as its
 snapshot is not a change.  Types without a change feed are scanned in full and records
-no longer returned are marked deleted.  Each page is stored — snapshots, merge-criteria
-index, cursor — in one transaction, so a crash never moves a cursor past unstored data,
-and the dirty marks keep what is not planned yet for the next run.
+no longer returned are marked deleted, unless the read returned far fewer records than the
+type had (:mod:`samband.engine.fullscan`: then they are held until confirmed).  Each page
+is stored — snapshots, merge-criteria index, cursor — in one transaction, so a crash never
+moves a cursor past unstored data, and the dirty marks keep what is not planned yet for the
+next run.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from samband import exactjson
 from samband.connectors.base import Connector, RecordData
 from samband.engine.batch import Batch
 from samband.engine.context import RunContext
+from samband.engine.fullscan import FullScanGuard
 from samband.engine.model import TypeUse
 from samband.engine.records import match_entries, snapshot_row
 from samband.errors import CursorExpired
@@ -33,12 +36,16 @@ class CollectStats:
     deleted: int = 0
     pages: int = 0
     unreadable: int = 0  # records the system answered but could not give as they are
+    held: int = 0  # records a complete read cut short did not return, not taken as deleted
 
 
 class Collector:
-    def __init__(self, store: Store, run_id: int | None = None) -> None:
+    def __init__(
+        self, store: Store, run_id: int | None = None, guard: FullScanGuard | None = None
+    ) -> None:
         self.store = store
         self.run_id = run_id
+        self.guard = guard  # None: every record a complete read misses is deleted
 
     def collect(
         self, use: TypeUse, connector: Connector, on_page: Callable[[], None] | None = None
@@ -88,12 +95,17 @@ class Collector:
             if on_page is not None:
                 on_page()
         if seen is not None:
-            self._detect_deletions(use, seen, stats)
+            if not self._detect_deletions(use, seen, stats):
+                last_cursor = None  # held: the next run reads the type in full again
             with self.store.tx():
                 self.store.set_cursor(system, etype, last_cursor, use.signature)
-        elif cursor is None and stats.pages == 0:
-            with self.store.tx():
-                self.store.set_cursor(system, etype, None, use.signature)
+        else:
+            if cursor is None and self.guard is not None:
+                with self.store.tx():
+                    self.guard.complete(use.key, stats.read)
+            if cursor is None and stats.pages == 0:
+                with self.store.tx():
+                    self.store.set_cursor(system, etype, None, use.signature)
         return stats
 
     def _store_page(
@@ -161,17 +173,26 @@ class Collector:
     def _deleted_row(self, use: TypeUse, rid: str) -> SnapshotRow:
         return SnapshotRow.deleted_record(*use.key, rid, None, self.store.next_seq())
 
-    def _detect_deletions(self, use: TypeUse, seen: set[str], stats: CollectStats) -> None:
+    def _detect_deletions(self, use: TypeUse, seen: set[str], stats: CollectStats) -> bool:
+        """Mark deleted the live records a complete read did not return; False when the
+        guard holds them (the read looks cut short)."""
         system, etype = use.key
-        gone = [rid for rid in self.store.unseen_live(system, etype, -1) if rid not in seen]
-        if not gone:
-            return
-        stats.deleted += len(gone)
-        rows = [self._deleted_row(use, rid) for rid in gone]
+        live = self.store.unseen_live(system, etype, -1)
+        gone = [rid for rid in live if rid not in seen]
         with self.store.tx():
+            if self.guard is not None and not self.guard.take_deletions(
+                use.key, len(seen), len(live), len(gone)
+            ):
+                stats.held += len(gone)
+                return False
+            if not gone:
+                return True
+            stats.deleted += len(gone)
+            rows = [self._deleted_row(use, rid) for rid in gone]
             self.store.put_snapshots(rows)
             for name, entries in match_entries(use, rows, [None] * len(rows)).items():
                 self.store.set_match_keys(name, entries)
+        return True
 
 
 def _not_text(use: TypeUse, record: RecordData) -> str | None:

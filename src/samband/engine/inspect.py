@@ -71,10 +71,29 @@ class Inspector:
                 for r in self.store.table_rows(s.leases, order=s.leases.c.name)
                 if r["expires_at"] > now_iso()
             ],
+            "held_deletions": self.held_deletions(),
             "conflicts": len(self.store.table_rows(s.conflicts)),
             "quarantined": len(self.store.dead_letters()),
             "open_intents": len(self.store.open_intents()),
         }
+
+    def held_deletions(self) -> list[dict[str, Any]]:
+        """The types whose last complete read returned far fewer records than expected:
+        the records it did not return are not taken as deleted until confirmed."""
+        return [
+            {
+                "type": f"{held.system}.{held.etype}",
+                "read": held.held_count,
+                "expected": held.held_expected,
+                "last_complete_read": held.complete_count,
+                "not_returned": held.held_unseen,
+                "run": held.held_run,
+                "at": held.held_at,
+                # check the records in the system; if they were deleted:
+                "to_do": f"samband sync --confirm-deletions {held.system}.{held.etype}",
+            }
+            for held in self.store.held_full_scans()
+        ]
 
     def links(self, ref: str) -> list[dict[str, Any]]:
         """Every member of the link group of ``ref`` with its stored (mapped) values."""

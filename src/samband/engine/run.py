@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +26,7 @@ from samband.engine.batch import Batch
 from samband.engine.breaker import CircuitBreaker
 from samband.engine.collect import Collector, CollectStats, read_again
 from samband.engine.context import FlowCounts, Ledger, PlanStep, RunContext
+from samband.engine.fullscan import FullScanGuard
 from samband.engine.leases import RUN_LEASE, Leases, collect_lease
 from samband.engine.link import Linker
 from samband.engine.model import (
@@ -51,6 +52,7 @@ from samband.errors import (
     Problem,
     QuotaExhausted,
     RunLocked,
+    SambandError,
     StoreError,
 )
 from samband.store.rows import Ref
@@ -90,6 +92,9 @@ class RunReport:
     plan: list[PlanStep] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     resume_at: str | None = None
+    # complete reads cut short whose deletions wait for confirmation, and those confirmed
+    held_deletions: list[dict[str, Any]] = field(default_factory=list)
+    confirmed_deletions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -121,6 +126,8 @@ class RunReport:
             "plan": [step.as_dict() for step in self.plan],
             "messages": self.messages,
             "resume_at": self.resume_at,
+            "held_deletions": self.held_deletions,
+            "confirmed_deletions": self.confirmed_deletions,
         }
 
 
@@ -248,13 +255,19 @@ class Engine:
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
         shared: bool = False,
+        confirm_deletions: Iterable[str] = (),
     ) -> RunReport:
         """One run.  ``dry_run`` plans without any write call and rolls back the store.
 
         ``shared`` is a worker's turn (see :meth:`work`): each entity type is read only if
         no other process is reading it now, and the plan is made only if no other process
-        is planning; status ``collected`` says another process plans what was read."""
+        is planning; status ``collected`` says another process plans what was read.
+
+        ``confirm_deletions`` names types (``SYSTEM.TYPE``) whose complete read this run
+        is taken as it is even if it returned far fewer records than the type had: the
+        records it does not return are deleted (see :mod:`samband.engine.fullscan`)."""
         self.compile()
+        confirmed = self._confirmable(confirm_deletions)
         progress = progress or _NoProgress()
         stop = should_stop or (lambda: False)
         store = Store.preview(self.store_url, base_dir=self.base_dir) if dry_run else self.store()
@@ -265,7 +278,9 @@ class Engine:
         for system in self.systems_in_use():
             # a dry run changes nothing anywhere: reads write no bookkeeping either
             self.connector(system).dry_run = dry_run
-        run = _Run(self, store, report, progress, stop, shared=shared and not dry_run)
+        run = _Run(
+            self, store, report, progress, stop, shared=shared and not dry_run, confirmed=confirmed
+        )
         interrupted = False
         try:
             if not force:
@@ -334,6 +349,19 @@ class Engine:
                     self.leases.release_all(store)
         return report
 
+    def _confirmable(self, names: Iterable[str]) -> set[str]:
+        """The ``SYSTEM.TYPE`` names given to confirm deletions, each a type the dataflows
+        read."""
+        names = set(names)
+        known = {f"{system}.{etype}" for system, etype in self.uses}
+        unknown = sorted(names - known)
+        if unknown:
+            raise SambandError(
+                f"--confirm-deletions {unknown[0]}: no dataflow reads that type; name one of "
+                f"{', '.join(sorted(known))} (as `samband status` lists held deletions)"
+            )
+        return names
+
     def _check_renamed(self, store: Store) -> None:
         """Refuse a run whose config renamed a system the store has links of (see
         :func:`~samband.engine.reconcile.renamed_systems`), before anything is written."""
@@ -394,8 +422,10 @@ class _Run:
         stop: Callable[[], bool],
         *,
         shared: bool = False,
+        confirmed: Iterable[str] = (),
     ) -> None:
         self.engine, self.store, self.report, self.progress = engine, store, report, progress
+        self.confirmed = set(confirmed)  # types whose deletions a person confirmed
         self.stop = stop
         self.stopped = False
         self.shared = shared  # a worker's turn: see Engine.sync
@@ -488,35 +518,48 @@ class _Run:
     def collect(self, keys: list[TypeKey], *, held: bool) -> None:
         """Read ``keys``; with ``held`` their collect leases are this process's already,
         else (a worker's turn) each type is read only if no other process holds it."""
-        collector = Collector(self.store, None if self.dry_run else self.report.run_id)
+        run_id = None if self.dry_run else self.report.run_id
+        guard = FullScanGuard(self.engine.config, self.store, run_id, self.confirmed)
+        collector = Collector(self.store, run_id, guard)
         self.progress.phase("collect", len(keys))
-        leases = self.engine.leases
         take = self.shared and not held
-        for key in keys:
-            use = self.engine.uses[key]
-            claim = collect_lease(*key)
-            if take and not leases.claim(self.store, claim):
-                self.progress.advance()
-                continue
-            connector = self.engine.connector(key[0])
-            try:
-                # every lease held is renewed, not only this type's: the run's other leases
-                # must outlast a long read too
-                stats = collector.collect(use, connector, on_page=self.keep_alive)
-            finally:
-                if take:
-                    leases.release(self.store, claim)
-                self.report.messages.extend(connector.take_notices())
-            self.collected[key] = stats
-            if stats.unreadable:
-                for flow in use.as_source:
-                    self.ledger.counts(flow).errors += stats.unreadable
-            self.report.collected[f"{key[0]}.{key[1]}"] = {
-                "read": stats.read,
-                "changed": stats.changed,
-                "deleted": stats.deleted,
-            }
+        try:
+            for key in keys:
+                self.collect_type(collector, key, take=take)
+        finally:
+            # also when a later type's read fails: what was held is reported
+            self.report.held_deletions.extend(held.as_dict() for held in guard.held)
+            self.report.confirmed_deletions.extend(guard.confirmations)
+            self.report.messages.extend(guard.messages)
+
+    def collect_type(self, collector: Collector, key: TypeKey, *, take: bool) -> None:
+        """Read one type (with ``take``, only if no other process holds its lease)."""
+        leases = self.engine.leases
+        use = self.engine.uses[key]
+        claim = collect_lease(*key)
+        if take and not leases.claim(self.store, claim):
             self.progress.advance()
+            return
+        connector = self.engine.connector(key[0])
+        try:
+            # every lease held is renewed, not only this type's: the run's other leases
+            # must outlast a long read too
+            stats = collector.collect(use, connector, on_page=self.keep_alive)
+        finally:
+            if take:
+                leases.release(self.store, claim)
+            self.report.messages.extend(connector.take_notices())
+        self.collected[key] = stats
+        if stats.unreadable:
+            for flow in use.as_source:
+                self.ledger.counts(flow).errors += stats.unreadable
+        self.report.collected[f"{key[0]}.{key[1]}"] = {
+            "read": stats.read,
+            "changed": stats.changed,
+            "deleted": stats.deleted,
+            **({"held": stats.held} if stats.held else {}),
+        }
+        self.progress.advance()
 
     def circuit_breaker(self, context: RunContext, recovered: set[str]) -> None:
         """Refuse (or, in a dry run, report) a run over a dataflow's shares."""

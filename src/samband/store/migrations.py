@@ -134,7 +134,15 @@ def _v6(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE samband_dataflows ADD COLUMN linking VARCHAR(40)")
 
 
-def _v9(conn: Connection) -> None:
+def _v7(conn: Connection) -> None:
+    """Each entity type keeps what its last complete read returned, and a read held back
+    because it returned far fewer records (see :mod:`samband.engine.fullscan`).  A store
+    from before knows no counts: the first complete read of each type is compared with the
+    records the store holds."""
+    s.full_scans.create(conn, checkfirst=True)
+
+
+def _v8(conn: Connection) -> None:
     """Acting on what a run shows: a conflict keeps the side a user chose for it
     (``resolution``) and when it was applied; a dead letter can be dismissed; the pairs a
     user unlinked are kept (``samband_unlinked``) so no run links them again."""
@@ -214,8 +222,8 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (4, _v4),
     (5, _v5),
     (6, _v6),
-    # 7 and 8 are taken by other branches of the same release; the lead renumbers
-    (9, _v9),
+    (7, _v7),
+    (8, _v8),
 ]
 LATEST = MIGRATIONS[-1][0]
 

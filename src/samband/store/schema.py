@@ -244,3 +244,23 @@ unlinked = Table(
     Column("at", String(40), nullable=False),
 )
 Index("ix_samband_unlinked_target", unlinked.c.target_ref)
+
+# Per entity type, what its complete reads (every record, from no cursor) returned: the
+# count of the last one taken as complete, and a read held back because it returned far
+# fewer (its deletions are not applied until confirmed; see samband.engine.fullscan).
+full_scans = Table(
+    "samband_full_scans",
+    metadata,
+    Column("system", String(100), primary_key=True),
+    Column("etype", String(100), primary_key=True),
+    Column("complete_count", Integer),
+    Column("complete_at", String(40)),
+    Column("complete_run", BigId),
+    Column("held_count", Integer),  # records the held read returned
+    Column("held_expected", Integer),  # records it was compared with
+    Column("held_unseen", Integer),  # records it did not return: the deletions held
+    Column("held_at", String(40)),
+    Column("held_run", BigId),
+    Column("confirmed_at", String(40)),
+    Column("confirmed_run", BigId),
+)

@@ -7,6 +7,7 @@ family             module
 connection         :mod:`samband.store._database` (transactions, statements)
 runs, leases       :mod:`samband.store.runs`
 cursors            :mod:`samband.store.cursors`
+complete reads     :mod:`samband.store.full_scans`
 snapshots, queue   :mod:`samband.store.snapshots`
 links, dataflows,  :mod:`samband.store.links`
 merge index
@@ -38,6 +39,7 @@ from sqlalchemy.engine import make_url
 from samband.store._database import Database, db_message, redact_url
 from samband.store._statements import Statements
 from samband.store.cursors import Cursors
+from samband.store.full_scans import FullScan, FullScans
 from samband.store.intents import Intents
 from samband.store.journal import Journal
 from samband.store.links import Dataflows, Links, MatchIndex
@@ -87,6 +89,7 @@ class Store:
         self.runs = Runs(self.db)
         self.leases = Leases(self.db)
         self.cursors = Cursors(self.db)
+        self.full_scans = FullScans(self.db)
         self.snapshot_table = Snapshots(self.db)
         self.links = Links(self.db)
         self.dataflows = Dataflows(self.db, self.links)
@@ -254,6 +257,24 @@ class Store:
 
     def clear_dirty(self, system: str, etype: str, seen: list[tuple[str, int]]) -> None:
         self.snapshot_table.unqueue(system, etype, seen)
+
+    # -- complete reads -----------------------------------------------------------------
+    def full_scan(self, system: str, etype: str) -> FullScan | None:
+        return self.full_scans.get(system, etype)
+
+    def complete_full_scan(self, system: str, etype: str, count: int, run_id: int | None) -> None:
+        self.full_scans.complete(system, etype, count, run_id)
+
+    def confirm_full_scan(self, system: str, etype: str, count: int, run_id: int | None) -> None:
+        self.full_scans.confirm(system, etype, count, run_id)
+
+    def hold_full_scan(
+        self, system: str, etype: str, count: int, expected: int, unseen: int, run_id: int | None
+    ) -> None:
+        self.full_scans.hold(system, etype, count, expected, unseen, run_id)
+
+    def held_full_scans(self) -> list[FullScan]:
+        return self.full_scans.held()
 
     # -- links ----------------------------------------------------------------------
     def links_by(self, dataflow: str, side: str, refs: Iterable[str]) -> dict[str, Link]:

@@ -193,3 +193,14 @@ def test_seed_is_deterministic() -> None:
     for collection in ("companies", "contacts", "activities", "users"):
         assert strip(one.records(collection)) == strip(two.records(collection))
         assert len(one.records(collection)) == 4
+
+
+def test_first_page_only_answers_page_one_without_a_continuation_token(
+    http: httpx.Client, box: CrmOfficeSandbox
+) -> None:
+    headers = bearer(http)
+    paged = http.get("/contacts", params={"limit": 2}, headers=headers).json()
+    assert len(paged["items"]) == 2 and paged["continuationToken"] is not None
+    box.first_page_only = True  # a real API that pages another way, as the connector sees it
+    cut = http.get("/contacts", params={"limit": 2}, headers=headers).json()
+    assert cut["items"] == paged["items"] and cut["continuationToken"] is None

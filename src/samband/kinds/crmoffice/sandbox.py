@@ -203,9 +203,14 @@ class CrmOfficeSandbox(Sandbox):
         clients: dict[str, str] | None = None,
         rate_limit: tuple[int, float] | None = DEFAULT_RATE_LIMIT,
         token_lifetime: float = TOKEN_LIFETIME,
+        first_page_only: bool = False,
     ) -> None:
         super().__init__(clock=clock, faults=faults)
         self.clients = dict(clients or DEFAULT_CLIENTS)
+        #: answer a list with its first page and no continuation token, as a real API that
+        #: pages in another way than assumed (a page number, a Link header) looks to the
+        #: connector: a complete read then sees page one only
+        self.first_page_only = first_page_only
         self.rate_limit = rate_limit
         self.token_lifetime = token_lifetime
         self._signing_key = secrets.token_bytes(32)
@@ -717,7 +722,7 @@ class CrmOfficeSandbox(Sandbox):
             selected = [r for r in selected if (r["updatedAt"], r.get("id") or 0) > after]
         page = selected[:limit]
         next_token = None
-        if len(selected) > limit:
+        if len(selected) > limit and not self.first_page_only:
             last = page[-1]
             next_token = _b64(
                 json.dumps({"u": last["updatedAt"], "i": last["id"], "f": filters}).encode()
