@@ -181,6 +181,9 @@ class Dataflow(_Model):
     properties: list[PropertyMapping] = Field(default_factory=list)
     """The mapped properties; once two records are linked, an edit of one of them on either side is
     synced to the other (unless its `direction` says otherwise)."""
+    document_order: Literal["sorted", "config"] = "sorted"
+    """How the dataflow's document lists its properties: `sorted` by source, then target
+    property (as the field's documents do), or `config`: in the order of `properties`."""
     on_delete: DeletePolicy = "unlink"
     """What a deletion does to the linked record: `unlink` (keep it, forget the link), `propagate`
     (delete it too) or `archive` (set its inactive or archived flag)."""
