@@ -243,3 +243,30 @@ def test_no_note_without_a_config_that_says_more() -> None:
     )
     (text,) = render_documents(parse_config(source_priority).config, "rst", STAMP).values()
     assert "Note:" not in text
+
+
+def test_validate_warns_about_each_todo_the_import_left(shared_dir: Path, tmp_path: Path) -> None:
+    (seed,) = (shared_dir / "seeds").glob("003_*.txt")  # CRMOffice: a tenant to fill in
+    config_text, _ = round_trip(seed.read_text(encoding="utf-8"), tmp_path)
+    problems = validate_file(tmp_path / "imported.yaml")
+    assert [p for p in problems if p.severity == "error"] == []
+    (todo,) = problems
+    assert todo.severity == "warning"
+    assert todo.message == "TODO left by `samband docs import`: your tenant's address"
+    assert "auth_url: https://TENANT" in config_text.split("\n")[todo.line - 1]
+    filled = config_text.replace("  # TODO: your tenant's address", "")
+    (tmp_path / "imported.yaml").write_text(filled, encoding="utf-8")
+    assert validate_file(tmp_path / "imported.yaml") == []
+
+
+def test_an_engine_built_in_code_refuses_a_todo_system(tmp_path: Path) -> None:
+    from samband.engine.run import Engine
+    from samband.errors import ConnectorError
+
+    config = parse_config(
+        "systems:\n  crm: {kind: todo}\n  mem: {kind: memory}\n"
+        "dataflows:\n  - {source: crm.Customer, target: mem.Customer}\n"
+        f"store: sqlite:///{tmp_path / 'state.db'}\n"
+    ).config
+    with Engine(config) as engine, pytest.raises(ConnectorError, match="has no kind yet"):
+        engine.sync()

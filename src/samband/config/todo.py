@@ -8,6 +8,9 @@ every dataflow that touches such a system before anything is read or written.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from samband.config.loader import LoadedConfig
 from samband.config.model import Config
 from samband.errors import Problem
@@ -46,6 +49,36 @@ def todo_warnings(loaded: LoadedConfig) -> list[Problem]:
                 f"system {system_id!r} has no kind yet (a TODO left by `samband docs import`); "
                 f"its {using} dataflow(s) generate documents but cannot sync",
                 _choose_hint(),
+                "warning",
+            )
+        )
+    return problems
+
+
+_TODO_COMMENT = re.compile(r"(?:^|\s)#\s*TODO\b:?\s*(?P<what>.*)$")
+
+
+def todo_comments(loaded: LoadedConfig, reported: set[int]) -> list[Problem]:
+    """A warning for each ``# TODO`` comment of the file (what `samband docs import` leaves
+    to fill in: a tenant's address, the tables of a system) on a line no other problem
+    names already."""
+    try:
+        text = Path(loaded.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []  # parsed from text, or gone since: nothing to point at
+    problems = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        match = _TODO_COMMENT.search(line)
+        if match is None or number in reported:
+            continue
+        what = match.group("what").strip() or "fill in what this line needs"
+        problems.append(
+            Problem(
+                loaded.file,
+                number,
+                match.start() + 1 + (line[match.start()] != "#"),
+                f"TODO left by `samband docs import`: {what}",
+                "fill it in and remove the comment",
                 "warning",
             )
         )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from samband.config.env import is_reference_only
 from samband.config.loader import LoadedConfig, read_config
 from samband.config.model import Dataflow, PropertyMapping, SystemConfig
-from samband.config.todo import TODO_KIND, todo_refusals, todo_warnings
+from samband.config.todo import TODO_KIND, todo_comments, todo_refusals, todo_warnings
 from samband.errors import ConfigError, ContractError, Problem, SambandError
 from samband.plugin import KindDescriptor, all_kinds, settings_problems
 from samband.plugin.settings import closest
@@ -181,6 +181,7 @@ def check(loaded: LoadedConfig) -> list[Problem]:
     problems.extend(todo_warnings(loaded))
     for index, flow in enumerate(config.dataflows):
         problems.extend(_check_dataflow(loaded, index, flow, schemas))
+    problems.extend(todo_comments(loaded, {p.line for p in problems}))
     return problems
 
 
