@@ -5,11 +5,13 @@ beyond that format becomes a note after the section's table."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from samband.cli import app
@@ -117,6 +119,8 @@ def cases() -> dict[str, FieldDocument]:
             FieldSection(f"PowerOffice GO T{i}", f"Businesscentral U{i}", "Businesscentral",
                          rows=sorted((f"Prop{n:03d}", f"prop{n}", STRING) for n in range(i * 20)))
             for i in range(12)]),
+        "type names ending in a dot": FieldDocument("Tripletex", "Visma", [FieldSection(
+            "Tripletex Kunde AS.", "Visma Customer Inc.", "Visma", rows=[("a", "b", STRING)])]),
         "read-only properties": FieldDocument("HubSpot", po, [FieldSection(
             "HubSpot Company", "PowerOffice GO Customers", po,
             rows=[("created", "CustomerCreatedDateTimeOffset", '"datetime"'),
@@ -171,7 +175,7 @@ def test_documents_need_no_system_no_variable_and_create_no_file(tmp_path: Path)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=__import__("hypothesis").strategies.data())
+@given(data=st.data())
 def test_field_like_documents_come_back(data, tmp_path_factory: pytest.TempPathFactory) -> None:  # type: ignore[no-untyped-def]
     from tests.conftest import SHARED
 
@@ -184,6 +188,42 @@ def test_field_like_documents_come_back(data, tmp_path_factory: pytest.TempPathF
     path = folder / "doc.rst"
     path.write_text(text, encoding="utf-8")
     documents = render_documents(parse_config(import_documents([str(path)])).config, "rst", STAMP)
+    assert [comparable(t) for t in documents.values()] == [comparable(text)]
+
+
+WORD = st.text(
+    st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters="._-()&:#'\"/"),
+    min_size=1,
+    max_size=10,
+)
+LABEL = st.one_of(st.just(""), st.lists(WORD, min_size=1, max_size=3).map(" ".join))
+CELL = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=12).map(
+    str.strip  # a property name ending in blanks is read without them (editor noise)
+)
+ROWS = st.lists(st.tuples(CELL, CELL, st.sampled_from([STRING, "N/A", '"integer"'])), max_size=5)
+OPENING = st.sampled_from(["every", "links", "filter", "filter+links"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    a=LABEL,
+    b=LABEL,
+    sections=st.lists(st.tuples(WORD, WORD, ROWS, OPENING, st.booleans()), min_size=1, max_size=4),
+)
+def test_documents_with_any_names_come_back(
+    a: str, b: str, sections: list[tuple[str, str, list[tuple[str, str, str]], str, bool]]
+) -> None:
+    doc = FieldDocument(a, b, [
+        FieldSection(f"{a.split(' ')[0] if short else a} {t}", f"{b} {u}", b, opening,
+                     "When it is so" if opening.startswith("filter") else "", rows=sorted(rows))
+        for t, u, rows, opening, short in sections
+    ])  # fmt: skip
+    text = write(doc)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "doc.rst"
+        path.write_text(text, encoding="utf-8")
+        imported = import_documents([str(path)])
+    documents = render_documents(parse_config(imported).config, "rst", STAMP)
     assert [comparable(t) for t in documents.values()] == [comparable(text)]
 
 

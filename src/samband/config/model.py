@@ -200,7 +200,8 @@ class Dataflow(_Model):
     @field_validator("source", "target")
     @classmethod
     def _system_dot_type(cls, value: str) -> str:
-        if "." not in value or value.startswith(".") or value.endswith("."):
+        system, dot, type_name = value.partition(".")
+        if not (system and dot and type_name):  # a type name may end in "." ("Co.")
             raise ValueError(f"{value!r} must be SYSTEM.TYPE, e.g. poweroffice.Customers")
         return value
 
