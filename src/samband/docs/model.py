@@ -10,10 +10,10 @@ and the importer agree on them:
 
 Property rows are sorted (code-point order, as in the field's documents) unless the dataflow
 says ``document_order: config`` (the importer does, for a document listing them otherwise).
-What the config
-says beyond the field's format and that changes what a section means becomes a note after
-its table: a property synchronized one way by choice (not one whose other side cannot be
-written anyway), a delete policy other than ``unlink``, and a tie that goes to the target.
+What the config says beyond the field's format and that changes what a section means
+becomes a note after its table: a property synchronized one way by choice (not one whose
+other side cannot be written anyway), a delete policy other than ``unlink``, and a tie
+that goes to the target.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def section_of(
     section.on_delete = flow.on_delete
     winner = flow.priority or (
         flow.target_system
-        if config.systems[flow.target_system].priority > config.systems[flow.source_system].priority
+        if _priority(config, flow.target_system) > _priority(config, flow.source_system)
         else flow.source_system
     )
     section.target_wins_ties = winner == flow.target_system != flow.source_system
