@@ -100,7 +100,9 @@ def mariadb_url(mariadb_server: str) -> Iterator[str]:
 @pytest.fixture
 def shared_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.skip("../shared is not beside the checkout")
+        if IN_CI:
+            pytest.fail(f"{SHARED} (seeds, references) is missing; CI=true requires it")
+        pytest.skip(f"{SHARED} (seeds, references) is not beside the checkout")
     return SHARED
 
 

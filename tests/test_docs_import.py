@@ -48,15 +48,15 @@ def test_all_seeds_in_one_config(shared_dir: Path) -> None:
     kinds = {sid: (s["kind"], s["label"]) for sid, s in data["systems"].items()}
     assert kinds == {
         "powerofficego": ("poweroffice-go", "Powerofficego"),
-        "custom-pms": ("unknown", "Custom PMS"),
+        "custom-pms": ("todo", "Custom PMS"),
         "webcrm": ("webcrm", ""),
-        "customcrm": ("unknown", "Customcrm"),
+        "customcrm": ("todo", "Customcrm"),
         "crmoffice": ("crmoffice", "CRMOffice"),
         "poweroffice-go": ("poweroffice-go", "PowerOffice GO"),
         "exactonline": ("exact-online", "ExactOnline"),
-        "custompms": ("unknown", "CustomPMS"),
+        "custompms": ("todo", "CustomPMS"),
     }
-    assert "kind: unknown  # TODO" in yaml_text
+    assert "kind: todo  # TODO" in yaml_text
     po = data["systems"]["powerofficego"]
     assert po["credentials"]["application_key"] == "${POWEROFFICEGO_APPLICATION_KEY}"
     assert data["systems"]["custom-pms"]["entity_types"] == {"Customer": {}, "Project": {}}
@@ -137,7 +137,7 @@ def test_a_good_handwritten_document(tmp_path: Path) -> None:
             ],
         }
     ]
-    assert data["systems"]["alpha"]["kind"] == "unknown"
+    assert data["systems"]["alpha"]["kind"] == "todo"
 
 
 BAD = [

@@ -165,9 +165,9 @@ def test_a_dry_run_shows_the_hold_and_a_confirmed_dry_run_the_deletions(store: s
     remove(rids[4:])
     preview = sync(text, dry_run=True).to_dict()
     assert [h["unseen"] for h in preview["held_deletions"]] == [6]
-    assert not any("deleted" in line for line in preview["plan"]), preview["plan"]
+    assert not any("deleted" in step["text"] for step in preview["plan"]), preview["plan"]
     confirmed = sync(text, dry_run=True, confirm_deletions=["pms.Project"]).to_dict()
-    assert sum("deleted)" in line for line in confirmed["plan"]) == 6, confirmed["plan"]
+    assert sum("deleted)" in step["text"] for step in confirmed["plan"]) == 6, confirmed["plan"]
     assert len(erp_names()) == 10  # a dry run writes nothing
 
 

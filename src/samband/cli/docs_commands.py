@@ -39,12 +39,10 @@ def docs(
     if config is None or output is None:
         err.print("usage: samband docs -c FILE -o DIR [--format rst|html|both] [--generated TS]")
         raise typer.Exit(2)
-    from samband.config.validate import load_valid
-    from samband.docs import write_documents
+    from samband.docs import load_for_documents, write_documents
 
     try:
-        loaded = load_valid(config)
-        paths = write_documents(loaded.config, output, fmt=fmt, generated=generated)
+        paths = write_documents(load_for_documents(config), output, fmt=fmt, generated=generated)
     except SambandError as exc:
         raise fail_as(exc, as_json) from None
     if as_json:

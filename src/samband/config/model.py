@@ -197,6 +197,9 @@ class Dataflow(_Model):
     properties: list[PropertyMapping] = Field(default_factory=list)
     """The mapped properties; once two records are linked, an edit of one of them on either side is
     synced to the other (unless its `direction` says otherwise)."""
+    document_order: Literal["sorted", "config"] = "sorted"
+    """How the dataflow's document lists its properties: `sorted` by source, then target
+    property (as the field's documents do), or `config`: in the order of `properties`."""
     on_delete: DeletePolicy = "unlink"
     """What a deletion does to the linked record: `unlink` (keep it, forget the link), `propagate`
     (delete it too) or `archive` (set its inactive or archived flag)."""
@@ -213,7 +216,8 @@ class Dataflow(_Model):
     @field_validator("source", "target")
     @classmethod
     def _system_dot_type(cls, value: str) -> str:
-        if "." not in value or value.startswith(".") or value.endswith("."):
+        system, dot, type_name = value.partition(".")
+        if not (system and dot and type_name):  # a type name may end in "." ("Co.")
             raise ValueError(f"{value!r} must be SYSTEM.TYPE, e.g. poweroffice.Customers")
         return value
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from samband.config.env import is_reference_only
 from samband.config.loader import LoadedConfig, read_config
 from samband.config.model import Dataflow, PropertyMapping, SystemConfig
+from samband.config.todo import TODO_KIND, todo_comments, todo_refusals, todo_warnings
 from samband.errors import ConfigError, ContractError, Problem, SambandError
 from samband.plugin import KindDescriptor, all_kinds, settings_problems
 from samband.plugin.settings import closest
@@ -20,7 +21,14 @@ if TYPE_CHECKING:
     # descriptor, imported on first use
     from samband.connectors.base import EntityType, Property
 
-__all__ = ["check", "closest", "describe_systems", "load_valid", "validate_file"]
+__all__ = [
+    "check",
+    "check_offline",
+    "closest",
+    "describe_systems",
+    "load_valid",
+    "validate_file",
+]
 
 
 def _hint(name: str, candidates: Iterable[str], what: str) -> str:
@@ -53,6 +61,8 @@ def describe_systems(
                 )
             )
         labels.setdefault(label, system_id)
+        if system.kind == TODO_KIND:
+            continue  # left by `samband docs import`: a warning of its own (config.todo)
         kinds = all_kinds()
         if system.kind not in kinds:
             problems.append(
@@ -168,8 +178,61 @@ def check(loaded: LoadedConfig) -> list[Problem]:
     """Every problem of a parsed config (errors and warnings)."""
     config = loaded.config
     schemas, problems = describe_systems(loaded)
+    problems.extend(todo_warnings(loaded))
     for index, flow in enumerate(config.dataflows):
         problems.extend(_check_dataflow(loaded, index, flow, schemas))
+    problems.extend(todo_comments(loaded, {p.line for p in problems}))
+    return problems
+
+
+def check_offline(loaded: LoadedConfig) -> list[Problem]:
+    """What documents need, checked without any kind's connector: known kinds, the systems
+    the dataflows name, texts on one line (no system, variable or file is touched; what
+    only a run needs is `validate`'s)."""
+    config = loaded.config
+    kinds = all_kinds()
+    problems = [
+        loaded.problem(
+            ("systems", system_id, "kind"),
+            f"unknown system kind {system.kind!r}",
+            _hint(system.kind, kinds, "kinds"),
+        )
+        for system_id, system in config.systems.items()
+        if system.kind not in kinds and system.kind != TODO_KIND
+    ]
+    for index, flow in enumerate(config.dataflows):
+        where: tuple[str | int, ...] = ("dataflows", index)
+        named = [("source", flow.source_system), ("target", flow.target_system)]
+        if flow.create_when is not None:
+            into = flow.create_when.synchronized_into.partition(".")[0]
+            named.append(("create_when", into))
+        for key, system_id in named:
+            if system_id not in config.systems:
+                problems.append(
+                    loaded.problem(
+                        (*where, key),
+                        f"unknown system {system_id!r}",
+                        _hint(system_id, config.systems, "systems"),
+                    )
+                )
+        texts = [
+            (key, getattr(flow, key))
+            for key in (
+                "source_label",
+                "target_label",
+                "source_system_label",
+                "target_system_label",
+            )
+        ]
+        if flow.filter is not None:
+            texts.append(("filter", flow.filter.text.strip()))
+        for key, value in texts:
+            if value is not None and "\n" in value:
+                problems.append(
+                    loaded.problem(
+                        (*where, key), f"{key} spans several lines", "documents need it on one line"
+                    )
+                )
     return problems
 
 
@@ -385,7 +448,7 @@ def _check_dataflow(
         target_prop = target.property(prop.target) if target is not None else None
         if prop.type is DataType.REFERENCE and prop.target_ref is None:
             problems.extend(_ambiguous_reference(loaded, loc, flow, prop, source, target_prop))
-        if target_prop is not None and target_prop.read_only:
+        if target_prop is not None and target_prop.read_only and prop.direction != "backward":
             problems.append(
                 loaded.problem(
                     (*loc, "to"),
@@ -479,9 +542,10 @@ def validate_file(path: str | os.PathLike[str]) -> list[Problem]:
 
 
 def load_valid(path: str | os.PathLike[str]) -> LoadedConfig:
-    """The config at ``path``; raise ConfigError when it has errors (warnings pass)."""
+    """The config at ``path``, to run; raise ConfigError when it has errors (warnings pass)
+    or a dataflow touches a system whose kind is still a TODO."""
     loaded = read_config(path)
-    errors = [p for p in check(loaded) if p.severity == "error"]
+    errors = [p for p in check(loaded) if p.severity == "error"] + todo_refusals(loaded)
     if errors:
         raise ConfigError(errors)
     return loaded

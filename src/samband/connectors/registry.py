@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from samband.config.model import SystemConfig
+from samband.config.todo import TODO_KIND
 from samband.connectors.base import Connector
+from samband.errors import ConnectorError
 from samband.plugin.registry import get_kind
 
 
@@ -24,4 +26,10 @@ def create_connector(
     credentials: Mapping[str, str],
     **options: object,
 ) -> Connector:
+    if config.kind == TODO_KIND:  # a config built in code; files are refused by load_valid
+        raise ConnectorError(
+            system_id,
+            "has no kind yet (kind: todo, left by `samband docs import`)",
+            "choose its kind (`samband validate` says how)",
+        )
     return connector_class(config.kind)(system_id, config, credentials, **options)  # type: ignore[arg-type]

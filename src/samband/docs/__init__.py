@@ -13,18 +13,20 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from samband.config.loader import read_config
 from samband.config.model import Config
 from samband.docs import rst
 from samband.docs.html import to_html
 from samband.docs.importer import import_documents
 from samband.docs.model import Document, documents_of
-from samband.errors import SambandError
+from samband.errors import ConfigError, SambandError
 
 __all__ = [
     "Document",
     "documents_of",
     "generated_stamp",
     "import_documents",
+    "load_for_documents",
     "render_documents",
     "write_documents",
 ]
@@ -54,6 +56,20 @@ def generated_stamp(generated: str | None = None) -> str:
     else:
         moment = datetime.now(tz=UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def load_for_documents(path: str | os.PathLike[str]) -> Config:
+    """The config at ``path``, checked for what documents need only: no system is asked for
+    its schema, no ``${VAR}`` resolved and no file created, so documents of a config whose
+    systems are out of reach, unconfigured or still a TODO of `samband docs import` can be
+    generated.  Raise ConfigError when it has errors."""
+    from samband.config.validate import check_offline
+
+    loaded = read_config(path)
+    errors = [p for p in check_offline(loaded) if p.severity == "error"]
+    if errors:
+        raise ConfigError(errors)
+    return loaded.config
 
 
 def render_documents(

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import yaml
 
+from samband.config.todo import TODO_KIND
 from samband.docs import rst
-from samband.docs.model import MERGE_JOIN
+from samband.docs.model import MERGE_JOIN, type_cell
+from samband.docs.schemas import Schema, is_read_only, kind_schema
 from samband.errors import DocumentError
 from samband.plugin import all_kinds, get_kind
 from samband.types import DataType
@@ -46,6 +48,7 @@ class _Reader:
         self.file = file
         # Editors add a BOM, CRLF line ends and trailing blanks; none of them carry meaning
         # (an empty cell "     - " reads the same as "     -").
+        # (A property name that ends in blanks is therefore read without them.)
         text = text.removeprefix("\ufeff").replace("\r\n", "\n")
         self.lines = [line.rstrip() for line in text.split("\n")]
 
@@ -142,6 +145,9 @@ class _Flow:
     create_line: int = 0
     merge: list[tuple[str, str]] = field(default_factory=list)
     rows: list[tuple[str, str, str | None]] = field(default_factory=list)
+    directions: dict[int, str] = field(default_factory=dict)  # row index → one-way note
+    on_delete: str = "unlink"
+    target_wins_ties: bool = False
 
 
 @dataclass
@@ -216,6 +222,8 @@ def _cells(reader: _Reader, block: _Block, width: int) -> None:
 
 def _section(reader: _Reader, head: _Block, body: list[_Block]) -> _Flow:
     fail_at = head.line  # 1-based; reader.fail takes 0-based
+    tables = [index for index, block in enumerate(body) if block.kind == "table"]
+    body, notes = (body[: tables[-1] + 1], body[tables[-1] + 1 :]) if tables else (body, [])
     if len(body) < 3 or body[-1].kind != "table":
         raise reader.fail(
             fail_at - 1,
@@ -223,7 +231,7 @@ def _section(reader: _Reader, head: _Block, body: list[_Block]) -> _Flow:
         )
     table = body[-1]
     _cells(reader, table, 3)
-    hx, hy, hs = table.rows[0]
+    hx, hy, hs = (cell.rstrip() for cell in table.rows[0])
     if not (hx.endswith(" Property") and hy.endswith(" Property") and hs.endswith(" Data Type")):
         raise reader.fail(
             table.cell_lines[0][0] - 1,
@@ -236,7 +244,9 @@ def _section(reader: _Reader, head: _Block, body: list[_Block]) -> _Flow:
         )
     flow = _Flow(head.line, x, y, s)
     for (a, b, c), lines in zip(table.rows[1:], table.cell_lines[1:], strict=True):
-        flow.rows.append((a, b, _data_type(reader, lines[2], c)))
+        flow.rows.append((a, b, _data_type(reader, lines[2], c.rstrip())))
+    for note in notes:
+        _note(reader, flow, note, head.text)
 
     def expect(block: _Block, wanted: str) -> None:
         if block.kind != "para" or block.text != wanted:
@@ -305,6 +315,29 @@ def _section(reader: _Reader, head: _Block, body: list[_Block]) -> _Flow:
             + f" in section {head.text!r}",
         )
     return flow
+
+
+def _note(reader: _Reader, flow: _Flow, block: _Block, section: str) -> None:
+    """A note after the table (what Samband writes beyond the field's format)."""
+    x, y, text = flow.x, flow.y, block.text
+    for index, (a, b, _) in enumerate(flow.rows):
+        for direction in ("forward", "backward"):
+            if text == rst.one_way(x, y, a, b, direction) and index not in flow.directions:
+                flow.directions[index] = direction
+                return
+    for policy in rst.DELETE_POLICIES:
+        if text == rst.on_delete(x, y, policy):
+            flow.on_delete = policy
+            return
+    if text == rst.target_wins(y):
+        flow.target_wins_ties = True
+        return
+    first = text.splitlines()[0] if block.kind == "para" else "table"
+    raise reader.fail(
+        block.line - 1,
+        f"unexpected {first!r} after the table of section {section!r} "
+        "(only the notes Samband writes may follow it)",
+    )
 
 
 def _data_type(reader: _Reader, line: int, cell: str) -> str | None:
@@ -427,9 +460,17 @@ def _sides(doc: _Doc, flow: _Flow) -> _Sides:
     return _Sides(src_type, tgt_type, overrides, src_part if src_part is not None else doc.source)
 
 
-def _flow_yaml(doc: _Doc, flow: _Flow, sides: _Sides, ids: dict[str, str], out: list[str]) -> None:
-    out.append(f"  - source: {_q(ids[doc.source] + '.' + sides.src_type)}")
-    out.append(f"    target: {_q(ids[doc.target] + '.' + sides.tgt_type)}")
+def _flow_yaml(
+    doc: _Doc,
+    flow: _Flow,
+    sides: _Sides,
+    ids: dict[str, str],
+    schemas: dict[str, Schema],
+    out: list[str],
+) -> None:
+    source_id, target_id = ids[doc.source], ids[doc.target]
+    out.append(f"  - source: {_q(source_id + '.' + sides.src_type)}")
+    out.append(f"    target: {_q(target_id + '.' + sides.tgt_type)}")
     for key, value in sides.overrides:
         out.append(f"    {key}: {_q(value)}")
     if flow.filter_text is not None:
@@ -444,17 +485,38 @@ def _flow_yaml(doc: _Doc, flow: _Flow, sides: _Sides, ids: dict[str, str], out: 
         out.append("    create_when:")
         out.append(f"      connected_to: [{listed}]")
         out.append(f"      synchronized_into: {_q(ids[flow.create_into or ''])}")
+    if flow.on_delete != "unlink":
+        out.append(f"    on_delete: {flow.on_delete}")
+    if flow.target_wins_ties and target_id != source_id:
+        out.append(f"    priority: {_q(target_id)}")
     if flow.merge:
         out.append("    match:")
         for a, b in flow.merge:
             terms = zip(a.split(MERGE_JOIN), b.split(MERGE_JOIN), strict=True)
             inner = ", ".join(f"{{from: {_q(s)}, to: {_q(t)}}}" for s, t in terms)
             out.append(f"      - [{inner}]")
+    cells = [(a, b, type_cell(data_type)) for a, b, data_type in flow.rows]
+    if cells != sorted(cells):
+        out.append("    document_order: config  # as the document lists the properties")
     if flow.rows:
         out.append("    properties:")
-        for a, b, data_type in flow.rows:
+        src_schema, tgt_schema = schemas.get(doc.source, {}), schemas.get(doc.target, {})
+        for index, (a, b, data_type) in enumerate(flow.rows):
             typed = f", type: {data_type}" if data_type else ""
-            out.append(f"      - {{from: {_q(a)}, to: {_q(b)}{typed}}}")
+            direction = flow.directions.get(index)
+            comment = ""
+            if direction is None:
+                # a property our connector cannot write on one side: the direction that works
+                source_locked = is_read_only(src_schema, sides.src_type, a)
+                target_locked = is_read_only(tgt_schema, sides.tgt_type, b)
+                if target_locked and source_locked:
+                    comment = "  # TODO: read-only in both systems: drop this mapping"
+                elif target_locked:
+                    direction = "backward"
+                elif source_locked:
+                    direction = "forward"
+            way = f", direction: {direction}" if direction else ""
+            out.append(f"      - {{from: {_q(a)}, to: {_q(b)}{typed}{way}}}{comment}")
 
 
 def _split_or(text: str) -> list[str]:
@@ -466,13 +528,14 @@ def _split_or(text: str) -> list[str]:
     return [*head.split(", "), last]
 
 
-def _system_yaml(label: str, system_id: str, types: list[str], out: list[str]) -> None:
+def _system_yaml(label: str, system_id: str, types: list[str], out: list[str]) -> str | None:
+    """Write the system; return its kind (None: a TODO)."""
     kind = guess_kind(label, set(types))
-    out.append(f"  {system_id}:")
+    out.append(f"  {_q(system_id)}:")
     descriptor = get_kind(kind) if kind is not None else None
     if descriptor is None:
         out.append(
-            f"    kind: unknown  # TODO: {_unguessable_kinds()}, or another kind of"
+            f"    kind: {TODO_KIND}  # TODO: {_unguessable_kinds()}, or another kind of"
             " `samband validate`"
         )
     else:
@@ -489,6 +552,7 @@ def _system_yaml(label: str, system_id: str, types: list[str], out: list[str]) -
         out.append("    entity_types:  # TODO: the table or path of each type")
         for name in types:
             out.append(f"      {_q(name)}: {{}}")
+    return descriptor.name if descriptor is not None else None
 
 
 def import_documents(paths: list[str]) -> str:
@@ -539,9 +603,11 @@ def import_documents(paths: list[str]) -> str:
         "# Fill in what is marked TODO, then run `samband validate -c THIS_FILE`.",
         "systems:",
     ]
+    schemas: dict[str, Schema] = {}
     for label, system_id in systems.ids.items():
-        _system_yaml(label, system_id, systems.types[label], out)
+        kind = _system_yaml(label, system_id, systems.types[label], out)
+        schemas[label] = kind_schema(kind) if kind is not None else {}
     out.append("dataflows:")
     for doc, flow, sides in planned:
-        _flow_yaml(doc, flow, sides, systems.ids, out)
+        _flow_yaml(doc, flow, sides, systems.ids, schemas, out)
     return "\n".join(out) + "\n"

@@ -7,6 +7,13 @@ and the importer agree on them:
 * a section's source label is ``source_label`` or ``<source system part> <type>``, where the
   system part is ``source_system_label`` or the system's label (same for the target);
 * the third column header is ``<target system part> Data Type``.
+
+Property rows are sorted (code-point order, as in the field's documents) unless the dataflow
+says ``document_order: config`` (the importer does, for a document listing them otherwise).
+What the config says beyond the field's format and that changes what a section means
+becomes a note after its table: a property synchronized one way by choice (not one whose
+other side cannot be written anyway), a delete policy other than ``unlink``, and a tie
+that goes to the target.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from samband.config.model import Config, Dataflow
+from samband.docs.schemas import ReadOnlyProperties
 
 
 @dataclass
@@ -28,6 +36,10 @@ class Section:
     create_into: str | None = None  # the system label those types are synchronized into
     merge: list[tuple[str, str]] = field(default_factory=list)  # rows of the merge table
     rows: list[tuple[str, str, str]] = field(default_factory=list)  # property rows
+    # notes after the table
+    one_way: list[tuple[str, str, str]] = field(default_factory=list)  # (from, to, direction)
+    on_delete: str = "unlink"
+    target_wins_ties: bool = False
 
     @property
     def title(self) -> str:
@@ -67,7 +79,9 @@ def system_part(type_label: str | None, system_label: str | None, type_name: str
     return default
 
 
-def section_of(config: Config, flow: Dataflow) -> Section:
+def section_of(
+    config: Config, flow: Dataflow, read_only: ReadOnlyProperties | None = None
+) -> Section:
     src_sys = system_part(
         flow.source_label,
         flow.source_system_label,
@@ -100,15 +114,43 @@ def section_of(config: Config, flow: Dataflow) -> Section:
         for combo in flow.match
         if combo
     ]
-    section.rows = sorted(
+    section.rows = [
         (p.source, p.target, type_cell(p.type.value if p.type else None)) for p in flow.properties
+    ]
+    if flow.document_order == "sorted":
+        section.rows.sort()
+    read_only = read_only or ReadOnlyProperties(config)
+    for p in flow.properties:
+        # the side a one-way property never writes: a choice only when it could be written
+        if p.direction == "forward":
+            unwritten = (flow.source_system, flow.source_type, p.source)
+        elif p.direction == "backward":
+            unwritten = (flow.target_system, flow.target_type, p.target)
+        else:
+            continue
+        if not read_only(*unwritten):
+            section.one_way.append((p.source, p.target, p.direction))
+    if flow.document_order == "sorted":
+        section.one_way.sort()  # in the order of the rows
+    section.on_delete = flow.on_delete
+    winner = flow.priority or (
+        flow.target_system
+        if _priority(config, flow.target_system) > _priority(config, flow.source_system)
+        else flow.source_system
     )
+    section.target_wins_ties = winner == flow.target_system != flow.source_system
     return section
+
+
+def _priority(config: Config, system_id: str) -> int:
+    system = config.systems.get(system_id)
+    return system.priority if system is not None else 0
 
 
 def documents_of(config: Config) -> list[Document]:
     """One document per ordered pair of systems, in the order the dataflows first name them."""
     documents: dict[tuple[str, str], Document] = {}
+    read_only = ReadOnlyProperties(config)
     for flow in config.dataflows:
         pair = (flow.source_system, flow.target_system)
         if pair not in documents:
@@ -118,5 +160,5 @@ def documents_of(config: Config) -> list[Document]:
                 source_label=config.label(pair[0]),
                 target_label=config.label(pair[1]),
             )
-        documents[pair].sections.append(section_of(config, flow))
+        documents[pair].sections.append(section_of(config, flow, read_only))
     return list(documents.values())

@@ -75,6 +75,47 @@ def following(x: str, y: str) -> str:
     return f"The following properties are synchronized between a {x} and a {y}:"
 
 
+# Notes after a section's table: what the config says beyond the field's format.
+def one_way(x: str, y: str, a: str, b: str, direction: str) -> str:
+    """Forward: ``b`` of the target only follows ``a`` of the source (backward: the reverse)."""
+    if direction == "forward":
+        kept, given, into, origin = b, a, y, x
+    else:
+        kept, given, into, origin = a, b, x, y
+    return (
+        f"Note: {kept} is synchronized only from a {origin} ({given}) to a {into}; "
+        f"an edit of it in a {into} is reverted."
+    )
+
+
+def on_delete(x: str, y: str, policy: str) -> str:
+    done = "deleted too" if policy == "propagate" else "archived"
+    return (
+        f"Note: when a {x} is deleted, the linked {y} is {done}, unless it was edited "
+        "since the last synchronization."
+    )
+
+
+def target_wins(y: str) -> str:
+    return (
+        "Note: when a property was changed in both systems at the same moment, the value "
+        f"of the {y} is kept."
+    )
+
+
+DELETE_POLICIES = ("propagate", "archive")
+
+
+def notes(section: Section, esc: Callable[[str], str]) -> list[str]:
+    x, y = esc(section.source), esc(section.target)
+    found = [one_way(x, y, esc(a), esc(b), d) for a, b, d in section.one_way]
+    if section.on_delete in DELETE_POLICIES:
+        found.append(on_delete(x, y, section.on_delete))
+    if section.target_wins_ties:
+        found.append(target_wins(y))
+    return found
+
+
 # -- writing -----------------------------------------------------------------------
 EMPTY_CELL = "\u2014"  # an em dash: what the HTML shows in a table with no rows
 
@@ -146,6 +187,7 @@ def render_section(section: Section, esc: Callable[[str], str] = _plain) -> str:
             for_html,
         )
     )
+    blocks.extend(notes(section, esc))
     title = esc(section.title).strip() if for_html else section.title
     return f"{title}\n{'-' * len(title)}\n" + "\n\n".join(blocks) + "\n\n"
 

@@ -71,6 +71,9 @@ class KindDescriptor:
     commands: str | None = None  # "module:attribute" of a Typer app: `samband <name> ...`
     demo: str | None = None  # "module:attribute" of its DemoHooks
     test_only: bool = False  # kept out of help texts and the importer
+    # The connector's describe() answers from code and config alone, so documents may ask it
+    # which properties are read-only; False when it reaches the system (SQL reflection).
+    describes_offline: bool = True
 
     def connector_class(self) -> type[Connector]:
         cls: type[Connector] = load_reference(self.connector)
