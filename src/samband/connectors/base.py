@@ -86,6 +86,15 @@ class EntityType:
         return self.properties.get(head) if head != path and head in self.properties else None
 
 
+@dataclass(frozen=True)
+class ConfigNote:
+    """A finding about a system's config: where (keys below the system), what, what to do."""
+
+    path: tuple[str | int, ...]
+    message: str
+    hint: str | None = None
+
+
 @dataclass
 class RecordData:
     """One record as a system returned it."""
@@ -167,6 +176,13 @@ class Connector:
     def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
         """The entity types of a system, without any network call where possible."""
         return dict(cls.ENTITY_TYPES)
+
+    @classmethod
+    def config_warnings(cls, config: SystemConfig) -> list[ConfigNote]:
+        """What looks wrong in a system's config without being an error (a database file
+        that does not exist), found without any network call; ``samband validate`` shows
+        them as warnings."""
+        return []
 
     def entity_types(self) -> dict[str, EntityType]:
         if not hasattr(self, "_entity_types"):
