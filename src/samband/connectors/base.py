@@ -214,6 +214,25 @@ class Connector:
         """One record, or None when it does not exist."""
         raise NotImplementedError
 
+    def sample(self, entity_type: str) -> RecordData | None:
+        """Any one record of the type, or None when it holds none: ``samband check`` reads
+        it to see that reading works and which fields a record has.  The default takes
+        the first record of a full read and stops there (at most three pages); a kind
+        that can ask for a single record overrides it."""
+        pages = self.read(entity_type, None)
+        try:
+            for number, page in enumerate(pages):
+                for record in page.records:
+                    if not record.deleted:
+                        return record
+                if number >= 2:
+                    break
+            return None
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
     def find_by_external_ref(self, entity_type: str, external_ref: str) -> RecordData | None:
         """The record whose external-reference field holds ``external_ref``, if any."""
         etype = self.entity_type(entity_type)

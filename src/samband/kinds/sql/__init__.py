@@ -11,4 +11,5 @@ KIND = KindDescriptor(
     connector="samband.kinds.sql.connector:SqlConnector",
     commands="samband.kinds.sql.cli:app",
     demo="samband.kinds.sql.demo:DEMO",
+    starter="samband.kinds.sql.starter:STARTER",
 )
