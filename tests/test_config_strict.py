@@ -115,6 +115,19 @@ MISTAKES = [
     ("where: {name: x}", "were: {name: x}", "unknown key", "'where'"),
     ("{max_delete_share: 0.5}", "{max_delete_shar: 0.5}", "unknown key", "'max_delete_share'"),
     ("dataflows:", "dataflow:", "unknown key", "'dataflows'"),
+    ("    auth: bearer", "    lable: CRM\n    auth: bearer", "unknown key 'lable'", "'label'"),
+    (
+        "    credentials: {token: '${STRICT_TOKEN",
+        "    credential: {token: '${STRICT_TOKEN",
+        "unknown key 'credential'",
+        "'credentials'",
+    ),
+    (
+        "    entity_types:\n      Contact:",
+        "    entity_type:\n      Contact:",
+        "unknown key 'entity_type'",
+        "'entity_types'",
+    ),
     # choices
     ("auth: bearer", "auth: baerer", "'baerer' is not known (did you mean 'bearer'?)", None),
     ("paging: cursor", "paging: cursors", "'cursors' is not known (did you mean 'cursor'?)", None),
@@ -151,13 +164,13 @@ def test_each_mistake_is_an_error_where_it_stands(
     assert BASE.count(old) == 1
     text = BASE.replace(old, new)
     errors = [p for p in validate(tmp_path, text) if p.severity == "error"]
-    assert len(errors) == 1, errors
-    (error,) = errors
+    line, column = _at(text, new)
+    if "entity_type:" not in new:  # without its types, the dataflows cannot find them
+        assert len(errors) == 1, errors
+    (error,) = [p for p in errors if p.line == line]
     assert says in error.message
     if hint is not None:
         assert error.hint == f"did you mean {hint}?"
-    line, column = _at(text, new)
-    assert error.line == line
     assert column <= error.column <= column + len(new)
 
 

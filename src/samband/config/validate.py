@@ -193,10 +193,14 @@ def _settings_problems(
     where = ("systems", system_id)
     problems = [
         loaded.problem((*where, *found.path), _setting_text(system_id, found), found.hint)
-        for found in settings_problems(kind.settings, system.settings())
+        for found in settings_problems(
+            kind.settings, system.settings(), [*SystemConfig.model_fields]
+        )
     ]
     for type_name, type_config in system.entity_types.items():
-        for found in settings_problems(kind.entity_type_settings, type_config.settings()):
+        for found in settings_problems(
+            kind.entity_type_settings, type_config.settings(), [*EntityTypeConfig.model_fields]
+        ):
             problems.append(
                 loaded.problem(
                     (*where, "entity_types", type_name, *found.path),

@@ -230,18 +230,24 @@ def _offline(value: Any) -> tuple[Any, bool]:
     return match.group(2), True
 
 
-def settings_problems(model: type[BaseModel], data: Mapping[str, Any]) -> list[SettingProblem]:
-    """Every key of ``data`` that ``model`` refuses, with a "did you mean" hint."""
+def settings_problems(
+    model: type[BaseModel], data: Mapping[str, Any], also_known: Iterable[str] = ()
+) -> list[SettingProblem]:
+    """Every key of ``data`` that ``model`` refuses, with a "did you mean" hint (among the
+    model's keys and ``also_known``, the keys that sit beside them: ``label``, ...)."""
     known = known_keys(model)
+    suggested = sorted({*known, *also_known})
     problems: list[SettingProblem] = []
     checked: dict[str, Any] = {}
     unchecked: set[str] = set()
     open_model = model.model_config.get("extra") == "allow"
     for key, raw in data.items():
         if not open_model and key not in model.model_fields and key not in known:
-            best = closest(str(key), known)
+            best = closest(str(key), suggested)
             hint = (
-                f"did you mean {best!r}?" if best else f"known keys: {', '.join(known) or '(none)'}"
+                f"did you mean {best!r}?"
+                if best
+                else f"known keys: {', '.join(suggested) or '(none)'}"
             )
             problems.append(SettingProblem((key,), f"unknown key {key!r}", hint))
             continue
