@@ -11,7 +11,7 @@ from samband.cli._app import app
 __all__ = ["app", "main"]
 
 # importing a module registers its commands; this order is the order of `samband --help`
-for _module in ("config", "docs", "run", "serve", "inspect", "store", "setup", "qa"):
+for _module in ("config", "check", "docs", "run", "serve", "inspect", "store", "setup", "qa"):
     import_module(f"samband.cli.{_module}_commands")
 
 

@@ -279,6 +279,17 @@ class Config(_Model):
     path: str | None = Field(default=None, exclude=True)
     """The file the config was read from; set by Samband, not written in configs."""
 
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].split("+", 1)[0].lower() if "://" in value else ""
+        if "${" not in value and scheme not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"store {value.split('@')[-1]!r} is not a sqlite:// or postgresql:// URL; "
+                "write e.g. sqlite:///samband.db"
+            )
+        return value
+
     def label(self, system_id: str) -> str:
         system = self.systems.get(system_id)
         if system is None or system.label is None:
