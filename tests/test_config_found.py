@@ -60,14 +60,8 @@ def test_without_a_config_the_error_says_where_it_looked(
         "conflicts resolve": ["1", "--take", "source"],
         "errors dismiss": ["crm:Customer:1"],
     }
-    joined = " ".join(command)
-    args = [
-        *command,
-        *needed.get(
-            joined,
-            needed.get(command[0] if len(command) > 1 and command[0] == "sql" else joined, []),
-        ),
-    ]
+    key = "sql" if command[0] == "sql" else " ".join(command)
+    args = [*command, *needed.get(key, [])]
     result = CliRunner().invoke(app, args)
     output = " ".join(result.output.split())
     assert result.exit_code == 2, result.output
