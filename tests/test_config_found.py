@@ -24,12 +24,10 @@ def _commands_with_config() -> list[list[str]]:
     found: list[list[str]] = []
 
     def walk(command: Any, path: list[str]) -> None:
-        if hasattr(command, "commands"):  # a group
-            for name, sub in command.commands.items():
-                walk(sub, [*path, name])
-            return
         if any("-c" in getattr(p, "opts", []) for p in command.params):
-            found.append(path)
+            found.append(path)  # a command, or a group that lists (`samband conflicts`)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
 
     walk(root, [])
     return found
