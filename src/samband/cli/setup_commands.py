@@ -36,11 +36,17 @@ def sandbox(
         raise typer.Exit(2) from None
     if records:
         box.seed(records, seed)
-    out.print(f"{kind} sandbox on http://127.0.0.1:{port} (Ctrl-C to stop)")
     try:
-        serve_forever(box.app, port)
+        serve_forever(
+            box.app,
+            port,
+            announce=lambda url: out.print(f"{kind} sandbox on {url} (Ctrl-C to stop)"),
+        )
     except OSError as exc:
-        err.print(f"error: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")
+        err.print(
+            f"error: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; stop what uses "
+            "the port or choose another with --port"
+        )
         raise typer.Exit(1) from None
 
 

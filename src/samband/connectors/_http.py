@@ -28,6 +28,7 @@ import httpx
 import orjson
 
 from samband import exactjson
+from samband.connectors._trace import event_hooks
 from samband.connectors.base import Stats
 from samband.errors import (
     AuthError,
@@ -195,6 +196,7 @@ class HttpClient:
             timeout=timeout,
             verify=not is_loopback(self.base_url),
             transport=transport,
+            event_hooks=event_hooks(),
         )
 
     def close(self) -> None:

@@ -213,7 +213,15 @@ class Engine:
             return
         schemas: dict[str, dict[str, EntityType]] = {}
         for system_id in self.systems_in_use():
-            schemas[system_id] = self.connector(system_id).entity_types()
+            try:
+                schemas[system_id] = self.connector(system_id).entity_types()
+            except ValueError as exc:
+                # a setting the config's validation let through (a REST property of an
+                # unknown type): a config problem, reported as one
+                where = str(self.config.path or "the config")
+                raise ConfigError(
+                    [Problem(where, 1, 1, f"systems.{system_id}: {exc}", "fix it in the config")]
+                ) from None
         self.flows, self.uses = compile_flows(self.config, schemas)
         self.order = type_order(self.flows, self.uses)
         self.children = children_of(self.flows)
