@@ -8,6 +8,7 @@ import contextlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -90,10 +91,64 @@ class RunReport:
     plan: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     resume_at: str | None = None
+    #: writes (creates, updates, deletes) the store holds for good: an interrupted run
+    #: keeps these, the rest of its last chunk is rolled back
+    committed_writes: int = 0
 
     @property
     def failed(self) -> bool:
         return self.status not in ("ok", "dry-run", "stopped", "paused")
+
+    @property
+    def interrupted(self) -> bool:
+        return self.status in ("interrupted", "stopped")
+
+    @property
+    def seconds(self) -> float | None:
+        """How long the run took (None while it runs)."""
+        if self.finished_at is None:
+            return None
+        started = datetime.fromisoformat(self.started_at)
+        return (datetime.fromisoformat(self.finished_at) - started).total_seconds()
+
+    @property
+    def changed(self) -> bool:
+        """Whether the run did or found anything (a ``run --every`` cycle prints its
+        table only then)."""
+        counts = self.total().as_dict()
+        return any(counts.values()) or bool(self.messages)
+
+    def one_line(self) -> str:
+        """The run in one line, for logs: status, duration, counts, API calls."""
+        counts = self.total()
+        parts = [
+            f"{value} {name}"
+            for name, value in counts.as_dict().items()
+            if value or name in ("created", "updated", "deleted")
+        ]
+        took = f" in {self.seconds:.1f}s" if self.seconds is not None else ""
+        by_system = ", ".join(f"{s} {n}" for s, n in self.api_calls_by_system.items() if n)
+        calls = f"; {self.api_calls} API calls" + (f" ({by_system})" if by_system else "")
+        return f"{self.status}{took}: {', '.join(parts)}{calls}"
+
+    def next_steps(self, config: str = "FILE") -> list[str]:
+        """The commands that show what needs attention after this run."""
+        total = self.total()
+        steps = []
+        if total.errors:
+            steps.append(
+                f"{total.errors} record(s) quarantined: see `samband errors -c {config}`, "
+                f"then `samband retry -c {config}` once fixed"
+            )
+        if total.conflicts:
+            steps.append(f"{total.conflicts} conflict(s): see `samband conflicts -c {config}`")
+        if total.ambiguous:
+            steps.append(f"{total.ambiguous} ambiguous match(es): see `samband errors -c {config}`")
+        return steps
+
+    def continue_hint(self) -> str:
+        """What an interrupted or stopped run tells the user."""
+        return f"{self.committed_writes} writes committed; run again to continue"
 
     def total(self) -> FlowCounts:
         total = FlowCounts()
@@ -121,6 +176,8 @@ class RunReport:
             "plan": self.plan,
             "messages": self.messages,
             "resume_at": self.resume_at,
+            "committed_writes": self.committed_writes,
+            "seconds": self.seconds,
         }
 
 
@@ -155,6 +212,8 @@ class Engine:
         self.flows: list[Flow] = []
         self.uses: dict[TypeKey, TypeUse] = {}
         self._compiled = False
+        #: the report of the last run, also when it ended in an exception (interrupted)
+        self.last_report: RunReport | None = None
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> Engine:
@@ -304,8 +363,9 @@ class Engine:
             report.messages.append(f"the run failed: {type(exc).__name__}: {exc}")
             raise
         except BaseException:
-            # Interrupted (Ctrl-C twice, or a simulated crash): keep only what was committed.
+            # Interrupted (Ctrl-C, SIGTERM, a simulated crash): keep only what was committed.
             interrupted = True
+            report.messages.append(f"interrupted: {report.continue_hint()}")
             raise
         finally:
             report.finished_at = now_iso()
@@ -314,6 +374,7 @@ class Engine:
                 report.api_calls_by_system[system] = used
             report.api_calls = sum(report.api_calls_by_system.values())
             progress.done()
+            self.last_report = report
             if interrupted:
                 with contextlib.suppress(SQLAlchemyError):
                     store.conn.rollback()
@@ -601,6 +662,8 @@ class _Run:
     ) -> None:
         batch.store(self.store, key, seen, context.run_id)
         context.translator.settled()
+        # every count so far is stored now (the ledger counts a chunk before its commit)
+        self.report.committed_writes = self.report.writes
 
     def keep_alive(self) -> None:
         """Renew the leases this run holds that are due (a write-free check otherwise)."""
