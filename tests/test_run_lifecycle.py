@@ -69,7 +69,7 @@ def test_an_interrupted_run_is_recorded_with_what_it_committed(
     assert os.WIFSTOPPED(status), "the run ended before it reached the stop point"
     process.send_signal(signum)
     os.kill(process.pid, signal.SIGCONT)
-    stdout, stderr = process.communicate(timeout=300)
+    _, stderr = process.communicate(timeout=300)
 
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
