@@ -12,6 +12,9 @@ reaches ``POINT``, so that a test can crash a real ``samband sync`` at an exact 
 it stopped (``waitpid`` with ``WUNTRACED``) sends the signal it means to test, e.g.
 SIGTERM, then SIGCONT, and the process meets that signal at that exact spot.
 
+``SAMBAND_FAIL_AT=POINT:N`` raises :class:`InjectedDefect` there: an error no code
+expects, as a defect would raise (the CLI's last-resort handler is tested with it).
+
 Without the variables :func:`reached` returns at once and nothing else happens.
 """
 
@@ -24,13 +27,21 @@ _SPECS = {
     signal.SIGKILL: os.environ.get("SAMBAND_KILL_AT", ""),
     signal.SIGSTOP: os.environ.get("SAMBAND_STOP_AT", ""),
 }
+_FAIL = os.environ.get("SAMBAND_FAIL_AT", "")
 _ACTIVE = {sig: spec.partition(":") for sig, spec in _SPECS.items() if spec}
 _COUNT: dict[signal.Signals, int] = {}
+_FAILS = {"n": 0}
+
+
+class InjectedDefect(RuntimeError):
+    """The error ``SAMBAND_FAIL_AT`` raises."""
 
 
 def reached(point: str) -> None:
     """Count one arrival at ``point``; SIGKILL (or SIGSTOP) this process at the
     configured one."""
+    if _FAIL:
+        _fail(point)
     if not _ACTIVE:
         return
     for sig, (where, _, nth) in _ACTIVE.items():
@@ -41,3 +52,11 @@ def reached(point: str) -> None:
             continue  # stopped once, at the N-th arrival only
         if _COUNT[sig] >= int(nth or "1"):
             os.kill(os.getpid(), sig)
+
+
+def _fail(point: str) -> None:
+    where, _, nth = _FAIL.partition(":")
+    if point == where:
+        _FAILS["n"] += 1
+        if _FAILS["n"] == int(nth or "1"):
+            raise InjectedDefect(f"injected at {point} (SAMBAND_FAIL_AT)")

@@ -5,6 +5,7 @@ own, given the run's :class:`~samband.engine.context.RunContext`."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from samband import redact
 from samband.config.env import resolve, resolve_all
 from samband.config.loader import base_dir
 from samband.config.model import Config
@@ -56,6 +58,8 @@ from samband.errors import (
 )
 from samband.store.rows import Ref
 from samband.store.store import Store, now_iso, store_message
+
+log = logging.getLogger(__name__)
 
 
 class Progress(Protocol):
@@ -258,6 +262,7 @@ class Engine:
                     extra[key] = resolve(value, self.environ, system=system_id)
             extra.setdefault("base_dir", self.base_dir)
             credentials = resolve_all(system.credentials, self.environ, system=system_id)
+            redact.remember(credentials.values())  # masked wherever a log line holds one
             self._connectors[system_id] = create_connector(
                 system_id,
                 resolved,
@@ -333,10 +338,12 @@ class Engine:
             if not dry_run and not shared:
                 self._take_lease(store)
             report.run_id = store.begin_run(dry_run)
+            log.info("run %s begun%s", report.run_id, " (dry run)" if dry_run else "")
             self._check_systems(store)
             with fewer_collections():
                 run.execute(force)
             report.status = run.status()
+            log.info("run %s: %s", report.run_id, report.one_line())
         except QuotaExhausted as exc:
             report.status = "paused"
             report.resume_at = exc.resume_at.isoformat() if exc.resume_at else None
@@ -571,6 +578,13 @@ class _Run:
             if stats.unreadable:
                 for flow in use.as_source:
                     self.ledger.counts(flow).errors += stats.unreadable
+            log.info(
+                "%s.%s: %d read, %d changed, %d deleted",
+                *key,
+                stats.read,
+                stats.changed,
+                stats.deleted,
+            )
             self.report.collected[f"{key[0]}.{key[1]}"] = {
                 "read": stats.read,
                 "changed": stats.changed,
