@@ -556,21 +556,24 @@ class _Run:
         """Read ``keys``; with ``held`` their collect leases are this process's already,
         else (a worker's turn) each type is read only if no other process holds it."""
         collector = Collector(self.store, None if self.dry_run else self.report.run_id)
-        self.progress.phase("collect", len(keys))
+        # records, not types: how many a read returns is known only as it goes
+        self.progress.phase("read", None)
+
+        def on_page(records: int) -> None:
+            self.progress.advance(records)
+            self.keep_alive()
+
         leases = self.engine.leases
         take = self.shared and not held
         for key in keys:
             use = self.engine.uses[key]
             claim = collect_lease(*key)
             if take and not leases.claim(self.store, claim):
-                self.progress.advance()
                 continue
             try:
                 # every lease held is renewed, not only this type's: the run's other leases
                 # must outlast a long read too
-                stats = collector.collect(
-                    use, self.engine.connector(key[0]), on_page=self.keep_alive
-                )
+                stats = collector.collect(use, self.engine.connector(key[0]), on_page=on_page)
             finally:
                 if take:
                     leases.release(self.store, claim)
@@ -590,7 +593,6 @@ class _Run:
                 "changed": stats.changed,
                 "deleted": stats.deleted,
             }
-            self.progress.advance()
 
     def circuit_breaker(self, context: RunContext, recovered: set[str]) -> None:
         """Refuse (or, in a dry run, report) a run over a dataflow's shares."""
