@@ -43,7 +43,8 @@ dataflows:
     properties: [{from: name, to: name, type: string}]
 """
 
-# commands that open the store, and the ones that take a record ref
+# commands that open the store (`qa` keeps a store of its own, next to its report), the
+# ones that compile the dataflows, and the ones that take a record ref
 USES_STORE = {
     "sync",
     "run",
@@ -54,7 +55,6 @@ USES_STORE = {
     "errors",
     "retry",
     "history",
-    "qa",
 }
 COMPILES = {"sync", "run", "worker", "qa"}
 TAKES_REF = {"links", "history", "retry"}
