@@ -200,3 +200,34 @@ def test_an_unexpected_error_is_one_line_and_the_traceback_goes_to_a_file(
         (tmp_path / made).unlink()
     verbose = run(["-vv", "sync", "-c", "samband.yaml"], tmp_path, env)
     assert "InjectedDefect" in verbose.stderr
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a file system mounted read-only, holding a store made before (needs the
+    right to mount: skipped without it)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a file system here: {mounted.stderr!r}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_a_store_on_a_read_only_file_system(read_only_mount: Path, tmp_path: Path) -> None:
+    (tmp_path / "samband.yaml").write_text(
+        MEMORY.format(store=f"sqlite:///{read_only_mount}/state.db")
+    )
+    assert run(["sync", "-c", "samband.yaml"], tmp_path).returncode == 0
+    remount = ["mount", "-o", "remount,ro", str(read_only_mount)]
+    assert subprocess.run(remount, capture_output=True).returncode == 0
+    for command in (["sync"], ["status"], ["errors"], ["run", "--every", "1s"]):
+        result = run([*command, "-c", "samband.yaml"], tmp_path)
+        assert result.returncode == 1, (command, result.stderr)
+        (line,) = result.stderr.splitlines()
+        assert "read-only file system" in line and "`store:`" in line, line
