@@ -70,23 +70,37 @@ def timestamp(seconds: float | None = None) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is logged (a test runner may
+    swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def configure(
     level: int = logging.WARNING, fmt: str = "text", stream: TextIO | None = None
 ) -> None:
     """Send the ``samband`` logger's records at ``level`` and above to ``stream`` (stderr),
     replacing what an earlier call set up."""
-    stream = stream or sys.stderr
     logger = logging.getLogger("samband")
-    for handler in list(logger.handlers):
-        if handler.get_name() == _HANDLER_NAME:
-            logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream)
+    for old in list(logger.handlers):
+        if old.get_name() == _HANDLER_NAME:
+            logger.removeHandler(old)
+    handler: logging.StreamHandler = (  # type: ignore[type-arg]
+        logging.StreamHandler(stream) if stream is not None else _StandardError()
+    )
     handler.set_name(_HANDLER_NAME)
     handler.addFilter(_Redacting())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(TextFormatter(timestamps=not _is_terminal(stream)))
+        handler.setFormatter(TextFormatter(timestamps=not _is_terminal(stream or sys.stderr)))
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

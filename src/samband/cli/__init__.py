@@ -39,6 +39,10 @@ def main() -> None:
         code = 130
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:
+        # the reader went away (`samband status | head -1`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
     except Exception as exc:
         code = unexpected(exc, argv, _command_names())
     sys.exit(code if isinstance(code, int) else 0)

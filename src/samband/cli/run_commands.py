@@ -243,6 +243,7 @@ def _repeat(config: Path, every: str, as_json: bool, lease_wait: str, *, shared:
         engine.close()
     if report is not None and report.interrupted:
         raise _interrupted(report)
+    err.print("stopped between two cycles; nothing was left half done")
     raise typer.Exit(INTERRUPTED)
 
 

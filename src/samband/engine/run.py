@@ -343,7 +343,6 @@ class Engine:
             with fewer_collections():
                 run.execute(force)
             report.status = run.status()
-            log.info("run %s: %s", report.run_id, report.one_line())
         except QuotaExhausted as exc:
             report.status = "paused"
             report.resume_at = exc.resume_at.isoformat() if exc.resume_at else None
@@ -380,6 +379,7 @@ class Engine:
                 used = connector.stats.api_calls - calls_before.get(system, 0)
                 report.api_calls_by_system[system] = used
             report.api_calls = sum(report.api_calls_by_system.values())
+            log.info("run %s: %s", report.run_id, report.one_line())
             progress.done()
             self.last_report = report
             if interrupted:
