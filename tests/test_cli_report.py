@@ -96,7 +96,8 @@ def test_run_every_prints_a_line_per_cycle_and_a_table_only_on_change(workdir: P
                 break
     process.send_signal(signal.SIGTERM)
     stdout, rest = process.communicate(timeout=120)
-    assert process.returncode == 130, rest
+    # stopped mid-cycle: 130 and what was committed; between two cycles: 0
+    assert process.returncode in (0, 130), rest
     assert len(cycles) == 3
     # the first cycle created (and quarantined): its table; the next two found nothing new
     assert stdout.count("sync summary") == 1, stdout

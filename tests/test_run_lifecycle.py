@@ -126,3 +126,23 @@ def test_a_failed_run_keeps_its_reason(tmp_path: Path) -> None:
     assert "cannot connect" in last["reason"]
     table = run(["status", "-c", "samband.yaml"], tmp_path)
     assert "cannot connect" in table.stdout
+
+
+def test_run_stopped_mid_cycle_says_what_it_committed(workdir: Path) -> None:
+    # SIGTERM while the customers are created: `run` finishes the chunk it is in (the
+    # customers), does not begin the next (the contacts), and says so
+    process = start(
+        ["run", "-c", "samband.yaml", "--every", "1h"],
+        workdir,
+        {"SAMBAND_STOP_AT": "create:1"},
+    )
+    _, status = os.waitpid(process.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status), "the run ended before it reached the stop point"
+    process.send_signal(signal.SIGTERM)
+    os.kill(process.pid, signal.SIGCONT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"interrupted: {CUSTOMERS} writes committed; run again to continue"
+    )
+    assert [status for status, _ in _runs(workdir)] == ["stopped"]

@@ -243,8 +243,9 @@ def _repeat(config: Path, every: str, as_json: bool, lease_wait: str, *, shared:
         engine.close()
     if report is not None and report.interrupted:
         raise _interrupted(report)
+    # stopped while waiting for the next cycle: the way a service ends, nothing half done
     err.print("stopped between two cycles; nothing was left half done")
-    raise typer.Exit(INTERRUPTED)
+    raise typer.Exit(0)
 
 
 @app.command("worker")
