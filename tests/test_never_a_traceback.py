@@ -55,12 +55,19 @@ USES_STORE = {
     "errors",
     "retry",
     "history",
+    "unlink",
+    "link",
+    "resync",
+    "backup",
 }
 COMPILES = {"sync", "run", "worker", "qa"}
-TAKES_REF = {"links", "history", "retry"}
+TAKES_REF = {"links", "history", "retry", "unlink", "link"}
 # `demo` uses no config and no store (it starts its own sandboxes in a folder of its own);
-# it is left out for its running time, not for its behaviour
-NOT_RUN = {"demo"}
+# it is left out for its running time, not for its behaviour.  `serve` runs until stopped
+# and reports a store it cannot use on /readyz, not by ending
+# `hash-password` reads a password with getpass, whose own warnings (no terminal) come
+# before its one line
+NOT_RUN = {"demo", "serve", "hash-password"}
 
 
 def commands(port: int, ref: str = "crm:Customer:1") -> dict[str, list[str]]:
@@ -77,6 +84,11 @@ def commands(port: int, ref: str = "crm:Customer:1") -> dict[str, list[str]]:
         "errors": ["errors", *config],
         "retry": ["retry", ref, *config],
         "history": ["history", ref, *config],
+        "unlink": ["unlink", ref, *config],
+        "link": ["link", ref, "erp:Account:1", *config],
+        "resync": ["resync", "crm.Customer", *config],
+        "backup": ["backup", *config],
+        "restore": ["restore", "no-such-backup", *config],
         "sandbox": ["sandbox", "rest", "--port", str(port)],
         "auth": ["auth", "exact-online", "crm", *config, "--no-browser"],
         "qa": ["qa", *config, "-o", "qa-report"],

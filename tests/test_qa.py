@@ -6,6 +6,7 @@ property, ``--only`` limits the sections, other records stay untouched, leftover
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -619,3 +620,20 @@ def test_only_needs_the_credentials_of_its_own_systems(world: World) -> None:
     assert [s.source for s in result.sections] == ["crm.Customer", "crm.Contact"]
     answer = CliRunner().invoke(app, ["qa", "-c", str(path), "--only", "erp-elsewhere"], env=ENV)
     assert answer.exit_code != 0 and "QA_TOKEN_NOBODY_SET" in answer.output
+
+
+def test_cli_json_prints_the_result(world: World) -> None:
+    path = world.config()
+    answer = CliRunner().invoke(
+        app,
+        ["qa", "-c", str(path), "--only", "erp-crm", "-o", str(world.folder / "j"), "--json"],
+        env=ENV,
+    )
+    assert answer.exit_code == 0, answer.output
+    result = json.loads(answer.stdout)
+    assert result["passed"] is True
+    (document,) = result["documents"]
+    assert [(s["source"], s["target"]) for s in document["sections"]] == [
+        ("erp.Item", "crm.Product")
+    ]
+    assert all(p["status"] == PASSED for p in document["sections"][0]["properties"])

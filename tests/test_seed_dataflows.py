@@ -608,11 +608,12 @@ def test_one_to_many_activity_into_two_poweroffice_types(world: World) -> None:
     ref = f"crmoffice:Activities:{activity['id']}"
     (project,) = linked(world, ref, "poweroffice", "Projectactivity")
     (tracking,) = linked(world, ref, "poweroffice", "Timetrackingactivity")
-    assert po.records("ProjectActivities")[int(project)]["Name"] == "En til mange"
-    assert po.records("TimeTrackingActivities")[int(tracking)]["Name"] == "En til mange"
+    assert project != tracking  # two records of the one v2 activity catalogue
+    assert po.records("ActivityTime")[int(project)]["Name"] == "En til mange"
+    assert po.records("ActivityTime")[int(tracking)]["Name"] == "En til mange"
     # an edit of one target reaches the other through the activity
-    po.edit("ProjectActivities", int(project), {"Name": "En til mange (endret)"})
+    po.edit("ActivityTime", int(project), {"Name": "En til mange (endret)"})
     sync(world)
     assert crmo.record("activities", activity["id"])["subject"] == "En til mange (endret)"
-    assert po.records("TimeTrackingActivities")[int(tracking)]["Name"] == "En til mange (endret)"
+    assert po.records("ActivityTime")[int(tracking)]["Name"] == "En til mange (endret)"
     quiet(world)

@@ -537,8 +537,8 @@ def edits(world: World) -> list[Check]:
     pa = link(f"crmoffice:Activities:{activity['id']}", "poweroffice", "Projectactivity")
     ta = link(f"crmoffice:Activities:{activity['id']}", "poweroffice", "Timetrackingactivity")
     for key, coll, rid in (
-        ("crmoffice.Activities->poweroffice.Projectactivity", "ProjectActivities", pa),
-        ("crmoffice.Activities->poweroffice.Timetrackingactivity", "TimeTrackingActivities", ta),
+        ("crmoffice.Activities->poweroffice.Projectactivity", "ActivityTime", pa),
+        ("crmoffice.Activities->poweroffice.Timetrackingactivity", "ActivityTime", ta),
     ):
         checks.append(
             Check(

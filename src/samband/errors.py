@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 class SambandError(Exception):
@@ -127,7 +128,13 @@ class InUse(RecordError):
 
 
 class CircuitBreakerTripped(SambandError):
-    """A run would delete or change an unusual share of an entity type."""
+    """A run would delete or change an unusual share of an entity type.  ``details`` is
+    what ``--json`` prints: the dataflow, the counts, the records it would have written
+    or deleted, and the commands to go on."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details: dict[str, Any] = details or {}
 
 
 class RunLocked(SambandError):

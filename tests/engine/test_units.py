@@ -168,8 +168,8 @@ def test_dry_run_makes_no_write_call_and_no_store_change(store: str) -> None:
         report = engine.sync(dry_run=True)
         assert report.status == "dry-run"
         assert report.to_dict()["created"] == 1 and report.to_dict()["linked"] == 1
-        assert any(line.startswith("create erp.Account") for line in report.plan)
-        assert any(line.startswith("link crm:Customer:2") for line in report.plan)
+        assert any(str(step).startswith("create erp.Account") for step in report.plan)
+        assert any(str(step).startswith("link crm:Customer:2") for step in report.plan)
         assert engine.store().all_links() == []
         assert engine.store().table_rows(s.snapshots) == []
         assert engine.store().table_rows(s.runs) == []

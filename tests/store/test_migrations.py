@@ -196,3 +196,24 @@ def test_a_version_4_store_keeps_which_snapshots_are_to_be_read_again(
         assert store.snapshots("crm", "Company", ["7"])["7"].refresh
     finally:
         store.close()
+
+
+def test_an_old_store_gets_the_tables_of_acting_on_a_run(old_store: tuple[str, int]) -> None:
+    """Version 9: a conflict keeps its resolution, a dead letter can be dismissed, the
+    pairs a user unlinked are kept."""
+    url, _link_id = old_store
+    store = Store(url)
+    try:
+        columns = {
+            table: {c["name"] for c in inspect(store.conn).get_columns(table)}
+            for table in ("samband_conflicts", "samband_dead_letters")
+        }
+        assert {"resolution", "resolved_at", "applied_at"} <= columns["samband_conflicts"]
+        assert "dismissed_at" in columns["samband_dead_letters"]
+        with store.tx():
+            store.unlinked.add("companies", "crm:Company:7", "erp:Customer:70")
+        assert store.unlinked.of("companies", ["crm:Company:7"]) == {
+            "crm:Company:7": ({"erp:Customer:70"}, True)
+        }
+    finally:
+        store.close()

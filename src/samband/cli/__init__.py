@@ -18,7 +18,7 @@ from samband.cli._last_resort import unexpected, usage_error
 __all__ = ["app", "main"]
 
 # importing a module registers its commands; this order is the order of `samband --help`
-for _module in ("config", "docs", "run", "inspect", "setup", "qa"):
+for _module in ("config", "docs", "run", "serve", "inspect", "store", "setup", "qa"):
     import_module(f"samband.cli.{_module}_commands")
 
 
@@ -34,9 +34,16 @@ def main() -> None:
         code = 0
     except click.ClickException as exc:
         code = usage_error(exc)
-    except typer.Abort:
-        sys.stderr.write("\ninterrupted\n")
-        code = 130
+    except typer.Abort as exc:
+        if isinstance(exc.__cause__ or exc.__context__, EOFError):
+            sys.stderr.write(
+                "\nerror: the command asked a question and got no answer (standard input "
+                "ended); answer it on a terminal, or use the option that answers it\n"
+            )
+            code = 1
+        else:
+            sys.stderr.write("\ninterrupted\n")
+            code = 130
     except KeyboardInterrupt:
         code = 130
     except BrokenPipeError:

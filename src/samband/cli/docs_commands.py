@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -9,11 +10,13 @@ from typing import Annotated
 import typer
 
 from samband.cli._app import (
+    JsonOption,
     docs_app,
     err,
     fail,
     out,
 )
+from samband.cli._json import fail_as
 from samband.errors import SambandError
 
 
@@ -28,6 +31,7 @@ def docs(
         str | None,
         typer.Option("--generated", help='"YYYY-MM-DD HH:MM:SS" for reproducible output.'),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Write one dataflow document per (source system, target system)."""
     if ctx.invoked_subcommand is not None:
@@ -42,7 +46,10 @@ def docs(
         loaded = load_valid(config)
         paths = write_documents(loaded.config, output, fmt=fmt, generated=generated)
     except SambandError as exc:
-        raise fail(exc) from None
+        raise fail_as(exc, as_json) from None
+    if as_json:
+        sys.stdout.write(json.dumps({"files": [str(path) for path in paths]}) + "\n")
+        return
     for path in paths:
         out.print(str(path))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -9,10 +11,12 @@ import typer
 
 from samband.cli._app import (
     ConfigOption,
+    JsonOption,
     app,
-    fail,
+    err,
     out,
 )
+from samband.cli._json import fail_as
 from samband.errors import SambandError
 
 
@@ -22,20 +26,28 @@ def qa(
     config: ConfigOption,
     only: Annotated[str | None, typer.Option("--only", help="SOURCE-TARGET system ids.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Report folder.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Execute the QA checklists against the configured systems."""
+    from dataclasses import asdict
+
     from samband.qa import run_qa
 
+    # with --json the progress lines go to stderr: stdout is the one JSON document
+    console = err if as_json else out
     try:
         result = run_qa(
             config,
             only=only,
             output=output,
             # API messages may hold [brackets]: print them as they are
-            echo=lambda line: out.print(line, markup=False, highlight=False),
+            echo=lambda line: console.print(line, markup=False, highlight=False),
         )
     except SambandError as exc:
-        raise fail(exc) from None
+        raise fail_as(exc, as_json) from None
+    if as_json:
+        sys.stdout.write(json.dumps({"passed": result.passed, **asdict(result)}, default=str))
+        sys.stdout.write("\n")
     raise typer.Exit(0 if result.passed else 1)
 
 
@@ -52,5 +64,5 @@ def demo(
     try:
         ok = run_demo(output, records=records, console=out)
     except SambandError as exc:
-        raise fail(exc) from None
+        raise fail_as(exc, False) from None
     raise typer.Exit(0 if ok else 1)

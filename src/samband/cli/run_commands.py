@@ -20,6 +20,7 @@ from samband.cli._app import (
     fail,
     out,
 )
+from samband.cli._json import fail_as
 from samband.durations import format_seconds
 from samband.errors import ConfigError, ConnectorError, RunLocked, SambandError, StoreError
 from samband.logs import timestamp
@@ -80,7 +81,7 @@ def sync(
     try:
         engine = _engine(config, lease_wait)
     except SambandError as exc:
-        raise fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
+        raise fail_as(exc, as_json) from None
     # SIGTERM ends the run as Ctrl-C does: what was committed stays, the rest rolls back
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -89,7 +90,8 @@ def sync(
     except KeyboardInterrupt:
         raise _interrupted(engine.last_report) from None
     except SambandError as exc:
-        raise fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
+        # with --json a tripped circuit breaker prints what it counted and how to go on
+        raise fail_as(exc, as_json) from None
     finally:
         engine.close()
     _print_report(report, as_json, config)
@@ -153,7 +155,7 @@ def _print_report(report: Any, as_json: bool, config: Path) -> None:
     out.print(f"took {took}; {report.api_calls} API calls ({by_system or 'none'})")
     if report.dry_run and report.plan:
         for line in report.plan[:200]:
-            out.print(line)
+            out.print(str(line))
         if len(report.plan) > 200:
             out.print(f"… and {len(report.plan) - 200} more")
     prefix = "error: " if report.failed else ""

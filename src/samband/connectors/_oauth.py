@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import secrets as pysecrets
 import threading
 import time
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import httpx
 
@@ -424,6 +425,89 @@ def exchange_once(tokens: OAuthTokens, code: str, redirect_uri: str) -> None:
         tokens.close()
 
 
+def check_redirect_uri(system_id: str, redirect_uri: str) -> bool:
+    """Whether ``redirect_uri`` is answered by Samband's own listener (plain HTTP on this
+    machine) rather than pasted back by hand (HTTPS).  Anything else is refused: APIs
+    such as Exact Online refuse a plain HTTP callback that is not on loopback."""
+    split = urlsplit(redirect_uri)
+    if split.scheme == "https" and split.hostname:
+        return False
+    if split.scheme == "http" and is_loopback(redirect_uri):
+        return True
+    raise AuthError(
+        system_id,
+        f"the redirect URI {redirect_uri!r} is neither https:// nor http:// on this machine",
+        "register an https:// redirect URI with the app and pass it with --redirect-uri "
+        "(you paste the address it sends you to), or use http://127.0.0.1:PORT/callback",
+    )
+
+
+def code_from_answer(system_id: str, answer: str, redirect_uri: str, state: str | None) -> str:
+    """The authorization code in what the user pasted: the code itself, or the whole
+    address the login sent the browser to (its ``state`` must be the one sent, when
+    Samband started the login: ``state`` not None)."""
+    answer = answer.strip()
+    if not answer:
+        raise AuthError(system_id, "no code was given", "run `samband auth` again")
+    if not ("://" in answer or answer.startswith("?") or re.search(r"\b(code|error)=", answer)):
+        # the bare code, copied by the user who started the login (maybe %-encoded, as
+        # it stood in the address bar)
+        return unquote(answer)
+    split = urlsplit(answer if "://" in answer or answer.startswith("?") else "?" + answer)
+    query = {k: v[0] for k, v in parse_qs(split.query).items()}
+    if "://" in answer:
+        expected = urlsplit(redirect_uri)
+        if (split.scheme, split.netloc, split.path.rstrip("/")) != (
+            expected.scheme,
+            expected.netloc,
+            expected.path.rstrip("/"),
+        ):
+            raise AuthError(
+                system_id,
+                "the pasted address is not the redirect URI the login was sent to",
+                f"paste the address that starts with {redirect_uri}",
+            )
+    if "code" not in query:
+        reason = query.get("error_description") or query.get("error") or "no code in it"
+        raise AuthError(system_id, f"the login was refused: {reason}", "run `samband auth` again")
+    if state is not None and query.get("state") != state:
+        raise AuthError(
+            system_id,
+            "the pasted address does not carry the state Samband sent (a stale or forged "
+            "login answer)",
+            "run `samband auth` again and paste the address of that login",
+        )
+    return query["code"]
+
+
+def pasted_login(
+    system_id: str,
+    *,
+    authorize_url: str,
+    params: dict[str, str],
+    redirect_uri: str,
+    open_browser: bool,
+    echo: Callable[[str], None],
+    read_line: Callable[[str], str],
+) -> str:
+    """Print the authorization URL for an HTTPS redirect URI Samband cannot listen on,
+    and return the code from what the user pastes back (the address or the code)."""
+    state = pysecrets.token_urlsafe(16)
+    query = {**params, "redirect_uri": redirect_uri, "response_type": "code", "state": state}
+    url = f"{authorize_url}{'&' if '?' in authorize_url else '?'}{urlencode(query)}"
+    echo(
+        "Open this URL in a browser and log in; the browser then goes to "
+        f"{redirect_uri}?code=…\n{url}"
+    )
+    if open_browser:
+        try:
+            webbrowser.open(url)
+        except Exception:
+            pass
+    answer = read_line("Paste the address the browser went to (or only its code)")
+    return code_from_answer(system_id, answer, redirect_uri, state)
+
+
 def browser_login(
     system_id: str,
     *,
@@ -434,9 +518,49 @@ def browser_login(
     open_browser: bool,
     echo: Callable[[str], None],
     timeout: float,
+    redirect_uri: str | None = None,
+    code: str | None = None,
+    read_line: Callable[[str], str] | None = None,
 ) -> None:
-    """``samband auth``: authorize in a browser, trade the code, store the tokens."""
-    code, redirect_uri = interactive_login(
+    """``samband auth``: authorize in a browser, trade the code, store the tokens.
+
+    A plain-HTTP loopback redirect URI (or none) is answered by a one-shot listener; an
+    HTTPS ``redirect_uri`` is registered elsewhere, so the user pastes back the address
+    the browser was sent to (``read_line``), or a script passes the ``code`` it got."""
+    redirect_uri = redirect_uri or params.get("redirect_uri")
+    params = {k: v for k, v in params.items() if k != "redirect_uri"}
+    if code is not None:
+        if not redirect_uri:
+            raise AuthError(
+                system_id,
+                "--code needs the redirect URI the code was issued for",
+                "pass it with --redirect-uri",
+            )
+        check_redirect_uri(system_id, redirect_uri)
+        # the login was started elsewhere: there is no state of ours to compare
+        exchange_once(tokens(), code_from_answer(system_id, code, redirect_uri, None), redirect_uri)
+        return
+    if redirect_uri and not check_redirect_uri(system_id, redirect_uri):
+        if read_line is None:
+            raise AuthError(
+                system_id,
+                "an https:// redirect URI needs the code pasted back",
+                "run `samband auth` in a terminal, or pass the code with --code",
+            )
+        got = pasted_login(
+            system_id,
+            authorize_url=authorize_url,
+            params=params,
+            redirect_uri=redirect_uri,
+            open_browser=open_browser,
+            echo=echo,
+            read_line=read_line,
+        )
+        exchange_once(tokens(), got, redirect_uri)
+        return
+    if redirect_uri:
+        params["redirect_uri"] = redirect_uri
+    got, used_uri = interactive_login(
         system_id,
         authorize_url=authorize_url,
         params=params,
@@ -445,4 +569,41 @@ def browser_login(
         echo=echo,
         timeout=timeout,
     )
-    exchange_once(tokens(), code, redirect_uri)
+    exchange_once(tokens(), got, used_uri)
+
+
+def manual_login_options(
+    login: Callable[..., None],
+    system_id: str,
+    kind: str,
+    redirect_uri: str | None,
+    code: str | None,
+) -> dict[str, Any]:
+    """The keyword arguments of ``samband auth``'s ``--redirect-uri``/``--code`` for a
+    kind's ``login`` (with a hidden prompt for the pasted answer), refused for a kind
+    whose login has no such options."""
+    import inspect
+
+    accepted = set(inspect.signature(login).parameters)
+    wanted: dict[str, Any] = {"redirect_uri": redirect_uri, "code": code}
+    given = sorted(k for k, v in wanted.items() if v is not None)
+    missing = [k for k in given if k not in accepted]
+    if missing:
+        flags = ", ".join("--" + k.replace("_", "-") for k in missing)
+        raise AuthError(
+            system_id, f"the {kind} login does not take {flags}", "leave the option out"
+        )
+    options = {k: v for k, v in wanted.items() if v is not None}
+    if "read_line" in accepted:
+        options["read_line"] = _read_hidden
+    return options
+
+
+def _read_hidden(prompt: str) -> str:
+    """One line from the terminal, not echoed (a login answer holds a one-time code);
+    from a pipe (a script) as it comes."""
+    import sys
+
+    import click
+
+    return str(click.prompt(prompt, hide_input=sys.stdin.isatty(), err=True))

@@ -161,6 +161,17 @@ class Connector:
         # The properties the dataflows use, per entity type: connectors may ask only for
         # these (PowerOffice GO ``Fields``, Exact ``$select``).
         self.wanted_fields: dict[str, set[str]] = {}
+        # What the run report should tell the user about this connector's reads (a safe
+        # fallback taken, ...); the engine takes them after each type it reads.
+        self.notices: list[str] = []
+
+    def notice(self, message: str) -> None:
+        """Tell the user something in the run report (never a credential)."""
+        self.notices.append(message)
+
+    def take_notices(self) -> list[str]:
+        taken, self.notices = getattr(self, "notices", []), []
+        return taken
 
     # -- schema -------------------------------------------------------------------
     @classmethod
@@ -185,6 +196,11 @@ class Connector:
 
     def close(self) -> None:
         """Release connections."""
+
+    def flush(self) -> None:
+        """Make every write answered so far durable in the system.  The engine calls it
+        before each store commit, so the store never records a write the system could
+        lose.  A real API's write is durable once answered: nothing to do."""
 
     # -- reading ------------------------------------------------------------------
     def read(self, entity_type: str, cursor: str | None) -> Iterator[Page]:

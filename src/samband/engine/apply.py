@@ -20,7 +20,16 @@ from samband.engine.batch import Batch
 from samband.engine.context import RunContext
 from samband.engine.create import Creates, show_values
 from samband.engine.model import Flow, TypeKey, TypeUse
-from samband.engine.plan import MISSING, _same, edited_since, plan_link
+from samband.engine.plan import (
+    MISSING,
+    PairPlan,
+    WaitForParent,
+    _same,
+    apply_resolution,
+    edited_since,
+    plan_link,
+    source_value,
+)
 from samband.engine.records import modified_of, project, updated_snapshot
 from samband.engine.recovery import IntentRecovery
 from samband.engine.waits import wait_for_parent
@@ -41,10 +50,11 @@ from samband.store.rows import (
     Ref,
     Snapshot,
     SnapshotRow,
+    loads,
     now_iso,
 )
 from samband.store.store import Store
-from samband.types import coerce, same_stored_value
+from samband.types import coerce, same_stored_value, to_json
 
 # What became of an update: written; refused by the system (quarantined until `samband
 # retry`); failed in a way that may pass (queued for the next run); stale (edited since
@@ -78,6 +88,10 @@ class Apply:
                 others = [f for f in use.as_source + use.as_target if f.key != flow.key]
                 self.propagates[(key, flow.key)] = bool(others)
         self.creates = Creates(context, self.propagates)
+        # conflicts a user resolved, not applied yet: (dataflow, source ref) → rows
+        self.resolutions: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in self.store.journal.pending_resolutions():
+            self.resolutions.setdefault((row["dataflow"], row["source_ref"]), []).append(row)
 
     # -- crash recovery ------------------------------------------------------------------
     def recover_intents(self) -> set[str]:
@@ -112,14 +126,18 @@ class Apply:
             if (flow.key, source.ref) in self.previewed:
                 return
             self.previewed.add((flow.key, source.ref))
+        base = link.base
+        if not base and link.how == "manual-reverse":
+            base = self._agreed_as_source(flow, source)
         try:
-            plan = plan_link(flow, link.base, source, target, self.translator)
+            plan = plan_link(flow, base, source, target, self.translator)
+            resolved = self._resolutions(flow, plan, source, target)
         except ConversionError as exc:
             self.ledger.quarantine(flow, source.ref, "conversion", str(exc), batch)
             return
         for parent in plan.waiting:
             self.wait_for_parent(flow, source, parent, batch)
-        new_base = dict(link.base)
+        new_base = dict(base)
         new_base.update(plan.base)
         conflicts = []
         for conflict in plan.conflicts:
@@ -157,6 +175,7 @@ class Apply:
                 "target",
                 link.base,
                 source.modified,
+                (source.ref, target.ref),
             )
             outcomes.add(outcome)
             if outcome == "written" and not self.dry_run:
@@ -174,6 +193,7 @@ class Apply:
                     "source",
                     link.base,
                     target_modified,
+                    (source.ref, target.ref),
                 )
             )
         failed = bool(outcomes - {"written"})
@@ -199,6 +219,41 @@ class Apply:
         if not failed and not plan.waiting:
             # a reference that still waits keeps its count of runs (and its report)
             batch.ok(flow, source.ref)
+        if not failed and resolved:
+            batch.resolutions_done.extend(resolved)
+            self.resolutions.pop((flow.key, source.ref), None)
+
+    def _agreed_as_source(self, flow: Flow, source: Snapshot) -> dict[str, Any]:
+        """The base of a pair linked by hand the other way (``samband link``): the
+        source's own values, so the plan sees only the target as moved and copies the
+        target's values into the source, as the dataflow the link was made for does."""
+        base: dict[str, Any] = {}
+        for m in flow.mappings:
+            try:
+                base[m.target] = source_value(flow, m, source.data, self.translator)
+            except (ConversionError, WaitForParent):
+                continue  # never agreed: decided as for a newly mapped property
+        return base
+
+    def _resolutions(
+        self, flow: Flow, plan: PairPlan, source: Snapshot, target: Snapshot
+    ) -> list[int]:
+        """Apply to ``plan`` the conflicts of this pair a user resolved (see
+        :mod:`samband.engine.actions`); the ids of those applied."""
+        applied = []
+        for row in self.resolutions.get((flow.key, source.ref), ()):
+            if row["target_ref"] != target.ref:
+                continue  # linked to another record since: it no longer applies
+            value = loads(row[f"{row['resolution']}_value"])
+            try:
+                apply_resolution(
+                    flow, plan, row["property"], value, source.data, target.data, self.translator
+                )
+            except WaitForParent as wait:
+                plan.waiting.append(wait.parent)
+                continue
+            applied.append(int(row["id"]))
+        return applied
 
     # -- references waiting for a parent ----------------------------------------------------
     def wait_for_parent(self, flow: Flow, snap: Snapshot, parent: str, batch: Batch) -> None:
@@ -242,7 +297,13 @@ class Apply:
         side wait for a new counterpart."""
         self.unlink(batch, flow, link, "deleted in target")
         self.requeue_children(link, batch)
-        self.ledger.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (target deleted)")
+        self.ledger.plan_line(
+            f"unlink {link.source_ref} ↔ {link.target_ref} (target deleted)",
+            "unlink",
+            flow,
+            link.source_ref,
+            link.target_ref,
+        )
 
     def requeue_children(self, link: Link, batch: Batch) -> None:
         """A parent lost its counterpart: its children, on either side, are planned again,
@@ -305,11 +366,14 @@ class Apply:
         side: str,
         old_base: dict[str, Any],
         origin_modified: str | None = None,
+        refs: tuple[str, str] | None = None,
     ) -> Outcome:
         """Write ``changes`` to ``snap``'s record.  A write that did not happen leaves the
         agreed values (``new_base``) of its properties as they were (``old_base``), so the
         next plan sees both sides' edits again instead of a property never agreed on.
-        ``origin_modified``: when the values written were edited on the other side."""
+        ``origin_modified``: when the values written were edited on the other side;
+        ``refs``: the pair's (source, target) refs, for the plan a dry run shows."""
+        refs = refs or ((snap.ref, "") if side == "source" else ("", snap.ref))
         system = key[0]
         unkept = self.unkept.get(snap.ref)
         if unkept and unkept.intersection(changes):
@@ -321,7 +385,16 @@ class Apply:
                 return "refused"
         if self.dry_run:
             self.ledger.counts(flow).updated += 1
-            self.ledger.plan_line(f"update {snap.ref}: {show_values(changes)}")
+            self.ledger.plan_line(
+                f"update {snap.ref}: {show_values(changes)}",
+                "update",
+                flow,
+                *refs,
+                {
+                    path: {"old": snap.data.get(path), "new": to_json(value)}
+                    for path, value in changes.items()
+                },
+            )
             return "written"
         before = {path: snap.data.get(path) for path in changes}
         # checked once per record and run: a value the API reports in another form than it
@@ -343,7 +416,9 @@ class Apply:
             # the chunk's other dataflows leave it alone until it is read again
             batch.written[snap.ref] = replace(snap, refresh=True)
             batch.progress = True
-            self.ledger.plan_line(f"{snap.ref} changed since it was read: read again")
+            self.ledger.plan_line(
+                f"{snap.ref} changed since it was read: read again", "read again", flow, *refs
+            )
             return "stale"
         except (RecordError, TransientError) as exc:
             transient = isinstance(exc, TransientError) and not isinstance(exc, NotFound)
@@ -429,7 +504,9 @@ class Apply:
             f"was kept and unlinked instead of being {flow.config.on_delete}d"
         )
         self.ledger.counts(flow).conflicts += 1
-        self.ledger.plan_line(f"keep {link.target_ref}: {reason}")
+        self.ledger.plan_line(
+            f"keep {link.target_ref}: {reason}", "keep", flow, link.source_ref, link.target_ref
+        )
         if not self.dry_run:
             rows = [
                 ConflictRow.new(
@@ -468,7 +545,13 @@ class Apply:
         policy = flow.config.on_delete
         if policy == "unlink" or target is None or target.deleted:
             self.unlink(batch, flow, link, "deleted in source")
-            self.ledger.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (source deleted)")
+            self.ledger.plan_line(
+                f"unlink {link.source_ref} ↔ {link.target_ref} (source deleted)",
+                "unlink",
+                flow,
+                link.source_ref,
+                link.target_ref,
+            )
             return
         others = self._other_sources(flow, link, batch)
         if others:
@@ -483,7 +566,11 @@ class Apply:
             )
             self.ledger.plan_line(
                 f"unlink {link.source_ref} ↔ {link.target_ref} (source deleted; the target "
-                f"stays, linked to {kept})"
+                f"stays, linked to {kept})",
+                "unlink",
+                flow,
+                link.source_ref,
+                link.target_ref,
             )
             self.ledger.messages.append(
                 f"{flow.key}: {link.source_ref} was deleted; {link.target_ref} is not "
@@ -498,7 +585,13 @@ class Apply:
             return
         if self.dry_run:
             self.ledger.counts(flow).deleted += 1
-            self.ledger.plan_line(f"{policy} {link.target_ref} (source {link.source_ref} deleted)")
+            self.ledger.plan_line(
+                f"{policy} {link.target_ref} (source {link.source_ref} deleted)",
+                policy,
+                flow,
+                link.source_ref,
+                link.target_ref,
+            )
             return
         self.context.keep_alive()
         try:

@@ -26,6 +26,7 @@ class Batch:
     resolved: dict[str, set[str]] = field(default_factory=dict)
     waiting_done: dict[str, set[str]] = field(default_factory=dict)
     intents_done: list[str] = field(default_factory=list)
+    resolutions_done: list[int] = field(default_factory=list)  # conflict ids applied
     keep_dirty: set[str] = field(default_factory=set)
     claimed: set[str] = field(default_factory=set)  # target refs linked in this chunk
     requeue: set[str] = field(default_factory=set)  # records to plan again (other chunks)
@@ -83,6 +84,8 @@ class Batch:
             for flow_key, refs in self.waiting_done.items():
                 store.done_waiting(flow_key, refs)
             store.remove_intents(self.intents_done)
+            if self.resolutions_done:
+                store.journal.resolutions_applied(self.resolutions_done)
             store.clear_dirty(key[0], key[1], seen)
             if self.requeue:
                 store.set_dirty(sorted(self.requeue))

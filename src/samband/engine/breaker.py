@@ -26,6 +26,16 @@ MIN_LINKS = 10  # below this many links a dataflow is too small for shares to me
 MIN_WIPE = 3
 
 
+_GO_ON = (
+    "`samband sync --dry-run --force` shows what it would do, writing nothing; if that is "
+    "intended, run `samband sync --force`"
+)
+_NEXT = {
+    "preview": "samband sync --dry-run --force",
+    "proceed": "samband sync --force",
+}
+
+
 class CircuitBreaker:
     def __init__(
         self, store: Store, translator: Translator, defaults: Defaults, recovered: set[str]
@@ -75,8 +85,19 @@ class CircuitBreaker:
                 f"linked pairs ({rewritten / links:.0%} > max_change_share "
                 f"{change_share:.0%}): {len(to_target)} in {flow.target[0]}.{flow.target[1]}, "
                 f"{len(to_source)} in {flow.source[0]}.{flow.source[1]}. Nothing was written; "
-                "the changes are kept for the next run (`samband sync --dry-run` lists them). "
-                "If this is intended, run `samband sync --force` (or raise max_change_share)."
+                f"the changes are kept for the next run. {_GO_ON} (or raise max_change_share).",
+                {
+                    "dataflow": flow.key,
+                    "check": "max_change_share",
+                    "share": rewritten / links,
+                    "max_share": change_share,
+                    "linked_pairs": links,
+                    "would_update": {
+                        "target": sorted(pairs[i].target_ref for i in to_target),
+                        "source": sorted(pairs[i].source_ref for i in to_source),
+                    },
+                    "next": _NEXT,
+                },
             )
 
     def _check_deletions(
@@ -95,8 +116,9 @@ class CircuitBreaker:
             < links
         ):
             return
-        in_source = len(self.store.links_by(flow.key, "source", self._deleted_refs(*flow.source)))
-        in_target = len(self.store.links_by(flow.key, "target", self._deleted_refs(*flow.target)))
+        gone_in_source = self.store.links_by(flow.key, "source", self._deleted_refs(*flow.source))
+        gone_in_target = self.store.links_by(flow.key, "target", self._deleted_refs(*flow.target))
+        in_source, in_target = len(gone_in_source), len(gone_in_target)
         deleted = in_source + in_target
         if every and max(in_source, in_target) < links:
             return
@@ -110,8 +132,31 @@ class CircuitBreaker:
             f"{flow.target[0]}.{flow.target[1]} records would be "
             f"{'unlinked' if policy == 'unlink' else policy + 'd'}), {in_target} deleted in "
             f"{flow.target[0]}.{flow.target[1]}. Nothing was written; the deletions are kept "
-            "for the next run. If this is intended, run `samband sync --force` (or raise "
-            "max_delete_share in the dataflow)."
+            f"for the next run. {_GO_ON} (or raise max_delete_share in the dataflow).",
+            {
+                "dataflow": flow.key,
+                "check": "max_delete_share",
+                "share": deleted / links,
+                "max_share": share,
+                "linked_pairs": links,
+                "on_delete": policy,
+                "deleted": {
+                    "source": sorted(gone_in_source),
+                    "target": sorted(gone_in_target),
+                },
+                # what the run would do to the other side of each
+                "would": {
+                    "target": {
+                        "action": "unlink" if policy == "unlink" else policy,
+                        "refs": sorted(lk.target_ref for lk in gone_in_source.values()),
+                    },
+                    "source": {
+                        "action": "unlink",
+                        "refs": sorted(lk.source_ref for lk in gone_in_target.values()),
+                    },
+                },
+                "next": _NEXT,
+            },
         )
 
     def _deleted_refs(self, system: str, etype: str) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from samband.config.model import Config
 from samband.connectors.base import Connector
@@ -44,13 +45,40 @@ class FlowCounts:
 
 
 @dataclass
+class PlanStep:
+    """One step of the plan a dry run shows (``sync --dry-run --json``: its
+    :meth:`as_dict`; the table output: :attr:`text`)."""
+
+    action: str  # create | update | link | unlink | delete | archive | keep | wait | ...
+    text: str
+    dataflow: str | None = None
+    source: str | None = None  # the source record's ref
+    target: str | None = None  # the target record's ref (None for a create)
+    # field → {"old": value before, "new": value written}
+    changes: dict[str, dict[str, Any]] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "dataflow": self.dataflow,
+            "source": self.source,
+            "target": self.target,
+            "changes": self.changes or {},
+            "text": self.text,
+        }
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass
 class Ledger:
     """The outcomes of a run as the stages record them: counts per dataflow, the plan a
     dry run shows, messages for the report, and which records wait for a parent."""
 
     dry_run: bool
     counts_by_flow: dict[str, FlowCounts]
-    plan: list[str]
+    plan: list[PlanStep]
     messages: list[str]
     # (dataflow, ref) of records waiting for a parent, counted once per run
     waiting: set[tuple[str, str]] = field(default_factory=set)
@@ -58,10 +86,20 @@ class Ledger:
     def counts(self, flow: Flow) -> FlowCounts:
         return self.counts_by_flow[flow.key]
 
-    def plan_line(self, line: str) -> None:
-        """A line of the plan a dry run shows."""
+    def plan_line(
+        self,
+        line: str,
+        action: str,
+        flow: Flow | None = None,
+        source: str | None = None,
+        target: str | None = None,
+        changes: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """A step of the plan a dry run shows: ``line`` for people, the rest for scripts."""
         if self.dry_run:
-            self.plan.append(line)
+            self.plan.append(
+                PlanStep(action, line, flow.key if flow else None, source, target, changes)
+            )
 
     def quarantine(
         self,
@@ -75,7 +113,7 @@ class Ledger:
         """Set ``ref`` aside with the reason; the run goes on."""
         self.counts(flow).errors += 1
         batch.dead.append(DeadLetter(ref, flow.key, kind, reason, details))
-        self.plan_line(f"quarantine {ref}: {reason}")
+        self.plan_line(f"quarantine {ref}: {reason}", "quarantine", flow, source=ref)
 
     def waits(self, flow: Flow, ref: str) -> None:
         """``ref`` waits for its parent (counted once per record and run)."""

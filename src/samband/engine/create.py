@@ -82,7 +82,11 @@ class Creates:
             for snap, values, _base, _ext in prepared:
                 self.ledger.counts(flow).created += 1
                 self.ledger.plan_line(
-                    f"create {tsys}.{ttype} from {snap.ref}: {show_values(values)}"
+                    f"create {tsys}.{ttype} from {snap.ref}: {show_values(values)}",
+                    "create",
+                    flow,
+                    snap.ref,
+                    changes={k: {"old": None, "new": to_json(v)} for k, v in values.items()},
                 )
             return
         now = now_iso()

@@ -1,5 +1,6 @@
-"""Read-only views of the store for ``samband status|links|conflicts|errors|history``,
-and ``retry`` (which only re-queues records)."""
+"""Views of the store for ``samband status|links|conflicts|errors|history``, ``retry``
+(which only re-queues records), and the actions on what they show (``conflicts resolve``,
+``errors dismiss``, ``unlink``, ``link``, ``resync``: see :mod:`samband.engine.actions`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from samband.config.loader import base_dir
 from samband.config.model import Config
 from samband.config.validate import load_valid
+from samband.engine.actions import Actions
 from samband.store import schema as s
 from samband.store.rows import Ref, loads, now_iso
 from samband.store.store import Store
@@ -112,6 +114,7 @@ class Inspector:
         rows = self.store.table_rows(s.conflicts, order=s.conflicts.c.id.desc(), limit=limit)
         return [
             {
+                "id": r["id"],
                 "at": r["at"],
                 "dataflow": r["dataflow"],
                 "source": r["source_ref"],
@@ -121,6 +124,7 @@ class Inspector:
                 "target_value": loads(r["target_value"]),
                 "winner": r["winner"],
                 "reason": r["reason"],
+                "resolved": _resolution(r),
             }
             for r in rows
         ]
@@ -140,12 +144,14 @@ class Inspector:
 
     def retry(self, refs: list[str] | None = None) -> int:
         """Mark quarantined records (all, or ``refs``) to be planned again next run."""
-        letters = self.store.dead_letters(refs=refs)
+        # a dismissed record is retried only when named
+        letters = self.store.dead_letters(refs=refs, dismissed=bool(refs))
+        queued = {r["ref"] for r in letters} | set(refs or [])
         with self.store.tx():
-            marked = self.store.set_dirty(
-                {r["ref"] for r in letters} | set(refs or []), refresh=True
-            )
+            marked = self.store.set_dirty(queued, refresh=True)
             self.store.remove_dead_letters([r["id"] for r in letters])
+            # a record held after `samband unlink` may now be linked or created
+            self.store.unlinked.release(queued)
         return marked
 
     def history(self, ref: str) -> list[dict[str, Any]]:
@@ -162,6 +168,63 @@ class Inspector:
             }
             for r in rows
         ]
+
+    def runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest runs, newest first, with their counts, API calls per system and
+        messages (the reason of a failed run)."""
+        rows = self.store.table_rows(s.runs, order=s.runs.c.id.desc(), limit=limit)
+        result = []
+        for r in rows:
+            stats = loads(r["stats"]) or {}
+            result.append(
+                {
+                    "run": r["id"],
+                    "started": r["started_at"],
+                    "finished": r["finished_at"],
+                    "status": r["status"],
+                    "dry_run": bool(r["dry_run"]),
+                    **_totals(stats),
+                    "api_calls_by_system": stats.get("api_calls_by_system", {}),
+                    "messages": stats.get("messages", []),
+                }
+            )
+        return result
+
+    # -- acting on what the views show (see samband.engine.actions) ------------------------
+    actor: str | None = None
+    """Who acts through this inspector (recorded with each action in history)."""
+
+    @property
+    def actions(self) -> Actions:
+        return Actions(self.config, self.store, self.actor)
+
+    def resolve(self, conflict_id: int, take: str) -> dict[str, Any]:
+        """Apply ``take`` (source or target)'s value of a conflict on the next run."""
+        return self.actions.resolve_conflict(conflict_id, take).as_dict()
+
+    def dismiss(self, ref: str) -> dict[str, Any]:
+        """A quarantined record is not listed nor retried any more."""
+        return self.actions.dismiss(ref).as_dict()
+
+    def unlink(self, ref: str) -> dict[str, Any]:
+        """End every link of ``ref``; no run links those pairs again."""
+        return self.actions.unlink(ref).as_dict()
+
+    def link(self, first: str, second: str) -> dict[str, Any]:
+        """Link two records in every dataflow between their types."""
+        return self.actions.link(first, second).as_dict()
+
+    def resync(self, system: str, etype: str) -> dict[str, Any]:
+        """The next run reads ``system.etype`` from the start."""
+        return self.actions.resync(system, etype).as_dict()
+
+
+def _resolution(row: dict[str, Any]) -> str | None:
+    """ "take target (applied)", "take source (next run)" or None."""
+    if not row.get("resolution"):
+        return None
+    when = "applied" if row.get("applied_at") else "next run"
+    return f"take {row['resolution']} ({when})"
 
 
 def _totals(stats: dict[str, Any]) -> dict[str, Any]:

@@ -258,6 +258,13 @@ class Linker:
                     eligible[rid] = snap
             except ConversionError as exc:
                 self.ledger.quarantine(flow, snap.ref, "conversion", str(exc), batch)
+        # pairs a user unlinked are never linked again; a source held after it waits for
+        # the user's decision (see samband.engine.actions)
+        excluded = self.store.unlinked.of(flow.key, [s.ref for s in eligible.values()])
+        if excluded:
+            eligible = {
+                rid: s for rid, s in eligible.items() if not excluded.get(s.ref, ((), False))[1]
+            }
         if not eligible:
             return
         keys_of: dict[str, list[tuple[int, str]]] = {}
@@ -280,12 +287,13 @@ class Linker:
         taken, freed = self._taken(flow, candidates, batch)
         targets = self.store.snapshots(tsys, ttype, candidates)
 
-        def free(rids: set[str]) -> list[str]:
+        def free(rids: set[str], never: set[str] | tuple[()] = ()) -> list[str]:
             return [
                 c
                 for c in sorted(rids)
                 if (ref := Ref.text(tsys, ttype, c)) not in taken
                 and ref not in batch.claimed
+                and ref not in never
                 and c in targets
                 and not targets[c].deleted
             ]
@@ -303,6 +311,7 @@ class Linker:
             # type in its link group, is its counterpart: known before any criteria.
             found: list[str] = []
             how = ""
+            never = excluded.get(snap.ref, ((), False))[0]
             for way, known in (
                 ("external reference", stamped),
                 ("link group", grouped),
@@ -311,7 +320,7 @@ class Linker:
                 rids = known.get(rid)
                 if not rids:
                     continue
-                options = free(rids)
+                options = free(rids, never)
                 if len(options) > 1:
                     # a record entered again takes over the target of the one it replaces,
                     # even when another record has the same key now
@@ -326,7 +335,7 @@ class Linker:
             live = [
                 (c, Ref.text(tsys, ttype, c))
                 for c in sorted(matches.get(rid, ()))
-                if c in targets and not targets[c].deleted
+                if c in targets and not targets[c].deleted and Ref.text(tsys, ttype, c) not in never
             ]
             if len(found) == 1:
                 target = targets[found[0]]
@@ -348,7 +357,9 @@ class Linker:
                         {"candidates": refs},
                     )
                 )
-                self.ledger.plan_line(f"ambiguous {snap.ref}: {', '.join(refs)}")
+                self.ledger.plan_line(
+                    f"ambiguous {snap.ref}: {', '.join(refs)}", "ambiguous", flow, snap.ref
+                )
             elif live:
                 # its match is linked to another record of this type already: two records
                 # with one key are one real-world thing entered twice
@@ -424,7 +435,9 @@ class Linker:
                 {"duplicate_of": others, "candidates": targets},
             )
         )
-        self.ledger.plan_line(f"ambiguous {snap.ref}: a duplicate of {', '.join(others)}")
+        self.ledger.plan_line(
+            f"ambiguous {snap.ref}: a duplicate of {', '.join(others)}", "ambiguous", flow, snap.ref
+        )
 
     def _note_waiting(
         self,
@@ -535,7 +548,13 @@ class Linker:
     def release(self, flow: Flow, link: Link, new_source: str, batch: Batch) -> None:
         """Unlink a deleted source from its target, which ``new_source`` takes over."""
         self.apply.unlink(batch, flow, link, f"deleted in source; entered again as {new_source}")
-        self.ledger.plan_line(f"unlink {link.source_ref} ↔ {link.target_ref} (entered again)")
+        self.ledger.plan_line(
+            f"unlink {link.source_ref} ↔ {link.target_ref} (entered again)",
+            "unlink",
+            flow,
+            link.source_ref,
+            link.target_ref,
+        )
 
     def link_matched(
         self,
@@ -548,7 +567,9 @@ class Linker:
         batch.claimed.add(target.ref)
         self.ledger.counts(flow).linked += 1
         batch.progress = True
-        self.ledger.plan_line(f"link {source.ref} ↔ {target.ref} ({how})")
+        self.ledger.plan_line(
+            f"link {source.ref} ↔ {target.ref} ({how})", "link", flow, source.ref, target.ref
+        )
         link = Link(Link.NEW, flow.key, source.ref, target.ref, {}, "matched")
         self.translator.learn((source.ref, target.ref))
         self.apply.pair(flow, link, source, target, batch)

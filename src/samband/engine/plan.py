@@ -418,3 +418,36 @@ def _parse(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError:
         return None
+
+
+def apply_resolution(
+    flow: Flow,
+    plan: PairPlan,
+    prop: str,
+    value: Any,
+    source: dict[str, Any],
+    target: dict[str, Any],
+    translate: Translate,
+) -> bool:
+    """A conflict a user resolved (``samband conflicts resolve``): the chosen ``value``
+    of target property ``prop`` replaces what ``plan`` does with it, on both sides,
+    whatever either holds now.  False when the dataflow maps ``prop`` no more."""
+    m = next((m for m in flow.mappings if m.target == prop), None)
+    if m is None:
+        return False
+    wanted = None if value is None else coerce(value, m.type)
+    plan.to_target.pop(m.target, None)
+    plan.to_source.pop(m.source, None)
+    plan.conflicts = [c for c in plan.conflicts if c.property != m.target]
+    if not _same(_convert(m, target_value, m, target), wanted) and m.direction != "backward":
+        plan.to_target[m.target] = wanted
+    if not _same(_convert(m, source_value, flow, m, source, translate), wanted) and not (
+        _source_locked(flow, m)
+    ):
+        plan.to_source[m.source] = inverse_value(flow, m, wanted, translate)
+        if m.type is DataType.BOOLEAN:
+            plan.to_source[m.source] = boolean_in_spelling_of(
+                source.get(m.source), plan.to_source[m.source]
+            )
+    plan.base[m.target] = wanted
+    return True

@@ -28,7 +28,7 @@ from samband.engine.apply import Apply
 from samband.engine.batch import Batch
 from samband.engine.breaker import CircuitBreaker
 from samband.engine.collect import Collector, CollectStats, read_again
-from samband.engine.context import FlowCounts, Ledger, RunContext
+from samband.engine.context import FlowCounts, Ledger, PlanStep, RunContext
 from samband.engine.leases import RUN_LEASE, Leases, collect_lease
 from samband.engine.link import Linker
 from samband.engine.model import (
@@ -92,7 +92,7 @@ class RunReport:
     collected: dict[str, dict[str, int]] = field(default_factory=dict)
     api_calls: int = 0
     api_calls_by_system: dict[str, int] = field(default_factory=dict)
-    plan: list[str] = field(default_factory=list)
+    plan: list[PlanStep] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     resume_at: str | None = None
     #: writes (creates, updates, deletes) the store holds for good: an interrupted run
@@ -177,7 +177,7 @@ class RunReport:
             "finished_at": self.finished_at,
             "dataflows": {key: counts.as_dict() for key, counts in self.dataflows.items()},
             "collected": self.collected,
-            "plan": self.plan,
+            "plan": [step.as_dict() for step in self.plan],
             "messages": self.messages,
             "resume_at": self.resume_at,
             "committed_writes": self.committed_writes,
@@ -231,6 +231,7 @@ class Engine:
         self.close()
 
     def close(self) -> None:
+        self.flush_systems()
         if self._store is not None:
             try:
                 self.leases.release_all(self._store)
@@ -300,7 +301,15 @@ class Engine:
     def store(self) -> Store:
         if self._store is None:
             self._store = Store(self.store_url, base_dir=self.base_dir)
+            self._store.before_commit(self.flush_systems)
         return self._store
+
+    def flush_systems(self) -> None:
+        """Make the writes the systems answered durable there (see
+        :meth:`Connector.flush`): called before every store commit, so the store never
+        holds a link, snapshot or audit row of a write its system could still lose."""
+        for connector in self._connectors.values():
+            connector.flush()
 
     # -- the run --------------------------------------------------------------------
     def sync(
@@ -570,13 +579,15 @@ class _Run:
             claim = collect_lease(*key)
             if take and not leases.claim(self.store, claim):
                 continue
+            connector = self.engine.connector(key[0])
             try:
                 # every lease held is renewed, not only this type's: the run's other leases
                 # must outlast a long read too
-                stats = collector.collect(use, self.engine.connector(key[0]), on_page=on_page)
+                stats = collector.collect(use, connector, on_page=on_page)
             finally:
                 if take:
                     leases.release(self.store, claim)
+                self.report.messages.extend(connector.take_notices())
             self.collected[key] = stats
             if stats.unreadable:
                 for flow in use.as_source:

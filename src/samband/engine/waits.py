@@ -29,7 +29,9 @@ def wait_for_parent(
     batch.keep_dirty.add(snap.ref)
     context.ledger.waits(flow, snap.ref)
     if context.dry_run:
-        context.ledger.plan_line(f"wait {snap.ref}: parent {parent} is not linked yet")
+        context.ledger.plan_line(
+            f"wait {snap.ref}: parent {parent} is not linked yet", "wait", flow, snap.ref
+        )
         return
     runs = context.store.note_waiting(flow.key, snap.ref, parent, context.run_id)
     if runs > context.config.defaults.max_parent_wait_runs:

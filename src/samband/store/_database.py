@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,8 @@ class Database:
                 ) from None
             raise
         self._seq = time.time_ns() // 1000
+        # called before every commit (see :meth:`before_commit`)
+        self._before_commit: list[Callable[[], None]] = []
         self.sql = Statements(self.dialect)
         self._statistics = Statistics(self.conn) if self.dialect == "postgresql" else None
 
@@ -77,6 +79,7 @@ class Database:
             raise
         else:
             if not self.dry_run:
+                self._run_before_commit()
                 killpoint.reached("commit")
                 try:
                     self.conn.commit()
@@ -113,7 +116,18 @@ class Database:
 
     def commit(self) -> None:
         if not self.dry_run:
+            self._run_before_commit()
             self.conn.commit()
+
+    def before_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` before every commit of a unit of work: what the store is
+        about to record must be durable where it happened first (a system that keeps its
+        writes in memory until flushed)."""
+        self._before_commit.append(callback)
+
+    def _run_before_commit(self) -> None:
+        for callback in self._before_commit:
+            callback()
 
     def close(self) -> None:
         try:

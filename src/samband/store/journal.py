@@ -31,6 +31,32 @@ class Journal:
     def conflicts(self) -> list[dict[str, Any]]:
         return self.db.table_rows(s.conflicts, order=s.conflicts.c.id)
 
+    def conflict(self, conflict_id: int) -> dict[str, Any] | None:
+        rows = self.db.table_rows(s.conflicts, where=s.conflicts.c.id == conflict_id)
+        return rows[0] if rows else None
+
+    def resolve_conflict(self, conflict_id: int, take: str) -> None:
+        self.db.conn.execute(
+            update(s.conflicts)
+            .where(s.conflicts.c.id == conflict_id)
+            .values(resolution=take, resolved_at=now_iso(), applied_at=None)
+        )
+
+    def pending_resolutions(self) -> list[dict[str, Any]]:
+        """Conflicts resolved by a user whose chosen value no run has applied yet."""
+        c = s.conflicts.c
+        return self.db.table_rows(
+            s.conflicts,
+            where=and_(c.resolution.is_not(None), c.applied_at.is_(None)),
+            order=c.id,
+        )
+
+    def resolutions_applied(self, ids: Iterable[int]) -> None:
+        for part in chunks(list(ids)):
+            self.db.conn.execute(
+                update(s.conflicts).where(s.conflicts.c.id.in_(part)).values(applied_at=now_iso())
+            )
+
     # -- dead letters -----------------------------------------------------------------
     def add_dead_letter(
         self, ref: str, dataflow: str, kind: str, reason: str, details: Any, run_id: int | None
@@ -66,6 +92,7 @@ class Journal:
                     attempts=existing.attempts + 1,
                     last_at=now,
                     run_id=run_id,
+                    dismissed_at=None,  # it failed again: shown again
                 )
             )
 
@@ -79,14 +106,25 @@ class Journal:
             )
 
     def dead_letters(
-        self, refs: list[str] | None = None, limit: int | None = None
+        self, refs: list[str] | None = None, limit: int | None = None, *, dismissed: bool = False
     ) -> list[dict[str, Any]]:
+        """The records set aside; ``dismissed`` ones too (else not)."""
         query = select(s.dead_letters).order_by(s.dead_letters.c.id)
+        if not dismissed:
+            query = query.where(s.dead_letters.c.dismissed_at.is_(None))
         if refs:
             query = query.where(s.dead_letters.c.ref.in_(refs))
         if limit:
             query = query.limit(limit)
         return [dict(r._mapping) for r in self.db.conn.execute(query)]
+
+    def dismiss_dead_letters(self, ids: list[int]) -> None:
+        for part in chunks(ids):
+            self.db.conn.execute(
+                update(s.dead_letters)
+                .where(s.dead_letters.c.id.in_(part))
+                .values(dismissed_at=now_iso())
+            )
 
     def remove_dead_letters(self, ids: list[int]) -> None:
         for part in chunks(ids):

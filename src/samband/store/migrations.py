@@ -134,6 +134,23 @@ def _v6(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE samband_dataflows ADD COLUMN linking VARCHAR(40)")
 
 
+def _v9(conn: Connection) -> None:
+    """Acting on what a run shows: a conflict keeps the side a user chose for it
+    (``resolution``) and when it was applied; a dead letter can be dismissed; the pairs a
+    user unlinked are kept (``samband_unlinked``) so no run links them again."""
+    added = {
+        s.conflicts.name: (("resolution", 20), ("resolved_at", 40), ("applied_at", 40)),
+        s.dead_letters.name: (("dismissed_at", 40),),
+    }
+    for table, columns in added.items():
+        present = {c["name"] for c in inspect(conn).get_columns(table)}
+        for column, length in columns:
+            if column not in present:
+                size = "(20)" if length == 20 else "(40)"
+                _ddl(conn, "ALTER TABLE {} ADD COLUMN {} VARCHAR" + size, table, column)
+    s.unlinked.create(conn, checkfirst=True)
+
+
 def _move_dirty_marks(conn: Connection) -> bool:
     """Create the dirty queue and copy the snapshots' dirty marks into it; False when the
     snapshots have no dirty column (any more)."""
@@ -197,6 +214,8 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (4, _v4),
     (5, _v5),
     (6, _v6),
+    # 7 and 8 are taken by other branches of the same release; the lead renumbers
+    (9, _v9),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -157,6 +157,11 @@ conflicts = Table(
     Column("target_value", Text),
     Column("winner", String(20), nullable=False),  # source | target
     Column("reason", Text, nullable=False),
+    # `samband conflicts resolve ID --take source|target`: the side whose value is to be
+    # applied by the next run (applied_at set once it is)
+    Column("resolution", String(20)),
+    Column("resolved_at", String(40)),
+    Column("applied_at", String(40)),
 )
 
 dead_letters = Table(
@@ -174,6 +179,8 @@ dead_letters = Table(
     Column("first_at", String(40), nullable=False),
     Column("last_at", String(40), nullable=False),
     Column("run_id", BigId),
+    # `samband errors dismiss REF`: not listed nor retried any more (until it fails again)
+    Column("dismissed_at", String(40)),
     UniqueConstraint("ref", "dataflow", name="uq_samband_dead_letters_ref"),
 )
 
@@ -223,3 +230,17 @@ match_indexes = Table(
     Column("dataflow", String(300), nullable=False),
     Column("built_at", String(40), nullable=False),
 )
+
+# Pairs a user unlinked (`samband unlink`): "these are not the same thing".  The run never
+# links them again, by any way; while ``held``, the source is neither linked nor created
+# (it waits for `samband link` or `samband retry`).
+unlinked = Table(
+    "samband_unlinked",
+    metadata,
+    Column("dataflow", String(300), primary_key=True),
+    Column("source_ref", String(400), primary_key=True),
+    Column("target_ref", String(400), primary_key=True),
+    Column("held", Boolean, nullable=False, default=True),
+    Column("at", String(40), nullable=False),
+)
+Index("ix_samband_unlinked_target", unlinked.c.target_ref)

@@ -27,7 +27,7 @@ import contextlib
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from samband.store.rows import (
 )
 from samband.store.runs import Leases, Runs
 from samband.store.snapshots import Snapshots
+from samband.store.unlinked import Unlinked
 
 __all__ = [
     "Link",
@@ -92,6 +93,7 @@ class Store:
         self.match_index = MatchIndex(self.db)
         self.intents = Intents(self.db)
         self.journal = Journal(self.db)
+        self.unlinked = Unlinked(self.db)
 
     @classmethod
     def preview(cls, url: str, *, base_dir: str | None = None) -> Store:
@@ -154,6 +156,10 @@ class Store:
 
     def commit(self) -> None:
         self.db.commit()
+
+    def before_commit(self, callback: Callable[[], None]) -> None:
+        """See :meth:`Database.before_commit`."""
+        self.db.before_commit(callback)
 
     def close(self) -> None:
         try:
@@ -357,9 +363,9 @@ class Store:
         self.journal.resolve_dead_letters(refs, dataflow)
 
     def dead_letters(
-        self, refs: list[str] | None = None, limit: int | None = None
+        self, refs: list[str] | None = None, limit: int | None = None, *, dismissed: bool = False
     ) -> list[dict[str, Any]]:
-        return self.journal.dead_letters(refs, limit)
+        return self.journal.dead_letters(refs, limit, dismissed=dismissed)
 
     def remove_dead_letters(self, ids: list[int]) -> None:
         self.journal.remove_dead_letters(ids)

@@ -96,7 +96,9 @@ def test_envelope_paging_select_inlinecount(api: httpx.Client, box: ExactOnlineS
     assert len(second["results"]) == 10 and "__next" not in second
     ids = {r["ID"] for r in data["results"]} | {r["ID"] for r in second["results"]}
     assert ids == set(box.tables["crm/Accounts"])
-    top = api.get("crm/Contacts", params={"$top": "5", "$select": "ID"}).json()["d"]
+    top = api.get(
+        "crm/Contacts", params={"$top": "5", "$select": "ID", "$filter": "ID ne null"}
+    ).json()["d"]
     assert len(top["results"]) == 5 and "__next" not in top
 
 
@@ -105,9 +107,46 @@ def test_mandatory_filter_and_error_body(api: httpx.Client) -> None:
     assert refused.status_code == 400
     body = refused.json()
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
-    assert "Mandatory filtering" in body["error"]["message"]["value"]
+    message = body["error"]["message"]["value"]
+    assert message.startswith("This endpoint has mandatory filtering applied.")
+    assert ":Barcode,Class_01," in message  # the allowed fields, as Exact lists them
     assert api.get("crm/Accounts", params={"$filter": "Nope eq 1"}).status_code == 400
     assert api.get("hrm/Departments", params={"$select": "ID"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "crm/Accounts",
+        "crm/Contacts",
+        "logistics/Items",
+        "project/Projects",
+        "salesorder/SalesOrders",
+        "salesorder/SalesOrderLines",
+    ],
+)
+def test_every_endpoint_with_a_sync_api_has_mandatory_filtering(
+    api: httpx.Client, resource: str
+) -> None:
+    key = "OrderID" if resource == "salesorder/SalesOrders" else "ID"
+    bare = api.get(resource, params={"$select": key})
+    assert bare.status_code == 400
+    assert "mandatory filtering" in bare.json()["error"]["message"]["value"]
+    allowed = api.get(resource, params={"$select": key, "$filter": f"{key} ne null"})
+    assert allowed.status_code == 200
+
+
+def test_mandatory_filtering_refuses_a_field_not_on_the_list(api: httpx.Client) -> None:
+    # Remarks is not among the fields Exact lets crm/Accounts filter on, alone or with one
+    alone = api.get("crm/Accounts", params={"$filter": "Remarks eq 'x'"})
+    assert alone.status_code == 400
+    assert "mandatory filtering" in alone.json()["error"]["message"]["value"]
+    joined = api.get("crm/Accounts", params={"$filter": "ID ne null and Remarks eq 'x'"})
+    assert joined.status_code == 400
+    assert "Remarks" in joined.json()["error"]["message"]["value"]
+    free = api.get("logistics/Items", params={"$filter": "FreeTextField_10 eq 'x'"})
+    assert free.status_code == 400
+    assert api.get("crm/Accounts", params={"$filter": "Code eq '1'"}).status_code == 200
 
 
 def test_single_record_expand_and_read_only(api: httpx.Client, box: ExactOnlineSandbox) -> None:
@@ -128,12 +167,15 @@ def test_errors_on_one_endpoint_block_it_for_an_hour(
 ) -> None:
     for _ in range(11):
         api.get("crm/Contacts(guid'00000000-0000-4000-8000-000000000000')")
-    blocked = api.get("crm/Contacts", params={"$select": "ID"})
+    blocked = api.get("crm/Contacts", params={"$select": "ID", "$filter": "ID ne null"})
     assert blocked.status_code == 403
     assert api.get("hrm/Departments", params={"$select": "ID"}).status_code == 200
     box.clock.advance(3601)
     api.headers["Authorization"] = f"Bearer {box.issue_tokens()['access_token']}"
-    assert api.get("crm/Contacts", params={"$select": "ID"}).status_code == 200
+    assert (
+        api.get("crm/Contacts", params={"$select": "ID", "$filter": "ID ne null"}).status_code
+        == 200
+    )
 
 
 def test_fault_injection_uses_the_exact_error_body(

@@ -248,11 +248,11 @@ def test_activity_paths_come_from_the_type_settings(
     server: SandboxServer, box: PowerOfficeSandbox
 ) -> None:
     connector = make(
-        server, entity_types={"Timetrackingactivity": {"path": "TimeTrackingActivities/"}}
+        server, entity_types={"Timetrackingactivity": {"path": "TimeTracking/ActivityTime/"}}
     )
     records, _ = read_all(connector, "Timetrackingactivity")
     assert len(records) == 6 and records[0].data["Name"]
-    assert api_log(box, path="/TimeTrackingActivities")
+    assert api_log(box, path="/TimeTracking/ActivityTime")
     wrong = make(server, entity_types={"Projectactivity": {"path": "/Nowhere"}})
     with pytest.raises(NotFound):
         read_all(wrong, "Projectactivity")

@@ -250,3 +250,19 @@ def test_a_long_decimal_reaches_poweroffice_and_comes_back_unrounded(
         assert item["price"] == "12345678901234567.89"
     finally:
         engine.close()
+
+
+def test_an_api_that_ignores_order_by_loses_no_record_and_the_report_says_so(
+    world: dict[str, Any],
+) -> None:
+    box, crm = world["box"], world["crm"]
+    box.order_by = "ignore"  # lists come in id order whatever OrderBy says
+    first = next(iter(box.records("ContactPersons")))
+    box.clock.advance(1)
+    box.edit("ContactPersons", first, {"PhoneNumber": "+47 400 00 000"})  # id order ≠ time order
+    report = run(world)
+    emails = {p["EmailAddress"] for p in box.records("ContactPersons").values()}
+    assert {p["email"] for p in crm.records("Person").values()} == emails
+    assert any(
+        m.startswith("poweroffice: Contactperson: ") and "OrderBy" in m for m in report["messages"]
+    ), report["messages"]

@@ -72,7 +72,8 @@ def test_describe_is_offline_and_declares_the_schema() -> None:
     assert (ref.type, ref.references) == (DataType.REFERENCE, "Organisations")
     assert types["Quotationline"].id_field == "QuotationLineId"
     assert types["Products"].can_delete and not types["Products"].incremental
-    assert types["Users"].read_only and not types["Users"].incremental
+    assert not types["Users"].read_only and not types["Users"].incremental
+    assert not types["Users"].can_delete
     assert types["Persons"].canonical("personemail") == "PersonEmail"
 
 
@@ -264,17 +265,44 @@ def test_create_update_and_archive(box: WebCrmSandbox, url: str) -> None:
     assert after["OrganisationTelephone"] == "+47 22 12 34 56"
     assert after["OrganisationCreatedAt"] == org.data["OrganisationCreatedAt"]
 
-    crm.update("Persons", person.id, {"PersonBirthday": None, "PersonOrganisationId": None})
+    crm.update("Persons", person.id, {"PersonBirthday": None})
     cleared = box.records("Persons")[int(person.id)]
-    assert cleared["PersonBirthday"] == EMPTY_DATE and cleared["PersonOrganisationId"] == 0
+    assert cleared["PersonBirthday"] == EMPTY_DATE and cleared["PersonOrganisationId"] == int(
+        org.id
+    )
 
     crm.archive("Organisations", org.id)
     assert box.records("Organisations")[int(org.id)]["OrganisationStatus"] == "Inactive"
 
 
+def test_a_persons_organisation_and_last_name_follow_webcrms_rules(
+    box: WebCrmSandbox, url: str
+) -> None:
+    """WebCRM's own ERP integration: a last name is mandatory, and "we cannot change the
+    organisation ID through the API" — refused before any write, with the reason."""
+    crm = connector(url)
+    with pytest.raises(RecordError, match="PersonLastName"):
+        crm.create("Persons", {"PersonFirstName": "Ola"})
+    person = crm.create("Persons", {"PersonLastName": "Nordmann", "PersonOrganisationId": "1"})
+    with pytest.raises(RecordError, match="PersonLastName"):
+        crm.update("Persons", person.id, {"PersonLastName": ""})
+    writes = crm.stats.writes
+    with pytest.raises(RecordError, match="does not let the API change PersonOrganisationId"):
+        crm.update("Persons", person.id, {"PersonOrganisationId": "2"})
+    with pytest.raises(RecordError, match="PersonOrganisationId"):
+        crm.update("Persons", person.id, {"PersonOrganisationId": None})
+    assert crm.stats.writes == writes
+    assert box.records("Persons")[int(person.id)]["PersonOrganisationId"] == 1
+    # the same organisation, or one given to a person who has none, is fine
+    crm.update("Persons", person.id, {"PersonOrganisationId": "1", "PersonTitle": "CEO"})
+    loose = crm.create("Persons", {"PersonLastName": "Berg"})
+    crm.update("Persons", loose.id, {"PersonOrganisationId": "2"})
+    assert box.records("Persons")[int(loose.id)]["PersonOrganisationId"] == 2
+
+
 def test_decimals_go_out_as_numbers(box: WebCrmSandbox, url: str) -> None:
     crm = connector(url)
-    product = crm.create("Products", {"ProductName": "Kabel", "ProductPrice": Decimal("12.50")})
+    product = crm.create("Products", {"ProductComment": "Kabel", "ProductPrice": Decimal("12.50")})
     assert box.records("Products")[int(product.id)]["ProductPrice"] == 12.5
 
 
@@ -302,7 +330,10 @@ def test_too_long_values_are_refused_before_any_call(url: str) -> None:
 def test_a_refusal_by_webcrm_is_a_record_error_naming_the_request(url: str) -> None:
     crm = connector(url)
     with pytest.raises(RecordError) as caught:
-        crm.create("Persons", {"PersonFirstName": "Ola", "PersonOrganisationId": "999"})
+        crm.create(
+            "Persons",
+            {"PersonFirstName": "Ola", "PersonLastName": "Nordmann", "PersonOrganisationId": "999"},
+        )
     assert "POST /Persons: 400" in str(caught.value)
     assert "Organisation 999 does not exist" in str(caught.value)
 
@@ -523,7 +554,11 @@ def test_external_ref_fields_exist_and_the_ref_length_is_checked(
             "Persons": {"external_ref": "PersonCustom1"},
         },
     )
-    person = crm.create("Persons", {"PersonFirstName": "Kari"}, external_ref="po:Contact:9")
+    person = crm.create(
+        "Persons",
+        {"PersonFirstName": "Kari", "PersonLastName": "Berg"},
+        external_ref="po:Contact:9",
+    )
     assert box.records("Persons")[int(person.id)]["PersonCustom1"] == "po:Contact:9"
     before = len(box.records("Organisations"))
     with pytest.raises(RecordError, match="at most 50"):

@@ -118,13 +118,22 @@ def test_queries_take_only_the_updated_at_form(box: WebCrmSandbox, http: httpx.C
 
 
 def test_post_answers_the_id_and_put_replaces(box: WebCrmSandbox, http: httpx.Client) -> None:
-    created = http.post("/Persons", json={"PersonFirstName": "Ola", "PersonOrganisationId": 1})
+    created = http.post(
+        "/Persons",
+        json={"PersonFirstName": "Ola", "PersonLastName": "N", "PersonOrganisationId": 1},
+    )
     new_id = created.json()
     assert isinstance(new_id, int)
     put = http.put(f"/Persons/{new_id}", json={"PersonLastName": "Nordmann"})
     assert put.status_code == 200 and put.content == b""
     after = box.records("Persons")[new_id]
     assert after["PersonLastName"] == "Nordmann" and after["PersonFirstName"] == ""
+    # …except the organisation, which the API cannot change
+    assert after["PersonOrganisationId"] == 1
+    moved = http.put(f"/Persons/{new_id}", json={"PersonLastName": "N", "PersonOrganisationId": 2})
+    assert moved.status_code == 400 and "PersonOrganisationId" in moved.json()["Message"]
+    nameless = http.put(f"/Persons/{new_id}", json={"PersonLastName": " "})
+    assert nameless.status_code == 400 and "PersonLastName" in nameless.json()["Message"]
 
 
 def test_validation_errors(http: httpx.Client) -> None:
@@ -197,9 +206,10 @@ def test_find_by_update_dates_exists_for_organisations_only(
 
 def test_unknown_fields_and_long_custom_values_are_refused(http: httpx.Client) -> None:
     # Persons have PersonCustom1–15, no ExtraCustom; Organisations ExtraCustom1–8 (≤ 50)
-    person = {"PersonFirstName": "Kari", "PersonExtraCustom10": "po:1"}
+    person = {"PersonFirstName": "Kari", "PersonLastName": "Berg", "PersonExtraCustom10": "po:1"}
     assert http.post("/Persons", json=person).status_code == 400
-    assert http.post("/Persons", json={"PersonFirstName": "K", "PersonCustom1": "po:1"}).is_success
+    person = {"PersonFirstName": "K", "PersonLastName": "Berg", "PersonCustom1": "po:1"}
+    assert http.post("/Persons", json=person).is_success
     org = {"OrganisationName": "Acme", "OrganisationExtraCustom10": "po:1"}
     assert http.post("/Organisations", json=org).status_code == 400
     org = {"OrganisationName": "Acme", "OrganisationExtraCustom8": "x" * 51}

@@ -179,6 +179,14 @@ SCHEMAS: dict[str, dict[str, Property]] = {
     ),
 }
 
+# What the field's documents (../shared/reference/field-properties.tsv) name for
+# CRMOffice and this connector leaves out, or reads but does not write although documents
+# write it, with the reason; docs/systems/crmoffice.md lists the same.
+FIELD_DOCUMENTS_READ_ONLY: dict[tuple[str, str], str] = {
+    ("Companies", "id"): "CRMOffice gives the id; documents use it as a key",
+}
+FIELD_DOCUMENTS_ABSENT: dict[tuple[str, str], str] = {}
+
 ENDPOINTS: dict[str, Endpoint] = {
     "Companies": Endpoint("companies"),
     "Contacts": Endpoint("contacts"),

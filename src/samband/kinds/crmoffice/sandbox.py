@@ -23,6 +23,9 @@ The rest is an assumption, the same one the connector makes (see
   records still point at the record;
 * errors: RFC 7807 ``application/problem+json`` with ``type``, ``title``, ``status``,
   ``detail``, ``traceId`` and, for validation, ``errors`` by field (ASP.NET style);
+* a property the collection does not have (also a key of a nested object such as
+  ``visitAddress``) is refused with 400 rather than dropped, so that a misnamed property
+  shows in tests (an ASP.NET API may instead ignore it: see ``FIELDS``);
 * rate limit: 300 requests per sliding minute per OAuth client (configurable); over
   it 429 with ``Retry-After`` (seconds) and ``X-RateLimit-*`` headers.
 
@@ -139,6 +142,52 @@ def _address(errors: dict[str, list[str]], body: dict[str, Any], name: str) -> N
         errors.setdefault(f"{name}.country", []).append(
             "The field country must be an ISO 3166-1 alpha-2 code such as NO."
         )
+
+
+# The properties of each collection (nested objects by their keys): what CRMOffice is
+# known to have (crm-systems.md, the field's documents) and what the connector assumes.
+# Anything else in a write is refused (400, ``errors`` by field).
+_ADDRESS_KEYS = frozenset({"streetAddress", "postCode", "postalArea", "country"})
+_STAMP_KEYS = frozenset({"id", "createdAt", "updatedAt"})
+FIELDS: dict[str, dict[str, frozenset[str] | None]] = {
+    "companies": {
+        **dict.fromkeys(_STAMP_KEYS),
+        **dict.fromkeys(("name", "orgNr", "phone", "email", "website", "externalId")),
+        "visitAddress": _ADDRESS_KEYS,
+        "postAddress": _ADDRESS_KEYS,
+    },
+    "contacts": {
+        **dict.fromkeys(_STAMP_KEYS),
+        **dict.fromkeys(
+            ("givenName", "familyName", "title", "directPhone", "mobilePhone", "email")
+        ),
+        "externalId": None,
+        "company": frozenset({"id", "name"}),
+    },
+    "activities": {
+        **dict.fromkeys(_STAMP_KEYS),
+        **dict.fromkeys(("subject", "description", "startsAt", "endsAt", "ownerId")),
+        "externalId": None,
+        "address": frozenset({"country", "postalArea"}),
+    },
+}
+
+
+def _unknown_fields(errors: dict[str, list[str]], collection: str, body: dict[str, Any]) -> None:
+    known = FIELDS.get(collection)
+    if known is None:
+        return
+    for name, value in body.items():
+        if name not in known:
+            errors.setdefault(name, []).append(f"Could not find member '{name}'.")
+            continue
+        keys = known[name]
+        if keys is not None and isinstance(value, dict):
+            for key in value:
+                if key not in keys:
+                    errors.setdefault(f"{name}.{key}", []).append(
+                        f"Could not find member '{key}' on {name}."
+                    )
 
 
 class CrmOfficeSandbox(Sandbox):
@@ -316,6 +365,7 @@ class CrmOfficeSandbox(Sandbox):
     def _validate(self, collection: str, body: dict[str, Any]) -> None:
         """Check a whole record (after a merge patch, too); raise :class:`_Invalid`."""
         errors: dict[str, list[str]] = {}
+        _unknown_fields(errors, collection, body)
         if collection == "companies":
             _required(errors, body, "name")
             _text(errors, body, "name", 200)

@@ -18,8 +18,9 @@ class ExactOnlineSettings(KindSettings):
     """Refused requests on one endpoint in an hour after which Samband stops calling it (Exact
     blocks an app for an hour after more than 10)."""
     redirect_uri: str | None = None
-    """The redirect URI of your Exact app; it must match the app's registration (default: Samband's
-    listener on 127.0.0.1)."""
+    """The redirect URI of your Exact app, exactly as registered. Exact wants `https://`: then
+    `samband auth` asks you to paste the address the browser is sent to. Default: Samband's
+    listener on 127.0.0.1 (plain HTTP on this machine only)."""
 
 
 class ExactOnlineTypeSettings(EntityTypeSettings):
@@ -27,5 +28,6 @@ class ExactOnlineTypeSettings(EntityTypeSettings):
     """True: read every record on every run, so that the engine notices deletions (for Departments
     and Divisions, which have no Sync API)."""
     external_ref_field: str | None = None
-    """The field where creates stamp the source record's ref (default: the type's own, e.g.
-    `FreeTextField_10` for Items)."""
+    """The writable text field where creates stamp the source record's ref (default: the type's
+    own, e.g. `FreeTextField_10` for Items); found again through the Sync API where Exact's
+    mandatory filtering refuses a `$filter` on it."""

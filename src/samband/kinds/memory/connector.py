@@ -15,6 +15,10 @@ Config::
 
 Every write bumps a per-dataset version; the change feed returns records whose version
 is above the cursor, tombstones included.
+
+The file is written when the engine flushes the system (:meth:`MemoryConnector.flush`,
+before each store commit, and when the engine closes): once per chunk of records, not
+once per write, and never after the store has recorded a write the file does not hold.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class MemoryDataset:
     next_id: itertools.count = field(default_factory=lambda: itertools.count(1))
     calls: dict[str, int] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # written through a connector and not saved to the file yet
+    unsaved: bool = False
 
     def table(self, entity_type: str) -> dict[str, _Row]:
         return self.types.setdefault(entity_type, {})
@@ -146,6 +152,7 @@ class MemoryDataset:
             with open(tmp, "w", encoding="utf-8") as handle:
                 json.dump(payload, handle, default=str, indent=1)
             os.replace(tmp, path)
+            self.unsaved = False
 
     @classmethod
     def load(cls, name: str, path: str) -> MemoryDataset:
@@ -258,8 +265,16 @@ class MemoryConnector(Connector):
         return types
 
     def _save(self) -> None:
+        """A write was made: saved to the file at the next :meth:`flush`."""
         if self.path:
+            self.dataset.unsaved = True
+
+    def flush(self) -> None:
+        if self.path and self.dataset.unsaved:
             self.dataset.save(self.path)
+
+    def close(self) -> None:
+        self.flush()
 
     def _validate(self, etype: EntityType, values: dict[str, Any]) -> None:
         for path, value in values.items():

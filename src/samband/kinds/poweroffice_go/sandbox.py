@@ -26,14 +26,23 @@ the v2 OpenAPI file):
 Default keys: application ``sandbox-application-key``, client ``sandbox-client-key``,
 subscription ``sandbox-subscription-key``.
 
-Assumed (not in the v2 file): ``/ProjectActivities`` and ``/TimeTrackingActivities``
-behave like the other v2 collections, with the v1 fields in PascalCase.
+Not in the v2 file, from a public v2 client verified against the demo environment
+(sjurebass/Poweroffice-mcp-extended, ``src/tools/time-tracking.ts``): the time-tracking
+activity catalogues ``/TimeTracking/ActivityTime`` and ``/TimeTracking/ActivityItem``
+(``Name``, ``IsActive``, ``ProductId``, ``ProjectId``; a list leaves inactive activities
+out unless ``includeInactive=true``, an assumption).  v1's ``/ProjectActivities`` and
+``/TimeTrackingActivities`` do not exist in v2: 404, as any other unknown route.
+
+``order_by="ignore"`` (or ``"shuffle"``) makes lists disregard ``OrderBy`` and answer in
+id order (or in a fixed order unrelated to time), as an API that does not honour it
+would: for tests that keyset paging never skips a row.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import itertools
 import random
 import secrets
@@ -134,6 +143,16 @@ class _Kind:
     number_field: str | None = None
     # lower-case query parameter → (field, how)
     filters: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # the route under /v2 when it is not the name (``TimeTracking/ActivityTime``)
+    path: str = ""
+    # a list leaves inactive records out unless ``includeInactive=true``
+    hides_inactive: bool = False
+    # properties a create must give
+    required: tuple[str, ...] = ()
+
+    @property
+    def route(self) -> str:
+        return self.path or self.name
 
     @cached_property
     def names(self) -> dict[str, str]:
@@ -152,6 +171,8 @@ _CONTACT_FILTERS = {
     "externalnos": ("ExternalNumber", "ranges"),
     "contactgroupids": ("ContactGroupIds", "ignore"),
 }
+
+ACTIVITY_KINDS = ("ActivityTime", "ActivityItem")
 
 KINDS: dict[str, _Kind] = {
     k.name: k
@@ -329,18 +350,42 @@ KINDS: dict[str, _Kind] = {
                 "Gtin",
                 "IsStockItem",
                 "StockOnHand",
+                "StockAvailable",
                 "ProductGroupId",
                 "IsArchived",
                 "CreatedDateTimeOffset",
                 MODIFIED,
             ),
-            frozenset({"Id", "CreatedDateTimeOffset", MODIFIED}),
+            frozenset({"Id", "CreatedDateTimeOffset", "StockAvailable", MODIFIED}),
             create_status=200,
             filters={
                 "codes": ("Code", "list"),
                 "isarchived": ("IsArchived", "bool"),
                 "names": ("Name", "list"),
                 "type": ("ProductType", "eq"),
+                "createddatetimeoffsetgreaterthan": ("CreatedDateTimeOffset", "after"),
+            },
+        ),
+        _Kind(
+            "ProductGroups",
+            "Product group",
+            (
+                "Id",
+                "Code",
+                "Name",
+                "Description",
+                "UnitPrice",
+                "UnitCost",
+                "IsArchived",
+                "CreatedDateTimeOffset",
+                MODIFIED,
+            ),
+            frozenset({"Id", "CreatedDateTimeOffset", MODIFIED}),
+            required=("Name",),
+            filters={
+                "codes": ("Code", "list"),
+                "isarchived": ("IsArchived", "bool"),
+                "names": ("Name", "list"),
                 "createddatetimeoffsetgreaterthan": ("CreatedDateTimeOffset", "after"),
             },
         ),
@@ -363,6 +408,8 @@ KINDS: dict[str, _Kind] = {
                 "ProjectId",
                 "SalesPersonEmployeeId",
                 "ExternalImportReference",
+                "CustomerReferenceContactPersonId",
+                "RelatedInvoiceNo",
                 "NetAmount",
                 "TotalAmount",
                 "LineCount",
@@ -389,32 +436,30 @@ KINDS: dict[str, _Kind] = {
                 "onlycreatedbycurrentintegration": ("IsCreatedByCurrentIntegration", "only"),
             },
         ),
-        _Kind(
-            "ProjectActivities",
-            "Project activity",
-            (
-                "Id",
-                "ActivityCode",
-                "Name",
-                "ProjectId",
-                "ProjectCode",
-                "IsBillable",
-                "HourlyRate",
-                MODIFIED,
-            ),
-            frozenset({"Id", MODIFIED}),
-            created_field="",
-        ),
-        _Kind(
-            "TimeTrackingActivities",
-            "Time tracking activity",
-            ("Id", "Code", "Name", "HourlyRate", "ProductCode", "IsActive", MODIFIED),
-            frozenset({"Id", MODIFIED}),
-            created_field="",
-            filters={"isactive": ("IsActive", "bool")},
+        *(
+            _Kind(
+                name,
+                "Activity",
+                ("Id", "Name", "IsActive", "ProductId", "ProjectId", MODIFIED),
+                frozenset({"Id", MODIFIED}),
+                created_field="",
+                path=f"TimeTracking/{name}",
+                hides_inactive=True,
+                required=("Name",),
+            )
+            for name in ACTIVITY_KINDS
         ),
     )
 }
+
+# reference properties checked on every write: (property, collection it points into)
+_REFERENCES = (
+    ("DepartmentId", "Departments"),
+    ("ProjectId", "Projects"),
+    ("ProductId", "Products"),
+    ("ProductGroupId", "ProductGroups"),
+    ("CustomerReferenceContactPersonId", "ContactPersons"),
+)
 
 _LINE_FIELDS = (
     "Id",
@@ -691,6 +736,7 @@ class PowerOfficeSandbox(Sandbox):
         rate_limit: int = 10,
         token_lifetime: int = TOKEN_LIFETIME,
         problem_case: str = "pascal",
+        order_by: str = "honour",
     ) -> None:
         super().__init__(clock=clock, faults=faults)
         self.clients = {(application_key, client_key)}
@@ -698,6 +744,10 @@ class PowerOfficeSandbox(Sandbox):
         self.rate_limit = rate_limit
         self.token_lifetime = token_lifetime
         self.problem_case = problem_case
+        if order_by not in ("honour", "ignore", "shuffle"):
+            raise ValueError(f"order_by is honour, ignore or shuffle, not {order_by!r}")
+        # "ignore"/"shuffle": lists disregard OrderBy, as an API that does not honour it
+        self.order_by = order_by
         self.recording = False
         self.log: list[Exchange] = []
         self.tokens_issued = 0
@@ -814,10 +864,11 @@ class PowerOfficeSandbox(Sandbox):
             if name == "ContactPersons":
                 continue
             methods = ["GET"] if name == "SalesOrders" else ["GET", "POST"]
-            api.append(Route(f"/{name}", self._wrap(self._collection(name)), methods=methods))
+            route = KINDS[name].route
+            api.append(Route(f"/{route}", self._wrap(self._collection(name)), methods=methods))
             api.append(
                 Route(
-                    f"/{name}/{{id}}",
+                    f"/{route}/{{id}}",
                     self._wrap(self._item(name)),
                     methods=["GET", "PATCH", "DELETE"],
                 )
@@ -1043,9 +1094,12 @@ class PowerOfficeSandbox(Sandbox):
             address.update(values.get("MailAddress") or {})
             record["MailAddress"] = address
             record["IsActive"] = True if record.get("IsActive") is None else record["IsActive"]
-        if kind.name in ("Departments", "Projects", "TimeTrackingActivities"):
+        if kind.name in ("Departments", "Projects", *ACTIVITY_KINDS):
             record["IsActive"] = True if record.get("IsActive") is None else record["IsActive"]
+        if kind.name == "ProductGroups":
+            record["IsArchived"] = bool(record.get("IsArchived"))
         if kind.name == "Products":
+            record["StockAvailable"] = record.get("StockOnHand") or 0
             record["IsArchived"] = bool(record.get("IsArchived"))
             record["ProductType"] = record.get("ProductType") or "Product"
             record["UnitOfMeasureCode"] = record.get("UnitOfMeasureCode") or "EA"
@@ -1053,10 +1107,6 @@ class PowerOfficeSandbox(Sandbox):
             record["ProjectStatus"] = record.get("ProjectStatus") or "Active"
             customer = self._refer("Customers", record.get("CustomerId"), "Customer")
             record["CustomerNo"] = customer["Number"] if customer else None
-        if kind.name == "ProjectActivities":
-            project = self._refer("Projects", record.get("ProjectId"), "Project")
-            if project is not None:
-                record["ProjectCode"] = project.get("Code")
         if kind.name == "SalesOrders":
             customer = self._refer("Customers", record.get("CustomerId"), "Customer")
             record["CustomerNo"] = customer["Number"] if customer else None
@@ -1065,8 +1115,8 @@ class PowerOfficeSandbox(Sandbox):
             record["CurrencyCode"] = record.get("CurrencyCode") or "NOK"
             record["IsCreatedByCurrentIntegration"] = by_integration
             record.update(LineCount=0, NetAmount=0.0, TotalAmount=0.0)
-        for ref, target in (("DepartmentId", "Departments"), ("ProjectId", "Projects")):
-            if ref in record and record[ref] is not None:
+        for ref, target in _REFERENCES:
+            if ref in kind.fields and record.get(ref) is not None:
                 self._refer(target, record[ref], target[:-1])
         return record
 
@@ -1131,7 +1181,9 @@ class PowerOfficeSandbox(Sandbox):
                 rows = list(self.tables[name].values())
             rows = self._filter(kind, rows, query)
             order = query.get("orderby")
-            if order:
+            if self.order_by == "shuffle":
+                rows = sorted(rows, key=lambda row: _scrambled(row["Id"]))
+            elif order and self.order_by != "ignore":
                 rows = self._order(names, rows, order)
             fields = None
             if query.get("fields"):
@@ -1185,6 +1237,8 @@ class PowerOfficeSandbox(Sandbox):
     def _filter(
         self, kind: _Kind, rows: list[dict[str, Any]], query: dict[str, str]
     ) -> list[dict[str, Any]]:
+        if kind.hides_inactive and query.get("includeinactive", "").strip().lower() != "true":
+            rows = [row for row in rows if row.get("IsActive") is not False]
         since = query.get("lastchangeddatetimeoffsetgreaterthan")
         if since:
             bound = _parse_time(since)
@@ -1251,6 +1305,13 @@ class PowerOfficeSandbox(Sandbox):
                                 f"The {required} field is required.",
                             )
                     body = {**body, "ContactId": contact}
+                for required in kind.required:
+                    if not any(k.lower() == required.lower() and v for k, v in body.items()):
+                        raise ApiProblem(
+                            400,
+                            f"{kind.label} validation error(s)",
+                            f"The {required} field is required.",
+                        )
                 self._check_unique(kind, body)
                 record = self._new(kind, body, by_integration=True)
                 self.tables[name][record["Id"]] = record
@@ -1326,11 +1387,7 @@ class PowerOfficeSandbox(Sandbox):
         for name in ("IsArchived", "IsActive", "IsPerson"):
             if name in new and new[name] is not None and not isinstance(new[name], bool):
                 raise ApiProblem(400, title, f"{name} must be true or false.")
-        for ref, target in (
-            ("CustomerId", "Customers"),
-            ("DepartmentId", "Departments"),
-            ("ProjectId", "Projects"),
-        ):
+        for ref, target in (("CustomerId", "Customers"), *_REFERENCES):
             if ref in new and new[ref] != old.get(ref) and new[ref] is not None:
                 self._refer(target, new[ref], target[:-1])
 
@@ -1357,12 +1414,15 @@ class PowerOfficeSandbox(Sandbox):
             count("Customers", "DepartmentId", "customer(s)")
         elif kind.name == "Projects":
             count("SalesOrders", "ProjectId", "sales order(s)")
-            count("ProjectActivities", "ProjectId", "activity(ies)")
+            for activities in ACTIVITY_KINDS:
+                count(activities, "ProjectId", "activity(ies)")
             count("Projects", "ParentProjectId", "sub-project(s)")
         elif kind.name == "Employees":
             count("Projects", "ProjectManagerEmployeeId", "project(s) managed")
         elif kind.name == "ContactPersons":
             count("Projects", "ContactPersonId", "project(s)")
+        elif kind.name == "ProductGroups":
+            count("Products", "ProductGroupId", "product(s)")
         elif kind.name == "Products":
             n = sum(
                 1
@@ -1603,27 +1663,15 @@ class PowerOfficeSandbox(Sandbox):
                             },
                         )
                     )
-            if wanted("ProjectActivities") and projects:
+            if wanted("ActivityTime"):
+                names = ("Konsulenttid", "Intern tid", "Support", "Kurs", "Møte", "Reise")
                 for index in range(count):
-                    project = rng.choice(projects)
+                    project = rng.choice(projects) if projects and index % 2 else None
                     self.insert(
-                        "ProjectActivities",
+                        "ActivityTime",
                         {
-                            "ActivityCode": f"A{100 + index}",
-                            "Name": rng.choice(("Møte", "Utvikling", "Rådgivning", "Reise")),
-                            "ProjectId": project["Id"],
-                            "IsBillable": True,
-                            "HourlyRate": float(rng.randrange(800, 1800)),
-                        },
-                    )
-            if wanted("TimeTrackingActivities"):
-                for index in range(count):
-                    self.insert(
-                        "TimeTrackingActivities",
-                        {
-                            "Code": f"T{100 + index}",
-                            "Name": rng.choice(("Konsulenttid", "Intern tid", "Support", "Kurs")),
-                            "HourlyRate": float(rng.randrange(600, 1600)),
+                            "Name": f"{rng.choice(names)} {index + 1}",
+                            "ProjectId": project["Id"] if project else None,
                             "IsActive": True,
                         },
                     )
@@ -1649,6 +1697,9 @@ class PowerOfficeSandbox(Sandbox):
                         )
                         self.lines[order["Id"]][line["Id"]] = line
                     self._sum_order(order, touch=False)
+            if wanted("ProductGroups"):
+                for index, name in enumerate(("Tjenester", "Varer", "Lisenser")):
+                    self.insert("ProductGroups", {"Code": f"G{index + 1}", "Name": name})
 
 
 def _companies(count: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -1680,3 +1731,8 @@ def _contact_values(company: dict[str, Any]) -> dict[str, Any]:
 
 def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
+
+
+def _scrambled(record_id: Any) -> str:
+    """A fixed order of records that has nothing to do with when they changed."""
+    return hashlib.sha256(str(record_id).encode()).hexdigest()

@@ -27,4 +27,5 @@ class PowerOfficeTypeSettings(EntityTypeSettings):
     """True: every read of this type is a full scan, so that the engine sees deletions (the API
     reports none)."""
     path: str | None = None
-    """Another endpoint path for this type, e.g. `/ProjectActivities`."""
+    """Another endpoint path for this type (default: the v2 path, e.g.
+    `/TimeTracking/ActivityTime` for `Projectactivity`)."""

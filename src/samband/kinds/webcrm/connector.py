@@ -54,9 +54,13 @@ How the connector uses the API, and why:
   without a body).  The bulk ``PATCH /{Entity}`` upsert is not used: it answers one
   string per item that is either a new id or an error message, which cannot be told
   apart reliably, and the engine writes one record at a time with its own intents.
-  Organisations, Persons and Opportunities cannot be deleted through the API: ``delete``
+  Organisations, Persons, Opportunities and Users cannot be deleted through the API: ``delete``
   refuses them without a call, and the ``archive`` delete policy sets the status the
   config names (``archive_status``).
+* **Persons.** ``PersonLastName`` is mandatory and ``PersonOrganisationId`` cannot be
+  changed through the API once set (WebCRM's own ERP integration says both): a create
+  without a last name, or an update that would move a person to another organisation
+  (or to none), is a record error before any write.
 * **Limits.** 250 requests per sliding minute per application token: a client-side
   limiter shared by every connector of the process paces calls (``rate_limit`` changes
   it, 0 turns it off); a 429 is retried after the body's ``RetryAfterSeconds`` (or the
@@ -72,12 +76,18 @@ How the connector uses the API, and why:
   would — is looked up by its external reference before it is reported, so it is
   neither lost nor created twice.
 
-Max lengths other than ``OrganisationName`` (200), ``OrganisationTelephone``, ``…City``,
-``…Country``, ``…Www`` (50) and ``OrganisationAddress`` (250) — the swagger's — the
-Opportunity/User/Product field lists beyond the documented ones, and the length of
-``PersonCustom1–15`` are assumptions, marked in the README.  ``external_ref`` must name
-one of the custom fields (``OrganisationExtraCustom1–8``, at most 50 characters, or
-``PersonCustom1–15``); a ref longer than the field holds is a record error before any call.
+The field lists follow WebCRM's published swagger (``https://api.webcrm.com/swagger/v1/
+swagger.json``, the 2020 copy kept in dreamdata-io/tap-webcrm; WebCRM's own
+webCRMdotcom/ErpIntegrations SDK is generated from it) and, for the fields newer than that
+copy (``OrganisationDelivery…``, ``OrganisationCompanyDescription``,
+``OrganisationCountryData``, ``OpportunityCurrencySymbol``), the discontinued service's
+dataflow documents.  Max lengths other than ``OrganisationName`` (200),
+``OrganisationTelephone``, ``…City``, ``…Country``, ``…Www``, ``…VatNumber``,
+``OrganisationExtraCustom1–8`` (50) and ``OrganisationAddress`` (250) — the swagger's —
+and the length of ``PersonCustom1–15`` are assumptions, marked in the README.
+``external_ref`` must name one of the custom fields (``OrganisationExtraCustom1–8``, at
+most 50 characters, or ``PersonCustom1–15``); a ref longer than the field holds is a
+record error before any call.
 """
 
 from __future__ import annotations
@@ -155,6 +165,8 @@ class WebCrmEntity:
     can_delete: bool = False
     incremental: bool = True
     required: tuple[str, ...] = ()
+    # set on create, never changed through the API once set
+    fixed: tuple[str, ...] = ()
 
     @property
     def id_field(self) -> str:
@@ -205,6 +217,11 @@ def _entity(
     return WebCrmEntity(name, path, table, props, required=required, **options)
 
 
+# WebCRM's read-only country object beside OrganisationCountry (the field's documents
+# read OrganisationCountryData.CodeISO and .Name; newer swaggers give Opportunities the
+# same {Name, CodeISO, CodeUN} object as OpportunityCountry)
+COUNTRY_DATA_FIELDS = ("Name", "CodeISO", "CodeUN")
+
 ENTITIES: dict[str, WebCrmEntity] = {
     e.name: e
     for e in (
@@ -217,7 +234,14 @@ ENTITIES: dict[str, WebCrmEntity] = {
                 ("Address", S, 250),
                 ("City", S, 50),
                 ("PostCode", S, 20),
+                ("State", S, None),
                 ("Country", S, 50),
+                *((f"CountryData.{part}", S, None) for part in COUNTRY_DATA_FIELDS),
+                ("DeliveryAddress", S, None),
+                ("DeliveryCity", S, None),
+                ("DeliveryPostCode", S, None),
+                ("DeliveryState", S, None),
+                ("CompanyDescription", S, None),
                 ("Telephone", S, 50),
                 ("Www", S, 50),
                 ("VatNumber", S, 50),
@@ -225,6 +249,7 @@ ENTITIES: dict[str, WebCrmEntity] = {
                 ("Type", S, 100),
             ],
             custom=True,
+            computed=tuple(f"CountryData.{part}" for part in COUNTRY_DATA_FIELDS),
             required=("OrganisationName",),
         ),
         _entity(
@@ -245,19 +270,24 @@ ENTITIES: dict[str, WebCrmEntity] = {
             ],
             custom=True,
             computed=("Name",),
+            # WebCRM's own ERP integration: "It is mandatory to define last name in
+            # webCRM" and "We cannot change the organisation ID through the API"
+            required=("PersonLastName",),
+            fixed=("PersonOrganisationId",),
         ),
         _entity(
             "Products",
             "Products",
             "Product",
             [
-                ("Name", S, 200),
-                ("Number", S, 50),
-                ("Description", S, 2000),
                 ("Price", D, None),
                 ("CostPrice", D, None),
+                ("ListPrice", D, None),
+                ("Discount", D, None),
                 ("Quantity", D, None),
                 ("VatCode", S, 20),
+                ("StockStatus", S, None),
+                ("Comment", S, None),
             ],
             can_delete=True,
         ),
@@ -267,12 +297,15 @@ ENTITIES: dict[str, WebCrmEntity] = {
             "QuotationLine",
             [
                 ("OpportunityId", R, None, "Opportunities"),
-                ("ProductId", R, None, "Products"),
-                ("Description", S, 2000),
+                ("OrganisationId", R, None, "Organisations"),
+                ("PersonId", R, None, "Persons"),
                 ("Price", D, None),
+                ("CostPrice", D, None),
+                ("ListPrice", D, None),
                 ("Quantity", D, None),
                 ("Discount", D, None),
                 ("VatPercentage", D, None),
+                ("Comment", S, None),
             ],
             can_delete=True,
         ),
@@ -283,10 +316,13 @@ ENTITIES: dict[str, WebCrmEntity] = {
             [
                 ("OrganisationId", R, None, "Organisations"),
                 ("PersonId", R, None, "Persons"),
-                ("ResponsibleUserId", R, None, "Users"),
-                ("Description", S, 200),
-                ("Level", S, 50),
-                ("CurrencyName", S, 10),
+                ("AssignedTo", R, None, "Users"),
+                ("Description", S, None),
+                ("Level", INT, None),
+                ("LevelText", S, None),
+                ("CurrencyName", S, None),
+                ("CurrencySymbol", S, None),
+                ("Discount", D, None),
                 ("OrderDate", DA, None),
             ],
         ),
@@ -295,16 +331,33 @@ ENTITIES: dict[str, WebCrmEntity] = {
             "Users",
             "User",
             [
-                ("Name", S, 200),
-                ("Email", S, 200),
-                ("Phone", S, 50),
-                ("Title", S, 100),
-                ("Status", S, 50),
+                ("Name", S, None),
+                ("Email", S, None),
+                ("Telephone", S, None),
+                ("MobilePhone", S, None),
+                ("Title", S, None),
             ],
-            read_only=True,
             incremental=False,
         ),
     )
+}
+
+# What the field's documents (../shared/reference/field-properties.tsv) name for WebCRM
+# and this connector leaves out, or reads but does not write although documents write
+# it, with the reason; docs/systems/webcrm.md lists the same.
+FIELD_DOCUMENTS_READ_ONLY: dict[tuple[str, str], str] = {
+    ("Organisations", "OrganisationId"): "WebCRM gives the id; documents use it as a key",
+    ("Persons", "PersonName"): (
+        "assumed computed by WebCRM from PersonFirstName and PersonLastName (the swagger "
+        "does not say); write those two instead"
+    ),
+}
+FIELD_DOCUMENTS_ABSENT: dict[tuple[str, str], str] = {
+    ("Persons", "document_number"): (
+        "not a WebCRM field: the swagger's PersonDto has no such property (nor any "
+        "document or birth number); the documents that name it map Exact Online "
+        "Contacts.BirthDate to it, a leftover of a generic template"
+    ),
 }
 
 
@@ -831,9 +884,24 @@ class WebCrmConnector(Connector):
         body = self._body(entity, changes)
         if not body:
             return None  # nothing WebCRM would store (read-only properties only)
+        for name in entity.required:
+            if name in body and not body[name]:
+                raise RecordError(f"{entity_type} needs {name}; the change empties it")
         current = self._get_raw(entity, record_id)
         if current is None:
             raise NotFound(f"{entity_type} {record_id} does not exist in {self.system_id}")
+        for name in entity.fixed:
+            if (
+                name in body
+                and current.get(name) not in (None, 0, "")
+                and not _same_value(current.get(name), body[name])
+            ):
+                raise RecordError(
+                    f"WebCRM does not let the API change {name} once it is set "
+                    f"({entity_type} {record_id} has {current.get(name)}, the change wants "
+                    f"{body[name]}); change it in WebCRM itself, or map the property only "
+                    "one way into WebCRM on create"
+                )
         for name in body:
             if (
                 expected is not None

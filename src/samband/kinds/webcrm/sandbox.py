@@ -21,6 +21,12 @@ Faithful where the connector depends on it:
 * Empty dates are ``0001-01-01T00:00:00+00:00``; every record carries every field.
 * 250 calls per sliding minute per application token: 429 with ``Retry-After`` and
   ``{"RetryAfterSeconds": n, "Message": ..., "Type": "TooManyRequestsException"}``.
+* Fields: the published swagger's (``OrganisationDto``, ``PersonDto``, ``ProductDto``,
+  ``QuotationLineDto``, ``OpportunityDto``, ``UserDto``; a subset of each) and the newer
+  ones the field's documents name: ``OrganisationDeliveryAddress``/``City``/``PostCode``/
+  ``State``, ``OrganisationCompanyDescription``, ``OpportunityCurrencySymbol`` and the
+  read-only ``OrganisationCountryData`` object (``Name``, ``CodeISO``, ``CodeUN``), which
+  the sandbox derives from ``OrganisationCountry`` for a few countries (an assumption).
 * Validation: fields the table does not have (e.g. ``PersonExtraCustom1``: Persons have
   ``PersonCustom1–15``; Organisations ``OrganisationExtraCustom1–8``, ≤ 50), max lengths
   (``OrganisationName`` ≤ 200, ``OrganisationTelephone`` ≤ 50, …), types, required names
@@ -69,9 +75,9 @@ CUSTOM_FIELDS: dict[str, tuple[str, int, int]] = {
 # -- WebCRM's tables, as its API documentation lists them ----------------------------------
 @dataclass(frozen=True)
 class Column:
-    """One field of a WebCRM table: ``text`` (with a maximum length), ``int``, ``id`` of a
-    row of ``parent``, ``number``, ``date`` or ``datetime``; ``computed`` ones are set by
-    WebCRM and ignored in writes."""
+    """One field of a WebCRM table: ``text`` (with a maximum length, if one is known),
+    ``int``, ``id`` of a row of ``parent``, ``number``, ``date``, ``datetime`` or
+    ``country`` (an object); ``computed`` ones are set by WebCRM and ignored in writes."""
 
     kind: str
     length: int | None = None
@@ -91,6 +97,7 @@ class Table:
     created_field: str
     updated_field: str
     required: tuple[str, ...] = ()
+    fixed: tuple[str, ...] = ()  # set on create, refused as a change afterwards
     writable: bool = True
     deletable: bool = False
 
@@ -118,9 +125,12 @@ def _text(length: int) -> Column:
     return Column("text", length)
 
 
-_NUMBER, _DATE = Column("number"), Column("date")
+_NUMBER, _DATE, _FREE = Column("number"), Column("date"), Column("text")
 
-# by the name Samband's configs use (the API's own path where that is the same)
+# by the name Samband's configs use (the API's own path where that is the same); the
+# fields are the published swagger's, plus the newer ones the field's documents name
+# (OrganisationDelivery…, OrganisationCompanyDescription, OrganisationCountryData,
+# OpportunityCurrencySymbol)
 TABLES: dict[str, Table] = {
     "Organisations": _table(
         "Organisations",
@@ -130,7 +140,15 @@ TABLES: dict[str, Table] = {
             "Address": _text(250),
             "City": _text(50),
             "PostCode": _text(20),
+            "State": _FREE,
             "Country": _text(50),
+            # WebCRM's country record for OrganisationCountry: {Name, CodeISO, CodeUN}
+            "CountryData": Column("country", computed=True),
+            "DeliveryAddress": _FREE,
+            "DeliveryCity": _FREE,
+            "DeliveryPostCode": _FREE,
+            "DeliveryState": _FREE,
+            "CompanyDescription": _FREE,
             "Telephone": _text(50),
             "Www": _text(50),
             "VatNumber": _text(50),
@@ -156,18 +174,23 @@ TABLES: dict[str, Table] = {
             "Birthday": _DATE,
         },
         custom=True,
+        # WebCRM's own ERP integration (webCRMdotcom/ErpIntegrations, PersonDto.cs): a
+        # last name is mandatory, and a person's organisation cannot be changed
+        required=("PersonLastName",),
+        fixed=("PersonOrganisationId",),
     ),
     "Products": _table(
         "Products",
         "Product",
         {
-            "Name": _text(200),
-            "Number": _text(50),
-            "Description": _text(2000),
             "Price": _NUMBER,
             "CostPrice": _NUMBER,
+            "ListPrice": _NUMBER,
+            "Discount": _NUMBER,
             "Quantity": _NUMBER,
             "VatCode": _text(20),
+            "StockStatus": _FREE,
+            "Comment": _FREE,
         },
         deletable=True,
     ),
@@ -176,12 +199,15 @@ TABLES: dict[str, Table] = {
         "QuotationLine",
         {
             "OpportunityId": Column("id", parent="Opportunities"),
-            "ProductId": Column("id", parent="Products"),
-            "Description": _text(2000),
+            "OrganisationId": Column("id", parent="Organisations"),
+            "PersonId": Column("id", parent="Persons"),
             "Price": _NUMBER,
+            "CostPrice": _NUMBER,
+            "ListPrice": _NUMBER,
             "Quantity": _NUMBER,
             "Discount": _NUMBER,
             "VatPercentage": _NUMBER,
+            "Comment": _FREE,
         },
         deletable=True,
     ),
@@ -191,10 +217,13 @@ TABLES: dict[str, Table] = {
         {
             "OrganisationId": Column("id", parent="Organisations"),
             "PersonId": Column("id", parent="Persons"),
-            "ResponsibleUserId": Column("id", parent="Users"),
-            "Description": _text(200),
-            "Level": _text(50),
-            "CurrencyName": _text(10),
+            "AssignedTo": Column("id", parent="Users"),
+            "Description": _FREE,
+            "Level": Column("int"),
+            "LevelText": _FREE,
+            "CurrencyName": _FREE,
+            "CurrencySymbol": _FREE,
+            "Discount": _NUMBER,
             "OrderDate": _DATE,
         },
     ),
@@ -202,14 +231,30 @@ TABLES: dict[str, Table] = {
         "Users",
         "User",
         {
-            "Name": _text(200),
-            "Email": _text(200),
-            "Phone": _text(50),
-            "Title": _text(100),
-            "Status": _text(50),
+            "Name": _FREE,
+            "Email": _FREE,
+            "Telephone": _FREE,
+            "MobilePhone": _FREE,
+            "Title": _FREE,
         },
-        writable=False,
     ),
+}
+
+# The countries the sandbox resolves OrganisationCountry to (name, ISO 3166-1 alpha-2,
+# numeric UN code); any other text keeps its name and has empty codes.
+COUNTRIES: dict[str, tuple[str, str, str]] = {
+    name.casefold(): (name, iso, un)
+    for name, iso, un in (
+        ("Norway", "NO", "578"),
+        ("Sweden", "SE", "752"),
+        ("Denmark", "DK", "208"),
+        ("Finland", "FI", "246"),
+        ("Iceland", "IS", "352"),
+        ("Germany", "DE", "276"),
+        ("Netherlands", "NL", "528"),
+        ("United Kingdom", "GB", "826"),
+        ("United States", "US", "840"),
+    )
 }
 
 _BY_PATH = {entity.path.lower(): entity for entity in TABLES.values()}
@@ -287,6 +332,8 @@ class WebCrmSandbox(Sandbox):
                 record[name] = EMPTY_DATE
             elif column.kind in ("int", "id", "number"):
                 record[name] = 0
+            elif column.kind == "country":
+                record[name] = {"Name": "", "CodeISO": "", "CodeUN": ""}
             else:
                 record[name] = ""
         return record
@@ -294,6 +341,7 @@ class WebCrmSandbox(Sandbox):
     def insert(self, entity_name: str, values: dict[str, Any]) -> dict[str, Any]:
         """Add a record as a user of WebCRM would (no validation, no API call)."""
         entity = _named(entity_name)
+        _known(entity, values)
         with self.lock:
             record_id = self.next_id[entity.path]
             self.next_id[entity.path] += 1
@@ -307,6 +355,7 @@ class WebCrmSandbox(Sandbox):
     def edit(self, entity_name: str, record_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         """Change a record as a user of WebCRM would; bumps its UpdatedAt."""
         entity = _named(entity_name)
+        _known(entity, changes)
         with self.lock:
             record = self.tables[entity.path][int(record_id)]
             record.update(changes)
@@ -363,9 +412,7 @@ class WebCrmSandbox(Sandbox):
             stored = self.insert(
                 "Products",
                 {
-                    "ProductName": product["name"],
-                    "ProductNumber": product["code"],
-                    "ProductDescription": product["description"][:2000],
+                    "ProductComment": f"{product['code']} {product['name']}",
                     "ProductPrice": float(product["unit_price"]),
                     "ProductCostPrice": float(product["unit_cost"]),
                     "ProductQuantity": 1,
@@ -375,17 +422,23 @@ class WebCrmSandbox(Sandbox):
             product_ids.append((stored["ProductId"], stored["ProductPrice"]))
         user = self.insert(
             "Users",
-            {"UserName": "Sandbox Admin", "UserEmail": "admin@example.no", "UserStatus": "Active"},
+            {
+                "UserName": "Sandbox Admin",
+                "UserEmail": "admin@example.no",
+                "UserTelephone": "+47 22 00 00 00",
+                "UserTitle": "Administrator",
+            },
         )
         for index, org_id in enumerate(org_ids):
             opportunity = self.insert(
                 "Opportunities",
                 {
                     "OpportunityOrganisationId": org_id,
-                    "OpportunityResponsibleUserId": user["UserId"],
+                    "OpportunityAssignedTo": user["UserId"],
                     "OpportunityDescription": f"Tilbud {index + 1}",
-                    "OpportunityLevel": rng.choice(("Lead", "Proposal", "Won", "Lost")),
+                    "OpportunityLevel": rng.randrange(1, 5),
                     "OpportunityCurrencyName": "NOK",
+                    "OpportunityCurrencySymbol": "kr",
                 },
             )
             if product_ids:
@@ -394,7 +447,8 @@ class WebCrmSandbox(Sandbox):
                     "QuotationLines",
                     {
                         "QuotationLineOpportunityId": opportunity["OpportunityId"],
-                        "QuotationLineProductId": product_id,
+                        "QuotationLineOrganisationId": org_id,
+                        "QuotationLineComment": f"Vare {product_id}",
                         "QuotationLinePrice": price,
                         "QuotationLineQuantity": rng.randrange(1, 20),
                         "QuotationLineVatPercentage": 25,
@@ -587,7 +641,9 @@ class WebCrmSandbox(Sandbox):
                     answers.append(f"{entity.table} {record_id} was not found")
                     continue
                 merged = {**existing, **item} if existing else item
-                problem = self._validate(entity, merged, creating=existing is None)
+                problem = self._validate(
+                    entity, merged, creating=existing is None, existing=existing
+                )
                 if problem:
                     answers.append(problem)
                     continue
@@ -627,7 +683,7 @@ class WebCrmSandbox(Sandbox):
         if not isinstance(payload, dict):
             return self._error(400, f"PUT /{entity.path}/{{id}} takes one {entity.table} object")
         with self.lock:
-            problem = self._validate(entity, payload, creating=False)
+            problem = self._validate(entity, payload, creating=False, existing=existing)
             if problem:
                 return self._error(400, problem)
             self._write(entity, record_id, payload)
@@ -684,10 +740,20 @@ class WebCrmSandbox(Sandbox):
         return self._paged(request, rows)
 
     # -- validation and storage -----------------------------------------------------
-    def _validate(self, entity: Table, payload: dict[str, Any], creating: bool) -> str:
+    def _validate(
+        self,
+        entity: Table,
+        payload: dict[str, Any],
+        creating: bool,
+        existing: dict[str, Any] | None = None,
+    ) -> str:
         unknown = sorted(name for name in payload if name not in entity.columns)
         if unknown:
             return f"{entity.table} has no field {', '.join(unknown)}"
+        for name in entity.fixed:
+            was = existing.get(name) if existing is not None else None
+            if was and name in payload and payload[name] != was:
+                return f"{name} cannot be changed through the API"
         for name, column in entity.columns.items():
             if name not in payload or column.computed:
                 continue
@@ -742,6 +808,9 @@ class WebCrmSandbox(Sandbox):
             record[entity.created_field] = now
         else:
             record[entity.created_field] = table[record_id][entity.created_field]
+            for name in entity.fixed:  # a PUT without it does not take it away
+                if payload.get(name) is None:
+                    record[name] = table[record_id][name]
         record[entity.id_field] = record_id
         record[entity.updated_field] = now
         _compute(entity, record)
@@ -774,7 +843,18 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: values[-1] for key, values in fields.items()}
 
 
+def _known(entity: Table, values: dict[str, Any]) -> None:
+    """A user cannot fill in a field WebCRM does not have either."""
+    unknown = sorted(name for name in values if name not in entity.columns)
+    if unknown:
+        raise ValueError(f"{entity.table} has no field {', '.join(unknown)}")
+
+
 def _compute(entity: Table, record: dict[str, Any]) -> None:
+    if entity.table == "Organisation":
+        text = str(record.get("OrganisationCountry") or "").strip()
+        name, iso, un = COUNTRIES.get(text.casefold(), (text, "", ""))
+        record["OrganisationCountryData"] = {"Name": name, "CodeISO": iso, "CodeUN": un}
     if entity.table == "Person":
         first, last = record.get("PersonFirstName") or "", record.get("PersonLastName") or ""
         record["PersonName"] = f"{first} {last}".strip()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
@@ -52,17 +53,28 @@ from samband.kinds.exact_online.connector._schema import (
     TYPES,
     ExactType,
     entity_type,
+    external_ref_problem,
     selectable,
     sync_selectable,
 )
 from samband.kinds.exact_online.fields import FIELDS
+from samband.kinds.exact_online.filters import filterable, has_mandatory_filter
 from samband.kinds.exact_online.settings import ExactOnlineSettings, ExactOnlineTypeSettings
 from samband.secrets import TokenStore
 
 DEFAULT_BASE_URL = "https://start.exactonline.nl"
 SYNC_START = 1
 TOKEN_MIN_INTERVAL = 570.0
-MANDATORY_FILTER = {"crm/Accounts", "logistics/Items"}
+
+
+@dataclass
+class _RefIndex:
+    """External refs of one type found through its Sync API in this run (for a ref
+    field that mandatory filtering does not let ``$filter`` name)."""
+
+    records: dict[str, RecordData] = field(default_factory=dict)
+    top: int = SYNC_START  # the highest Timestamp a lookup scan has read
+    scanned: bool = False  # a lookup has scanned the whole type once
 
 
 class ClockLike(Protocol):
@@ -152,6 +164,14 @@ class ExactOnlineConnector(Connector):
         self._transport = http_transport
         self._tokens: OAuthTokens | None = None
         self._http: HttpClient | None = None
+        self._ref_index: dict[str, _RefIndex] = {}
+        for name, spec in TYPES.items():
+            ref_field = ExactOnlineTypeSettings.of(
+                config.entity_types.get(name), system_id, type_name=name
+            ).external_ref_field
+            problem = external_ref_problem(spec, ref_field) if ref_field else None
+            if problem is not None and not spec.read_only:
+                raise ContractError(system_id, *problem)
 
     # -- schema -------------------------------------------------------------------------
     @classmethod
@@ -335,14 +355,16 @@ class ExactOnlineConnector(Connector):
         fields = [*self._select(spec, etype, sync=True), "Timestamp"]
         url = f"{self.division}/{spec.sync}"
         params = {"$select": ",".join(fields), "$filter": f"Timestamp gt {since}"}
+        index = self._ref_index.setdefault(spec.name, _RefIndex())
+        ref_field = etype.external_ref_field if self._refs_through_sync(spec, etype) else None
         for results, _last in self._pages(url, params):
             for raw in results:
                 since = max(since, int(raw.get("Timestamp") or 0))
             self.stats.reads += len(results)
-            yield Page(
-                [self._record(spec, raw) for raw in results],
-                json.dumps({"t": since, "d": deleted_since}),
-            )
+            records = [self._record(spec, raw) for raw in results]
+            if ref_field:
+                _index_refs(index, records, ref_field)
+            yield Page(records, json.dumps({"t": since, "d": deleted_since}))
         if spec.deleted_type is None:  # a Sync API without a deletion feed
             return
         top, rows = self._read_deletions(spec.deleted_type, deleted_since)
@@ -383,12 +405,13 @@ class ExactOnlineConnector(Connector):
     ) -> Iterator[Page]:
         params = {"$select": ",".join(self._select(spec, etype))}
         since: datetime | None = None
-        if cursor:
+        if cursor and filterable(spec.resource, "Modified"):
             since = datetime.fromisoformat(cursor)
             start = since - timedelta(seconds=self.overlap_seconds)
             params["$filter"] = f"Modified ge datetime'{to_vendor_wall(start)}'"
-        elif spec.resource in MANDATORY_FILTER:
-            params["$filter"] = f"{spec.key} ne null"  # these endpoints refuse no filter
+        elif has_mandatory_filter(spec.resource):
+            # mandatory filtering: a full read still names an allowed field (the key)
+            params["$filter"] = f"{spec.key} ne null"
         newest = since
         for results, _last in self._pages(f"{self.division}/{spec.resource}", params):
             records = [self._record(spec, raw) for raw in results]
@@ -420,6 +443,8 @@ class ExactOnlineConnector(Connector):
         if etype.external_ref_field is None:
             return None
         field = etype.external_ref_field
+        if self._refs_through_sync(spec, etype):
+            return self._find_ref_through_sync(spec, etype, field, external_ref)
         params = {
             "$select": ",".join(self._select(spec, etype)),
             "$filter": f"{field} eq {_odata_string(external_ref)}",
@@ -432,6 +457,37 @@ class ExactOnlineConnector(Connector):
             if isinstance(item, dict) and item.get(field) == external_ref:
                 return self._record(spec, item)
         return None
+
+    @staticmethod
+    def _refs_through_sync(spec: ExactType, etype: EntityType) -> bool:
+        """Whether the type's external refs are found through its Sync API: mandatory
+        filtering refuses a ``$filter`` on the ref field (validate has made sure the Sync
+        API serves it)."""
+        field_name = etype.external_ref_field
+        return (
+            field_name is not None
+            and spec.sync is not None
+            and not filterable(spec.resource, field_name)
+        )
+
+    def _find_ref_through_sync(
+        self, spec: ExactType, etype: EntityType, field_name: str, external_ref: str
+    ) -> RecordData | None:
+        """An interrupted create found by its ref without a refused ``$filter``: among the
+        records this run's Sync API read saw, else by reading the type's Sync API (the
+        whole of it once a run, later only what is newer)."""
+        index = self._ref_index.setdefault(spec.name, _RefIndex())
+        if external_ref in index.records:
+            return index.records[external_ref]
+        start = index.top if index.scanned else SYNC_START
+        fields = [*self._select(spec, etype, sync=True), "Timestamp"]
+        params = {"$select": ",".join(fields), "$filter": f"Timestamp gt {start}"}
+        for results, _last in self._pages(f"{self.division}/{spec.sync}", params):
+            for raw in results:
+                index.top = max(index.top, int(raw.get("Timestamp") or 0))
+            _index_refs(index, [self._record(spec, raw) for raw in results], field_name)
+        index.scanned = True
+        return index.records.get(external_ref)
 
     # -- writing ------------------------------------------------------------------------
     def _body(self, spec: ExactType, etype: EntityType, values: Mapping[str, Any]) -> dict:
@@ -512,16 +568,21 @@ class ExactOnlineConnector(Connector):
         state_dir: str | None = None,
         timeout: float = 300,
         credentials: Mapping[str, str] | None = None,
+        redirect_uri: str | None = None,
+        code: str | None = None,
+        read_line: Callable[[str], str] | None = None,
     ) -> None:
-        """``samband auth exact-online -c FILE SYSTEM``: log in in a browser, store tokens."""
+        """``samband auth exact-online -c FILE SYSTEM``: log in in a browser, store tokens.
+
+        Exact refuses a plain-HTTP redirect URI that is not on this machine: with an
+        HTTPS one (``--redirect-uri`` or the ``redirect_uri`` setting) the user pastes
+        back the address the browser was sent to, or a script passes ``--code``."""
         settings, creds = login_context(
             system_id, config, ExactOnlineSettings, credentials=credentials or None
         )
         base = str(settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         client_id = _credential(system_id, creds, "client_id")
         params = {"client_id": client_id}
-        if settings.redirect_uri:
-            params["redirect_uri"] = str(settings.redirect_uri)
         browser_login(
             system_id,
             authorize_url=f"{base}/api/oauth2/auth",
@@ -539,6 +600,9 @@ class ExactOnlineConnector(Connector):
             open_browser=open_browser,
             echo=echo,
             timeout=timeout,
+            redirect_uri=redirect_uri or settings.redirect_uri or None,
+            code=code,
+            read_line=read_line,
         )
 
 
@@ -552,6 +616,14 @@ def _endpoint(url: str) -> str:
     if parts and parts[0].isdigit():
         parts = parts[1:]
     return "/".join(parts).split("(", 1)[0]
+
+
+def _index_refs(index: _RefIndex, records: list[RecordData], field_name: str) -> None:
+    # compared exactly later: Exact's own comparison ignores case
+    for record in records:
+        value = record.data.get(field_name)
+        if isinstance(value, str) and value:
+            index.records[value] = record
 
 
 def _key_literal(spec: ExactType, record_id: str) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from samband.connectors.base import EntityType, Property
+from samband.errors import ContractError
 from samband.kinds.exact_online.fields import FIELDS
+from samband.kinds.exact_online.filters import filterable
 from samband.kinds.exact_online.settings import ExactOnlineTypeSettings
 from samband.kinds.exact_online.sync_fields import sync_lacks
 from samband.types import DataType
@@ -143,7 +145,52 @@ def sync_selectable(spec: ExactType) -> list[str]:
     return [name for name in selectable(spec.resource) if name not in lacks]
 
 
-def entity_type(spec: ExactType, settings: ExactOnlineTypeSettings) -> EntityType:
+def _text_fields(spec: ExactType) -> list[str]:
+    return [
+        name
+        for name, (exact_type, read_only, _) in FIELDS[spec.resource].items()
+        if exact_type.startswith("UTF8") and not read_only and name != spec.key
+    ]
+
+
+def external_ref_problem(spec: ExactType, field_name: str) -> tuple[str, str] | None:
+    """Why ``field_name`` cannot hold the external refs of ``spec`` (message, what to
+    do), or None.  A create stamps the ref into the field and an interrupted create is
+    found again by it: with ``$filter`` where mandatory filtering allows the field, else
+    through the type's Sync API; a field neither way can find is refused."""
+    fields = FIELDS[spec.resource]
+    usable = [
+        name
+        for name in _text_fields(spec)
+        if filterable(spec.resource, name) or name not in sync_lacks(spec.sync or "")
+    ]
+    free = [name for name in usable if name.startswith("FreeTextField")]
+    hint = (
+        f"use a free text field you use for nothing else ({free[0]}–{free[-1]})"
+        if free
+        else "leave external_ref_field out: the merge criteria find an interrupted create"
+    )
+    where = f"{spec.name}: external_ref_field {field_name!r}"
+    if field_name not in fields:
+        return f"{where} is not a field of Exact Online {spec.resource}", hint
+    exact_type, read_only, _ = fields[field_name]
+    if read_only or field_name == spec.key or not exact_type.startswith("UTF8"):
+        return f"{where} is not a writable text field of {spec.resource}", hint
+    if filterable(spec.resource, field_name):
+        return None
+    if spec.sync is None or field_name in sync_lacks(spec.sync):
+        return (
+            f"{where}: {spec.resource} has mandatory filtering and refuses a $filter on "
+            f"{field_name}, and {spec.sync or 'no Sync API'} cannot serve it either, so "
+            "an interrupted create could not be found again",
+            hint,
+        )
+    return None
+
+
+def entity_type(
+    spec: ExactType, settings: ExactOnlineTypeSettings, system_id: str = "?"
+) -> EntityType:
     fields = FIELDS[spec.resource]
     full_scan = settings.full_scan
     lacks = sync_lacks(spec.sync) if spec.sync is not None and not full_scan else frozenset()
@@ -171,8 +218,10 @@ def entity_type(spec: ExactType, settings: ExactOnlineTypeSettings) -> EntityTyp
         if "external_ref_field" in settings.model_fields_set
         else spec.external_ref
     )
-    if external_ref is not None and external_ref not in fields:
-        external_ref = None
+    if external_ref is not None and not spec.read_only:
+        problem = external_ref_problem(spec, external_ref)
+        if problem is not None:
+            raise ContractError(system_id, *problem)
     return EntityType(
         name=spec.name,
         id_field=spec.key,

@@ -3,7 +3,8 @@
 Faithful where clients depend on it:
 
 * OAuth2 authorization code: ``GET /api/oauth2/auth`` approves at once and redirects to
-  the ``redirect_uri`` with a one-time ``code``; ``POST /api/oauth2/token`` trades codes
+  the ``redirect_uri`` with a one-time ``code`` (an ``https`` one, or plain ``http`` on
+  loopback only: Exact refuses plain-HTTP callbacks); ``POST /api/oauth2/token`` trades codes
   and refresh tokens.  Access tokens live 10 minutes (``expires_in`` is the *string*
   ``"600"``); a refresh within 570 s of the previous token answers 400
   ``access_denied``; every refresh rotates the refresh token and the old one dies once
@@ -12,7 +13,9 @@ Faithful where clients depend on it:
   ``results`` / ``__next`` envelope and ``__metadata``; pages of 60 (1000 on the Sync
   API); ``$select``, ``$filter`` (see :mod:`samband.kinds.exact_online.sandbox._odata`), ``$top``,
   ``$skiptoken``, ``$orderby``, ``$inlinecount``, ``$expand=SalesOrderLines``;
-  mandatory filtering on ``crm/Accounts`` and ``logistics/Items``.
+  mandatory filtering on every CRUD endpoint with a Sync API: a collection GET must
+  filter on an allowed field and on allowed fields only
+  (:mod:`samband.kinds.exact_online.filters`).
 * POST (201, ``{"d": record}``), PUT (204, only the given fields), DELETE (204).
 * The Sync API (``sync/CRM/Accounts`` …, ``Timestamp`` row versions) and ``sync/Deleted``.
 * Rate limits per app and division: minutely (60) and daily (5 000) with the
@@ -25,6 +28,7 @@ Faithful where clients depend on it:
 from __future__ import annotations
 
 import bisect
+import ipaddress
 import random
 import re
 import secrets
@@ -42,8 +46,14 @@ from starlette.routing import Route
 
 from samband import exactjson, sampledata
 from samband.kinds.exact_online.fields import FIELDS
+from samband.kinds.exact_online.filters import (
+    filterable,
+    has_mandatory_filter,
+    mandatory_filter_message,
+)
 from samband.kinds.exact_online.sandbox._odata import (
     ODataError,
+    filter_fields,
     parse_filter,
     parse_orderby,
     parse_select,
@@ -57,15 +67,14 @@ from samband.sandbox._base import Clock, ExactJSONResponse, Faults, Sandbox
 class Resource:
     key: str
     entity_type: int | None = None  # number in sync/Deleted
-    mandatory_filter: bool = False
     read_only: bool = False
     model: str = ""
 
 
 RESOURCES: dict[str, Resource] = {
-    "crm/Accounts": Resource("ID", 2, True, model="Account"),
+    "crm/Accounts": Resource("ID", 2, model="Account"),
     "crm/Contacts": Resource("ID", 5, model="Contact"),
-    "logistics/Items": Resource("ID", 9, True, model="Item"),
+    "logistics/Items": Resource("ID", 9, model="Item"),
     "project/Projects": Resource("ID", 21, model="Project"),
     "salesorder/SalesOrders": Resource("OrderID", 32, model="SalesOrder"),
     "salesorder/SalesOrderLines": Resource("ID", 33, model="SalesOrderLine"),
@@ -583,6 +592,14 @@ class ExactOnlineSandbox(Sandbox):
                 status_code=400,
                 media_type="text/html",
             )
+        parts = urlsplit(redirect_uri)
+        if parts.scheme != "https" and not (parts.scheme == "http" and _loopback(parts.hostname)):
+            # Exact refuses a plain-HTTP callback; the sandbox allows one on loopback
+            return Response(
+                "<html><body>The redirect_uri must use https</body></html>",
+                status_code=400,
+                media_type="text/html",
+            )
         code = secrets.token_urlsafe(24)
         with self.lock:
             self.codes[code] = (client_id, redirect_uri)
@@ -754,8 +771,7 @@ class ExactOnlineSandbox(Sandbox):
                 if record is None:
                     raise ApiError(404, "Object not found")
                 return 200, {"d": self._render(base, resource, record, select, expand)}
-            if spec.mandatory_filter and not query.get("$filter"):
-                raise ApiError(400, "Mandatory filtering: this endpoint needs a $filter")
+            self._check_mandatory_filter(resource, query.get("$filter", ""))
             return 200, self._collection(request, base, resource, select, expand)
         if method == "POST":
             if key is not None:
@@ -783,6 +799,21 @@ class ExactOnlineSandbox(Sandbox):
             keys = sorted(_sort_value(key, spec) for key in table)
             cached = self._key_cache[resource] = (len(table), self._key_version, keys)
         return cached[2]
+
+    def _check_mandatory_filter(self, resource: str, text: str) -> None:
+        """Exact's mandatory filtering: on an endpoint with a Sync API a collection GET
+        must filter on one of the allowed fields, and on allowed fields only."""
+        if not has_mandatory_filter(resource):
+            return
+        try:
+            named = filter_fields(text)
+        except ODataError as exc:
+            raise ApiError(400, str(exc)) from None
+        if not any(filterable(resource, name) for name in named):
+            raise ApiError(400, mandatory_filter_message(resource))
+        refused = sorted(name for name in named if not filterable(resource, name))
+        if refused:
+            raise ApiError(400, f"Filtering on these fields is not supported: {', '.join(refused)}")
 
     def _check_select(self, resource: str, select: list[str] | None) -> None:
         for name in select or ():
@@ -919,6 +950,15 @@ class ExactOnlineSandbox(Sandbox):
         if next_url:
             data["__next"] = next_url
         return {"d": data}
+
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _sort_value(key: str, spec: Resource) -> tuple[int, str]:

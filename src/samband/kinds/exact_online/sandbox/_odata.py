@@ -67,6 +67,7 @@ class _Parser:
         self.tokens = _tokens(text)
         self.pos = 0
         self.known = known
+        self.named: set[str] = set()  # the fields the filter names
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -175,6 +176,7 @@ class _Parser:
         field = text
         if self.known is not None and field not in self.known:
             raise ODataError(f"No property '{field}' exists in this type")
+        self.named.add(field)
         return lambda r: r.get(field)
 
 
@@ -215,6 +217,15 @@ def parse_filter(text: str, known: set[str] | None = None) -> Predicate:
     if not text.strip():
         return lambda r: True
     return _Parser(text, known).parse()
+
+
+def filter_fields(text: str) -> set[str]:
+    """The fields a ``$filter`` names (raises :class:`ODataError` when it cannot be read)."""
+    if not text.strip():
+        return set()
+    parser = _Parser(text, None)
+    parser.parse()
+    return parser.named
 
 
 def parse_select(text: str | None) -> list[str] | None:

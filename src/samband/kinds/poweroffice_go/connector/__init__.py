@@ -14,7 +14,6 @@ Config::
         client_key: ${POWEROFFICE_CLIENT_KEY}
         subscription_key: ${POWEROFFICE_SUBSCRIPTION_KEY}
       entity_types:
-        Projectactivity: {path: /ProjectActivities}
         Customers: {full_scan: true}        # see "Reading changes" below
 
 Reading changes.  Every list read pages with ``PageNumber``/``PageSize`` until the
@@ -23,7 +22,15 @@ the ``Fields`` the dataflows use, and, from the second run on, only for records 
 ``LastChangedDateTimeOffset`` is greater than the cursor (minus the overlap).  Pages are
 ordered by that timestamp and each next page starts at the last timestamp read (keyset
 paging), so that a record edited or deleted during the read cannot shift another out of
-sight.
+sight.  The order is checked on every page, not trusted: a page out of timestamp order, or
+an ``X-Pagination`` ``TotalCount`` that falls by more than the records read below the next
+page's start (rows would fall between two pages), makes the connector read the type again
+by ``PageNumber`` alone for the rest of the run, and the run report says so; a page's
+cursor is given out only once the next page has passed the check.
+
+``Projectactivity`` and ``Timetrackingactivity`` are the v2 time-tracking activity
+catalogue ``/TimeTracking/ActivityTime``; the evidence is
+:data:`~samband.kinds.poweroffice_go.connector._types.ACTIVITY_EVIDENCE`.
 
 * Contact persons have their own change filter on ``/ContactPersons``
   (``lastChangedDateTimeOffsetGreaterThan``), and their own timestamp moves when they are
@@ -144,6 +151,8 @@ class PowerOfficeConnector(Connector):
         # Contact persons are addressed through their contact: /ContactPersons/{cid}/{id}.
         self._contact_of: dict[str, str] = {}
         self._contact_lock = threading.Lock()
+        # types whose pages came out of order this run: read without the keyset
+        self._unordered: set[str] = set()
 
     # -- schema -------------------------------------------------------------------
     @classmethod
@@ -185,47 +194,77 @@ class PowerOfficeConnector(Connector):
     def read(self, entity_type: str, cursor: str | None) -> Iterator[Page]:
         api, etype = self.api_type(entity_type), self.entity_type(entity_type)
         fields = self._fields(api, etype)
-        with_lines = self._wants_lines(api)
         changes_only = (
             etype.incremental
             and api.change_filter
             and cursor is not None
             and not self._scans_addresses(api)
         )
-        params: dict[str, Any] = {"PageSize": self.page_size, "OrderBy": MODIFIED}
+        params: dict[str, Any] = {
+            **api.list_params,
+            "PageSize": self.page_size,
+            "OrderBy": MODIFIED,
+        }
         if fields:
             params["Fields"] = ",".join(fields)
         bound: datetime | None = None
         if changes_only and cursor:
             bound = _parse_time(cursor) - timedelta(seconds=self.overlap_seconds)
         newest = _parse_time(cursor) if cursor else None
+        read = _Read(api, etype.incremental, params, bound, newest)
+        if entity_type not in self._unordered:
+            try:
+                yield from self._read_by_keyset(read)
+                return
+            except _OrderNotHonoured as exc:
+                self._unordered.add(entity_type)
+                self.notice(
+                    f"{self.system_id}: {entity_type}: {exc}; this run reads the type again "
+                    "page by page without the keyset (no record is skipped, but the read "
+                    "takes more calls)"
+                )
+        yield from self._read_by_offset(read)
+
+    def _read_by_keyset(self, read: _Read) -> Iterator[Page]:
+        """Pages ordered by ``LastChangedDateTimeOffset``, each next one starting at the last
+        timestamp read.  The order is checked, not trusted: a page out of order, or a
+        ``TotalCount`` that drops by more than the records read up to the new start, means
+        rows would be skipped, and :class:`_OrderNotHonoured` is raised before any cursor
+        that depends on the order is given out."""
+        api, bound = read.api, read.bound
         page_number = 1
         repeated: set[str] = set()  # read at the end of the previous page
+        stamps: list[datetime] = []  # of the records read since ``bound`` was set
+        bound_total: int | None = None
+        expected_drop: int | None = None  # how far TotalCount may fall at the new bound
+        given: str | None = None  # the cursor of the previous page, once verified
         while True:
             # a page has room for the records it repeats from the previous one
             size = min(self.page_size + len(repeated), MAX_PAGE_SIZE)
-            query = {**params, "PageSize": size, "PageNumber": page_number}
+            query = {**read.params, "PageSize": size, "PageNumber": page_number}
             if bound is not None:
                 query[CHANGE_FILTER] = bound.isoformat()
-            items, more = self._list_page(api, query)
-            records: list[RecordData] = []
-            for item in items:
-                if str(item.get("Id")) in repeated:
-                    continue
-                stamp = _own_time(item)
-                if stamp is not None and (newest is None or stamp > newest):
-                    newest = stamp
-                if not _belongs(api, item):
-                    continue
-                if with_lines:
-                    item = self._complete_order(str(item["Id"])) or item
-                records.append(self._record(api, item))
-            self.stats.reads += len(records)
-            # Pages come in timestamp order, so everything up to the newest is read.
-            page_cursor = newest.isoformat() if etype.incremental and newest else None
-            yield Page(records, page_cursor)
+            items, more, total = self._list_page(api, query)
+            if more:  # the next page starts at this one's last record: it must be the newest
+                _check_order(items, bound)
+            if page_number == 1:
+                if expected_drop is not None:
+                    if total is None or bound_total is None:
+                        raise _OrderNotHonoured("the answer has no X-Pagination TotalCount")
+                    if bound_total - total > expected_drop:
+                        raise _OrderNotHonoured(
+                            f"{bound_total - total - expected_drop} record(s) fell between "
+                            "two pages: OrderBy=LastChangedDateTimeOffset is not honoured"
+                        )
+                bound_total, stamps = total, []
+            stamps.extend(stamp for item in items if (stamp := _own_time(item)) is not None)
+            records = self._records(read, items, repeated)
             if not more:
+                yield Page(records, read.cursor())
                 return
+            # The previous page's cursor holds now that this page met the checks.
+            yield Page(records, given)
+            given = read.cursor()
             # Keyset paging: the next page starts at the last timestamp read instead of at
             # an offset, so a record edited (it moves to the end) or deleted while we read
             # shifts no other record past a page boundary, unseen.
@@ -233,28 +272,68 @@ class PowerOfficeConnector(Connector):
             step = last - timedelta(microseconds=1) if last is not None else None
             if step is None or (bound is not None and step <= bound):
                 page_number += 1  # a whole page shares one timestamp: go on by offset
+                expected_drop = None
                 continue
             repeated = {
                 str(item.get("Id"))
                 for item in items
                 if (stamp := _own_time(item)) is not None and stamp > step
             }
+            expected_drop = sum(1 for stamp in stamps if stamp <= step)
             bound, page_number = step, 1
+
+    def _read_by_offset(self, read: _Read) -> Iterator[Page]:
+        """The safe read when the order cannot be trusted: every page of the change filter
+        by ``PageNumber``; the cursor moves only after the last page."""
+        page_number = 1
+        query = dict(read.params)
+        if read.bound is not None:
+            query[CHANGE_FILTER] = read.bound.isoformat()
+        while True:
+            items, more, _ = self._list_page(read.api, {**query, "PageNumber": page_number})
+            records = self._records(read, items, set())
+            if not more:
+                yield Page(records, read.cursor())
+                return
+            yield Page(records, None)
+            page_number += 1
+
+    def _records(
+        self, read: _Read, items: list[dict[str, Any]], skip: set[str]
+    ) -> list[RecordData]:
+        records: list[RecordData] = []
+        with_lines = self._wants_lines(read.api)
+        for item in items:
+            if str(item.get("Id")) in skip:
+                continue
+            read.saw(_own_time(item))
+            if not _belongs(read.api, item):
+                continue
+            if with_lines:
+                item = self._complete_order(str(item["Id"])) or item
+            records.append(self._record(read.api, item))
+        self.stats.reads += len(records)
+        return records
 
     def _list_page(
         self, api: ApiType, params: Mapping[str, Any]
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[dict[str, Any]], bool, int | None]:
+        """One page: its items, whether more follow, and the ``TotalCount`` when given."""
         response, body = self._call("GET", api.path, params=params)
         if body is None:
-            return [], False
+            return [], False, 0 if response.status_code == 204 else None
         if not isinstance(body, list):
             raise ContractError(self.system_id, f"GET {api.path} did not answer a JSON array")
         paging = _pagination(response)
+        total: int | None = None
         if paging is None:
             more = len(body) >= int(params.get("PageSize", self.page_size))
         else:
             more = bool(paging.get("nextpagelink"))
-        return body, more
+            raw_total = paging.get("totalcount")
+            if isinstance(raw_total, int) and not isinstance(raw_total, bool):
+                total = raw_total
+        return body, more, total
 
     def get(self, entity_type: str, record_id: str) -> RecordData | None:
         api = self.api_type(entity_type)
@@ -275,7 +354,7 @@ class PowerOfficeConnector(Connector):
         if field is None:
             return None
         stamp = external_value(api, external_ref)
-        params: dict[str, Any] = {"PageSize": self.page_size}
+        params: dict[str, Any] = {**api.list_params, "PageSize": self.page_size}
         if api.external_filter:
             params[api.external_filter] = stamp
             pages = [self._list_page(api, {**params, "PageNumber": 1})[0]]
@@ -297,7 +376,7 @@ class PowerOfficeConnector(Connector):
     def _scan(self, api: ApiType, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
         page_number = 1
         while True:
-            items, more = self._list_page(api, {**params, "PageNumber": page_number})
+            items, more, _ = self._list_page(api, {**params, "PageNumber": page_number})
             yield items
             if not more:
                 return
@@ -545,7 +624,7 @@ class PowerOfficeConnector(Connector):
         if known is not None:
             return known
         # Not read by this process yet: scan the ids of every contact person once.
-        params = {"PageSize": self.page_size, "Fields": "Id,ContactId"}
+        params = {**api.list_params, "PageSize": self.page_size, "Fields": "Id,ContactId"}
         for items in self._scan(api, params):
             with self._contact_lock:
                 for item in items:
@@ -692,3 +771,49 @@ def _record_time(item: Mapping[str, Any]) -> datetime | None:
             except ValueError:
                 continue
     return max(parsed) if parsed else None
+
+
+class _OrderNotHonoured(Exception):
+    """The answer shows that keyset paging would skip records (why, in the message)."""
+
+
+class _Read:
+    """One read of a type: what every page asks, and the newest timestamp seen."""
+
+    def __init__(
+        self,
+        api: ApiType,
+        incremental: bool,
+        params: dict[str, Any],
+        bound: datetime | None,
+        newest: datetime | None,
+    ) -> None:
+        self.api, self.incremental, self.params = api, incremental, params
+        self.bound, self.newest = bound, newest
+
+    def saw(self, stamp: datetime | None) -> None:
+        if stamp is not None and (self.newest is None or stamp > self.newest):
+            self.newest = stamp
+
+    def cursor(self) -> str | None:
+        return self.newest.isoformat() if self.incremental and self.newest else None
+
+
+def _check_order(items: list[dict[str, Any]], bound: datetime | None) -> None:
+    """Raise :class:`_OrderNotHonoured` unless the page is in timestamp order and after
+    ``bound``."""
+    previous: datetime | None = None
+    for item in items:
+        stamp = _own_time(item)
+        if stamp is None:
+            continue
+        if bound is not None and stamp <= bound:
+            raise _OrderNotHonoured(
+                f"a page held a record changed at {stamp.isoformat()}, not after the "
+                f"change filter's {bound.isoformat()}"
+            )
+        if previous is not None and stamp < previous:
+            raise _OrderNotHonoured(
+                "a page came out of LastChangedDateTimeOffset order: OrderBy is not honoured"
+            )
+        previous = stamp

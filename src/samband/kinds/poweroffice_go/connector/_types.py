@@ -4,10 +4,8 @@ The names are the ones the seed documents use (``Customers``, ``Contactperson``,
 ``Suppliers person`` ...).  Property names are the API's PascalCase; the engine also
 accepts them in camelCase (:meth:`EntityType.canonical`), as seed 003 writes them.
 
-``Projectactivity`` and ``Timetrackingactivity`` are not in the v2 OpenAPI file: they are
-modelled on the v1 fields (``Project/{projectId}/Activity``, ``TimeTracking/Activity``) in
-PascalCase with ``LastChangedDateTimeOffset``; their paths come from the type settings
-(``entity_types: {Projectactivity: {path: /ProjectActivities}}``).
+``Projectactivity`` and ``Timetrackingactivity`` (seed 003) are the v2 time-tracking
+activity catalogue, ``/TimeTracking/ActivityTime`` (see :data:`ACTIVITY_EVIDENCE`).
 """
 
 from __future__ import annotations
@@ -50,6 +48,8 @@ class ApiType:
     create_path: str | None = None
     # ``POST /Products`` answers 200 instead of 201; nothing depends on it but the tests
     create_status: int = 201
+    # query parameters every list read of the path sends
+    list_params: dict[str, str] = field(default_factory=dict)
 
 
 def _p(name: str, kind: DataType | None = None, **options: Any) -> Property:
@@ -228,12 +228,29 @@ PRODUCTS = ApiType(
         _p("Gtin", S),
         _p("IsStockItem", B),
         _p("StockOnHand", D),
-        _p("ProductGroupId", REF),
+        _p("StockAvailable", D, read_only=True),
+        _p("ProductGroupId", REF, references="Productgroup"),
         _p("IsArchived", B),
         _p("CreatedDateTimeOffset", DT, read_only=True),
     ),
     archive=("IsArchived", True),
     create_status=200,
+)
+
+PRODUCT_GROUPS = ApiType(
+    "Productgroup",
+    "/ProductGroups",
+    (
+        *_COMMON_RO,
+        _p("Code", S, max_length=200),
+        _p("Name", S, required=True, max_length=400),
+        _p("Description", S),
+        _p("UnitPrice", D),
+        _p("UnitCost", D),
+        _p("IsArchived", B),
+        _p("CreatedDateTimeOffset", DT, read_only=True),
+    ),
+    archive=("IsArchived", True),
 )
 
 SALES_ORDERS = ApiType(
@@ -256,6 +273,8 @@ SALES_ORDERS = ApiType(
         _p("ProjectId", REF, references="Projects"),
         _p("SalesPersonEmployeeId", REF, references="Employees"),
         _p("ExternalImportReference", S),
+        _p("CustomerReferenceContactPersonId", REF, references="Contactperson"),
+        _p("RelatedInvoiceNo", S),
         _p("NetAmount", D, read_only=True),
         _p("TotalAmount", D, read_only=True),
         _p("LineCount", INT, read_only=True),
@@ -299,32 +318,55 @@ EMPLOYEES = ApiType(
     has_address=True,
 )
 
+ACTIVITY_EVIDENCE = """\
+The v2 time-tracking area is not in the merged OpenAPI file the sandbox is checked against
+(``shared/reference/poweroffice-go-v2-openapi.yaml`` has no ``/TimeTracking`` path; its
+``ProjectDto.AllowAllActivities`` only names "the ProjectActivities method" of v1).  What is
+known comes from a public v2 client verified against the demo environment,
+sjurebass/Poweroffice-mcp-extended (``src/tools/time-tracking.ts``, ``POWEROFFICE-API.md``:
+a ``timetracking`` spec area on swagger.poweroffice.net):
+
+* ``GET /TimeTracking/ActivityTime`` (also ``ActivityItem``, ``EntryTime``, ``EntryItem``)
+  with ``lastChangedDateTimeOffsetGreaterThan``, ``includeInactive`` ("activity catalogues
+  only"), ``PageNumber``, ``PageSize``; ``GET``/``DELETE /TimeTracking/ActivityTime/{id}``;
+* ``POST /TimeTracking/ActivityTime`` with ``Name``, ``IsActive``, ``ProductId``,
+  ``ProjectId``; ``PATCH`` is JSON Patch, as on every v2 path;
+* ``GET /TimeTracking/HourType`` (hour types, id 0 is "Regular hours"); time entries are
+  ``/TimeTracking/EntryTime`` (``EmployeeId``, ``ActivityTimeId``, ``Date``, ...).
+
+v1's ``TimeTracking/Activity`` (``code, name, hourlyRate, productCode, isActive``) and
+``Project/{projectId}/Activity`` have no v2 route.  Both seed types are therefore the
+``ActivityTime`` catalogue; a project activity is an activity with ``ProjectId``.
+Assumed: ``Id`` and ``LastChangedDateTimeOffset`` (the change filter compares it) as on
+every v2 DTO, and that a list leaves inactive activities out unless ``includeInactive=true``
+(which every read sends, so that a full scan never takes an archived activity for a
+deleted one).  ``Code``, ``HourlyRate``, ``ProductCode`` and ``RequireProject`` are not
+modelled: no public v2 source names them.
+"""
+
+_ACTIVITY = (
+    *_COMMON_RO,
+    _p("Name", S, required=True),
+    _p("IsActive", B),
+    _p("ProductId", REF, references="Product"),
+    _p("ProjectId", REF, references="Projects"),
+)
+_ACTIVITY_PATH = "/TimeTracking/ActivityTime"
+
 PROJECT_ACTIVITY = ApiType(
     "Projectactivity",
-    "/ProjectActivities",
-    (
-        *_COMMON_RO,
-        _p("ActivityCode", S),
-        _p("Name", S, required=True),
-        _p("ProjectId", REF, references="Projects"),
-        _p("ProjectCode", S),
-        _p("IsBillable", B),
-        _p("HourlyRate", D),
-    ),
+    _ACTIVITY_PATH,
+    _ACTIVITY,
+    archive=("IsActive", False),
+    list_params={"includeInactive": "true"},
 )
 
 TIME_TRACKING_ACTIVITY = ApiType(
     "Timetrackingactivity",
-    "/TimeTrackingActivities",
-    (
-        *_COMMON_RO,
-        _p("Code", S),
-        _p("Name", S, required=True),
-        _p("HourlyRate", D),
-        _p("ProductCode", S),
-        _p("IsActive", B),
-    ),
+    _ACTIVITY_PATH,
+    _ACTIVITY,
     archive=("IsActive", False),
+    list_params={"includeInactive": "true"},
 )
 
 API_TYPES: dict[str, ApiType] = {
@@ -337,6 +379,7 @@ API_TYPES: dict[str, ApiType] = {
         DEPARTMENTS,
         PROJECTS,
         PRODUCTS,
+        PRODUCT_GROUPS,
         SALES_ORDERS,
         EMPLOYEES,
         PROJECT_ACTIVITY,

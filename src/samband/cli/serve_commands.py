@@ -1,0 +1,109 @@
+"""``samband serve``: the scheduler, the dashboard, the JSON API and ``/metrics`` in one
+long-running process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+
+from samband.cli._app import ConfigOption, app, err, fail, out
+from samband.errors import ConfigError, SambandError
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@app.command()
+def serve(
+    config: ConfigOption,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    every: Annotated[str, typer.Option("--every", help="Interval, e.g. 30s, 5m, 1h.")] = "60s",
+    secure_cookies: Annotated[
+        bool | None,
+        typer.Option(
+            "--secure-cookies/--no-secure-cookies",
+            help="Mark the session cookie Secure (HTTPS only); default: on, off loopback.",
+        ),
+    ] = None,
+) -> None:
+    """Run the schedule and serve the dashboard, the JSON API, /metrics, /healthz and
+    /readyz until SIGTERM or Ctrl-C (which end the run in progress at its next step)."""
+    from samband.durations import parse_interval
+    from samband.service import Service, create_app
+    from samband.service.access import Access
+    from samband.service.notify import Notifier
+    from samband.service.web import check_bind, is_loopback
+
+    try:
+        access = Access()
+        notifier = Notifier.from_environment(os.environ)
+    except ConfigError as exc:
+        raise fail(exc) from None
+    refusal = check_bind(host, access)
+    if refusal:
+        err.print(f"error: {refusal}", markup=False, highlight=False)
+        raise typer.Exit(2)
+    try:
+        interval = parse_interval(every)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--every") from None
+    try:
+        service = Service(config, interval, notifier=notifier)
+    except SambandError as exc:
+        raise fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
+    out.print(f"serving {config} on http://{host}:{port} (Ctrl-C to stop)", highlight=False)
+    secure = not is_loopback(host) if secure_cookies is None else secure_cookies
+    server = _server(create_app(service, access, secure_cookies=secure), host, port)
+    server.run()
+    if not server.started:
+        err.print(f"error: cannot listen on {host}:{port} (is the port in use?)")
+        raise typer.Exit(1)
+
+
+@app.command("hash-password")
+def hash_password(
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Print the argon2 hash of a password, for a line NAME ROLE HASH of SAMBAND_USERS_FILE."""
+    import getpass
+    import sys
+
+    from samband.service.access import hash_password as argon2_hash
+
+    if stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            err.print("error: the two passwords differ; nothing was printed")
+            raise typer.Exit(1)
+    if len(password) < 12:
+        err.print("error: use at least 12 characters")
+        raise typer.Exit(1)
+    out.print(argon2_hash(password), highlight=False, markup=False)
+
+
+def _server(app: Any, host: str, port: int) -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises SIGTERM after its shutdown, so the process would end "killed";
+        a stop is how a service ends, so it exits 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
