@@ -75,6 +75,9 @@ def commands(port: int, ref: str = "crm:Customer:1") -> dict[str, list[str]]:
     config = ["-c", "samband.yaml"]
     return {
         "validate": ["validate", *config],
+        "check": ["check", *config],
+        # over an existing file: refused (a file stands where its folder would be: too)
+        "init": ["init", "sql", "-o", "samband.yaml"],
         "sync": ["sync", *config],
         "run": ["run", *config, "--every", "1s"],
         "worker": ["worker", *config, "--every", "1s"],
