@@ -4,10 +4,8 @@ session cookie; the users file."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +17,7 @@ from samband.kinds.memory.connector import dataset
 from samband.service import Service, create_app
 from samband.service.access import Access, read_users
 from samband.service.web import check_bind
-
-with warnings.catch_warnings():
-    # Starlette's TestClient runs the app in-process; its httpx backend is deprecated in
-    # favour of httpx2, which this project does not use yet
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from starlette.testclient import TestClient
+from tests.support.service import TestClient, csrf_of
 
 ADMIN_PASSWORD = "correct horse battery"
 VIEWER_PASSWORD = "viewer password 42"
@@ -65,21 +58,15 @@ def _client(service: Service, **options: object) -> TestClient:
     return TestClient(app, base_url="https://testserver")
 
 
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert match, "the page has no CSRF token"
-    return match[1]
-
-
 def _login(client: TestClient, name: str, password: str) -> str:
-    token = _csrf(client.get("/login").text)
+    token = csrf_of(client.get("/login").text)
     answer = client.post(
         "/login",
         data={"name": name, "password": password, "csrf": token},
         follow_redirects=False,
     )
     assert answer.status_code == 303, answer.text
-    return _csrf(client.get("/").text)
+    return csrf_of(client.get("/").text)
 
 
 def test_without_a_session_nothing_is_shown_and_nothing_done(service: Service) -> None:
@@ -141,7 +128,7 @@ def test_a_forged_login_form_is_refused(service: Service) -> None:
 
 def test_wrong_names_and_passwords_get_one_answer_and_are_throttled(service: Service) -> None:
     client = _client(service)
-    token = _csrf(client.get("/login").text)
+    token = csrf_of(client.get("/login").text)
     answers = []
     for name, password in [("ada", "wrong one"), ("nobody", ADMIN_PASSWORD)] + [
         ("ada", f"wrong {n}") for n in range(3)
@@ -166,7 +153,7 @@ def test_the_session_cookie_is_http_only_strict_and_secure_when_asked(service: S
 
 def test_the_login_goes_back_only_to_this_site(service: Service) -> None:
     client = _client(service)
-    token = _csrf(client.get("/login").text)
+    token = csrf_of(client.get("/login").text)
     for target, expected in [
         ("/api/status", "/api/status"),
         ("//evil.example", "/"),
@@ -178,7 +165,7 @@ def test_the_login_goes_back_only_to_this_site(service: Service) -> None:
             follow_redirects=False,
         )
         assert answer.headers["location"] == expected
-        token = _csrf(client.get("/").text)
+        token = csrf_of(client.get("/").text)
 
 
 def test_a_network_address_is_served_once_users_exist() -> None:

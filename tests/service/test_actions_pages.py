@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +16,7 @@ from argon2 import PasswordHasher
 from samband.kinds.memory.connector import dataset
 from samband.service import Service, create_app
 from samband.service.access import Access
-
-with warnings.catch_warnings():
-    # Starlette's TestClient: its httpx backend is deprecated in favour of httpx2
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from starlette.testclient import TestClient
+from tests.support.service import TestClient, csrf_of
 
 PASSWORD = "correct horse battery"
 _hash = PasswordHasher().hash(PASSWORD)
@@ -69,10 +63,10 @@ def service(tmp_path: Path) -> Iterator[Service]:
 def _logged_in(service: Service, name: str) -> tuple[TestClient, str]:
     app = create_app(service, Access({"SAMBAND_USERS": USERS}), manage_service=False)
     client = TestClient(app)
-    token = re.findall(r'name="csrf" value="([^"]+)"', client.get("/login").text)[0]
+    token = csrf_of(client.get("/login").text)
     client.post("/login", data={"name": name, "password": PASSWORD, "csrf": token})
     page = client.get("/errors").text
-    return client, re.findall(r'name="csrf" value="([^"]+)"', page)[0]
+    return client, csrf_of(page)
 
 
 def _run(service: Service) -> None:

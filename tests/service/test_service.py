@@ -11,9 +11,10 @@ import signal
 import socket
 import subprocess
 import sys
-import warnings
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,12 +26,7 @@ from samband.service.masking import mask_secrets
 from samband.service.scheduler import MAX_BACKOFF, Scheduler
 from samband.service.web import check_bind
 from tests.support.docs_examples import DOCS, block_after
-
-with warnings.catch_warnings():
-    # Starlette's TestClient runs the app's lifespan in-process; its httpx backend is
-    # deprecated in favour of httpx2, which this project does not use yet
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from starlette.testclient import TestClient
+from tests.support.service import TestClient, csrf_of
 
 CONFIG = """\
 store: sqlite:///state.db
@@ -65,12 +61,6 @@ def _customers(*names: str) -> str:
         for i, name in enumerate(names, 1)
     }
     return json.dumps({"version": 1, "types": {"Customer": records}})
-
-
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert match, "the page has no CSRF token"
-    return match[1]
 
 
 def _world(folder: Path, flow_id: str = "customers", crm: str | None = None) -> Path:
@@ -111,7 +101,7 @@ def test_run_now_queues_a_run_that_picks_up_an_edit(
     folder = service.config_path.parent
     dataset("crm").edit("Customer", "1", {"name": "Acme Holding AS"})
     assert client.post("/api/run").status_code == 403  # a browser POST needs the page's token
-    token = _csrf(client.get("/").text)
+    token = csrf_of(client.get("/").text)
     assert client.post("/api/run", headers={"X-CSRF-Token": token}).status_code == 202
     assert service.scheduler.wait_runs(2, timeout=60), "run now did not run"
     erp = json.loads((folder / "erp.json").read_text())
@@ -235,11 +225,14 @@ def test_serve_runs_until_sigterm_and_exits_cleanly(tmp_path: Path) -> None:
         assert process.stdout is not None
         assert "serving" in process.stdout.readline()  # printed just before listening
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            for _ in range(200):
+            overview: dict[str, Any] = {"runs": []}
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
                 try:
                     overview = client.get("/api/overview").json()
                 except httpx.TransportError:
-                    continue  # the listener is coming up
+                    time.sleep(0.05)  # paces the polls of a listener coming up
+                    continue
                 if overview["runs"] and overview["runs"][0]["status"] != "running":
                     break
             assert overview["runs"][0]["status"] == "ok"
@@ -314,7 +307,7 @@ def test_the_config_page_masks_literal_secrets(tmp_path: Path) -> None:
 def test_the_runs_api_lists_runs_newest_first(served: tuple[Service, TestClient]) -> None:
     service, client = served
     assert (
-        client.post("/api/run", headers={"X-CSRF-Token": _csrf(client.get("/").text)}).status_code
+        client.post("/api/run", headers={"X-CSRF-Token": csrf_of(client.get("/").text)}).status_code
         == 202
     )
     assert service.scheduler.wait_runs(2, timeout=60)
