@@ -121,6 +121,9 @@ def cases() -> dict[str, FieldDocument]:
             for i in range(12)]),
         "type names ending in a dot": FieldDocument("Tripletex", "Visma", [FieldSection(
             "Tripletex Kunde AS.", "Visma Customer Inc.", "Visma", rows=[("a", "b", STRING)])]),
+        "very long system names": FieldDocument("Ø" * 200, "X" * 300, [FieldSection(
+            "Ø" * 200 + " Kunde", "X" * 300 + " Customer", "X" * 300,
+            rows=[("a", "b", STRING)])]),
         "read-only properties": FieldDocument("HubSpot", po, [FieldSection(
             "HubSpot Company", "PowerOffice GO Customers", po,
             rows=[("created", "CustomerCreatedDateTimeOffset", '"datetime"'),
