@@ -19,6 +19,7 @@ Shape (keys may be added, never renamed)::
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -278,6 +279,17 @@ class Config(_Model):
     """Settings every dataflow and run uses unless it sets its own."""
     path: str | None = Field(default=None, exclude=True)
     """The file the config was read from; set by Samband, not written in configs."""
+
+    @field_validator("store")
+    @classmethod
+    def _store_is_a_url(cls, value: str) -> str:
+        # the value is not echoed: a URL may hold a password
+        if "${" not in value and not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+            raise ValueError(
+                "store must be a database URL: sqlite:///samband.db (a file beside the config) "
+                "or postgresql://HOST/DATABASE"
+            )
+        return value
 
     def label(self, system_id: str) -> str:
         system = self.systems.get(system_id)
