@@ -158,6 +158,26 @@ def test_unsorted_rows_keep_their_order(tmp_path: Path) -> None:
     assert "document_order" not in sorted_text
 
 
+@pytest.mark.parametrize(
+    "kind", ["sql, url: 'sqlite:///a.db', entity_types: {C: {table: c}}", "todo"]
+)
+def test_docs_refuses_a_label_on_several_lines_as_validate_does(kind: str, tmp_path: Path) -> None:
+    """A title over two lines is a document no import reads back."""
+    config = tmp_path / "samband.yaml"
+    config.write_text(
+        "systems:\n"
+        f'  a: {{kind: {kind}, label: "Foo\\nBar"}}\n'
+        "  crm: {kind: webcrm}\n"
+        "dataflows:\n"
+        "  - {source: a.C, target: crm.Organisations}\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["docs", "-c", str(config), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "spans several lines" in result.output
+    assert not (tmp_path / "out").exists()
+    assert any("spans several lines" in p.message for p in validate_file(config))
+
+
 def test_documents_need_no_system_no_variable_and_create_no_file(tmp_path: Path) -> None:
     config = tmp_path / "samband.yaml"
     config.write_text(

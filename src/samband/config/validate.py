@@ -61,6 +61,7 @@ def describe_systems(
                 )
             )
         labels.setdefault(label, system_id)
+        problems.extend(_label_problems(loaded, system_id, system))
         if system.kind == TODO_KIND:
             continue  # left by `samband docs import`: a warning of its own (config.todo)
         kinds = all_kinds()
@@ -78,14 +79,6 @@ def describe_systems(
         problems.extend(refused)
         if any(p.severity == "error" for p in refused):
             continue
-        if system.label is not None and "\n" in system.label:
-            problems.append(
-                loaded.problem(
-                    (*where, "label"),
-                    f"the label of {system_id!r} spans several lines",
-                    "documents need a label on one line",
-                )
-            )
         if system.label is not None and system.label.strip() == "":
             problems.append(
                 loaded.problem(
@@ -174,6 +167,19 @@ def _has_plain_password(value: str) -> bool:
     return match is not None and not is_reference_only(match.group(1))
 
 
+def _label_problems(loaded: LoadedConfig, system_id: str, system: SystemConfig) -> list[Problem]:
+    """A label on several lines would break a document's title (both validate and docs)."""
+    if system.label is not None and "\n" in system.label:
+        return [
+            loaded.problem(
+                ("systems", system_id, "label"),
+                f"the label of {system_id!r} spans several lines",
+                "documents need a label on one line",
+            )
+        ]
+    return []
+
+
 def check(loaded: LoadedConfig) -> list[Problem]:
     """Every problem of a parsed config (errors and warnings)."""
     config = loaded.config
@@ -200,6 +206,8 @@ def check_offline(loaded: LoadedConfig) -> list[Problem]:
         for system_id, system in config.systems.items()
         if system.kind not in kinds and system.kind != TODO_KIND
     ]
+    for system_id, system in config.systems.items():
+        problems.extend(_label_problems(loaded, system_id, system))
     for index, flow in enumerate(config.dataflows):
         where: tuple[str | int, ...] = ("dataflows", index)
         named = [("source", flow.source_system), ("target", flow.target_system)]
