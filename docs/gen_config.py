@@ -59,6 +59,12 @@ def _type(annotation: Any, anchors: dict[type[BaseModel], str]) -> str:
         return annotation.__name__
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        for meta in annotation.__metadata__:
+            choices = getattr(getattr(meta, "func", None), "choices", None)
+            if choices:  # samband.plugin.settings.choice
+                return " \\| ".join(f"`{arg}`" for arg in choices)
+        return _type(args[0], anchors)
     if origin is typing.Literal:
         return " \\| ".join(f"`{arg}`" for arg in args)
     if origin in (typing.Union, types.UnionType):
@@ -108,7 +114,8 @@ def _model_section(
     fields = [(key, field) for key, field in fields if not field.exclude]
     rows = []
     for key, field in fields:
-        row = f"| `{key}` | {_type(field.annotation, anchors)} | {_default(field)} |"
+        shown = typing.Annotated[field.annotation, *field.metadata] if field.metadata else None
+        row = f"| `{key}` | {_type(shown or field.annotation, anchors)} | {_default(field)} |"
         rows.append(row + f" {_cell(field.description or '')} |")
     if rows:
         header = "| key | type | default | what it does |"

@@ -204,7 +204,11 @@ def test_warnings_exit_0(
     assert "hunter2" not in output  # a secret written in the file is never printed
 
 
-def test_secrets_in_env_references_are_fine(tmp_path: Path) -> None:
+def test_secrets_in_env_references_are_fine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEM_TOKEN", "x")
+    monkeypatch.setenv("DB_PASSWORD", "y")
     text = BASE.replace(
         "    label: Memory\n",
         "    label: Memory\n    credentials: {token: '${MEM_TOKEN}'}\n"

@@ -123,6 +123,7 @@ def test_the_cli_demo_reports_a_port_in_use(tmp_path: Path, busy_port: int) -> N
     finally:
         demo.run_demo = original  # type: ignore[assignment]
     assert result.exit_code == 1
+    assert "Starting the sandboxes" in result.output and "[bold]" not in result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "crm" in errors[0]
     assert not (tmp_path / "out").exists()

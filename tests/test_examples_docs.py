@@ -49,7 +49,13 @@ def sections(text: str) -> dict[str, list[tuple[str, str, str]]]:
     return found
 
 
-def test_the_example_validates_without_errors() -> None:
+def test_the_example_validates_without_errors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in re.findall(r"\$\{([A-Z_]+)\}", EXAMPLE.read_text(encoding="utf-8")):
+        monkeypatch.setenv(name, "set")  # an unset one is a warning of its own
+    (tmp_path / "pms.db").write_bytes(b"")  # so is a SQLite database that is not there
+    monkeypatch.setenv("PMS_URL", f"sqlite:///{tmp_path / 'pms.db'}")
     problems = validate_file(EXAMPLE)
     assert [str(p) for p in problems if p.severity == "error"] == []
     # the only warning is the empty label that seed 001 has

@@ -110,7 +110,7 @@ def setup(tmp_path: Path) -> Iterator[dict[str, Any]]:
     config = tmp_path / "samband.yaml"
     config.write_text(CONFIG.format(crm=servers[0].url, crmo=servers[1].url))
     try:
-        yield {"dir": tmp_path, "config": config, "secrets": secrets, "crm": crm}
+        yield {"dir": tmp_path, "config": config, "secrets": secrets, "crm": crm, "crmo": crmo}
     finally:
         for server in servers:
             server.stop()
@@ -150,6 +150,44 @@ def login(setup: dict[str, Any]) -> Any:
             break
     rest, err = proc.communicate(timeout=60)
     return proc.returncode, printed + rest, err
+
+
+def test_no_secret_in_the_log_at_any_level(setup: dict[str, Any]) -> None:
+    """-v, -vv (every HTTP request and answer), --log-level debug in text and JSON: the
+    API token, the client secret, the token key and every token the sandbox issued are
+    masked, while the requests themselves are traced."""
+    secrets: Secrets = setup["secrets"]
+    code, out, err = login(setup)
+    assert code == 0, (out, err)
+    logs: dict[str, bytes] = {}
+    for options in (
+        ["-vv"],
+        [],
+        ["-v"],
+        ["--log-level", "debug", "--log-format", "json"],
+    ):
+        result = samband(setup, *options, "sync", "-c", "samband.yaml")
+        assert result.returncode == 0, result.stderr
+        logs[" ".join(options) or "default"] = result.stdout + result.stderr
+    refused = samband(
+        setup, "-vv", "sync", "-c", "samband.yaml", env={"CRM_TOKEN": "wrong-" + uuid.uuid4().hex}
+    )
+    logs["-vv, a refused token"] = refused.stdout + refused.stderr
+    crmo: CrmOfficeSandbox = setup["crmo"]
+    issued = [*crmo.access_tokens, *crmo.refresh_tokens]
+    assert issued
+    leaks = [
+        f"{name}: {value[:12]}…"
+        for name, text in logs.items()
+        for value in [*secrets.values, *issued]
+        if value.encode() in text
+    ]
+    assert not leaks, leaks
+    traced = logs["-vv"].decode()
+    assert "→ GET" in traced and "← 200 GET" in traced, traced[:2000]
+    assert "'authorization': '***'" in traced
+    json_lines = [line for line in logs["--log-level debug --log-format json"].splitlines()]
+    assert any(b'"logger": "samband.http"' in line for line in json_lines)
 
 
 def test_no_secret_in_outputs_store_tokens_or_documents(setup: dict[str, Any]) -> None:

@@ -4,7 +4,9 @@ The Python API offers what the CLI offers::
 
     import samband
 
+    samband.write_starter("samband.yaml", ["poweroffice-go", "sql"])  # samband init
     problems = samband.validate("samband.yaml")          # samband validate
+    report = samband.check_config("samband.yaml")        # samband check
     samband.write_documents(samband.load_config("samband.yaml"), "docs")   # samband docs
     with samband.Engine.from_file("samband.yaml") as engine:             # samband sync
         report = engine.sync(dry_run=True)
@@ -41,6 +43,10 @@ _LAZY = {
     "import_documents": ("samband.docs", "import_documents"),
     "run_qa": ("samband.qa", "run_qa"),
     "run_demo": ("samband.demo", "run_demo"),
+    "check_config": ("samband.check", "check_config"),
+    "starter_text": ("samband.config.starter", "starter_text"),
+    "write_starter": ("samband.config.starter", "write_starter"),
+    "find_config": ("samband.config.locate", "find_config"),
 }
 
 
@@ -65,7 +71,9 @@ __all__ = [
     "RecordError",
     "RunReport",
     "SambandError",
+    "check_config",
     "coerce",
+    "find_config",
     "import_documents",
     "load_config",
     "load_valid",
@@ -73,6 +81,8 @@ __all__ = [
     "render_documents",
     "run_demo",
     "run_qa",
+    "starter_text",
     "validate",
     "write_documents",
+    "write_starter",
 ]

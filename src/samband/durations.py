@@ -14,3 +14,16 @@ def parse_interval(text: str, default_unit: str = "s") -> float:
     if not match:
         raise ValueError(f"{text!r} is not an interval (use e.g. 30s, 5m, 1h)")
     return float(match.group(1)) * _UNITS[match.group(2) or default_unit]
+
+
+def format_seconds(seconds: float) -> str:
+    """``90`` as ``1m 30s``, ``7200`` as ``2h``: the largest units, at most two."""
+    whole = max(round(seconds), 0)
+    if whole < 60:
+        return f"{whole}s"
+    parts = []
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if whole >= size:
+            parts.append(f"{whole // size}{unit}")
+            whole %= size
+    return " ".join(parts[:2])

@@ -3,6 +3,7 @@ command shares."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -10,13 +11,18 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from samband import logs
 from samband.errors import ConfigError
 from samband.plugin import KindDescriptor, all_kinds
 from samband.plugin.descriptor import load_reference
 
+EXIT_CODES = """Exit codes: 0 ok · 1 failed · 2 config or usage error · 3 done, but records
+were quarantined (with --strict) · 130 interrupted (what was committed is kept)."""
+
 app = typer.Typer(
     name="samband",
     help="Two-way sync of business records between the systems a company runs.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -40,10 +46,113 @@ def _mount_kind_commands() -> None:
 
 _mount_kind_commands()
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The config file (YAML).")]
+def _console(stderr: bool = False) -> Console:
+    """A console that prints text as it is: refs and values are never read as Rich markup
+    (``[bold]``) or emoji codes (``:smile:``), and a table printed to a file or a pipe is
+    as wide as it needs to be, not cut to 80 columns."""
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    return Console(
+        stderr=stderr,
+        soft_wrap=True,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        width=None if terminal else PIPE_WIDTH,
+    )
+
+
+PIPE_WIDTH = 10_000
+out = _console()
+err = _console(stderr=True)
+
+
+@app.callback()
+def _global_options(
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="More diagnostics on stderr: -v what a run does, -vv also every HTTP request "
+            "and answer (credentials masked).",
+        ),
+    ] = 0,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="debug, info, warning or error (instead of -v).",
+            callback=lambda value: _one_of(value, logs.LEVELS, "--log-level"),
+        ),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            help="text, or json: one object per line.",
+            callback=lambda value: _one_of(value, logs.FORMATS, "--log-format"),
+        ),
+    ] = "text",
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=lambda value: _print_version(value),
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    logs.configure(logs.level_for(verbose, log_level), log_format)
+
+
+def _one_of(value: str | None, choices: tuple[str, ...], option: str) -> str | None:
+    if value is not None and value.lower() not in choices:
+        raise typer.BadParameter(f"{value!r}: use one of {', '.join(choices)}", param_hint=option)
+    return value.lower() if value else value
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"samband {samband_version()}")
+        raise typer.Exit()
+
+
+def samband_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("samband")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _default_config() -> Path:
+    from samband.config.locate import find_config
+
+    try:
+        return find_config()
+    except ConfigError as exc:
+        problem = exc.problems[0]
+        raise typer.BadParameter(f"{problem.message} ({problem.hint})") from None
+
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        help="The config file (YAML); default: $SAMBAND_CONFIG, else ./samband.yaml.",
+        default_factory=_default_config,
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 

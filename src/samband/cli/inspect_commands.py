@@ -20,7 +20,7 @@ from samband.cli._app import (
     out,
 )
 from samband.cli._json import fail_as
-from samband.errors import SambandError
+from samband.errors import ConfigError, SambandError
 
 
 # -- inspection --------------------------------------------------------------------
@@ -117,10 +117,19 @@ OptionalConfig = Annotated[
 
 
 def _need(config: Path | None, usage: str) -> Path:
-    if config is None:
+    """The group's -c, else the config found without it (the group's option cannot have
+    that default: it would be looked for before a subcommand with its own -c)."""
+    if config is not None:
+        return config
+    from samband.config.locate import find_config
+
+    try:
+        return find_config()
+    except ConfigError as exc:
+        problem = exc.problems[0]
+        err.print(f"error: {problem.message} ({problem.hint})", markup=False, highlight=False)
         err.print(f"usage: {usage}", markup=False, highlight=False)
-        raise typer.Exit(2)
-    return config
+        raise typer.Exit(2) from None
 
 
 @conflicts_app.callback()

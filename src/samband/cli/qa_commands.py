@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from samband.cli._app import (
     ConfigOption,
@@ -62,7 +63,9 @@ def demo(
     from samband.demo import run_demo
 
     try:
-        ok = run_demo(output, records=records, console=out)
+        # the demo's own lines are styled ([bold]…[/]); the shared console prints text as is
+        styled = Console(soft_wrap=True, emoji=False, highlight=False, file=out.file)
+        ok = run_demo(output, records=records, console=styled)
     except SambandError as exc:
         raise fail_as(exc, False) from None
     raise typer.Exit(0 if ok else 1)

@@ -21,7 +21,9 @@ from samband.cli._app import (
     out,
 )
 from samband.cli._json import fail_as
+from samband.durations import format_seconds
 from samband.errors import ConfigError, ConnectorError, RunLocked, SambandError, StoreError
+from samband.logs import timestamp
 
 # -- sync --------------------------------------------------------------------------
 LeaseWaitOption = Annotated[
@@ -43,6 +45,17 @@ def _engine(config: Path, lease_wait: str = "60s") -> Any:
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--lease-wait") from None
     return Engine.from_file(config, lease_wait=wait)
+
+
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Exit 3 when the run went through but set records aside (quarantined).",
+    ),
+]
+QUARANTINED = 3
+INTERRUPTED = 130
 
 
 @app.command()
@@ -70,6 +83,7 @@ def sync(
             "`samband status`). Repeatable; --force does not do this.",
         ),
     ] = None,
+    strict: StrictOption = False,
 ) -> None:
     """One run: collect, link, plan, apply, commit."""
     from samband.progress import RichProgress
@@ -78,6 +92,8 @@ def sync(
         engine = _engine(config, lease_wait)
     except SambandError as exc:
         raise fail_as(exc, as_json) from None
+    # SIGTERM ends the run as Ctrl-C does: what was committed stays, the rest rolls back
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         progress = None if as_json or not sys.stderr.isatty() else RichProgress(err)
         report = engine.sync(
@@ -86,27 +102,48 @@ def sync(
             progress=progress,
             confirm_deletions=confirm_deletions or (),
         )
+    except KeyboardInterrupt:
+        raise _interrupted(engine.last_report) from None
     except SambandError as exc:
         # with --json a tripped circuit breaker prints what it counted and how to go on
         raise fail_as(exc, as_json) from None
     finally:
         engine.close()
-    _print_report(report, as_json)
+    _print_report(report, as_json, config)
+    if not as_json and not sys.stdout.isatty():
+        err.print(f"{timestamp()} sync {report.one_line()}")
+    raise typer.Exit(_exit_code(report, strict))
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupted(report: Any) -> typer.Exit:
+    hint = report.continue_hint() if report is not None else "run again to continue"
+    err.print(f"interrupted: {hint}")
+    return typer.Exit(INTERRUPTED)
+
+
+def _exit_code(report: Any, strict: bool) -> int:
     if report.failed:
-        raise typer.Exit(1)
+        return 1
+    if strict and (report.total().errors or report.total().ambiguous):
+        return QUARANTINED
+    return 0
 
 
-def _print_report(report: Any, as_json: bool) -> None:
+def _print_report(report: Any, as_json: bool, config: Path) -> None:
     data = report.to_dict()
     if as_json:
         sys.stdout.write(json.dumps(data, default=str) + "\n")
         if report.failed:
             for message in report.messages:
-                err.print(f"error: {message}", markup=False, highlight=False)
+                err.print(f"error: {message}")
         return
     if report.failed and not any(data.get(c) for c in ("created", "updated", "deleted", "linked")):
         for message in report.messages:
-            err.print(f"error: {message}", markup=False, highlight=False)
+            err.print(f"error: {message}")
         return
     table = Table(title="dry run: nothing was written" if report.dry_run else "sync summary")
     columns = [
@@ -114,6 +151,8 @@ def _print_report(report: Any, as_json: bool) -> None:
         "updated",
         "deleted",
         "linked",
+        "unlinked",
+        "archived",
         "conflicts",
         "errors",
         "waiting",
@@ -126,14 +165,20 @@ def _print_report(report: Any, as_json: bool) -> None:
         table.add_row(key, *(str(counts.get(c, 0)) for c in columns))
     table.add_row("total", *(str(data.get(c, 0)) for c in columns), style="bold")
     out.print(table)
+    by_system = ", ".join(f"{s} {n}" for s, n in report.api_calls_by_system.items())
+    took = f"{report.seconds:.1f} s" if report.seconds is not None else "?"
+    out.print(f"took {took}; {report.api_calls} API calls ({by_system or 'none'})")
     if report.dry_run and report.plan:
         for line in report.plan[:200]:
-            out.print(str(line), markup=False, highlight=False)
+            out.print(str(line))
         if len(report.plan) > 200:
             out.print(f"… and {len(report.plan) - 200} more")
     prefix = "error: " if report.failed else ""
     for message in report.messages:
-        err.print(f"{prefix}{message}", markup=False, highlight=False)
+        err.print(f"{prefix}{message}")
+    if not report.dry_run:
+        for step in report.next_steps(str(config)):
+            err.print(f"next: {step}")
 
 
 @app.command("run")
@@ -143,15 +188,22 @@ def run_forever(
     as_json: JsonOption = False,
     lease_wait: LeaseWaitOption = "60s",
 ) -> None:
-    """Run a sync repeatedly until stopped; Ctrl-C finishes the current step cleanly."""
+    """Run a sync repeatedly until stopped; Ctrl-C finishes the current step cleanly.
+    A cycle prints one timestamped line, and its table only when something changed.
+    While a system cannot be reached, the wait doubles each cycle (up to 15 minutes)."""
     _repeat(config, every, as_json, lease_wait, shared=False)
 
 
 def _repeat(config: Path, every: str, as_json: bool, lease_wait: str, *, shared: bool) -> None:
     from samband.engine.run import parse_interval
+    from samband.engine.schedule import next_wait
 
-    interval = parse_interval(every)
+    try:
+        interval = parse_interval(every)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--every") from None
     stop = {"now": False}
+    name = "worker" if shared else "run"
 
     def handle(signum: int, frame: object) -> None:
         if stop["now"]:
@@ -163,32 +215,54 @@ def _repeat(config: Path, every: str, as_json: bool, lease_wait: str, *, shared:
     signal.signal(signal.SIGTERM, handle)
     try:
         engine = _engine(config, lease_wait)
+        engine.store()  # a store that cannot be opened ends the command at once
     except SambandError as exc:
         raise fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
+    failures = 0
+    report = None
     try:
         while not stop["now"]:
+            failed = False
             try:
                 if shared:
                     report = engine.work(should_stop=lambda: stop["now"])
                 else:
                     report = engine.sync(should_stop=lambda: stop["now"])
-                _print_report(report, as_json)
+                if report.changed or as_json:
+                    _print_report(report, as_json, config)
+                err.print(f"{timestamp()} {name} {report.one_line()}")
+                failed = report.failed
             except ConnectorError as exc:
-                err.print(f"error: {exc}", markup=False)
+                err.print(f"{timestamp()} {name} error: {exc}")
+                failed = True
             except StoreError as exc:
                 if not shared:
                     raise
                 # a worker outlives a store hiccup (server restart, a deadlock with another
                 # worker): what was committed is consistent; the next turn goes on
-                err.print(f"error: {exc}", markup=False)
+                err.print(f"{timestamp()} {name} error: {exc}")
+                failed = True
             except RunLocked as exc:
                 # another worker holds the store: stand by and take over when it stops
-                err.print(f"waiting: {exc}", markup=False)
-            deadline = time.monotonic() + interval
+                err.print(f"{timestamp()} {name} waiting: {exc}")
+            failures = failures + 1 if failed else 0
+            wait = next_wait(interval, failures)
+            if failures:
+                err.print(f"{timestamp()} {name}: next try in {format_seconds(wait)}")
+            deadline = time.monotonic() + wait
             while not stop["now"] and time.monotonic() < deadline:
                 time.sleep(0.2)
+    except KeyboardInterrupt:
+        raise _interrupted(engine.last_report) from None
+    except SambandError as exc:
+        raise fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
     finally:
         engine.close()
+    if report is not None and report.interrupted:
+        raise _interrupted(report)
+    # stopped while waiting for the next cycle: the way a service ends, nothing half done
+    err.print("stopped between two cycles; nothing was left half done")
+    raise typer.Exit(0)
 
 
 @app.command("worker")

@@ -40,18 +40,25 @@ def sandbox(
         raise typer.Exit(2) from None
     if records:
         box.seed(records, seed)
-    url = f"http://127.0.0.1:{port}"
+    try:
+        serve_forever(box.app, port, announce=lambda url: _announce(kind, url, as_json))
+    except OSError as exc:
+        err.print(
+            f"error: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; stop what uses "
+            "the port or choose another with --port"
+        )
+        raise typer.Exit(1) from None
+
+
+def _announce(kind: str, url: str, as_json: bool) -> None:
+    """Where the sandbox listens, once the port is bound."""
     if as_json:
         # one line a script can read before the server blocks
+        port = int(url.rsplit(":", 1)[1])
         sys.stdout.write(json.dumps({"kind": kind, "url": url, "port": port}) + "\n")
         sys.stdout.flush()
     else:
         out.print(f"{kind} sandbox on {url} (Ctrl-C to stop)")
-    try:
-        serve_forever(box.app, port)
-    except OSError as exc:
-        err.print(f"error: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")
-        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -19,7 +19,6 @@ Shape (keys may be added, never renamed)::
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -282,12 +281,12 @@ class Config(_Model):
 
     @field_validator("store")
     @classmethod
-    def _store_is_a_url(cls, value: str) -> str:
-        # the value is not echoed: a URL may hold a password
-        if "${" not in value and not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+    def _store_url(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].split("+", 1)[0].lower() if "://" in value else ""
+        if "${" not in value and scheme not in ("sqlite", "postgresql"):
             raise ValueError(
-                "store must be a database URL: sqlite:///samband.db (a file beside the config) "
-                "or postgresql://HOST/DATABASE"
+                f"store {value.split('@')[-1]!r} is not a sqlite:// or postgresql:// URL; "
+                "write e.g. sqlite:///samband.db"
             )
         return value
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from samband.config.env import is_reference_only
-from samband.config.loader import LoadedConfig, read_config
-from samband.config.model import Dataflow, PropertyMapping, SystemConfig
+from samband.config.loader import LoadedConfig, read_lenient
+from samband.config.loose_ends import PLACEHOLDER_KINDS, todo_marks, unset_references
+from samband.config.model import Dataflow, EntityTypeConfig, PropertyMapping, SystemConfig
 from samband.config.todo import TODO_KIND, todo_comments, todo_refusals, todo_warnings
 from samband.errors import ConfigError, ContractError, Problem, SambandError
 from samband.plugin import KindDescriptor, all_kinds, settings_problems
-from samband.plugin.settings import closest
+from samband.plugin.settings import SettingProblem, closest
 from samband.types import DataType, round_trips
 
 if TYPE_CHECKING:
@@ -65,6 +67,16 @@ def describe_systems(
         if system.kind == TODO_KIND:
             continue  # left by `samband docs import`: a warning of its own (config.todo)
         kinds = all_kinds()
+        if system.kind in PLACEHOLDER_KINDS and system.kind not in kinds:
+            problems.append(
+                loaded.problem(
+                    (*where, "kind"),
+                    f"system {system_id!r} has no kind yet ({system.kind!r} is a placeholder "
+                    "left by samband docs import)",
+                    f"write its kind: {', '.join(k for k in kinds if not kinds[k].test_only)}",
+                )
+            )
+            continue
         if system.kind not in kinds:
             problems.append(
                 loaded.problem(
@@ -77,7 +89,15 @@ def describe_systems(
         descriptor = kinds[system.kind]
         refused = _settings_problems(loaded, system_id, system, descriptor)
         problems.extend(refused)
+        usable = _without_refused(loaded, system, descriptor)
+        for note in descriptor.connector_class().config_warnings(usable):
+            problems.append(
+                loaded.problem((*where, *note.path), note.message, note.hint, "warning")
+            )
         if any(p.severity == "error" for p in refused):
+            # the dataflows are still checked against what can be read of its schema
+            with contextlib.suppress(Exception):  # the settings' own errors say what is wrong
+                schemas[system_id] = descriptor.connector_class().describe(usable)
             continue
         if system.label is not None and system.label.strip() == "":
             problems.append(
@@ -138,25 +158,68 @@ def describe_systems(
     return schemas, problems
 
 
+def _without_refused(
+    loaded: LoadedConfig, system: SystemConfig, descriptor: KindDescriptor
+) -> SystemConfig:
+    """The system's config without the settings its kind refuses (already reported), so
+    that what can be checked of the rest still is."""
+    from samband.config.loader import base_dir
+
+    settings = system.settings()
+    for found in settings_problems(descriptor.settings, settings):
+        if found.path:
+            settings.pop(str(found.path[0]), None)
+    types: dict[str, EntityTypeConfig] = {}
+    for name, type_config in system.entity_types.items():
+        kept = type_config.settings()
+        for found in settings_problems(descriptor.entity_type_settings, kept):
+            if found.path:
+                kept.pop(str(found.path[0]), None)
+        types[name] = EntityTypeConfig.model_validate(kept)
+    settings["base_dir"] = base_dir(loaded.config)
+    return SystemConfig.model_validate(
+        {
+            **settings,
+            "kind": system.kind,
+            "label": system.label,
+            "credentials": system.credentials,
+            "entity_types": types,
+            "priority": system.priority,
+        }
+    )
+
+
 def _settings_problems(
     loaded: LoadedConfig, system_id: str, system: SystemConfig, kind: KindDescriptor
 ) -> list[Problem]:
     """The system's settings and its entity types' settings, by the kind's typed models."""
     where = ("systems", system_id)
     problems = [
-        loaded.problem((*where, *found.path), f"{system_id}: {found.message}", found.hint)
-        for found in settings_problems(kind.settings, system.settings())
+        loaded.problem((*where, *found.path), _setting_text(system_id, found), found.hint)
+        for found in settings_problems(
+            kind.settings, system.settings(), [*SystemConfig.model_fields]
+        )
     ]
     for type_name, type_config in system.entity_types.items():
-        for found in settings_problems(kind.entity_type_settings, type_config.settings()):
+        for found in settings_problems(
+            kind.entity_type_settings, type_config.settings(), [*EntityTypeConfig.model_fields]
+        ):
             problems.append(
                 loaded.problem(
                     (*where, "entity_types", type_name, *found.path),
-                    f"{system_id}.{type_name}: {found.message}",
+                    _setting_text(f"{system_id}.{type_name}", found),
                     found.hint,
                 )
             )
     return problems
+
+
+def _setting_text(owner: str, found: SettingProblem) -> str:
+    """``crm.base_url: ...``: a refused value names its key (an unknown key names itself)."""
+    keys = ".".join(str(part) for part in found.path[:-1] if found.message.startswith("unknown"))
+    if not found.message.startswith("unknown key"):
+        keys = ".".join(str(part) for part in found.path)
+    return f"{owner}{'.' + keys if keys else ''}: {found.message}"
 
 
 _URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/@:\s]*:([^@/\s]+)@")
@@ -183,12 +246,15 @@ def _label_problems(loaded: LoadedConfig, system_id: str, system: SystemConfig) 
 def check(loaded: LoadedConfig) -> list[Problem]:
     """Every problem of a parsed config (errors and warnings)."""
     config = loaded.config
-    schemas, problems = describe_systems(loaded)
-    problems.extend(todo_warnings(loaded))
+    schemas, found = describe_systems(loaded)
+    problems = [*loaded.problems, *found, *todo_warnings(loaded), *unset_references(loaded)]
     for index, flow in enumerate(config.dataflows):
         problems.extend(_check_dataflow(loaded, index, flow, schemas))
     problems.extend(todo_comments(loaded, {p.line for p in problems}))
-    return problems
+    reported = {p.line for p in problems}
+    problems.extend(mark for mark in todo_marks(loaded) if mark.line not in reported)
+    kept = [p for p in problems if id(p) not in loaded.consequences]
+    return sorted(kept, key=lambda p: p.line)
 
 
 def check_offline(loaded: LoadedConfig) -> list[Problem]:
@@ -543,7 +609,7 @@ def _ambiguous_reference(
 def validate_file(path: str | os.PathLike[str]) -> list[Problem]:
     """Every problem of the config at ``path``; raises nothing for config mistakes."""
     try:
-        loaded = read_config(path)
+        loaded = read_lenient(path)
     except ConfigError as exc:
         return exc.problems
     return check(loaded)
@@ -552,7 +618,7 @@ def validate_file(path: str | os.PathLike[str]) -> list[Problem]:
 def load_valid(path: str | os.PathLike[str]) -> LoadedConfig:
     """The config at ``path``, to run; raise ConfigError when it has errors (warnings pass)
     or a dataflow touches a system whose kind is still a TODO."""
-    loaded = read_config(path)
+    loaded = read_lenient(path)
     errors = [p for p in check(loaded) if p.severity == "error"] + todo_refusals(loaded)
     if errors:
         raise ConfigError(errors)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import logging
 import random
 import threading
 import time
@@ -28,6 +29,7 @@ import httpx
 import orjson
 
 from samband import exactjson
+from samband.connectors._trace import event_hooks
 from samband.connectors.base import Stats
 from samband.errors import (
     AuthError,
@@ -39,6 +41,8 @@ from samband.errors import (
     UnreachableError,
 )
 from samband.plugin.settings import RateLimit
+
+log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -195,6 +199,7 @@ class HttpClient:
             timeout=timeout,
             verify=not is_loopback(self.base_url),
             transport=transport,
+            event_hooks=event_hooks(),
         )
 
     def close(self) -> None:
@@ -329,6 +334,15 @@ class HttpClient:
                     f"{self.system_id}: {method} {path}: {reason} (waited {waited:.0f}s in all)"
                 )
             waited += delay
+            log.info(
+                "%s: %s %s: %s; try %d again in %.1fs",
+                self.system_id,
+                method,
+                path,
+                reason,
+                attempt + 1,
+                delay,
+            )
             self._sleep(delay)
 
     def get_json(self, url: str, *, attempts: int = 3, **kwargs: Any) -> Any:

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 import httpx
 
 from samband.connectors._http import Auth, is_loopback
+from samband.connectors._trace import event_hooks
 from samband.errors import AuthError, UnreachableError
 from samband.secrets import TokenStore
 
@@ -75,7 +76,9 @@ class OAuthTokens:
         self.client_secret = client_secret
         self.store = store
         self._own_http = http is None
-        self.http = http or httpx.Client(timeout=30.0, verify=not is_loopback(token_url))
+        self.http = http or httpx.Client(
+            timeout=30.0, verify=not is_loopback(token_url), event_hooks=event_hooks()
+        )
         self.min_interval = min_interval
         self.refresh_skew = refresh_skew
         self.clock = clock

@@ -86,6 +86,15 @@ class EntityType:
         return self.properties.get(head) if head != path and head in self.properties else None
 
 
+@dataclass(frozen=True)
+class ConfigNote:
+    """A finding about a system's config: where (keys below the system), what, what to do."""
+
+    path: tuple[str | int, ...]
+    message: str
+    hint: str | None = None
+
+
 @dataclass
 class RecordData:
     """One record as a system returned it."""
@@ -179,6 +188,13 @@ class Connector:
         """The entity types of a system, without any network call where possible."""
         return dict(cls.ENTITY_TYPES)
 
+    @classmethod
+    def config_warnings(cls, config: SystemConfig) -> list[ConfigNote]:
+        """What looks wrong in a system's config without being an error (a database file
+        that does not exist), found without any network call; ``samband validate`` shows
+        them as warnings."""
+        return []
+
     def entity_types(self) -> dict[str, EntityType]:
         if not hasattr(self, "_entity_types"):
             self._entity_types = self.describe(self.config)
@@ -213,6 +229,25 @@ class Connector:
     def get(self, entity_type: str, record_id: str) -> RecordData | None:
         """One record, or None when it does not exist."""
         raise NotImplementedError
+
+    def sample(self, entity_type: str) -> RecordData | None:
+        """Any one record of the type, or None when it holds none: ``samband check`` reads
+        it to see that reading works and which fields a record has.  The default takes
+        the first record of a full read and stops there (at most three pages); a kind
+        that can ask for a single record overrides it."""
+        pages = self.read(entity_type, None)
+        try:
+            for number, page in enumerate(pages):
+                for record in page.records:
+                    if not record.deleted:
+                        return record
+                if number >= 2:
+                    break
+            return None
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
 
     def find_by_external_ref(self, entity_type: str, external_ref: str) -> RecordData | None:
         """The record whose external-reference field holds ``external_ref``, if any."""

@@ -269,6 +269,7 @@ class Apply:
         self.translator.forget(link.source_ref, link.target_ref)
         self._index_unlinked_target(flow, link, batch)
         if reason is not None:
+            self.ledger.counts(flow).unlinked += 1
             batch.audit.append(
                 AuditRow.new(
                     self.run_id,
@@ -621,6 +622,7 @@ class Apply:
                 AuditRow.new(self.run_id, target.ref, flow.key, "archive", None, changes)
             )
             self.ledger.counts(flow).deleted += 1
+            self.ledger.counts(flow).archived += 1
         except (RecordError, TransientError) as exc:
             self.ledger.quarantine(
                 flow,

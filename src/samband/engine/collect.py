@@ -48,9 +48,10 @@ class Collector:
         self.guard = guard  # None: every record a complete read misses is deleted
 
     def collect(
-        self, use: TypeUse, connector: Connector, on_page: Callable[[], None] | None = None
+        self, use: TypeUse, connector: Connector, on_page: Callable[[int], None] | None = None
     ) -> CollectStats:
-        """Read one entity type; ``on_page`` is called after each stored page."""
+        """Read one entity type; ``on_page`` is called after each stored page with the
+        number of records it held."""
         system, etype = use.key
         cursor, signature = self.store.get_cursor(system, etype)
         if signature != use.signature:
@@ -66,7 +67,7 @@ class Collector:
         use: TypeUse,
         connector: Connector,
         cursor: str | None,
-        on_page: Callable[[], None] | None,
+        on_page: Callable[[int], None] | None,
     ) -> CollectStats:
         system, etype = use.key
         stats = CollectStats()
@@ -93,7 +94,7 @@ class Collector:
                     else:
                         self.store.set_cursor(system, etype, page.cursor, use.signature)
             if on_page is not None:
-                on_page()
+                on_page(len(page.records))
         if seen is not None:
             if not self._detect_deletions(use, seen, stats):
                 last_cursor = None  # held: the next run reads the type in full again

@@ -27,6 +27,10 @@ class FlowCounts:
     errors: int = 0
     waiting: int = 0
     ambiguous: int = 0
+    #: links ended without deleting a record (a record deleted on one side, kept on
+    #: the other); and, of the deleted, the target records archived instead
+    unlinked: int = 0
+    archived: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)

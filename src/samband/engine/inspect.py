@@ -43,6 +43,7 @@ class Inspector:
                 "finished": r["finished_at"],
                 "status": r["status"],
                 **_totals(loads(r["stats"]) or {}),
+                "reason": _reason(r["status"], loads(r["stats"]) or {}),
             }
             for r in runs
         ]
@@ -248,6 +249,19 @@ def _resolution(row: dict[str, Any]) -> str | None:
 def _totals(stats: dict[str, Any]) -> dict[str, Any]:
     keys = ("created", "updated", "deleted", "linked", "conflicts", "errors", "api_calls")
     return {k: stats.get(k, 0) for k in keys}
+
+
+def _reason(status: str, stats: dict[str, Any]) -> str | None:
+    """Why a run did not end ``ok``: its messages, or what became of a process that
+    ended without finishing its run."""
+    if status in ("ok", "dry-run", "running"):
+        return None
+    messages = [str(m) for m in stats.get("messages") or []]
+    if messages:
+        return "; ".join(messages)
+    if status == "interrupted":
+        return "the process ended without finishing the run (killed, or the machine restarted)"
+    return None
 
 
 def _safe_store(url: str) -> str:

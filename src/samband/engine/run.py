@@ -5,14 +5,17 @@ own, given the run's :class:`~samband.engine.context.RunContext`."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from samband import redact
 from samband.config.env import resolve, resolve_all
 from samband.config.loader import base_dir
 from samband.config.model import Config
@@ -58,6 +61,8 @@ from samband.errors import (
 from samband.store.rows import Ref
 from samband.store.store import Store, now_iso, store_message
 
+log = logging.getLogger(__name__)
+
 
 class Progress(Protocol):
     def phase(self, name: str, total: int | None = None) -> None: ...
@@ -95,10 +100,64 @@ class RunReport:
     # complete reads cut short whose deletions wait for confirmation, and those confirmed
     held_deletions: list[dict[str, Any]] = field(default_factory=list)
     confirmed_deletions: list[dict[str, Any]] = field(default_factory=list)
+    #: writes (creates, updates, deletes) the store holds for good: an interrupted run
+    #: keeps these, the rest of its last chunk is rolled back
+    committed_writes: int = 0
 
     @property
     def failed(self) -> bool:
         return self.status not in ("ok", "dry-run", "stopped", "paused")
+
+    @property
+    def interrupted(self) -> bool:
+        return self.status in ("interrupted", "stopped")
+
+    @property
+    def seconds(self) -> float | None:
+        """How long the run took (None while it runs)."""
+        if self.finished_at is None:
+            return None
+        started = datetime.fromisoformat(self.started_at)
+        return (datetime.fromisoformat(self.finished_at) - started).total_seconds()
+
+    @property
+    def changed(self) -> bool:
+        """Whether the run did or found anything (a ``run --every`` cycle prints its
+        table only then)."""
+        counts = self.total().as_dict()
+        return any(counts.values()) or bool(self.messages)
+
+    def one_line(self) -> str:
+        """The run in one line, for logs: status, duration, counts, API calls."""
+        counts = self.total()
+        parts = [
+            f"{value} {name}"
+            for name, value in counts.as_dict().items()
+            if value or name in ("created", "updated", "deleted")
+        ]
+        took = f" in {self.seconds:.1f}s" if self.seconds is not None else ""
+        by_system = ", ".join(f"{s} {n}" for s, n in self.api_calls_by_system.items() if n)
+        calls = f"; {self.api_calls} API calls" + (f" ({by_system})" if by_system else "")
+        return f"{self.status}{took}: {', '.join(parts)}{calls}"
+
+    def next_steps(self, config: str = "FILE") -> list[str]:
+        """The commands that show what needs attention after this run."""
+        total = self.total()
+        steps = []
+        if total.errors:
+            steps.append(
+                f"{total.errors} record(s) quarantined: see `samband errors -c {config}`, "
+                f"then `samband retry -c {config}` once fixed"
+            )
+        if total.conflicts:
+            steps.append(f"{total.conflicts} conflict(s): see `samband conflicts -c {config}`")
+        if total.ambiguous:
+            steps.append(f"{total.ambiguous} ambiguous match(es): see `samband errors -c {config}`")
+        return steps
+
+    def continue_hint(self) -> str:
+        """What an interrupted or stopped run tells the user."""
+        return f"{self.committed_writes} writes committed; run again to continue"
 
     def total(self) -> FlowCounts:
         total = FlowCounts()
@@ -128,6 +187,8 @@ class RunReport:
             "resume_at": self.resume_at,
             "held_deletions": self.held_deletions,
             "confirmed_deletions": self.confirmed_deletions,
+            "committed_writes": self.committed_writes,
+            "seconds": self.seconds,
         }
 
 
@@ -162,6 +223,8 @@ class Engine:
         self.flows: list[Flow] = []
         self.uses: dict[TypeKey, TypeUse] = {}
         self._compiled = False
+        #: the report of the last run, also when it ended in an exception (interrupted)
+        self.last_report: RunReport | None = None
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> Engine:
@@ -207,6 +270,7 @@ class Engine:
                     extra[key] = resolve(value, self.environ, system=system_id)
             extra.setdefault("base_dir", self.base_dir)
             credentials = resolve_all(system.credentials, self.environ, system=system_id)
+            redact.remember(credentials.values())  # masked wherever a log line holds one
             self._connectors[system_id] = create_connector(
                 system_id,
                 resolved,
@@ -221,7 +285,15 @@ class Engine:
             return
         schemas: dict[str, dict[str, EntityType]] = {}
         for system_id in self.systems_in_use():
-            schemas[system_id] = self.connector(system_id).entity_types()
+            try:
+                schemas[system_id] = self.connector(system_id).entity_types()
+            except ValueError as exc:
+                # a setting the config's validation let through (a REST property of an
+                # unknown type): a config problem, reported as one
+                where = str(self.config.path or "the config")
+                raise ConfigError(
+                    [Problem(where, 1, 1, f"systems.{system_id}: {exc}", "fix it in the config")]
+                ) from None
         self.flows, self.uses = compile_flows(self.config, schemas)
         self.order = type_order(self.flows, self.uses)
         self.children = children_of(self.flows)
@@ -290,6 +362,7 @@ class Engine:
             if not dry_run and not shared:
                 self._take_lease(store)
             report.run_id = store.begin_run(dry_run)
+            log.info("run %s begun%s", report.run_id, " (dry run)" if dry_run else "")
             self._check_systems(store)
             with fewer_collections():
                 run.execute(force)
@@ -320,8 +393,9 @@ class Engine:
             report.messages.append(f"the run failed: {type(exc).__name__}: {exc}")
             raise
         except BaseException:
-            # Interrupted (Ctrl-C twice, or a simulated crash): keep only what was committed.
+            # Interrupted (Ctrl-C, SIGTERM, a simulated crash): keep only what was committed.
             interrupted = True
+            report.messages.append(f"interrupted: {report.continue_hint()}")
             raise
         finally:
             report.finished_at = now_iso()
@@ -329,7 +403,9 @@ class Engine:
                 used = connector.stats.api_calls - calls_before.get(system, 0)
                 report.api_calls_by_system[system] = used
             report.api_calls = sum(report.api_calls_by_system.values())
+            log.info("run %s: %s", report.run_id, report.one_line())
             progress.done()
+            self.last_report = report
             if interrupted:
                 with contextlib.suppress(SQLAlchemyError):
                     store.conn.rollback()
@@ -521,7 +597,8 @@ class _Run:
         run_id = None if self.dry_run else self.report.run_id
         guard = FullScanGuard(self.engine.config, self.store, run_id, self.confirmed)
         collector = Collector(self.store, run_id, guard)
-        self.progress.phase("collect", len(keys))
+        # records, not types: how many a read returns is known only as it goes
+        self.progress.phase("read", None)
         take = self.shared and not held
         try:
             for key in keys:
@@ -538,13 +615,17 @@ class _Run:
         use = self.engine.uses[key]
         claim = collect_lease(*key)
         if take and not leases.claim(self.store, claim):
-            self.progress.advance()
             return
         connector = self.engine.connector(key[0])
-        try:
+
+        def on_page(records: int) -> None:
+            self.progress.advance(records)
             # every lease held is renewed, not only this type's: the run's other leases
             # must outlast a long read too
-            stats = collector.collect(use, connector, on_page=self.keep_alive)
+            self.keep_alive()
+
+        try:
+            stats = collector.collect(use, connector, on_page=on_page)
         finally:
             if take:
                 leases.release(self.store, claim)
@@ -553,13 +634,15 @@ class _Run:
         if stats.unreadable:
             for flow in use.as_source:
                 self.ledger.counts(flow).errors += stats.unreadable
+        log.info(
+            "%s.%s: %d read, %d changed, %d deleted", *key, stats.read, stats.changed, stats.deleted
+        )
         self.report.collected[f"{key[0]}.{key[1]}"] = {
             "read": stats.read,
             "changed": stats.changed,
             "deleted": stats.deleted,
             **({"held": stats.held} if stats.held else {}),
         }
-        self.progress.advance()
 
     def circuit_breaker(self, context: RunContext, recovered: set[str]) -> None:
         """Refuse (or, in a dry run, report) a run over a dataflow's shares."""
@@ -645,6 +728,8 @@ class _Run:
     ) -> None:
         batch.store(self.store, key, seen, context.run_id)
         context.translator.settled()
+        # every count so far is stored now (the ledger counts a chunk before its commit)
+        self.report.committed_writes = self.report.writes
 
     def keep_alive(self) -> None:
         """Renew the leases this run holds that are due (a write-free check otherwise)."""

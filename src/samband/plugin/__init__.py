@@ -9,7 +9,7 @@ This package is neutral: it imports no kind and no connector (the descriptor nam
 connector and sandbox as ``"module:attribute"`` and they are imported on first use).
 """
 
-from samband.plugin.descriptor import DemoHooks, KindDescriptor
+from samband.plugin.descriptor import DemoHooks, KindDescriptor, Starter, env_ref
 from samband.plugin.registry import UnknownKind, all_kinds, get_kind, kind_names
 from samband.plugin.settings import EntityTypeSettings, KindSettings, RateLimit, settings_problems
 
@@ -19,8 +19,10 @@ __all__ = [
     "KindDescriptor",
     "KindSettings",
     "RateLimit",
+    "Starter",
     "UnknownKind",
     "all_kinds",
+    "env_ref",
     "get_kind",
     "kind_names",
     "settings_problems",

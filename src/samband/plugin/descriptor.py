@@ -43,6 +43,33 @@ class DemoHooks:
     prepare: Callable[[Path], dict[str, str]] | None = None
 
 
+def env_ref(name: str, sandbox: Mapping[str, str] | None) -> str:
+    """``${NAME}``, or ``${NAME:-value}`` with the sandbox's value as the default."""
+    if sandbox is not None and name in sandbox:
+        return "${" + name + ":-" + sandbox[name] + "}"
+    return "${" + name + "}"
+
+
+@dataclass(frozen=True)
+class Starter:
+    """What ``samband init`` writes for a kind: a system block and the kind's type of
+    customer-like records, which a starter's dataflow between two kinds synchronizes.
+
+    ``system(sandbox)`` returns the YAML lines under ``systems:`` (indented by two); with
+    ``sandbox`` (the kind's :attr:`DemoHooks.environ` for its sandbox URL) the ``${VAR}``
+    references default to the sandbox's values.  ``prepare(folder, system_id)`` sets up
+    what a kind without a sandbox needs beside the config (the SQL kind's database).
+    """
+
+    system_id: str
+    entity_type: str
+    name_field: str
+    org_field: str
+    system: Callable[[Mapping[str, str] | None], str]
+    sandbox_port: int | None = None
+    prepare: Callable[[Path, str], None] | None = None
+
+
 @dataclass(frozen=True)
 class KindDescriptor:
     """One system kind: its name in configs, its settings, where its code lives.
@@ -70,6 +97,7 @@ class KindDescriptor:
     login: bool = False  # `samband auth KIND SYSTEM`: the connector has a classmethod login
     commands: str | None = None  # "module:attribute" of a Typer app: `samband <name> ...`
     demo: str | None = None  # "module:attribute" of its DemoHooks
+    starter: str | None = None  # "module:attribute" of its Starter (`samband init`)
     test_only: bool = False  # kept out of help texts and the importer
     # The connector's describe() answers from code and config alone, so documents may ask it
     # which properties are read-only; False when it reaches the system (SQL reflection).
@@ -84,6 +112,10 @@ class KindDescriptor:
             raise KeyError(f"kind {self.name!r} has no sandbox")
         sandbox: Sandbox = load_reference(self.sandbox)(**options)
         return sandbox
+
+    def starter_hooks(self) -> Starter | None:
+        starter: Starter | None = load_reference(self.starter) if self.starter else None
+        return starter
 
     def demo_hooks(self) -> DemoHooks:
         hooks: DemoHooks = load_reference(self.demo) if self.demo else DemoHooks()

@@ -12,9 +12,18 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -86,6 +95,40 @@ class RateLimit(BaseModel):
             f"rate limit {value!r} is not understood; write {{calls: 10, per: 1}} "
             "or '10/second', '250/minute'"
         )
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is None or "${" in value:
+        return value  # a reference is checked once it is resolved
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        best = closest(parts.scheme, ("http", "https")) if parts.scheme else None
+        hint = f" (did you mean {best}://?)" if best and parts.netloc else ""
+        raise ValueError(
+            f"{value!r} is not an http:// or https:// address{hint}; write it as https://host/path"
+        )
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+"""An http:// or https:// address (a ``${VAR}`` reference is checked at run time)."""
+
+
+def choice(*allowed: str, lower: bool = False) -> BeforeValidator:
+    """A text setting that must be one of ``allowed``, refused with a "did you mean"."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or "${" in value:
+            return value
+        text = value.lower() if lower else value
+        if text in allowed:
+            return text
+        best = closest(value, allowed)
+        maybe = f" (did you mean {best!r}?)" if best else ""
+        raise ValueError(f"{value!r} is not known{maybe}; use one of {', '.join(allowed)}")
+
+    check.choices = allowed  # type: ignore[attr-defined]  # for docs/gen_config.py
+    return BeforeValidator(check)
 
 
 class _Strict(BaseModel):
@@ -165,7 +208,7 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
     return {c.lower(): c for c in options}.get(name.lower())
 
 
-def _known_keys(model: type[BaseModel]) -> list[str]:
+def known_keys(model: type[BaseModel]) -> list[str]:
     keys = []
     for name, info in model.model_fields.items():
         if info.exclude:
@@ -187,18 +230,24 @@ def _offline(value: Any) -> tuple[Any, bool]:
     return match.group(2), True
 
 
-def settings_problems(model: type[BaseModel], data: Mapping[str, Any]) -> list[SettingProblem]:
-    """Every key of ``data`` that ``model`` refuses, with a "did you mean" hint."""
-    known = _known_keys(model)
+def settings_problems(
+    model: type[BaseModel], data: Mapping[str, Any], also_known: Iterable[str] = ()
+) -> list[SettingProblem]:
+    """Every key of ``data`` that ``model`` refuses, with a "did you mean" hint (among the
+    model's keys and ``also_known``, the keys that sit beside them: ``label``, ...)."""
+    known = known_keys(model)
+    suggested = sorted({*known, *also_known})
     problems: list[SettingProblem] = []
     checked: dict[str, Any] = {}
     unchecked: set[str] = set()
     open_model = model.model_config.get("extra") == "allow"
     for key, raw in data.items():
         if not open_model and key not in model.model_fields and key not in known:
-            best = closest(str(key), known)
+            best = closest(str(key), suggested)
             hint = (
-                f"did you mean {best!r}?" if best else f"known keys: {', '.join(known) or '(none)'}"
+                f"did you mean {best!r}?"
+                if best
+                else f"known keys: {', '.join(suggested) or '(none)'}"
             )
             problems.append(SettingProblem((key,), f"unknown key {key!r}", hint))
             continue
@@ -210,11 +259,100 @@ def settings_problems(model: type[BaseModel], data: Mapping[str, Any]) -> list[S
     try:
         model.model_validate(checked)
     except ValidationError as exc:
-        for error in exc.errors():
+        errors = exc.errors()
+        misspelt = misspelt_in(errors)
+        for error in errors:
             loc = tuple(error["loc"])
             if not loc or (error["type"] == "missing" and loc[0] in unchecked):
                 continue
-            message = str(error.get("msg", ""))
-            message = message.removeprefix("Value error, ")
-            problems.append(SettingProblem(loc, message))
+            if error["type"] == "missing" and loc[:-1] in misspelt:
+                continue  # the unknown key beside it is most likely this one misspelt
+            if error["type"] == "extra_forbidden":
+                problems.append(unknown_key_problem(model, loc))
+                continue
+            problems.append(SettingProblem(loc, error_text(error)))
     return problems
+
+
+def misspelt_in(errors: Iterable[Any]) -> set[tuple[Any, ...]]:
+    """The objects (their locations) that hold an unknown key: a required key missing
+    from one of them is not reported on its own."""
+    return {tuple(e["loc"])[:-1] for e in errors if e["type"] == "extra_forbidden"}
+
+
+def error_text(error: Any) -> str:
+    """A pydantic error in the words of a config message; an unknown choice (an enum or a
+    literal) with the closest allowed value."""
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    if error.get("type") in ("enum", "literal_error") and isinstance(error.get("input"), str):
+        allowed = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
+        best = closest(error["input"], allowed)
+        maybe = f" (did you mean {best!r}?)" if best else ""
+        return f"{error['input']!r} is not known{maybe}; use one of {', '.join(allowed)}"
+    return message
+
+
+def unknown_key_problem(model: type[BaseModel], loc: tuple[Any, ...]) -> SettingProblem:
+    """An unknown key at ``loc`` below ``model``, with the closest known key as a hint."""
+    key = str(loc[-1])
+    inner = model_at(model, loc[:-1])
+    known = known_keys(inner) if inner is not None else []
+    best = closest(key, known)
+    hint = f"did you mean {best!r}?" if best else f"known keys: {', '.join(known) or '(none)'}"
+    return SettingProblem(tuple(loc), f"unknown key {key!r}", hint)
+
+
+def model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model that validates the object at ``loc`` (keys and list indexes) below
+    ``model``, or None where the value is not a model."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            current = _step(current, part)
+            if current is None:
+                return None
+            continue
+        field = current.model_fields.get(str(part))
+        if field is None:
+            field = next((f for f in current.model_fields.values() if f.alias == part), None)
+        if field is None:
+            return None
+        current = field.annotation
+        while True:  # unwrap Optional and Annotated
+            unwrapped = _unwrap(current)
+            if unwrapped is current:
+                break
+            current = unwrapped
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return get_args(annotation)[0]
+    if origin in (Union, type(int | None)):
+        models = [
+            a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        if len(models) == 1:
+            return models[0]
+        rest = [a for a in get_args(annotation) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else annotation
+    return annotation
+
+
+def _step(annotation: Any, part: Any) -> Any:
+    """One key or index into a ``dict[...]`` or ``list[...]`` annotation."""
+    annotation = _unwrap(annotation)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is dict and len(args) == 2:
+        return _unwrap(args[1])
+    if origin is list and args and isinstance(part, int):
+        return _unwrap(args[0])
+    if origin in (Union, type(int | None)):
+        for option in args:
+            found = _step(option, part)
+            if found is not None:
+                return found
+    return None

@@ -24,6 +24,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -341,11 +342,29 @@ class SandboxServer:
         self.stop()
 
 
-def serve_forever(app: ASGIApp, port: int, host: str = "127.0.0.1") -> None:
-    """Run a sandbox in the foreground (``samband sandbox``) until Ctrl-C."""
+def serve_forever(
+    app: ASGIApp,
+    port: int,
+    host: str = "127.0.0.1",
+    announce: Callable[[str], None] | None = None,
+) -> None:
+    """Run a sandbox in the foreground (``samband sandbox``) until Ctrl-C.  The port is
+    bound first: a port in use raises ``OSError`` before anything is announced (the URL,
+    to ``announce``)."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("sandboxes bind the loopback address only")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    if announce is not None:
+        announce(f"http://{host}:{sock.getsockname()[1]}")
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 class Sandbox:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from email.message import EmailMessage
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -48,7 +49,7 @@ class Event:
             "breaker_tripped": "the circuit breaker stopped a run",
             "records_quarantined": "records were quarantined",
         }.get(self.kind, self.kind)
-        return f"Samband ({self.config}): {what}"
+        return f"Samband ({PurePath(self.config).name}): {what}"
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

@@ -53,6 +53,7 @@ class Database:
             if isinstance(exc, OperationalError):
                 raise StoreError(
                     f"cannot open the store {redact_url(self.url)}: {db_message(exc)}"
+                    f"{_read_only_hint(self.url)}"
                 ) from None
             if isinstance(exc, SQLAlchemyError):
                 raise StoreError(
@@ -221,6 +222,26 @@ def db_message(exc: BaseException) -> str:
     return text[0] if text else exc.__class__.__name__
 
 
+def _read_only_hint(url: str) -> str:
+    """Why SQLite may fail to open an existing file: its folder cannot be written (SQLite
+    writes its -wal and -shm files next to the database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return ""
+    folder = Path(parsed.database).parent
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return ""
+    if read_only or not os.access(folder, os.W_OK):
+        where = "is on a read-only file system" if read_only else "cannot be written"
+        return (
+            f" — its folder {folder} {where}; SQLite writes next to the store, so move the "
+            "store to a writable place (`store:` in the config)"
+        )
+    return ""
+
+
 def _resolve_sqlite(url: str, base_dir: str | None) -> str:
     parsed = make_url(url)
     if (
@@ -233,9 +254,15 @@ def _resolve_sqlite(url: str, base_dir: str | None) -> str:
     if not path.is_absolute() and base_dir:
         path = Path(base_dir) / path
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-        os.close(fd)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.close(fd)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the store {path}: {exc.strerror or exc}; make its folder "
+                "writable or point `store:` in the config at a writable place"
+            ) from None
     return str(parsed.set(database=str(path)))
 
 

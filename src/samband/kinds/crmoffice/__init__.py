@@ -15,4 +15,5 @@ KIND = KindDescriptor(
     importer_lines=("auth_url: https://TENANT.crmoffice.no  # TODO: your tenant's address",),
     login=True,
     demo="samband.kinds.crmoffice.demo:DEMO",
+    starter="samband.kinds.crmoffice.starter:STARTER",
 )

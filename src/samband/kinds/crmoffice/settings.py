@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from samband.plugin.settings import EntityTypeSettings, KindSettings, RateLimit
+from samband.plugin.settings import EntityTypeSettings, HttpUrl, KindSettings, RateLimit
 
 
 class CrmOfficeSettings(KindSettings):
     # a bare number: requests per minute (also {calls: 250, period: 60}, the old spelling)
     bare_rate_limit_per: ClassVar[float | None] = 60.0
 
-    base_url: str | None = None
+    base_url: HttpUrl | None = None
     """The API's address (default `https://api.crmoffice.no`)."""
-    auth_url: str | None = None
+    auth_url: HttpUrl | None = None
     """Your tenant's login server, e.g. `https://mytenant.crmoffice.no` (needed to log in)."""
-    token_url: str | None = None
+    token_url: HttpUrl | None = None
     """The token endpoint (default: `auth_url` + `/connect/token`)."""
-    authorize_url: str | None = None
+    authorize_url: HttpUrl | None = None
     """The login page `samband auth` opens (default: `auth_url` + `/connect/authorize`)."""
-    redirect_uri: str | None = None
+    redirect_uri: HttpUrl | None = None
     """The redirect URI of your client, if it has a fixed one (default: Samband's listener on
     127.0.0.1)."""
     scope: str | None = None

@@ -14,4 +14,5 @@ KIND = KindDescriptor(
     label_aliases=("exact",),
     login=True,
     demo="samband.kinds.exact_online.demo:DEMO",
+    starter="samband.kinds.exact_online.starter:STARTER",
 )

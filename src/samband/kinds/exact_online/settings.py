@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from samband.plugin.settings import EntityTypeSettings, KindSettings
+from samband.plugin.settings import EntityTypeSettings, HttpUrl, KindSettings
 
 
 class ExactOnlineSettings(KindSettings):
-    base_url: str | None = None
+    base_url: HttpUrl | None = None
     """Exact Online's address for your country (default `https://start.exactonline.nl`; `.be`,
     `.de`, `.co.uk`, ...)."""
     division: int | str | None = None
@@ -17,7 +17,7 @@ class ExactOnlineSettings(KindSettings):
     max_errors_per_hour: int = 8
     """Refused requests on one endpoint in an hour after which Samband stops calling it (Exact
     blocks an app for an hour after more than 10)."""
-    redirect_uri: str | None = None
+    redirect_uri: HttpUrl | None = None
     """The redirect URI of your Exact app, exactly as registered. Exact wants `https://`: then
     `samband auth` asks you to paste the address the browser is sent to. Default: Samband's
     listener on 127.0.0.1 (plain HTTP on this machine only)."""

@@ -13,4 +13,5 @@ KIND = KindDescriptor(
     credentials=("application_key", "client_key", "subscription_key"),
     label_aliases=("poweroffice",),
     demo="samband.kinds.poweroffice_go.demo:DEMO",
+    starter="samband.kinds.poweroffice_go.starter:STARTER",
 )

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from samband.plugin.settings import EntityTypeSettings, KindSettings, RateLimit
+from samband.plugin.settings import EntityTypeSettings, HttpUrl, KindSettings, RateLimit
 
 
 class PowerOfficeSettings(KindSettings):
     # a bare number: requests per second per subscription key (the API's own unit)
     bare_rate_limit_per: ClassVar[float | None] = 1.0
 
-    base_url: str | None = None
+    base_url: HttpUrl | None = None
     """The API's address (default `https://goapi.poweroffice.net/v2`)."""
-    token_url: str | None = None
+    token_url: HttpUrl | None = None
     """The token endpoint (default: derived from `base_url`, `/v2` becomes `/OAuth/Token`)."""
     page_size: int | None = None
     """`PageSize` of list reads (default 5000, at most 20 000)."""

@@ -11,4 +11,5 @@ KIND = KindDescriptor(
     connector="samband.kinds.rest.connector:RestConnector",
     sandbox="samband.kinds.rest.sandbox:CustomCrmSandbox",
     demo="samband.kinds.rest.demo:DEMO",
+    starter="samband.kinds.rest.starter:STARTER",
 )

@@ -49,7 +49,7 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,7 +73,7 @@ from samband.errors import (
     Stale,
     TransientError,
 )
-from samband.kinds.rest.settings import RestSettings, RestTypeSettings
+from samband.kinds.rest.settings import RestProperty, RestSettings, RestTypeSettings
 from samband.mapping import get_path, set_path
 from samband.plugin.settings import RateLimit
 from samband.types import ConversionError, DataType, coerce, same_stored_value, to_wire
@@ -181,26 +181,17 @@ class _Answer:
     lenient: bool = False
 
 
-def _parse_properties(spec: Any) -> dict[str, Property]:
+def _parse_properties(spec: Mapping[str, RestProperty] | None) -> dict[str, Property]:
     props: dict[str, Property] = {}
     for path, item in (spec or {}).items():
-        if isinstance(item, str):
-            item = {"type": item}
-        item = dict(item or {})
-        references_type = item.get("references")
-        type_name = item.get("type") or ("reference" if references_type else None)
-        if type_name and type_name not in DataType._value2member_map_:
-            known = ", ".join(t.value for t in DataType)
-            raise ValueError(
-                f"property {path}: type {type_name!r} is not known; use one of {known}"
-            )
+        data_type = item.type or (DataType.REFERENCE if item.references else None)
         props[path] = Property(
             path,
-            DataType(type_name) if type_name else None,
-            read_only=bool(item.get("read_only", False)),
-            required=bool(item.get("required", False)),
-            max_length=item.get("max_length"),
-            references=references_type,
+            data_type,
+            read_only=item.read_only,
+            required=item.required,
+            max_length=item.max_length,
+            references=item.references,
         )
     return props
 
@@ -269,7 +260,7 @@ class RestConnector(Connector):
                 read_only=bool(s.read_only),
                 can_delete=s.can_delete,
                 external_ref_field=s.external_ref or None,
-                archive=(archive["property"], archive["value"]) if archive else None,
+                archive=(archive.property, archive.value) if archive else None,
                 open_schema=not props,
             )
         return types

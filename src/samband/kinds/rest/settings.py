@@ -2,20 +2,64 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from samband.plugin.settings import EntityTypeSettings, KindSettings, RateLimit
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from samband.plugin.settings import (
+    EntityTypeSettings,
+    HttpUrl,
+    KindSettings,
+    RateLimit,
+    choice,
+)
+from samband.types import DataType
+
+
+class RestProperty(BaseModel):
+    """One property of a REST entity type's schema (`{name: type}` is short for
+    `{name: {type}}`)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    type: DataType | None = None
+    """`string`, `integer`, `decimal`, `float`, `boolean`, `date`, `datetime` or `reference`."""
+    references: str | None = None
+    """The entity type a reference points at (then `type` defaults to `reference`)."""
+    read_only: bool = False
+    """True: the API sets it; Samband never writes it."""
+    required: bool = False
+    """True: a create must give it."""
+    max_length: int | None = None
+    """The longest text the API accepts."""
+
+
+class ArchiveRule(BaseModel):
+    """The property and value that archive an item (`on_delete: archive`)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    property: str
+    """The property that is set."""
+    value: Any = None
+    """The value that means archived."""
+
+
+def _short_property(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: {"type": v} if isinstance(v, str) or v is None else v for k, v in value.items()}
+    return value
 
 
 class RestSettings(KindSettings):
     # a bare number: requests per second
     bare_rate_limit_per: ClassVar[float | None] = 1.0
 
-    base_url: str | None = None
+    base_url: HttpUrl | None = None
     """The API's address; collection paths are under it."""
-    url: str | None = None
+    url: HttpUrl | None = None
     """Another spelling of `base_url`."""
-    auth: str | None = None
+    auth: Annotated[str | None, choice("bearer", "basic", "none", lower=True)] = None
     """`bearer` (credential `token`), `basic` (`username` and `password`) or `none` (default:
     `bearer` with credentials, else `none`)."""
     timeout: float = 30.0
@@ -32,7 +76,7 @@ class RestTypeSettings(EntityTypeSettings):
     """The collection path under `base_url` (default: the entity type's name)."""
     id: str = "id"
     """The id field (dotted paths allowed)."""
-    id_type: str = "auto"
+    id_type: Annotated[str, choice("auto", "integer", "string")] = "auto"
     """The JSON type of this type's ids when another record refers to it: `auto` and `integer` send
     a whole-number id as a number, `string` keeps it a string."""
     updated: str | None = "updated_at"
@@ -49,7 +93,7 @@ class RestTypeSettings(EntityTypeSettings):
     total: str | None = "total"
     """The field of the answer holding the number of items of the whole read (page and offset
     paging), if the API gives one."""
-    paging: str = "cursor"
+    paging: Annotated[str, choice("cursor", "page", "offset")] = "cursor"
     """`cursor` (follow `next`), `page` (page number and size) or `offset` (offset and limit)."""
     since_param: str | None = "since"
     """The query parameter of the change cursor."""
@@ -76,9 +120,9 @@ class RestTypeSettings(EntityTypeSettings):
     is set)."""
     can_delete: bool = True
     """False: the API cannot delete items of this type."""
-    archive: dict[str, Any] | None = None
+    archive: ArchiveRule | None = None
     """`{property, value}` that archives an item, e.g. `{property: active, value: false}` (for
     `on_delete: archive`)."""
-    properties: dict[str, Any] | None = None
+    properties: Annotated[dict[str, RestProperty] | None, BeforeValidator(_short_property)] = None
     """The property schema: `{name: type}` or `{name: {type, references, read_only, max_length}}`
     (default: open); declare references so that ids written back are translated."""

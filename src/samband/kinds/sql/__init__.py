@@ -12,4 +12,5 @@ KIND = KindDescriptor(
     commands="samband.kinds.sql.cli:app",
     demo="samband.kinds.sql.demo:DEMO",
     describes_offline=False,
+    starter="samband.kinds.sql.starter:STARTER",
 )

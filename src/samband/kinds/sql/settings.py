@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from samband.plugin.settings import EntityTypeSettings, KindSettings
 
@@ -11,6 +11,25 @@ class SqlSettings(KindSettings):
     url: str | None = None
     """The database's SQLAlchemy URL (`sqlite:///pms.db`, `postgresql+psycopg://...`,
     `mysql+pymysql://...`); a relative SQLite path is beside the config file."""
+
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None or "${" in value:
+            return value  # a reference is checked once it is resolved
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            make_url(value).get_dialect()
+        except (ArgumentError, NoSuchModuleError, ValueError):
+            raise ValueError(
+                f"{value.split('@')[-1]!r} is not a database URL SQLAlchemy knows; write e.g. "
+                "sqlite:///pms.db, postgresql+psycopg://user:${PGPASSWORD}@host/db or "
+                "mysql+pymysql://user:${MYSQL_PASSWORD}@host/db"
+            ) from None
+        return value
+
     page_size: int | None = None
     """Rows per page of a read (default 500)."""
     keep_changes: str | int | float = "7d"

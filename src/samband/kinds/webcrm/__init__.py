@@ -18,4 +18,5 @@ KIND = KindDescriptor(
     ),
     telling_entity_types=frozenset({"Organisations", "Persons"}),
     demo="samband.kinds.webcrm.demo:DEMO",
+    starter="samband.kinds.webcrm.starter:STARTER",
 )

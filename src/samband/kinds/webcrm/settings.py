@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from samband.plugin.settings import EntityTypeSettings, KindSettings, RateLimit
+from samband.plugin.settings import EntityTypeSettings, HttpUrl, KindSettings, RateLimit, choice
 
 
 class WebCrmSettings(KindSettings):
     # a bare number: requests per minute (WebCRM's published limit is 250 a minute)
     bare_rate_limit_per: ClassVar[float | None] = 60.0
 
-    base_url: str | None = None
+    base_url: HttpUrl | None = None
     """The API's address (default `https://api.webcrm.com`)."""
     page_size: int = 500
     """Records per page (`Size`), 1 to 1000."""
-    changes: str = "find_by_update_dates"
+    changes: Annotated[str, choice("find_by_update_dates", "queries")] = "find_by_update_dates"
     """How changes are read: `find_by_update_dates` (`FindByUpdateDates`) or `queries` (`/Queries`,
     for accounts without it)."""
     rate_limit: RateLimit = RateLimit(calls=250, per=60.0)

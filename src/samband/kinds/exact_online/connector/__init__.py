@@ -38,6 +38,7 @@ from samband.connectors._oauth import (
     login_context,
     state_folder,
 )
+from samband.connectors._trace import event_hooks
 from samband.connectors.base import Connector, EntityType, Page, RecordData
 from samband.errors import (
     AuthError,
@@ -191,7 +192,9 @@ class ExactOnlineConnector(Connector):
                 client_id=_credential(self.system_id, self.credentials, "client_id"),
                 client_secret=_credential(self.system_id, self.credentials, "client_secret"),
                 store=TokenStore(self.system_id, str(self.state_dir)),
-                http=httpx.Client(timeout=30.0, transport=self._transport)
+                http=httpx.Client(
+                    timeout=30.0, transport=self._transport, event_hooks=event_hooks()
+                )
                 if self._transport
                 else None,
                 min_interval=TOKEN_MIN_INTERVAL,

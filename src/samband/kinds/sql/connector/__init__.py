@@ -53,7 +53,14 @@ from sqlalchemy.exc import (
 
 from samband.config.env import resolve_all
 from samband.config.model import Config, SystemConfig
-from samband.connectors.base import Connector, EntityType, Page, Property, RecordData
+from samband.connectors.base import (
+    ConfigNote,
+    Connector,
+    EntityType,
+    Page,
+    Property,
+    RecordData,
+)
 from samband.durations import parse_interval
 from samband.errors import (
     ConnectorError,
@@ -138,6 +145,24 @@ class SqlConnector(Connector):
         self._undecodable = False  # the last read decoded text leniently (SQLite)
 
     # -- schema ---------------------------------------------------------------------
+    @classmethod
+    def config_warnings(cls, config: SystemConfig) -> list[ConfigNote]:
+        try:
+            url = schema.database_url(config, resolve_all(config.credentials, system="sql"))
+        except ConnectorError:  # an unset ${VAR}: reported on its own
+            return []
+        missing = schema.missing_sqlite_file(url)
+        if missing is None:
+            return []
+        return [
+            ConfigNote(
+                ("url",),
+                f"the SQLite database {missing} does not exist",
+                "check the url (a relative path is beside the config file), or create the "
+                "database and its tables before a run",
+            )
+        ]
+
     @classmethod
     def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
         """Reflect the configured tables; when the database cannot be reached, the
