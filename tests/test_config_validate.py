@@ -354,3 +354,14 @@ def test_a_declared_type_the_target_column_cannot_give_back_is_a_warning(
     assert code == 0, output
     assert "c.yaml:18:36: warning: number is declared string but pms.Row.number" in output
     assert "c.yaml: valid (1 warning(s))" in output
+
+
+def test_a_store_that_is_a_file_path_is_refused_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "store: state.db\n" + BASE
+    code, output = run(tmp_path, monkeypatch, text)
+    assert code == 2 and "c.yaml:1" in output and "sqlite:///" in output
+    result = CliRunner().invoke(app, ["sync", "-c", "c.yaml"])
+    assert result.exit_code == 2 and not isinstance(result.exception, ValueError | TypeError)
+    assert "Traceback" not in result.output and not (tmp_path / "state.db").exists()

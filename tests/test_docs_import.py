@@ -206,3 +206,24 @@ def test_cli_import_writes_the_config_or_nothing(tmp_path: Path) -> None:
     result = runner.invoke(app, ["docs", "import", str(good), "-o", str(out)])
     assert result.exit_code == 0
     assert parse_config(out.read_text(encoding="utf-8")).config.dataflows[0].target == "beta.Item"
+
+
+def test_the_import_never_writes_over_a_hand_written_config_or_a_folder(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    (seed,) = (shared_dir / "seeds").glob("002_*.txt")
+    document = tmp_path / "doc.rst"
+    document.write_text(seed.read_text(encoding="utf-8"), encoding="utf-8")
+    mine = tmp_path / "samband.yaml"
+    mine.write_text("systems: {}\n# my own notes\n", encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(app, ["docs", "import", str(document), "-o", str(mine)])
+    assert result.exit_code == 2 and "not written by `samband docs import`" in result.output
+    assert mine.read_text(encoding="utf-8") == "systems: {}\n# my own notes\n"
+    result = runner.invoke(app, ["docs", "import", str(document), "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "is a folder" in result.output
+    imported = tmp_path / "imported.yaml"
+    for _ in range(2):  # an earlier import is replaced
+        result = runner.invoke(app, ["docs", "import", str(document), "-o", str(imported)])
+        assert result.exit_code == 0, result.output
+    assert parse_config(imported.read_text(encoding="utf-8")).config.systems

@@ -121,6 +121,9 @@ def cases() -> dict[str, FieldDocument]:
             for i in range(12)]),
         "type names ending in a dot": FieldDocument("Tripletex", "Visma", [FieldSection(
             "Tripletex Kunde AS.", "Visma Customer Inc.", "Visma", rows=[("a", "b", STRING)])]),
+        "very long system names": FieldDocument("Ø" * 200, "X" * 300, [FieldSection(
+            "Ø" * 200 + " Kunde", "X" * 300 + " Customer", "X" * 300,
+            rows=[("a", "b", STRING)])]),
         "read-only properties": FieldDocument("HubSpot", po, [FieldSection(
             "HubSpot Company", "PowerOffice GO Customers", po,
             rows=[("created", "CustomerCreatedDateTimeOffset", '"datetime"'),
@@ -153,6 +156,26 @@ def test_unsorted_rows_keep_their_order(tmp_path: Path) -> None:
     (tmp_path / "x").mkdir()
     sorted_text, _ = round_trip(write(cases()["one system"]), tmp_path / "x")
     assert "document_order" not in sorted_text
+
+
+@pytest.mark.parametrize(
+    "kind", ["sql, url: 'sqlite:///a.db', entity_types: {C: {table: c}}", "todo"]
+)
+def test_docs_refuses_a_label_on_several_lines_as_validate_does(kind: str, tmp_path: Path) -> None:
+    """A title over two lines is a document no import reads back."""
+    config = tmp_path / "samband.yaml"
+    config.write_text(
+        "systems:\n"
+        f'  a: {{kind: {kind}, label: "Foo\\nBar"}}\n'
+        "  crm: {kind: webcrm}\n"
+        "dataflows:\n"
+        "  - {source: a.C, target: crm.Organisations}\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["docs", "-c", str(config), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "spans several lines" in result.output
+    assert not (tmp_path / "out").exists()
+    assert any("spans several lines" in p.message for p in validate_file(config))
 
 
 def test_documents_need_no_system_no_variable_and_create_no_file(tmp_path: Path) -> None:

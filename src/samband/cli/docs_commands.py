@@ -59,13 +59,20 @@ def docs_import(
 ) -> None:
     """Read dataflow documents and write one config with their systems and dataflows."""
     from samband.docs import import_documents
+    from samband.docs.importer import check_output
 
     try:
+        if output is not None:
+            check_output(output)
         text = import_documents([str(f) for f in files])
+        if output is not None:
+            try:
+                output.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise SambandError(f"cannot write {output}: {exc.strerror or exc}") from None
     except SambandError as exc:
         raise fail(exc, 2) from None
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
         out.print(f"wrote {output}")

@@ -63,6 +63,7 @@ def describe_systems(
                 )
             )
         labels.setdefault(label, system_id)
+        problems.extend(_label_problems(loaded, system_id, system))
         if system.kind == TODO_KIND:
             continue  # left by `samband docs import`: a warning of its own (config.todo)
         kinds = all_kinds()
@@ -98,14 +99,6 @@ def describe_systems(
             with contextlib.suppress(Exception):  # the settings' own errors say what is wrong
                 schemas[system_id] = descriptor.connector_class().describe(usable)
             continue
-        if system.label is not None and "\n" in system.label:
-            problems.append(
-                loaded.problem(
-                    (*where, "label"),
-                    f"the label of {system_id!r} spans several lines",
-                    "documents need a label on one line",
-                )
-            )
         if system.label is not None and system.label.strip() == "":
             problems.append(
                 loaded.problem(
@@ -237,6 +230,19 @@ def _has_plain_password(value: str) -> bool:
     return match is not None and not is_reference_only(match.group(1))
 
 
+def _label_problems(loaded: LoadedConfig, system_id: str, system: SystemConfig) -> list[Problem]:
+    """A label on several lines would break a document's title (both validate and docs)."""
+    if system.label is not None and "\n" in system.label:
+        return [
+            loaded.problem(
+                ("systems", system_id, "label"),
+                f"the label of {system_id!r} spans several lines",
+                "documents need a label on one line",
+            )
+        ]
+    return []
+
+
 def check(loaded: LoadedConfig) -> list[Problem]:
     """Every problem of a parsed config (errors and warnings)."""
     config = loaded.config
@@ -266,6 +272,8 @@ def check_offline(loaded: LoadedConfig) -> list[Problem]:
         for system_id, system in config.systems.items()
         if system.kind not in kinds and system.kind != TODO_KIND
     ]
+    for system_id, system in config.systems.items():
+        problems.extend(_label_problems(loaded, system_id, system))
     for index, flow in enumerate(config.dataflows):
         where: tuple[str | int, ...] = ("dataflows", index)
         named = [("source", flow.source_system), ("target", flow.target_system)]

@@ -19,9 +19,12 @@ from samband.config.todo import TODO_KIND
 from samband.docs import rst
 from samband.docs.model import MERGE_JOIN, type_cell
 from samband.docs.schemas import Schema, is_read_only, kind_schema
-from samband.errors import DocumentError
+from samband.errors import DocumentError, SambandError
 from samband.plugin import all_kinds, get_kind
 from samband.types import DataType
+
+# the first line of a config the import writes
+IMPORTED_MARK = "# Imported by `samband docs import` from: "
 
 # -- reading the blocks of a document --------------------------------------------------
 
@@ -599,7 +602,7 @@ def import_documents(paths: list[str]) -> str:
             planned.append((doc, flow, sides))
     systems.assign()
     out = [
-        "# Imported by `samband docs import` from: " + ", ".join(Path(p).name for p in paths),
+        IMPORTED_MARK + ", ".join(Path(p).name for p in paths),
         "# Fill in what is marked TODO, then run `samband validate -c THIS_FILE`.",
         "systems:",
     ]
@@ -611,3 +614,22 @@ def import_documents(paths: list[str]) -> str:
     for doc, flow, sides in planned:
         _flow_yaml(doc, flow, sides, systems.ids, schemas, out)
     return "\n".join(out) + "\n"
+
+
+def check_output(path: Path) -> None:
+    """Refuse to write the imported config over a directory or over a config that an import
+    did not write (a hand-written config would be lost); an earlier import is replaced."""
+    if path.is_dir():
+        raise SambandError(f"{path} is a folder; name the config file to write (-o FILE.yaml)")
+    if not path.exists():
+        return
+    try:
+        with path.open(encoding="utf-8", errors="replace") as stream:
+            first = stream.readline()
+    except OSError as exc:
+        raise SambandError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not first.startswith(IMPORTED_MARK):
+        raise SambandError(
+            f"{path} exists and was not written by `samband docs import`: it is left as it is; "
+            "write the import to another file (-o imported.yaml) and copy what you need"
+        )

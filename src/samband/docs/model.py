@@ -18,6 +18,7 @@ that goes to the target.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from samband.config.model import Config, Dataflow
@@ -60,7 +61,21 @@ class Document:
 
     @property
     def stem(self) -> str:
-        return f"{self.source_id}-{self.target_id}"
+        return file_stem(f"{self.source_id}-{self.target_id}")
+
+
+STEM_LIMIT = 120  # bytes: file systems refuse a name over 255 bytes ('.html' and a temp suffix)
+
+
+def file_stem(name: str) -> str:
+    """``name`` as a file name stem that every file system takes: a name over the limit keeps
+    its start and gets a hash of the whole, so two long names still make two files."""
+    encoded = name.encode("utf-8")
+    if len(encoded) <= STEM_LIMIT:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:12]
+    start = encoded[: STEM_LIMIT - 13].decode("utf-8", errors="ignore")
+    return f"{start}-{digest}"
 
 
 MERGE_JOIN = " + "  # how the terms of one merge combination share a table cell

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from samband.config.model import SystemConfig
+from samband.errors import TransientError
 from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
 from samband.kinds.poweroffice_go.connector._auth import forget_tokens
 from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
@@ -138,5 +139,39 @@ def test_a_single_page_needs_no_order() -> None:
         assert seen == {str(i) for i in box.records("Customers")}
         assert po.take_notices() == []
         assert len([e for e in box.log if e.method == "GET" and e.path == "/v2/Customers"]) == 1
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("order_by", ["ignore", "shuffle"])
+def test_a_record_deleted_during_the_page_by_page_read_hides_no_other(order_by: str) -> None:
+    """Read by page number (the order is not honoured), a deletion shifts the later pages
+    up by one; the record that would fall between two pages is still read, or a full scan
+    would take it as deleted."""
+    box = customers(order_by)
+    running = serve(box)
+    try:
+        pages = connector(running, page_size=4).read("Customers", None)
+        first = next(pages)
+        box.clock.advance(1)
+        box.remove("Customers", int(first.records[0].id))
+        seen = {r.id for r in first.records} | {r.id for page in pages for r in page.records}
+        assert {str(i) for i in box.records("Customers")} <= seen
+    finally:
+        running.stop()
+
+
+def test_a_page_by_page_read_that_never_holds_still_fails_instead_of_leaving_a_gap() -> None:
+    box = customers("shuffle")
+    running = serve(box)
+    try:
+        pages = connector(running, page_size=4).read("Customers", None)
+        cursors = []
+        with pytest.raises(TransientError, match="fallen between two pages"):
+            for page in pages:
+                cursors.append(page.cursor)
+                box.clock.advance(1)
+                box.remove("Customers", next(iter(box.records("Customers"))))
+        assert cursors and all(c is None for c in cursors)
     finally:
         running.stop()

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from samband.config.model import SystemConfig
+from samband.config.validate import validate_file
 from samband.connectors._http import _limiters
 from samband.errors import AuthError, ContractError, RecordError, TransientError
 from samband.kinds.webcrm.connector import EMPTY_DATE, WebCrmConnector, parse_timestamp
@@ -538,6 +540,23 @@ def test_an_id_that_points_at_another_record_is_not_taken(box: WebCrmSandbox, ur
     box.quirks.wrong_id = 1
     record = stamped.create("Organisations", {"OrganisationName": "Ny Kunde AS"}, "po:C:7")
     assert record.data["OrganisationExtraCustom1"] == "po:C:7" and record.id != "1"
+
+
+def test_validate_refuses_an_external_ref_field_webcrm_does_not_have(tmp_path: Path) -> None:
+    # the field a config written before the swagger check named (Persons have no ExtraCustom)
+    config = tmp_path / "samband.yaml"
+    config.write_text(
+        "systems:\n"
+        "  crm:\n"
+        "    kind: webcrm\n"
+        "    entity_types:\n"
+        "      Persons: {external_ref: PersonExtraCustom1}\n"
+        "dataflows: []\n",
+        encoding="utf-8",
+    )
+    (problem,) = [p for p in validate_file(config) if p.severity == "error"]
+    assert "PersonExtraCustom1" in problem.message and "PersonCustom1" in (problem.hint or "")
+    assert problem.line == 2  # the system
 
 
 def test_external_ref_fields_exist_and_the_ref_length_is_checked(

@@ -152,6 +152,24 @@ S, INT, D, DA, DT, R = (
 )
 
 
+def _check_external_refs(config: SystemConfig, system_id: str) -> None:
+    """Refuse an ``external_ref`` that names no field of its type (``validate`` and a run say
+    the same): a create could not stamp its ref, and every run would create it again."""
+    for name, entity in ENTITIES.items():
+        ref_field = WebCrmTypeSettings.of(
+            config.entity_types.get(name), type_name=name
+        ).external_ref
+        if ref_field and ref_field not in entity.properties:
+            custom = [p for p in entity.properties if "Custom" in p]
+            raise ContractError(
+                system_id,
+                f"{name}: external_ref {ref_field!r} is not a field of WebCRM {name}",
+                f"use a custom field you use for nothing else: {', '.join(custom)}"
+                if custom
+                else f"{name} has no custom field for it",
+            )
+
+
 @dataclass(frozen=True)
 class WebCrmEntity:
     """One WebCRM collection: its entity-type name, URL segment and singular table name
@@ -568,19 +586,7 @@ class WebCrmConnector(Connector):
                 f"changes: {self.changes!r} is not known",
                 "use find_by_update_dates or queries",
             )
-        for name, entity in ENTITIES.items():
-            ref_field = WebCrmTypeSettings.of(
-                config.entity_types.get(name), type_name=name
-            ).external_ref
-            if ref_field and ref_field not in entity.properties:
-                custom = [p for p in entity.properties if "Custom" in p]
-                raise ContractError(
-                    system_id,
-                    f"{name}: external_ref {ref_field!r} is not a field of WebCRM {name}",
-                    f"use a custom field you use for nothing else: {', '.join(custom)}"
-                    if custom
-                    else f"{name} has no custom field for it",
-                )
+        _check_external_refs(config, system_id)
         api_token = self.credentials.get("api_token", "")
         if not api_token:
             raise AuthError(
@@ -607,6 +613,7 @@ class WebCrmConnector(Connector):
     # -- schema -------------------------------------------------------------------
     @classmethod
     def describe(cls, config: SystemConfig) -> dict[str, EntityType]:
+        _check_external_refs(config, "webcrm")
         types: dict[str, EntityType] = {}
         for name, entity in ENTITIES.items():
             settings = WebCrmTypeSettings.of(config.entity_types.get(name), type_name=name)

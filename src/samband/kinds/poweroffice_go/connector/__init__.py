@@ -26,7 +26,9 @@ sight.  The order is checked on every page, not trusted: a page out of timestamp
 an ``X-Pagination`` ``TotalCount`` that falls by more than the records read below the next
 page's start (rows would fall between two pages), makes the connector read the type again
 by ``PageNumber`` alone for the rest of the run, and the run report says so; a page's
-cursor is given out only once the next page has passed the check.
+cursor is given out only once the next page has passed the check.  Read by ``PageNumber``, a record
+deleted meanwhile would shift another between two pages: a pass whose ``TotalCount``
+changes is read again, and a read that never holds still fails (nothing taken as deleted).
 
 ``Projectactivity`` and ``Timetrackingactivity`` are the v2 time-tracking activity
 catalogue ``/TimeTracking/ActivityTime``; the evidence is
@@ -284,19 +286,34 @@ class PowerOfficeConnector(Connector):
 
     def _read_by_offset(self, read: _Read) -> Iterator[Page]:
         """The safe read when the order cannot be trusted: every page of the change filter
-        by ``PageNumber``; the cursor moves only after the last page."""
-        page_number = 1
+        by ``PageNumber``; the cursor moves only after the last page.  A record deleted
+        while the pages are read shifts the later ones up by one, so a record would fall
+        between two pages unseen (and a full scan take it as deleted): when ``TotalCount``
+        changes during a pass, the type is read again, and after :data:`OFFSET_PASSES`
+        such passes the read fails rather than hand over a read with a gap."""
         query = dict(read.params)
         if read.bound is not None:
             query[CHANGE_FILTER] = read.bound.isoformat()
-        while True:
-            items, more, _ = self._list_page(read.api, {**query, "PageNumber": page_number})
-            records = self._records(read, items, set())
-            if not more:
-                yield Page(records, read.cursor())
-                return
-            yield Page(records, None)
-            page_number += 1
+        for _ in range(OFFSET_PASSES):
+            page_number, totals = 1, set()
+            while True:
+                items, more, total = self._list_page(read.api, {**query, "PageNumber": page_number})
+                totals.add(total)
+                records = self._records(read, items, set())
+                steady = len(totals) == 1
+                if not more and steady:
+                    yield Page(records, read.cursor())
+                    return
+                yield Page(records, None)
+                if not more:
+                    break  # records came or went during the pass: read it again
+                page_number += 1
+        raise TransientError(
+            f"{self.system_id}: {read.api.name}: records kept being created or deleted while "
+            f"the type was read page by page ({OFFSET_PASSES} passes), so a record could have "
+            "fallen between two pages; nothing is taken as deleted and the cursor stays: run "
+            "again later"
+        )
 
     def _records(
         self, read: _Read, items: list[dict[str, Any]], skip: set[str]
@@ -771,6 +788,10 @@ def _record_time(item: Mapping[str, Any]) -> datetime | None:
             except ValueError:
                 continue
     return max(parsed) if parsed else None
+
+
+# passes of the page-by-page read before it gives up (see _read_by_offset)
+OFFSET_PASSES = 3
 
 
 class _OrderNotHonoured(Exception):
