@@ -345,8 +345,13 @@ def test_find_by_external_ref(box: WebCrmSandbox, url: str) -> None:
         url, page_size=3, types={"Organisations": {"external_ref": "OrganisationExtraCustom1"}}
     )
     created = crm.create("Organisations", {"OrganisationName": "Ref AS"}, external_ref="po:C:42")
+    quoted = crm.create("Organisations", {"OrganisationName": "Q AS"}, external_ref="po:C:'7")
+    reads = crm.stats.reads
     found = crm.find_by_external_ref("Organisations", "po:C:42")
     assert found is not None and found.id == created.id
+    assert crm.stats.reads - reads == 1  # one record asked for, not a scan of every page
+    found = crm.find_by_external_ref("Organisations", "po:C:'7")
+    assert found is not None and found.id == quoted.id
     assert crm.find_by_external_ref("Organisations", "po:C:43") is None
     assert crm.find_by_external_ref("Persons", "po:C:42") is None  # no field configured
 

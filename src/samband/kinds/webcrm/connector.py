@@ -774,12 +774,14 @@ class WebCrmConnector(Connector):
         return body
 
     def find_by_external_ref(self, entity_type: str, external_ref: str) -> RecordData | None:
-        """A full scan: WebCRM has no documented filter on custom fields, and this is only
-        needed to resolve a create that was interrupted (rare)."""
+        """Through ``/Queries … WHERE field = 'ref'`` (what WebCRM's own ERP integration
+        does for its keys), not a full scan: only a create that was interrupted needs it."""
         entity, etype = self._entity(entity_type)
         if etype.external_ref_field is None:
             return None
-        for records in self._pages(entity, f"/{entity.path}", {}):
+        quoted = external_ref.replace("'", "''")  # SQL's own escape of a quote in a string
+        script = f"SELECT * FROM {entity.table} WHERE {etype.external_ref_field} = '{quoted}'"
+        for records in self._pages(entity, "/Queries", {"script": script}):
             for record in records:
                 if record.data.get(etype.external_ref_field) == external_ref:
                     return record

@@ -261,7 +261,7 @@ _BY_PATH = {entity.path.lower(): entity for entity in TABLES.values()}
 _BY_TABLE = {entity.table.lower(): entity for entity in TABLES.values()}
 _QUERY = re.compile(
     r"""^\s*SELECT\s+\*\s+FROM\s+\[?(?P<table>\w+)\]?\s+
-        WHERE\s+\[?(?P<field>\w+)\]?\s*>=\s*'(?P<when>[^']+)'\s*;?\s*$""",
+        WHERE\s+\[?(?P<field>\w+)\]?\s*(?P<op>>=|=)\s*'(?P<value>(?:[^']|'')*)'\s*;?\s*$""",
     re.IGNORECASE | re.VERBOSE,
 )
 
@@ -721,16 +721,24 @@ class WebCrmSandbox(Sandbox):
             return self._error(
                 400,
                 "Only scripts of the form SELECT * FROM <Table> WHERE <Table>UpdatedAt >= "
-                "'<ISO date-time>' are supported by the sandbox",
+                "'<ISO date-time>' or WHERE <Field> = '<text>' are supported by the sandbox",
             )
         entity = _BY_TABLE.get(match["table"].lower())
         if entity is None or not entity.writable:
             return self._error(400, f"Unknown table {match['table']}")
+        value = match["value"].replace("''", "'")
+        if match["op"] == "=":
+            field = next((c for c in entity.columns if c.lower() == match["field"].lower()), None)
+            if field is None:
+                return self._error(400, f"{entity.table} has no field {match['field']}")
+            with self.lock:
+                rows = [row for row in self._sorted(entity) if str(row.get(field)) == value]
+            return self._paged(request, rows)
         if match["field"].lower() != entity.updated_field.lower():
-            return self._error(400, f"Only {entity.updated_field} can be filtered on")
-        since = _parse_when(match["when"])
+            return self._error(400, f"Only {entity.updated_field} can be compared with >=")
+        since = _parse_when(value)
         if since is None:
-            return self._error(400, f"{match['when']!r} is not an ISO 8601 date-time")
+            return self._error(400, f"{value!r} is not an ISO 8601 date-time")
         with self.lock:
             rows = [
                 row
