@@ -223,7 +223,7 @@ def test_serve_runs_until_sigterm_and_exits_cleanly(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        assert "serving" in process.stdout.readline()  # printed just before listening
+        assert "serving" in process.stdout.readline()  # printed once it listens
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             overview: dict[str, Any] = {"runs": []}
             deadline = time.monotonic() + 60
@@ -316,3 +316,23 @@ def test_the_runs_api_lists_runs_newest_first(served: tuple[Service, TestClient]
     assert runs[1]["created"] == 2 and runs[1]["api_calls_by_system"]["erp"] > 0
     page = client.get("/runs").text
     assert "erp: " in page
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    config = _world(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        result = subprocess.run(
+            [sys.executable, "-m", "samband.cli", "serve", "-c", str(config), "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip().count("\n") == 0
+        and f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    )
+    assert result.stdout == ""  # nothing announced

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import typer
@@ -56,13 +57,21 @@ def serve(
         service = Service(config, interval, notifier=notifier)
     except SambandError as exc:
         raise fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
-    out.print(f"serving {config} on http://{host}:{port} (Ctrl-C to stop)", highlight=False)
     secure = not is_loopback(host) if secure_cookies is None else secure_cookies
-    server = _server(create_app(service, access, secure_cookies=secure), host, port)
-    server.run()
-    if not server.started:
-        err.print(f"error: cannot listen on {host}:{port} (is the port in use?)")
-        raise typer.Exit(1)
+    app_ = create_app(service, access, secure_cookies=secure)
+    announce = f"serving {config} on http://{host}:{port} (Ctrl-C to stop)"
+    try:
+        sock = _bound(host, port)
+    except OSError as exc:
+        err.print(
+            f"error: cannot listen on {host}:{port}: {exc.strerror or exc}; choose "
+            "another --port or stop what uses it",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+    server = _server(app_, host, port, lambda: out.print(announce, highlight=False))
+    server.run(sockets=[sock])
 
 
 @app.command("hash-password")
@@ -90,12 +99,31 @@ def hash_password(
     out.print(argon2_hash(password), highlight=False, markup=False)
 
 
-def _server(app: Any, host: str, port: int) -> Any:
+def _bound(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``: a port in use is an error before anything runs."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _server(app: Any, host: str, port: int, listening: Callable[[], None]) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
         """uvicorn re-raises SIGTERM after its shutdown, so the process would end "killed";
-        a stop is how a service ends, so it exits 0."""
+        a stop is how a service ends, so it exits 0.  ``listening`` is called once the
+        socket accepts connections (what a script or a test can wait for)."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                listening()
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
