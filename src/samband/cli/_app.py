@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,6 +14,7 @@ from samband import logs
 from samband.errors import ConfigError
 from samband.plugin import KindDescriptor, all_kinds
 from samband.plugin.descriptor import load_reference
+from samband.plugin.options import ConfigOption as ConfigOption  # shared by every command
 
 EXIT_CODES = """Exit codes: 0 ok · 1 failed · 2 config or usage error · 3 done, but records
 were quarantined (with --strict) · 130 interrupted (what was committed is kept)."""
@@ -133,26 +133,6 @@ def samband_version() -> str:
         return "unknown"
 
 
-def _default_config() -> Path:
-    from samband.config.locate import find_config
-
-    try:
-        return find_config()
-    except ConfigError as exc:
-        problem = exc.problems[0]
-        raise typer.BadParameter(f"{problem.message} ({problem.hint})") from None
-
-
-ConfigOption = Annotated[
-    Path,
-    typer.Option(
-        "--config",
-        "-c",
-        help="The config file (YAML); default: $SAMBAND_CONFIG, else ./samband.yaml.",
-        default_factory=_default_config,
-        show_default=False,
-    ),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 

@@ -16,11 +16,11 @@ from samband.cli._app import (
     ConfigOption,
     JsonOption,
     app,
-    err,
     out,
 )
 from samband.cli._json import fail_as
-from samband.errors import ConfigError, SambandError
+from samband.errors import SambandError
+from samband.plugin.options import found_config
 
 
 # -- inspection --------------------------------------------------------------------
@@ -116,20 +116,10 @@ OptionalConfig = Annotated[
 ]
 
 
-def _need(config: Path | None, usage: str) -> Path:
+def _need(config: Path | None) -> Path:
     """The group's -c, else the config found without it (the group's option cannot have
     that default: it would be looked for before a subcommand with its own -c)."""
-    if config is not None:
-        return config
-    from samband.config.locate import find_config
-
-    try:
-        return find_config()
-    except ConfigError as exc:
-        problem = exc.problems[0]
-        err.print(f"error: {problem.message} ({problem.hint})", markup=False, highlight=False)
-        err.print(f"usage: {usage}", markup=False, highlight=False)
-        raise typer.Exit(2) from None
+    return config if config is not None else found_config()
 
 
 @conflicts_app.callback()
@@ -142,7 +132,7 @@ def conflicts(
     """Conflicts, with their id, both values and which side won."""
     if ctx.invoked_subcommand is not None:
         return
-    path = _need(config, "samband conflicts -c FILE [--json] | conflicts resolve ID --take SIDE")
+    path = _need(config)
     _rows(_inspector(path).conflicts(limit), "conflicts", as_json)
 
 
@@ -169,7 +159,7 @@ def errors(
     """Quarantined records (dead letters) with their reasons."""
     if ctx.invoked_subcommand is not None:
         return
-    path = _need(config, "samband errors -c FILE [--json] | errors dismiss REF")
+    path = _need(config)
     _rows(_inspector(path).errors(limit), "quarantined records", as_json)
 
 

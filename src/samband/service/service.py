@@ -93,23 +93,27 @@ class Service:
         """``Inspector.<what>(*args)`` on the service's own store connection; one reader at
         a time (the pages and the API are served from a thread pool)."""
         with self._inspector_lock:
-            if self._inspector is None:
-                self._inspector = Inspector(self.config, store_url=self.store_url)
+            inspector = self._opened()
             # each read ends its transaction: a PostgreSQL connection left idle in one
             # holds back vacuum for as long as the service runs
-            with self._inspector.store.tx():
-                return getattr(self._inspector, what)(*args)
+            with inspector.store.tx():
+                return getattr(inspector, what)(*args)
 
     def act(self, actor: str | None, what: str, *args: Any) -> Any:
         """An action of the Inspector (retry, dismiss, resolve, …) recorded as ``actor``'s."""
         with self._inspector_lock:
-            if self._inspector is None:
-                self._inspector = Inspector(self.config, store_url=self.store_url)
-            self._inspector.actor = actor
+            inspector = self._opened()
+            inspector.actor = actor
             try:
-                return getattr(self._inspector, what)(*args)
+                return getattr(inspector, what)(*args)
             finally:
-                self._inspector.actor = None
+                inspector.actor = None
+
+    def _opened(self) -> Inspector:
+        """The service's inspector, opened at first use (call with the lock held)."""
+        if self._inspector is None:
+            self._inspector = Inspector(self.config, store_url=self.store_url)
+        return self._inspector
 
     def _store_gauges(self) -> dict[str, Any]:
         try:

@@ -10,30 +10,11 @@ import typer
 from rich.console import Console
 
 from samband.errors import ConfigError, SambandError
+from samband.plugin.options import ConfigOption
 
 app = typer.Typer(help="Helpers for `kind: sql` systems.", no_args_is_help=True)
 
 
-def _default_config() -> Path:
-    from samband.config.locate import find_config
-
-    try:
-        return find_config()
-    except ConfigError as exc:
-        problem = exc.problems[0]
-        raise typer.BadParameter(f"{problem.message} ({problem.hint})") from None
-
-
-ConfigOption = Annotated[
-    Path,
-    typer.Option(
-        "--config",
-        "-c",
-        help="The config file (YAML); default: $SAMBAND_CONFIG, else ./samband.yaml.",
-        default_factory=_default_config,
-        show_default=False,
-    ),
-]
 _out = Console(soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True)
 
