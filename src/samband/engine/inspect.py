@@ -11,6 +11,7 @@ from samband.config.loader import base_dir
 from samband.config.model import Config
 from samband.config.validate import load_valid
 from samband.engine.actions import Actions
+from samband.engine.dataflow_actions import DataflowActions
 from samband.store import schema as s
 from samband.store.rows import Ref, loads, now_iso
 from samband.store.store import Store
@@ -174,7 +175,8 @@ class Inspector:
         return marked
 
     def history(self, ref: str) -> list[dict[str, Any]]:
-        Ref.parse(ref)
+        if not ref.startswith("dataflow:"):  # a dataflow's controls: see control_ref
+            Ref.parse(ref)
         rows = self.store.table_rows(s.audit, where=s.audit.c.ref == ref, order=s.audit.c.id)
         return [
             {
@@ -236,6 +238,33 @@ class Inspector:
     def resync(self, system: str, etype: str) -> dict[str, Any]:
         """The next run reads ``system.etype`` from the start."""
         return self.actions.resync(system, etype).as_dict()
+
+    # -- the controls of a dataflow (see samband.engine.dataflow_actions) -------------------
+    @property
+    def dataflow_actions(self) -> DataflowActions:
+        return DataflowActions(self.config, self.store, self.actor)
+
+    def controls(self) -> list[dict[str, Any]]:
+        """Every dataflow's controls (paused, writes per side, full sync, records held)."""
+        return self.dataflow_actions.controls()
+
+    def control(self, key: str) -> dict[str, Any]:
+        return self.dataflow_actions.control(key)
+
+    def pause(self, key: str) -> dict[str, Any]:
+        """No run reads, plans or writes dataflow ``key`` until :meth:`resume`."""
+        return self.dataflow_actions.pause(key).as_dict()
+
+    def resume(self, key: str) -> dict[str, Any]:
+        return self.dataflow_actions.resume(key).as_dict()
+
+    def share(self, key: str, side: str, on: bool) -> dict[str, Any]:
+        """Writing to ``side`` (source or target) of dataflow ``key`` on or off."""
+        return self.dataflow_actions.share(key, side, on).as_dict()
+
+    def full_sync(self, key: str, on: bool) -> dict[str, Any]:
+        """Create counterparts of records that existed before (on), or only of new ones."""
+        return self.dataflow_actions.full_sync(key, on).as_dict()
 
 
 def _resolution(row: dict[str, Any]) -> str | None:

@@ -300,6 +300,12 @@ class Linker:
 
         if freed:
             eligible = self._reentries_first(flow, eligible, matches, freed)
+        # full sync off: the records that existed at the start mark are never created
+        existed = (
+            self.store.controls.in_baseline(flow.key, [s.ref for s in eligible.values()])
+            if self.context.controls.only_new(flow)
+            else set()
+        )
         creates: list[Snapshot] = []
         waiting: dict[str, Snapshot] = {}  # left unlinked: wait for a match
         linked_here: dict[str, str] = {}  # target ref -> the source ref linked to it here
@@ -368,6 +374,15 @@ class Linker:
                     {owner for ref in refs if (owner := taken.get(ref) or linked_here.get(ref))}
                 )
                 self.duplicate(flow, snap, owners or refs, refs, batch)
+            elif flow.config.create and snap.ref in existed:
+                self.ledger.plan_line(
+                    f"not created: {snap.ref} existed before {flow.key}'s start (full sync "
+                    "off); it is linked when it matches a record",
+                    "skip",
+                    flow,
+                    snap.ref,
+                )
+                waiting[rid] = snap
             elif flow.config.create and creation_allowed(flow, snap.data, self.translator):
                 keys = keys_of.get(rid, [])
                 first = next((planned[key] for key in keys if key in planned), None)

@@ -159,6 +159,13 @@ def _v8(conn: Connection) -> None:
     s.unlinked.create(conn, checkfirst=True)
 
 
+def _v9(conn: Connection) -> None:
+    """Per-dataflow controls (pause, writes to a side, full sync), the records a dataflow
+    has still to plan, and the baseline of "only new records"."""
+    for table in (s.dataflow_controls, s.dataflow_held, s.dataflow_baseline):
+        table.create(conn, checkfirst=True)
+
+
 def _move_dirty_marks(conn: Connection) -> bool:
     """Create the dirty queue and copy the snapshots' dirty marks into it; False when the
     snapshots have no dirty column (any more)."""
@@ -224,6 +231,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (6, _v6),
     (7, _v7),
     (8, _v8),
+    (9, _v9),
 ]
 LATEST = MIGRATIONS[-1][0]
 

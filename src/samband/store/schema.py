@@ -264,3 +264,45 @@ full_scans = Table(
     Column("confirmed_at", String(40)),
     Column("confirmed_run", BigId),
 )
+
+# What a person set for a dataflow (`samband dataflow ...`), owned by the engine: paused
+# (no run reads, plans or writes it), writes to either side switched off ("share"), and
+# whether records that existed before its start mark are created ("full sync").
+dataflow_controls = Table(
+    "samband_dataflow_controls",
+    metadata,
+    Column("dataflow", String(300), primary_key=True),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("write_source", Boolean, nullable=False, default=True),
+    Column("write_target", Boolean, nullable=False, default=True),
+    Column("full_sync", Boolean, nullable=False, default=True),
+    # when "only new records" began; the baseline (the source records that existed then)
+    # is taken at once, or by the first run that has read the source type
+    Column("start_mark", String(40)),
+    Column("baseline_taken", Boolean, nullable=False, default=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("updated_by", String(200)),
+)
+
+# Records a dataflow has still to plan: changes a run cleared from the queue while the
+# dataflow was paused or not run ("missed"), and writes held while writing to a side is
+# off ("share").  A missed record is queued again by the next run of its dataflow; a held
+# one when writing is switched on again.
+dataflow_held = Table(
+    "samband_dataflow_held",
+    metadata,
+    Column("dataflow", String(300), primary_key=True),
+    Column("ref", String(400), primary_key=True),
+    Column("reason", String(20), primary_key=True),  # missed | share
+    Column("at", String(40), nullable=False),
+)
+
+# "Only new records" (full sync off): the source records that existed at the start mark;
+# they are linked if they match, never created.
+dataflow_baseline = Table(
+    "samband_dataflow_baseline",
+    metadata,
+    Column("dataflow", String(300), primary_key=True),
+    Column("ref", String(400), primary_key=True),
+    sqlite_with_rowid=False,
+)
