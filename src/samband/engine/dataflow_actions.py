@@ -13,8 +13,9 @@ from typing import Any
 from samband.config.model import Config
 from samband.engine.actions import ActionError, Done
 from samband.engine.controls import SIDES, take_baseline
+from samband.store import schema as s
 from samband.store.controls import ControlRow
-from samband.store.rows import AuditRow, now_iso
+from samband.store.rows import AuditRow, loads, now_iso
 from samband.store.store import Store
 
 
@@ -47,6 +48,57 @@ class DataflowActions:
         self._flow(key)
         row = self.store.controls.get(key)
         return as_dict(row, self.store.controls.count_held().get(key, {}))
+
+    def view(self, key: str, runs: int = 60) -> dict[str, Any]:
+        """What the service's dataflow page shows of the store: the controls, the links,
+        what is queued, quarantined or held, and the dataflow's counts in the last
+        ``runs`` runs (oldest first; ``ran`` false where the run left it out)."""
+        _key, source, target = self._flow(key)
+        history = []
+        rows = self.store.table_rows(s.runs, order=s.runs.c.id.desc(), limit=runs)
+        for row in reversed(rows):
+            stats = loads(row["stats"]) or {}
+            counts = (stats.get("dataflows") or {}).get(key)
+            if row["dry_run"] or counts is None:
+                continue
+            ran = stats.get("ran")
+            history.append(
+                {
+                    "run": row["id"],
+                    "finished": row["finished_at"],
+                    "status": row["status"],
+                    "ran": True if ran is None else key in ran,
+                    **counts,
+                }
+            )
+        queued = {
+            f"{system}.{etype}": self.store.count_dirty(system, etype)
+            for system, etype in (side.split(".", 1) for side in dict.fromkeys((source, target)))
+        }
+        letters = [r for r in self.store.dead_letters() if r["dataflow"] == key]
+        return {
+            **self.control(key),
+            "source": source,
+            "target": target,
+            "links": self.store.count_links(key),
+            "queued": queued,
+            "quarantined": len(letters),
+            "history": history,
+            "changes": [
+                {
+                    "at": r["at"],
+                    "op": r["op"],
+                    "before": loads(r["before"]),
+                    "after": loads(r["after"]),
+                }
+                for r in self.store.table_rows(
+                    s.audit,
+                    where=s.audit.c.ref == control_ref(key),
+                    order=s.audit.c.id.desc(),
+                    limit=20,
+                )
+            ],
+        }
 
     # -- the controls -----------------------------------------------------------------------
     def pause(self, key: str) -> Done:

@@ -251,6 +251,10 @@ class Inspector:
     def control(self, key: str) -> dict[str, Any]:
         return self.dataflow_actions.control(key)
 
+    def dataflow(self, key: str, runs: int = 60) -> dict[str, Any]:
+        """A dataflow's controls, links, queue, quarantine and counts in recent runs."""
+        return self.dataflow_actions.view(key, runs)
+
     def pause(self, key: str) -> dict[str, Any]:
         """No run reads, plans or writes dataflow ``key`` until :meth:`resume`."""
         return self.dataflow_actions.pause(key).as_dict()

@@ -11,6 +11,7 @@ from typing import Any
 from samband.config import Config
 from samband.config.validate import load_valid
 from samband.docs import render_documents
+from samband.durations import parse_interval
 from samband.engine.inspect import Inspector
 from samband.engine.run import Engine
 from samband.errors import SambandError
@@ -18,6 +19,13 @@ from samband.service.masking import mask_secrets
 from samband.service.metrics import Metrics
 from samband.service.notify import Event, Notifier
 from samband.service.scheduler import RunOutcome, Scheduler
+
+
+def intervals(config: Config, every: float) -> dict[str, float]:
+    """Seconds between the runs of each dataflow: its ``every``, else the service's."""
+    return {
+        flow.key: parse_interval(flow.every) if flow.every else every for flow in config.dataflows
+    }
 
 
 class Service:
@@ -41,7 +49,9 @@ class Service:
         self._inspector: Inspector | None = None
         self._inspector_lock = threading.Lock()
         self.metrics = Metrics(self._store_gauges)
-        self.scheduler = Scheduler(self._engine, every, on_finished=self._finished)
+        self.scheduler = Scheduler(
+            self._engine, every, on_finished=self._finished, intervals=intervals(self.config, every)
+        )
         self.metrics.running.set_function(lambda: 1 if self.scheduler.state.running_since else 0)
 
     def _engine(self) -> Engine:
@@ -86,8 +96,21 @@ class Service:
                 self._inspector.close()
                 self._inspector = None
 
-    def run_now(self) -> None:
-        self.scheduler.run_now()
+    def run_now(self, dataflows: list[str] | None = None, reason: str | None = None) -> None:
+        """Run at once: every dataflow, or ``dataflows`` (keys; with the dataflows they
+        depend on) — for a person's "run now", or code that knows what changed (a push).
+        One run of the config at a time: asked during a run, it runs after it."""
+        if dataflows is not None:
+            self.dataflow_keys(dataflows)
+        self.scheduler.run_now(dataflows, reason)
+
+    def dataflow_keys(self, keys: list[str]) -> list[str]:
+        """``keys``, each checked to be a dataflow of the config (ValueError if not)."""
+        known = [flow.key for flow in self.config.dataflows]
+        for key in keys:
+            if key not in known:
+                raise ValueError(f"there is no dataflow {key!r}; the dataflows: {', '.join(known)}")
+        return keys
 
     def read(self, what: str, *args: Any) -> Any:
         """``Inspector.<what>(*args)`` on the service's own store connection; one reader at
@@ -148,6 +171,7 @@ class Service:
         state = self.scheduler.state
         status: dict[str, Any] = self.read("status")
         links = {row["dataflow"]: row["links"] for row in status.get("links", [])}
+        controls = {row["dataflow"]: _controls_text(row) for row in self.read("controls")}
         return {
             "systems": [
                 {"id": system_id, "kind": system.kind}
@@ -159,6 +183,7 @@ class Service:
                     "source": flow.source,
                     "target": flow.target,
                     "links": links.get(flow.key, 0),
+                    "controls": controls.get(flow.key, ""),
                 }
                 for flow in self.config.dataflows
             ],
@@ -170,3 +195,16 @@ class Service:
             "last": state.last.__dict__ if state.last else None,
             "failures_in_a_row": state.failures_in_a_row,
         }
+
+
+def _controls_text(row: dict[str, Any]) -> str:
+    """A dataflow's controls that differ from the defaults, in a few words."""
+    words = []
+    if row["paused"]:
+        words.append("paused")
+    for side in ("source", "target"):
+        if not row[f"write_{side}"]:
+            words.append(f"writes to {side} held")
+    if not row["full_sync"]:
+        words.append("only new records")
+    return ", ".join(words)

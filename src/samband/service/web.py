@@ -27,6 +27,8 @@ from starlette.routing import Route
 
 from samband.errors import SambandError
 from samband.service.access import Access, User, same_token
+from samband.service.dataflows import routes as dataflow_routes
+from samband.service.dataflows import url as dataflow_url
 from samband.service.service import Service
 
 SESSION_HOURS = 8
@@ -34,6 +36,7 @@ _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
 )
+_templates.filters["dataflow_url"] = dataflow_url
 _templates.filters["when"] = lambda ts: (
     datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "—"
 )
@@ -253,10 +256,24 @@ def create_app(
         return str(request.path_params["ref"])
 
     def run_now(request: Request) -> Any:
-        service.run_now()
-        return JSONResponse({"queued": True}, status_code=202)
+        # {"dataflows": [KEY, ...]} runs only those (and the dataflows they depend on)
+        dataflows = _body(request).get("dataflows")
+        if dataflows is not None and (
+            not isinstance(dataflows, list) or not all(isinstance(k, str) for k in dataflows)
+        ):
+            raise ValueError('"dataflows" must be a list of dataflow keys')
+        service.run_now(dataflows, reason=f"run now by {_api_actor(request)}")
+        return JSONResponse({"queued": True, "dataflows": dataflows}, status_code=202)
 
     routes = [
+        *dataflow_routes(
+            service,
+            page=page,
+            api=api,
+            refuse_form=rules.refuse_form,
+            render=_render,
+            can_act=lambda user: _can_act(access, user),
+        ),
         Route("/", page(overview_page)),
         Route("/run", page(run_now_form), methods=["POST"]),
         Route("/runs", page(runs_page)),
