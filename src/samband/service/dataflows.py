@@ -65,6 +65,13 @@ def dataflow_data(service: Service, key: str) -> dict[str, Any]:
     }
 
 
+def document_body(service: Service, name: str) -> str:
+    """The body of the dataflow's document as `samband docs --format html` writes it."""
+    html = service.documents().get(name, "")
+    start, end = html.find("<body>"), html.rfind("</body>")
+    return html[start + len("<body>") : end] if start >= 0 and end > start else html
+
+
 def preview(service: Service, key: str, wait: float = PREVIEW_WAIT) -> dict[str, Any]:
     """The plan of the dataflow's next run, from a dry run (nothing is written).  It
     takes the scheduler's turn, so it never runs beside a run of the config."""
@@ -119,7 +126,8 @@ def routes(
             user,
             flow=data,
             key=key,
-            chart=counts_chart(data["history"]),
+            chart=counts_chart([run for run in data["history"] if run["ran"]]),
+            document=await run_in_threadpool(document_body, service, data["document"]),
             can_act=can_act(user),
             notice={
                 "done": request.query_params.get("done"),
