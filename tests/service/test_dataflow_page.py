@@ -253,3 +253,28 @@ def test_the_chart_is_plain_svg() -> None:
     assert svg.startswith("<svg") and svg.count("<polyline") == 4 and "<script" not in svg
     assert "run 2: 1 updated" in svg
     assert "No runs" in counts_chart([])
+
+
+def test_the_python_example_of_the_docs_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.docs_examples import block_after
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "service.md"
+    example = block_after(docs, "## Dataflows: controls, schedules, preview", "python")
+    (tmp_path / "samband.yaml").write_text(CONFIG, encoding="utf-8")
+    dataset("crm", str(tmp_path / "crm.json")).insert("Customer", {"name": "Acme", "org": "1"})
+    monkeypatch.chdir(tmp_path)
+    names: dict[str, object] = {}
+    exec(compile(example.code, example.where, "exec"), names)
+    controls = names["controls"]
+    assert isinstance(controls, dict)
+    assert (controls["full_sync"], controls["paused"], controls["write_target"]) == (
+        False,
+        False,
+        True,
+    )
+    preview, report = names["preview"], names["report"]
+    # full sync is off before the first run: the record it reads existed, so not created
+    assert [s.action for s in preview.plan] == ["skip"]  # type: ignore[attr-defined]
+    assert report.ran == ["customers"] and report.dataflows["customers"].created == 0  # type: ignore[attr-defined]
