@@ -204,3 +204,98 @@ def test_some_dataflows_and_their_parents(store: str) -> None:
     assert _names("pms", "Client") == ["Acme AS"]
     with pytest.raises(SambandError, match="not in the config"):
         _sync(store, dataflows=["nope"])
+
+
+PROPAGATING = WORLD.replace(
+    "  - id: clients\n    source: crm.Customer\n    target: pms.Client\n",
+    "  - id: clients\n    source: crm.Customer\n    target: pms.Client\n    on_delete: propagate\n",
+)
+
+
+def test_a_deletion_while_paused_is_applied_after_resume(store: str) -> None:
+    crm, pms = dataset("crm"), dataset("pms")
+    config = parse_config(f"store: {store}\n{PROPAGATING}").config
+    acme = crm.insert("Customer", {"name": "Acme", "org": "1"})
+    with Engine(config) as engine:
+        engine.sync()
+    assert _names("pms", "Client") == ["Acme"]
+    with Inspector(config) as inspector:
+        inspector.pause("clients")
+    crm.remove("Customer", acme)
+    with Engine(config) as engine:
+        engine.sync()  # the other dataflow reads the deletion
+    assert _names("pms", "Client") == ["Acme"]
+    with Inspector(config) as inspector:
+        inspector.resume("clients")
+    with Engine(config) as engine:
+        report = engine.sync()
+    assert report.dataflows["clients"].deleted == 1
+    assert pms.records("Client") == {}
+
+
+def test_pause_during_a_run_takes_effect_at_the_next(store: str) -> None:
+    from tests.support.convergence import EditDuringTheRun
+
+    crm = dataset("crm")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+
+    def pause() -> None:
+        with _inspector(store) as inspector:
+            inspector.pause("customers")
+
+    with Engine(_config(store)) as engine:
+        report = engine.sync(progress=EditDuringTheRun(pause))
+    assert report.status == "ok" and "customers" in report.ran
+    assert _names("erp", "Account") == ["Acme"]  # the run went on as it began
+    crm.edit("Customer", "1", {"name": "Acme AS"})
+    _sync(store)
+    assert _names("erp", "Account") == ["Acme"]
+    with _inspector(store) as inspector:
+        inspector.resume("customers")
+    _sync(store)
+    assert _names("erp", "Account") == ["Acme AS"]
+
+
+def test_share_on_during_a_run_leaves_nothing_held(store: str) -> None:
+    from tests.support.convergence import EditDuringTheRun
+
+    crm = dataset("crm")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    _sync(store)
+    with _inspector(store) as inspector:
+        inspector.share("customers", "target", False)
+    crm.edit("Customer", "1", {"name": "Acme AS"})
+
+    def writes_on() -> None:
+        with _inspector(store) as inspector:
+            inspector.share("customers", "target", True)
+
+    with Engine(_config(store)) as engine:
+        report = engine.sync(progress=EditDuringTheRun(writes_on))
+    assert report.dataflows["customers"].held == 1  # the run began with writes off
+    _sync(store)
+    assert _names("erp", "Account") == ["Acme AS"]
+    with _inspector(store) as inspector:
+        assert inspector.control("customers")["held"] == 0
+    assert _sync(store).writes == 0
+
+
+def test_a_renamed_dataflow_keeps_its_controls(store: str) -> None:
+    crm = dataset("crm")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    _sync(store)
+    with _inspector(store) as inspector:
+        inspector.pause("customers")
+    renamed = parse_config(f"store: {store}\n{WORLD.replace('id: customers', 'id: accounts')}")
+    crm.edit("Customer", "1", {"name": "Acme AS"})
+    with Engine(renamed.config) as engine:
+        report = engine.sync()
+    assert report.status == "ok", report.messages
+    assert "accounts" not in report.ran
+    assert _names("erp", "Account") == ["Acme"]
+    with Inspector(renamed.config) as inspector:
+        assert inspector.control("accounts")["paused"] is True
+        inspector.resume("accounts")
+    with Engine(renamed.config) as engine:
+        engine.sync()
+    assert _names("erp", "Account") == ["Acme AS"]

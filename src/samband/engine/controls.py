@@ -114,6 +114,9 @@ def prepare(store: Store, flows: list[Flow], controls: RunControls) -> list[str]
         if not controls.runs(flow):
             continue
         missed = store.controls.release(flow.key, "missed")
+        if controls.writes(flow, "source") and controls.writes(flow, "target"):
+            # writes held by a run that began before writing was switched on again
+            missed += store.controls.release(flow.key, "share")
         if missed:
             store.set_dirty(missed)
         row = controls.rows.get(flow.key)

@@ -522,14 +522,18 @@ class _Run:
         self.collected: dict[TypeKey, CollectStats] = {}
         self.ledger = Ledger(self.dry_run, report.dataflows, report.plan, report.messages)
         self.controls = RunControls()
+        self.wanted: list[str] | None = None  # the dataflows asked for (None: all)
 
-    def select(self, wanted: list[str] | None) -> None:
-        """Read the dataflows' controls and choose the dataflows this run plans."""
+    def select(self, wanted: list[str] | None, *, report: bool = False) -> None:
+        """Read the dataflows' controls and choose the dataflows this run plans (again
+        after the dataflows are reconciled: a renamed one keeps its controls)."""
+        self.wanted = wanted
         with self.store.tx():
             rows = self.store.controls.all()
         active, messages = select_flows(self.engine.flows, rows, wanted)
         self.controls = RunControls(rows, active)
-        self.report.messages.extend(messages)
+        if report:
+            self.report.messages.extend(messages)
         self.report.ran = [f.key for f in self.engine.flows if f.key in active]
         self.flows = [f for f in self.engine.flows if f.key in active]
         used = {key for flow in self.flows for key in (flow.source, flow.target)}
@@ -568,6 +572,7 @@ class _Run:
         with self.store.tx():
             self.report.messages.extend(reconcile_dataflows(self.store, self.engine.flows))
             unbuilt = unbuilt_indexes(self.store, self.engine.uses)
+        self.select(self.wanted, report=True)
         self.collect(self.order, held=not self.dry_run)
         for item in unbuilt:
             with self.store.tx():
