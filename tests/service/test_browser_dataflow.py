@@ -44,7 +44,7 @@ def test_a_paused_dataflow_holds_an_edit_until_resumed(
     assert _account_names(folder) == ["Acme AS"]
 
     page.click("#dataflows >> text=customers")
-    expect(page.locator("h2")).to_contain_text("customers")
+    expect(page.locator("h2").first).to_contain_text("customers")
     expect(page.locator("#paused")).to_have_text("no")
     page.click("#pause")
     expect(page.locator("[role=status]")).to_contain_text("pause")

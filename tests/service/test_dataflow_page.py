@@ -278,3 +278,24 @@ def test_the_python_example_of_the_docs_runs(
     # full sync is off before the first run: the record it reads existed, so not created
     assert [s.action for s in preview.plan] == ["skip"]  # type: ignore[attr-defined]
     assert report.ran == ["customers"] and report.dataflows["customers"].created == 0  # type: ignore[attr-defined]
+
+
+def test_a_dataflow_left_out_of_a_run_keeps_its_last_success_time() -> None:
+    from samband.service.metrics import Metrics
+    from samband.service.scheduler import RunOutcome
+
+    metrics = Metrics(dict)
+    report = {"ran": ["b"], "dataflows": {"a": {}, "b": {}}}
+    metrics.observe(RunOutcome("s", "f", "ok", 1.0, report), 1234.0)
+    text = metrics.render().decode()
+    assert 'samband_last_successful_run_timestamp_seconds{dataflow="b"} 1234.0' in text
+    assert 'dataflow="a"' not in text
+
+
+@pytest.mark.parametrize("every", ["0s", "soon"])
+def test_a_bad_interval_is_a_config_error(every: str) -> None:
+    from samband.config import parse_config
+    from samband.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="every"):
+        parse_config(CONFIG.replace("every: 10m", f"every: {every}"))

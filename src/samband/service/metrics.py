@@ -66,7 +66,8 @@ class Metrics:
                     self.records_written.labels(key, operation).inc(counts[operation])
             if counts.get("conflicts"):
                 self.conflicts.labels(key).inc(counts["conflicts"])
-            if outcome.status == "ok":
+            ran = report.get("ran")  # a paused dataflow, or one left out, did not run
+            if outcome.status == "ok" and (ran is None or key in ran):
                 self.last_success.labels(key).set(finished_at)
         for type_key, counts in (report.get("collected") or {}).items():
             system, _, etype = type_key.partition(".")
