@@ -299,3 +299,16 @@ def test_a_renamed_dataflow_keeps_its_controls(store: str) -> None:
     with Engine(renamed.config) as engine:
         engine.sync()
     assert _names("erp", "Account") == ["Acme AS"]
+
+
+def test_full_sync_off_links_a_record_that_existed_once_a_match_appears(store: str) -> None:
+    crm, erp = dataset("crm"), dataset("erp")
+    crm.insert("Customer", {"name": "Old", "org": "1"})
+    with _inspector(store) as inspector:
+        inspector.full_sync("customers", False)
+    assert _sync(store).dataflows["customers"].created == 0
+    erp.insert("Account", {"name": "Old in ERP", "org": "1"})  # entered later, by hand
+    report = _sync(store)
+    assert report.dataflows["customers"].linked == 1
+    assert _names("erp", "Account") == ["Old"]  # linked, and the source's value flows
+    assert _sync(store).writes == 0

@@ -226,7 +226,7 @@ class Linker:
         deleted ones end their link."""
         snaps = batch.current(chunk)
         links = self.store.links_by(flow.key, "target", [snap.ref for snap in snaps])
-        if flow.waits_for_match:
+        if flow.waits_for_match or self.context.controls.only_new(flow):
             free = [s for s in snaps if s.ref not in links and not s.deleted]
             if free:
                 self.wake_waiting(flow, free, batch)
@@ -393,7 +393,8 @@ class Linker:
                 creates.append(snap)
             else:
                 waiting[rid] = snap
-        if flow.waits_for_match:
+        if flow.waits_for_match or (existed and flow.match):
+            # (full sync off: a record that existed waits for a match, as with creates off)
             self._note_waiting(flow, eligible, waiting, batch)
         if creates:
             self.apply.create(flow, creates, batch)
