@@ -70,7 +70,9 @@ def serve(
             highlight=False,
         )
         raise typer.Exit(1) from None
-    server = _server(app_, host, port, lambda: out.print(announce, highlight=False))
+    server = _server(
+        app_, host, port, lambda: out.print(announce, highlight=False), service.live.close
+    )
     server.run(sockets=[sock])
 
 
@@ -112,13 +114,25 @@ def _bound(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(app: Any, host: str, port: int, listening: Callable[[], None]) -> Any:
+def _server(
+    app: Any,
+    host: str,
+    port: int,
+    listening: Callable[[], None],
+    stopping: Callable[[], None] = lambda: None,
+) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
         """uvicorn re-raises SIGTERM after its shutdown, so the process would end "killed";
         a stop is how a service ends, so it exits 0.  ``listening`` is called once the
-        socket accepts connections (what a script or a test can wait for)."""
+        socket accepts connections (what a script or a test can wait for); ``stopping``
+        when a stop is asked (it ends the live event streams, which would otherwise keep
+        the server waiting for their connections to close)."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            stopping()
+            super().handle_exit(sig, frame)
 
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from samband.engine.run import Engine, RunReport
+from samband.engine.run import Engine, Progress, RunReport
 from samband.errors import CircuitBreakerTripped, SambandError
 from samband.store.rows import now_iso
 
@@ -50,8 +50,10 @@ class Scheduler:
         engine_factory: Callable[[], Engine],
         every: float,
         on_finished: Callable[[RunOutcome], None] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self._factory = engine_factory
+        self._progress = progress
         self.every = every
         self._on_finished = on_finished or (lambda outcome: None)
         self._wake = threading.Event()
@@ -109,7 +111,7 @@ class Scheduler:
         started_at, started = now_iso(), time.monotonic()
         self.state.running_since = started_at
         try:
-            report: RunReport = engine.sync(should_stop=self._stop.is_set)
+            report: RunReport = engine.sync(should_stop=self._stop.is_set, progress=self._progress)
         except CircuitBreakerTripped as exc:
             self._finish(started_at, started, "failed", None, str(exc), breaker=True)
             return

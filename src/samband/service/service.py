@@ -14,6 +14,7 @@ from samband.docs import render_documents
 from samband.engine.inspect import Inspector
 from samband.engine.run import Engine
 from samband.errors import SambandError
+from samband.service.live import LiveProgress
 from samband.service.masking import mask_secrets
 from samband.service.metrics import Metrics
 from samband.service.notify import Event, Notifier
@@ -41,13 +42,17 @@ class Service:
         self._inspector: Inspector | None = None
         self._inspector_lock = threading.Lock()
         self.metrics = Metrics(self._store_gauges)
-        self.scheduler = Scheduler(self._engine, every, on_finished=self._finished)
+        self.live = LiveProgress()
+        self.scheduler = Scheduler(
+            self._engine, every, on_finished=self._finished, progress=self.live
+        )
         self.metrics.running.set_function(lambda: 1 if self.scheduler.state.running_since else 0)
 
     def _engine(self) -> Engine:
         return Engine(self.config, store_url=self.store_url)
 
     def _finished(self, outcome: RunOutcome) -> None:
+        self.live.finish(outcome.status, outcome.message)
         self.metrics.observe(outcome, time.time())
         if self.notifier.enabled:
             for event in self._events(outcome):
@@ -80,6 +85,7 @@ class Service:
         self.scheduler.start()
 
     def stop(self, timeout: float | None = None) -> None:
+        self.live.close()
         self.scheduler.stop(timeout)
         with self._inspector_lock:
             if self._inspector is not None:

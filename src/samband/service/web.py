@@ -22,11 +22,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from samband.errors import SambandError
 from samband.service.access import Access, User, same_token
+from samband.service.live import event_stream
 from samband.service.service import Service
 
 SESSION_HOURS = 8
@@ -148,7 +155,24 @@ def create_app(
 
     async def runs_page(request: Request, user: User | None) -> Response:
         runs = await run_in_threadpool(service.read, "runs", limit(request))
-        return _render("runs.html", request, user, runs=runs, state=service.scheduler.state)
+        return _render(
+            "runs.html",
+            request,
+            user,
+            runs=runs,
+            state=service.scheduler.state,
+            live=service.live.snapshot(),
+        )
+
+    def live_events(request: Request, user: User | None = None) -> Response:
+        return StreamingResponse(
+            event_stream(service.live),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def live_page_events(request: Request, user: User | None) -> Response:
+        return live_events(request)
 
     async def config_page(request: Request, user: User | None) -> Response:
         text = await run_in_threadpool(service.config_text)
@@ -260,6 +284,7 @@ def create_app(
         Route("/", page(overview_page)),
         Route("/run", page(run_now_form), methods=["POST"]),
         Route("/runs", page(runs_page)),
+        Route("/runs/live", page(live_page_events)),
         Route("/conflicts", page(conflicts_page)),
         Route(
             "/conflicts/resolve",
@@ -301,6 +326,7 @@ def create_app(
         Route("/api/overview", api(lambda r: service.overview())),
         Route("/api/status", api(lambda r: service.read("status"))),
         Route("/api/runs", api(lambda r: service.read("runs", limit(r)))),
+        Route("/api/runs/live", api(live_events)),
         Route("/api/conflicts", api(lambda r: service.read("conflicts", limit(r)))),
         Route("/api/errors", api(lambda r: service.read("errors", limit(r)))),
         Route("/api/records/{ref:path}", api(lambda r: service.read("links", ref(r)))),
