@@ -209,6 +209,43 @@ class Inspector:
             )
         return result
 
+    def systems(self, runs: int = 50) -> list[dict[str, Any]]:
+        """Every system the dataflows use with its health as the latest ``runs`` runs
+        tell it: ``connected`` (read), ``authentication failed``, ``rate limited`` (its
+        quota spent), ``unreachable``, ``failing``, or ``unknown`` (no run used it yet);
+        the message of its failure, and when it was last read without one."""
+        rows = self.store.table_rows(
+            s.runs, where=s.runs.c.dry_run.is_(False), order=s.runs.c.id.desc(), limit=runs
+        )
+        systems: dict[str, dict[str, Any]] = {
+            system_id: {
+                "system": system_id,
+                "kind": system.kind,
+                "health": "unknown",
+                "message": None,
+                "run": None,
+                "last_read": None,
+            }
+            for system_id, system in self.config.systems.items()
+        }
+        for run in rows:  # newest first: the first word on a system is its health
+            stats = loads(run["stats"]) or {}
+            read = {key.partition(".")[0] for key in stats.get("collected") or {}}
+            errors = stats.get("system_errors") or {}
+            for system_id, row in systems.items():
+                if row["health"] == "unknown":
+                    if system_id in errors:
+                        row.update(
+                            health=errors[system_id].get("health", "failing"),
+                            message=errors[system_id].get("message"),
+                            run=run["id"],
+                        )
+                    elif system_id in read:
+                        row.update(health="connected", run=run["id"])
+                if row["last_read"] is None and system_id in read and system_id not in errors:
+                    row["last_read"] = run["finished_at"]
+        return list(systems.values())
+
     # -- acting on what the views show (see samband.engine.actions) ------------------------
     actor: str | None = None
     """Who acts through this inspector (recorded with each action in history)."""

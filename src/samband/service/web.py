@@ -325,6 +325,7 @@ def create_app(
         Route("/metrics", api(metrics)),
         Route("/api/overview", api(lambda r: service.overview())),
         Route("/api/status", api(lambda r: service.read("status"))),
+        Route("/api/systems", api(lambda r: service.systems.rows())),
         Route("/api/runs", api(lambda r: service.read("runs", limit(r)))),
         Route("/api/runs/live", api(live_events)),
         Route("/api/conflicts", api(lambda r: service.read("conflicts", limit(r)))),
