@@ -164,7 +164,7 @@ def test_a_failed_run_is_mailed_and_an_unreachable_webhook_does_not_stop_the_sch
     assert recipients == ["it@example.com", "owner@example.com"]
     mail = message_from_bytes(content)
     assert mail["Subject"].endswith("a run failed")
-    assert "crm.json cannot be read" in mail.get_payload()
+    assert "crm.json cannot be read" in mail.get_payload(decode=True).decode()
 
 
 @pytest.mark.parametrize(
