@@ -11,6 +11,7 @@ from samband.config.loader import base_dir
 from samband.config.model import Config
 from samband.config.validate import load_valid
 from samband.engine.actions import Actions
+from samband.engine.find import catch_up, find_records
 from samband.store import schema as s
 from samband.store.rows import Ref, loads, now_iso
 from samband.store.store import Store
@@ -208,6 +209,16 @@ class Inspector:
                 }
             )
         return result
+
+    def find(self, text: str, limit: int = 10) -> dict[str, Any]:
+        """The link groups of the records ``text`` names (a ref, an id) or holds (the start
+        of a value), at most ``limit``: see :mod:`samband.engine.find`."""
+        return find_records(self.config, self.store, text, limit)
+
+    def index_search(self, batches: int | None = 1) -> int:
+        """Make the search terms of up to ``batches`` batches of records written since
+        (None: all); how many were made.  The service calls it after each run."""
+        return catch_up(self.store, batches)
 
     def systems(self, runs: int = 50) -> list[dict[str, Any]]:
         """Every system the dataflows use with its health as the latest ``runs`` runs

@@ -81,6 +81,10 @@ class Scheduler:
             return self._finished.wait_for(lambda: self.state.runs >= count, timeout)
 
     @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
     def stopped(self) -> bool:
         return self._thread is None or not self._thread.is_alive()
 

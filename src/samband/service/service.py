@@ -3,6 +3,7 @@ store for the pages and the API."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from samband.service.masking import mask_secrets
 from samband.service.metrics import Metrics
 from samband.service.notify import Event, Notifier
 from samband.service.scheduler import RunOutcome, Scheduler
+
+log = logging.getLogger(__name__)
 
 
 class Service:
@@ -62,9 +65,19 @@ class Service:
         self.live.finish(outcome.status, outcome.message)
         self.systems.run_finished()
         self.metrics.observe(outcome, time.time())
+        self._index_search()
         if self.notifier.enabled:
             for event in self._events(outcome):
                 self.notifier.send(event)
+
+    def _index_search(self) -> None:
+        """The search terms of what the run wrote, a batch at a time: the pages are
+        served between batches."""
+        try:
+            while self.read("index_search", 1) and not self.scheduler.stopping:
+                pass
+        except SambandError as exc:
+            log.warning("the records search index was not brought up to date: %s", exc)
 
     def _events(self, outcome: RunOutcome) -> list[Event]:
         def event(kind: str, message: str) -> Event:

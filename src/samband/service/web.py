@@ -32,6 +32,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from samband.errors import SambandError
+from samband.service import records
 from samband.service.access import Access, User, same_token
 from samband.service.live import event_stream
 from samband.service.service import Service
@@ -174,6 +175,10 @@ def create_app(
     async def live_page_events(request: Request, user: User | None) -> Response:
         return live_events(request)
 
+    async def records_page(request: Request, user: User | None) -> Response:
+        found = await run_in_threadpool(records.search, service, request)
+        return _render("records.html", request, user, **found)
+
     async def config_page(request: Request, user: User | None) -> Response:
         text = await run_in_threadpool(service.config_text)
         return _render("config.html", request, user, text=text, path=service.config_path)
@@ -285,6 +290,7 @@ def create_app(
         Route("/run", page(run_now_form), methods=["POST"]),
         Route("/runs", page(runs_page)),
         Route("/runs/live", page(live_page_events)),
+        Route("/records", page(records_page)),
         Route("/conflicts", page(conflicts_page)),
         Route(
             "/conflicts/resolve",
@@ -330,6 +336,7 @@ def create_app(
         Route("/api/runs/live", api(live_events)),
         Route("/api/conflicts", api(lambda r: service.read("conflicts", limit(r)))),
         Route("/api/errors", api(lambda r: service.read("errors", limit(r)))),
+        Route("/api/records", api(lambda r: records.api(service, r))),
         Route("/api/records/{ref:path}", api(lambda r: service.read("links", ref(r)))),
         Route("/api/history/{ref:path}", api(lambda r: service.read("history", ref(r)))),
         Route("/api/run", api(run_now, admin=True), methods=["POST"]),
