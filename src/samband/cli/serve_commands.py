@@ -34,6 +34,7 @@ def serve(
 ) -> None:
     """Run the schedule and serve the dashboard, the JSON API, /metrics, /healthz and
     /readyz until SIGTERM or Ctrl-C (which end the run in progress at its next step)."""
+    from samband import logs, redact
     from samband.durations import parse_interval
     from samband.service import Service, create_app
     from samband.service.access import Access
@@ -45,6 +46,17 @@ def serve(
         notifier = Notifier.from_environment(os.environ)
     except ConfigError as exc:
         raise fail(exc) from None
+    logs.for_service()
+    smtp = notifier.smtp
+    # the service's own secrets are masked in every line, like the systems' credentials
+    redact.remember(
+        [
+            access.api_token,
+            access.session_secret,
+            notifier.webhook_secret,
+            smtp.password if smtp else None,
+        ]
+    )
     refusal = check_bind(host, access)
     if refusal:
         err.print(f"error: {refusal}", markup=False, highlight=False)
@@ -148,4 +160,8 @@ def _server(
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    return Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    # log_config None: uvicorn's messages go through samband's handler (logs.for_service)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", log_config=None, access_log=False
+    )
+    return Server(config)

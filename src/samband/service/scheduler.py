@@ -3,6 +3,7 @@ request; a stop request ends the run in progress at its next step."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from samband.engine.run import Engine, Progress, RunReport
 from samband.errors import CircuitBreakerTripped, SambandError
 from samband.store.rows import now_iso
 
+log = logging.getLogger(__name__)
 MAX_BACKOFF = 30 * 60.0
 
 
@@ -114,6 +116,7 @@ class Scheduler:
     def _run(self, engine: Engine) -> None:
         started_at, started = now_iso(), time.monotonic()
         self.state.running_since = started_at
+        log.info("run begun", extra={"fields": {"event": "run_begun", "started": started_at}})
         try:
             report: RunReport = engine.sync(should_stop=self._stop.is_set, progress=self._progress)
         except CircuitBreakerTripped as exc:
@@ -140,6 +143,7 @@ class Scheduler:
         outcome = RunOutcome(
             started_at, now_iso(), status, time.monotonic() - started, report, message, breaker
         )
+        _log_finished(outcome)
         state = self.state
         state.last = outcome
         state.history = [outcome, *state.history[:49]]
@@ -159,3 +163,25 @@ class Scheduler:
         if not failures:
             return self.every
         return min(self.every * 2 ** min(failures, 16), max(MAX_BACKOFF, self.every))
+
+
+def _log_finished(outcome: RunOutcome) -> None:
+    report = outcome.report or {}
+    fields = {
+        "event": "run_finished",
+        "status": outcome.status,
+        "seconds": round(outcome.seconds, 3),
+        "run": report.get("run_id"),
+        **{key: report.get(key, 0) for key in ("created", "updated", "deleted", "conflicts")},
+        "errors": report.get("errors", 0),
+        "api_calls": report.get("api_calls", 0),
+        "message": outcome.message,
+    }
+    failed = outcome.status not in ("ok", "stopped", "paused", "dry-run", "collected")
+    log.log(
+        logging.ERROR if failed else logging.INFO,
+        "run finished: %s%s",
+        outcome.status,
+        f": {outcome.message}" if outcome.message else "",
+        extra={"fields": fields},
+    )

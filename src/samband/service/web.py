@@ -35,6 +35,7 @@ from samband.errors import SambandError
 from samband.service import records
 from samband.service.access import Access, User, same_token
 from samband.service.live import event_stream
+from samband.service.requestlog import RequestLog
 from samband.service.service import Service
 
 SESSION_HOURS = 8
@@ -371,6 +372,7 @@ def create_app(
                 await run_in_threadpool(service.stop)
 
     middleware = [
+        Middleware(RequestLog),
         Middleware(
             SessionMiddleware,
             secret_key=access.session_secret,
@@ -378,7 +380,7 @@ def create_app(
             max_age=SESSION_HOURS * 3600,
             same_site="strict",
             https_only=secure_cookies,
-        )
+        ),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
