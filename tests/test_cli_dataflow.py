@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from samband.kinds.memory.connector import MemoryDataset, forget_dataset
-from tests.test_cli_actions import runner
 
 CONFIG = """
 store: sqlite:///state.db
@@ -25,6 +26,9 @@ dataflows:
     target: pms.Client
     properties: [{from: name, to: name, type: string}]
 """
+
+
+runner = CliRunner()
 
 
 def _run(workdir: Path, *args: str) -> tuple[int, str]:

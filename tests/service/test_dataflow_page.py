@@ -299,3 +299,18 @@ def test_a_bad_interval_is_a_config_error(every: str) -> None:
 
     with pytest.raises(ConfigError, match="every"):
         parse_config(CONFIG.replace("every: 10m", f"every: {every}"))
+
+
+def test_the_overview_shows_each_dataflows_state(service: Service) -> None:
+    client, token = _client(service, "ada")
+    client.post(f"{url(CLIENTS)}/pause", data={"csrf": token})
+    flows = {f["key"]: f for f in client.get("/api/overview").json()["dataflows"]}
+    assert flows[CLIENTS]["state"] == "paused" and flows[CLIENTS]["controls"] == "paused"
+    assert flows["customers"]["state"] == "in sync"
+    client.post(f"{url('customers')}/share", data={"csrf": token, "side": "target", "on": "off"})
+    dataset("crm").edit("Customer", "1", {"name": "Acme Held AS"})
+    _run(service)
+    flows = {f["key"]: f for f in client.get("/api/overview").json()["dataflows"]}
+    assert flows["customers"]["state"] == "pending"
+    assert flows["customers"]["controls"] == "writes to target held"
+    assert 'data-state="pending"' in client.get("/").text

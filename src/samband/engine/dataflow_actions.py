@@ -39,8 +39,10 @@ class DataflowActions:
         """Every dataflow of the config with its controls and the records it holds."""
         rows = self.store.controls.all()
         held = self.store.controls.count_held()
+        quarantined = self.store.controls.quarantined()
         return [
             as_dict(rows.get(flow.key) or ControlRow(flow.key), held.get(flow.key, {}))
+            | {"quarantined": quarantined.get(flow.key, 0)}
             for flow in self.config.dataflows
         ]
 
@@ -75,14 +77,13 @@ class DataflowActions:
             f"{system}.{etype}": self.store.count_dirty(system, etype)
             for system, etype in (side.split(".", 1) for side in dict.fromkeys((source, target)))
         }
-        letters = [r for r in self.store.dead_letters() if r["dataflow"] == key]
         return {
             **self.control(key),
             "source": source,
             "target": target,
             "links": self.store.count_links(key),
             "queued": queued,
-            "quarantined": len(letters),
+            "quarantined": self.store.controls.quarantined().get(key, 0),
             "history": history,
             "changes": [
                 {

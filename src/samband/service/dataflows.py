@@ -19,7 +19,7 @@ from samband.engine.actions import ActionError
 from samband.engine.run import Engine
 from samband.errors import SambandError
 from samband.service.chart import counts_chart
-from samband.service.service import Service
+from samband.service.service import Service, dataflow_state
 
 PREVIEW_WAIT = 30.0  # seconds a preview waits for the run in progress
 PREVIEW_ROWS = 500
@@ -29,32 +29,23 @@ def url(key: str) -> str:
     return f"/dataflows/{quote(key, safe='')}"
 
 
-def state_of(view: dict[str, Any], failed_last: bool) -> str:
-    """paused, failing (records quarantined, or its last run failed), pending (records
-    queued or held), or in sync."""
-    if view["paused"]:
-        return "paused"
-    if view["quarantined"] or failed_last:
-        return "failing"
-    if view["held"] or view["missed"] or any(view["queued"].values()):
-        return "pending"
-    return "in sync"
-
-
 def dataflow_data(service: Service, key: str) -> dict[str, Any]:
     """Everything the dataflow page shows (the JSON API's ``/api/dataflows/KEY``)."""
     service.dataflow_keys([key])
     view: dict[str, Any] = service.read("dataflow", key)
     ran = [run for run in view["history"] if run["ran"]]
     last = ran[-1] if ran else None
-    failed_last = last is not None and last["status"] not in ("ok", "stopped", "paused")
+    failed_last = service.failed_last(key) or (
+        last is not None and last["status"] not in ("ok", "stopped", "paused")
+    )
+    queued = {name for name, count in view["queued"].items() if count}
     flow = next(f for f in service.config.dataflows if f.key == key)
     scheduler = service.scheduler
     return {
         **view,
         "key": key,
         "url": url(key),
-        "state": state_of(view, failed_last),
+        "state": dataflow_state(view, queued, failed_last),
         "last_run": last,
         "next_run_at": None if view["paused"] else scheduler.due_at(key),
         "every": scheduler.intervals.get(key, scheduler.every),

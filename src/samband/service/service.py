@@ -228,11 +228,23 @@ class Service:
             return False, f"the last run {last.status}: {last.message or 'see samband status'}"
         return True, "ok"
 
+    def failed_last(self, dataflow: str) -> bool:
+        """Whether the last run this process made of ``dataflow`` failed."""
+        for outcome in self.scheduler.state.history:
+            ran = (outcome.report or {}).get("ran")
+            if ran is not None and dataflow not in ran:
+                continue
+            if ran is None and outcome.dataflows is not None and dataflow not in outcome.dataflows:
+                continue
+            return outcome.status not in ("ok", "stopped", "paused", "dry-run", "collected")
+        return False
+
     def overview(self) -> dict[str, Any]:
         state = self.scheduler.state
         status: dict[str, Any] = self.read("status")
         links = {row["dataflow"]: row["links"] for row in status.get("links", [])}
-        controls = {row["dataflow"]: _controls_text(row) for row in self.read("controls")}
+        controls = {row["dataflow"]: row for row in self.read("controls")}
+        queued = {row["type"] for row in status.get("queued", []) if row.get("records")}
         systems = self.systems.rows()
         return {
             "systems": systems,
@@ -243,7 +255,12 @@ class Service:
                     "source": flow.source,
                     "target": flow.target,
                     "links": links.get(flow.key, 0),
-                    "controls": controls.get(flow.key, ""),
+                    "controls": _controls_text(controls[flow.key]) if flow.key in controls else "",
+                    "state": dataflow_state(
+                        controls.get(flow.key),
+                        {flow.source, flow.target} & queued,
+                        self.failed_last(flow.key),
+                    ),
                 }
                 for flow in self.config.dataflows
             ],
@@ -255,6 +272,19 @@ class Service:
             "last": state.last.__dict__ if state.last else None,
             "failures_in_a_row": state.failures_in_a_row,
         }
+
+
+def dataflow_state(control: dict[str, Any] | None, queued: set[str], failed_last: bool) -> str:
+    """paused, failing (records quarantined, or the last run of it failed), pending
+    (records queued or held for it), or in sync."""
+    control = control or {}
+    if control.get("paused"):
+        return "paused"
+    if control.get("quarantined") or failed_last:
+        return "failing"
+    if control.get("held") or control.get("missed") or queued:
+        return "pending"
+    return "in sync"
 
 
 def _controls_text(row: dict[str, Any]) -> str:

@@ -141,6 +141,16 @@ class DataflowControls:
             result.setdefault(dataflow, {})[reason] = int(count)
         return result
 
+    def quarantined(self) -> dict[str, int]:
+        """dataflow → records quarantined (not dismissed)."""
+        table = s.dead_letters
+        rows = self.db.conn.execute(
+            select(table.c.dataflow, func.count())
+            .where(table.c.dismissed_at.is_(None))
+            .group_by(table.c.dataflow)
+        )
+        return {dataflow: int(count) for dataflow, count in rows}
+
     # -- the baseline of "only new records" -------------------------------------------------
     def add_baseline(self, dataflow: str, refs: Iterable[str]) -> int:
         table = s.dataflow_baseline
