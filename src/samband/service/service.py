@@ -3,8 +3,11 @@ store for the pages and the API."""
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,10 @@ from samband.errors import SambandError
 from samband.service.masking import mask_secrets
 from samband.service.metrics import Metrics
 from samband.service.notify import Event, Notifier
+from samband.service.push import Listeners, PushMetrics, Receivers
 from samband.service.scheduler import RunOutcome, Scheduler
+
+log = logging.getLogger(__name__)
 
 
 class Service:
@@ -31,6 +37,7 @@ class Service:
         *,
         store_url: str | None = None,
         notifier: Notifier | None = None,
+        environ: Mapping[str, str] | None = None,
     ):
         self.config_path = Path(config_path)
         self.notifier = notifier or Notifier()
@@ -43,6 +50,11 @@ class Service:
         self.metrics = Metrics(self._store_gauges)
         self.scheduler = Scheduler(self._engine, every, on_finished=self._finished)
         self.metrics.running.set_function(lambda: 1 if self.scheduler.state.running_since else 0)
+        self.environ = os.environ if environ is None else environ
+        self.push_metrics = PushMetrics(self.metrics.registry)
+        self.receivers = Receivers(self.config, self.environ, self.pushed, self.push_metrics)
+        self.listeners = Listeners(self.config, self.environ, self.pushed, self.push_metrics)
+        self.pushes = 0  # pushed changes that asked for a run
 
     def _engine(self) -> Engine:
         return Engine(self.config, store_url=self.store_url)
@@ -78,8 +90,10 @@ class Service:
 
     def start(self) -> None:
         self.scheduler.start()
+        self.listeners.start(self._systems_in_use())
 
     def stop(self, timeout: float | None = None) -> None:
+        self.listeners.stop(timeout)
         self.scheduler.stop(timeout)
         with self._inspector_lock:
             if self._inspector is not None:
@@ -88,6 +102,58 @@ class Service:
 
     def run_now(self) -> None:
         self.scheduler.run_now()
+
+    # -- pushed changes ------------------------------------------------------------------
+    def pushed(
+        self,
+        system: str,
+        entity_types: tuple[str, ...] | list[str],
+        keys: tuple[str, ...] | list[str] = (),
+        source: str = "webhook",
+    ) -> list[str]:
+        """A system said records of ``entity_types`` changed (``keys``: which, when it
+        says): the dataflows reading those types are run.  Returns their keys."""
+        refs = {f"{system}.{entity_type}" for entity_type in entity_types}
+        flows = [f.key for f in self.config.dataflows if f.source in refs or f.target in refs]
+        if not flows:
+            log.info("%s: a pushed change of %s concerns no dataflow", system, sorted(refs))
+            return []
+        self.pushes += 1
+        self._request_run(flows, f"{source} from {system}: {', '.join(sorted(refs))}")
+        return flows
+
+    def _request_run(self, dataflows: list[str], reason: str) -> None:
+        """Where a pushed change asks for a run.  The scheduler coalesces requests: any
+        number of them before a run starts is one run, and those that arrive during a run
+        are one more run after it (which reads what the run in progress may have missed)."""
+        log.debug("run requested for %s: %s", dataflows, reason)
+        self.run_now()
+
+    def subscribe(self, public_url: str) -> list[str]:
+        """Ask every system that takes webhooks (and can subscribe) to send its changes to
+        ``public_url/hooks/SYSTEM``; the receiver must already be reachable there."""
+        done: list[str] = []
+        in_use = self._types_in_use()
+        with Engine(self.config, store_url=self.store_url, environ=self.environ) as engine:
+            for system_id, receiver in self.receivers.by_system.items():
+                if receiver.hooks.subscribe is None or system_id not in in_use:
+                    continue
+                callback = f"{public_url.rstrip('/')}/hooks/{system_id}"
+                done += receiver.hooks.subscribe(
+                    engine.connector(system_id), callback, sorted(in_use[system_id])
+                )
+        return done
+
+    def _types_in_use(self) -> dict[str, set[str]]:
+        types: dict[str, set[str]] = {}
+        for flow in self.config.dataflows:
+            for ref in (flow.source, flow.target):
+                system, _, entity_type = ref.partition(".")
+                types.setdefault(system, set()).add(entity_type)
+        return types
+
+    def _systems_in_use(self) -> list[str]:
+        return list(self._types_in_use())
 
     def read(self, what: str, *args: Any) -> Any:
         """``Inspector.<what>(*args)`` on the service's own store connection; one reader at
