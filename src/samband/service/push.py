@@ -27,6 +27,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from samband import redact
 from samband.config import Config
 from samband.config.env import resolve_all
 from samband.errors import SambandError
@@ -121,6 +122,7 @@ def receivers(config: Config, environ: Mapping[str, str]) -> dict[str, Receiver]
             log.warning("%s: webhooks are off: %s", system_id, exc)
             continue
         secret = credentials[hooks.secret_credential]
+        redact.remember([secret])
         if secret:
             found[system_id] = Receiver(system_id, hooks, secret)
     return found

@@ -67,6 +67,11 @@ class Scheduler:
     def run_now(self) -> None:
         self._wake.set()
 
+    @property
+    def requested(self) -> bool:
+        """A run was asked for and has not started yet."""
+        return self._wake.is_set()
+
     def stop(self, timeout: float | None = None) -> None:
         self._stop.set()
         self._wake.set()

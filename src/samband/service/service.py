@@ -57,7 +57,7 @@ class Service:
         self.pushes = 0  # pushed changes that asked for a run
 
     def _engine(self) -> Engine:
-        return Engine(self.config, store_url=self.store_url)
+        return Engine(self.config, store_url=self.store_url, environ=self.environ)
 
     def _finished(self, outcome: RunOutcome) -> None:
         self.metrics.observe(outcome, time.time())
