@@ -81,6 +81,7 @@ def serve(
             highlight=False,
         )
         raise typer.Exit(1) from None
+
     def listening() -> None:
         out.print(announce, highlight=False)
         if public_url:

@@ -560,6 +560,29 @@ class ExactOnlineSandbox(Sandbox):
                 )
             )
 
+    def _subscription_problem(self, body: Any) -> ApiError | None:
+        """Why a new subscription is refused before its callback URL is tried, or None."""
+        if not isinstance(body, dict):
+            return ApiError(400, "The request body must be a JSON object")
+        unknown = [name for name in body if name not in _WEBHOOK_FIELDS and name != "__metadata"]
+        if unknown:
+            return ApiError(400, f"Property '{unknown[0]}' does not exist on WebhookSubscription")
+        url, topic = body.get("CallbackURL"), body.get("Topic")
+        if not isinstance(url, str) or not url:
+            return ApiError(400, "Mandatory: CallbackURL")
+        if not isinstance(topic, str) or not topic:
+            return ApiError(400, "Mandatory: Topic")
+        if topic not in WEBHOOK_TOPICS:
+            return ApiError(400, f"Invalid topic: {topic}")
+        if not _callback_allowed(url):
+            return ApiError(400, "Invalid: the callback URL must use https")
+        if any(
+            row["CallbackURL"] == url and row["Topic"] == topic
+            for row in self.subscriptions.values()
+        ):
+            return ApiError(400, f"A subscription of {url} to {topic} already exists")
+        return None
+
     async def _validate_callback(self, url: str) -> int | str:
         """Exact's check of a new subscription: an empty POST to the callback URL."""
         try:
@@ -607,25 +630,10 @@ class ExactOnlineSandbox(Sandbox):
             return 204, None
         if key is not None:
             raise ApiError(400, "POST goes to the collection, not to one record")
-        if not isinstance(body, dict):
-            raise ApiError(400, "The request body must be a JSON object")
-        unknown = [name for name in body if name not in _WEBHOOK_FIELDS and name != "__metadata"]
-        if unknown:
-            raise ApiError(400, f"Property '{unknown[0]}' does not exist on WebhookSubscription")
-        url, topic = body.get("CallbackURL"), body.get("Topic")
-        if not isinstance(url, str) or not url:
-            raise ApiError(400, "Mandatory: CallbackURL")
-        if not isinstance(topic, str) or not topic:
-            raise ApiError(400, "Mandatory: Topic")
-        if topic not in WEBHOOK_TOPICS:
-            raise ApiError(400, f"Invalid topic: {topic}")
-        if not _callback_allowed(url):
-            raise ApiError(400, "Invalid: the callback URL must use https")
-        if any(
-            row["CallbackURL"] == url and row["Topic"] == topic
-            for row in self.subscriptions.values()
-        ):
-            raise ApiError(400, f"A subscription of {url} to {topic} already exists")
+        problem = self._subscription_problem(body)
+        if problem is not None:
+            raise problem
+        url, topic = body["CallbackURL"], body["Topic"]
         if not isinstance(validation, int) or not 200 <= validation < 300:
             reason = validation if isinstance(validation, str) else f"{validation}"
             raise ApiError(500, f"Invalid: Post to callback URL endpoint returns {reason}")
@@ -869,11 +877,8 @@ class ExactOnlineSandbox(Sandbox):
         if (
             request.method == "POST"
             and path == WEBHOOKS
-            and isinstance(body, dict)
             and self._authorised(request)
-            and isinstance(body.get("CallbackURL"), str)
-            and body.get("Topic") in WEBHOOK_TOPICS
-            and _callback_allowed(body["CallbackURL"])
+            and self._subscription_problem(body) is None
         ):
             validation = await self._validate_callback(body["CallbackURL"])
         with self.lock:
