@@ -114,7 +114,7 @@ def rest_request(
 def hooks(tmp_path: Path) -> Iterator[tuple[Service, TestClient, list[tuple]]]:
     path = tmp_path / "samband.yaml"
     path.write_text(CONFIG, encoding="utf-8")
-    service = Service(path, every=3600, environ=ENVIRON)
+    service = Service(path, every=3600, environ=ENVIRON, push_gap=0)
     pushed: list[tuple] = []
     service._request_run = lambda flows, reason: pushed.append((tuple(flows), reason))  # type: ignore[method-assign]
     with TestClient(create_app(service, manage_service=False)) as client:
@@ -279,7 +279,8 @@ def test_the_rest_webhook_is_signed_over_timestamp_and_body(
     assert client.post("/hooks/crm", content=body, headers=unsigned).status_code == 401
     stale_body, stale = rest_request(event, timestamp=int(time.time()) - 3600)
     assert client.post("/hooks/crm", content=stale_body, headers=stale).status_code == 400
-    moved = dict(headers, **{"X-Samband-Timestamp": str(int(time.time()))})  # re-dated
+    later = str(int(headers["X-Samband-Timestamp"]) + 1)
+    moved = dict(headers, **{"X-Samband-Timestamp": later})  # re-dated
     assert client.post("/hooks/crm", content=body, headers=moved).status_code == 401
     batch, batch_headers = rest_request(
         [
@@ -304,7 +305,7 @@ def test_receivers_need_no_session_even_with_a_login(tmp_path: Path) -> None:
 
     path = tmp_path / "samband.yaml"
     path.write_text(CONFIG, encoding="utf-8")
-    service = Service(path, every=3600, environ=ENVIRON)
+    service = Service(path, every=3600, environ=ENVIRON, push_gap=0)
     pushed: list[object] = []
     service._request_run = lambda flows, reason: pushed.append(flows)  # type: ignore[method-assign]
     access = Access({"SAMBAND_USERS": f"ada admin {hash_password('a long password!')}"})
@@ -313,3 +314,32 @@ def test_receivers_need_no_session_even_with_a_login(tmp_path: Path) -> None:
         assert client.post("/hooks/exact", content=exact_body()).status_code == 200
         assert client.post("/hooks/exact", content=exact_body(secret="x")).status_code == 401
     assert len(pushed) == 1
+
+
+def test_a_stream_of_pushes_starts_a_run_at_most_once_per_gap(tmp_path: Path) -> None:
+    path = tmp_path / "samband.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    service = Service(path, every=3600, environ=ENVIRON, push_gap=3600)
+    asked: list[list[str]] = []
+    service._request_run = lambda flows, reason: asked.append(flows)  # type: ignore[method-assign]
+    service.pushed("exact", ["Accounts"], ["a"])
+    service.pushed("crm", ["Customer"], ["1"])
+    service.pushed("exact", ["Accounts"], ["b"])
+    assert asked == [["exact.Accounts->pms.Customer"]]  # the rest waits for the gap
+    assert service._push_timer is not None
+    service._push_timer.cancel()
+    service._gate_open()  # the gap is over
+    assert asked[1:] == [["crm.Customer->pms.Org", "exact.Accounts->pms.Customer"]]
+    service.stop()
+
+
+def test_pushes_do_not_hurry_a_failing_system_past_its_backoff(tmp_path: Path) -> None:
+    path = tmp_path / "samband.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    service = Service(path, every=3600, environ=ENVIRON, push_gap=0)
+    service.scheduler.state.failures_in_a_row = 2
+    assert service.pushed("exact", ["Accounts"], ["a"]) == ["exact.Accounts->pms.Customer"]
+    assert not service.scheduler.requested
+    service.scheduler.state.failures_in_a_row = 0
+    service.pushed("exact", ["Accounts"], ["a"])
+    assert service.scheduler.requested

@@ -24,6 +24,9 @@ from samband.service.push import Listeners, PushMetrics, Receivers
 from samband.service.scheduler import RunOutcome, Scheduler
 
 log = logging.getLogger(__name__)
+#: pushed changes start a run at most once in this many seconds (a steady stream of
+#: webhooks would otherwise be one run after another, each spending API calls)
+PUSH_GAP = 1.0
 
 
 class Service:
@@ -38,6 +41,7 @@ class Service:
         store_url: str | None = None,
         notifier: Notifier | None = None,
         environ: Mapping[str, str] | None = None,
+        push_gap: float = PUSH_GAP,
     ):
         self.config_path = Path(config_path)
         self.notifier = notifier or Notifier()
@@ -55,6 +59,11 @@ class Service:
         self.receivers = Receivers(self.config, self.environ, self.pushed, self.push_metrics)
         self.listeners = Listeners(self.config, self.environ, self.pushed, self.push_metrics)
         self.pushes = 0  # pushed changes that asked for a run
+        self.push_gap = push_gap
+        self._push_lock = threading.Lock()
+        self._last_push_run = float("-inf")
+        self._push_timer: threading.Timer | None = None
+        self._push_waiting: dict[str, str] = {}  # dataflow → why, for the delayed run
 
     def _engine(self) -> Engine:
         return Engine(self.config, store_url=self.store_url, environ=self.environ)
@@ -93,6 +102,9 @@ class Service:
         self.listeners.start(self._systems_in_use())
 
     def stop(self, timeout: float | None = None) -> None:
+        with self._push_lock:
+            if self._push_timer is not None:
+                self._push_timer.cancel()
         self.listeners.stop(timeout)
         self.scheduler.stop(timeout)
         with self._inspector_lock:
@@ -118,9 +130,37 @@ class Service:
         if not flows:
             log.info("%s: a pushed change of %s concerns no dataflow", system, sorted(refs))
             return []
+        if self.scheduler.state.failures_in_a_row:
+            # the failing system is not asked again before its backoff is over
+            log.info("%s: a pushed change waits for the next scheduled run", system)
+            return flows
         self.pushes += 1
-        self._request_run(flows, f"{source} from {system}: {', '.join(sorted(refs))}")
+        self._gate(flows, f"{source} from {system}: {', '.join(sorted(refs))}")
         return flows
+
+    def _gate(self, flows: list[str], reason: str) -> None:
+        """At once, unless a pushed run started less than :attr:`push_gap` ago: then once
+        the gap is over, for everything pushed meanwhile."""
+        with self._push_lock:
+            for flow in flows:
+                self._push_waiting.setdefault(flow, reason)
+            if self._push_timer is not None:
+                return  # the delayed run takes this one too
+            wait = self._last_push_run + self.push_gap - time.monotonic()
+            if wait > 0:
+                self._push_timer = threading.Timer(wait, self._gate_open)
+                self._push_timer.daemon = True
+                self._push_timer.start()
+                return
+        self._gate_open()
+
+    def _gate_open(self) -> None:
+        with self._push_lock:
+            self._push_timer = None
+            waiting, self._push_waiting = self._push_waiting, {}
+            self._last_push_run = time.monotonic()
+        if waiting:
+            self._request_run(list(waiting), "; ".join(sorted(set(waiting.values()))))
 
     def _request_run(self, dataflows: list[str], reason: str) -> None:
         """Where a pushed change asks for a run.  The scheduler coalesces requests: any
