@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,6 +20,7 @@ from samband.kinds.exact_online.push import hash_code, receive, top_level_spans
 from samband.plugin.push import Refused
 from samband.service import Service, create_app
 from samband.service.push import ReplayGuard
+from tests.support.docs_examples import DOCS, block_after
 from tests.support.service import TestClient
 
 SECRET = "exact-webhook-secret-0123456789"
@@ -343,3 +345,17 @@ def test_pushes_do_not_hurry_a_failing_system_past_its_backoff(tmp_path: Path) -
     service.scheduler.state.failures_in_a_row = 0
     service.pushed("exact", ["Accounts"], ["a"])
     assert service.scheduler.requested
+
+
+def test_the_signing_example_of_the_service_page_is_accepted(
+    hooks: tuple[Service, TestClient, list[tuple]],
+) -> None:
+    _, client, pushed = hooks
+    example = block_after(DOCS / "service.md", "## Near-real-time", "python")
+    names: dict[str, Any] = {}
+    exec(compile(example.code, example.where, "exec"), names)
+    body, headers = names["signed_event"](REST_SECRET, "Customer", "7", "updated")
+    assert client.post("/hooks/crm", content=body, headers=headers).status_code == 200
+    assert pushed == [(("crm.Customer->pms.Org",), "webhook from crm: crm.Customer")]
+    forged, forged_headers = names["signed_event"]("not the secret", "Customer", "7", "updated")
+    assert client.post("/hooks/crm", content=forged, headers=forged_headers).status_code == 401
