@@ -359,3 +359,35 @@ def test_the_signing_example_of_the_service_page_is_accepted(
     assert pushed == [(("crm.Customer->pms.Org",), "webhook from crm: crm.Customer")]
     forged, forged_headers = names["signed_event"]("not the secret", "Customer", "7", "updated")
     assert client.post("/hooks/crm", content=forged, headers=forged_headers).status_code == 401
+
+
+def test_serve_refuses_a_public_url_that_is_not_http(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from samband.cli import app
+
+    path = tmp_path / "samband.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    result = CliRunner().invoke(app, ["serve", "-c", str(path), "--public-url", "ftp://x"])
+    assert result.exit_code == 2
+    assert "--public-url" in result.output
+
+
+def test_listeners_end_at_once_where_there_is_nothing_to_listen_to(tmp_path: Path) -> None:
+    from samband.config import parse_config
+    from samband.service.metrics import Metrics
+    from samband.service.push import Listeners, PushMetrics
+
+    text = """
+systems:
+  lite: {kind: sql, url: "sqlite:///pms.db", entity_types: {customers: {}}}
+  unset: {kind: sql, url: "${NO_SUCH_DATABASE_URL}", entity_types: {customers: {}}}
+"""
+    config = parse_config(text).config
+    metrics = PushMetrics(Metrics(dict).registry)
+    listeners = Listeners(config, {}, lambda *args: None, metrics)
+    listeners.start(["lite", "unset"])
+    for thread in listeners._threads:
+        thread.join(30)
+        assert not thread.is_alive()
+    assert listeners.connections == {}

@@ -283,6 +283,9 @@ class Listeners:
         while not self._stop.is_set():
             try:
                 hooks.listen(system_id, system, self.environ, on_change, self._stop, connected)
+            except SambandError as exc:  # the config: no reconnect mends it; runs say it too
+                log.warning("%s: not listening for changes: %s", system_id, exc)
+                return
             except Exception as exc:  # any loss of the connection: reconnect
                 log.warning(
                     "%s: the change listener lost its connection (%s); again in %.1f s",
