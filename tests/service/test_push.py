@@ -160,6 +160,7 @@ def test_the_empty_validation_post_of_a_new_subscription_is_answered() -> None:
         (b'{"Content": {"Topic": "Accounts"}', "malformed"),
         (b"[1, 2]", "malformed"),
         (b"\xff\xfe", "malformed"),
+        (b'{"Content":' + b"[" * 100_000 + b'],"HashCode":"A"}', "malformed"),
     ],
     ids=[
         "wrong-secret",
@@ -171,6 +172,7 @@ def test_the_empty_validation_post_of_a_new_subscription_is_answered() -> None:
         "truncated",
         "not-an-object",
         "not-utf8",
+        "nested-too-deep",
     ],
 )
 def test_an_exact_event_that_does_not_verify_is_refused(body: bytes, reason: str) -> None:
@@ -291,6 +293,14 @@ def test_the_rest_webhook_is_signed_over_timestamp_and_body(
         ]
     )
     assert client.post("/hooks/crm", content=batch, headers=batch_headers).status_code == 200
+    deep = b"[" * 100_000 + b"]" * 100_000
+    stamp = str(int(time.time()))
+    mac = hmac.new(REST_SECRET.encode(), stamp.encode() + b"." + deep, hashlib.sha256)
+    deep_headers = {
+        "X-Samband-Timestamp": stamp,
+        "X-Samband-Signature": "sha256=" + mac.hexdigest(),
+    }
+    assert client.post("/hooks/crm", content=deep, headers=deep_headers).status_code == 400
     bad, bad_headers = rest_request({"type": "Customer", "id": 1, "action": "exploded"})
     assert client.post("/hooks/crm", content=bad, headers=bad_headers).status_code == 400
     assert len(pushed) == 2
@@ -299,7 +309,7 @@ def test_the_rest_webhook_is_signed_over_timestamp_and_body(
     assert counted[("crm", "bad_signature")] == 2
     assert counted[("crm", "unsigned")] == 1
     assert counted[("crm", "stale")] == 1
-    assert counted[("crm", "malformed")] == 1
+    assert counted[("crm", "malformed")] == 2
 
 
 def test_receivers_need_no_session_even_with_a_login(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def receive(body: bytes, headers: Mapping[str, str], secret: str) -> PushedChang
     try:
         text = body.decode("utf-8")
         spans = top_level_spans(text)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise Refused("malformed", f"the body is not one JSON object: {exc}") from None
     names = [key for key, _, _ in spans]
     if names.count("Content") != 1 or names.count("HashCode") > 1:

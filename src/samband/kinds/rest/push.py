@@ -40,7 +40,7 @@ def receive(body: bytes, headers: Mapping[str, str], secret: str) -> PushedChang
         raise Refused("bad_signature", "the signature does not match the body")
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Refused("malformed", "the body is not JSON") from None
     events = data if isinstance(data, list) else [data]
     types: list[str] = []
