@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from samband.config.model import SystemConfig
@@ -76,4 +76,3 @@ class PushHooks:
     listen: Listen | None = None
     #: the credential holding the secret that signs pushed requests
     secret_credential: str = "webhook_secret"
-    extra: Mapping[str, Any] = field(default_factory=dict)
