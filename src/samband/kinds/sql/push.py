@@ -34,6 +34,7 @@ def listen(
     """Returns at once when the database is not PostgreSQL (nothing to listen to), else
     when ``stop`` is set; raises when the connection is lost."""
     import psycopg
+    from psycopg import sql
 
     url = database_url(config, resolve_all(config.credentials, environ, system=system_id))
     if url.get_backend_name() != "postgresql":
@@ -49,7 +50,7 @@ def listen(
         for name, spec in specs.items():
             if spec.table:
                 tables.setdefault(f"{spec.schema or default_schema}.{spec.table}", []).append(name)
-        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
         connected()
         while not stop.is_set():
             for note in conn.notifies(timeout=POLL_SECONDS):
