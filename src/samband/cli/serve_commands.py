@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -29,6 +30,14 @@ def serve(
         typer.Option(
             "--secure-cookies/--no-secure-cookies",
             help="Mark the session cookie Secure (HTTPS only); default: on, off loopback.",
+        ),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="The https address the systems reach this service at: once listening, "
+            "subscribe their webhooks to PUBLIC_URL/hooks/SYSTEM (Exact Online).",
         ),
     ] = None,
 ) -> None:
@@ -61,6 +70,8 @@ def serve(
     if refusal:
         err.print(f"error: {refusal}", markup=False, highlight=False)
         raise typer.Exit(2)
+    if public_url and not public_url.startswith(("https://", "http://")):
+        raise typer.BadParameter("an http(s) address", param_hint="--public-url")
     try:
         interval = parse_interval(every)
     except ValueError as exc:
@@ -82,10 +93,29 @@ def serve(
             highlight=False,
         )
         raise typer.Exit(1) from None
-    server = _server(
-        app_, host, port, lambda: out.print(announce, highlight=False), service.live.close
-    )
+
+    def listening() -> None:
+        out.print(announce, highlight=False)
+        if public_url:
+            threading.Thread(
+                target=_subscribe, args=(service, public_url), name="subscribe", daemon=True
+            ).start()
+
+    server = _server(app_, host, port, listening, service.live.close)
     server.run(sockets=[sock])
+
+
+def _subscribe(service: Any, public_url: str) -> None:
+    """Subscribe the webhooks once the receivers answer (the vendor calls them first)."""
+    try:
+        for line in service.subscribe(public_url):
+            out.print(line, highlight=False, markup=False)
+    except SambandError as exc:
+        err.print(
+            f"warning: the webhooks were not subscribed: {exc}; the schedule still polls",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command("hash-password")

@@ -98,6 +98,11 @@ class Scheduler:
         """When ``dataflow`` runs next (time.time()); None before the first run."""
         return self._due.get(dataflow)
 
+    @property
+    def requested(self) -> bool:
+        """A run was asked for and has not started yet."""
+        return self._wake.is_set()
+
     def stop(self, timeout: float | None = None) -> None:
         self._stop.set()
         self._wake.set()

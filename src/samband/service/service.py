@@ -4,9 +4,10 @@ store for the pages and the API."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from samband.service.live import LiveProgress
 from samband.service.masking import mask_secrets
 from samband.service.metrics import Metrics
 from samband.service.notify import Event, Notifier
+from samband.service.push import Listeners, PushMetrics, Receivers
 from samband.service.scheduler import RunOutcome, Scheduler
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,11 @@ def intervals(config: Config, every: float) -> dict[str, float]:
     return {
         flow.key: parse_interval(flow.every) if flow.every else every for flow in config.dataflows
     }
+
+
+#: pushed changes start a run at most once in this many seconds (a steady stream of
+#: webhooks would otherwise be one run after another, each spending API calls)
+PUSH_GAP = 1.0
 
 
 class Service:
@@ -46,6 +53,8 @@ class Service:
         *,
         store_url: str | None = None,
         notifier: Notifier | None = None,
+        environ: Mapping[str, str] | None = None,
+        push_gap: float = PUSH_GAP,
     ):
         self.config_path = Path(config_path)
         self.notifier = notifier or Notifier()
@@ -69,9 +78,19 @@ class Service:
             progress=self.live,
         )
         self.metrics.running.set_function(lambda: 1 if self.scheduler.state.running_since else 0)
+        self.environ = os.environ if environ is None else environ
+        self.push_metrics = PushMetrics(self.metrics.registry)
+        self.receivers = Receivers(self.config, self.environ, self.pushed, self.push_metrics)
+        self.listeners = Listeners(self.config, self.environ, self.pushed, self.push_metrics)
+        self.pushes = 0  # pushed changes that asked for a run
+        self.push_gap = push_gap
+        self._push_lock = threading.Lock()
+        self._last_push_run = float("-inf")
+        self._push_timer: threading.Timer | None = None
+        self._push_waiting: dict[str, str] = {}  # dataflow → why, for the delayed run
 
     def _engine(self) -> Engine:
-        return Engine(self.config, store_url=self.store_url)
+        return Engine(self.config, store_url=self.store_url, environ=self.environ)
 
     def _finished(self, outcome: RunOutcome) -> None:
         self.live.finish(outcome.status, outcome.message)
@@ -146,9 +165,14 @@ class Service:
         _observe.listen(self.metrics)
         _observe.listen(self.systems)
         self.scheduler.start()
+        self.listeners.start(self._systems_in_use())
 
     def stop(self, timeout: float | None = None) -> None:
         self.live.close()
+        with self._push_lock:
+            if self._push_timer is not None:
+                self._push_timer.cancel()
+        self.listeners.stop(timeout)
         self.scheduler.stop(timeout)
         _observe.stop_listening(self.metrics)
         _observe.stop_listening(self.systems)
@@ -172,6 +196,86 @@ class Service:
             if key not in known:
                 raise ValueError(f"there is no dataflow {key!r}; the dataflows: {', '.join(known)}")
         return keys
+
+    # -- pushed changes ------------------------------------------------------------------
+    def pushed(
+        self,
+        system: str,
+        entity_types: tuple[str, ...] | list[str],
+        keys: tuple[str, ...] | list[str] = (),
+        source: str = "webhook",
+    ) -> list[str]:
+        """A system said records of ``entity_types`` changed (``keys``: which, when it
+        says): the dataflows reading those types are run.  Returns their keys."""
+        refs = {f"{system}.{entity_type}" for entity_type in entity_types}
+        flows = [f.key for f in self.config.dataflows if f.source in refs or f.target in refs]
+        if not flows:
+            log.info("%s: a pushed change of %s concerns no dataflow", system, sorted(refs))
+            return []
+        if self.scheduler.state.failures_in_a_row:
+            # the failing system is not asked again before its backoff is over
+            log.info("%s: a pushed change waits for the next scheduled run", system)
+            return flows
+        self.pushes += 1
+        self._gate(flows, f"{source} from {system}: {', '.join(sorted(refs))}")
+        return flows
+
+    def _gate(self, flows: list[str], reason: str) -> None:
+        """At once, unless a pushed run started less than :attr:`push_gap` ago: then once
+        the gap is over, for everything pushed meanwhile."""
+        with self._push_lock:
+            for flow in flows:
+                self._push_waiting.setdefault(flow, reason)
+            if self._push_timer is not None:
+                return  # the delayed run takes this one too
+            wait = self._last_push_run + self.push_gap - time.monotonic()
+            if wait > 0:
+                self._push_timer = threading.Timer(wait, self._gate_open)
+                self._push_timer.daemon = True
+                self._push_timer.start()
+                return
+        self._gate_open()
+
+    def _gate_open(self) -> None:
+        with self._push_lock:
+            self._push_timer = None
+            waiting, self._push_waiting = self._push_waiting, {}
+            self._last_push_run = time.monotonic()
+        if waiting:
+            self._request_run(list(waiting), "; ".join(sorted(set(waiting.values()))))
+
+    def _request_run(self, dataflows: list[str], reason: str) -> None:
+        """Where a pushed change asks for a run.  The scheduler coalesces requests: any
+        number of them before a run starts is one run, and those that arrive during a run
+        are one more run after it (which reads what the run in progress may have missed)."""
+        log.debug("run requested for %s: %s", dataflows, reason)
+        self.run_now(dataflows, reason)
+
+    def subscribe(self, public_url: str) -> list[str]:
+        """Ask every system that takes webhooks (and can subscribe) to send its changes to
+        ``public_url/hooks/SYSTEM``; the receiver must already be reachable there."""
+        done: list[str] = []
+        in_use = self._types_in_use()
+        with Engine(self.config, store_url=self.store_url, environ=self.environ) as engine:
+            for system_id, receiver in self.receivers.by_system.items():
+                if receiver.hooks.subscribe is None or system_id not in in_use:
+                    continue
+                callback = f"{public_url.rstrip('/')}/hooks/{system_id}"
+                done += receiver.hooks.subscribe(
+                    engine.connector(system_id), callback, sorted(in_use[system_id])
+                )
+        return done
+
+    def _types_in_use(self) -> dict[str, set[str]]:
+        types: dict[str, set[str]] = {}
+        for flow in self.config.dataflows:
+            for ref in (flow.source, flow.target):
+                system, _, entity_type = ref.partition(".")
+                types.setdefault(system, set()).add(entity_type)
+        return types
+
+    def _systems_in_use(self) -> list[str]:
+        return list(self._types_in_use())
 
     def read(self, what: str, *args: Any) -> Any:
         """``Inspector.<what>(*args)`` on the service's own store connection; one reader at

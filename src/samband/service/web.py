@@ -1,5 +1,6 @@
 """The service's HTTP face: the pages (server-rendered), the JSON API, ``/metrics``,
-``/healthz`` and ``/readyz``, and the login that guards them (:mod:`.access`).
+``/healthz`` and ``/readyz``, the login that guards them (:mod:`.access`), and the
+webhook receivers (``/hooks/SYSTEM``, :mod:`.push`).
 
 With users configured every page needs a session and every form a CSRF token; the API
 takes the session (plus the ``X-CSRF-Token`` header on a POST) or the bearer token.
@@ -377,6 +378,9 @@ def create_app(
             methods=["POST"],
         ),
     ]
+
+    # the webhook receivers: no session or CSRF token, each request signed by its system
+    routes += service.receivers.routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
