@@ -45,6 +45,10 @@ def _task(name: str) -> Callable[..., dict[str, Any]]:
         from bench.budget_bench import run_quiescent
 
         return run_quiescent
+    if name == "serve":
+        from bench.serve_bench import run_serve
+
+        return run_serve
     raise SystemExit(f"unknown benchmark task {name!r}")
 
 

@@ -336,3 +336,29 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
         and f"cannot listen on 127.0.0.1:{port}" in result.stderr
     )
     assert result.stdout == ""  # nothing announced
+
+
+def test_the_served_connections_send_without_waiting_for_acks() -> None:
+    """The listening socket names TCP, so asyncio sets TCP_NODELAY on each connection; without
+    it every response on a kept-alive connection waited ~40 ms (Nagle and delayed ACKs)."""
+    import asyncio
+
+    from samband.cli.serve_commands import _bound
+
+    async def accepted_nodelay() -> int:
+        sock = _bound("127.0.0.1", 0)
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peer = writer.get_extra_info("socket")
+            seen.set_result(peer.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(connected, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            result = await asyncio.wait_for(seen, 10)
+            writer.close()
+            return result
+
+    assert asyncio.run(accepted_nodelay()) != 0
