@@ -18,9 +18,7 @@ def test_every_data_file_of_the_package_is_in_the_wheel() -> None:
     data = {
         path
         for path in PACKAGE.rglob("*")
-        if path.is_file()
-        and path.suffix not in (".py", ".pyc")
-        and "__pycache__" not in path.parts
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
     }
     assert data, "no data files found: the test looks in the wrong place"
     missing = sorted(str(path.relative_to(PACKAGE)) for path in data - listed)

@@ -40,6 +40,7 @@ class Service:
         self.store_url = store_url
         self._inspector: Inspector | None = None
         self._inspector_lock = threading.Lock()
+        self._counts = _Counts()
         self.metrics = Metrics(self._store_gauges)
         self.scheduler = Scheduler(self._engine, every, on_finished=self._finished)
         self.metrics.running.set_function(lambda: 1 if self.scheduler.state.running_since else 0)
@@ -48,6 +49,8 @@ class Service:
         return Engine(self.config, store_url=self.store_url)
 
     def _finished(self, outcome: RunOutcome) -> None:
+        with self._inspector_lock:
+            self._counts.forget()  # the run changed them
         self.metrics.observe(outcome, time.time())
         if self.notifier.enabled:
             for event in self._events(outcome):
@@ -97,6 +100,8 @@ class Service:
             # each read ends its transaction: a PostgreSQL connection left idle in one
             # holds back vacuum for as long as the service runs
             with inspector.store.tx():
+                if what == "status":
+                    return inspector.status(self._counts.get(inspector))
                 return getattr(inspector, what)(*args)
 
     def act(self, actor: str | None, what: str, *args: Any) -> Any:
@@ -108,6 +113,7 @@ class Service:
                 return getattr(inspector, what)(*args)
             finally:
                 inspector.actor = None
+                self._counts.forget()
 
     def _opened(self) -> Inspector:
         """The service's inspector, opened at first use (call with the lock held)."""
@@ -136,7 +142,7 @@ class Service:
     def health(self) -> tuple[bool, str]:
         """Ready: the store answers and the last run did not fail."""
         try:
-            self.read("status")
+            self.read("ping")
         except SambandError as exc:
             return False, f"the store does not answer: {exc}"
         last = self.scheduler.state.last
@@ -170,3 +176,31 @@ class Service:
             "last": state.last.__dict__ if state.last else None,
             "failures_in_a_row": state.failures_in_a_row,
         }
+
+
+class _Counts:
+    """The counts of the overview, /metrics and /api/status (links per dataflow,
+    conflicts, quarantined records), kept between changes of the store.  Counting a
+    million links takes a pass over an index; the store's change mark (a few index
+    lookups) says when to count again, at most every :attr:`FRESH` seconds while it
+    keeps changing (a run in progress).  Call with the service's inspector lock held."""
+
+    FRESH = 5.0
+
+    def __init__(self) -> None:
+        self._mark: tuple[Any, ...] | None = None
+        self._counts: dict[str, Any] | None = None
+        self._at = 0.0
+
+    def get(self, inspector: Inspector) -> dict[str, Any]:
+        mark = inspector.change_mark()
+        if self._counts is None or (
+            mark != self._mark and time.monotonic() - self._at >= self.FRESH
+        ):
+            self._counts = inspector.counts()
+            self._mark, self._at = mark, time.monotonic()
+        return self._counts
+
+    def forget(self) -> None:
+        """An action of this service changed the store: count again at the next read."""
+        self._counts = None

@@ -159,6 +159,14 @@ def _v8(conn: Connection) -> None:
     s.unlinked.create(conn, checkfirst=True)
 
 
+def _v13(conn: Connection) -> None:
+    """The links are indexed by dataflow: a count per dataflow (the overview, `samband
+    status`, /metrics) reads the index, not every link."""
+    for index in s.links.indexes:
+        if index.name == "ix_samband_links_dataflow":
+            index.create(conn, checkfirst=True)
+
+
 def _move_dirty_marks(conn: Connection) -> bool:
     """Create the dirty queue and copy the snapshots' dirty marks into it; False when the
     snapshots have no dirty column (any more)."""
@@ -224,6 +232,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (6, _v6),
     (7, _v7),
     (8, _v8),
+    (13, _v13),
 ]
 LATEST = MIGRATIONS[-1][0]
 

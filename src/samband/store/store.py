@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 
+from samband.store import schema as s
 from samband.store._database import Database, db_message, redact_url
 from samband.store._statements import Statements
 from samband.store.cursors import Cursors
@@ -182,6 +183,23 @@ class Store:
     ) -> list[dict[str, Any]]:
         return self.db.table_rows(table, where, order, limit)
 
+    def count_rows(self, table: Any, where: Any = None) -> int:
+        return self.db.count_rows(table, where)
+
+    def change_mark(self) -> tuple[Any, ...]:
+        """A value that changes whenever links, conflicts or quarantined records may have
+        changed: the highest id of each journal and the latest run with its status (a few
+        index lookups, whatever the store's size).  Every action is in history, so an
+        action of another process changes it too."""
+        latest = self.db.table_rows(s.runs, order=s.runs.c.id.desc(), limit=1)
+        return (
+            self.db.last_id(s.links),
+            self.db.last_id(s.audit),
+            self.db.last_id(s.conflicts),
+            self.db.last_id(s.dead_letters),
+            (latest[0]["id"], latest[0]["status"]) if latest else None,
+        )
+
     # -- runs and leases ------------------------------------------------------------
     def begin_run(self, dry_run: bool) -> int:
         return self.runs.begin(dry_run)
@@ -294,6 +312,9 @@ class Store:
 
     def count_links(self, dataflow: str) -> int:
         return self.links.count(dataflow)
+
+    def count_links_by_dataflow(self) -> dict[str, int]:
+        return self.links.count_by_dataflow()
 
     def all_links(self, dataflow: str | None = None) -> list[Link]:
         return self.links.all(dataflow)
