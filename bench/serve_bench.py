@@ -330,7 +330,7 @@ def wait_first_run(client: httpx.Client, timeout: float = 600) -> dict[str, Any]
     raise RuntimeError(f"the service's first run did not finish within {timeout:.0f} s")
 
 
-def samples(config: Path, store_url: str) -> dict[str, str]:
+def samples(config: Path, store_url: str, links: int = 0) -> dict[str, str]:
     """A value for each path parameter a route may have, taken from the store (a record in
     the middle of the bulk rows, the latest conflict and run) and the config."""
     from sqlalchemy import create_engine, text
@@ -345,10 +345,7 @@ def samples(config: Path, store_url: str) -> dict[str, str]:
             conflict = conn.execute(text("SELECT max(id) FROM samband_conflicts")).scalar_one()
             run = conn.execute(text("SELECT max(id) FROM samband_runs")).scalar_one()
             letter = conn.execute(text("SELECT max(ref) FROM samband_dead_letters")).scalar_one()
-            middle = conn.execute(
-                text("SELECT source_ref FROM samband_links WHERE dataflow = 'customers'"
-                     " ORDER BY id LIMIT 1 OFFSET 400000")
-            ).scalar()  # fmt: skip
+            middle = f"crm:Customer:{FIRST_ID + links // 3}" if links else None
     finally:
         engine.dispose()
     flow = cfg.dataflows[0]
@@ -462,7 +459,7 @@ def run_serve(
             rows = fill(store_url, links)
             build = time.perf_counter() - started
             routes = get_routes(config)
-            values = samples(config, store_url)
+            values = samples(config, store_url, links)
             result: dict[str, Any] = {"links": links, "store": store, "build_seconds": build}
             result["rows"] = rows
             with served(config) as (process, url), httpx.Client(base_url=url, timeout=60) as client:
