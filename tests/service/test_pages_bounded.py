@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from bench.serve_bench import fill, fill_path, get_routes, make_world, samples
+
 from samband.sandbox._base import SandboxServer
 from samband.service import Service, create_app
 
@@ -42,20 +42,24 @@ def _work_per_route(folder: Path, links: int) -> dict[str, int]:
             _get(client, path)
             assert service._inspector is not None
             sqlite = service._inspector.store.db.conn.connection.driver_connection
-            steps = [0]
-
-            def count() -> int:
-                steps[0] += 1
-                return 0  # go on
-
-            sqlite.set_progress_handler(count, STEP)  # type: ignore[union-attr]
+            steps = _Steps()
+            sqlite.set_progress_handler(steps, STEP)  # type: ignore[union-attr]
             try:
                 _get(client, path)
             finally:
                 sqlite.set_progress_handler(None, STEP)  # type: ignore[union-attr]
-            work[template] = steps[0]
+            work[template] = steps.count
     service.stop()
     return work
+
+
+class _Steps:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> int:
+        self.count += 1
+        return 0  # go on
 
 
 def _get(client: httpx.Client, path: str) -> None:
