@@ -9,6 +9,8 @@ the app registers, so a page added later is checked too.  The speed itself is a 
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import httpx
@@ -82,3 +84,16 @@ def test_no_page_does_work_that_grows_with_the_links(tmp_path: Path) -> None:
         if large[route] > 2 * small[route] + 50
     }
     assert not grown, f"work (x{STEP} SQLite steps) grows with the links: {grown}"
+
+
+def test_the_quarantine_export_holds_every_record_across_its_pages(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    config = make_world(tmp_path, url)
+    fill(url, 10, runs=1, conflicts=0, quarantined=4_500)  # pages of 2 000
+    service = Service(config, every=86_400)
+    with SandboxServer(create_app(service, manage_service=False)) as server:
+        exported = httpx.get(f"{server.url}/errors.csv", timeout=60)
+    service.stop()
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert len(rows) == 4_500 and len({row["ref"] for row in rows}) == 4_500
+    assert rows[0]["reason"].startswith("erp rejected the record")

@@ -182,6 +182,12 @@ class Inspector:
             for r in self.store.dead_letters(limit=limit)
         ]
 
+    def errors_export(self, after: int = 0, limit: int = 2000) -> tuple[int, list[list[Any]]]:
+        """A page of the quarantine for an export, after the id ``after``: (the id to go on
+        after, rows of ref, dataflow, kind, reason, attempts, last); no rows at the end."""
+        rows = self.store.dead_letter_rows(after, limit)
+        return (rows[-1][0] if rows else after), [list(row[1:]) for row in rows]
+
     def retry(self, refs: list[str] | None = None) -> int:
         """Mark quarantined records (all, or ``refs``) to be planned again next run."""
         # a dismissed record is retried only when named

@@ -409,6 +409,9 @@ class Store:
     ) -> list[dict[str, Any]]:
         return self.journal.dead_letters(refs, limit, dismissed=dismissed)
 
+    def dead_letter_rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        return self.journal.dead_letter_rows(after, limit)
+
     def remove_dead_letters(self, ids: list[int]) -> None:
         self.journal.remove_dead_letters(ids)
 
