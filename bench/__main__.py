@@ -455,9 +455,23 @@ def bench_serve(suite: Suite) -> None:
         name = "SQLite" if store == "sqlite" else "PostgreSQL"
         f = suite.figure
         detail = []
+        pages = {}
         for template, page in result["pages"].items():
             if page["status"] >= 400:
                 suite.failures.append(f"serve: GET {page['path']} answered {page['status']}")
+            if page.get("attachment"):
+                # a download (the quarantine as CSV): as large as what it exports, so its
+                # first byte is held to the goal and the whole of it is shown beside
+                kib = page["bytes"] / 1024
+                f(
+                    "serve",
+                    f"GET {template} ({kib:,.0f} KiB), {label} links, {name}: whole, p95",
+                    "ms",
+                    note=f"p50 {page['p50']:.1f} ms",
+                ).values.append(page["p95"])
+                page = {**page, "p50": page["first_byte_p50"], "p95": page["first_byte_p95"]}
+                template = f"{template} first byte"
+            pages[template] = page
             f(
                 "serve",
                 f"GET {template}, {label} links, {name}: p95",
@@ -467,7 +481,7 @@ def bench_serve(suite: Suite) -> None:
                 note=f"p50 {page['p50']:.1f} ms over {page['requests']} requests",
             ).values.append(page["p95"])
             detail.append(f"{template} {page['p50']:.0f}/{page['p95']:.0f}")
-        slowest = max(result["pages"].values(), key=lambda page: page["p95"])
+        slowest = max(pages.values(), key=lambda page: page["p95"])
         f(
             "serve",
             f"slowest route, {label} links, {name}: p95 ({slowest['path']})",

@@ -405,26 +405,42 @@ def fill_path(template: str, values: dict[str, str]) -> str | None:
 
 
 def measure(client: httpx.Client, path: str, requests: int) -> dict[str, Any]:
-    """Latencies of ``requests`` GETs (after one to warm up), in ms.  An event stream is
-    timed to its headers: it does not end."""
-    times, status, kind = [], 0, ""
+    """Latencies of ``requests`` GETs (after one to warm up), in ms: to the first byte of
+    the body and to its end.  An event stream is timed to its headers: it does not end."""
+    times, firsts, status, kind, attachment, size = [], [], 0, "", False, 0
     for n in range(requests + 1):
         started = time.perf_counter()
         with client.stream("GET", path) as response:
+            first = time.perf_counter()
             kind = response.headers.get("content-type", "")
+            attachment = "attachment" in response.headers.get("content-disposition", "")
             status = response.status_code
             if not kind.startswith("text/event-stream"):
-                response.read()
+                size = 0
+                for number, chunk in enumerate(response.iter_bytes()):
+                    if number == 0:
+                        first = time.perf_counter()
+                    size += len(chunk)
         if n:
             times.append((time.perf_counter() - started) * 1000)
-    times.sort()
+            firsts.append((first - started) * 1000)
     return {
         "status": status,
         "content_type": kind.split(";")[0],
-        "p50": statistics.median(times),
-        "p95": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
-        "max": times[-1],
+        "attachment": attachment,
+        "bytes": size,
         "requests": requests,
+        **_percentiles(times, ""),
+        **_percentiles(firsts, "first_byte_"),
+    }
+
+
+def _percentiles(values: list[float], prefix: str) -> dict[str, float]:
+    values = sorted(values)
+    return {
+        f"{prefix}p50": statistics.median(values),
+        f"{prefix}p95": values[min(len(values) - 1, round(0.95 * (len(values) - 1)))],
+        f"{prefix}max": values[-1],
     }
 
 

@@ -51,6 +51,7 @@ class Service:
     def _finished(self, outcome: RunOutcome) -> None:
         with self._inspector_lock:
             self._counts.forget()  # the run changed them
+        self._store_gauges()  # count them again here, in the schedule's thread, not in a page
         self.metrics.observe(outcome, time.time())
         if self.notifier.enabled:
             for event in self._events(outcome):
