@@ -362,3 +362,34 @@ def test_the_served_connections_send_without_waiting_for_acks() -> None:
             return result
 
     assert asyncio.run(accepted_nodelay()) != 0
+
+
+def test_the_counts_follow_a_run_of_another_process_and_an_action(
+    served: tuple[Service, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counts are kept between changes of the store (a million links take a while to
+    count): a run the service did not make, and an action through the service, show."""
+    from samband.engine.run import Engine
+    from samband.service import service as service_module
+
+    service, client = served
+    assert client.get("/api/status").json()["links"][0]["links"] == 2
+    dataset("crm").insert("Customer", {"name": "Nord AS", "org": "912345679"})
+    with Engine.from_file(service.config_path) as engine:  # as `samband run` would
+        assert engine.sync().to_dict()["created"] == 1
+    monkeypatch.setattr(service_module._Counts, "FRESH", 0.0)
+    assert client.get("/api/status").json()["links"][0]["links"] == 3
+    quarantined = client.get("/api/status").json()["quarantined"]
+    monkeypatch.setattr(service_module._Counts, "FRESH", 3600.0)  # only an action counts now
+    with service._inspector_lock:
+        inspector = service._opened()
+        with inspector.store.tx():
+            for ref in ("crm:Customer:3", "crm:Customer:4"):
+                inspector.store.add_dead_letter(ref, "customers", "rejected", "no", None, 1)
+    assert client.get("/api/status").json()["quarantined"] == quarantined  # kept
+    token = csrf_of(client.get("/").text)
+    dismissed = client.post(
+        "/api/errors/dismiss", json={"ref": "crm:Customer:3"}, headers={"X-CSRF-Token": token}
+    )
+    assert dismissed.status_code == 200, dismissed.text
+    assert client.get("/api/status").json()["quarantined"] == quarantined + 1
