@@ -319,13 +319,14 @@ def _stderr(process: subprocess.Popen[str]) -> str:
     return process.stderr.read()[-2000:]
 
 
-def wait_first_run(client: httpx.Client, timeout: float = 600) -> dict[str, Any]:
-    """The overview once the run the service starts with has finished."""
+def wait_first_run(client: httpx.Client, timeout: float = 600) -> None:
+    """Until the run the service starts with is over, with what follows it (the metrics
+    of the run are the last of that: ``samband_runs_total``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        overview: dict[str, Any] = client.get("/api/overview").json()
-        if overview.get("last") and not overview.get("running_since"):
-            return overview
+        metrics = client.get("/metrics").text
+        if re.search(r"^samband_runs_total\{[^}]*\} [1-9]", metrics, re.M):
+            return
         time.sleep(0.2)  # paces the polls of a run in progress
     raise RuntimeError(f"the service's first run did not finish within {timeout:.0f} s")
 
@@ -404,34 +405,44 @@ def fill_path(template: str, values: dict[str, str]) -> str | None:
     return _PARAM.sub(lambda m: values[m.group(1)], template)
 
 
-def measure(client: httpx.Client, path: str, requests: int) -> dict[str, Any]:
-    """Latencies of ``requests`` GETs (after one to warm up), in ms: to the first byte of
-    the body and to its end.  An event stream is timed to its headers: it does not end."""
-    times, firsts, status, kind, attachment, size = [], [], 0, "", False, 0
-    for n in range(requests + 1):
-        started = time.perf_counter()
-        with client.stream("GET", path) as response:
-            first = time.perf_counter()
-            kind = response.headers.get("content-type", "")
-            attachment = "attachment" in response.headers.get("content-disposition", "")
-            status = response.status_code
-            if not kind.startswith("text/event-stream"):
+def measure(client: httpx.Client, paths: dict[str, str], requests: int) -> dict[str, Any]:
+    """Per route: latencies of ``requests`` GETs in ms, to the first byte of the body and
+    to its end.  The routes take turns (a round asks each once, after a round to warm
+    up), so a moment the machine is busy falls on all of them alike.  An event stream is
+    timed to its headers: it does not end."""
+    times: dict[str, list[float]] = {template: [] for template in paths}
+    firsts: dict[str, list[float]] = {template: [] for template in paths}
+    seen: dict[str, dict[str, Any]] = {}
+    for round_ in range(requests + 1):
+        for template, path in paths.items():
+            started = time.perf_counter()
+            with client.stream("GET", path) as response:
+                first = time.perf_counter()
+                kind = response.headers.get("content-type", "")
                 size = 0
-                for number, chunk in enumerate(response.iter_bytes()):
-                    if number == 0:
-                        first = time.perf_counter()
-                    size += len(chunk)
-        if n:
-            times.append((time.perf_counter() - started) * 1000)
-            firsts.append((first - started) * 1000)
+                if not kind.startswith("text/event-stream"):
+                    for number, chunk in enumerate(response.iter_bytes()):
+                        if number == 0:
+                            first = time.perf_counter()
+                        size += len(chunk)
+                seen[template] = {
+                    "path": path,
+                    "status": response.status_code,
+                    "content_type": kind.split(";")[0],
+                    "attachment": "attachment" in response.headers.get("content-disposition", ""),
+                    "bytes": size,
+                    "requests": requests,
+                }
+            if round_:
+                times[template].append((time.perf_counter() - started) * 1000)
+                firsts[template].append((first - started) * 1000)
     return {
-        "status": status,
-        "content_type": kind.split(";")[0],
-        "attachment": attachment,
-        "bytes": size,
-        "requests": requests,
-        **_percentiles(times, ""),
-        **_percentiles(firsts, "first_byte_"),
+        template: {
+            **seen[template],
+            **_percentiles(times[template], ""),
+            **_percentiles(firsts[template], "first_byte_"),
+        }
+        for template in paths
     }
 
 
@@ -482,15 +493,16 @@ def run_serve(
                 started = time.perf_counter()
                 wait_first_run(client)
                 result["first_run_seconds"] = time.perf_counter() - started
-                pages: dict[str, Any] = {}
+                paths: dict[str, str] = {}
                 skipped: dict[str, str] = {}
                 for template in routes:
                     path = fill_path(template, values)
                     if path is None:
                         skipped[template] = "no sample value for its parameters"
-                        continue
-                    pages[template] = {"path": path, **measure(client, path, requests)}
-                result["pages"], result["skipped"] = pages, skipped
+                    else:
+                        paths[template] = path
+                result["pages"] = measure(client, paths, requests)
+                result["skipped"] = skipped
                 time.sleep(2)  # let the last response's work end before the idle measurement
                 result["idle_seconds"] = idle_seconds
                 result["idle_cpu_percent"] = idle_cpu(process.pid, idle_seconds)
