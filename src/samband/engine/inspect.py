@@ -36,7 +36,30 @@ class Inspector:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def status(self) -> dict[str, Any]:
+    def counts(self) -> dict[str, Any]:
+        """The links per dataflow, the conflicts and the quarantined records: counted in
+        the store (each a pass over an index; see :meth:`status`)."""
+        by_flow = self.store.count_links_by_dataflow()
+        return {
+            "links": {flow.key: by_flow.get(flow.key, 0) for flow in self.config.dataflows},
+            "conflicts": self.store.count_rows(s.conflicts),
+            "quarantined": self.store.count_rows(
+                s.dead_letters, s.dead_letters.c.dismissed_at.is_(None)
+            ),
+        }
+
+    def change_mark(self) -> tuple[Any, ...]:
+        """Changes whenever :meth:`counts` may have (see ``Store.change_mark``)."""
+        return self.store.change_mark()
+
+    def ping(self) -> None:
+        """One small query: the store answers (the readiness probe)."""
+        self.store.table_rows(s.runs, order=s.runs.c.id.desc(), limit=1)
+
+    def status(self, counts: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What `samband status` shows; ``counts`` as :meth:`counts` returns them, when the
+        caller keeps them (the service, between changes of the store)."""
+        counts = counts if counts is not None else self.counts()
         runs = self.store.table_rows(s.runs, order=s.runs.c.id.desc(), limit=5)
         last = [
             {
@@ -49,9 +72,7 @@ class Inspector:
             }
             for r in runs
         ]
-        links_by_flow: dict[str, int] = {}
-        for flow in self.config.dataflows:
-            links_by_flow[flow.key] = self.store.count_links(flow.key)
+        links_by_flow: dict[str, int] = counts["links"]
         return {
             "store": _safe_store(self.config.store),
             "runs": last,
@@ -75,8 +96,8 @@ class Inspector:
                 if r["expires_at"] > now_iso()
             ],
             "held_deletions": self.held_deletions(),
-            "conflicts": len(self.store.table_rows(s.conflicts)),
-            "quarantined": len(self.store.dead_letters()),
+            "conflicts": counts["conflicts"],
+            "quarantined": counts["quarantined"],
             "open_intents": len(self.store.open_intents()),
         }
 
@@ -162,6 +183,12 @@ class Inspector:
             }
             for r in self.store.dead_letters(limit=limit)
         ]
+
+    def errors_export(self, after: int = 0, limit: int = 2000) -> tuple[int, list[list[Any]]]:
+        """A page of the quarantine for an export, after the id ``after``: (the id to go on
+        after, rows of ref, dataflow, kind, reason, attempts, last); no rows at the end."""
+        rows = self.store.dead_letter_rows(after, limit)
+        return (rows[-1][0] if rows else after), [list(row[1:]) for row in rows]
 
     def retry(self, refs: list[str] | None = None) -> int:
         """Mark quarantined records (all, or ``refs``) to be planned again next run."""

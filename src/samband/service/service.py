@@ -64,6 +64,7 @@ class Service:
         self.store_url = store_url
         self._inspector: Inspector | None = None
         self._inspector_lock = threading.Lock()
+        self._counts = _Counts()
         self.metrics = Metrics(self._store_gauges)
         self.systems = SystemHealth(lambda: self.read("systems"))
         # notified and not over yet: systems whose credentials are refused, the failure
@@ -95,6 +96,9 @@ class Service:
     def _finished(self, outcome: RunOutcome) -> None:
         self.live.finish(outcome.status, outcome.message)
         self.systems.run_finished()
+        with self._inspector_lock:
+            self._counts.forget()  # the run changed them
+        self._store_gauges()  # count them again here, in the schedule's thread, not in a page
         self.metrics.observe(outcome, time.time())
         self._index_search()
         if self.notifier.enabled:
@@ -285,6 +289,8 @@ class Service:
             # each read ends its transaction: a PostgreSQL connection left idle in one
             # holds back vacuum for as long as the service runs
             with inspector.store.tx():
+                if what == "status":
+                    return inspector.status(self._counts.get(inspector))
                 return getattr(inspector, what)(*args)
 
     def act(self, actor: str | None, what: str, *args: Any) -> Any:
@@ -296,6 +302,7 @@ class Service:
                 return getattr(inspector, what)(*args)
             finally:
                 inspector.actor = None
+                self._counts.forget()
 
     def _opened(self) -> Inspector:
         """The service's inspector, opened at first use (call with the lock held)."""
@@ -324,7 +331,7 @@ class Service:
     def health(self) -> tuple[bool, str]:
         """Ready: the store answers and the last run did not fail."""
         try:
-            self.read("status")
+            self.read("ping")
         except SambandError as exc:
             return False, f"the store does not answer: {exc}"
         last = self.scheduler.state.last
@@ -402,3 +409,31 @@ def _controls_text(row: dict[str, Any]) -> str:
     if not row["full_sync"]:
         words.append("only new records")
     return ", ".join(words)
+
+
+class _Counts:
+    """The counts of the overview, /metrics and /api/status (links per dataflow,
+    conflicts, quarantined records), kept between changes of the store.  Counting a
+    million links takes a pass over an index; the store's change mark (a few index
+    lookups) says when to count again, at most every :attr:`FRESH` seconds while it
+    keeps changing (a run in progress).  Call with the service's inspector lock held."""
+
+    FRESH = 5.0
+
+    def __init__(self) -> None:
+        self._mark: tuple[Any, ...] | None = None
+        self._counts: dict[str, Any] | None = None
+        self._at = 0.0
+
+    def get(self, inspector: Inspector) -> dict[str, Any]:
+        mark = inspector.change_mark()
+        if self._counts is None or (
+            mark != self._mark and time.monotonic() - self._at >= self.FRESH
+        ):
+            self._counts = inspector.counts()
+            self._mark, self._at = mark, time.monotonic()
+        return self._counts
+
+    def forget(self) -> None:
+        """An action of this service changed the store: count again at the next read."""
+        self._counts = None

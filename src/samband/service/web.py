@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -211,9 +211,18 @@ def create_app(
         )
 
     async def errors_csv(request: Request, user: User | None) -> Response:
-        rows = await run_in_threadpool(service.read, "errors", 100_000)
-        return Response(
-            _csv(rows, ["ref", "dataflow", "kind", "reason", "attempts", "last"]),
+        def pages() -> Iterator[list[list[Any]]]:
+            # page by page, each read on its own: the quarantine may hold a great many
+            # records, and the other pages are served meanwhile
+            after = 0
+            while True:
+                after, rows = service.read("errors_export", after)
+                if not rows:
+                    return
+                yield rows
+
+        return StreamingResponse(
+            _csv_stream(["ref", "dataflow", "kind", "reason", "attempts", "last"], pages()),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="quarantine.csv"'},
         )
@@ -494,15 +503,23 @@ def _notice(request: Request) -> dict[str, str | None]:
 
 
 def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    return "".join(_csv_stream(columns, [[[row.get(c) for c in columns] for row in rows]]))
+
+
+def _csv_stream(columns: list[str], pages: Iterable[list[list[Any]]]) -> Iterator[str]:
+    """CSV text, a chunk per page of rows (each row in the order of ``columns``)."""
     import csv
     import io
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(column)) for column in columns])
-    return buffer.getvalue()
+    for rows in pages:
+        writer.writerows([_cell(value) for value in row] for row in rows)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
 
 
 def _cell(value: Any) -> str:

@@ -179,6 +179,14 @@ def _v11(conn: Connection) -> None:
     )
 
 
+def _v13(conn: Connection) -> None:
+    """The links are indexed by dataflow: a count per dataflow (the overview, `samband
+    status`, /metrics) reads the index, not every link."""
+    for index in s.links.indexes:
+        if index.name == "ix_samband_links_dataflow":
+            index.create(conn, checkfirst=True)
+
+
 def _move_dirty_marks(conn: Connection) -> bool:
     """Create the dirty queue and copy the snapshots' dirty marks into it; False when the
     snapshots have no dirty column (any more)."""
@@ -246,6 +254,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (8, _v8),
     (9, _v9),
     (11, _v11),
+    (13, _v13),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -78,6 +78,10 @@ links = Table(
     UniqueConstraint("target_ref", "dataflow", name="uq_samband_links_target"),
 )
 
+# the dashboard's and `samband status`'s link counts per dataflow, and the engine's reads
+# of one dataflow's links, without reading every link of the others
+Index("ix_samband_links_dataflow", links.c.dataflow)
+
 # Normalised merge-criteria values of target records: (index name, key) → ref.
 match_keys = Table(
     "samband_match_keys",
