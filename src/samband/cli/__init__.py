@@ -26,6 +26,7 @@ for _module in (
     "serve",
     "inspect",
     "dataflow",
+    "observe",
     "store",
     "setup",
     "qa",

@@ -34,6 +34,7 @@ def serve(
 ) -> None:
     """Run the schedule and serve the dashboard, the JSON API, /metrics, /healthz and
     /readyz until SIGTERM or Ctrl-C (which end the run in progress at its next step)."""
+    from samband import logs, redact
     from samband.durations import parse_interval
     from samband.service import Service, create_app
     from samband.service.access import Access
@@ -45,6 +46,17 @@ def serve(
         notifier = Notifier.from_environment(os.environ)
     except ConfigError as exc:
         raise fail(exc) from None
+    logs.for_service()
+    smtp = notifier.smtp
+    # the service's own secrets are masked in every line, like the systems' credentials
+    redact.remember(
+        [
+            access.api_token,
+            access.session_secret,
+            notifier.webhook_secret,
+            smtp.password if smtp else None,
+        ]
+    )
     refusal = check_bind(host, access)
     if refusal:
         err.print(f"error: {refusal}", markup=False, highlight=False)
@@ -70,7 +82,9 @@ def serve(
             highlight=False,
         )
         raise typer.Exit(1) from None
-    server = _server(app_, host, port, lambda: out.print(announce, highlight=False))
+    server = _server(
+        app_, host, port, lambda: out.print(announce, highlight=False), service.live.close
+    )
     server.run(sockets=[sock])
 
 
@@ -112,13 +126,25 @@ def _bound(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(app: Any, host: str, port: int, listening: Callable[[], None]) -> Any:
+def _server(
+    app: Any,
+    host: str,
+    port: int,
+    listening: Callable[[], None],
+    stopping: Callable[[], None] = lambda: None,
+) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
         """uvicorn re-raises SIGTERM after its shutdown, so the process would end "killed";
         a stop is how a service ends, so it exits 0.  ``listening`` is called once the
-        socket accepts connections (what a script or a test can wait for)."""
+        socket accepts connections (what a script or a test can wait for); ``stopping``
+        when a stop is asked (it ends the live event streams, which would otherwise keep
+        the server waiting for their connections to close)."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            stopping()
+            super().handle_exit(sig, frame)
 
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
@@ -134,4 +160,8 @@ def _server(app: Any, host: str, port: int, listening: Callable[[], None]) -> An
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    return Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    # log_config None: uvicorn's messages go through samband's handler (logs.for_service)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", log_config=None, access_log=False
+    )
+    return Server(config)

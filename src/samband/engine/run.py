@@ -50,6 +50,7 @@ from samband.engine.reconcile import (
 )
 from samband.engine.translate import Translator
 from samband.errors import (
+    AuthError,
     CircuitBreakerTripped,
     ConfigError,
     ConnectorError,
@@ -58,6 +59,7 @@ from samband.errors import (
     RunLocked,
     SambandError,
     StoreError,
+    UnreachableError,
 )
 from samband.store.rows import Ref
 from samband.store.store import Store, now_iso, store_message
@@ -69,6 +71,21 @@ class Progress(Protocol):
     def phase(self, name: str, total: int | None = None) -> None: ...
     def advance(self, count: int = 1) -> None: ...
     def done(self) -> None: ...
+
+
+def system_health(exc: ConnectorError) -> dict[str, str]:
+    """What a system's failure says of its health: ``authentication failed``, ``rate
+    limited`` (its quota is spent), ``unreachable``, or ``failing`` (an answer that breaks
+    its contract), with the message."""
+    if isinstance(exc, AuthError):
+        health = "authentication failed"
+    elif isinstance(exc, QuotaExhausted):
+        health = "rate limited"
+    elif isinstance(exc, UnreachableError):
+        health = "unreachable"
+    else:
+        health = "failing"
+    return {"health": health, "message": str(exc)}
 
 
 class _NoProgress:
@@ -106,6 +123,9 @@ class RunReport:
     committed_writes: int = 0
     #: the dataflows the run planned (not paused; the ones asked for and their parents)
     ran: list[str] = field(default_factory=list)
+    #: system → {"health": ..., "message": ...} of a system this run could not use
+    #: (see :func:`system_health`); the service's overview shows it
+    system_errors: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -193,6 +213,7 @@ class RunReport:
             "committed_writes": self.committed_writes,
             "ran": self.ran,
             "seconds": self.seconds,
+            "system_errors": self.system_errors,
         }
 
 
@@ -378,12 +399,15 @@ class Engine:
                 run.execute(force)
             report.status = run.status()
         except QuotaExhausted as exc:
+            report.system_errors[exc.system] = system_health(exc)
             report.status = "paused"
             report.resume_at = exc.resume_at.isoformat() if exc.resume_at else None
             report.messages.append(f"{exc}; all state is saved: run again then to go on")
         except (ConnectorError, CircuitBreakerTripped, RunLocked) as exc:
             report.status = "failed"
             report.messages.append(str(exc))
+            if isinstance(exc, ConnectorError):
+                report.system_errors[exc.system] = system_health(exc)
             if isinstance(exc, CircuitBreakerTripped | RunLocked):
                 raise
         except SQLAlchemyError as exc:

@@ -6,16 +6,18 @@ ones due (``Engine.sync(dataflows=...)``)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from samband.engine.run import Engine, RunReport
+from samband.engine.run import Engine, Progress, RunReport
 from samband.errors import CircuitBreakerTripped, SambandError
 from samband.store.rows import now_iso
 
+log = logging.getLogger(__name__)
 MAX_BACKOFF = 30 * 60.0
 
 
@@ -56,8 +58,10 @@ class Scheduler:
         every: float,
         on_finished: Callable[[RunOutcome], None] | None = None,
         intervals: dict[str, float] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self._factory = engine_factory
+        self._progress = progress
         self.every = every
         #: seconds between runs of each dataflow (the config's keys, in order)
         self.intervals: dict[str, float] = dict(intervals or {})
@@ -104,6 +108,10 @@ class Scheduler:
         """Wait until ``count`` runs have finished since the start; False on timeout."""
         with self._finished:
             return self._finished.wait_for(lambda: self.state.runs >= count, timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     @property
     def stopped(self) -> bool:
@@ -183,8 +191,11 @@ class Scheduler:
     def _run_locked(self, engine: Engine, dataflows: list[str] | None, reason: str) -> None:
         started_at, started = now_iso(), time.monotonic()
         self.state.running_since = started_at
+        log.info("run begun", extra={"fields": {"event": "run_begun", "started": started_at}})
         try:
-            report: RunReport = engine.sync(should_stop=self._stop.is_set, dataflows=dataflows)
+            report: RunReport = engine.sync(
+                should_stop=self._stop.is_set, progress=self._progress, dataflows=dataflows
+            )
         except CircuitBreakerTripped as exc:
             self._finish(started_at, started, "failed", None, str(exc), True, dataflows, reason)
             return
@@ -220,6 +231,7 @@ class Scheduler:
             dataflows,
             reason,
         )
+        _log_finished(outcome)
         state = self.state
         state.last = outcome
         state.history = [outcome, *state.history[:49]]
@@ -239,3 +251,25 @@ class Scheduler:
         if not failures:
             return self.every
         return min(self.every * 2 ** min(failures, 16), max(MAX_BACKOFF, self.every))
+
+
+def _log_finished(outcome: RunOutcome) -> None:
+    report = outcome.report or {}
+    fields = {
+        "event": "run_finished",
+        "status": outcome.status,
+        "seconds": round(outcome.seconds, 3),
+        "run": report.get("run_id"),
+        **{key: report.get(key, 0) for key in ("created", "updated", "deleted", "conflicts")},
+        "errors": report.get("errors", 0),
+        "api_calls": report.get("api_calls", 0),
+        "message": outcome.message,
+    }
+    failed = outcome.status not in ("ok", "stopped", "paused", "dry-run", "collected")
+    log.log(
+        logging.ERROR if failed else logging.INFO,
+        "run finished: %s%s",
+        outcome.status,
+        f": {outcome.message}" if outcome.message else "",
+        extra={"fields": fields},
+    )

@@ -3,22 +3,29 @@ store for the pages and the API."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from samband.config import Config
 from samband.config.validate import load_valid
+from samband.connectors import _observe
 from samband.docs import render_documents
 from samband.durations import parse_interval
 from samband.engine.inspect import Inspector
 from samband.engine.run import Engine
 from samband.errors import SambandError
+from samband.service.health import SystemHealth
+from samband.service.live import LiveProgress
 from samband.service.masking import mask_secrets
 from samband.service.metrics import Metrics
 from samband.service.notify import Event, Notifier
 from samband.service.scheduler import RunOutcome, Scheduler
+
+log = logging.getLogger(__name__)
 
 
 def intervals(config: Config, every: float) -> dict[str, float]:
@@ -49,8 +56,17 @@ class Service:
         self._inspector: Inspector | None = None
         self._inspector_lock = threading.Lock()
         self.metrics = Metrics(self._store_gauges)
+        self.systems = SystemHealth(lambda: self.read("systems"))
+        # notified and not over yet: systems whose credentials are refused, the failure
+        self._auth_failing: set[str] = set()
+        self._failure_told: str | None = None
+        self.live = LiveProgress()
         self.scheduler = Scheduler(
-            self._engine, every, on_finished=self._finished, intervals=intervals(self.config, every)
+            self._engine,
+            every,
+            on_finished=self._finished,
+            intervals=intervals(self.config, every),
+            progress=self.live,
         )
         self.metrics.running.set_function(lambda: 1 if self.scheduler.state.running_since else 0)
 
@@ -58,20 +74,42 @@ class Service:
         return Engine(self.config, store_url=self.store_url)
 
     def _finished(self, outcome: RunOutcome) -> None:
+        self.live.finish(outcome.status, outcome.message)
+        self.systems.run_finished()
         self.metrics.observe(outcome, time.time())
+        self._index_search()
         if self.notifier.enabled:
             for event in self._events(outcome):
                 self.notifier.send(event)
+
+    def _index_search(self) -> None:
+        """The search terms of what the run wrote, a batch at a time: the pages are
+        served between batches."""
+        try:
+            while self.read("index_search", 1) and not self.scheduler.stopping:
+                pass
+        except SambandError as exc:
+            log.warning("the records search index was not brought up to date: %s", exc)
 
     def _events(self, outcome: RunOutcome) -> list[Event]:
         def event(kind: str, message: str) -> Event:
             return Event(kind, str(self.config_path), message, outcome.finished_at, outcome.report)
 
-        events = []
-        if outcome.breaker:
-            events.append(event("breaker_tripped", outcome.message or "the breaker tripped"))
-        elif outcome.status not in ("ok", "stopped", "paused", "dry-run", "collected"):
-            events.append(event("run_failed", outcome.message or f"the run {outcome.status}"))
+        events = self._auth_events(event)
+        # a failure is told when it begins (or its reason changes), not at every run
+        # that repeats it; an authentication failure is told by its own event
+        failed = outcome.status not in ("ok", "stopped", "paused", "dry-run", "collected")
+        if outcome.breaker or failed:
+            kind = "breaker_tripped" if outcome.breaker else "run_failed"
+            reason = outcome.message or (
+                "the breaker tripped" if outcome.breaker else f"the run {outcome.status}"
+            )
+            if reason != self._failure_told and not (kind == "run_failed" and events):
+                events.append(event(kind, reason))
+            self._failure_told = reason
+        elif outcome.status == "ok" and self._failure_told is not None:
+            self._failure_told = None
+            events.append(event("run_recovered", "a run succeeded again after failures"))
         quarantined = self._store_gauges().get("quarantined")
         if quarantined is not None:
             before, self._quarantined = self._quarantined, quarantined
@@ -86,11 +124,34 @@ class Service:
                 )
         return events
 
+    def _auth_events(self, event: Callable[[str, str], Event]) -> list[Event]:
+        """One event per system whose credentials became refused; told once, until a
+        run reads the system again."""
+        events: list[Event] = []
+        try:
+            systems = self.systems.rows()
+        except SambandError:
+            return events
+        for row in systems:
+            system = row["system"]
+            if row["health"] == "authentication failed":
+                if system not in self._auth_failing:
+                    self._auth_failing.add(system)
+                    events.append(event("auth_failed", row["message"] or f"{system} refused"))
+            elif row["health"] != "unknown":
+                self._auth_failing.discard(system)
+        return events
+
     def start(self) -> None:
+        _observe.listen(self.metrics)
+        _observe.listen(self.systems)
         self.scheduler.start()
 
     def stop(self, timeout: float | None = None) -> None:
+        self.live.close()
         self.scheduler.stop(timeout)
+        _observe.stop_listening(self.metrics)
+        _observe.stop_listening(self.systems)
         with self._inspector_lock:
             if self._inspector is not None:
                 self._inspector.close()
@@ -184,11 +245,10 @@ class Service:
         links = {row["dataflow"]: row["links"] for row in status.get("links", [])}
         controls = {row["dataflow"]: row for row in self.read("controls")}
         queued = {row["type"] for row in status.get("queued", []) if row.get("records")}
+        systems = self.systems.rows()
         return {
-            "systems": [
-                {"id": system_id, "kind": system.kind}
-                for system_id, system in self.config.systems.items()
-            ],
+            "systems": systems,
+            "attention": [row for row in systems if row["attention"]],
             "dataflows": [
                 {
                     "key": flow.key,

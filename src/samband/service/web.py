@@ -22,13 +22,22 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from samband.errors import SambandError
+from samband.service import records
 from samband.service.access import Access, User, same_token
 from samband.service.dataflows import routes as dataflow_routes
 from samband.service.dataflows import url as dataflow_url
+from samband.service.live import event_stream
+from samband.service.requestlog import RequestLog
 from samband.service.service import Service
 
 SESSION_HOURS = 8
@@ -151,7 +160,28 @@ def create_app(
 
     async def runs_page(request: Request, user: User | None) -> Response:
         runs = await run_in_threadpool(service.read, "runs", limit(request))
-        return _render("runs.html", request, user, runs=runs, state=service.scheduler.state)
+        return _render(
+            "runs.html",
+            request,
+            user,
+            runs=runs,
+            state=service.scheduler.state,
+            live=service.live.snapshot(),
+        )
+
+    def live_events(request: Request, user: User | None = None) -> Response:
+        return StreamingResponse(
+            event_stream(service.live),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def live_page_events(request: Request, user: User | None) -> Response:
+        return live_events(request)
+
+    async def records_page(request: Request, user: User | None) -> Response:
+        found = await run_in_threadpool(records.search, service, request)
+        return _render("records.html", request, user, **found)
 
     async def config_page(request: Request, user: User | None) -> Response:
         text = await run_in_threadpool(service.config_text)
@@ -277,6 +307,8 @@ def create_app(
         Route("/", page(overview_page)),
         Route("/run", page(run_now_form), methods=["POST"]),
         Route("/runs", page(runs_page)),
+        Route("/runs/live", page(live_page_events)),
+        Route("/records", page(records_page)),
         Route("/conflicts", page(conflicts_page)),
         Route(
             "/conflicts/resolve",
@@ -317,9 +349,12 @@ def create_app(
         Route("/metrics", api(metrics)),
         Route("/api/overview", api(lambda r: service.overview())),
         Route("/api/status", api(lambda r: service.read("status"))),
+        Route("/api/systems", api(lambda r: service.systems.rows())),
         Route("/api/runs", api(lambda r: service.read("runs", limit(r)))),
+        Route("/api/runs/live", api(live_events)),
         Route("/api/conflicts", api(lambda r: service.read("conflicts", limit(r)))),
         Route("/api/errors", api(lambda r: service.read("errors", limit(r)))),
+        Route("/api/records", api(lambda r: records.api(service, r))),
         Route("/api/records/{ref:path}", api(lambda r: service.read("links", ref(r)))),
         Route("/api/history/{ref:path}", api(lambda r: service.read("history", ref(r)))),
         Route("/api/run", api(run_now, admin=True), methods=["POST"]),
@@ -354,6 +389,7 @@ def create_app(
                 await run_in_threadpool(service.stop)
 
     middleware = [
+        Middleware(RequestLog),
         Middleware(
             SessionMiddleware,
             secret_key=access.session_secret,
@@ -361,7 +397,7 @@ def create_app(
             max_age=SESSION_HOURS * 3600,
             same_site="strict",
             https_only=secure_cookies,
-        )
+        ),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 

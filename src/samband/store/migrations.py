@@ -166,6 +166,19 @@ def _v9(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v11(conn: Connection) -> None:
+    """Records are searched by their values (see :mod:`samband.store.search`): every live
+    snapshot is queued for its search terms, which the next search or service run makes."""
+    s.search_terms.create(conn, checkfirst=True)
+    s.search_queue.create(conn, checkfirst=True)
+    conn.exec_driver_sql(
+        "INSERT INTO samband_search_queue (system, etype, rid, hash)"
+        " SELECT system, etype, rid, hash FROM samband_snapshots WHERE deleted = "
+        + ("false" if conn.dialect.name == "postgresql" else "0")
+        + " ON CONFLICT DO NOTHING"
+    )
+
+
 def _move_dirty_marks(conn: Connection) -> bool:
     """Create the dirty queue and copy the snapshots' dirty marks into it; False when the
     snapshots have no dirty column (any more)."""
@@ -232,6 +245,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (7, _v7),
     (8, _v8),
     (9, _v9),
+    (11, _v11),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -306,3 +306,29 @@ dataflow_baseline = Table(
     Column("ref", String(400), primary_key=True),
     sqlite_with_rowid=False,
 )
+
+# The values of each record's snapshot as search terms (``samband records find``, the
+# dashboard's records search): the whole value folded (case, width, spaces) and, for a
+# value of digits and separators (an org number, a phone), its digits alone.  Found by
+# prefix through the term index.  A snapshot written is queued (with its hash) and its
+# terms are made after the run, off the run's path (see samband.store.search).
+_TERM = String(200).with_variant(String(200, collation="C"), "postgresql")
+search_terms = Table(
+    "samband_search_terms",
+    metadata,
+    Column("system", String(100), primary_key=True),
+    Column("etype", String(100), primary_key=True),
+    Column("rid", String(200), primary_key=True),
+    Column("term", _TERM, primary_key=True),
+    sqlite_with_rowid=False,
+)
+Index("ix_samband_search_terms_term", search_terms.c.term)
+search_queue = Table(
+    "samband_search_queue",
+    metadata,
+    Column("system", String(100), primary_key=True),
+    Column("etype", String(100), primary_key=True),
+    Column("rid", String(200), primary_key=True),
+    Column("hash", String(40), nullable=False),
+    sqlite_with_rowid=False,
+)
