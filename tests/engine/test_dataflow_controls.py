@@ -249,7 +249,7 @@ def test_pause_during_a_run_takes_effect_at_the_next(store: str) -> None:
     assert _names("erp", "Account") == ["Acme"]  # the run went on as it began
     crm.edit("Customer", "1", {"name": "Acme AS"})
     _sync(store)
-    assert _names("erp", "Account") == ["Acme"]
+    assert _names("erp", "Account") == ["Acme AS"]
     with _inspector(store) as inspector:
         inspector.resume("customers")
     _sync(store)
@@ -312,3 +312,27 @@ def test_full_sync_off_links_a_record_that_existed_once_a_match_appears(store: s
     assert report.dataflows["customers"].linked == 1
     assert _names("erp", "Account") == ["Old"]  # linked, and the source's value flows
     assert _sync(store).writes == 0
+
+
+def test_renamed_back_and_forth_keeps_the_current_controls(store: str) -> None:
+    """Found by the model: a dataflow renamed, then given its old name back while the
+    store holds controls under that old name too (set meanwhile with the old config)."""
+    crm = dataset("crm")
+    crm.insert("Customer", {"name": "Acme", "org": "1"})
+    _sync(store)
+    renamed = parse_config(f"store: {store}\n{WORLD.replace('id: customers', 'id: accounts')}")
+    with _inspector(store) as inspector:
+        inspector.pause("customers")
+    with Engine(renamed.config) as engine:
+        assert engine.sync().status == "ok"  # customers is called accounts now
+    with _inspector(store) as inspector:
+        inspector.share("customers", "target", False)  # a row under the old name again
+    crm.edit("Customer", "1", {"name": "Acme AS"})
+    report = _sync(store)  # accounts is called customers again
+    assert "customers" not in report.ran  # the controls of the renamed dataflow win
+    with _inspector(store) as inspector:
+        control = inspector.control("customers")
+        assert (control["paused"], control["write_target"]) == (True, True)
+        inspector.resume("customers")
+    _sync(store)
+    assert _names("erp", "Account") == ["Acme AS"]

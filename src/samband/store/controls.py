@@ -87,8 +87,13 @@ class DataflowControls:
         )
 
     def rename(self, old: str, new: str) -> None:
+        """Dataflow ``old`` is called ``new`` now: its controls go with it (what a former
+        dataflow of that name left is dropped)."""
         for table in (s.dataflow_controls, s.dataflow_held, s.dataflow_baseline):
-            self.db.conn.execute(update(table).where(table.c.dataflow == old).values(dataflow=new))
+            where = table.c.dataflow == old
+            if self.db.conn.execute(select(table.c.dataflow).where(where).limit(1)).first():
+                self.db.conn.execute(delete(table).where(table.c.dataflow == new))
+                self.db.conn.execute(update(table).where(where).values(dataflow=new))
 
     # -- records still to plan ------------------------------------------------------------
     def hold(self, dataflow: str, refs: Iterable[str], reason: str) -> int:
