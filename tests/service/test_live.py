@@ -18,11 +18,12 @@ import pytest
 from samband.service import Service, create_app
 from samband.service.access import Access
 from samband.service.live import LiveProgress
-from tests.service.test_access import USERS, VIEWER_PASSWORD, _login
-from tests.service.test_service import _customers, _world
 from tests.support.docs_examples import DOCS, block_after
 from tests.support.server import served_over_http
-from tests.support.service import TestClient
+from tests.support.service import USERS, VIEWER_PASSWORD, TestClient
+from tests.support.service import customers as _customers
+from tests.support.service import login as _login
+from tests.support.service import world as _world
 
 
 class _Gate:

@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 
 from samband import logs
-from tests.service.test_service import _free_port, _world
 from tests.support.docs_examples import DOCS, block_after
+from tests.support.service import free_port as _free_port
+from tests.support.service import world as _world
 
 TOKEN = "serve-api-token-5150"
 

@@ -22,10 +22,10 @@ from samband.service.access import Access
 from samband.store import schema as s
 from samband.store.search import fold, terms_of
 from samband.store.store import Store
-from tests.service.test_access import USERS, VIEWER_PASSWORD, _login
-from tests.service.test_service import _world
 from tests.support.docs_examples import DOCS, block_after
-from tests.support.service import TestClient
+from tests.support.service import USERS, VIEWER_PASSWORD, TestClient
+from tests.support.service import login as _login
+from tests.support.service import world as _world
 
 NAMES = [
     "Acme AS",
