@@ -263,7 +263,18 @@ def test_a_viewer_sees_the_overview_without_the_controls(
     page.goto(f"{base}/")
     assert page.locator("#dataflows").is_visible()
     assert page.locator("#run-now").count() == 0
+    expect(page.locator("#systems")).to_contain_text("connected", timeout=60_000)
     _shot(page, "overview-viewer")
+    # the runs page listens to the live events: the text comes from the stream, not the page
+    page.click("nav >> text=Runs")
+    expect(page.locator("#live-text")).to_contain_text("the last one ended ok", timeout=60_000)
+    _shot(page, "runs")
+    page.click("nav >> text=Records")
+    page.fill("input[name=q]", "ACME")
+    page.click("form[role=search] button")
+    expect(page.locator("table.pair").first).to_contain_text("Acme AS")
+    expect(page.locator("table.history").first).to_contain_text("create")
+    _shot(page, "records")
     answer = page.request.post(f"{base}/api/run")
     assert answer.status == 403
 

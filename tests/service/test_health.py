@@ -18,10 +18,10 @@ from samband.kinds.rest.sandbox import CustomCrmSandbox
 from samband.sandbox._base import SandboxServer
 from samband.service import Service, create_app
 from samband.service.notify import Notifier
-from tests.service.test_notify import SECRET, _events, receiver
-from tests.support.service import TestClient
+from tests.support.service import SECRET, TestClient, webhook_receiver
+from tests.support.service import signed_events as _events
 
-__all__ = ["receiver"]  # the fixture, used by name
+receiver = webhook_receiver  # the fixture, by the name the tests use
 TOKEN = "the-right-token-4711"
 
 

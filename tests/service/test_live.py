@@ -18,10 +18,12 @@ import pytest
 from samband.service import Service, create_app
 from samband.service.access import Access
 from samband.service.live import LiveProgress
-from tests.service.test_access import USERS, VIEWER_PASSWORD, _login
-from tests.service.test_service import _customers, _world
+from tests.support.docs_examples import DOCS, block_after
 from tests.support.server import served_over_http
-from tests.support.service import TestClient
+from tests.support.service import USERS, VIEWER_PASSWORD, TestClient
+from tests.support.service import customers as _customers
+from tests.support.service import login as _login
+from tests.support.service import world as _world
 
 
 class _Gate:
@@ -159,3 +161,38 @@ def test_the_live_stream_needs_a_session_or_the_token(tmp_path: Path) -> None:
     assert client.get("/api/runs/live").status_code == 200
     runs = client.get("/runs")
     assert 'id="live"' in runs.text and "/runs/live" in runs.text
+
+
+def test_the_follow_example_of_the_service_page_reads_a_run(
+    held: tuple[Service, _Gate, str],
+) -> None:
+    service, gate, url = held
+    example = block_after(DOCS / "service.md", "## The run in progress", "python")
+    names: dict[str, Any] = {}
+    exec(compile(example.code, example.where, "exec"), names)
+    assert gate.reached.wait(60)
+    threading.Timer(0.5, gate.open.set).start()  # lets the run go on while it is followed
+    assert names["follow"](url, "no token needed on loopback") == {
+        "status": "ok",
+        "message": None,
+        "at": service.live.snapshot()["last_run"]["at"],
+    }
+
+
+def test_progress_counts_never_pass_the_total_and_give_the_time_left() -> None:
+    now = [100.0]
+    live = LiveProgress(clock=lambda: now[0])
+    live.phase("sync", 100)
+    now[0] += 10
+    live.advance(40)
+    state = live.snapshot()
+    assert (state["done"], state["total"], state["rate"], state["seconds_left"]) == (
+        40,
+        100,
+        4.0,
+        15.0,
+    )
+    live.advance(500)  # a record synced again in a later round is not more work
+    assert live.snapshot()["done"] == 100
+    live.finish("ok")
+    assert live.snapshot()["state"] == "idle" and live.snapshot()["last_run"]["status"] == "ok"

@@ -17,7 +17,9 @@ from typing import Any
 import httpx
 
 from samband import logs
-from tests.service.test_service import _free_port, _world
+from tests.support.docs_examples import DOCS, block_after
+from tests.support.service import free_port as _free_port
+from tests.support.service import world as _world
 
 TOKEN = "serve-api-token-5150"
 
@@ -59,6 +61,8 @@ def test_serve_writes_one_json_object_per_line_without_secrets(tmp_path: Path) -
     assert {"run_begun", "run_finished", "request"} <= events
     finished = next(line for line in lines if line.get("event") == "run_finished")
     assert finished["status"] == "ok" and finished["created"] == 2
+    documented = json.loads(block_after(DOCS / "service.md", "## Logs", "text").code)
+    assert set(documented) == set(finished)  # the docs show the line as it is
     requests = [line for line in lines if line.get("event") == "request"]
     assert {"method": "GET", "path": "/api/overview", "status": 401} in [
         {k: r[k] for k in ("method", "path", "status")} for r in requests

@@ -22,9 +22,10 @@ from samband.service.access import Access
 from samband.store import schema as s
 from samband.store.search import fold, terms_of
 from samband.store.store import Store
-from tests.service.test_access import USERS, VIEWER_PASSWORD, _login
-from tests.service.test_service import _world
-from tests.support.service import TestClient
+from tests.support.docs_examples import DOCS, block_after
+from tests.support.service import USERS, VIEWER_PASSWORD, TestClient
+from tests.support.service import login as _login
+from tests.support.service import world as _world
 
 NAMES = [
     "Acme AS",
@@ -222,3 +223,13 @@ def test_the_service_makes_the_terms_of_each_run_after_it(tmp_path: Path) -> Non
         terms = store.conn.execute(text("SELECT count(*) FROM samband_search_terms")).scalar()
         store.close()
     assert terms and terms > len(NAMES)
+
+
+def test_the_python_example_of_the_records_section_runs(
+    synced: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(synced.parent)
+    example = block_after(DOCS / "service.md", "## Finding a record", "python")
+    exec(compile(example.code, example.where, "exec"), {})
+    printed = capsys.readouterr().out
+    assert "customers name Acme AS Acme AS" in printed and "1 writes" in printed

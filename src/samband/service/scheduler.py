@@ -268,7 +268,7 @@ def _log_finished(outcome: RunOutcome) -> None:
         **{key: report.get(key, 0) for key in ("created", "updated", "deleted", "conflicts")},
         "errors": report.get("errors", 0),
         "api_calls": report.get("api_calls", 0),
-        "message": outcome.message,
+        "reason": outcome.message,
     }
     failed = outcome.status not in ("ok", "stopped", "paused", "dry-run", "collected")
     log.log(
