@@ -7,7 +7,8 @@ figure is written to ``bench/results.json`` with the machine, date and commit.
 Benchmarks: ``engine`` (1 and 5: the engine alone at several sizes), ``http`` (2:
 PowerOffice GO sandbox → PMS on PostgreSQL, clean and with injected faults), ``budget``
 (3: Exact Online under 60 calls/minute), ``peer`` (4: samband and dlt, one-way load),
-``serve`` (6: every page of ``samband serve`` with 1 000 000 links, and its idle CPU).
+``push`` (6: edit-to-arrival latency through a webhook, Exact Online and REST).
+``serve`` (7: every page of ``samband serve`` with 1 000 000 links, and its idle CPU).
 ``--quick`` uses small sizes and one repetition (a smoke check, under a minute).
 """
 
@@ -36,7 +37,7 @@ from bench.worker import MARK
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"
-NAMES = ("engine", "http", "budget", "peer", "serve")
+NAMES = ("engine", "http", "budget", "peer", "push", "serve")
 
 
 @dataclass
@@ -430,7 +431,30 @@ def bench_budget(suite: Suite) -> None:
             suite.notes.append(note)
 
 
-# -- 6: samband serve with a large store ------------------------------------------------------
+# -- 6: pushed changes -------------------------------------------------------------------------
+def bench_push(suite: Suite) -> None:
+    edits, size = (10, 100) if suite.quick else (40, 1_000)
+    for run in range(suite.repeat):
+        _progress(f"push: {edits} edits through webhooks, {size} records, run {run + 1}")
+        result = suite.child("push", edits=edits, size=size)
+        if result is None:
+            continue
+        f = suite.figure
+        for system, label in (("exact", "Exact Online"), ("rest", "REST")):
+            figures = result[system]
+            f(
+                "push",
+                f"{label} edit → arrival through its webhook: p95",
+                "s",
+                goal="<= 2" if system == "exact" else "",
+                check=(lambda v: v <= 2.0) if system == "exact" else None,
+                note=f"{figures['edits']} edits, {size} records, schedule at 1 h",
+            ).values.append(figures["p95"])
+            f("push", f"{label} edit → arrival: median", "s").values.append(figures["p50"])
+            f("push", f"{label} edit → arrival: max", "s").values.append(figures["max"])
+
+
+# -- 7: samband serve with a large store ------------------------------------------------------
 def bench_serve(suite: Suite) -> None:
     """Every GET route of ``samband serve`` over HTTP with a store of a million links
     (p50/p95 per route), then the process's CPU while the schedule is quiet."""
@@ -618,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
         "http": bench_http,
         "budget": bench_budget,
         "peer": bench_peer,
+        "push": bench_push,
         "serve": bench_serve,
     }
     for name in args.only or NAMES:

@@ -27,47 +27,8 @@ from samband.service.scheduler import MAX_BACKOFF, Scheduler
 from samband.service.web import check_bind
 from tests.support.docs_examples import DOCS, block_after
 from tests.support.service import TestClient, csrf_of
-
-CONFIG = """\
-store: sqlite:///state.db
-systems:
-  crm:
-    kind: memory
-    path: crm.json
-    entity_types: {Customer: {external_ref: ext}}
-  erp:
-    kind: memory
-    path: erp.json
-    entity_types: {Account: {external_ref: ext}}
-dataflows:
-  - id: FLOW_ID
-    source: crm.Customer
-    target: erp.Account
-    match: [[{from: org, to: org}]]
-    properties:
-      - {from: name, to: name, type: string}
-      - {from: org, to: org, type: string}
-"""
-
-
-def _customers(*names: str) -> str:
-    records = {
-        str(i): {
-            "data": {"id": i, "name": name, "org": f"91234567{i}"},
-            "version": 1,
-            "modified": "2026-01-01T00:00:00+00:00",
-            "deleted": False,
-        }
-        for i, name in enumerate(names, 1)
-    }
-    return json.dumps({"version": 1, "types": {"Customer": records}})
-
-
-def _world(folder: Path, flow_id: str = "customers", crm: str | None = None) -> Path:
-    (folder / "crm.json").write_text(crm or _customers("Acme AS", "Fjord AS"), encoding="utf-8")
-    path = folder / "samband.yaml"
-    path.write_text(CONFIG.replace("FLOW_ID", json.dumps(flow_id)), encoding="utf-8")
-    return path
+from tests.support.service import free_port as _free_port
+from tests.support.service import world as _world
 
 
 @pytest.fixture
@@ -203,12 +164,6 @@ def test_failed_runs_back_off_up_to_a_cap() -> None:
     assert waits[:4] == [60, 120, 240, 480]
     assert max(waits) == MAX_BACKOFF
     assert waits == sorted(waits)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_serve_runs_until_sigterm_and_exits_cleanly(tmp_path: Path) -> None:

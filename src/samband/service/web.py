@@ -1,5 +1,6 @@
 """The service's HTTP face: the pages (server-rendered), the JSON API, ``/metrics``,
-``/healthz`` and ``/readyz``, and the login that guards them (:mod:`.access`).
+``/healthz`` and ``/readyz``, the login that guards them (:mod:`.access`), and the
+webhook receivers (``/hooks/SYSTEM``, :mod:`.push`).
 
 With users configured every page needs a session and every form a CSRF token; the API
 takes the session (plus the ``X-CSRF-Token`` header on a POST) or the bearer token.
@@ -32,7 +33,12 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from samband.errors import SambandError
+from samband.service import records
 from samband.service.access import Access, User, same_token
+from samband.service.dataflows import routes as dataflow_routes
+from samband.service.dataflows import url as dataflow_url
+from samband.service.live import event_stream
+from samband.service.requestlog import RequestLog
 from samband.service.service import Service
 
 SESSION_HOURS = 8
@@ -40,6 +46,7 @@ _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
 )
+_templates.filters["dataflow_url"] = dataflow_url
 _templates.filters["when"] = lambda ts: (
     datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "—"
 )
@@ -154,7 +161,28 @@ def create_app(
 
     async def runs_page(request: Request, user: User | None) -> Response:
         runs = await run_in_threadpool(service.read, "runs", limit(request))
-        return _render("runs.html", request, user, runs=runs, state=service.scheduler.state)
+        return _render(
+            "runs.html",
+            request,
+            user,
+            runs=runs,
+            state=service.scheduler.state,
+            live=service.live.snapshot(),
+        )
+
+    def live_events(request: Request, user: User | None = None) -> Response:
+        return StreamingResponse(
+            event_stream(service.live),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def live_page_events(request: Request, user: User | None) -> Response:
+        return live_events(request)
+
+    async def records_page(request: Request, user: User | None) -> Response:
+        found = await run_in_threadpool(records.search, service, request)
+        return _render("records.html", request, user, **found)
 
     async def config_page(request: Request, user: User | None) -> Response:
         text = await run_in_threadpool(service.config_text)
@@ -268,13 +296,29 @@ def create_app(
         return str(request.path_params["ref"])
 
     def run_now(request: Request) -> Any:
-        service.run_now()
-        return JSONResponse({"queued": True}, status_code=202)
+        # {"dataflows": [KEY, ...]} runs only those (and the dataflows they depend on)
+        dataflows = _body(request).get("dataflows")
+        if dataflows is not None and (
+            not isinstance(dataflows, list) or not all(isinstance(k, str) for k in dataflows)
+        ):
+            raise ValueError('"dataflows" must be a list of dataflow keys')
+        service.run_now(dataflows, reason=f"run now by {_api_actor(request)}")
+        return JSONResponse({"queued": True, "dataflows": dataflows}, status_code=202)
 
     routes = [
+        *dataflow_routes(
+            service,
+            page=page,
+            api=api,
+            refuse_form=rules.refuse_form,
+            render=_render,
+            can_act=lambda user: _can_act(access, user),
+        ),
         Route("/", page(overview_page)),
         Route("/run", page(run_now_form), methods=["POST"]),
         Route("/runs", page(runs_page)),
+        Route("/runs/live", page(live_page_events)),
+        Route("/records", page(records_page)),
         Route("/conflicts", page(conflicts_page)),
         Route(
             "/conflicts/resolve",
@@ -315,9 +359,12 @@ def create_app(
         Route("/metrics", api(metrics)),
         Route("/api/overview", api(lambda r: service.overview())),
         Route("/api/status", api(lambda r: service.read("status"))),
+        Route("/api/systems", api(lambda r: service.systems.rows())),
         Route("/api/runs", api(lambda r: service.read("runs", limit(r)))),
+        Route("/api/runs/live", api(live_events)),
         Route("/api/conflicts", api(lambda r: service.read("conflicts", limit(r)))),
         Route("/api/errors", api(lambda r: service.read("errors", limit(r)))),
+        Route("/api/records", api(lambda r: records.api(service, r))),
         Route("/api/records/{ref:path}", api(lambda r: service.read("links", ref(r)))),
         Route("/api/history/{ref:path}", api(lambda r: service.read("history", ref(r)))),
         Route("/api/run", api(run_now, admin=True), methods=["POST"]),
@@ -341,6 +388,9 @@ def create_app(
         ),
     ]
 
+    # the webhook receivers: no session or CSRF token, each request signed by its system
+    routes += service.receivers.routes()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_service:
@@ -352,6 +402,7 @@ def create_app(
                 await run_in_threadpool(service.stop)
 
     middleware = [
+        Middleware(RequestLog),
         Middleware(
             SessionMiddleware,
             secret_key=access.session_secret,
@@ -359,7 +410,7 @@ def create_app(
             max_age=SESSION_HOURS * 3600,
             same_site="strict",
             https_only=secure_cookies,
-        )
+        ),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 

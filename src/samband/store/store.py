@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 from samband.store import schema as s
 from samband.store._database import Database, db_message, redact_url
 from samband.store._statements import Statements
+from samband.store.controls import DataflowControls
 from samband.store.cursors import Cursors
 from samband.store.full_scans import FullScan, FullScans
 from samband.store.intents import Intents
@@ -98,6 +99,7 @@ class Store:
         self.intents = Intents(self.db)
         self.journal = Journal(self.db)
         self.unlinked = Unlinked(self.db)
+        self.controls = DataflowControls(self.db)
 
     @classmethod
     def preview(cls, url: str, *, base_dir: str | None = None) -> Store:
@@ -367,6 +369,7 @@ class Store:
         self.dataflows.record(flows, linking)
 
     def rename_dataflow(self, old: str, new: str) -> int:
+        self.controls.rename(old, new)
         return self.dataflows.rename(old, new)
 
     # -- intents --------------------------------------------------------------------
