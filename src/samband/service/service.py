@@ -291,6 +291,9 @@ class Service:
             with inspector.store.tx():
                 if what == "status":
                     return inspector.status(self._counts.get(inspector))
+                if what == "dataflow":  # its links as the overview counts them
+                    links = self._counts.get(inspector)["links"].get(args[0])
+                    return inspector.dataflow(*args, links=links)
                 return getattr(inspector, what)(*args)
 
     def act(self, actor: str | None, what: str, *args: Any) -> Any:
