@@ -86,6 +86,10 @@ def test_an_old_store_is_migrated_with_every_row(old_store: tuple[str, int]) -> 
         assert (link.id, link.target_ref) == (link_id, "erp:Customer:70")
         assert link.base == {"Name": "Fjord AS"}
         assert [lk.id for lk in store.links_touching(["erp:Customer:70"])] == [link_id]
+        # version 13: the links are counted by dataflow through an index of their own
+        indexes = {i["name"] for i in inspect(store.conn).get_indexes("samband_links")}
+        assert "ix_samband_links_dataflow" in indexes
+        assert store.count_links_by_dataflow() == {"companies": 1}
         # merge keys are named after their properties since version 4: the next run
         # builds them again from the snapshots; the links' dataflows are known
         assert store.lookup_match("companies#0", ["123"]) == {}

@@ -55,7 +55,7 @@ class DataflowActions:
         """What the service's dataflow page shows of the store: the controls, the links,
         what is queued, quarantined or held, and the dataflow's counts in the last
         ``runs`` runs (oldest first; ``ran`` false where the run left it out).  ``links``:
-        the dataflow's link count when the caller keeps it (counting is a pass over an index)."""
+        the dataflow's links when the caller keeps the count (else they are counted)."""
         _key, source, target = self._flow(key)
         history = []
         rows = self.store.table_rows(s.runs, order=s.runs.c.id.desc(), limit=runs)

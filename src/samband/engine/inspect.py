@@ -328,7 +328,7 @@ class Inspector:
 
     def dataflow(self, key: str, runs: int = 60, links: int | None = None) -> dict[str, Any]:
         """A dataflow's controls, links, queue, quarantine and counts in recent runs
-        (``links``: its link count, when the caller keeps the counts)."""
+        (``links``: the count of its links, when the caller keeps it)."""
         return self.dataflow_actions.view(key, runs, links)
 
     def pause(self, key: str) -> dict[str, Any]:

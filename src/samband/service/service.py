@@ -291,9 +291,11 @@ class Service:
             with inspector.store.tx():
                 if what == "status":
                     return inspector.status(self._counts.get(inspector))
-                if what == "dataflow":
-                    links = self._counts.get(inspector)["links"].get(args[0])
-                    return inspector.dataflow(args[0], links=links)
+                if what == "dataflow":  # its links as the overview counts them
+                    key, *rest = args
+                    runs = rest[0] if rest else 60
+                    links = self._counts.get(inspector)["links"].get(key)
+                    return inspector.dataflow(key, runs, links)
                 return getattr(inspector, what)(*args)
 
     def act(self, actor: str | None, what: str, *args: Any) -> Any:
