@@ -81,7 +81,7 @@ def serve(
     except SambandError as exc:
         raise fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
     secure = not is_loopback(host) if secure_cookies is None else secure_cookies
-    app_ = create_app(service, access, secure_cookies=secure)
+    app_ = create_app(service, access, secure_cookies=secure, loopback_hosts=True)
     announce = f"serving {config} on http://{host}:{port} (Ctrl-C to stop)"
     try:
         sock = _bound(host, port)

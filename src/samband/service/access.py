@@ -27,6 +27,7 @@ USERS_ENV = "SAMBAND_USERS"
 TOKEN_ENV = "SAMBAND_API_TOKEN"
 SESSION_SECRET_ENV = "SAMBAND_SESSION_SECRET"
 ROLES = ("admin", "viewer")
+MAX_THROTTLE_KEYS = 10_000
 
 _hasher = PasswordHasher()
 # verified when the name is unknown, so an unknown name costs as long as a wrong password
@@ -103,8 +104,22 @@ class LoginThrottle:
                 wait = max(wait, failures[0] + self.window - now)
         return wait
 
+    def attempt(self, *keys: str) -> float:
+        """The wait before another login may be tried; when none, the attempt is counted
+        at once as a failure (until :meth:`succeeded`), so logins sent together cannot all
+        pass the check before the first of them fails."""
+        wait = self.retry_after(*keys)
+        if not wait:
+            self.failed(*keys)
+        return wait
+
     def failed(self, *keys: str) -> None:
         now = time.monotonic()
+        if len(self._failures) > MAX_THROTTLE_KEYS:  # forget the names tried long ago
+            for key in [
+                k for k, f in self._failures.items() if not f or f[-1] <= now - self.window
+            ]:
+                del self._failures[key]
         for key in keys:
             self._failures.setdefault(key, deque()).append(now)
 

@@ -319,7 +319,12 @@ class Service:
 
     def config_text(self) -> str:
         """The config file as written, with any literal secret masked."""
-        return mask_secrets(self.config_path.read_text(encoding="utf-8"))
+        literals = [
+            str(value)
+            for system in self.config.systems.values()
+            for value in system.credentials.values()
+        ]
+        return mask_secrets(self.config_path.read_text(encoding="utf-8"), literals)
 
     def health(self) -> tuple[bool, str]:
         """Ready: the store answers and the last run did not fail."""

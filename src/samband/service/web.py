@@ -20,17 +20,20 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
+    PlainTextResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
 )
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from samband.errors import SambandError
 from samband.service import records
@@ -72,6 +75,37 @@ def check_bind(host: str, access: Access | None = None) -> str | None:
     )
 
 
+def host_name(header: str) -> str:
+    """The host of a Host header, without its port (``[::1]:8080`` → ``::1``)."""
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class LoopbackHostsOnly:
+    """Without a login the service trusts the machine's users, so a request must name a
+    loopback host: a web page whose own name was re-pointed at 127.0.0.1 (DNS
+    rebinding) is then refused, and cannot read a page or act with its CSRF token.  The
+    webhook receivers are exempt: each request is signed, and a proxy passes them on
+    under the public name."""
+
+    def __init__(self, app: ASGIApp, exempt: tuple[str, ...] = ("/hooks/",)) -> None:
+        self.app, self.exempt = app, exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not str(scope["path"]).startswith(self.exempt):
+            host = host_name(Headers(scope=scope).get("host", ""))
+            if not is_loopback(host):
+                refusal = PlainTextResponse(
+                    "This service answers only to 127.0.0.1, ::1 and localhost without a "
+                    "login; set SAMBAND_USERS_FILE to serve it under another name.",
+                    status_code=421,
+                )
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -81,9 +115,12 @@ def create_app(
     *,
     manage_service: bool = True,
     secure_cookies: bool = False,
+    loopback_hosts: bool = False,
 ) -> Starlette:
     """The ASGI app.  With ``manage_service`` its lifespan starts and stops the schedule;
-    ``secure_cookies`` marks the session cookie Secure (served behind HTTPS)."""
+    ``secure_cookies`` marks the session cookie Secure (served behind HTTPS);
+    ``loopback_hosts`` refuses, when no login is configured, a request naming another
+    host than a loopback one (:class:`LoopbackHostsOnly`; ``samband serve`` sets it)."""
     access = access or Access()
     rules = _Rules(access)
 
@@ -92,7 +129,10 @@ def create_app(
             user = rules.session_user(request)
             if access.login_required and user is None:
                 return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-            return await handler(request, user)
+            try:
+                return await handler(request, user)
+            except SambandError as exc:  # the store does not answer: say so, on any page
+                return _render("unavailable.html", request, user, status_code=503, error=str(exc))
 
         return endpoint
 
@@ -250,7 +290,7 @@ def create_app(
         name, password = str(form.get("name", "")), str(form.get("password", ""))
         client = request.client.host if request.client else "?"
         keys = (f"ip:{client}", f"user:{name}")
-        wait = access.throttle.retry_after(*keys)
+        wait = access.throttle.attempt(*keys)
         if wait:
             return _render(
                 "login.html",
@@ -261,8 +301,7 @@ def create_app(
                 headers={"Retry-After": str(int(wait) + 1)},
             )
         user = await run_in_threadpool(access.authenticate, name, password)
-        if user is None:
-            access.throttle.failed(*keys)
+        if user is None:  # counted as failed by attempt()
             return _render(
                 "login.html", request, None, status_code=401, error="Wrong name or password."
             )
@@ -394,6 +433,7 @@ def create_app(
 
     middleware = [
         Middleware(RequestLog),
+        *([Middleware(LoopbackHostsOnly)] if loopback_hosts and not access.login_required else []),
         Middleware(
             SessionMiddleware,
             secret_key=access.session_secret,

@@ -1,0 +1,127 @@
+"""``samband serve`` attacked from outside: secrets written in odd places of the config,
+the store gone, logins sent all at once, a web page of another name re-pointed at
+127.0.0.1 (DNS rebinding)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from samband.service import Service, create_app
+from samband.service.access import Access
+from tests.service.test_access import ADMIN_PASSWORD, USERS
+from tests.service.test_service import _world
+from tests.support.service import TestClient, csrf_of
+
+PAGES = ["/", "/runs", "/records?q=acme", "/conflicts", "/errors", "/errors.csv"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_config_page_masks_secrets_written_in_a_flow_mapping(tmp_path: Path) -> None:
+    config = _world(tmp_path)
+    text = config.read_text(encoding="utf-8").replace(
+        "    kind: memory\n    path: crm.json",
+        "    kind: memory\n    path: crm.json\n"
+        "    credentials: {password: hunter2literal, api_key: 'abc SECRET key', token: \"${T}\"}",
+    )
+    config.write_text(text, encoding="utf-8")
+    service = Service(config, every=3600)
+    with TestClient(create_app(service, manage_service=False)) as client:
+        page = client.get("/config").text
+    assert "hunter2literal" not in page and "SECRET" not in page
+    assert "${T}" in page and "crm.json" in page
+
+
+def test_every_page_says_so_when_the_store_does_not_answer(tmp_path: Path) -> None:
+    config = _world(tmp_path)
+    gone = f"postgresql://bob:pw-of-bob@127.0.0.1:{_free_port()}/nothing"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("sqlite:///state.db", gone), encoding="utf-8"
+    )
+    assert gone in config.read_text(encoding="utf-8")
+    service = Service(config, every=3600)
+    with TestClient(create_app(service, manage_service=False)) as client:
+        for path in PAGES:
+            answer = client.get(path)
+            assert answer.status_code in (200, 503), (path, answer.status_code)
+            assert "cannot open the store" in answer.text, path
+            assert "pw-of-bob" not in answer.text
+        assert client.get("/readyz").status_code == 503
+
+
+def test_logins_sent_together_are_throttled_as_one_by_one(tmp_path: Path) -> None:
+    service = Service(_world(tmp_path), every=3600)
+    app = create_app(service, Access({"SAMBAND_USERS": USERS}), manage_service=False)
+
+    async def burst() -> Counter[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+            token = csrf_of((await client.get("/login")).text)
+            answers = await asyncio.gather(
+                *[
+                    client.post("/login", data={"name": "ada", "password": f"no{i}", "csrf": token})
+                    for i in range(12)
+                ]
+            )
+            right = await client.post(
+                "/login", data={"name": "ada", "password": ADMIN_PASSWORD, "csrf": token}
+            )
+            assert right.status_code == 429  # the name is locked for now, even rightly
+            return Counter(answer.status_code for answer in answers)
+
+    counts = asyncio.run(burst())
+    assert counts == {401: 5, 429: 7}
+
+
+def test_serve_answers_only_to_loopback_names_without_a_login(tmp_path: Path) -> None:
+    config = _world(tmp_path)
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "samband.cli", "serve", "-c", str(config), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        assert "serving" in process.stdout.readline()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
+            for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example"):
+                for path in ("/", "/api/overview", "/config"):
+                    answer = client.get(path, headers={"Host": host})
+                    assert answer.status_code == 421, (host, path)
+                    assert "Acme" not in answer.text
+                answer = client.post("/api/run", headers={"Host": host})
+                assert answer.status_code == 421
+            for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "localhost"):
+                assert client.get("/api/overview", headers={"Host": host}).status_code == 200
+            # a receiver is reached through a proxy under the public name: not refused here
+            assert client.post("/hooks/crm", headers={"Host": "sync.example"}).status_code == 404
+    finally:
+        process.terminate()
+        try:
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+@pytest.mark.parametrize("host", ["[::1]:8080", "localhost:8080", "127.0.0.1"])
+def test_a_host_header_names_its_host_without_the_port(host: str) -> None:
+    from samband.service.web import host_name, is_loopback
+
+    assert is_loopback(host_name(host))
