@@ -125,3 +125,26 @@ def test_a_host_header_names_its_host_without_the_port(host: str) -> None:
     from samband.service.web import host_name, is_loopback
 
     assert is_loopback(host_name(host))
+
+
+def test_an_unknown_dataflow_in_a_link_is_never_served_as_html(tmp_path: Path) -> None:
+    service = Service(_world(tmp_path), every=3600)
+    script = "/dataflows/%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+    with TestClient(create_app(service, manage_service=False)) as client:
+        token = csrf_of(client.get("/").text)
+        for answer in (
+            client.get(script),
+            client.post(script + "/preview", data={"csrf": token}),
+        ):
+            assert answer.status_code == 404
+            assert answer.headers["content-type"].startswith("text/plain")
+            assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def test_no_page_can_be_framed_by_another_site(tmp_path: Path) -> None:
+    service = Service(_world(tmp_path), every=3600)
+    with TestClient(create_app(service, manage_service=False)) as client:
+        for path in ("/", "/dataflows/customers", "/api/overview", "/login"):
+            answer = client.get(path)
+            assert answer.headers["x-frame-options"] == "DENY", path
+            assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]

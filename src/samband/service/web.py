@@ -33,7 +33,7 @@ from starlette.responses import (
     StreamingResponse,
 )
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from samband.errors import SambandError
 from samband.service import records
@@ -104,6 +104,33 @@ class LoopbackHostsOnly:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class SecurityHeaders:
+    """Headers on every answer: no page may be framed by another site (a framed button
+    could be clicked unseen), and a browser takes each answer as the type it says."""
+
+    HEADERS = (
+        (b"x-frame-options", b"DENY"),
+        (b"content-security-policy", b"frame-ancestors 'none'"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -433,6 +460,7 @@ def create_app(
 
     middleware = [
         Middleware(RequestLog),
+        Middleware(SecurityHeaders),
         *([Middleware(LoopbackHostsOnly)] if loopback_hosts and not access.login_required else []),
         Middleware(
             SessionMiddleware,
