@@ -148,3 +148,15 @@ def test_no_page_can_be_framed_by_another_site(tmp_path: Path) -> None:
             answer = client.get(path)
             assert answer.headers["x-frame-options"] == "DENY", path
             assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_a_port_out_of_range_is_a_usage_error_not_a_defect(tmp_path: Path, port: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "samband.cli", "serve", "-c", str(_world(tmp_path)), "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--port" in result.stderr and "defect" not in result.stderr

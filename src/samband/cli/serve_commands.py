@@ -23,7 +23,9 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def serve(
     config: ConfigOption,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")
+    ] = 8080,
     every: Annotated[str, typer.Option("--every", help="Interval, e.g. 30s, 5m, 1h.")] = "60s",
     secure_cookies: Annotated[
         bool | None,
