@@ -160,3 +160,33 @@ def test_a_port_out_of_range_is_a_usage_error_not_a_defect(tmp_path: Path, port:
     )
     assert result.returncode == 2
     assert "--port" in result.stderr and "defect" not in result.stderr
+
+
+def test_an_action_on_a_locked_store_says_so_and_the_next_one_works(tmp_path: Path) -> None:
+    import sqlite3
+
+    service = Service(_world(tmp_path), every=3600)
+    with TestClient(create_app(service, manage_service=False)) as client:
+        token = csrf_of(client.get("/").text)  # opens the service's store connection
+        assert service._inspector is not None
+        # another program holds the store's write lock longer than the store waits
+        service._inspector.store.db.conn.exec_driver_sql("PRAGMA busy_timeout=50")
+        other = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            answer = client.post("/api/dataflows/customers/pause", headers={"X-CSRF-Token": token})
+            assert answer.status_code == 503
+            assert "did not answer" in answer.json()["error"]
+            assert client.get("/api/dataflows").status_code == 200  # reads go on meanwhile
+            service._inspector.store.db.conn.exec_driver_sql("PRAGMA busy_timeout=50")
+            form = client.post(
+                "/dataflows/customers/pause", data={"csrf": token}, follow_redirects=False
+            )
+            assert form.status_code == 303 and "error=" in form.headers["location"]
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        answer = client.post("/api/dataflows/customers/pause", headers={"X-CSRF-Token": token})
+        assert answer.status_code == 200, answer.text
+        controls = client.get("/api/dataflows").json()
+        assert [row["paused"] for row in controls if row["dataflow"] == "customers"] == [True]
