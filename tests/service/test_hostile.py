@@ -5,10 +5,13 @@ the store gone, logins sent all at once, a web page of another name re-pointed a
 from __future__ import annotations
 
 import asyncio
+import http.server
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -190,3 +193,56 @@ def test_an_action_on_a_locked_store_says_so_and_the_next_one_works(tmp_path: Pa
         assert answer.status_code == 200, answer.text
         controls = client.get("/api/dataflows").json()
         assert [row["paused"] for row in controls if row["dataflow"] == "customers"] == [True]
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """A system that refuses every call and echoes what it was sent, the URL included."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"error": "unauthorized", "url": self.path}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_secret_in_a_setting_is_in_no_page_answer_or_stored_run(tmp_path: Path) -> None:
+    secret = "qs-SECRET-value-3"
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = _world(tmp_path)
+        text = config.read_text(encoding="utf-8")
+        config.write_text(
+            text.replace(
+                "systems:\n",
+                "systems:\n"
+                "  api:\n"
+                "    kind: rest\n"
+                f"    base_url: http://127.0.0.1:{server.server_port}/v1?k=${{CRM_KEY}}\n"
+                "    auth: bearer\n"
+                '    credentials: {token: "${CRM_TOKEN}"}\n'
+                "    entity_types:\n"
+                "      Account: {path: accounts, properties: {name: string, org: string}}\n",
+                1,
+            ).replace("target: erp.Account", "target: api.Account"),
+            encoding="utf-8",
+        )
+        environ = {**os.environ, "CRM_KEY": secret, "CRM_TOKEN": "tok-SECRET-value-1"}
+        service = Service(config, every=3600, environ=environ)
+        with TestClient(create_app(service)) as client:
+            assert service.scheduler.wait_runs(1, timeout=60)
+            assert service.scheduler.state.last is not None
+            assert service.scheduler.state.last.status == "failed"
+            answers = [client.get(path).text for path in ("/readyz", "/", "/runs")]
+            answers += [client.get(path).text for path in ("/api/overview", "/api/runs")]
+            stored = json.dumps(service.read("runs", 5))
+        assert "401" in stored  # the failure is there, without the secret
+        for said in [*answers, stored]:
+            assert secret not in said and "tok-SECRET" not in said
+    finally:
+        server.shutdown()
