@@ -246,3 +246,21 @@ def test_a_secret_in_a_setting_is_in_no_page_answer_or_stored_run(tmp_path: Path
             assert secret not in said and "tok-SECRET" not in said
     finally:
         server.shutdown()
+
+
+def test_a_copy_of_the_session_cookie_is_refused_after_the_logout(tmp_path: Path) -> None:
+    service = Service(_world(tmp_path), every=3600)
+    app = create_app(service, Access({"SAMBAND_USERS": USERS}), manage_service=False)
+    with TestClient(app, base_url="https://testserver") as client:
+        token = csrf_of(client.get("/login").text)
+        client.post("/login", data={"name": "ada", "password": ADMIN_PASSWORD, "csrf": token})
+        token = csrf_of(client.get("/").text)
+        copied = dict(client.cookies)
+        assert client.post("/logout", data={"csrf": token}).status_code == 200
+        with TestClient(app, base_url="https://testserver", cookies=copied) as thief:
+            assert thief.get("/api/overview").status_code == 401
+            assert thief.post("/api/run", headers={"X-CSRF-Token": token}).status_code == 401
+            assert thief.get("/", follow_redirects=False).status_code == 303
+        token = csrf_of(client.get("/login").text)  # the user logs in again: a new session
+        client.post("/login", data={"name": "ada", "password": ADMIN_PASSWORD, "csrf": token})
+        assert client.get("/api/overview").status_code == 200

@@ -28,6 +28,7 @@ TOKEN_ENV = "SAMBAND_API_TOKEN"
 SESSION_SECRET_ENV = "SAMBAND_SESSION_SECRET"
 ROLES = ("admin", "viewer")
 MAX_THROTTLE_KEYS = 10_000
+SESSION_SECONDS = 8 * 3600
 
 _hasher = PasswordHasher()
 # verified when the name is unknown, so an unknown name costs as long as a wrong password
@@ -128,6 +129,26 @@ class LoginThrottle:
             self._failures.pop(key, None)
 
 
+class EndedSessions:
+    """The sessions a logout ended.  The session cookie is signed, not stored, so a copy
+    taken before the logout would still be let in: its id is refused here until the
+    cookie would have expired anyway.  (Kept in memory: a restart with the same
+    ``SAMBAND_SESSION_SECRET`` forgets them; without it, every cookie is refused.)"""
+
+    def __init__(self, lifetime: float = SESSION_SECONDS) -> None:
+        self.lifetime = lifetime
+        self._ended: dict[str, float] = {}
+
+    def end(self, session_id: str) -> None:
+        now = time.monotonic()
+        for old in [sid for sid, at in self._ended.items() if at <= now - self.lifetime]:
+            del self._ended[old]
+        self._ended[session_id] = now
+
+    def ended(self, session_id: str) -> bool:
+        return session_id in self._ended
+
+
 class Access:
     """The access rules of one served config."""
 
@@ -137,6 +158,7 @@ class Access:
         self.api_token = environ.get(TOKEN_ENV) or None
         self.session_secret = environ.get(SESSION_SECRET_ENV) or secrets.token_urlsafe(32)
         self.throttle = LoginThrottle()
+        self.sessions = EndedSessions()
 
     @property
     def login_required(self) -> bool:

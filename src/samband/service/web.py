@@ -37,14 +37,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from samband.errors import SambandError
 from samband.service import records
-from samband.service.access import Access, User, same_token
+from samband.service.access import SESSION_SECONDS, Access, User, same_token
 from samband.service.dataflows import routes as dataflow_routes
 from samband.service.dataflows import url as dataflow_url
 from samband.service.live import event_stream
 from samband.service.requestlog import RequestLog
 from samband.service.service import Service
 
-SESSION_HOURS = 8
+SESSION_HOURS = SESSION_SECONDS // 3600
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -334,12 +334,16 @@ def create_app(
             )
         access.throttle.succeeded(*keys)
         request.session.clear()
-        request.session.update(user=user.name, csrf=secrets.token_urlsafe(32))
+        request.session.update(
+            user=user.name, csrf=secrets.token_urlsafe(32), sid=secrets.token_urlsafe(16)
+        )
         return RedirectResponse(_local(form), status_code=303)
 
     async def logout(request: Request) -> Response:
         form = await request.form()
         if same_token(str(form.get("csrf", "")), request.session.get("csrf")):
+            if request.session.get("sid"):  # a copy of the cookie is refused from now on
+                access.sessions.end(str(request.session["sid"]))
             request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -479,8 +483,10 @@ class _Rules:
         self.access = access
 
     def session_user(self, request: Request) -> User | None:
-        name = request.session.get("user")
-        return self.access.users.get(name) if name else None
+        name, session_id = request.session.get("user"), request.session.get("sid")
+        if not name or not session_id or self.access.sessions.ended(str(session_id)):
+            return None
+        return self.access.users.get(name)
 
     def refuse_api(self, request: Request, *, admin: bool) -> Response | None:
         access = self.access
