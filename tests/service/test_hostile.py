@@ -264,3 +264,16 @@ def test_a_copy_of_the_session_cookie_is_refused_after_the_logout(tmp_path: Path
         token = csrf_of(client.get("/login").text)  # the user logs in again: a new session
         client.post("/login", data={"name": "ada", "password": ADMIN_PASSWORD, "csrf": token})
         assert client.get("/api/overview").status_code == 200
+
+
+def test_a_malformed_or_unknown_record_ref_is_answered_400_or_404(tmp_path: Path) -> None:
+    service = Service(_world(tmp_path), every=3600)
+    with TestClient(create_app(service)) as client:
+        assert service.scheduler.wait_runs(1, timeout=60)
+        assert client.get("/api/records/crm:Customer:1").status_code == 200
+        for malformed in ("/api/records/nothing", "/api/records/%00", "/api/history/a:b"):
+            answer = client.get(malformed)
+            assert answer.status_code == 400, malformed
+            assert "SYSTEM:TYPE:ID" in answer.json()["error"]
+        for unknown in ("/api/records/crm:Customer:999", "/api/records/nope:Nope:1"):
+            assert client.get(unknown).status_code == 404, unknown

@@ -426,7 +426,7 @@ def create_app(
         Route("/api/conflicts", api(lambda r: service.read("conflicts", limit(r)))),
         Route("/api/errors", api(lambda r: service.read("errors", limit(r)))),
         Route("/api/records", api(lambda r: records.api(service, r))),
-        Route("/api/records/{ref:path}", api(lambda r: service.read("links", ref(r)))),
+        Route("/api/records/{ref:path}", api(lambda r: records.group(service, ref(r)))),
         Route("/api/history/{ref:path}", api(lambda r: service.read("history", ref(r)))),
         Route("/api/run", api(run_now, admin=True), methods=["POST"]),
         Route(
