@@ -277,3 +277,17 @@ def test_a_malformed_or_unknown_record_ref_is_answered_400_or_404(tmp_path: Path
             assert "SYSTEM:TYPE:ID" in answer.json()["error"]
         for unknown in ("/api/records/crm:Customer:999", "/api/records/nope:Nope:1"):
             assert client.get(unknown).status_code == 404, unknown
+
+
+def test_an_action_on_an_unknown_id_is_404_and_a_wrong_one_400(tmp_path: Path) -> None:
+    service = Service(_world(tmp_path), every=3600)
+    with TestClient(create_app(service)) as client:
+        assert service.scheduler.wait_runs(1, timeout=60)
+        headers = {"X-CSRF-Token": csrf_of(client.get("/").text)}
+        for path, body, status in [
+            ("/api/conflicts/99999/resolve", {"take": "source"}, 404),
+            ("/api/conflicts/99999/resolve", {"take": "<b>"}, 400),
+            ("/api/errors/dismiss", {"ref": "crm:Customer:999"}, 404),
+        ]:
+            answer = client.post(path, json=body, headers=headers)
+            assert answer.status_code == status, (path, body, answer.text)

@@ -35,6 +35,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from samband.engine.actions import ActionError, NoSuch
 from samband.errors import SambandError
 from samband.service import records
 from samband.service.access import SESSION_SECONDS, Access, User, same_token
@@ -175,6 +176,9 @@ def create_app(
                     return JSONResponse({"error": "the body is not JSON"}, status_code=400)
             try:
                 result = await run_in_threadpool(handler, request)
+            except ActionError as exc:  # asked for what cannot be done: the caller's to mend
+                status = 404 if isinstance(exc, NoSuch) else 400
+                return JSONResponse({"error": str(exc)}, status_code=status)
             except SambandError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=503)
             except ValueError as exc:  # a malformed ref or parameter
