@@ -291,3 +291,17 @@ def test_an_action_on_an_unknown_id_is_404_and_a_wrong_one_400(tmp_path: Path) -
         ]:
             answer = client.post(path, json=body, headers=headers)
             assert answer.status_code == status, (path, body, answer.text)
+
+
+def test_a_form_with_a_conflict_id_that_is_no_number_says_so(tmp_path: Path) -> None:
+    service = Service(_world(tmp_path), every=3600)
+    with TestClient(create_app(service, manage_service=False)) as client:
+        token = csrf_of(client.get("/").text)
+        answer = client.post(
+            "/conflicts/resolve",
+            data={"csrf": token, "id": "abc", "take": "source"},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 303
+        assert "is+not+a+conflict+id" in answer.headers["location"]
+        assert "int%28%29" not in answer.headers["location"]

@@ -390,7 +390,7 @@ def create_app(
             form_action(
                 "/conflicts",
                 lambda f, u: service.act(
-                    _actor(u), "resolve", int(f.get("id", 0)), str(f.get("take", ""))
+                    _actor(u), "resolve", _conflict_id(f), str(f.get("take", ""))
                 ),
             ),
             methods=["POST"],
@@ -540,6 +540,13 @@ def _api_actor(request: Request) -> str:
 def _body(request: Request) -> dict[str, Any]:
     body = request.scope.get("samband.body")
     return body if isinstance(body, dict) else {}
+
+
+def _conflict_id(form: Any) -> int:
+    text = str(form.get("id", ""))
+    if not text.isascii() or not text.isdigit():
+        raise ValueError(f"{text!r} is not a conflict id: `samband conflicts` lists them")
+    return int(text)
 
 
 def _take(request: Request) -> str:
