@@ -74,6 +74,25 @@ def scrub(text: str) -> str:
     return _TEXT_PATTERNS[1].sub(lambda m: f"{m.group(1)}{MASK}", text)
 
 
+def scrub_tree(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings) with every string scrubbed."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {key: scrub_tree(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_tree(item) for item in value]
+    return value
+
+
+_SECRET_VARIABLE = re.compile(r"KEY|TOKEN|SECRET|PASS|PWD|AUTH|CRED|SIG", re.IGNORECASE)
+
+
+def is_secret_variable(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret (``CRM_API_KEY``)."""
+    return bool(_SECRET_VARIABLE.search(name))
+
+
 def headers(items: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
     pairs = items.items() if isinstance(items, Mapping) else items
     return {name: (MASK if is_secret_name(name) else value) for name, value in pairs}

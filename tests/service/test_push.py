@@ -401,3 +401,19 @@ systems:
         thread.join(30)
         assert not thread.is_alive()
     assert listeners.connections == {}
+
+
+def test_a_signature_or_timestamp_beyond_ascii_is_refused_not_an_error(
+    hooks: tuple[Service, TestClient, list[tuple]],
+) -> None:
+    _, client, pushed = hooks
+    body, headers = rest_request({"type": "Customer", "id": "7", "action": "updated"})
+    odd_signature = dict(headers, **{"X-Samband-Signature": "sha256=\xe9t\xe9"})
+    odd_timestamp = dict(headers, **{"X-Samband-Timestamp": "\u0661\u0662\u0663"})  # Arabic digits
+    for odd in (odd_signature, odd_timestamp):
+        raw = {name: value.encode("latin-1", "replace") for name, value in odd.items()}
+        raw["X-Samband-Timestamp"] = odd["X-Samband-Timestamp"].encode("utf-8")
+        answer = client.post("/hooks/crm", content=body, headers=raw)
+        assert answer.status_code in (400, 401), answer.status_code
+        assert answer.content == b""
+    assert pushed == []

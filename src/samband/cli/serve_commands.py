@@ -23,7 +23,9 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def serve(
     config: ConfigOption,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")
+    ] = 8080,
     every: Annotated[str, typer.Option("--every", help="Interval, e.g. 30s, 5m, 1h.")] = "60s",
     secure_cookies: Annotated[
         bool | None,
@@ -81,7 +83,7 @@ def serve(
     except SambandError as exc:
         raise fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
     secure = not is_loopback(host) if secure_cookies is None else secure_cookies
-    app_ = create_app(service, access, secure_cookies=secure)
+    app_ = create_app(service, access, secure_cookies=secure, loopback_hosts=True)
     announce = f"serving {config} on http://{host}:{port} (Ctrl-C to stop)"
     try:
         sock = _bound(host, port)

@@ -38,6 +38,10 @@ class ActionError(SambandError):
     """An action that cannot be done as asked (an unknown id, a record not linked)."""
 
 
+class NoSuch(ActionError):
+    """An action on something that does not exist (a conflict id, a quarantined record)."""
+
+
 @dataclass(frozen=True)
 class Done:
     """What an action did, for the CLI and scripts."""
@@ -74,7 +78,7 @@ class Actions:
             raise ActionError(f"--take {take!r}: take source or target")
         row = self.store.journal.conflict(conflict_id)
         if row is None:
-            raise ActionError(
+            raise NoSuch(
                 f"there is no conflict {conflict_id}; `samband conflicts` lists them with ids"
             )
         links = self.store.links_by(row["dataflow"], "source", [row["source_ref"]])
@@ -113,7 +117,7 @@ class Actions:
         Ref.parse(ref)
         letters = self.store.dead_letters(refs=[ref])
         if not letters:
-            raise ActionError(f"{ref} is not quarantined; `samband errors` lists those that are")
+            raise NoSuch(f"{ref} is not quarantined; `samband errors` lists those that are")
         self._idle()
         with self.store.tx():
             self.store.journal.dismiss_dead_letters([r["id"] for r in letters])

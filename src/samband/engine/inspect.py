@@ -121,6 +121,7 @@ class Inspector:
 
     def links(self, ref: str) -> list[dict[str, Any]]:
         """Every member of the link group of ``ref`` with its stored (mapped) values."""
+        Ref.parse(ref)  # a malformed ref says what a ref is
         seen, frontier, pairs = {ref}, [ref], []
         while frontier:
             following = []

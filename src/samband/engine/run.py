@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from samband import redact
-from samband.config.env import resolve, resolve_all
+from samband.config.env import references, resolve, resolve_all
 from samband.config.loader import base_dir
 from samband.config.model import Config
 from samband.config.validate import load_valid
@@ -293,6 +293,12 @@ class Engine:
             for key, value in list(extra.items()):
                 if isinstance(value, str):
                     extra[key] = resolve(value, self.environ, system=system_id)
+                    # a secret in a setting (base_url: ...?key=${CRM_KEY}) is masked too
+                    redact.remember(
+                        self.environ.get(name)
+                        for name in references(value)
+                        if redact.is_secret_variable(name)
+                    )
             extra.setdefault("base_dir", self.base_dir)
             credentials = resolve_all(system.credentials, self.environ, system=system_id)
             redact.remember(credentials.values())  # masked wherever a log line holds one

@@ -27,6 +27,8 @@ USERS_ENV = "SAMBAND_USERS"
 TOKEN_ENV = "SAMBAND_API_TOKEN"
 SESSION_SECRET_ENV = "SAMBAND_SESSION_SECRET"
 ROLES = ("admin", "viewer")
+MAX_THROTTLE_KEYS = 10_000
+SESSION_SECONDS = 8 * 3600
 
 _hasher = PasswordHasher()
 # verified when the name is unknown, so an unknown name costs as long as a wrong password
@@ -103,14 +105,48 @@ class LoginThrottle:
                 wait = max(wait, failures[0] + self.window - now)
         return wait
 
+    def attempt(self, *keys: str) -> float:
+        """The wait before another login may be tried; when none, the attempt is counted
+        at once as a failure (until :meth:`succeeded`), so logins sent together cannot all
+        pass the check before the first of them fails."""
+        wait = self.retry_after(*keys)
+        if not wait:
+            self.failed(*keys)
+        return wait
+
     def failed(self, *keys: str) -> None:
         now = time.monotonic()
+        if len(self._failures) > MAX_THROTTLE_KEYS:  # forget the names tried long ago
+            for key in [
+                k for k, f in self._failures.items() if not f or f[-1] <= now - self.window
+            ]:
+                del self._failures[key]
         for key in keys:
             self._failures.setdefault(key, deque()).append(now)
 
     def succeeded(self, *keys: str) -> None:
         for key in keys:
             self._failures.pop(key, None)
+
+
+class EndedSessions:
+    """The sessions a logout ended.  The session cookie is signed, not stored, so a copy
+    taken before the logout would still be let in: its id is refused here until the
+    cookie would have expired anyway.  (Kept in memory: a restart with the same
+    ``SAMBAND_SESSION_SECRET`` forgets them; without it, every cookie is refused.)"""
+
+    def __init__(self, lifetime: float = SESSION_SECONDS) -> None:
+        self.lifetime = lifetime
+        self._ended: dict[str, float] = {}
+
+    def end(self, session_id: str) -> None:
+        now = time.monotonic()
+        for old in [sid for sid, at in self._ended.items() if at <= now - self.lifetime]:
+            del self._ended[old]
+        self._ended[session_id] = now
+
+    def ended(self, session_id: str) -> bool:
+        return session_id in self._ended
 
 
 class Access:
@@ -122,6 +158,7 @@ class Access:
         self.api_token = environ.get(TOKEN_ENV) or None
         self.session_secret = environ.get(SESSION_SECRET_ENV) or secrets.token_urlsafe(32)
         self.throttle = LoginThrottle()
+        self.sessions = EndedSessions()
 
     @property
     def login_required(self) -> bool:

@@ -11,7 +11,13 @@ from urllib.parse import quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from samband.docs.model import file_stem
@@ -108,7 +114,7 @@ def routes(
         try:
             data = await run_in_threadpool(dataflow_data, service, key)
         except ValueError as exc:
-            return HTMLResponse(str(exc), status_code=404)
+            return PlainTextResponse(str(exc), status_code=404)  # the key as typed: never HTML
         except SambandError as exc:
             return render("dataflow.html", request, user, key=key, error=str(exc))
         return render(
@@ -165,7 +171,7 @@ def routes(
         try:
             result = await run_in_threadpool(preview, service, key)
         except ValueError as exc:
-            return HTMLResponse(str(exc), status_code=404)
+            return PlainTextResponse(str(exc), status_code=404)  # the key as typed: never HTML
         except SambandError as exc:
             return RedirectResponse(f"{url(key)}?{urlencode({'error': str(exc)})}", 303)
         return render("preview.html", request, user, key=key, url=url(key), preview=result)

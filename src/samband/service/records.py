@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from samband.errors import SambandError
 from samband.service.service import Service
@@ -38,3 +39,12 @@ def search(service: Service, request: Request) -> dict[str, Any]:
 def api(service: Service, request: Request) -> Any:
     text, limit = query(request)
     return service.read("find", text, limit)
+
+
+def group(service: Service, ref: str) -> Any:
+    """``/api/records/REF``: the link group of a record, 404 when the store knows nothing
+    of it."""
+    rows: list[dict[str, Any]] = service.read("links", ref)
+    if all(row["values"] is None and not row["linked"] for row in rows):
+        return JSONResponse({"error": f"the store holds no record {ref}"}, status_code=404)
+    return rows

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from samband import redact
 from samband.engine.run import Engine, Progress, RunReport
 from samband.errors import CircuitBreakerTripped, SambandError
 from samband.store.rows import now_iso
@@ -225,13 +226,14 @@ class Scheduler:
         dataflows: list[str] | None = None,
         reason: str | None = None,
     ) -> None:
+        # what a page, the API, /readyz and a notification show: no credential in it
         outcome = RunOutcome(
             started_at,
             now_iso(),
             status,
             time.monotonic() - started,
-            report,
-            message,
+            redact.scrub_tree(report) if report is not None else None,
+            redact.scrub(message) if message is not None else None,
             breaker,
             dataflows,
             reason,

@@ -3,13 +3,16 @@ store for the pages and the API."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from samband.config import Config
 from samband.config.validate import load_valid
@@ -18,7 +21,7 @@ from samband.docs import render_documents
 from samband.durations import parse_interval
 from samband.engine.inspect import Inspector
 from samband.engine.run import Engine
-from samband.errors import SambandError
+from samband.errors import SambandError, StoreError
 from samband.service.health import SystemHealth
 from samband.service.live import LiveProgress
 from samband.service.masking import mask_secrets
@@ -26,6 +29,7 @@ from samband.service.metrics import Metrics
 from samband.service.notify import Event, Notifier
 from samband.service.push import Listeners, PushMetrics, Receivers
 from samband.service.scheduler import RunOutcome, Scheduler
+from samband.store._database import db_message
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +288,7 @@ class Service:
     def read(self, what: str, *args: Any) -> Any:
         """``Inspector.<what>(*args)`` on the service's own store connection; one reader at
         a time (the pages and the API are served from a thread pool)."""
-        with self._inspector_lock:
+        with self._inspector_lock, self._store_answers():
             inspector = self._opened()
             # each read ends its transaction: a PostgreSQL connection left idle in one
             # holds back vacuum for as long as the service runs
@@ -300,7 +304,7 @@ class Service:
 
     def act(self, actor: str | None, what: str, *args: Any) -> Any:
         """An action of the Inspector (retry, dismiss, resolve, …) recorded as ``actor``'s."""
-        with self._inspector_lock:
+        with self._inspector_lock, self._store_answers():
             inspector = self._opened()
             inspector.actor = actor
             try:
@@ -308,6 +312,20 @@ class Service:
             finally:
                 inspector.actor = None
                 self._counts.forget()
+
+    @contextlib.contextmanager
+    def _store_answers(self) -> Iterator[None]:
+        """A store that fails mid-way (locked by another program, its server gone) is a
+        :class:`StoreError` the pages show; the connection is opened afresh next time
+        (call with the lock held)."""
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            inspector, self._inspector = self._inspector, None
+            if inspector is not None:
+                with contextlib.suppress(Exception):
+                    inspector.close()
+            raise StoreError(f"the store did not answer ({db_message(exc)}); try again") from None
 
     def _opened(self) -> Inspector:
         """The service's inspector, opened at first use (call with the lock held)."""
@@ -331,7 +349,12 @@ class Service:
 
     def config_text(self) -> str:
         """The config file as written, with any literal secret masked."""
-        return mask_secrets(self.config_path.read_text(encoding="utf-8"))
+        literals = [
+            str(value)
+            for system in self.config.systems.values()
+            for value in system.credentials.values()
+        ]
+        return mask_secrets(self.config_path.read_text(encoding="utf-8"), literals)
 
     def health(self) -> tuple[bool, str]:
         """Ready: the store answers and the last run did not fail."""

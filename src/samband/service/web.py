@@ -20,28 +20,32 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
+    PlainTextResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
 )
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from samband.engine.actions import ActionError, NoSuch
 from samband.errors import SambandError
 from samband.service import records
-from samband.service.access import Access, User, same_token
+from samband.service.access import SESSION_SECONDS, Access, User, same_token
 from samband.service.dataflows import routes as dataflow_routes
 from samband.service.dataflows import url as dataflow_url
 from samband.service.live import event_stream
 from samband.service.requestlog import RequestLog
 from samband.service.service import Service
 
-SESSION_HOURS = 8
+SESSION_HOURS = SESSION_SECONDS // 3600
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -72,6 +76,64 @@ def check_bind(host: str, access: Access | None = None) -> str | None:
     )
 
 
+def host_name(header: str) -> str:
+    """The host of a Host header, without its port (``[::1]:8080`` → ``::1``)."""
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class LoopbackHostsOnly:
+    """Without a login the service trusts the machine's users, so a request must name a
+    loopback host: a web page whose own name was re-pointed at 127.0.0.1 (DNS
+    rebinding) is then refused, and cannot read a page or act with its CSRF token.  The
+    webhook receivers are exempt: each request is signed, and a proxy passes them on
+    under the public name."""
+
+    def __init__(self, app: ASGIApp, exempt: tuple[str, ...] = ("/hooks/",)) -> None:
+        self.app, self.exempt = app, exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not str(scope["path"]).startswith(self.exempt):
+            host = host_name(Headers(scope=scope).get("host", ""))
+            if not is_loopback(host):
+                refusal = PlainTextResponse(
+                    "This service answers only to 127.0.0.1, ::1 and localhost without a "
+                    "login; set SAMBAND_USERS_FILE to serve it under another name.",
+                    status_code=421,
+                )
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class SecurityHeaders:
+    """Headers on every answer: no page may be framed by another site (a framed button
+    could be clicked unseen), and a browser takes each answer as the type it says."""
+
+    HEADERS = (
+        (b"x-frame-options", b"DENY"),
+        (b"content-security-policy", b"frame-ancestors 'none'"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -81,9 +143,12 @@ def create_app(
     *,
     manage_service: bool = True,
     secure_cookies: bool = False,
+    loopback_hosts: bool = False,
 ) -> Starlette:
     """The ASGI app.  With ``manage_service`` its lifespan starts and stops the schedule;
-    ``secure_cookies`` marks the session cookie Secure (served behind HTTPS)."""
+    ``secure_cookies`` marks the session cookie Secure (served behind HTTPS);
+    ``loopback_hosts`` refuses, when no login is configured, a request naming another
+    host than a loopback one (:class:`LoopbackHostsOnly`; ``samband serve`` sets it)."""
     access = access or Access()
     rules = _Rules(access)
 
@@ -92,7 +157,10 @@ def create_app(
             user = rules.session_user(request)
             if access.login_required and user is None:
                 return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-            return await handler(request, user)
+            try:
+                return await handler(request, user)
+            except SambandError as exc:  # the store does not answer: say so, on any page
+                return _render("unavailable.html", request, user, status_code=503, error=str(exc))
 
         return endpoint
 
@@ -108,6 +176,9 @@ def create_app(
                     return JSONResponse({"error": "the body is not JSON"}, status_code=400)
             try:
                 result = await run_in_threadpool(handler, request)
+            except ActionError as exc:  # asked for what cannot be done: the caller's to mend
+                status = 404 if isinstance(exc, NoSuch) else 400
+                return JSONResponse({"error": str(exc)}, status_code=status)
             except SambandError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=503)
             except ValueError as exc:  # a malformed ref or parameter
@@ -259,7 +330,7 @@ def create_app(
         name, password = str(form.get("name", "")), str(form.get("password", ""))
         client = request.client.host if request.client else "?"
         keys = (f"ip:{client}", f"user:{name}")
-        wait = access.throttle.retry_after(*keys)
+        wait = access.throttle.attempt(*keys)
         if wait:
             return _render(
                 "login.html",
@@ -270,19 +341,22 @@ def create_app(
                 headers={"Retry-After": str(int(wait) + 1)},
             )
         user = await run_in_threadpool(access.authenticate, name, password)
-        if user is None:
-            access.throttle.failed(*keys)
+        if user is None:  # counted as failed by attempt()
             return _render(
                 "login.html", request, None, status_code=401, error="Wrong name or password."
             )
         access.throttle.succeeded(*keys)
         request.session.clear()
-        request.session.update(user=user.name, csrf=secrets.token_urlsafe(32))
+        request.session.update(
+            user=user.name, csrf=secrets.token_urlsafe(32), sid=secrets.token_urlsafe(16)
+        )
         return RedirectResponse(_local(form), status_code=303)
 
     async def logout(request: Request) -> Response:
         form = await request.form()
         if same_token(str(form.get("csrf", "")), request.session.get("csrf")):
+            if request.session.get("sid"):  # a copy of the cookie is refused from now on
+                access.sessions.end(str(request.session["sid"]))
             request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -325,7 +399,7 @@ def create_app(
             form_action(
                 "/conflicts",
                 lambda f, u: service.act(
-                    _actor(u), "resolve", int(f.get("id", 0)), str(f.get("take", ""))
+                    _actor(u), "resolve", _conflict_id(f), str(f.get("take", ""))
                 ),
             ),
             methods=["POST"],
@@ -365,7 +439,7 @@ def create_app(
         Route("/api/conflicts", api(lambda r: service.read("conflicts", limit(r)))),
         Route("/api/errors", api(lambda r: service.read("errors", limit(r)))),
         Route("/api/records", api(lambda r: records.api(service, r))),
-        Route("/api/records/{ref:path}", api(lambda r: service.read("links", ref(r)))),
+        Route("/api/records/{ref:path}", api(lambda r: records.group(service, ref(r)))),
         Route("/api/history/{ref:path}", api(lambda r: service.read("history", ref(r)))),
         Route("/api/run", api(run_now, admin=True), methods=["POST"]),
         Route(
@@ -403,6 +477,8 @@ def create_app(
 
     middleware = [
         Middleware(RequestLog),
+        Middleware(SecurityHeaders),
+        *([Middleware(LoopbackHostsOnly)] if loopback_hosts and not access.login_required else []),
         Middleware(
             SessionMiddleware,
             secret_key=access.session_secret,
@@ -420,8 +496,10 @@ class _Rules:
         self.access = access
 
     def session_user(self, request: Request) -> User | None:
-        name = request.session.get("user")
-        return self.access.users.get(name) if name else None
+        name, session_id = request.session.get("user"), request.session.get("sid")
+        if not name or not session_id or self.access.sessions.ended(str(session_id)):
+            return None
+        return self.access.users.get(name)
 
     def refuse_api(self, request: Request, *, admin: bool) -> Response | None:
         access = self.access
@@ -471,6 +549,13 @@ def _api_actor(request: Request) -> str:
 def _body(request: Request) -> dict[str, Any]:
     body = request.scope.get("samband.body")
     return body if isinstance(body, dict) else {}
+
+
+def _conflict_id(form: Any) -> int:
+    text = str(form.get("id", ""))
+    if not text.isascii() or not text.isdigit():
+        raise ValueError(f"{text!r} is not a conflict id: `samband conflicts` lists them")
+    return int(text)
 
 
 def _take(request: Request) -> str:

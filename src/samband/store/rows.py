@@ -36,7 +36,12 @@ class Ref(NamedTuple):
     @classmethod
     def parse(cls, text: str) -> Ref:
         """The ref spelled ``text`` (an id may hold colons; system and type do not)."""
-        system, etype, rid = text.split(":", 2)
+        try:
+            system, etype, rid = text.split(":", 2)
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is not a record ref: write SYSTEM:TYPE:ID, as crm:Customer:42"
+            ) from None
         return cls(system, etype, rid)
 
     @classmethod

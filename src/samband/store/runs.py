@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from samband import redact
 from samband.errors import StoreError
 from samband.store import schema as s
 from samband.store._database import Database, db_message
@@ -56,7 +57,8 @@ class Runs:
             conn.execute(
                 update(s.runs)
                 .where(s.runs.c.id == run_id)
-                .values(finished_at=now_iso(), status=status, stats=dumps(stats))
+                # a failure's message may quote a credential: the store keeps none
+                .values(finished_at=now_iso(), status=status, stats=dumps(redact.scrub_tree(stats)))
             )
 
 

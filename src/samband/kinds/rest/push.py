@@ -34,9 +34,11 @@ def receive(body: bytes, headers: Mapping[str, str], secret: str) -> PushedChang
     timestamp, signature = headers.get(TIMESTAMP), headers.get(SIGNATURE)
     if not timestamp or not signature:
         raise Refused("unsigned", f"{TIMESTAMP} or {SIGNATURE} is missing")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise Refused("malformed", f"{TIMESTAMP} is not Unix seconds")
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature.strip()):
+    # bytes: a header beyond ASCII is a wrong signature, not an error
+    given = signature.strip().encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(sign(secret, timestamp, body).encode(), given):
         raise Refused("bad_signature", "the signature does not match the body")
     try:
         data = json.loads(body)
