@@ -249,10 +249,12 @@ class HttpClient:
         attempt, waited, refreshed = 0, 0.0, False
         path = _path_only(url)
         while True:
-            if self.limiter is not None:
-                self._pace(method, path)
+            # credentials first: a token fetched now is a call of its own, and the slot
+            # this call takes must be the moment it is sent
             if self.auth is not None:
                 send_headers.update(self.auth.headers())
+            if self.limiter is not None:
+                self._pace(method, path)
             self.stats.api_calls += 1
             response: httpx.Response | None = None
             try:
