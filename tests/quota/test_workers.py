@@ -66,9 +66,7 @@ def _run(quota_url: str | None, base_url: str, during: Any = None) -> list[tuple
     context = multiprocessing.get_context("spawn")
     go = context.Manager().Event()
     with ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
-        futures = [
-            pool.submit(hammer, quota_url, base_url, CALLS, go) for _ in range(WORKERS)
-        ]
+        futures = [pool.submit(hammer, quota_url, base_url, CALLS, go) for _ in range(WORKERS)]
         go.set()
         if during is not None:
             during()

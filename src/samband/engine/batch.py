@@ -34,6 +34,7 @@ class Batch:
     # record written for one dataflow is planned with what was written for the next
     written: dict[str, Snapshot] = field(default_factory=dict)
     progress: bool = False
+    cleared: int = 0  # records of the chunk taken off the queue
 
     def ok(self, flow: Flow, ref: str) -> None:
         """``ref`` was synchronized: what was set aside or waiting for it is done."""

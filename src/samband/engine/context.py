@@ -141,3 +141,6 @@ class RunContext:
     run_id: int
     dry_run: bool
     keep_alive: Callable[[], None]  # renews the run's leases that are due
+    #: the run whose turns this run continues (it yielded, see Engine.sync): waiting for
+    #: a parent is counted in whole runs, not in turns
+    pass_id: int = 0

@@ -137,7 +137,7 @@ class Scheduler:
         state = self.state
         state.last = outcome
         state.history = [outcome, *state.history[:49]]
-        if status in ("ok", "stopped", "paused"):
+        if status in ("ok", "stopped", "paused", "yielded"):
             state.failures_in_a_row = 0
             if status == "ok":
                 state.last_ok_at = time.time()

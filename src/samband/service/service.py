@@ -60,7 +60,7 @@ class Service:
         events = []
         if outcome.breaker:
             events.append(event("breaker_tripped", outcome.message or "the breaker tripped"))
-        elif outcome.status not in ("ok", "stopped", "paused", "dry-run", "collected"):
+        elif outcome.status not in ("ok", "stopped", "paused", "yielded", "dry-run", "collected"):
             events.append(event("run_failed", outcome.message or f"the run {outcome.status}"))
         quarantined = self._store_gauges().get("quarantined")
         if quarantined is not None:
@@ -140,7 +140,7 @@ class Service:
         except SambandError as exc:
             return False, f"the store does not answer: {exc}"
         last = self.scheduler.state.last
-        if last is not None and last.status not in ("ok", "stopped", "paused"):
+        if last is not None and last.status not in ("ok", "stopped", "paused", "yielded"):
             return False, f"the last run {last.status}: {last.message or 'see samband status'}"
         return True, "ok"
 
