@@ -45,6 +45,14 @@ def _task(name: str) -> Callable[..., dict[str, Any]]:
         from bench.budget_bench import run_quiescent
 
         return run_quiescent
+    if name == "quota":
+        from bench.cluster_bench import run_quota
+
+        return run_quota
+    if name == "queue":
+        from bench.cluster_bench import run_queue
+
+        return run_queue
     raise SystemExit(f"unknown benchmark task {name!r}")
 
 

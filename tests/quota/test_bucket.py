@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -16,8 +17,8 @@ import pytest
 from samband.connectors._cluster import ClusterLimiter
 from samband.connectors._http import HttpClient
 from samband.errors import ConnectorError, QuotaExhausted
-from samband.quota import QuotaDatabase, QuotaSpent, QuotaUnavailable, connection_key
-from samband.quota._bucket import TABLE, _conninfo
+from samband.quota import QuotaSpent, QuotaUnavailable, connection_key
+from samband.quota.bucket import TABLE, QuotaDatabase, _conninfo
 
 pytestmark = pytest.mark.postgres
 
@@ -127,15 +128,17 @@ def test_a_dropped_table_is_made_again(database: QuotaDatabase, postgres_url: st
     assert database.acquire(KEY, 1.0) == 0.0
 
 
-def test_a_lost_connection_is_opened_again(database: QuotaDatabase, postgres_url: str) -> None:
+def test_a_lost_connection_is_opened_again(postgres_url: str) -> None:
+    name = f"samband-quota-{uuid.uuid4().hex[:8]}"  # this test's connection only
+    database = QuotaDatabase(postgres_url, application_name=name)
     database.acquire(KEY, 0.001)
     _sql(
         postgres_url,
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE application_name = 'samband-quota'",
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'",
     )
     database.acquire(KEY, 0.001)
     state = database.state(KEY)
+    database.close()
     assert state is not None and state.grants == 2
 
 

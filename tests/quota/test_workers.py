@@ -15,7 +15,8 @@ import pytest
 
 from samband.kinds.poweroffice_go.connector._auth import forget_tokens
 from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
-from samband.quota import QuotaDatabase, connection_key
+from samband.quota import connection_key
+from samband.quota.bucket import QuotaDatabase
 from samband.sandbox._base import SandboxServer
 from tests.quota._hammer import hammer
 from tests.support.poweroffice import KEYS
@@ -116,7 +117,7 @@ def test_one_429_holds_every_worker_back_for_its_retry_after(
 
     results = _run(postgres_url, f"{server.url}/v2", inject_once_running)
     assert sum(throttled for _, throttled in results) == 1
-    hits = _api(seen.seen)
+    hits = seen.seen  # the 429 may fall on a token request: it counts as well
     (injected,) = [t for t, status, _ in hits if status == 429]
     # the worker that met it tells the database within a few milliseconds; from then on
     # no worker calls until Retry-After has passed

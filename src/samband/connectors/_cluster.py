@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from samband.connectors._http import RateLimiter
-from samband.quota import QuotaDatabase
+from samband.quota.bucket import QuotaDatabase
 
 
 class ClusterLimiter(RateLimiter):

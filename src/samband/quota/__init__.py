@@ -7,23 +7,16 @@ When ``SAMBAND_QUOTA_DATABASE`` names a PostgreSQL database, every connector pac
 calls through one row of that database per connection key, so that any number of worker
 processes on any number of machines stay together under the limit; without it, each
 process paces itself (the single-machine default).
+
+The buckets themselves are :class:`samband.quota.bucket.QuotaDatabase`; that module imports
+the PostgreSQL driver, so it is loaded only when a quota database is used.
 """
 
-from samband.quota._bucket import (
-    ENV,
-    Grant,
-    QuotaDatabase,
-    QuotaSpent,
-    QuotaUnavailable,
-    cluster_database,
-    connection_key,
-    reset_cluster_database,
-)
+from samband.quota._cluster import cluster_database, reset_cluster_database
+from samband.quota._keys import ENV, QuotaSpent, QuotaUnavailable, connection_key
 
 __all__ = [
     "ENV",
-    "Grant",
-    "QuotaDatabase",
     "QuotaSpent",
     "QuotaUnavailable",
     "cluster_database",

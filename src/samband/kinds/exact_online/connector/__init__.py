@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 import httpx
 
 from samband.config.model import Config, SystemConfig
-from samband.connectors._cluster import ClusterLimiter
 from samband.connectors._http import HttpClient, retry_after_seconds
 from samband.connectors._oauth import (
     OAuthAuth,
@@ -161,6 +160,8 @@ class ExactOnlineConnector(Connector):
         self.pacer = ExactPacer(system_id, clock=self.clock.time, sleep=self.clock.sleep)
         database = cluster_database()
         if database is not None:
+            from samband.connectors._cluster import ClusterLimiter
+
             # 60 calls a minute per app and division, spaced over every worker
             self.pacer.cluster = ClusterLimiter(
                 database,

@@ -25,20 +25,17 @@ alone, which would exceed the quota by the number of workers.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy.engine import make_url
 
-from samband.errors import SambandError
+from samband.quota._keys import ENV, QuotaSpent, QuotaUnavailable, describe_url
 
-ENV = "SAMBAND_QUOTA_DATABASE"
 TABLE = "samband_quota_buckets"
 _LOCK_ID = 0x5A3B_0014  # the advisory lock taken while creating the table
 
@@ -98,22 +95,6 @@ FROM {TABLE} WHERE key = %(key)s
 T = TypeVar("T")
 
 
-class QuotaUnavailable(SambandError):
-    """The quota database cannot be reached or used: calls stop rather than risk the quota."""
-
-
-class QuotaSpent(SambandError):
-    """The bucket is blocked for longer than the caller will wait (a daily budget spent)."""
-
-    def __init__(self, key: str, seconds: float) -> None:
-        self.key, self.seconds = key, seconds
-        self.resume_at = datetime.now(UTC) + timedelta(seconds=seconds)
-        super().__init__(
-            f"the API quota shared by the workers is spent for {seconds:.0f} s more "
-            f"(until {self.resume_at.isoformat(timespec='seconds')})"
-        )
-
-
 @dataclass(frozen=True)
 class Grant:
     """What :meth:`QuotaDatabase.state` tells of a bucket (seconds from the database's now)."""
@@ -122,23 +103,6 @@ class Grant:
     blocked_for: float | None
     grants: int
     penalties: int
-
-
-def connection_key(kind: str, *parts: str) -> str:
-    """A bucket key for a connection: the kind and a digest of what identifies the API
-    account (a subscription key, a client id and division), never the secret itself."""
-    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
-    return f"{kind}:{digest}"
-
-
-def describe_url(url: str) -> str:
-    """host:port/database of ``url``, without user or password."""
-    try:
-        parsed = make_url(url)
-    except Exception:
-        return "(an unreadable URL)"
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"{parsed.host or 'localhost'}{port}/{parsed.database or ''}"
 
 
 def _conninfo(url: str) -> str:
@@ -158,12 +122,20 @@ class QuotaDatabase:
     """The buckets of one PostgreSQL database; safe to share between threads, and used
     after ``fork`` it opens its own connection in the child."""
 
-    def __init__(self, url: str, *, connect_timeout: int = 5, statement_timeout_ms: int = 5000):
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: int = 5,
+        statement_timeout_ms: int = 5000,
+        application_name: str = "samband-quota",
+    ):
         self.url = url
         self.where = describe_url(url)
         self._conninfo = _conninfo(url)
         self._connect_timeout = connect_timeout
         self._statement_timeout_ms = statement_timeout_ms
+        self._application_name = application_name
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self._pid = os.getpid()
@@ -247,9 +219,13 @@ class QuotaDatabase:
                 self._conninfo,
                 autocommit=True,
                 connect_timeout=self._connect_timeout,
-                application_name="samband-quota",
+                application_name=self._application_name,
             )
             conn.execute(f"SET statement_timeout = {int(self._statement_timeout_ms)}")
+            # a slot is worth milliseconds: waiting for the WAL flush of each (a disk sync)
+            # would cost more than the slot; a crash of the server forgets the last few
+            # grants at most, which the APIs' own margins absorb
+            conn.execute("SET synchronous_commit = off")
             self._create_table(conn)
         except psycopg.Error as exc:
             raise self._unavailable(_reason(exc)) from None
@@ -281,27 +257,3 @@ def _reason(exc: Exception) -> str:
     # the first line of libpq's message names host and cause, never the password
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
-_cluster: dict[str, QuotaDatabase] = {}
-_cluster_lock = threading.Lock()
-
-
-def cluster_database(environ: dict[str, str] | None = None) -> QuotaDatabase | None:
-    """The process's quota database named by ``SAMBAND_QUOTA_DATABASE``, or None."""
-    url = (os.environ if environ is None else environ).get(ENV, "").strip()
-    if not url:
-        return None
-    with _cluster_lock:
-        database = _cluster.get(url)
-        if database is None:
-            database = _cluster[url] = QuotaDatabase(url)
-        return database
-
-
-def reset_cluster_database() -> None:
-    """Forget the process's quota databases (tests that change the environment)."""
-    with _cluster_lock:
-        for database in _cluster.values():
-            database.close()
-        _cluster.clear()
