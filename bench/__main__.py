@@ -7,7 +7,8 @@ figure is written to ``bench/results.json`` with the machine, date and commit.
 Benchmarks: ``engine`` (1 and 5: the engine alone at several sizes), ``http`` (2:
 PowerOffice GO sandbox → PMS on PostgreSQL, clean and with injected faults), ``budget``
 (3: Exact Online under 60 calls/minute), ``peer`` (4: samband and dlt, one-way load),
-``cluster`` (6: the shared API-quota bucket per call, the job queue's overhead per job).
+``cluster`` (6: the shared API-quota bucket per call, the job queue's overhead per job),
+``tenants`` (7: quiescent runs of many tenants a minute with 1, 2 and 4 worker processes).
 ``--quick`` uses small sizes and one repetition (a smoke check, under a minute).
 """
 
@@ -36,7 +37,7 @@ from bench.worker import MARK
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"
-NAMES = ("engine", "http", "budget", "peer", "cluster")
+NAMES = ("engine", "http", "budget", "peer", "cluster", "tenants")
 
 
 @dataclass
@@ -485,6 +486,33 @@ def bench_cluster(suite: Suite) -> None:
         ).values.append(queue["run_ms"])
 
 
+# -- 7: many tenants ---------------------------------------------------------------------
+def bench_tenants(suite: Suite) -> None:
+    tenants, workers = (50, [1, 2]) if suite.quick else (1_000, [1, 2, 4])
+    _progress(f"tenants: {tenants} tenants, initial loads, then quiescent cycles")
+    result = suite.child("tenants", tenants=tenants, workers=workers)
+    if result is None:
+        return
+    f = suite.figure
+    f("tenants", f"{tenants} tenants, initial loads of 20 records", "s").values.append(
+        result["initial"]["seconds"]
+    )
+    for count, cycle in result["cycles"].items():
+        f(
+            "tenants",
+            f"{tenants} tenants, quiescent runs, {count} worker process(es)",
+            "runs/min",
+            note="plain processes splitting the tenants, no job queue yet: the ceiling",
+        ).values.append(cycle["runs_per_minute"])
+        f(
+            "tenants",
+            f"{tenants} tenants, quiescent cycle, {count} worker(s): writes",
+            "writes",
+            goal="0",
+            check=lambda v: v == 0,
+        ).values.append(cycle["writes"])
+
+
 # -- output -------------------------------------------------------------------------------
 def _fmt(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -598,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         "budget": bench_budget,
         "peer": bench_peer,
         "cluster": bench_cluster,
+        "tenants": bench_tenants,
     }
     for name in args.only or NAMES:
         try:
