@@ -87,6 +87,16 @@ def test_a_penalty_past_the_longest_wait_refuses_without_taking_a_slot(
     assert after.next_in <= before.next_in
 
 
+def test_a_long_queue_of_workers_is_waited_out_not_taken_for_a_spent_budget(
+    database: QuotaDatabase,
+) -> None:
+    """Many workers on one slow account (Exact Online: one call a second) queue far ahead;
+    that is pacing, not a spent budget."""
+    for _ in range(4):
+        database.acquire(KEY, 100.0)
+    assert 250 < database.acquire(KEY, 100.0, max_wait=60.0) <= 400
+
+
 def test_a_granted_slot_is_voided_by_a_penalty_while_its_holder_sleeps(
     postgres_url: str,
 ) -> None:

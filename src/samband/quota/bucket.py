@@ -50,17 +50,21 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 )
 """
 
-# refused when the bucket is blocked past max_wait: the slot is not taken
+# refused, without taking a slot, while a penalty blocks the bucket past max_wait (a daily
+# budget spent); a slot far ahead only because many workers queue for it is granted
 _ACQUIRE = f"""
 UPDATE {TABLE} SET
-    slot = CASE WHEN tat > clock_timestamp() + %(max_wait)s * interval '1 second' THEN NULL
-                ELSE greatest(tat, clock_timestamp()) END,
-    tat = CASE WHEN tat > clock_timestamp() + %(max_wait)s * interval '1 second' THEN tat
+    slot = CASE WHEN blocked_until > clock_timestamp() + %(max_wait)s * interval '1 second'
+                THEN NULL ELSE greatest(tat, clock_timestamp()) END,
+    tat = CASE WHEN blocked_until > clock_timestamp() + %(max_wait)s * interval '1 second'
+               THEN tat
                ELSE greatest(tat, clock_timestamp()) + %(interval)s * interval '1 second' END,
-    grants = grants + CASE WHEN tat > clock_timestamp() + %(max_wait)s * interval '1 second'
-                           THEN 0 ELSE 1 END
+    grants = grants + CASE
+        WHEN blocked_until > clock_timestamp() + %(max_wait)s * interval '1 second'
+        THEN 0 ELSE 1 END
 WHERE key = %(key)s
-RETURNING slot IS NOT NULL, extract(epoch FROM coalesce(slot, tat) - clock_timestamp())::float8
+RETURNING slot IS NOT NULL,
+    extract(epoch FROM coalesce(slot, blocked_until) - clock_timestamp())::float8
 """
 
 _ENSURE = f"""
@@ -144,7 +148,7 @@ class QuotaDatabase:
     def acquire(self, key: str, interval: float, *, max_wait: float = 300.0) -> float:
         """Take the next slot of ``key`` (calls ``interval`` seconds apart); return the
         seconds to wait before calling.  Raises :class:`QuotaSpent` without taking a slot
-        when the bucket is blocked for more than ``max_wait``."""
+        when a penalty blocks the bucket for more than ``max_wait``."""
         params = {"key": key, "interval": float(interval), "max_wait": float(max_wait)}
 
         def run(conn: psycopg.Connection[Any]) -> tuple[bool, float]:
