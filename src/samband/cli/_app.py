@@ -92,13 +92,13 @@ def _global_options(
         ),
     ] = None,
     log_format: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--log-format",
-            help="text, or json: one object per line.",
+            help="text, or json: one object per line (samband serve: json by default).",
             callback=lambda value: _one_of(value, logs.FORMATS, "--log-format"),
         ),
-    ] = "text",
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -109,7 +109,8 @@ def _global_options(
         ),
     ] = False,
 ) -> None:
-    logs.configure(logs.level_for(verbose, log_level), log_format)
+    logs.configure(logs.level_for(verbose, log_level), log_format or "text")
+    logs.chosen.update(format=log_format is not None, level=bool(verbose or log_level))
 
 
 def _one_of(value: str | None, choices: tuple[str, ...], option: str) -> str | None:

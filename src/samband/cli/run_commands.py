@@ -84,6 +84,15 @@ def sync(
         ),
     ] = None,
     strict: StrictOption = False,
+    dataflows: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataflow",
+            metavar="KEY",
+            help="Run only this dataflow (and those its references depend on). "
+            "Repeatable; default: every dataflow that is not paused.",
+        ),
+    ] = None,
     max_chunks: Annotated[
         int | None,
         typer.Option(
@@ -118,6 +127,7 @@ def sync(
             force=force,
             progress=progress,
             confirm_deletions=confirm_deletions or (),
+            dataflows=dataflows or None,
             max_chunks=max_chunks,
             max_seconds=max_seconds,
         )

@@ -29,6 +29,7 @@ import httpx
 import orjson
 
 from samband import exactjson
+from samband.connectors import _observe
 from samband.connectors._trace import event_hooks
 from samband.connectors.base import Stats
 from samband.errors import (
@@ -249,19 +250,26 @@ class HttpClient:
         attempt, waited, refreshed = 0, 0.0, False
         path = _path_only(url)
         while True:
+            listeners = _observe.listeners
             # credentials first: a token fetched now is a call of its own, and the slot
             # this call takes must be the moment it is sent
             if self.auth is not None:
                 send_headers.update(self.auth.headers())
             if self.limiter is not None:
-                self._pace(method, path)
+                self._pace(method, path, listeners)
             self.stats.api_calls += 1
             response: httpx.Response | None = None
+            throttled = False
             try:
-                resp = self._client.request(
-                    method, url, params=params, data=data, content=body, headers=send_headers
+                resp = self._send(
+                    listeners,
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    content=body,
+                    headers=send_headers,
                 )
-                resp.read()
                 # httpx binds the stream to its response, a reference cycle that keeps the
                 # body (a whole page) until the cyclic collector runs: once read, unbind it
                 resp.stream = httpx.ByteStream(resp.content)
@@ -318,6 +326,7 @@ class HttpClient:
                         delay = min(self.backoff_cap, self.backoff_base * 2**attempt)
                     if self.limiter is not None:
                         self._penalise(delay, method, path)
+                    throttled = True
                 elif status >= 500 or status == 408:
                     reason = f"{status} {self._describe_error(resp)}"
                     # 503: the server could not handle the request (RFC 9110 §15.6.4), so a
@@ -366,12 +375,20 @@ class HttpClient:
                 attempt + 1,
                 delay,
             )
+            if throttled and listeners:
+                for listener in listeners:
+                    listener.waited(self.system_id, delay, "429")
             self._sleep(delay)
 
-    def _pace(self, method: str, path: str) -> None:
+    def _pace(self, method: str, path: str, listeners: tuple[_observe.Listener, ...] = ()) -> None:
+        """The limiter's turn (its wait told to each listener); a quota the workers share
+        that is spent or cannot be used is an error of this system."""
         assert self.limiter is not None
         try:
-            self.limiter.acquire()
+            if listeners:
+                self._acquire_watched(listeners)
+            else:
+                self.limiter.acquire()
         except QuotaSpent as exc:
             raise QuotaExhausted(self.system_id, f"{method} {path}: {exc}", exc.resume_at) from None
         except QuotaUnavailable as exc:
@@ -383,6 +400,35 @@ class HttpClient:
             self.limiter.penalise(seconds)
         except QuotaUnavailable as exc:
             raise ConnectorError(self.system_id, f"{method} {path}: {exc}") from None
+
+    def _send(
+        self, listeners: tuple[_observe.Listener, ...], method: str, url: str, **options: Any
+    ) -> httpx.Response:
+        """One request, its body read; each listener is told of its answer."""
+        if not listeners:
+            resp = self._client.request(method, url, **options)
+            resp.read()
+            return resp
+        sent, status = time.perf_counter(), None
+        try:
+            resp = self._client.request(method, url, **options)
+            resp.read()
+            status = resp.status_code
+            return resp
+        finally:
+            seconds = time.perf_counter() - sent
+            for listener in listeners:
+                listener.answered(self.system_id, status, seconds)
+
+    def _acquire_watched(self, listeners: tuple[_observe.Listener, ...]) -> None:
+        """The limiter's turn, its wait told to each listener."""
+        assert self.limiter is not None
+        began = time.perf_counter()
+        self.limiter.acquire()
+        seconds = time.perf_counter() - began
+        if seconds >= 0.001:  # a turn taken at once is no wait
+            for listener in listeners:
+                listener.waited(self.system_id, seconds, "pacing")
 
     def get_json(self, url: str, *, attempts: int = 3, **kwargs: Any) -> Any:
         """GET and parse JSON; a cut-off or garbled body is read again (GET is safe)."""

@@ -35,6 +35,11 @@ class Batch:
     written: dict[str, Snapshot] = field(default_factory=dict)
     progress: bool = False
     cleared: int = 0  # records of the chunk taken off the queue
+    # dataflow → reason → refs it has still to plan (see samband.engine.controls)
+    held: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+
+    def hold(self, dataflow: str, refs: list[str], reason: str) -> None:
+        self.held.setdefault(dataflow, {}).setdefault(reason, set()).update(refs)
 
     def ok(self, flow: Flow, ref: str) -> None:
         """``ref`` was synchronized: what was set aside or waiting for it is done."""
@@ -87,6 +92,9 @@ class Batch:
             store.remove_intents(self.intents_done)
             if self.resolutions_done:
                 store.journal.resolutions_applied(self.resolutions_done)
+            for dataflow, reasons in self.held.items():
+                for reason, refs in reasons.items():
+                    store.controls.hold(dataflow, refs, reason)
             store.clear_dirty(key[0], key[1], seen)
             if self.requeue:
                 store.set_dirty(sorted(self.requeue))
