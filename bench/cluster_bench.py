@@ -1,4 +1,4 @@
-"""Benchmark 6: what running past one machine costs — the shared token bucket per API call
+"""Benchmark 8: what running past one machine costs — the shared token bucket per API call
 (:mod:`samband.quota`), and the job queue's own overhead per job (procrastinate, when it is
 installed: the tenants' queue brings it).
 

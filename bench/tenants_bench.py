@@ -1,4 +1,4 @@
-"""Benchmark 7 (prepared for the tenants' job queue): quiescent cycles of many tenants.
+"""Benchmark 9 (prepared for the tenants' job queue): quiescent cycles of many tenants.
 
 Each tenant is a config of its own (two memory systems persisted to JSON files, a SQLite
 store), synchronised once; a *cycle* is then one quiescent run of every tenant. The
