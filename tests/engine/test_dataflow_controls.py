@@ -249,7 +249,7 @@ def test_pause_during_a_run_takes_effect_at_the_next(store: str) -> None:
     assert _names("erp", "Account") == ["Acme"]  # the run went on as it began
     crm.edit("Customer", "1", {"name": "Acme AS"})
     _sync(store)
-    assert _names("erp", "Account") == ["Acme AS"]
+    assert _names("erp", "Account") == ["Acme"]
     with _inspector(store) as inspector:
         inspector.resume("customers")
     _sync(store)

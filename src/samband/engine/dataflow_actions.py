@@ -51,10 +51,11 @@ class DataflowActions:
         row = self.store.controls.get(key)
         return as_dict(row, self.store.controls.count_held().get(key, {}))
 
-    def view(self, key: str, runs: int = 60) -> dict[str, Any]:
+    def view(self, key: str, runs: int = 60, links: int | None = None) -> dict[str, Any]:
         """What the service's dataflow page shows of the store: the controls, the links,
         what is queued, quarantined or held, and the dataflow's counts in the last
-        ``runs`` runs (oldest first; ``ran`` false where the run left it out)."""
+        ``runs`` runs (oldest first; ``ran`` false where the run left it out).  ``links``:
+        the dataflow's link count when the caller keeps it (counting is a pass over an index)."""
         _key, source, target = self._flow(key)
         history = []
         rows = self.store.table_rows(s.runs, order=s.runs.c.id.desc(), limit=runs)
@@ -81,7 +82,7 @@ class DataflowActions:
             **self.control(key),
             "source": source,
             "target": target,
-            "links": self.store.count_links(key),
+            "links": self.store.count_links(key) if links is None else links,
             "queued": queued,
             "quarantined": self.store.controls.quarantined().get(key, 0),
             "history": history,

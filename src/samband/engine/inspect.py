@@ -326,9 +326,10 @@ class Inspector:
     def control(self, key: str) -> dict[str, Any]:
         return self.dataflow_actions.control(key)
 
-    def dataflow(self, key: str, runs: int = 60) -> dict[str, Any]:
-        """A dataflow's controls, links, queue, quarantine and counts in recent runs."""
-        return self.dataflow_actions.view(key, runs)
+    def dataflow(self, key: str, runs: int = 60, links: int | None = None) -> dict[str, Any]:
+        """A dataflow's controls, links, queue, quarantine and counts in recent runs
+        (``links``: its link count, when the caller keeps the counts)."""
+        return self.dataflow_actions.view(key, runs, links)
 
     def pause(self, key: str) -> dict[str, Any]:
         """No run reads, plans or writes dataflow ``key`` until :meth:`resume`."""

@@ -298,6 +298,9 @@ class Service:
             with inspector.store.tx():
                 if what == "status":
                     return inspector.status(self._counts.get(inspector))
+                if what == "dataflow":
+                    links = self._counts.get(inspector)["links"].get(args[0])
+                    return inspector.dataflow(args[0], links=links)
                 return getattr(inspector, what)(*args)
 
     def act(self, actor: str | None, what: str, *args: Any) -> Any:
