@@ -7,8 +7,10 @@ figure is written to ``bench/results.json`` with the machine, date and commit.
 Benchmarks: ``engine`` (1 and 5: the engine alone at several sizes), ``http`` (2:
 PowerOffice GO sandbox → PMS on PostgreSQL, clean and with injected faults), ``budget``
 (3: Exact Online under 60 calls/minute), ``peer`` (4: samband and dlt, one-way load),
-``push`` (6: edit-to-arrival latency through a webhook, Exact Online and REST).
-``serve`` (7: every page of ``samband serve`` with 1 000 000 links, and its idle CPU).
+``push`` (6: edit-to-arrival latency through a webhook, Exact Online and REST),
+``serve`` (7: every page of ``samband serve`` with 1 000 000 links, and its idle CPU),
+``cluster`` (8: the shared API-quota bucket per call, the job queue's overhead per job),
+``tenants`` (9: quiescent runs of many tenants a minute with 1, 2 and 4 worker processes).
 ``--quick`` uses small sizes and one repetition (a smoke check, under a minute).
 """
 
@@ -37,7 +39,7 @@ from bench.worker import MARK
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"
-NAMES = ("engine", "http", "budget", "peer", "push", "serve")
+NAMES = ("engine", "http", "budget", "peer", "push", "serve", "cluster", "tenants")
 
 
 @dataclass
@@ -530,6 +532,88 @@ def bench_serve(suite: Suite) -> None:
             suite.notes.append(f"serve: {template} not measured: {why}")
 
 
+# -- 8: past one machine ------------------------------------------------------------------
+def bench_cluster(suite: Suite) -> None:
+    from bench.http_bench import postgres_available
+
+    reason = postgres_available()
+    if reason:
+        suite.notes.append(f"cluster: skipped: {reason}")
+        return
+    calls, jobs = (2_000, 200) if suite.quick else (10_000, 1_000)
+    for run in range(suite.repeat):
+        _progress(f"cluster: token bucket, {calls} calls, run {run + 1}/{suite.repeat}")
+        quota = suite.child("quota", calls=calls)
+        if quota is not None:
+            f = suite.figure
+            f("cluster", "API call pacing, this process only", "µs/call").values.append(
+                quota["local_us"]
+            )
+            f(
+                "cluster",
+                "API call pacing, shared bucket in PostgreSQL",
+                "µs/call",
+                goal="< 10 000 (PowerOffice GO's 100 ms slot)",
+                check=lambda v: v < 10_000,
+            ).values.append(quota["bucket_us"])
+            f(
+                "cluster",
+                f"shared bucket, {quota['workers']} connections on one row",
+                "µs/call",
+                note="wall time over all calls",
+            ).values.append(quota["contended_us"])
+            f("cluster", "PostgreSQL round trip (SELECT 1), for scale", "µs").values.append(
+                quota["round_trip_us"]
+            )
+        _progress(f"cluster: job queue, {jobs} jobs, run {run + 1}/{suite.repeat}")
+        queue = suite.child("queue", jobs=jobs)
+        if queue is None:
+            continue
+        if "skipped" in queue:
+            note = f"cluster: job queue overhead not measured: {queue['skipped']}"
+            if note not in suite.notes:
+                suite.notes.append(note)
+            continue
+        f = suite.figure
+        f(
+            "cluster",
+            f"job queue (procrastinate {queue['version']}): defer with locks",
+            "ms/job",
+        ).values.append(queue["defer_ms"])
+        f(
+            "cluster",
+            f"job queue (procrastinate {queue['version']}): take and run a no-op job",
+            "ms/job",
+        ).values.append(queue["run_ms"])
+
+
+# -- 9: many tenants ---------------------------------------------------------------------
+def bench_tenants(suite: Suite) -> None:
+    tenants, workers = (50, [1, 2]) if suite.quick else (1_000, [1, 2, 4])
+    _progress(f"tenants: {tenants} tenants, initial loads, then quiescent cycles")
+    result = suite.child("tenants", tenants=tenants, workers=workers)
+    if result is None:
+        return
+    f = suite.figure
+    f("tenants", f"{tenants} tenants, initial loads of 20 records", "s").values.append(
+        result["initial"]["seconds"]
+    )
+    for count, cycle in result["cycles"].items():
+        f(
+            "tenants",
+            f"{tenants} tenants, quiescent runs, {count} worker process(es)",
+            "runs/min",
+            note="plain processes splitting the tenants, no job queue yet: the ceiling",
+        ).values.append(cycle["runs_per_minute"])
+        f(
+            "tenants",
+            f"{tenants} tenants, quiescent cycle, {count} worker(s): writes",
+            "writes",
+            goal="0",
+            check=lambda v: v == 0,
+        ).values.append(cycle["writes"])
+
+
 # -- output -------------------------------------------------------------------------------
 def _fmt(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -644,6 +728,8 @@ def main(argv: list[str] | None = None) -> int:
         "peer": bench_peer,
         "push": bench_push,
         "serve": bench_serve,
+        "cluster": bench_cluster,
+        "tenants": bench_tenants,
     }
     for name in args.only or NAMES:
         try:

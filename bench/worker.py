@@ -53,6 +53,18 @@ def _task(name: str) -> Callable[..., dict[str, Any]]:
         from bench.serve_bench import run_serve
 
         return run_serve
+    if name == "quota":
+        from bench.cluster_bench import run_quota
+
+        return run_quota
+    if name == "queue":
+        from bench.cluster_bench import run_queue
+
+        return run_queue
+    if name == "tenants":
+        from bench.tenants_bench import run_tenants
+
+        return run_tenants
     raise SystemExit(f"unknown benchmark task {name!r}")
 
 

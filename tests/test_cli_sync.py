@@ -286,3 +286,14 @@ def test_sync_stops_while_a_worker_reads_a_type_and_goes_on_after(workdir: Path)
         store.close()
     code, output = run(workdir, "sync", "--lease-wait", "soon")
     assert code == 2 and "--lease-wait" in output
+
+
+def test_sync_with_max_chunks_yields_and_the_next_run_goes_on(workdir: Path) -> None:
+    code, output = run(workdir, "sync", "--json", "--max-chunks", "1")
+    first = json.loads(output.splitlines()[0])
+    assert code == 0 and first["status"] == "yielded"
+    assert any("stay queued" in message for message in first["messages"])
+    code, output = run(workdir, "sync", "--json")
+    assert code == 0 and json.loads(output.splitlines()[0])["status"] == "ok"
+    code, output = run(workdir, "sync", "--max-time", "soon")
+    assert code == 2 and "--max-time" in output

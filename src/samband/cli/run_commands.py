@@ -93,10 +93,27 @@ def sync(
             "Repeatable; default: every dataflow that is not paused.",
         ),
     ] = None,
+    max_chunks: Annotated[
+        int | None,
+        typer.Option(
+            "--max-chunks",
+            min=1,
+            help="Yield after this many chunks that moved something: the run ends with "
+            "status yielded, everything done is kept, and the next run goes on.",
+        ),
+    ] = None,
+    max_time: Annotated[
+        str | None,
+        typer.Option(
+            "--max-time",
+            help="Yield between two chunks once the run has worked this long, e.g. 30s, 5m.",
+        ),
+    ] = None,
 ) -> None:
     """One run: collect, link, plan, apply, commit."""
     from samband.progress import RichProgress
 
+    max_seconds = _seconds(max_time, "--max-time")
     try:
         engine = _engine(config, lease_wait)
     except SambandError as exc:
@@ -111,6 +128,8 @@ def sync(
             progress=progress,
             confirm_deletions=confirm_deletions or (),
             dataflows=dataflows or None,
+            max_chunks=max_chunks,
+            max_seconds=max_seconds,
         )
     except KeyboardInterrupt:
         raise _interrupted(engine.last_report) from None
@@ -123,6 +142,17 @@ def sync(
     if not as_json and not sys.stdout.isatty():
         err.print(f"{timestamp()} sync {report.one_line()}")
     raise typer.Exit(_exit_code(report, strict))
+
+
+def _seconds(value: str | None, option: str) -> float | None:
+    from samband.durations import parse_interval
+
+    if value is None:
+        return None
+    try:
+        return parse_interval(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -34,14 +34,17 @@ from samband.connectors._trace import event_hooks
 from samband.connectors.base import Stats
 from samband.errors import (
     AuthError,
+    ConnectorError,
     ContractError,
     InUse,
     NotFound,
+    QuotaExhausted,
     RecordError,
     TransientError,
     UnreachableError,
 )
 from samband.plugin.settings import RateLimit
+from samband.quota import QuotaSpent, QuotaUnavailable, cluster_database, connection_key
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +114,25 @@ def shared_limiter(scope: str, key: str, calls: int, period: float) -> RateLimit
 def limiter_for(
     scope: str, key: str, limit: RateLimit | None, *, margin: float = 0.0
 ) -> RateLimiter | None:
-    """The process-wide limiter of a ``rate_limit`` setting (None: no pacing); ``margin``
-    seconds are added to the period (a server that counts arrivals sees jitter)."""
+    """The limiter of a ``rate_limit`` setting (None: no pacing); ``margin`` seconds are
+    added to the period (a server that counts arrivals sees jitter).  With a cluster quota
+    database (``SAMBAND_QUOTA_DATABASE``) every worker of the connection shares it;
+    otherwise it is this process's."""
     if limit is None or not limit.paced:
         return None
-    return shared_limiter(scope, key, max(int(limit.calls), 1), limit.per + margin)
+    calls, period = max(int(limit.calls), 1), limit.per + margin
+    database = cluster_database()
+    if database is None:
+        return shared_limiter(scope, key, calls, period)
+    from samband.connectors._cluster import ClusterLimiter
+
+    bucket = connection_key(scope.split("/")[0], key)
+    with _limiters_lock:
+        limiter = _limiters.get(("cluster:" + scope, key))
+        if not isinstance(limiter, ClusterLimiter) or limiter.database is not database:
+            limiter = ClusterLimiter(database, bucket, calls, period)
+            _limiters[("cluster:" + scope, key)] = limiter
+        return limiter
 
 
 @contextmanager
@@ -234,13 +251,12 @@ class HttpClient:
         path = _path_only(url)
         while True:
             listeners = _observe.listeners
-            if self.limiter is not None:
-                if listeners:
-                    self._acquire_watched(listeners)
-                else:
-                    self.limiter.acquire()
+            # credentials first: a token fetched now is a call of its own, and the slot
+            # this call takes must be the moment it is sent
             if self.auth is not None:
                 send_headers.update(self.auth.headers())
+            if self.limiter is not None:
+                self._pace(method, path, listeners)
             self.stats.api_calls += 1
             response: httpx.Response | None = None
             throttled = False
@@ -303,9 +319,13 @@ class HttpClient:
                 elif status == 429:
                     self.stats.throttled += 1
                     reason = "429 too many requests"
+                    # every caller of this limiter (every worker, with a cluster quota)
+                    # waits: without Retry-After, for the backoff this client would take
                     delay = self._retry_after(resp)
-                    if delay is not None and self.limiter is not None:
-                        self.limiter.penalise(delay)
+                    if delay is None:
+                        delay = min(self.backoff_cap, self.backoff_base * 2**attempt)
+                    if self.limiter is not None:
+                        self._penalise(delay, method, path)
                     throttled = True
                 elif status >= 500 or status == 408:
                     reason = f"{status} {self._describe_error(resp)}"
@@ -359,6 +379,27 @@ class HttpClient:
                 for listener in listeners:
                     listener.waited(self.system_id, delay, "429")
             self._sleep(delay)
+
+    def _pace(self, method: str, path: str, listeners: tuple[_observe.Listener, ...] = ()) -> None:
+        """The limiter's turn (its wait told to each listener); a quota the workers share
+        that is spent or cannot be used is an error of this system."""
+        assert self.limiter is not None
+        try:
+            if listeners:
+                self._acquire_watched(listeners)
+            else:
+                self.limiter.acquire()
+        except QuotaSpent as exc:
+            raise QuotaExhausted(self.system_id, f"{method} {path}: {exc}", exc.resume_at) from None
+        except QuotaUnavailable as exc:
+            raise ConnectorError(self.system_id, f"{method} {path}: {exc}") from None
+
+    def _penalise(self, seconds: float, method: str, path: str) -> None:
+        assert self.limiter is not None
+        try:
+            self.limiter.penalise(seconds)
+        except QuotaUnavailable as exc:
+            raise ConnectorError(self.system_id, f"{method} {path}: {exc}") from None
 
     def _send(
         self, listeners: tuple[_observe.Listener, ...], method: str, url: str, **options: Any

@@ -34,6 +34,7 @@ class Batch:
     # record written for one dataflow is planned with what was written for the next
     written: dict[str, Snapshot] = field(default_factory=dict)
     progress: bool = False
+    cleared: int = 0  # records of the chunk taken off the queue
     # dataflow → reason → refs it has still to plan (see samband.engine.controls)
     held: dict[str, dict[str, set[str]]] = field(default_factory=dict)
 

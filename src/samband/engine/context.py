@@ -145,3 +145,6 @@ class RunContext:
     dry_run: bool
     keep_alive: Callable[[], None]  # renews the run's leases that are due
     controls: RunControls = field(default_factory=RunControls)  # see engine.controls
+    #: the run whose turns this run continues (it yielded, see Engine.sync): waiting for
+    #: a parent is counted in whole runs, not in turns
+    pass_id: int = 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -126,10 +127,18 @@ class RunReport:
     #: system → {"health": ..., "message": ...} of a system this run could not use
     #: (see :func:`system_health`); the service's overview shows it
     system_errors: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: the first run of a series of turns that yielded (status ``yielded``), or None
+    pass_id: int | None = None
 
     @property
     def failed(self) -> bool:
-        return self.status not in ("ok", "dry-run", "stopped", "paused")
+        return self.status not in ("ok", "dry-run", "stopped", "paused", "yielded")
+
+    @property
+    def yielded(self) -> bool:
+        """The run gave its turn up between two chunks (``max_chunks``/``max_seconds``):
+        everything done is committed, and the next run goes on with what is queued."""
+        return self.status == "yielded"
 
     @property
     def interrupted(self) -> bool:
@@ -212,6 +221,7 @@ class RunReport:
             "confirmed_deletions": self.confirmed_deletions,
             "committed_writes": self.committed_writes,
             "ran": self.ran,
+            "pass_id": self.pass_id,
             "seconds": self.seconds,
             "system_errors": self.system_errors,
         }
@@ -360,8 +370,16 @@ class Engine:
         shared: bool = False,
         confirm_deletions: Iterable[str] = (),
         dataflows: Iterable[str] | None = None,
+        max_chunks: int | None = None,
+        max_seconds: float | None = None,
     ) -> RunReport:
         """One run.  ``dry_run`` plans without any write call and rolls back the store.
+
+        ``max_chunks``/``max_seconds`` make the run a turn that yields: once it has
+        planned and applied that many chunks that moved something (or worked that long),
+        it stops between two chunks with status ``yielded``.  Everything done is
+        committed and the rest stays queued, so the next run goes on where this one
+        stopped (a job queue re-queues it behind other tenants' runs).
 
         ``shared`` is a worker's turn (see :meth:`work`): each entity type is read only if
         no other process is reading it now, and the plan is made only if no other process
@@ -387,7 +405,14 @@ class Engine:
             self.connector(system).dry_run = dry_run
         wanted = None if dataflows is None else list(dataflows)
         run = _Run(
-            self, store, report, progress, stop, shared=shared and not dry_run, confirmed=confirmed
+            self,
+            store,
+            report,
+            progress,
+            stop,
+            shared=shared and not dry_run,
+            confirmed=confirmed,
+            budget=TurnBudget(max_chunks, max_seconds),
         )
         interrupted = False
         try:
@@ -399,6 +424,8 @@ class Engine:
                 self._take_lease(store)
             run.select(wanted)
             report.run_id = store.begin_run(dry_run)
+            if not dry_run:
+                report.pass_id = store.continued_pass(report.run_id)
             log.info("run %s begun%s", report.run_id, " (dry run)" if dry_run else "")
             self._check_systems(store)
             with fewer_collections():
@@ -526,6 +553,32 @@ class Engine:
         )
 
 
+class TurnBudget:
+    """How much one run may do before it yields: ``max_chunks`` chunks that moved
+    something, or ``max_seconds`` of work (None: no limit).  At least one chunk that moved
+    something is done in every turn, so that a series of turns always ends."""
+
+    def __init__(self, max_chunks: int | None = None, max_seconds: float | None = None) -> None:
+        if max_chunks is not None and max_chunks < 1:
+            raise SambandError(f"max_chunks is at least 1, not {max_chunks}")
+        if max_seconds is not None and max_seconds <= 0:
+            raise SambandError(f"max_seconds is more than 0, not {max_seconds}")
+        self.max_chunks, self.max_seconds = max_chunks, max_seconds
+        self.started = time.monotonic()
+        self.chunks = 0
+
+    def count(self, *, moved: bool) -> None:
+        if moved:
+            self.chunks += 1
+
+    def spent(self) -> bool:
+        if self.chunks == 0:
+            return False
+        if self.max_chunks is not None and self.chunks >= self.max_chunks:
+            return True
+        return self.max_seconds is not None and time.monotonic() - self.started >= self.max_seconds
+
+
 class _Run:
     """One run in progress: the order of its stages."""
 
@@ -539,8 +592,11 @@ class _Run:
         *,
         shared: bool = False,
         confirmed: Iterable[str] = (),
+        budget: TurnBudget | None = None,
     ) -> None:
         self.engine, self.store, self.report, self.progress = engine, store, report, progress
+        self.budget = budget or TurnBudget()
+        self.yielded = False
         self.confirmed = set(confirmed)  # types whose deletions a person confirmed
         self.stop = stop
         self.stopped = False
@@ -585,6 +641,7 @@ class _Run:
             dry_run=self.dry_run,
             keep_alive=self.keep_alive,
             controls=self.controls,
+            pass_id=self.report.pass_id or 0,
         )
 
     def status(self) -> str:
@@ -593,6 +650,8 @@ class _Run:
             return "dry-run"
         if self.stopped:
             return "stopped"
+        if self.yielded:
+            return "yielded"
         return "collected" if self.collect_only else "ok"
 
     # -- the stages -------------------------------------------------------------------
@@ -735,8 +794,14 @@ class _Run:
                     chunk = self.store.dirty_batch(*key, after, self.engine.chunk_size)
                     if not chunk:
                         break
+                    if self.budget.spent():
+                        self.give_way()
+                        return
                     after = chunk[-1][0]
                     batch = self.process_chunk(context, linker, key, chunk)
+                    # a chunk of records that only wait moves nothing: it does not count,
+                    # so that every turn moves something and turns end
+                    self.budget.count(moved=batch.progress or batch.cleared > 0)
                     progressed = progressed or batch.progress
                     remaining = remaining or bool(batch.keep_dirty)
                     self.progress.advance(len(chunk))
@@ -752,6 +817,15 @@ class _Run:
             if not remaining and not any(self.store.count_dirty(*k) for k in self.order):
                 break
         self._report_waiting()
+
+    def give_way(self) -> None:
+        """End this turn between two chunks (see :class:`TurnBudget`)."""
+        self.yielded = True
+        queued = sum(self.store.count_dirty(*key) for key in self.engine.order)
+        self.report.messages.append(
+            f"yielded after {self.budget.chunks} chunk(s): {queued} record(s) stay queued "
+            "for the next run"
+        )
 
     def _report_waiting(self) -> None:
         for flow in self.engine.flows:
@@ -790,6 +864,7 @@ class _Run:
             if not self.controls.runs(flow) and seen:
                 # cleared for the dataflows run now: kept for this one's next run
                 batch.hold(flow.key, [prefix + rid for rid, _ in seen], "missed")
+        batch.cleared = len(seen)
         self.commit(context, batch, key, seen)
         return batch
 

@@ -33,7 +33,7 @@ def wait_for_parent(
             f"wait {snap.ref}: parent {parent} is not linked yet", "wait", flow, snap.ref
         )
         return
-    runs = context.store.note_waiting(flow.key, snap.ref, parent, context.run_id)
+    runs = context.store.note_waiting(flow.key, snap.ref, parent, context.pass_id or context.run_id)
     if runs > context.config.defaults.max_parent_wait_runs:
         # a source reference waits for a counterpart in the target, a target
         # reference (flowing back) for one in the source

@@ -42,7 +42,7 @@ def dataflow_data(service: Service, key: str) -> dict[str, Any]:
     ran = [run for run in view["history"] if run["ran"]]
     last = ran[-1] if ran else None
     failed_last = service.failed_last(key) or (
-        last is not None and last["status"] not in ("ok", "stopped", "paused")
+        last is not None and last["status"] not in ("ok", "stopped", "paused", "yielded")
     )
     queued = {name for name, count in view["queued"].items() if count}
     flow = next(f for f in service.config.dataflows if f.key == key)

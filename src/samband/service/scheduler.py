@@ -242,7 +242,7 @@ class Scheduler:
         state = self.state
         state.last = outcome
         state.history = [outcome, *state.history[:49]]
-        if status in ("ok", "stopped", "paused"):
+        if status in ("ok", "stopped", "paused", "yielded"):
             state.failures_in_a_row = 0
             if status == "ok":
                 state.last_ok_at = time.time()
@@ -272,7 +272,7 @@ def _log_finished(outcome: RunOutcome) -> None:
         "api_calls": report.get("api_calls", 0),
         "reason": outcome.message,
     }
-    failed = outcome.status not in ("ok", "stopped", "paused", "dry-run", "collected")
+    failed = outcome.status not in ("ok", "stopped", "paused", "yielded", "dry-run", "collected")
     log.log(
         logging.ERROR if failed else logging.INFO,
         "run finished: %s%s",

@@ -125,7 +125,14 @@ class Service:
         events = self._auth_events(event)
         # a failure is told when it begins (or its reason changes), not at every run
         # that repeats it; an authentication failure is told by its own event
-        failed = outcome.status not in ("ok", "stopped", "paused", "dry-run", "collected")
+        failed = outcome.status not in (
+            "ok",
+            "stopped",
+            "paused",
+            "yielded",
+            "dry-run",
+            "collected",
+        )
         if outcome.breaker or failed:
             kind = "breaker_tripped" if outcome.breaker else "run_failed"
             reason = outcome.message or (
@@ -363,7 +370,7 @@ class Service:
         except SambandError as exc:
             return False, f"the store does not answer: {exc}"
         last = self.scheduler.state.last
-        if last is not None and last.status not in ("ok", "stopped", "paused"):
+        if last is not None and last.status not in ("ok", "stopped", "paused", "yielded"):
             return False, f"the last run {last.status}: {last.message or 'see samband status'}"
         return True, "ok"
 
@@ -375,7 +382,14 @@ class Service:
                 continue
             if ran is None and outcome.dataflows is not None and dataflow not in outcome.dataflows:
                 continue
-            return outcome.status not in ("ok", "stopped", "paused", "dry-run", "collected")
+            return outcome.status not in (
+                "ok",
+                "stopped",
+                "paused",
+                "yielded",
+                "dry-run",
+                "collected",
+            )
         return False
 
     def overview(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from samband import redact
 from samband.errors import StoreError
 from samband.store import schema as s
 from samband.store._database import Database, db_message
-from samband.store.rows import dumps, now_iso
+from samband.store.rows import dumps, loads, now_iso
 
 
 class Runs:
@@ -51,6 +51,21 @@ class Runs:
                 .values(status="interrupted", finished_at=now_iso())
             )
         return len(dead)
+
+    def continued_pass(self, run_id: int) -> int | None:
+        """When the run before ``run_id`` yielded, the first run of that series of turns
+        (``run_id`` goes on with it); None otherwise."""
+        c = s.runs.c
+        row = self.db.conn.execute(
+            select(c.id, c.status, c.stats)
+            .where(and_(c.id < run_id, c.dry_run.is_(False), c.status != "running"))
+            .order_by(c.id.desc())
+            .limit(1)
+        ).first()
+        if row is None or row.status != "yielded":
+            return None
+        stats = loads(row.stats) or {}
+        return int(stats.get("pass_id") or row.id)
 
     def finish(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
         with self.db.tx() as conn:

@@ -209,6 +209,9 @@ class Store:
     def close_dead_runs(self) -> int:
         return self.runs.close_dead()
 
+    def continued_pass(self, run_id: int) -> int | None:
+        return self.runs.continued_pass(run_id)
+
     def finish_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
         self.runs.finish(run_id, status, stats)
 

@@ -11,8 +11,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 from samband.config.model import SystemConfig
+from samband.connectors._http import RateLimiter
 from samband.errors import QuotaExhausted
 from samband.kinds.exact_online.connector import ExactOnlineConnector
+from samband.kinds.exact_online.connector._limits import ExactPacer
 from samband.kinds.exact_online.sandbox import ExactOnlineSandbox
 from samband.sandbox._base import Clock, SandboxServer
 from samband.secrets import TokenStore
@@ -133,3 +135,35 @@ def test_daily_budget_spent_ends_with_quota_exhausted(tmp_path: Path) -> None:
         assert box.throttled == 1
     finally:
         server.stop()
+
+
+class _Cluster(RateLimiter):
+    """Stands for the cluster's shared bucket: records what the pacer tells it."""
+
+    def __init__(self) -> None:
+        super().__init__(1, 1.0)
+        self.acquired = 0
+        self.penalties: list[float] = []
+
+    def acquire(self) -> None:
+        self.acquired += 1
+
+    def penalise(self, seconds: float) -> None:
+        self.penalties.append(seconds)
+
+
+def test_with_a_cluster_what_one_worker_learns_holds_every_worker_back() -> None:
+    now = [1_000_000.0]
+    pacer = ExactPacer("exact", clock=lambda: now[0], sleep=lambda s: None)
+    cluster = pacer.cluster = _Cluster()
+    pacer.acquire()
+    assert cluster.acquired == 1  # every call also takes a slot of the shared bucket
+    pacer.penalise(12.0)  # a 429 of this worker (its minute spent)
+    assert cluster.penalties == [12.0]
+    # the daily budget is spent: this worker stops, and every other waits for the reset
+    reset_ms = (now[0] + 3600) * 1000
+    pacer.observe({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset_ms)})
+    with pytest.raises(QuotaExhausted):
+        pacer.acquire()
+    assert cluster.penalties[-1] == pytest.approx(3600 + pacer.margin)
+    assert cluster.acquired == 1

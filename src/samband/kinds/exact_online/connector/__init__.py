@@ -60,11 +60,13 @@ from samband.kinds.exact_online.connector._schema import (
 from samband.kinds.exact_online.fields import FIELDS
 from samband.kinds.exact_online.filters import filterable, has_mandatory_filter
 from samband.kinds.exact_online.settings import ExactOnlineSettings, ExactOnlineTypeSettings
+from samband.quota import cluster_database, connection_key
 from samband.secrets import TokenStore
 
 DEFAULT_BASE_URL = "https://start.exactonline.nl"
 SYNC_START = 1
 TOKEN_MIN_INTERVAL = 570.0
+CALLS_PER_MINUTE = 60  # Exact's minutely limit per app and division
 
 
 @dataclass
@@ -156,6 +158,20 @@ class ExactOnlineConnector(Connector):
         )
         self.page_size = settings.page_size
         self.pacer = ExactPacer(system_id, clock=self.clock.time, sleep=self.clock.sleep)
+        database = cluster_database()
+        if database is not None:
+            from samband.connectors._cluster import ClusterLimiter
+
+            # 60 calls a minute per app and division, spaced over every worker
+            self.pacer.cluster = ClusterLimiter(
+                database,
+                connection_key(
+                    self.kind, self.credentials.get("client_id", ""), str(self._division or "")
+                ),
+                CALLS_PER_MINUTE,
+                60.0 + self.pacer.margin,
+                sleep=self.clock.sleep,
+            )
         self.breaker = ErrorBreaker(
             system_id,
             clock=self.clock.time,

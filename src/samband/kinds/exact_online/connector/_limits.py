@@ -5,7 +5,10 @@ is left in every answer (``X-RateLimit-Minutely-Remaining/-Reset``,
 ``X-RateLimit-Remaining/-Reset``; resets are epoch milliseconds).  :class:`ExactPacer`
 spreads the calls that remain evenly over the time to the minutely reset, so a normal
 run never receives a 429, and raises :class:`~samband.errors.QuotaExhausted` (with the
-time the budget comes back) when the daily budget is spent.
+time the budget comes back) when the daily budget is spent.  With a cluster quota database
+(``SAMBAND_QUOTA_DATABASE``) its ``cluster`` limiter also spaces the calls of every worker
+of the app and division, and what one worker learns from a 429 or a spent daily budget
+holds every other back.
 
 Exact also blocks an app for an hour after more than 10 refused requests (400, 401, 403,
 404) on one endpoint within an hour.  :class:`ErrorBreaker` stops calling an endpoint a
@@ -57,6 +60,7 @@ class ExactPacer(RateLimiter):
         self.day_reset = 0.0
         self.last_call = 0.0
         self.waited = 0.0
+        self.cluster: RateLimiter | None = None
         self._state = threading.Lock()
 
     def acquire(self) -> None:
@@ -66,7 +70,7 @@ class ExactPacer(RateLimiter):
                 if self.day_remaining is not None and now >= self.day_reset:
                     self.day_remaining = None
                 if self.day_remaining is not None and self.day_remaining <= 0:
-                    raise self.quota_exhausted()
+                    raise self._spent(now)
                 if self.minute_remaining is not None and now >= self.minute_reset:
                     self.minute_remaining = None  # a new window: the full budget
                 wait = 0.0
@@ -82,12 +86,24 @@ class ExactPacer(RateLimiter):
                         self.minute_remaining -= 1
                     if self.day_remaining is not None:
                         self.day_remaining -= 1
-                    return
+                    break
                 self.waited += wait
             self._sleep(wait)
+        if self.cluster is not None:
+            self.cluster.acquire()
 
     def penalise(self, seconds: float) -> None:
-        """Nothing to add: :meth:`observe` already knows the reset from the 429's headers."""
+        """This process already knows the reset from the 429's headers (:meth:`observe`);
+        the other workers learn it through the cluster's limiter."""
+        if self.cluster is not None:
+            self.cluster.penalise(seconds)
+
+    def _spent(self, now: float) -> QuotaExhausted:
+        """The daily budget is spent: every worker waits for its reset (called holding
+        ``_state``)."""
+        if self.cluster is not None and self.day_reset > now:
+            self.cluster.penalise(self.day_reset - now + self.margin)
+        return self.quota_exhausted()
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Take the remaining budget and resets from an answer's headers."""
@@ -113,7 +129,7 @@ class ExactPacer(RateLimiter):
                 and self.day_remaining <= 0
                 and (now < self.day_reset)
             ):
-                raise self.quota_exhausted()
+                raise self._spent(now)
             if self.minute_remaining is not None and self.minute_reset > now:
                 return self.minute_reset - now + self.margin
         return 1.0
