@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from samband.errors import ConnectorError
 
+
 class ScopedEnviron(dict[str, str]):
     """An environment of its own (a tenant's), with the keyring service its credentials
     are stored under."""

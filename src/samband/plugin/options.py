@@ -33,7 +33,7 @@ def found_config() -> Path:
         raise typer.BadParameter(f"{problem.message} ({problem.hint})") from None
 
 
-def _config_given(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
+def config_given(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
     if ctx.meta.get(TENANT) is not None and ctx.get_parameter_source(param.name or "config") in (
         ParameterSource.COMMANDLINE,
         ParameterSource.ENVIRONMENT,
@@ -51,7 +51,7 @@ ConfigOption = Annotated[
         "./samband.yaml.",
         default_factory=found_config,
         show_default=False,
-        callback=_config_given,
+        callback=config_given,
     ),
 ]
 
