@@ -189,9 +189,9 @@ def tenant_runs(
     as_json: JsonOption = False,
 ) -> None:
     """The tenants' latest jobs: when, on which worker, how they ended and why."""
-    from samband.queue.runlog import recent_runs
+    from samband.queue.runlog import PostgresRunLog
 
-    rows = _with_queue(queue, lambda a: recent_runs(a, name, limit))
+    rows = _with_queue(queue, lambda a: PostgresRunLog(a).recent(name, limit))
     if as_json:
         sys.stdout.write(json.dumps(rows, default=str) + "\n")
         return

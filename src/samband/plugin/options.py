@@ -71,6 +71,7 @@ def _take_tenant(ctx: typer.Context, value: str | None) -> str | None:
         raise typer.BadParameter(str(exc), param_hint="--tenant") from None
     ctx.meta[TENANT] = tenant
     use_scope(environ)
+    ctx.call_on_close(lambda: use_scope(None))  # also for a caller in the same process
     return value
 
 

@@ -51,7 +51,7 @@ def run_job(
     try:
         return _run(tenant, list(dataflows), list(resync), should_stop)
     except ConfigError as exc:
-        return Outcome("failed", f"{tenant.config_path}: {exc}")
+        return Outcome("failed", str(exc))  # each problem names the file and line
     except RunLocked as exc:
         # another process runs this tenant (by hand, or a worker cut off from the queue
         # that still runs): the job is tried again later, never run beside it

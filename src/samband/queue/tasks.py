@@ -21,6 +21,7 @@ from procrastinate import App, JobContext, RetryStrategy
 from procrastinate.exceptions import AlreadyEnqueued
 
 from samband.queue.jobs import Outcome, run_job
+from samband.queue.runlog import RunLog
 from samband.tenants import Registry, TenantError
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class Settings:
     """What the tasks of one worker process need (its ``additional_context``)."""
 
     registry: Path
+    runs: RunLog
 
 
 class RunRefused(Exception):
@@ -85,14 +87,8 @@ async def _job(
     resync: Iterable[str] = (),
 ) -> dict[str, Any]:
     settings: Settings = context.additional_context["samband"]
-    connector = context.app.connector
-    row = await connector.execute_query_one_async(
-        "INSERT INTO samband_tenant_runs (tenant, job_id, task, worker) "
-        "VALUES (%(tenant)s, %(job)s, %(task)s, %(worker)s) RETURNING id",
-        tenant=tenant,
-        job=context.job.id,
-        task=task,
-        worker=f"{socket.gethostname()}:{os.getpid()}",
+    row = await settings.runs.begin(
+        tenant, context.job.id, task, f"{socket.gethostname()}:{os.getpid()}"
     )
     outcome = Outcome("failed", "the job ended without an outcome")
     try:
@@ -110,13 +106,7 @@ async def _job(
         outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        await connector.execute_query_async(
-            "UPDATE samband_tenant_runs SET finished_at = clock_timestamp(), "
-            "status = %(status)s, message = %(message)s WHERE id = %(id)s",
-            status=outcome.status,
-            message=outcome.message or None,
-            id=row["id"],
-        )
+        await settings.runs.finish(row, outcome.status, outcome.message or None)
     if outcome.status == "locked":
         raise RunRefused(outcome.message)
     if outcome.status == "gone":

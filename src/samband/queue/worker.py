@@ -23,7 +23,15 @@ from procrastinate import App, exceptions
 from procrastinate.jobs import Status
 
 from samband.queue.connect import connector, ensure_schema
-from samband.queue.tasks import SCHEDULED, Settings, build_app, defer_scheduled
+from samband.queue.runlog import PostgresRunLog
+from samband.queue.tasks import (
+    SCHEDULED,
+    JobFailed,
+    RunRefused,
+    Settings,
+    build_app,
+    defer_scheduled,
+)
 from samband.tenants import Registry, TenantError
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,17 @@ class WorkerOptions:
     schedule_every: float = 30.0  # seconds between two looks for such tenants
 
 
+class _NoTraceback(logging.Filter):
+    """A tenant's job that failed for a reason it states (its config, a system, its run
+    lease) is logged as that reason, without a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], JobFailed | RunRefused):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def open_app(queue_url: str, *, max_size: int = 10) -> App:
     ensure_schema(queue_url)
     return build_app(connector(queue_url, min_size=1, max_size=max_size))
@@ -50,8 +69,9 @@ def run_worker(options: WorkerOptions) -> None:
 
 
 async def _run(options: WorkerOptions) -> None:
+    logging.getLogger("procrastinate.worker").addFilter(_NoTraceback())
     app = open_app(options.queue_url, max_size=options.concurrency + 4)
-    settings = Settings(registry=options.registry)
+    settings = Settings(registry=options.registry, runs=PostgresRunLog(app))
     async with app.open_async():
         loops = [asyncio.create_task(_take_back_stalled(app, options))]
         if options.schedule:
@@ -114,12 +134,11 @@ async def _schedule_loop(app: App, options: WorkerOptions) -> None:
 
 async def schedule_missing(app: App, registry: Registry) -> list[str]:
     """Queue a scheduled run now for every tenant with none waiting or running."""
-    rows = await app.connector.execute_query_all_async(
-        "SELECT DISTINCT lock FROM procrastinate_jobs "
-        "WHERE task_name = %(task)s AND status IN ('todo', 'doing')",
-        task=SCHEDULED,
-    )
-    busy = {row["lock"] for row in rows}
+    busy = {
+        job.lock
+        for status in ("todo", "doing")
+        for job in await app.job_manager.list_jobs_async(task=SCHEDULED, status=status)
+    }
     queued = []
     for name in registry.names():
         if f"tenant:{name}" in busy:
