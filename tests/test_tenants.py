@@ -61,7 +61,7 @@ def test_names_and_broken_entries(tmp_path: Path) -> None:
     with pytest.raises(TenantError, match=r"\.env:1: not VAR=value"):
         registry.get("acme").environ({})
     (tmp_path / "acme" / "tenant.yaml").write_text("every: soon\n")
-    with pytest.raises(TenantError, match="tenant.yaml"):
+    with pytest.raises(TenantError, match=r"tenant\.yaml"):
         registry.get("acme").every()
 
 
