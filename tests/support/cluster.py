@@ -17,9 +17,12 @@ from typing import Any
 
 import psycopg
 
-from samband.queue.connect import conninfo
+from samband.queue.connect import conninfo, ensure_schema
+from tests.support import tenants as t
 
-WORKER_ARGS = ["--heartbeat", "0.5s", "--dead-after", "2s"]
+# a worker is dead after 10 s of silence: on a loaded machine (the whole suite runs beside
+# this) a live worker's heartbeat can be late by seconds
+WORKER_ARGS = ["--heartbeat", "1s", "--dead-after", "10s"]
 
 
 @dataclass
@@ -64,7 +67,7 @@ class Cluster:
         """How many workers have reported a heartbeat in the last two seconds."""
         rows = self.sql(
             "SELECT count(*) FROM procrastinate_workers "
-            "WHERE last_heartbeat > now() - interval '2 seconds'"
+            "WHERE last_heartbeat > now() - interval '5 seconds'"
         )
         return int(rows[0][0])
 
@@ -89,6 +92,18 @@ class Cluster:
         self.killed[victim.pid] = now
         self.start()
         return victim.pid
+
+    def jobs_not_run_again(self) -> set[int]:
+        """The jobs cut by a kill whose tenant no later run brought to its end: the job
+        itself queued again, or — when the same work waited in the queue already — that
+        job."""
+        runs = self.runs()
+        return {
+            job
+            for tenant, job, _worker, started, finished, _status, _msg in runs
+            if finished is None
+            and not any(r[0] == tenant and r[3] > started and r[5] == "ok" for r in runs)
+        }
 
     def stop(self) -> None:
         for worker in self.workers:
@@ -135,3 +150,85 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {seconds:.0f} s: {what}")
         time.sleep(0.2)
+
+
+def run_cluster(
+    postgres_url: str,
+    tmp_path: Path,
+    *,
+    tenants: int,
+    workers: int,
+    kills: int,
+    seconds: float,
+    every: str = "2s",
+) -> Cluster:
+    """``tenants`` tenants edited for ``seconds`` while ``workers`` workers take their
+    jobs and ``kills`` of them are killed; returns once every tenant converged."""
+    registry = tmp_path / "tenants"
+    env: dict[str, str] = {}
+    names = [f"tenant-{i:03d}" for i in range(tenants)]
+    for name in names:
+        env.update(t.make_tenant(registry, name, every=every))
+    # the tenants' variables only: none of them is readable as plain ${CRM_URL}
+    environ = {k: v for k, v in os.environ.items() if k != "CRM_URL"} | env
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cluster = Cluster(postgres_url, registry, environ, logs)
+    rng = random.Random(22)
+    try:
+        ensure_schema(postgres_url)  # as `samband worker` does, also when several start at once
+        for _ in range(workers):
+            cluster.start()
+        wait_for(lambda: cluster.live_workers() >= workers, 60, "the workers are up")
+        # edits and kills, spread over ``seconds``
+        deadline = time.monotonic() + seconds
+        next_kill = time.monotonic() + seconds / (kills + 1)
+        turn = 0
+        while time.monotonic() < deadline or len(cluster.killed) < kills:
+            turn += 1
+            t.edit(registry, rng.choice(names), rng, turn)
+            if time.monotonic() >= next_kill and len(cluster.killed) < kills:
+                cluster.kill_one(rng)
+                next_kill = time.monotonic() + seconds / (kills + 1)
+            time.sleep(0.05)
+        wait_for(
+            lambda: all(t.converged(registry, name) for name in names),
+            max(60.0, tenants * 0.5),
+            "every tenant converges",
+        )
+        # and the job of the last worker killed has been run again too
+        wait_for(lambda: not cluster.jobs_not_run_again(), 60, "every cut job is run again")
+    except BaseException:
+        cluster.stop()
+        print(cluster.log_text())
+        for job in sorted(cluster.jobs_not_run_again()):
+            print(
+                "not run again:", cluster.sql("SELECT * FROM procrastinate_jobs WHERE id = %s", job)
+            )
+            print(cluster.sql("SELECT * FROM samband_tenant_runs WHERE job_id = %s", job))
+        raise
+    cluster.stop()
+    return cluster
+
+
+def check(cluster: Cluster, tenants: int, kills: int) -> None:
+    registry = cluster.registry
+    names = sorted(p.name for p in registry.iterdir())
+    assert len(names) == tenants
+    for name in names:
+        assert t.duplicates(registry, name) == [], f"{name}: created twice"
+        assert t.converged(registry, name), name
+    assert len(cluster.killed) >= kills
+    assert overlaps(cluster) == []
+    runs = cluster.runs()
+    assert {row[0] for row in runs} == set(names)
+    statuses = {row[5] for row in runs if row[4] is not None}
+    assert statuses <= {"ok"}, [row for row in runs if row[5] not in ("ok", "running")]
+    # every job a killed worker left is run again to its end
+    assert any(row[4] is None for row in runs), "no kill landed in the middle of a job"
+    assert cluster.jobs_not_run_again() == set()
+    # no job is left taken by a dead worker
+    assert cluster.sql("SELECT id, lock FROM procrastinate_jobs WHERE status = 'doing'") == []
+    for row in runs:
+        if row[4] is None:
+            assert int(row[2].rsplit(":", 1)[1]) in cluster.killed, f"a job left behind: {row}"

@@ -27,7 +27,9 @@ def pms_file(registry: Path, name: str) -> Path:
     return registry / name / "pms.db"
 
 
-def make_tenant(registry: Path, name: str, records: int = RECORDS) -> dict[str, str]:
+def make_tenant(
+    registry: Path, name: str, records: int = RECORDS, every: str = "2s"
+) -> dict[str, str]:
     """Make tenant ``name`` in ``registry``; the environment variables it needs."""
     folder = registry / name
     folder.mkdir(parents=True)
@@ -83,7 +85,7 @@ def make_tenant(registry: Path, name: str, records: int = RECORDS) -> dict[str, 
         ],
     }
     (folder / "samband.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    (folder / "tenant.yaml").write_text("every: 2s\n", encoding="utf-8")
+    (folder / "tenant.yaml").write_text(f"every: {every}\n", encoding="utf-8")
     return {f"{env_prefix(name)}CRM_URL": crm_url}
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from procrastinate import App, JobContext, RetryStrategy
+from procrastinate import App, JobContext
 from procrastinate.exceptions import AlreadyEnqueued
 
 from samband.queue.jobs import Outcome, run_job
@@ -44,38 +44,47 @@ class Settings:
     runs: RunLog
 
 
-class RunRefused(Exception):
-    """A tenant's run lease is held by another process: the job is tried again."""
-
-
 class JobFailed(Exception):
     """A tenant's job failed; the message says why (its config, a system, the store)."""
 
 
 def build_app(connector: Any) -> App:
     app = App(connector=connector)
-    retry = RetryStrategy(wait=LOCKED_RETRY, retry_exceptions={RunRefused})
-    app.task(name=SCHEDULED, pass_context=True, retry=retry)(_scheduled_run)
-    app.task(name=TARGETED, pass_context=True, retry=retry)(_targeted_run)
-    app.task(name=RESYNC, pass_context=True, retry=retry)(_resync)
+    app.task(name=SCHEDULED, pass_context=True)(_scheduled_run)
+    app.task(name=TARGETED, pass_context=True)(_targeted_run)
+    app.task(name=RESYNC, pass_context=True)(_resync)
     return app
 
 
+# A job refused by the tenant's run lease (another process runs the tenant) ends, and a
+# new job of the same kind is queued LOCKED_RETRY later: not procrastinate's retry, which
+# would put this job back in the queue beside the one its queueing lock lets wait.
+
+
 async def _scheduled_run(context: JobContext, tenant: str) -> dict[str, Any]:
+    refused = False
     try:
-        return await _job(context, tenant, "scheduled")
+        done = await _job(context, tenant, "scheduled")
+        refused = done["status"] == "locked"
+        return done
     finally:
-        await _schedule_next(context, tenant)
+        await _schedule_next(context, tenant, LOCKED_RETRY if refused else None)
 
 
 async def _targeted_run(
     context: JobContext, tenant: str, dataflows: list[str] | None = None
 ) -> dict[str, Any]:
-    return await _job(context, tenant, "targeted", dataflows=dataflows or [])
+    done = await _job(context, tenant, "targeted", dataflows=dataflows or [])
+    if done["status"] == "locked":
+        await defer_targeted(context.app, tenant, dataflows or [], after=LOCKED_RETRY)
+    return done
 
 
 async def _resync(context: JobContext, tenant: str, types: list[str]) -> dict[str, Any]:
-    return await _job(context, tenant, "resync", resync=types)
+    done = await _job(context, tenant, "resync", resync=types)
+    if done["status"] == "locked":
+        await defer_resync(context.app, tenant, types, after=LOCKED_RETRY)
+    return done
 
 
 async def _job(
@@ -108,8 +117,8 @@ async def _job(
     finally:
         await settings.runs.finish(row, outcome.status, outcome.message or None)
     if outcome.status == "locked":
-        raise RunRefused(outcome.message)
-    if outcome.status == "gone":
+        log.warning("tenant %s: %s; queued again in %d s", tenant, outcome.message, LOCKED_RETRY)
+    elif outcome.status == "gone":
         log.warning("%s", outcome.message)
     elif outcome.failed:
         log.error("tenant %s: %s failed: %s", tenant, task, outcome.message)
@@ -117,13 +126,13 @@ async def _job(
     return {"status": outcome.status, **outcome.counts}
 
 
-async def _schedule_next(context: JobContext, tenant: str) -> None:
+async def _schedule_next(context: JobContext, tenant: str, after: float | None) -> None:
     settings: Settings = context.additional_context["samband"]
     try:
         every = Registry(settings.registry).get(tenant).every()
     except TenantError:
         return  # removed (or its tenant.yaml broken: said by the run's own failure)
-    await defer_scheduled(context.app, tenant, every)
+    await defer_scheduled(context.app, tenant, every if after is None else after)
 
 
 async def defer_scheduled(app: App, tenant: str, after: float = 0) -> bool:
@@ -142,10 +151,13 @@ async def defer_scheduled(app: App, tenant: str, after: float = 0) -> bool:
     return True
 
 
-async def defer_targeted(app: App, tenant: str, dataflows: list[str]) -> bool:
+async def defer_targeted(app: App, tenant: str, dataflows: list[str], after: float = 0) -> bool:
     """Queue a pushed run of ``tenant``; False when one waits already (it covers this)."""
     task = app.configure_task(
-        TARGETED, lock=tenant_lock(tenant), queueing_lock=f"targeted:{tenant}"
+        TARGETED,
+        lock=tenant_lock(tenant),
+        queueing_lock=f"targeted:{tenant}",
+        schedule_in={"seconds": int(after)} if after else None,
     )
     try:
         await task.defer_async(tenant=tenant, dataflows=list[Any](dataflows))
@@ -154,7 +166,9 @@ async def defer_targeted(app: App, tenant: str, dataflows: list[str]) -> bool:
     return True
 
 
-async def defer_resync(app: App, tenant: str, types: list[str]) -> bool:
-    task = app.configure_task(RESYNC, lock=tenant_lock(tenant))
+async def defer_resync(app: App, tenant: str, types: list[str], after: float = 0) -> bool:
+    task = app.configure_task(
+        RESYNC, lock=tenant_lock(tenant), schedule_in={"seconds": int(after)} if after else None
+    )
     await task.defer_async(tenant=tenant, types=list[Any](types))
     return True

@@ -27,7 +27,6 @@ from samband.queue.runlog import PostgresRunLog
 from samband.queue.tasks import (
     SCHEDULED,
     JobFailed,
-    RunRefused,
     Settings,
     build_app,
     defer_scheduled,
@@ -53,7 +52,7 @@ class _NoTraceback(logging.Filter):
     lease) is logged as that reason, without a traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], JobFailed | RunRefused):
+        if record.exc_info and isinstance(record.exc_info[1], JobFailed):
             record.exc_info = None
             record.exc_text = None
         return True
