@@ -82,7 +82,9 @@ def _run(
         system, _, etype = entity_type.partition(".")
         with Inspector(config) as inspector:
             inspector.resync(system, etype)
-    with Engine(config, environ=environ) as engine:
+    # the queue runs one job of a tenant at a time: a lease held in its store means another
+    # process runs it (by hand, or a worker taken for dead): refused at once, not waited for
+    with Engine(config, environ=environ, lease_wait=0) as engine:
         report = engine.sync(should_stop=should_stop)
     total = report.total().as_dict()
     message = "; ".join(str(m) for m in report.messages) if report.failed else ""
