@@ -59,6 +59,8 @@ USES_STORE = {
     "link",
     "resync",
     "backup",
+    "records",
+    "systems",
 }
 COMPILES = {"sync", "run", "worker", "qa"}
 TAKES_REF = {"links", "history", "retry", "unlink", "link"}
@@ -87,6 +89,8 @@ def commands(port: int, ref: str = "crm:Customer:1") -> dict[str, list[str]]:
         "errors": ["errors", *config],
         "retry": ["retry", ref, *config],
         "history": ["history", ref, *config],
+        "records": ["records", "find", ref, *config],
+        "systems": ["systems", *config],
         "unlink": ["unlink", ref, *config],
         "link": ["link", ref, "erp:Account:1", *config],
         "resync": ["resync", "crm.Customer", *config],

@@ -100,7 +100,7 @@ def test_one_scheduled_run_waits_per_tenant_and_jobs_of_a_tenant_share_its_lock(
                 await defer_scheduled(app, "acme"),
                 await defer_scheduled(app, "acme"),
                 await defer_targeted(app, "acme", ["companies"]),
-                await defer_targeted(app, "acme", []),
+                await defer_targeted(app, "acme", ["companies"]),
                 await defer_resync(app, "acme", ["crm.Company"]),
                 bool(await schedule_missing(app, Registry(registry))),
             ]

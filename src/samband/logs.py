@@ -2,8 +2,10 @@
 
 ``-v`` shows what a run does (info), ``-vv`` also every HTTP request and answer (debug,
 ``samband.http``); ``--log-level`` names the level outright.  ``--log-format json`` writes
-one JSON object per line.  Every line passes :func:`samband.redact.scrub`, so a
-credential that slipped into a message is masked there too.
+one JSON object per line (``samband serve`` does by default, at info level: see
+:func:`for_service`), with the fields of a record's ``extra={"fields": {...}}`` as keys
+of their own.  Every line passes :func:`samband.redact.scrub`, so a credential that
+slipped into a message is masked there too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from samband import redact
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")
 _HANDLER_NAME = "samband-cli"
+#: what the command line named outright (``--log-format``, ``-v``/``--log-level``)
+chosen: dict[str, bool] = {"format": False, "level": False}
 
 
 def level_for(verbose: int, log_level: str | None) -> int:
@@ -60,9 +64,14 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                if key not in data:
+                    data[key] = redact.scrub(value) if isinstance(value, str) else value
         if record.exc_info:
             data["traceback"] = redact.scrub(self.formatException(record.exc_info))
-        return json.dumps(data, ensure_ascii=False)
+        return json.dumps(data, ensure_ascii=False, default=str)
 
 
 def timestamp(seconds: float | None = None) -> str:
@@ -104,6 +113,23 @@ def configure(
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+
+
+def for_service() -> None:
+    """``samband serve``'s logging: JSON lines at info level (runs begun and finished, the
+    requests served, errors), unless the command line chose a format or a level; the web
+    server's own messages go the same way."""
+    logger = logging.getLogger("samband")
+    level = logger.level if chosen["level"] else logging.INFO
+    current = next((h for h in logger.handlers if h.get_name() == _HANDLER_NAME), None)
+    as_text = current is not None and not isinstance(current.formatter, JsonFormatter)
+    configure(level, "text" if chosen["format"] and as_text else "json")
+    handler = next(h for h in logger.handlers if h.get_name() == _HANDLER_NAME)
+    for name in ("uvicorn", "uvicorn.error"):
+        adopted = logging.getLogger(name)
+        adopted.handlers = [handler]
+        adopted.setLevel(logging.WARNING)
+        adopted.propagate = False
 
 
 def _is_terminal(stream: TextIO) -> bool:

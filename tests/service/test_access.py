@@ -17,15 +17,9 @@ from samband.kinds.memory.connector import dataset
 from samband.service import Service, create_app
 from samband.service.access import Access, read_users
 from samband.service.web import check_bind
-from tests.support.service import TestClient, csrf_of
+from tests.support.service import ADMIN_PASSWORD, USERS, VIEWER_PASSWORD, TestClient, csrf_of
+from tests.support.service import login as _login
 
-ADMIN_PASSWORD = "correct horse battery"
-VIEWER_PASSWORD = "viewer password 42"
-_hasher = PasswordHasher()
-USERS = (
-    f"ada admin {_hasher.hash(ADMIN_PASSWORD)}\n"
-    f"# a comment\nvic viewer {_hasher.hash(VIEWER_PASSWORD)}\n"
-)
 CONFIG = """\
 store: sqlite:///state.db
 systems:
@@ -56,17 +50,6 @@ def _client(service: Service, **options: object) -> TestClient:
     access = Access({"SAMBAND_USERS": USERS})
     app = create_app(service, access, manage_service=False, **options)  # type: ignore[arg-type]
     return TestClient(app, base_url="https://testserver")
-
-
-def _login(client: TestClient, name: str, password: str) -> str:
-    token = csrf_of(client.get("/login").text)
-    answer = client.post(
-        "/login",
-        data={"name": name, "password": password, "csrf": token},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
-    return csrf_of(client.get("/").text)
 
 
 def test_without_a_session_nothing_is_shown_and_nothing_done(service: Service) -> None:
@@ -199,7 +182,7 @@ def test_hash_password_prints_a_hash_that_verifies() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert _hasher.verify(result.stdout.strip(), "a long enough password")
+    assert PasswordHasher().verify(result.stdout.strip(), "a long enough password")
     users = read_users({"SAMBAND_USERS": f"me admin {result.stdout.strip()}"})
     assert (
         Access({"SAMBAND_USERS": f"me admin {result.stdout.strip()}"}).authenticate(

@@ -1,7 +1,8 @@
 """``samband serve`` as a person uses it: headless Chromium (Debian's, driven by Playwright)
 logs in, reads the overview, starts a run after an edit in the source database and sees
-it arrive, is refused an action as a viewer, and logs out.  A screenshot of each page goes
-to ``build/screenshots/`` (test artefacts)."""
+it arrive, is refused an action as a viewer, and logs out; pauses a dataflow on its page,
+sees an edit not arrive, previews the next run and resumes: it arrives.  A screenshot of
+each page goes to ``build/screenshots/`` (test artefacts)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -261,6 +263,75 @@ def test_a_viewer_sees_the_overview_without_the_controls(
     page.goto(f"{base}/")
     assert page.locator("#dataflows").is_visible()
     assert page.locator("#run-now").count() == 0
+    expect(page.locator("#systems")).to_contain_text("connected", timeout=60_000)
     _shot(page, "overview-viewer")
+    # the runs page listens to the live events: the text comes from the stream, not the page
+    page.click("nav >> text=Runs")
+    expect(page.locator("#live-text")).to_contain_text("the last one ended ok", timeout=60_000)
+    _shot(page, "runs")
+    page.click("nav >> text=Records")
+    page.fill("input[name=q]", "ACME")
+    page.click("form[role=search] button")
+    expect(page.locator("table.pair").first).to_contain_text("Acme AS")
+    expect(page.locator("table.history").first).to_contain_text("create")
+    _shot(page, "records")
     answer = page.request.post(f"{base}/api/run")
     assert answer.status == 403
+
+
+def _until(condition: Any, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)  # a poll of the database, not a synchronisation by sleeping
+    return bool(condition())
+
+
+def test_a_paused_dataflow_holds_an_edit_until_resumed(
+    browser: Any, served: tuple[str, Path]
+) -> None:
+    from playwright.sync_api import expect
+
+    base, folder = served
+    page = browser.new_page()
+    _log_in(page, base, "ada", ADMIN_PASSWORD)
+    expect(page.locator("#runs tr")).to_have_count(2, timeout=60_000)  # the first run
+    assert _account_names(folder) == ["Acme AS"]
+
+    page.click("#dataflows >> text=customers")
+    expect(page.locator("h2").first).to_contain_text("customers")
+    expect(page.locator("#paused")).to_have_text("no")
+    page.click("#pause")
+    expect(page.locator("[role=status]")).to_contain_text("pause")
+    expect(page.locator("#paused")).to_have_text("yes")
+    expect(page.locator("#state")).to_have_text("paused")
+    _shot(page, "dataflow-paused")
+
+    with sqlite3.connect(folder / "pms.db") as db:
+        db.execute(
+            "UPDATE customer SET name = 'Acme Paused AS', "
+            "updated_at = '2026-06-01T00:00:00+00:00' WHERE id = 1"
+        )
+    _run_now(page, base)  # every dataflow: the paused one is left out
+    assert _account_names(folder) == ["Acme AS"]
+
+    page.click("#dataflows >> text=customers")
+    page.click("#resume")
+    expect(page.locator("#paused")).to_have_text("no")
+    page.click("#preview")
+    expect(page.locator("#plan")).to_contain_text("Acme Paused AS")
+    _shot(page, "dataflow-preview")
+    assert _account_names(folder) == ["Acme AS"]  # a preview writes nothing
+
+    page.click("text=customers")
+    page.click("#run-dataflow")
+    expect(page.locator("[role=status]")).to_contain_text("queued")
+    assert _until(lambda: _account_names(folder) == ["Acme Paused AS"]), _account_names(folder)
+    page.reload()
+    # Fjord AS (staff "many") stays quarantined: the dataflow is failing, and says why
+    expect(page.locator("#state")).to_have_text("failing")
+    expect(page.locator("#summary")).to_contain_text("1 quarantined")
+    expect(page.locator("svg.chart")).to_be_visible()
+    expect(page.locator("#document")).to_contain_text("synchronized")
+    _shot(page, "dataflow")

@@ -62,3 +62,26 @@ def test_the_containerfile_starts_serve_with_options_it_has() -> None:
     assert cmd
     _check_command(json.loads(cmd[1]))
     assert "STOPSIGNAL SIGTERM" in text and "USER samband" in text
+
+
+def test_the_container_keeps_its_store_on_a_volume_checks_health_and_holds_no_secret() -> None:
+    text = (DEPLOY / "Containerfile").read_text(encoding="utf-8")
+    words = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M)[1])  # type: ignore[index]
+    port = words[words.index("--port") + 1]
+    assert re.search(r"^VOLUME /var/lib/samband$", text, re.M)
+    assert re.search(r"^WORKDIR /var/lib/samband$", text, re.M)
+    health = re.search(r"^HEALTHCHECK .*\n\s+CMD (\[.*\])$", text, re.M)
+    assert health and f"http://127.0.0.1:{port}/healthz" in health[1]
+    assert re.search(rf"^EXPOSE {port}$", text, re.M)
+    # secrets come from the environment file at run time, never from the image
+    settings = " ".join(re.findall(r"^(?:ENV|ARG) (.*)$", text, re.M))
+    assert not re.search(r"SECRET|TOKEN|PASSWORD|KEY|SAMBAND_USERS", settings, re.I), settings
+    # the build context is what the image needs (.venv, .git and stores stay out)
+    ignored = (DEPLOY.parent / ".containerignore").read_text(encoding="utf-8").splitlines()
+    assert "*" in ignored  # all but what is named after it
+    assert (DEPLOY.parent / ".dockerignore").read_text(encoding="utf-8") == "\n".join(
+        ignored
+    ) + "\n", ".dockerignore (docker build) differs from .containerignore (podman)"
+    copied = re.findall(r"^COPY (.*) /src", text, re.M)
+    for source in " ".join(copied).split():
+        assert f"!{source.rstrip('/')}" in {line.rstrip("/") for line in ignored}, source

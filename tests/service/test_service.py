@@ -27,47 +27,8 @@ from samband.service.scheduler import MAX_BACKOFF, Scheduler
 from samband.service.web import check_bind
 from tests.support.docs_examples import DOCS, block_after
 from tests.support.service import TestClient, csrf_of
-
-CONFIG = """\
-store: sqlite:///state.db
-systems:
-  crm:
-    kind: memory
-    path: crm.json
-    entity_types: {Customer: {external_ref: ext}}
-  erp:
-    kind: memory
-    path: erp.json
-    entity_types: {Account: {external_ref: ext}}
-dataflows:
-  - id: FLOW_ID
-    source: crm.Customer
-    target: erp.Account
-    match: [[{from: org, to: org}]]
-    properties:
-      - {from: name, to: name, type: string}
-      - {from: org, to: org, type: string}
-"""
-
-
-def _customers(*names: str) -> str:
-    records = {
-        str(i): {
-            "data": {"id": i, "name": name, "org": f"91234567{i}"},
-            "version": 1,
-            "modified": "2026-01-01T00:00:00+00:00",
-            "deleted": False,
-        }
-        for i, name in enumerate(names, 1)
-    }
-    return json.dumps({"version": 1, "types": {"Customer": records}})
-
-
-def _world(folder: Path, flow_id: str = "customers", crm: str | None = None) -> Path:
-    (folder / "crm.json").write_text(crm or _customers("Acme AS", "Fjord AS"), encoding="utf-8")
-    path = folder / "samband.yaml"
-    path.write_text(CONFIG.replace("FLOW_ID", json.dumps(flow_id)), encoding="utf-8")
-    return path
+from tests.support.service import free_port as _free_port
+from tests.support.service import world as _world
 
 
 @pytest.fixture
@@ -205,12 +166,6 @@ def test_failed_runs_back_off_up_to_a_cap() -> None:
     assert waits == sorted(waits)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_runs_until_sigterm_and_exits_cleanly(tmp_path: Path) -> None:
     config = _world(tmp_path)
     port = _free_port()
@@ -336,3 +291,60 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
         and f"cannot listen on 127.0.0.1:{port}" in result.stderr
     )
     assert result.stdout == ""  # nothing announced
+
+
+def test_the_served_connections_send_without_waiting_for_acks() -> None:
+    """The listening socket names TCP, so asyncio sets TCP_NODELAY on each connection; without
+    it every response on a kept-alive connection waited ~40 ms (Nagle and delayed ACKs)."""
+    import asyncio
+
+    from samband.cli.serve_commands import _bound
+
+    async def accepted_nodelay() -> int:
+        sock = _bound("127.0.0.1", 0)
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peer = writer.get_extra_info("socket")
+            seen.set_result(peer.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(connected, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            result = await asyncio.wait_for(seen, 10)
+            writer.close()
+            return result
+
+    assert asyncio.run(accepted_nodelay()) != 0
+
+
+def test_the_counts_follow_a_run_of_another_process_and_an_action(
+    served: tuple[Service, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counts are kept between changes of the store (a million links take a while to
+    count): a run the service did not make, and an action through the service, show."""
+    from samband.engine.run import Engine
+    from samband.service import service as service_module
+
+    service, client = served
+    assert client.get("/api/status").json()["links"][0]["links"] == 2
+    dataset("crm").insert("Customer", {"name": "Nord AS", "org": "912345679"})
+    with Engine.from_file(service.config_path) as engine:  # as `samband run` would
+        assert engine.sync().to_dict()["created"] == 1
+    monkeypatch.setattr(service_module._Counts, "FRESH", 0.0)
+    assert client.get("/api/status").json()["links"][0]["links"] == 3
+    quarantined = client.get("/api/status").json()["quarantined"]
+    monkeypatch.setattr(service_module._Counts, "FRESH", 3600.0)  # only an action counts now
+    with service._inspector_lock:
+        inspector = service._opened()
+        with inspector.store.tx():
+            for ref in ("crm:Customer:3", "crm:Customer:4"):
+                inspector.store.add_dead_letter(ref, "customers", "rejected", "no", None, 1)
+    assert client.get("/api/status").json()["quarantined"] == quarantined  # kept
+    token = csrf_of(client.get("/").text)
+    dismissed = client.post(
+        "/api/errors/dismiss", json={"ref": "crm:Customer:3"}, headers={"X-CSRF-Token": token}
+    )
+    assert dismissed.status_code == 200, dismissed.text
+    assert client.get("/api/status").json()["quarantined"] == quarantined + 1

@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from samband.engine.run import Engine
@@ -116,3 +117,45 @@ def test_a_server_store_is_sent_to_its_own_tools(tmp_path: Path) -> None:
     result = _samband(tmp_path, "backup", "-c", "samband.yaml")
     assert result.returncode == 1 and "pg_dump" in result.stderr
     assert json.dumps(result.stderr).count("Traceback") == 0
+
+
+def test_a_backup_taken_while_a_writer_commits_holds_whole_transactions(tmp_path: Path) -> None:
+    """The online backup copies one consistent state: every transaction a writer commits
+    meanwhile is in the copy whole, or not at all."""
+    import threading
+
+    config = _world(tmp_path)
+    dataset("crm", str(tmp_path / "crm.json")).insert("Customer", {"name": "Acme AS"})
+    _sync(config)
+    stop, committed = threading.Event(), [0]
+
+    def write() -> None:
+        with sqlite3.connect(tmp_path / "state.db", timeout=30) as db:
+            while not stop.is_set():
+                db.executemany(
+                    "INSERT INTO samband_audit (run_id, at, ref, dataflow, op) VALUES"
+                    " (NULL, '2026-12-01T00:00:00+00:00', ?, 'customers', 'update')",
+                    [(f"crm:Customer:{n}",) for n in range(100)],
+                )
+                db.commit()
+                committed[0] += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        deadline = time.monotonic() + 60
+        while committed[0] < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)  # paces the wait for the writer's first commits
+        backup = tmp_path / "busy.db"
+        before = committed[0]
+        result = _samband(tmp_path, "backup", "-c", "samband.yaml", "-o", str(backup))
+        during = committed[0] - before
+    finally:
+        stop.set()
+        writer.join(60)
+    assert result.returncode == 0, result.stderr
+    assert during > 0, "the writer did not commit while the backup ran"
+    with sqlite3.connect(backup) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        written = db.execute("SELECT count(*) FROM samband_audit WHERE op = 'update'").fetchone()
+    assert written[0] % 100 == 0 and written[0] > 0

@@ -26,6 +26,8 @@ for _module in (
     "tenants",
     "serve",
     "inspect",
+    "dataflow",
+    "observe",
     "store",
     "setup",
     "qa",

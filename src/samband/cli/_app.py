@@ -95,13 +95,13 @@ def _global_options(
         ),
     ] = None,
     log_format: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--log-format",
-            help="text, or json: one object per line.",
+            help="text, or json: one object per line (samband serve: json by default).",
             callback=lambda value: _one_of(value, logs.FORMATS, "--log-format"),
         ),
-    ] = "text",
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -112,7 +112,8 @@ def _global_options(
         ),
     ] = False,
 ) -> None:
-    logs.configure(logs.level_for(verbose, log_level), log_format)
+    logs.configure(logs.level_for(verbose, log_level), log_format or "text")
+    logs.chosen.update(format=log_format is not None, level=bool(verbose or log_level))
     use_scope(None)  # a --tenant of the command sets its own (one tenant per process)
 
 

@@ -246,9 +246,23 @@ def retry(
     out.print(f"{count} record(s) queued; run `samband sync` to retry them")
 
 
+def _history_ref(value: str) -> str:
+    # dataflow:KEY: the changes of a dataflow's controls (samband dataflow ...)
+    return value if value.startswith("dataflow:") and value[9:] else _ref(value)
+
+
+HistoryRefArgument = Annotated[
+    str,
+    typer.Argument(
+        help="A record ref: system:type:id (or dataflow:KEY: its controls' changes)",
+        callback=_history_ref,
+    ),
+]
+
+
 @app.command()
 def history(
-    ref: RefArgument,
+    ref: HistoryRefArgument,
     config: ConfigOption,
     as_json: JsonOption = False,
 ) -> None:

@@ -85,6 +85,15 @@ def sync(
         ),
     ] = None,
     strict: StrictOption = False,
+    dataflows: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataflow",
+            metavar="KEY",
+            help="Run only this dataflow (and those its references depend on). "
+            "Repeatable; default: every dataflow that is not paused.",
+        ),
+    ] = None,
 ) -> None:
     """One run: collect, link, plan, apply, commit."""
     from samband.progress import RichProgress
@@ -102,6 +111,7 @@ def sync(
             force=force,
             progress=progress,
             confirm_deletions=confirm_deletions or (),
+            dataflows=dataflows or None,
         )
     except KeyboardInterrupt:
         raise _interrupted(engine.last_report) from None

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -31,9 +32,18 @@ def serve(
             help="Mark the session cookie Secure (HTTPS only); default: on, off loopback.",
         ),
     ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="The https address the systems reach this service at: once listening, "
+            "subscribe their webhooks to PUBLIC_URL/hooks/SYSTEM (Exact Online).",
+        ),
+    ] = None,
 ) -> None:
     """Run the schedule and serve the dashboard, the JSON API, /metrics, /healthz and
     /readyz until SIGTERM or Ctrl-C (which end the run in progress at its next step)."""
+    from samband import logs, redact
     from samband.durations import parse_interval
     from samband.service import Service, create_app
     from samband.service.access import Access
@@ -45,10 +55,23 @@ def serve(
         notifier = Notifier.from_environment(os.environ)
     except ConfigError as exc:
         raise fail(exc) from None
+    logs.for_service()
+    smtp = notifier.smtp
+    # the service's own secrets are masked in every line, like the systems' credentials
+    redact.remember(
+        [
+            access.api_token,
+            access.session_secret,
+            notifier.webhook_secret,
+            smtp.password if smtp else None,
+        ]
+    )
     refusal = check_bind(host, access)
     if refusal:
         err.print(f"error: {refusal}", markup=False, highlight=False)
         raise typer.Exit(2)
+    if public_url and not public_url.startswith(("https://", "http://")):
+        raise typer.BadParameter("an http(s) address", param_hint="--public-url")
     try:
         interval = parse_interval(every)
     except ValueError as exc:
@@ -70,8 +93,29 @@ def serve(
             highlight=False,
         )
         raise typer.Exit(1) from None
-    server = _server(app_, host, port, lambda: out.print(announce, highlight=False))
+
+    def listening() -> None:
+        out.print(announce, highlight=False)
+        if public_url:
+            threading.Thread(
+                target=_subscribe, args=(service, public_url), name="subscribe", daemon=True
+            ).start()
+
+    server = _server(app_, host, port, listening, service.live.close)
     server.run(sockets=[sock])
+
+
+def _subscribe(service: Any, public_url: str) -> None:
+    """Subscribe the webhooks once the receivers answer (the vendor calls them first)."""
+    try:
+        for line in service.subscribe(public_url):
+            out.print(line, highlight=False, markup=False)
+    except SambandError as exc:
+        err.print(
+            f"warning: the webhooks were not subscribed: {exc}; the schedule still polls",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command("hash-password")
@@ -102,7 +146,9 @@ def hash_password(
 def _bound(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port``: a port in use is an error before anything runs."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # the protocol named: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+    # and without it a response sent in two writes waits ~40 ms for the client's ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -112,13 +158,25 @@ def _bound(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(app: Any, host: str, port: int, listening: Callable[[], None]) -> Any:
+def _server(
+    app: Any,
+    host: str,
+    port: int,
+    listening: Callable[[], None],
+    stopping: Callable[[], None] = lambda: None,
+) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
         """uvicorn re-raises SIGTERM after its shutdown, so the process would end "killed";
         a stop is how a service ends, so it exits 0.  ``listening`` is called once the
-        socket accepts connections (what a script or a test can wait for)."""
+        socket accepts connections (what a script or a test can wait for); ``stopping``
+        when a stop is asked (it ends the live event streams, which would otherwise keep
+        the server waiting for their connections to close)."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            stopping()
+            super().handle_exit(sig, frame)
 
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
@@ -134,4 +192,8 @@ def _server(app: Any, host: str, port: int, listening: Callable[[], None]) -> An
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    return Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    # log_config None: uvicorn's messages go through samband's handler (logs.for_service)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", log_config=None, access_log=False
+    )
+    return Server(config)

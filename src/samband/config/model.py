@@ -212,6 +212,19 @@ class Dataflow(_Model):
     max_change_share: float | None = None
     """Circuit breaker: the largest share (0 to 1) of a type's records one run may change, in either
     system (default: `defaults.max_change_share`)."""
+    every: str | None = None
+    """How often `samband serve` runs this dataflow, e.g. `5m` (default: the `--every` of
+    `serve`); other dataflows run on their own intervals, one run of the config at a time."""
+
+    @field_validator("every")
+    @classmethod
+    def _interval(cls, value: str | None) -> str | None:
+        if value is not None:
+            from samband.durations import parse_interval
+
+            if parse_interval(value) <= 0:
+                raise ValueError(f"every: {value!r} must be longer than 0s")
+        return value
 
     @field_validator("source", "target")
     @classmethod

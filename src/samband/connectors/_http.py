@@ -29,6 +29,7 @@ import httpx
 import orjson
 
 from samband import exactjson
+from samband.connectors import _observe
 from samband.connectors._trace import event_hooks
 from samband.connectors.base import Stats
 from samband.errors import (
@@ -232,17 +233,27 @@ class HttpClient:
         attempt, waited, refreshed = 0, 0.0, False
         path = _path_only(url)
         while True:
+            listeners = _observe.listeners
             if self.limiter is not None:
-                self.limiter.acquire()
+                if listeners:
+                    self._acquire_watched(listeners)
+                else:
+                    self.limiter.acquire()
             if self.auth is not None:
                 send_headers.update(self.auth.headers())
             self.stats.api_calls += 1
             response: httpx.Response | None = None
+            throttled = False
             try:
-                resp = self._client.request(
-                    method, url, params=params, data=data, content=body, headers=send_headers
+                resp = self._send(
+                    listeners,
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    content=body,
+                    headers=send_headers,
                 )
-                resp.read()
                 # httpx binds the stream to its response, a reference cycle that keeps the
                 # body (a whole page) until the cyclic collector runs: once read, unbind it
                 resp.stream = httpx.ByteStream(resp.content)
@@ -295,6 +306,7 @@ class HttpClient:
                     delay = self._retry_after(resp)
                     if delay is not None and self.limiter is not None:
                         self.limiter.penalise(delay)
+                    throttled = True
                 elif status >= 500 or status == 408:
                     reason = f"{status} {self._describe_error(resp)}"
                     # 503: the server could not handle the request (RFC 9110 §15.6.4), so a
@@ -343,7 +355,39 @@ class HttpClient:
                 attempt + 1,
                 delay,
             )
+            if throttled and listeners:
+                for listener in listeners:
+                    listener.waited(self.system_id, delay, "429")
             self._sleep(delay)
+
+    def _send(
+        self, listeners: tuple[_observe.Listener, ...], method: str, url: str, **options: Any
+    ) -> httpx.Response:
+        """One request, its body read; each listener is told of its answer."""
+        if not listeners:
+            resp = self._client.request(method, url, **options)
+            resp.read()
+            return resp
+        sent, status = time.perf_counter(), None
+        try:
+            resp = self._client.request(method, url, **options)
+            resp.read()
+            status = resp.status_code
+            return resp
+        finally:
+            seconds = time.perf_counter() - sent
+            for listener in listeners:
+                listener.answered(self.system_id, status, seconds)
+
+    def _acquire_watched(self, listeners: tuple[_observe.Listener, ...]) -> None:
+        """The limiter's turn, its wait told to each listener."""
+        assert self.limiter is not None
+        began = time.perf_counter()
+        self.limiter.acquire()
+        seconds = time.perf_counter() - began
+        if seconds >= 0.001:  # a turn taken at once is no wait
+            for listener in listeners:
+                listener.waited(self.system_id, seconds, "pacing")
 
     def get_json(self, url: str, *, attempts: int = 3, **kwargs: Any) -> Any:
         """GET and parse JSON; a cut-off or garbled body is read again (GET is safe)."""

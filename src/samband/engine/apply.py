@@ -59,7 +59,7 @@ from samband.types import coerce, same_stored_value, to_json
 # What became of an update: written; refused by the system (quarantined until `samband
 # retry`); failed in a way that may pass (queued for the next run); stale (edited since
 # the read: read again and planned anew).
-Outcome = Literal["written", "refused", "transient", "stale"]
+Outcome = Literal["written", "refused", "transient", "stale", "held"]
 
 # a create about to be sent: the source, the values, the base they set, the external ref
 _Prepared = tuple[Snapshot, dict[str, Any], dict[str, Any], str]
@@ -256,6 +256,16 @@ class Apply:
         return applied
 
     # -- references waiting for a parent ----------------------------------------------------
+    def hold(self, flow: Flow, side: str, refs: list[str], batch: Batch, what: str) -> None:
+        """A write not sent as writing to ``side`` of ``flow`` is off: ``refs`` are
+        planned again when it is switched on (see :mod:`samband.engine.controls`)."""
+        self.ledger.counts(flow).held += 1
+        batch.hold(flow.key, refs, "share")
+        system = flow.source[0] if side == "source" else flow.target[0]
+        self.ledger.plan_line(
+            f"held: {what} (writing to {system} is off)", "held", flow, refs[0] if refs else None
+        )
+
     def wait_for_parent(self, flow: Flow, snap: Snapshot, parent: str, batch: Batch) -> None:
         """See :func:`samband.engine.waits.wait_for_parent`."""
         wait_for_parent(self.context, flow, snap, parent, batch)
@@ -375,6 +385,12 @@ class Apply:
         ``refs``: the pair's (source, target) refs, for the plan a dry run shows."""
         refs = refs or ((snap.ref, "") if side == "source" else ("", snap.ref))
         system = key[0]
+        if not self.context.controls.writes(flow, side):
+            _keep_base(flow, side, changes, new_base, old_base)
+            # the pair's source ref plans the pair again (either side's write)
+            what = f"update {snap.ref}: {show_values(changes)}"
+            self.hold(flow, side, [refs[0] or snap.ref], batch, what)
+            return "held"
         unkept = self.unkept.get(snap.ref)
         if unkept and unkept.intersection(changes):
             # refused (and quarantined) earlier in this run: not sent again
@@ -543,6 +559,14 @@ class Apply:
         """The source of a link was deleted: unlink, delete or archive the target, as the
         dataflow's policy says (keeping a target edited since the last sync)."""
         policy = flow.config.on_delete
+        if (
+            policy != "unlink"
+            and target is not None
+            and not target.deleted
+            and not self.context.controls.writes(flow, "target")
+        ):
+            self.hold(flow, "target", [link.source_ref], batch, f"{policy} {link.target_ref}")
+            return
         if policy == "unlink" or target is None or target.deleted:
             self.unlink(batch, flow, link, "deleted in source")
             self.ledger.plan_line(

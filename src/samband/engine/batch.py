@@ -34,6 +34,11 @@ class Batch:
     # record written for one dataflow is planned with what was written for the next
     written: dict[str, Snapshot] = field(default_factory=dict)
     progress: bool = False
+    # dataflow → reason → refs it has still to plan (see samband.engine.controls)
+    held: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+
+    def hold(self, dataflow: str, refs: list[str], reason: str) -> None:
+        self.held.setdefault(dataflow, {}).setdefault(reason, set()).update(refs)
 
     def ok(self, flow: Flow, ref: str) -> None:
         """``ref`` was synchronized: what was set aside or waiting for it is done."""
@@ -86,6 +91,9 @@ class Batch:
             store.remove_intents(self.intents_done)
             if self.resolutions_done:
                 store.journal.resolutions_applied(self.resolutions_done)
+            for dataflow, reasons in self.held.items():
+                for reason, refs in reasons.items():
+                    store.controls.hold(dataflow, refs, reason)
             store.clear_dirty(key[0], key[1], seen)
             if self.requeue:
                 store.set_dirty(sorted(self.requeue))

@@ -11,6 +11,7 @@ from typing import Any
 from samband.config.model import Config
 from samband.connectors.base import Connector
 from samband.engine.batch import Batch
+from samband.engine.controls import RunControls
 from samband.engine.model import Flow, TypeKey, TypeUse
 from samband.engine.translate import Translator
 from samband.store.rows import DeadLetter
@@ -31,6 +32,8 @@ class FlowCounts:
     #: the other); and, of the deleted, the target records archived instead
     unlinked: int = 0
     archived: int = 0
+    #: writes not sent as writing to their side is off (see engine.controls)
+    held: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -141,3 +144,4 @@ class RunContext:
     run_id: int
     dry_run: bool
     keep_alive: Callable[[], None]  # renews the run's leases that are due
+    controls: RunControls = field(default_factory=RunControls)  # see engine.controls

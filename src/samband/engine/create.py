@@ -47,6 +47,18 @@ class Creates:
 
     def create(self, flow: Flow, sources: list[Snapshot], batch: Batch) -> None:
         tsys, ttype = flow.target
+        if not self.context.controls.writes(flow, "target"):
+            # writing to the target is off: each create is held (planned again when on)
+            for snap in sources:
+                self.ledger.counts(flow).held += 1
+                batch.hold(flow.key, [snap.ref], "share")
+                self.ledger.plan_line(
+                    f"held: create {tsys}.{ttype} from {snap.ref} (writing to {tsys} is off)",
+                    "held",
+                    flow,
+                    snap.ref,
+                )
+            return
         prepared: list[_Prepared] = []
         # A create whose outcome is unknown (its intent is still open) is resolved by the
         # next run's lookup, after a collect; creating it again in a later round of this

@@ -11,6 +11,8 @@ from samband.config.loader import base_dir
 from samband.config.model import Config
 from samband.config.validate import load_valid
 from samband.engine.actions import Actions
+from samband.engine.dataflow_actions import DataflowActions
+from samband.engine.find import catch_up, find_records
 from samband.store import schema as s
 from samband.store.rows import Ref, loads, now_iso
 from samband.store.store import Store
@@ -34,7 +36,30 @@ class Inspector:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def status(self) -> dict[str, Any]:
+    def counts(self) -> dict[str, Any]:
+        """The links per dataflow, the conflicts and the quarantined records: counted in
+        the store (each a pass over an index; see :meth:`status`)."""
+        by_flow = self.store.count_links_by_dataflow()
+        return {
+            "links": {flow.key: by_flow.get(flow.key, 0) for flow in self.config.dataflows},
+            "conflicts": self.store.count_rows(s.conflicts),
+            "quarantined": self.store.count_rows(
+                s.dead_letters, s.dead_letters.c.dismissed_at.is_(None)
+            ),
+        }
+
+    def change_mark(self) -> tuple[Any, ...]:
+        """Changes whenever :meth:`counts` may have (see ``Store.change_mark``)."""
+        return self.store.change_mark()
+
+    def ping(self) -> None:
+        """One small query: the store answers (the readiness probe)."""
+        self.store.table_rows(s.runs, order=s.runs.c.id.desc(), limit=1)
+
+    def status(self, counts: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What `samband status` shows; ``counts`` as :meth:`counts` returns them, when the
+        caller keeps them (the service, between changes of the store)."""
+        counts = counts if counts is not None else self.counts()
         runs = self.store.table_rows(s.runs, order=s.runs.c.id.desc(), limit=5)
         last = [
             {
@@ -47,9 +72,7 @@ class Inspector:
             }
             for r in runs
         ]
-        links_by_flow: dict[str, int] = {}
-        for flow in self.config.dataflows:
-            links_by_flow[flow.key] = self.store.count_links(flow.key)
+        links_by_flow: dict[str, int] = counts["links"]
         return {
             "store": _safe_store(self.config.store),
             "runs": last,
@@ -73,8 +96,8 @@ class Inspector:
                 if r["expires_at"] > now_iso()
             ],
             "held_deletions": self.held_deletions(),
-            "conflicts": len(self.store.table_rows(s.conflicts)),
-            "quarantined": len(self.store.dead_letters()),
+            "conflicts": counts["conflicts"],
+            "quarantined": counts["quarantined"],
             "open_intents": len(self.store.open_intents()),
         }
 
@@ -161,6 +184,12 @@ class Inspector:
             for r in self.store.dead_letters(limit=limit)
         ]
 
+    def errors_export(self, after: int = 0, limit: int = 2000) -> tuple[int, list[list[Any]]]:
+        """A page of the quarantine for an export, after the id ``after``: (the id to go on
+        after, rows of ref, dataflow, kind, reason, attempts, last); no rows at the end."""
+        rows = self.store.dead_letter_rows(after, limit)
+        return (rows[-1][0] if rows else after), [list(row[1:]) for row in rows]
+
     def retry(self, refs: list[str] | None = None) -> int:
         """Mark quarantined records (all, or ``refs``) to be planned again next run."""
         # a dismissed record is retried only when named
@@ -174,7 +203,8 @@ class Inspector:
         return marked
 
     def history(self, ref: str) -> list[dict[str, Any]]:
-        Ref.parse(ref)
+        if not ref.startswith("dataflow:"):  # a dataflow's controls: see control_ref
+            Ref.parse(ref)
         rows = self.store.table_rows(s.audit, where=s.audit.c.ref == ref, order=s.audit.c.id)
         return [
             {
@@ -209,6 +239,53 @@ class Inspector:
             )
         return result
 
+    def find(self, text: str, limit: int = 10) -> dict[str, Any]:
+        """The link groups of the records ``text`` names (a ref, an id) or holds (the start
+        of a value), at most ``limit``: see :mod:`samband.engine.find`."""
+        return find_records(self.config, self.store, text, limit)
+
+    def index_search(self, batches: int | None = 1) -> int:
+        """Make the search terms of up to ``batches`` batches of records written since
+        (None: all); how many were made.  The service calls it after each run."""
+        return catch_up(self.store, batches)
+
+    def systems(self, runs: int = 50) -> list[dict[str, Any]]:
+        """Every system the dataflows use with its health as the latest ``runs`` runs
+        tell it: ``connected`` (read), ``authentication failed``, ``rate limited`` (its
+        quota spent), ``unreachable``, ``failing``, or ``unknown`` (no run used it yet);
+        the message of its failure, and when it was last read without one."""
+        rows = self.store.table_rows(
+            s.runs, where=s.runs.c.dry_run.is_(False), order=s.runs.c.id.desc(), limit=runs
+        )
+        systems: dict[str, dict[str, Any]] = {
+            system_id: {
+                "system": system_id,
+                "kind": system.kind,
+                "health": "unknown",
+                "message": None,
+                "run": None,
+                "last_read": None,
+            }
+            for system_id, system in self.config.systems.items()
+        }
+        for run in rows:  # newest first: the first word on a system is its health
+            stats = loads(run["stats"]) or {}
+            read = {key.partition(".")[0] for key in stats.get("collected") or {}}
+            errors = stats.get("system_errors") or {}
+            for system_id, row in systems.items():
+                if row["health"] == "unknown":
+                    if system_id in errors:
+                        row.update(
+                            health=errors[system_id].get("health", "failing"),
+                            message=errors[system_id].get("message"),
+                            run=run["id"],
+                        )
+                    elif system_id in read:
+                        row.update(health="connected", run=run["id"])
+                if row["last_read"] is None and system_id in read and system_id not in errors:
+                    row["last_read"] = run["finished_at"]
+        return list(systems.values())
+
     # -- acting on what the views show (see samband.engine.actions) ------------------------
     actor: str | None = None
     """Who acts through this inspector (recorded with each action in history)."""
@@ -236,6 +313,37 @@ class Inspector:
     def resync(self, system: str, etype: str) -> dict[str, Any]:
         """The next run reads ``system.etype`` from the start."""
         return self.actions.resync(system, etype).as_dict()
+
+    # -- the controls of a dataflow (see samband.engine.dataflow_actions) -------------------
+    @property
+    def dataflow_actions(self) -> DataflowActions:
+        return DataflowActions(self.config, self.store, self.actor)
+
+    def controls(self) -> list[dict[str, Any]]:
+        """Every dataflow's controls (paused, writes per side, full sync, records held)."""
+        return self.dataflow_actions.controls()
+
+    def control(self, key: str) -> dict[str, Any]:
+        return self.dataflow_actions.control(key)
+
+    def dataflow(self, key: str, runs: int = 60) -> dict[str, Any]:
+        """A dataflow's controls, links, queue, quarantine and counts in recent runs."""
+        return self.dataflow_actions.view(key, runs)
+
+    def pause(self, key: str) -> dict[str, Any]:
+        """No run reads, plans or writes dataflow ``key`` until :meth:`resume`."""
+        return self.dataflow_actions.pause(key).as_dict()
+
+    def resume(self, key: str) -> dict[str, Any]:
+        return self.dataflow_actions.resume(key).as_dict()
+
+    def share(self, key: str, side: str, on: bool) -> dict[str, Any]:
+        """Writing to ``side`` (source or target) of dataflow ``key`` on or off."""
+        return self.dataflow_actions.share(key, side, on).as_dict()
+
+    def full_sync(self, key: str, on: bool) -> dict[str, Any]:
+        """Create counterparts of records that existed before (on), or only of new ones."""
+        return self.dataflow_actions.full_sync(key, on).as_dict()
 
 
 def _resolution(row: dict[str, Any]) -> str | None:

@@ -226,7 +226,7 @@ class Linker:
         deleted ones end their link."""
         snaps = batch.current(chunk)
         links = self.store.links_by(flow.key, "target", [snap.ref for snap in snaps])
-        if flow.waits_for_match:
+        if flow.waits_for_match or self.context.controls.only_new(flow):
             free = [s for s in snaps if s.ref not in links and not s.deleted]
             if free:
                 self.wake_waiting(flow, free, batch)
@@ -300,6 +300,12 @@ class Linker:
 
         if freed:
             eligible = self._reentries_first(flow, eligible, matches, freed)
+        # full sync off: the records that existed at the start mark are never created
+        existed = (
+            self.store.controls.in_baseline(flow.key, [s.ref for s in eligible.values()])
+            if self.context.controls.only_new(flow)
+            else set()
+        )
         creates: list[Snapshot] = []
         waiting: dict[str, Snapshot] = {}  # left unlinked: wait for a match
         linked_here: dict[str, str] = {}  # target ref -> the source ref linked to it here
@@ -368,6 +374,15 @@ class Linker:
                     {owner for ref in refs if (owner := taken.get(ref) or linked_here.get(ref))}
                 )
                 self.duplicate(flow, snap, owners or refs, refs, batch)
+            elif flow.config.create and snap.ref in existed:
+                self.ledger.plan_line(
+                    f"not created: {snap.ref} existed before {flow.key}'s start (full sync "
+                    "off); it is linked when it matches a record",
+                    "skip",
+                    flow,
+                    snap.ref,
+                )
+                waiting[rid] = snap
             elif flow.config.create and creation_allowed(flow, snap.data, self.translator):
                 keys = keys_of.get(rid, [])
                 first = next((planned[key] for key in keys if key in planned), None)
@@ -378,7 +393,8 @@ class Linker:
                 creates.append(snap)
             else:
                 waiting[rid] = snap
-        if flow.waits_for_match:
+        if flow.waits_for_match or (existed and flow.match):
+            # (full sync off: a record that existed waits for a match, as with creates off)
             self._note_waiting(flow, eligible, waiting, batch)
         if creates:
             self.apply.create(flow, creates, batch)

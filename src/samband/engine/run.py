@@ -29,6 +29,7 @@ from samband.engine.batch import Batch
 from samband.engine.breaker import CircuitBreaker
 from samband.engine.collect import Collector, CollectStats, read_again
 from samband.engine.context import FlowCounts, Ledger, PlanStep, RunContext
+from samband.engine.controls import RunControls, prepare, select_flows
 from samband.engine.fullscan import FullScanGuard
 from samband.engine.leases import RUN_LEASE, Leases, collect_lease
 from samband.engine.link import Linker
@@ -49,6 +50,7 @@ from samband.engine.reconcile import (
 )
 from samband.engine.translate import Translator
 from samband.errors import (
+    AuthError,
     CircuitBreakerTripped,
     ConfigError,
     ConnectorError,
@@ -57,6 +59,7 @@ from samband.errors import (
     RunLocked,
     SambandError,
     StoreError,
+    UnreachableError,
 )
 from samband.store.rows import Ref
 from samband.store.store import Store, now_iso, store_message
@@ -68,6 +71,21 @@ class Progress(Protocol):
     def phase(self, name: str, total: int | None = None) -> None: ...
     def advance(self, count: int = 1) -> None: ...
     def done(self) -> None: ...
+
+
+def system_health(exc: ConnectorError) -> dict[str, str]:
+    """What a system's failure says of its health: ``authentication failed``, ``rate
+    limited`` (its quota is spent), ``unreachable``, or ``failing`` (an answer that breaks
+    its contract), with the message."""
+    if isinstance(exc, AuthError):
+        health = "authentication failed"
+    elif isinstance(exc, QuotaExhausted):
+        health = "rate limited"
+    elif isinstance(exc, UnreachableError):
+        health = "unreachable"
+    else:
+        health = "failing"
+    return {"health": health, "message": str(exc)}
 
 
 class _NoProgress:
@@ -103,6 +121,11 @@ class RunReport:
     #: writes (creates, updates, deletes) the store holds for good: an interrupted run
     #: keeps these, the rest of its last chunk is rolled back
     committed_writes: int = 0
+    #: the dataflows the run planned (not paused; the ones asked for and their parents)
+    ran: list[str] = field(default_factory=list)
+    #: system → {"health": ..., "message": ...} of a system this run could not use
+    #: (see :func:`system_health`); the service's overview shows it
+    system_errors: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -188,7 +211,9 @@ class RunReport:
             "held_deletions": self.held_deletions,
             "confirmed_deletions": self.confirmed_deletions,
             "committed_writes": self.committed_writes,
+            "ran": self.ran,
             "seconds": self.seconds,
+            "system_errors": self.system_errors,
         }
 
 
@@ -328,6 +353,7 @@ class Engine:
         should_stop: Callable[[], bool] | None = None,
         shared: bool = False,
         confirm_deletions: Iterable[str] = (),
+        dataflows: Iterable[str] | None = None,
     ) -> RunReport:
         """One run.  ``dry_run`` plans without any write call and rolls back the store.
 
@@ -337,7 +363,10 @@ class Engine:
 
         ``confirm_deletions`` names types (``SYSTEM.TYPE``) whose complete read this run
         is taken as it is even if it returned far fewer records than the type had: the
-        records it does not return are deleted (see :mod:`samband.engine.fullscan`)."""
+        records it does not return are deleted (see :mod:`samband.engine.fullscan`).
+
+        ``dataflows`` (keys) runs only those, and the dataflows their references depend
+        on; a paused dataflow is never run (see :mod:`samband.engine.controls`)."""
         self.compile()
         confirmed = self._confirmable(confirm_deletions)
         progress = progress or _NoProgress()
@@ -350,6 +379,7 @@ class Engine:
         for system in self.systems_in_use():
             # a dry run changes nothing anywhere: reads write no bookkeeping either
             self.connector(system).dry_run = dry_run
+        wanted = None if dataflows is None else list(dataflows)
         run = _Run(
             self, store, report, progress, stop, shared=shared and not dry_run, confirmed=confirmed
         )
@@ -361,6 +391,7 @@ class Engine:
                 check_same_config(store, self.flows)
             if not dry_run and not shared:
                 self._take_lease(store)
+            run.select(wanted)
             report.run_id = store.begin_run(dry_run)
             log.info("run %s begun%s", report.run_id, " (dry run)" if dry_run else "")
             self._check_systems(store)
@@ -368,12 +399,15 @@ class Engine:
                 run.execute(force)
             report.status = run.status()
         except QuotaExhausted as exc:
+            report.system_errors[exc.system] = system_health(exc)
             report.status = "paused"
             report.resume_at = exc.resume_at.isoformat() if exc.resume_at else None
             report.messages.append(f"{exc}; all state is saved: run again then to go on")
         except (ConnectorError, CircuitBreakerTripped, RunLocked) as exc:
             report.status = "failed"
             report.messages.append(str(exc))
+            if isinstance(exc, ConnectorError):
+                report.system_errors[exc.system] = system_health(exc)
             if isinstance(exc, CircuitBreakerTripped | RunLocked):
                 raise
         except SQLAlchemyError as exc:
@@ -504,11 +538,30 @@ class _Run:
         self.confirmed = set(confirmed)  # types whose deletions a person confirmed
         self.stop = stop
         self.stopped = False
+        self.flows = engine.flows  # the dataflows this run plans (see select)
+        self.order = engine.order  # the types they read, in order
         self.shared = shared  # a worker's turn: see Engine.sync
         self.collect_only = False
         self.dry_run = store.dry_run
         self.collected: dict[TypeKey, CollectStats] = {}
         self.ledger = Ledger(self.dry_run, report.dataflows, report.plan, report.messages)
+        self.controls = RunControls()
+        self.wanted: list[str] | None = None  # the dataflows asked for (None: all)
+
+    def select(self, wanted: list[str] | None, *, report: bool = False) -> None:
+        """Read the dataflows' controls and choose the dataflows this run plans (again
+        after the dataflows are reconciled: a renamed one keeps its controls)."""
+        self.wanted = wanted
+        with self.store.tx():
+            rows = self.store.controls.all()
+        active, messages = select_flows(self.engine.flows, rows, wanted)
+        self.controls = RunControls(rows, active)
+        if report:
+            self.report.messages.extend(messages)
+        self.report.ran = [f.key for f in self.engine.flows if f.key in active]
+        self.flows = [f for f in self.engine.flows if f.key in active]
+        used = {key for flow in self.flows for key in (flow.source, flow.target)}
+        self.order = [key for key in self.engine.order if key in used]
 
     def context(self) -> RunContext:
         """What the stages are given (the run has its id once begun)."""
@@ -525,6 +578,7 @@ class _Run:
             run_id=self.report.run_id or 0,
             dry_run=self.dry_run,
             keep_alive=self.keep_alive,
+            controls=self.controls,
         )
 
     def status(self) -> str:
@@ -542,10 +596,13 @@ class _Run:
         with self.store.tx():
             self.report.messages.extend(reconcile_dataflows(self.store, self.engine.flows))
             unbuilt = unbuilt_indexes(self.store, self.engine.uses)
-        self.collect(self.engine.order, held=not self.dry_run)
+        self.select(self.wanted, report=True)
+        self.collect(self.order, held=not self.dry_run)
         for item in unbuilt:
             with self.store.tx():
                 build_index(self.store, item)
+        with self.store.tx():
+            self.report.messages.extend(prepare(self.store, self.engine.flows, self.controls))
         context = self.context()
         apply = Apply(context)
         recovered = apply.recover_intents()
@@ -588,7 +645,7 @@ class _Run:
     def read_free_types(self, message: str) -> None:
         """A worker's turn without a plan: read the types no other process holds."""
         self.collect_only = True
-        self.collect(self.engine.order, held=False)
+        self.collect(self.order, held=False)
         self.report.messages.append(message)
 
     def collect(self, keys: list[TypeKey], *, held: bool) -> None:
@@ -650,7 +707,7 @@ class _Run:
             self.store, context.translator, self.engine.config.defaults, recovered
         )
         try:
-            breaker.check(self.engine.flows)
+            breaker.check(self.flows)
         except CircuitBreakerTripped as exc:
             if not self.dry_run:
                 raise
@@ -658,12 +715,12 @@ class _Run:
 
     # -- link, plan and apply, chunk by chunk ---------------------------------------------
     def plan_and_apply(self, context: RunContext, apply: Apply, linker: Linker) -> None:
-        total = sum(self.store.count_dirty(*key) for key in self.engine.order)
+        total = sum(self.store.count_dirty(*key) for key in self.order)
         self.progress.phase("sync", total)
         for _round in range(self.engine.max_rounds):
             progressed = False
             remaining = False
-            for key in self.engine.order:
+            for key in self.order:
                 after: str | None = None
                 while True:
                     if self.stop():
@@ -686,7 +743,7 @@ class _Run:
                     continue
             if not progressed:
                 break
-            if not remaining and not any(self.store.count_dirty(*k) for k in self.engine.order):
+            if not remaining and not any(self.store.count_dirty(*k) for k in self.order):
                 break
         self._report_waiting()
 
@@ -708,10 +765,13 @@ class _Run:
         batch = Batch()
         try:
             read_again(context, use, snaps, batch)
+            runs = self.controls.runs
             for flow in use.as_source:
-                linker.source_side(flow, snaps, batch)
+                if runs(flow):
+                    linker.source_side(flow, snaps, batch)
             for flow in use.as_target:
-                linker.target_side(flow, snaps, batch)
+                if runs(flow):
+                    linker.target_side(flow, snaps, batch)
         except ConnectorError:
             # A system became unusable (quota spent, credentials refused): store what was
             # written so far, keep every ref of the chunk queued, and end the run.
@@ -720,6 +780,10 @@ class _Run:
         prefix = Ref.text(*key, "")  # + rid: the ref of a record of the chunk
         kept = batch.keep_dirty
         seen = [(rid, dirty) for rid, dirty in chunk if prefix + rid not in kept]
+        for flow in use.as_source + use.as_target:
+            if not self.controls.runs(flow) and seen:
+                # cleared for the dataflows run now: kept for this one's next run
+                batch.hold(flow.key, [prefix + rid for rid, _ in seen], "missed")
         self.commit(context, batch, key, seen)
         return batch
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from samband.config.model import Config
     from samband.connectors.base import Connector
+    from samband.plugin.push import PushHooks
     from samband.sandbox._base import Sandbox
 
 
@@ -98,6 +99,7 @@ class KindDescriptor:
     commands: str | None = None  # "module:attribute" of a Typer app: `samband <name> ...`
     demo: str | None = None  # "module:attribute" of its DemoHooks
     starter: str | None = None  # "module:attribute" of its Starter (`samband init`)
+    push: str | None = None  # "module:attribute" of its PushHooks (`samband serve` receivers)
     test_only: bool = False  # kept out of help texts and the importer
     # The connector's describe() answers from code and config alone, so documents may ask it
     # which properties are read-only; False when it reaches the system (SQL reflection).
@@ -116,6 +118,10 @@ class KindDescriptor:
     def starter_hooks(self) -> Starter | None:
         starter: Starter | None = load_reference(self.starter) if self.starter else None
         return starter
+
+    def push_hooks(self) -> PushHooks | None:
+        hooks: PushHooks | None = load_reference(self.push) if self.push else None
+        return hooks
 
     def demo_hooks(self) -> DemoHooks:
         hooks: DemoHooks = load_reference(self.demo) if self.demo else DemoHooks()

@@ -42,8 +42,8 @@ def run_job(
     should_stop: Callable[[], bool] | None = None,
 ) -> Outcome:
     """One job of tenant ``name``: ``resync`` types (``SYSTEM.TYPE``) are read from the
-    start, then one run.  ``dataflows`` (a targeted run) must be the tenant's; the run
-    covers every dataflow of the tenant, which includes them."""
+    start, then one run: of ``dataflows`` (a targeted run: the tenant's dataflow keys, and
+    those they depend on), else of all."""
     try:
         tenant = Registry(registry).get(name)
     except TenantError:
@@ -85,7 +85,7 @@ def _run(
     # the queue runs one job of a tenant at a time: a lease held in its store means another
     # process runs it (by hand, or a worker taken for dead): refused at once, not waited for
     with Engine(config, environ=environ, lease_wait=0) as engine:
-        report = engine.sync(should_stop=should_stop)
+        report = engine.sync(should_stop=should_stop, dataflows=dataflows or None)
     total = report.total().as_dict()
     message = "; ".join(str(m) for m in report.messages) if report.failed else ""
     return Outcome(report.status, message, {k: int(v) for k, v in total.items()})

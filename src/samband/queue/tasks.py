@@ -2,8 +2,8 @@
 
 Every job of a tenant has the lock ``tenant:NAME``: the queue runs one at a time, in the
 order they were queued.  A scheduled run has the queueing lock ``scheduled:NAME`` (at most
-one waits per tenant), and so has a pushed run (``targeted:NAME``): a second push while
-one waits adds nothing, the waiting run covers it.  A scheduled run queues the tenant's
+one waits per tenant), and so has a pushed run (``targeted:NAME:DATAFLOWS``): a second
+push of the same dataflows while one waits adds nothing, the waiting run covers it.  A scheduled run queues the tenant's
 next one when it ends, ``every`` later (see :mod:`samband.tenants.registry`)."""
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ async def defer_targeted(app: App, tenant: str, dataflows: list[str], after: flo
     task = app.configure_task(
         TARGETED,
         lock=tenant_lock(tenant),
-        queueing_lock=f"targeted:{tenant}",
+        queueing_lock=f"targeted:{tenant}:{','.join(sorted(dataflows))}",
         schedule_in={"seconds": int(after)} if after else None,
     )
     try:

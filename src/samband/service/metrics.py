@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from samband.service.scheduler import RunOutcome
 
 RUN_SECONDS_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+REQUEST_SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class Metrics:
@@ -43,7 +44,30 @@ class Metrics:
             "samband_conflicts", "Conflicts decided, by dataflow.", ["dataflow"], registry=r
         )
         self.api_requests = Counter(
-            "samband_api_requests", "API requests, by system.", ["system"], registry=r
+            "samband_api_requests",
+            "API requests, by system and HTTP status (error: no answer).",
+            ["system", "status"],
+            registry=r,
+        )
+        self.api_request_seconds = Histogram(
+            "samband_api_request_duration_seconds",
+            "Duration of API requests (until the answer is read), by system.",
+            ["system"],
+            buckets=REQUEST_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.rate_limit_waits = Counter(
+            "samband_rate_limit_waits",
+            "Waits a rate limit imposed, by system and reason (pacing: the client's own "
+            "limiter; 429: the server's answer).",
+            ["system", "reason"],
+            registry=r,
+        )
+        self.rate_limit_wait_seconds = Counter(
+            "samband_rate_limit_wait_seconds",
+            "Seconds spent waiting for rate limits, by system and reason.",
+            ["system", "reason"],
+            registry=r,
         )
         self.last_success = Gauge(
             "samband_last_successful_run_timestamp_seconds",
@@ -66,15 +90,22 @@ class Metrics:
                     self.records_written.labels(key, operation).inc(counts[operation])
             if counts.get("conflicts"):
                 self.conflicts.labels(key).inc(counts["conflicts"])
-            if outcome.status == "ok":
+            ran = report.get("ran")  # a paused dataflow, or one left out, did not run
+            if outcome.status == "ok" and (ran is None or key in ran):
                 self.last_success.labels(key).set(finished_at)
         for type_key, counts in (report.get("collected") or {}).items():
             system, _, etype = type_key.partition(".")
             if counts.get("read"):
                 self.records_read.labels(system, etype).inc(counts["read"])
-        for system, calls in (report.get("api_calls_by_system") or {}).items():
-            if calls:
-                self.api_requests.labels(system).inc(calls)
+
+    # -- a listener of the connectors' HTTP calls (samband.connectors._observe) ------------
+    def answered(self, system: str, status: int | None, seconds: float) -> None:
+        self.api_requests.labels(system, "error" if status is None else str(status)).inc()
+        self.api_request_seconds.labels(system).observe(seconds)
+
+    def waited(self, system: str, seconds: float, reason: str) -> None:
+        self.rate_limit_waits.labels(system, reason).inc()
+        self.rate_limit_wait_seconds.labels(system, reason).inc(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,5 +1,7 @@
-"""Notifications of ``samband serve``: a failed run, a tripped circuit breaker, records
-newly quarantined.  Sent as a signed JSON webhook and as e-mail over SMTP, as the
+"""Notifications of ``samband serve``: a failed run, a tripped circuit breaker, a system
+that refuses its credentials, records newly quarantined, and a run that succeeds again
+after failures.  A failure is told once when it begins (or its reason changes), not at
+every run that repeats it.  Sent as a signed JSON webhook and as e-mail over SMTP, as the
 environment configures:
 
 - ``SAMBAND_WEBHOOK_URL`` and ``SAMBAND_WEBHOOK_SECRET``: a POST of the event as JSON with
@@ -36,7 +38,8 @@ TIMEOUT = 10.0
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # run_failed, breaker_tripped, records_quarantined
+    # run_failed, breaker_tripped, auth_failed, records_quarantined, run_recovered
+    kind: str
     config: str
     message: str
     at: str
@@ -48,6 +51,8 @@ class Event:
             "run_failed": "a run failed",
             "breaker_tripped": "the circuit breaker stopped a run",
             "records_quarantined": "records were quarantined",
+            "auth_failed": "a system refused its credentials",
+            "run_recovered": "runs succeed again",
         }.get(self.kind, self.kind)
         return f"Samband ({PurePath(self.config).name}): {what}"
 

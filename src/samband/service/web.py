@@ -1,5 +1,6 @@
 """The service's HTTP face: the pages (server-rendered), the JSON API, ``/metrics``,
-``/healthz`` and ``/readyz``, and the login that guards them (:mod:`.access`).
+``/healthz`` and ``/readyz``, the login that guards them (:mod:`.access`), and the
+webhook receivers (``/hooks/SYSTEM``, :mod:`.push`).
 
 With users configured every page needs a session and every form a CSRF token; the API
 takes the session (plus the ``X-CSRF-Token`` header on a POST) or the bearer token.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,22 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from samband.errors import SambandError
+from samband.service import records
 from samband.service.access import Access, User, same_token
+from samband.service.dataflows import routes as dataflow_routes
+from samband.service.dataflows import url as dataflow_url
+from samband.service.live import event_stream
+from samband.service.requestlog import RequestLog
 from samband.service.service import Service
 
 SESSION_HOURS = 8
@@ -34,6 +46,7 @@ _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
 )
+_templates.filters["dataflow_url"] = dataflow_url
 _templates.filters["when"] = lambda ts: (
     datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "—"
 )
@@ -148,7 +161,28 @@ def create_app(
 
     async def runs_page(request: Request, user: User | None) -> Response:
         runs = await run_in_threadpool(service.read, "runs", limit(request))
-        return _render("runs.html", request, user, runs=runs, state=service.scheduler.state)
+        return _render(
+            "runs.html",
+            request,
+            user,
+            runs=runs,
+            state=service.scheduler.state,
+            live=service.live.snapshot(),
+        )
+
+    def live_events(request: Request, user: User | None = None) -> Response:
+        return StreamingResponse(
+            event_stream(service.live),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def live_page_events(request: Request, user: User | None) -> Response:
+        return live_events(request)
+
+    async def records_page(request: Request, user: User | None) -> Response:
+        found = await run_in_threadpool(records.search, service, request)
+        return _render("records.html", request, user, **found)
 
     async def config_page(request: Request, user: User | None) -> Response:
         text = await run_in_threadpool(service.config_text)
@@ -177,9 +211,18 @@ def create_app(
         )
 
     async def errors_csv(request: Request, user: User | None) -> Response:
-        rows = await run_in_threadpool(service.read, "errors", 100_000)
-        return Response(
-            _csv(rows, ["ref", "dataflow", "kind", "reason", "attempts", "last"]),
+        def pages() -> Iterator[list[list[Any]]]:
+            # page by page, each read on its own: the quarantine may hold a great many
+            # records, and the other pages are served meanwhile
+            after = 0
+            while True:
+                after, rows = service.read("errors_export", after)
+                if not rows:
+                    return
+                yield rows
+
+        return StreamingResponse(
+            _csv_stream(["ref", "dataflow", "kind", "reason", "attempts", "last"], pages()),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="quarantine.csv"'},
         )
@@ -253,13 +296,29 @@ def create_app(
         return str(request.path_params["ref"])
 
     def run_now(request: Request) -> Any:
-        service.run_now()
-        return JSONResponse({"queued": True}, status_code=202)
+        # {"dataflows": [KEY, ...]} runs only those (and the dataflows they depend on)
+        dataflows = _body(request).get("dataflows")
+        if dataflows is not None and (
+            not isinstance(dataflows, list) or not all(isinstance(k, str) for k in dataflows)
+        ):
+            raise ValueError('"dataflows" must be a list of dataflow keys')
+        service.run_now(dataflows, reason=f"run now by {_api_actor(request)}")
+        return JSONResponse({"queued": True, "dataflows": dataflows}, status_code=202)
 
     routes = [
+        *dataflow_routes(
+            service,
+            page=page,
+            api=api,
+            refuse_form=rules.refuse_form,
+            render=_render,
+            can_act=lambda user: _can_act(access, user),
+        ),
         Route("/", page(overview_page)),
         Route("/run", page(run_now_form), methods=["POST"]),
         Route("/runs", page(runs_page)),
+        Route("/runs/live", page(live_page_events)),
+        Route("/records", page(records_page)),
         Route("/conflicts", page(conflicts_page)),
         Route(
             "/conflicts/resolve",
@@ -300,9 +359,12 @@ def create_app(
         Route("/metrics", api(metrics)),
         Route("/api/overview", api(lambda r: service.overview())),
         Route("/api/status", api(lambda r: service.read("status"))),
+        Route("/api/systems", api(lambda r: service.systems.rows())),
         Route("/api/runs", api(lambda r: service.read("runs", limit(r)))),
+        Route("/api/runs/live", api(live_events)),
         Route("/api/conflicts", api(lambda r: service.read("conflicts", limit(r)))),
         Route("/api/errors", api(lambda r: service.read("errors", limit(r)))),
+        Route("/api/records", api(lambda r: records.api(service, r))),
         Route("/api/records/{ref:path}", api(lambda r: service.read("links", ref(r)))),
         Route("/api/history/{ref:path}", api(lambda r: service.read("history", ref(r)))),
         Route("/api/run", api(run_now, admin=True), methods=["POST"]),
@@ -326,6 +388,9 @@ def create_app(
         ),
     ]
 
+    # the webhook receivers: no session or CSRF token, each request signed by its system
+    routes += service.receivers.routes()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_service:
@@ -337,6 +402,7 @@ def create_app(
                 await run_in_threadpool(service.stop)
 
     middleware = [
+        Middleware(RequestLog),
         Middleware(
             SessionMiddleware,
             secret_key=access.session_secret,
@@ -344,7 +410,7 @@ def create_app(
             max_age=SESSION_HOURS * 3600,
             same_site="strict",
             https_only=secure_cookies,
-        )
+        ),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
@@ -437,15 +503,23 @@ def _notice(request: Request) -> dict[str, str | None]:
 
 
 def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    return "".join(_csv_stream(columns, [[[row.get(c) for c in columns] for row in rows]]))
+
+
+def _csv_stream(columns: list[str], pages: Iterable[list[list[Any]]]) -> Iterator[str]:
+    """CSV text, a chunk per page of rows (each row in the order of ``columns``)."""
     import csv
     import io
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(column)) for column in columns])
-    return buffer.getvalue()
+    for rows in pages:
+        writer.writerows([_cell(value) for value in row] for row in rows)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
 
 
 def _cell(value: Any) -> str:

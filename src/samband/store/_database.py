@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -201,6 +201,16 @@ class Database:
         if limit:
             query = query.limit(limit)
         return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    def count_rows(self, table: Any, where: Any = None) -> int:
+        query = select(func.count()).select_from(table)
+        if where is not None:
+            query = query.where(where)
+        return int(self.conn.execute(query).scalar_one())
+
+    def last_id(self, table: Any) -> int:
+        """The highest id of a table with an ``id`` key (0 when empty): one index lookup."""
+        return int(self.conn.execute(select(func.max(table.c.id))).scalar_one() or 0)
 
 
 def chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:

@@ -19,6 +19,7 @@ HOT_TABLES = (
     "samband_match_keys",
     "samband_intents",
     "samband_audit",
+    "samband_search_terms",
 )
 _ANALYZE = {table: "ANALYZE (SKIP_LOCKED) " + table for table in HOT_TABLES}
 MIN_ROWS = 2_000  # below this, any plan is fast

@@ -118,6 +118,16 @@ class Journal:
             query = query.limit(limit)
         return [dict(r._mapping) for r in self.db.conn.execute(query)]
 
+    def dead_letter_rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        """The next ``limit`` records set aside and not dismissed, by id after ``after``:
+        (id, ref, dataflow, kind, reason, attempts, last_at).  An export reads them page by
+        page, as tuples: the whole quarantine may be large."""
+        return self.db.rows(
+            "SELECT id, ref, dataflow, kind, reason, attempts, last_at FROM samband_dead_letters"
+            " WHERE dismissed_at IS NULL AND id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+
     def dismiss_dead_letters(self, ids: list[int]) -> None:
         for part in chunks(ids):
             self.db.conn.execute(

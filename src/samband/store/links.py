@@ -68,6 +68,11 @@ class Links:
             ).scalar_one()
         )
 
+    def count_by_dataflow(self) -> dict[str, int]:
+        """The links of every dataflow, in one pass over the dataflow index."""
+        query = select(s.links.c.dataflow, func.count()).group_by(s.links.c.dataflow)
+        return {str(flow): int(count) for flow, count in self.db.conn.execute(query)}
+
     def all(self, dataflow: str | None = None) -> list[Link]:
         query = select(s.links)
         if dataflow is not None:

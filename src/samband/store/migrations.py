@@ -159,6 +159,34 @@ def _v8(conn: Connection) -> None:
     s.unlinked.create(conn, checkfirst=True)
 
 
+def _v9(conn: Connection) -> None:
+    """Per-dataflow controls (pause, writes to a side, full sync), the records a dataflow
+    has still to plan, and the baseline of "only new records"."""
+    for table in (s.dataflow_controls, s.dataflow_held, s.dataflow_baseline):
+        table.create(conn, checkfirst=True)
+
+
+def _v11(conn: Connection) -> None:
+    """Records are searched by their values (see :mod:`samband.store.search`): every live
+    snapshot is queued for its search terms, which the next search or service run makes."""
+    s.search_terms.create(conn, checkfirst=True)
+    s.search_queue.create(conn, checkfirst=True)
+    conn.exec_driver_sql(
+        "INSERT INTO samband_search_queue (system, etype, rid, hash)"
+        " SELECT system, etype, rid, hash FROM samband_snapshots WHERE deleted = "
+        + ("false" if conn.dialect.name == "postgresql" else "0")
+        + " ON CONFLICT DO NOTHING"
+    )
+
+
+def _v13(conn: Connection) -> None:
+    """The links are indexed by dataflow: a count per dataflow (the overview, `samband
+    status`, /metrics) reads the index, not every link."""
+    for index in s.links.indexes:
+        if index.name == "ix_samband_links_dataflow":
+            index.create(conn, checkfirst=True)
+
+
 def _move_dirty_marks(conn: Connection) -> bool:
     """Create the dirty queue and copy the snapshots' dirty marks into it; False when the
     snapshots have no dirty column (any more)."""
@@ -224,6 +252,9 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (6, _v6),
     (7, _v7),
     (8, _v8),
+    (9, _v9),
+    (11, _v11),
+    (13, _v13),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -78,6 +78,10 @@ links = Table(
     UniqueConstraint("target_ref", "dataflow", name="uq_samband_links_target"),
 )
 
+# the dashboard's and `samband status`'s link counts per dataflow, and the engine's reads
+# of one dataflow's links, without reading every link of the others
+Index("ix_samband_links_dataflow", links.c.dataflow)
+
 # Normalised merge-criteria values of target records: (index name, key) → ref.
 match_keys = Table(
     "samband_match_keys",
@@ -263,4 +267,72 @@ full_scans = Table(
     Column("held_run", BigId),
     Column("confirmed_at", String(40)),
     Column("confirmed_run", BigId),
+)
+
+# What a person set for a dataflow (`samband dataflow ...`), owned by the engine: paused
+# (no run reads, plans or writes it), writes to either side switched off ("share"), and
+# whether records that existed before its start mark are created ("full sync").
+dataflow_controls = Table(
+    "samband_dataflow_controls",
+    metadata,
+    Column("dataflow", String(300), primary_key=True),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("write_source", Boolean, nullable=False, default=True),
+    Column("write_target", Boolean, nullable=False, default=True),
+    Column("full_sync", Boolean, nullable=False, default=True),
+    # when "only new records" began; the baseline (the source records that existed then)
+    # is taken at once, or by the first run that has read the source type
+    Column("start_mark", String(40)),
+    Column("baseline_taken", Boolean, nullable=False, default=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("updated_by", String(200)),
+)
+
+# Records a dataflow has still to plan: changes a run cleared from the queue while the
+# dataflow was paused or not run ("missed"), and writes held while writing to a side is
+# off ("share").  A missed record is queued again by the next run of its dataflow; a held
+# one when writing is switched on again.
+dataflow_held = Table(
+    "samband_dataflow_held",
+    metadata,
+    Column("dataflow", String(300), primary_key=True),
+    Column("ref", String(400), primary_key=True),
+    Column("reason", String(20), primary_key=True),  # missed | share
+    Column("at", String(40), nullable=False),
+)
+
+# "Only new records" (full sync off): the source records that existed at the start mark;
+# they are linked if they match, never created.
+dataflow_baseline = Table(
+    "samband_dataflow_baseline",
+    metadata,
+    Column("dataflow", String(300), primary_key=True),
+    Column("ref", String(400), primary_key=True),
+    sqlite_with_rowid=False,
+)
+
+# The values of each record's snapshot as search terms (``samband records find``, the
+# dashboard's records search): the whole value folded (case, width, spaces) and, for a
+# value of digits and separators (an org number, a phone), its digits alone.  Found by
+# prefix through the term index.  A snapshot written is queued (with its hash) and its
+# terms are made after the run, off the run's path (see samband.store.search).
+_TERM = String(200).with_variant(String(200, collation="C"), "postgresql")
+search_terms = Table(
+    "samband_search_terms",
+    metadata,
+    Column("system", String(100), primary_key=True),
+    Column("etype", String(100), primary_key=True),
+    Column("rid", String(200), primary_key=True),
+    Column("term", _TERM, primary_key=True),
+    sqlite_with_rowid=False,
+)
+Index("ix_samband_search_terms_term", search_terms.c.term)
+search_queue = Table(
+    "samband_search_queue",
+    metadata,
+    Column("system", String(100), primary_key=True),
+    Column("etype", String(100), primary_key=True),
+    Column("rid", String(200), primary_key=True),
+    Column("hash", String(40), nullable=False),
+    sqlite_with_rowid=False,
 )

@@ -12,6 +12,7 @@ from sqlalchemy import and_, false, func, or_, select, update
 from samband.store import schema as s
 from samband.store._database import Database, chunks
 from samband.store.rows import Ref, Snapshot, SnapshotRow, loads
+from samband.store.search import SearchTerms
 
 SNAPSHOT_COLUMNS = ("system", "etype", "rid", "hash", "data", "modified", "deleted", "refresh")
 SNAPSHOT_KEY = ("system", "etype", "rid")
@@ -26,6 +27,7 @@ class Snapshots:
         self._mark_dirty = sql.upsert(s.dirty, (*SNAPSHOT_KEY, "seq"), SNAPSHOT_KEY)
         self._unmark_dirty = sql.delete(s.dirty, SNAPSHOT_KEY)
         self._clear_dirty = sql.delete(s.dirty, (*SNAPSHOT_KEY, "seq"))
+        self.search = SearchTerms(db)
 
     # -- snapshots ----------------------------------------------------------------
     def hashes(self, system: str, etype: str, rids: list[str]) -> dict[str, tuple[str, bool]]:
@@ -85,6 +87,7 @@ class Snapshots:
         # writing the same rows at once lock them in one order and do not deadlock
         values.sort(key=_BY_KEY)
         self.db.many(self._put, values, "samband_snapshots")
+        self.search.queue(typed)
         marks = [(row.system, row.etype, row.rid, row.dirty) for row in typed if row.dirty]
         marks.sort(key=_BY_KEY)
         self.db.many(self._mark_dirty, marks, "samband_dirty")

@@ -36,8 +36,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 
+from samband.store import schema as s
 from samband.store._database import Database, db_message, redact_url
 from samband.store._statements import Statements
+from samband.store.controls import DataflowControls
 from samband.store.cursors import Cursors
 from samband.store.full_scans import FullScan, FullScans
 from samband.store.intents import Intents
@@ -97,6 +99,7 @@ class Store:
         self.intents = Intents(self.db)
         self.journal = Journal(self.db)
         self.unlinked = Unlinked(self.db)
+        self.controls = DataflowControls(self.db)
 
     @classmethod
     def preview(cls, url: str, *, base_dir: str | None = None) -> Store:
@@ -181,6 +184,23 @@ class Store:
         self, table: Any, where: Any = None, order: Any = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
         return self.db.table_rows(table, where, order, limit)
+
+    def count_rows(self, table: Any, where: Any = None) -> int:
+        return self.db.count_rows(table, where)
+
+    def change_mark(self) -> tuple[Any, ...]:
+        """A value that changes whenever links, conflicts or quarantined records may have
+        changed: the highest id of each journal and the latest run with its status (a few
+        index lookups, whatever the store's size).  Every action is in history, so an
+        action of another process changes it too."""
+        latest = self.db.table_rows(s.runs, order=s.runs.c.id.desc(), limit=1)
+        return (
+            self.db.last_id(s.links),
+            self.db.last_id(s.audit),
+            self.db.last_id(s.conflicts),
+            self.db.last_id(s.dead_letters),
+            (latest[0]["id"], latest[0]["status"]) if latest else None,
+        )
 
     # -- runs and leases ------------------------------------------------------------
     def begin_run(self, dry_run: bool) -> int:
@@ -295,6 +315,9 @@ class Store:
     def count_links(self, dataflow: str) -> int:
         return self.links.count(dataflow)
 
+    def count_links_by_dataflow(self) -> dict[str, int]:
+        return self.links.count_by_dataflow()
+
     def all_links(self, dataflow: str | None = None) -> list[Link]:
         return self.links.all(dataflow)
 
@@ -346,6 +369,7 @@ class Store:
         self.dataflows.record(flows, linking)
 
     def rename_dataflow(self, old: str, new: str) -> int:
+        self.controls.rename(old, new)
         return self.dataflows.rename(old, new)
 
     # -- intents --------------------------------------------------------------------
@@ -387,6 +411,9 @@ class Store:
         self, refs: list[str] | None = None, limit: int | None = None, *, dismissed: bool = False
     ) -> list[dict[str, Any]]:
         return self.journal.dead_letters(refs, limit, dismissed=dismissed)
+
+    def dead_letter_rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        return self.journal.dead_letter_rows(after, limit)
 
     def remove_dead_letters(self, ids: list[int]) -> None:
         self.journal.remove_dead_letters(ids)

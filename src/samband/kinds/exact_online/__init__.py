@@ -15,4 +15,5 @@ KIND = KindDescriptor(
     login=True,
     demo="samband.kinds.exact_online.demo:DEMO",
     starter="samband.kinds.exact_online.starter:STARTER",
+    push="samband.kinds.exact_online.push:PUSH",
 )

@@ -12,4 +12,5 @@ KIND = KindDescriptor(
     sandbox="samband.kinds.rest.sandbox:CustomCrmSandbox",
     demo="samband.kinds.rest.demo:DEMO",
     starter="samband.kinds.rest.starter:STARTER",
+    push="samband.kinds.rest.push:PUSH",
 )

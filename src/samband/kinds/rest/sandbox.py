@@ -24,12 +24,21 @@ in the same microsecond are never missed.  ``next`` is the position after the pa
 Bearer-token auth (``token``, default ``sandbox-token``; or HTTP basic when ``basic`` is
 given), RFC 7807 problem bodies, 400/422 for bad input, 404 for unknown ids, 409 when a
 record in use is deleted, and the fault injection of every sandbox.
+
+The optional webhook of the contract: with a ``webhook_url`` and ``webhook_secret`` (given
+to the constructor, or ``PUT /_sandbox/webhook {"url": ..., "secret": ...}``), every
+change POSTs ``{"type", "id", "action", "occurred_at"}`` there from a background thread,
+signed with ``X-Samband-Timestamp`` and ``X-Samband-Signature: sha256=HEX`` (HMAC-SHA256 of
+``TIMESTAMP.BODY``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import json
 import random
 import re
 import secrets
@@ -45,7 +54,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from samband import exactjson
-from samband.sandbox._base import Clock, Faults, Sandbox
+from samband.sandbox._base import ADMIN_PREFIX, Clock, Faults, Sandbox
+from samband.sandbox._push import Deliverer, Delivery
 
 DEFAULT_TOKEN = "sandbox-token"
 DEFAULT_LIMIT = 100
@@ -219,10 +229,14 @@ class CustomCrmSandbox(Sandbox):
         basic: tuple[str, str] | None = None,
         clock: Clock | None = None,
         faults: Faults | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
     ) -> None:
         super().__init__(clock=clock, faults=faults)
         self.token = token
         self.basic = basic
+        self.webhook_url, self.webhook_secret = webhook_url, webhook_secret
+        self.webhooks = Deliverer("custom-crm-sandbox")
         self.reset()
 
     # -- state --------------------------------------------------------------------
@@ -260,6 +274,7 @@ class CustomCrmSandbox(Sandbox):
             record["deleted"] = False
             seq = self._stamp(record)
             self.tables[type_name][rid] = _Row(record, seq)
+            self._changed(type_name, rid, "created")
             return _copy(record)
 
     def edit(self, type_name: str, record_id: int, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -272,6 +287,7 @@ class CustomCrmSandbox(Sandbox):
             self._apply(type_name, record, body, creating=False)
             row.seq = self._stamp(record)
             row.data = record
+            self._changed(type_name, record_id, "updated")
             return _copy(record)
 
     def remove(self, type_name: str, record_id: int) -> bool | str:
@@ -286,6 +302,7 @@ class CustomCrmSandbox(Sandbox):
             row.deleted = True
             row.data = {**row.data, "deleted": True}
             row.seq = self._stamp(row.data)
+            self._changed(type_name, record_id, "deleted")
             return True
 
     def _users(self, type_name: str, record_id: int) -> str:
@@ -404,6 +421,42 @@ class CustomCrmSandbox(Sandbox):
             if missing(key)
         ]
 
+    # -- the webhook -------------------------------------------------------------------
+    def _changed(self, type_name: str, record_id: int, action: str) -> None:
+        url, secret = self.webhook_url, self.webhook_secret
+        if not url or not secret:
+            return
+        event = {
+            "type": type_name,
+            "id": str(record_id),
+            "action": action,
+            "occurred_at": self.clock.now().isoformat(),
+        }
+        body = json.dumps(event).encode()
+        timestamp = str(int(self.clock.time()))
+        digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+        headers = (
+            ("Content-Type", "application/json"),
+            ("X-Samband-Timestamp", timestamp),
+            ("X-Samband-Signature", "sha256=" + digest.hexdigest()),
+        )
+        self.webhooks.send(Delivery(url, body, headers))
+
+    async def _webhook_settings(self, request: Request) -> Response:
+        if request.method == "PUT":
+            try:
+                data = await request.json()
+                url, secret = data.get("url"), data.get("secret")
+            except (ValueError, AttributeError):
+                return self._problem(400, "Bad Request", 'send {"url": ..., "secret": ...}')
+            if url is not None and not (isinstance(url, str) and url.startswith("http")):
+                return self._problem(400, "Bad Request", "url must be an http(s) address")
+            if url and not secret:
+                return self._problem(400, "Bad Request", "a webhook needs a secret")
+            with self.lock:
+                self.webhook_url, self.webhook_secret = url, secret
+        return _json({"url": self.webhook_url, "signed": bool(self.webhook_secret)})
+
     # -- the change feed ---------------------------------------------------------------
     def feed(
         self,
@@ -462,6 +515,7 @@ class CustomCrmSandbox(Sandbox):
 
     def routes(self) -> list[Route]:
         return [
+            Route(f"{ADMIN_PREFIX}/webhook", self._webhook_settings, methods=["GET", "PUT"]),
             Route("/{path}", self._collection, methods=["GET", "POST"]),
             Route("/{path}/{record_id}", self._item, methods=["GET", "PATCH", "DELETE"]),
         ]

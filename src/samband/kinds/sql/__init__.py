@@ -13,4 +13,5 @@ KIND = KindDescriptor(
     demo="samband.kinds.sql.demo:DEMO",
     describes_offline=False,
     starter="samband.kinds.sql.starter:STARTER",
+    push="samband.kinds.sql.push:PUSH",
 )

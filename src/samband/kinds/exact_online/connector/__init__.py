@@ -555,6 +555,32 @@ class ExactOnlineConnector(Connector):
         self._call("DELETE", url)
         self.stats.writes += 1
 
+    # -- webhooks -----------------------------------------------------------------------
+    def webhook_subscriptions(self) -> list[dict[str, Any]]:
+        """This app's webhook subscriptions in the division (ID, CallbackURL, Topic)."""
+        url = f"{self.division}/webhooks/WebhookSubscriptions"
+        data = self._get(url, {"$select": "ID,CallbackURL,Topic"})
+        return [dict(row) for row in data.get("results") or []]
+
+    def subscribe_webhooks(self, callback_url: str, topics: list[str]) -> list[str]:
+        """Subscribe ``callback_url`` to each topic it is not subscribed to yet; Exact
+        first POSTs to the callback URL, so the receiver must already be listening."""
+        have = {(row.get("CallbackURL"), row.get("Topic")) for row in self.webhook_subscriptions()}
+        done = []
+        url = f"{self.division}/webhooks/WebhookSubscriptions"
+        for topic in topics:
+            if (callback_url, topic) in have:
+                done.append(f"{self.system_id}: {topic} already sent to {callback_url}")
+                continue
+            self._call(
+                "POST",
+                url,
+                json={"CallbackURL": callback_url, "Topic": topic},
+                headers={"Content-Type": "application/json"},
+            )
+            done.append(f"{self.system_id}: subscribed {callback_url} to {topic}")
+        return done
+
     # -- first login --------------------------------------------------------------------
     @classmethod
     def login(

@@ -23,12 +23,22 @@ Faithful where clients depend on it:
   an hour on one endpoint blocks it for an hour.  All on ``self.clock``.
 * Date-times as ``/Date(ms)/`` of Amsterdam wall-clock time; errors as
   ``{"error": {"code": "", "message": {"lang": "", "value": "…"}}}``.
+* Webhooks: ``webhooks/WebhookSubscriptions`` (list, create, delete; no update).  A
+  create needs ``CallbackURL`` (``https``, or plain ``http`` on loopback) and a known
+  ``Topic``; Exact first POSTs an empty body to the callback URL and refuses the
+  subscription (500 ``Invalid: Post to callback URL endpoint returns …``) unless it
+  answers 2xx.  Each change of a record then POSTs ``{"Content": {...}, "HashCode":
+  "HEX"}`` to every subscription of its topic from a background thread, the HashCode being
+  the upper-case hex HMAC-SHA256 of the ``Content`` text with ``webhook_secret``.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
+import hmac
 import ipaddress
+import json
 import random
 import re
 import secrets
@@ -40,6 +50,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -61,6 +72,7 @@ from samband.kinds.exact_online.sandbox._odata import (
 from samband.kinds.exact_online.sandbox._wire import from_client, to_wire
 from samband.kinds.exact_online.sync_fields import sync_fields
 from samband.sandbox._base import Clock, ExactJSONResponse, Faults, Sandbox
+from samband.sandbox._push import Deliverer, Delivery
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,38 @@ SYNC: dict[str, str] = {
     "sync/SalesOrder/SalesOrderHeaders": "salesorder/SalesOrders",
     "sync/SalesOrder/SalesOrderLines": "salesorder/SalesOrderLines",
 }
+#: webhook topics Exact offers (a subset), and the resources whose changes they announce
+WEBHOOK_TOPICS: dict[str, tuple[str, ...]] = {
+    "Accounts": ("crm/Accounts",),
+    "BankAccounts": (),
+    "Contacts": ("crm/Contacts",),
+    "CostTransactions": (),
+    "Documents": (),
+    "FinancialTransactions": (),
+    "GoodsDeliveries": (),
+    "Items": ("logistics/Items",),
+    "Projects": ("project/Projects",),
+    "PurchaseOrders": (),
+    "Quotations": (),
+    "SalesInvoices": (),
+    "SalesOrders": ("salesorder/SalesOrders", "salesorder/SalesOrderLines"),
+    "StockPositions": (),
+    "TimeTransactions": (),
+}
+WEBHOOKS = "webhooks/WebhookSubscriptions"
+_WEBHOOK_FIELDS = (
+    "ID",
+    "CallbackURL",
+    "ClientID",
+    "Created",
+    "Creator",
+    "CreatorFullName",
+    "Description",
+    "Division",
+    "IsInstant",
+    "Topic",
+    "UserID",
+)
 _KEY = re.compile(r"^(?P<resource>.+?)\((?P<key>[^)]*)\)$")
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _INT_TYPES = {"Int16", "Int32", "Int64", "Byte"}
@@ -143,6 +187,7 @@ class ExactOnlineSandbox(Sandbox):
         token_min_interval: float = 570.0,
         error_block_threshold: int = 10,
         language: str = "en",
+        webhook_secret: str = "sandbox-webhook-secret",
     ) -> None:
         super().__init__(clock=clock, faults=faults)
         self.language = language  # "nl": error messages in Dutch, as for a Dutch user
@@ -153,6 +198,8 @@ class ExactOnlineSandbox(Sandbox):
         self.token_lifetime, self.token_min_interval = token_lifetime, token_min_interval
         self.error_block_threshold = error_block_threshold
         self.user_id = "5e1e6b7a-0000-4000-8000-000000000001"
+        self.webhook_secret = webhook_secret
+        self.webhooks = Deliverer("exact-online-sandbox")
         self._rng = random.Random(7)
         self.reset()
 
@@ -178,6 +225,7 @@ class ExactOnlineSandbox(Sandbox):
             self.throttled = 0
             self.endpoint_errors: dict[str, deque[float]] = {}
             self.blocked_until: dict[str, float] = {}
+            self.subscriptions: dict[str, dict[str, Any]] = {}
             self._add_division(self.division, "Samband Sandbox B.V.", main=True)
 
     def _next_version(self) -> int:
@@ -211,6 +259,7 @@ class ExactOnlineSandbox(Sandbox):
             record.update(values)
             record["Modified"] = self.clock.now()
             record["Timestamp"] = self._next_version()
+            self._changed(resource, record, "Update")
             return record
 
     def remove(self, resource: str, key: str) -> None:
@@ -402,6 +451,7 @@ class ExactOnlineSandbox(Sandbox):
             record["FullName"] = f"{record.get('FirstName', '')} {record.get('LastName', '')}"
         table[key] = record
         self._key_version += 1
+        self._changed(resource, record, "Create")
         if lines:
             for number, line in enumerate(lines, start=1):
                 line = {k: v for k, v in dict(line).items() if k != "__metadata"}
@@ -438,6 +488,7 @@ class ExactOnlineSandbox(Sandbox):
         record["Modified"] = self.clock.now()
         record["Modifier"] = self.user_id
         record["Timestamp"] = self._next_version()
+        self._changed(resource, record, "Update")
 
     def _delete(self, resource: str, key: str) -> None:
         table = self.tables[resource]
@@ -449,6 +500,7 @@ class ExactOnlineSandbox(Sandbox):
                     raise ApiError(400, "This account is in use and cannot be deleted")
         removed = table.pop(key)
         self._key_version += 1
+        self._changed(resource, removed, "Delete")
         if resource == "crm/Accounts":
             self.account_codes.pop(removed.get("Code") or "", None)
         if resource == "salesorder/SalesOrders":
@@ -472,6 +524,137 @@ class ExactOnlineSandbox(Sandbox):
                     "ID": str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
                 }
             )
+
+    # -- webhooks ---------------------------------------------------------------------
+    def _changed(self, resource: str, record: dict[str, Any], action: str) -> None:
+        """Queue the webhook of a change to every subscription of its topic (the lock is
+        held; the background thread sends after it is released)."""
+        topic = next((t for t, rs in WEBHOOK_TOPICS.items() if resource in rs), None)
+        if topic is None or not self.subscriptions:
+            return
+        if resource == "salesorder/SalesOrderLines":
+            resource, key, action = "salesorder/SalesOrders", str(record.get("OrderID")), "Update"
+        else:
+            key = str(record.get(RESOURCES[resource].key))
+        for subscription in self.subscriptions.values():
+            if subscription["Topic"] != topic:
+                continue
+            base = subscription["_base"]
+            content = {
+                "Topic": topic,
+                "ClientId": self.client_id,
+                "Division": self.division,
+                "Action": action,
+                "Key": key,
+                "ExactOnlineEndpoint": f"{base}api/v1/{self.division}/{resource}(guid'{key}')",
+                "EventCreatedOn": self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            }
+            text = json.dumps(content, separators=(",", ":"))
+            code = hmac.new(self.webhook_secret.encode(), text.encode(), hashlib.sha256)
+            body = f'{{"Content":{text},"HashCode":"{code.hexdigest().upper()}"}}'
+            self.webhooks.send(
+                Delivery(
+                    subscription["CallbackURL"],
+                    body.encode(),
+                    (("Content-Type", "application/json"),),
+                )
+            )
+
+    def _subscription_problem(self, body: Any) -> ApiError | None:
+        """Why a new subscription is refused before its callback URL is tried, or None."""
+        if not isinstance(body, dict):
+            return ApiError(400, "The request body must be a JSON object")
+        unknown = [name for name in body if name not in _WEBHOOK_FIELDS and name != "__metadata"]
+        if unknown:
+            return ApiError(400, f"Property '{unknown[0]}' does not exist on WebhookSubscription")
+        url, topic = body.get("CallbackURL"), body.get("Topic")
+        if not isinstance(url, str) or not url:
+            return ApiError(400, "Mandatory: CallbackURL")
+        if not isinstance(topic, str) or not topic:
+            return ApiError(400, "Mandatory: Topic")
+        if topic not in WEBHOOK_TOPICS:
+            return ApiError(400, f"Invalid topic: {topic}")
+        if not _callback_allowed(url):
+            return ApiError(400, "Invalid: the callback URL must use https")
+        if any(
+            row["CallbackURL"] == url and row["Topic"] == topic
+            for row in self.subscriptions.values()
+        ):
+            return ApiError(400, f"A subscription of {url} to {topic} already exists")
+        return None
+
+    async def _validate_callback(self, url: str) -> int | str:
+        """Exact's check of a new subscription: an empty POST to the callback URL."""
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                answer = await client.post(url, content=b"")
+        except httpx.HTTPError:
+            return "An error occurred while sending the request."
+        return answer.status_code
+
+    def _webhooks(
+        self, request: Request, key: str | None, body: Any, validation: int | str | None
+    ) -> tuple[int, Any]:
+        base = str(request.base_url)
+        method = request.method
+        if method == "GET":
+            select = parse_select(request.query_params.get("$select"))
+            unknown = [name for name in select or () if name not in _WEBHOOK_FIELDS]
+            if unknown:
+                raise ApiError(400, f"Invalid $select: {unknown[0]}")
+            rows = list(self.subscriptions.values())
+            if key is not None:
+                rows = [row for row in rows if row["ID"] == key]
+                if not rows:
+                    raise ApiError(404, "Object not found")
+            rendered = [
+                {
+                    "__metadata": {
+                        "uri": f"{base}api/v1/{self.division}/{WEBHOOKS}(guid'{row['ID']}')",
+                        "type": "Exact.Web.Api.Models.Webhooks.WebhookSubscription",
+                    },
+                    **{
+                        k: v
+                        for k, v in row.items()
+                        if not k.startswith("_") and (select is None or k in select)
+                    },
+                }
+                for row in rows
+            ]
+            return 200, {"d": rendered[0] if key is not None else {"results": rendered}}
+        if method == "PUT":
+            raise ApiError(405, "A webhook subscription cannot be updated; delete it and create it")
+        if method == "DELETE":
+            if key is None or self.subscriptions.pop(key, None) is None:
+                raise ApiError(404, "Object not found")
+            return 204, None
+        if key is not None:
+            raise ApiError(400, "POST goes to the collection, not to one record")
+        problem = self._subscription_problem(body)
+        if problem is not None:
+            raise problem
+        url, topic = body["CallbackURL"], body["Topic"]
+        if not isinstance(validation, int) or not 200 <= validation < 300:
+            reason = validation if isinstance(validation, str) else f"{validation}"
+            raise ApiError(500, f"Invalid: Post to callback URL endpoint returns {reason}")
+        sid = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        row = {
+            "ID": sid,
+            "CallbackURL": url,
+            "ClientID": self.client_id,
+            "Created": self.clock.now(),
+            "Creator": self.user_id,
+            "CreatorFullName": "Sandbox User",
+            "Description": str(body.get("Description") or ""),
+            "Division": self.division,
+            "IsInstant": False,
+            "Topic": topic,
+            "UserID": self.user_id,
+            "_base": base,
+        }
+        self.subscriptions[sid] = row
+        public = {k: v for k, v in row.items() if not k.startswith("_")}
+        return 201, {"d": public}
 
     # -- rendering --------------------------------------------------------------------
     def _render(
@@ -690,6 +873,14 @@ class ExactOnlineSandbox(Sandbox):
                 body = ApiError(400, "The request body is not valid JSON")
         match = _KEY.match(path)
         endpoint = match.group("resource") if match else path
+        validation: int | str | None = None
+        if (
+            request.method == "POST"
+            and path == WEBHOOKS
+            and self._authorised(request)
+            and self._subscription_problem(body) is None
+        ):
+            validation = await self._validate_callback(body["CallbackURL"])
         with self.lock:
             self.requests += 1
             try:
@@ -707,7 +898,7 @@ class ExactOnlineSandbox(Sandbox):
                 self._count_call()
                 if isinstance(body, ApiError):
                     raise body
-                status, payload = self._dispatch(request, division, path, body)
+                status, payload = self._dispatch(request, division, path, body, validation)
                 headers = self._limit_headers()
                 if payload is None:
                     return Response(status_code=status, headers=headers)
@@ -726,7 +917,12 @@ class ExactOnlineSandbox(Sandbox):
                 return self._json(exc.status, body, headers)
 
     def _dispatch(
-        self, request: Request, division: int | None, path: str, body: Any
+        self,
+        request: Request,
+        division: int | None,
+        path: str,
+        body: Any,
+        validation: int | str | None = None,
     ) -> tuple[int, Any]:
         base = str(request.base_url)
         query = request.query_params
@@ -755,6 +951,9 @@ class ExactOnlineSandbox(Sandbox):
             return 200, self._sync(request, base, path)
         match = _KEY.match(path)
         resource = match.group("resource") if match else path
+        if resource == WEBHOOKS:
+            key = _parse_key(match.group("key")) if match else None
+            return self._webhooks(request, key, body, validation)
         if resource not in RESOURCES:
             raise ApiError(404, f"Resource not found: {resource}")
         spec = RESOURCES[resource]
@@ -950,6 +1149,14 @@ class ExactOnlineSandbox(Sandbox):
         if next_url:
             data["__next"] = next_url
         return {"d": data}
+
+
+def _callback_allowed(url: str) -> bool:
+    """Exact sends webhooks over https only; the sandbox also to plain http on loopback."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and _loopback(parts.hostname))
 
 
 def _loopback(host: str | None) -> bool:

@@ -8,7 +8,8 @@
 * ``samband_changes(seq, table_id, row_id, op, changed_at)`` — one row per INSERT (I),
   UPDATE (U) and DELETE (D) made by *any* program;
 * triggers on the table that stamp the change column (when it is a timestamp; the column
-  is added when missing) and append to the change log.
+  is added when missing) and append to the change log; on PostgreSQL they also
+  ``pg_notify('samband_changes', 'schema.table')``, which ``samband serve`` listens to.
 
 Reads of a tracked table follow the log: ``seq > cursor seq`` or ``changed_at > cursor
 time - overlap`` (sequence numbers are handed out before commit, so a transaction that
@@ -57,6 +58,10 @@ from samband.kinds.sql.connector._schema import reflect_table, to_db_datetime
 
 if TYPE_CHECKING:
     from samband.kinds.sql.connector._schema import TableSpec
+
+#: PostgreSQL: the triggers also ``pg_notify`` this channel with ``schema.table`` (delivered
+#: at commit, once per table and transaction), for ``samband serve`` to LISTEN on
+NOTIFY_CHANNEL = "samband_changes"
 
 TRACKING = "samband_tracking"
 CHANGES = "samband_changes"
@@ -284,7 +289,8 @@ def _create_statements(
         fn = _qualified(engine, spec.schema, names["log"])
         statements += [
             f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS {body_tag} "
-            f"BEGIN IF TG_OP = 'DELETE' THEN "
+            f"BEGIN PERFORM pg_notify('{NOTIFY_CHANNEL}', TG_TABLE_SCHEMA || '.' || "
+            f"TG_TABLE_NAME); IF TG_OP = 'DELETE' THEN "
             f"INSERT INTO {log} {cols} VALUES ({tid}, CAST(OLD.{row_id} AS text), 'D', "
             f"clock_timestamp()); RETURN OLD; END IF; "
             f"INSERT INTO {log} {cols} VALUES ({tid}, CAST(NEW.{row_id} AS text), "
