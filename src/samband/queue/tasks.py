@@ -3,8 +3,9 @@
 Every job of a tenant has the lock ``tenant:NAME``: the queue runs one at a time, in the
 order they were queued.  A scheduled run has the queueing lock ``scheduled:NAME`` (at most
 one waits per tenant), and so has a pushed run (``targeted:NAME:DATAFLOWS``): a second
-push of the same dataflows while one waits adds nothing, the waiting run covers it.  A scheduled run queues the tenant's
-next one when it ends, ``every`` later (see :mod:`samband.tenants.registry`)."""
+push of the same dataflows while one waits adds nothing, the waiting run covers it.  A
+scheduled run queues the tenant's next one when it ends, ``every`` later (see
+:mod:`samband.tenants.registry`)."""
 
 from __future__ import annotations
 
