@@ -217,9 +217,11 @@ def run_cluster(
             "workers:", cluster.sql("SELECT id, last_heartbeat, now() FROM procrastinate_workers")
         )
         print("runs:", [r[:3] + r[4:6] for r in cluster.runs() if r[4] is None])
-        for worker in cluster.workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGABRT)
+        for _ in range(3):  # three looks at where the workers are, 3 s apart
+            for worker in cluster.workers:
+                if worker.poll() is None:
+                    worker.send_signal(signal.SIGUSR1)
+            time.sleep(3)
         cluster.stop()
         print(cluster.log_text())
         for job in sorted(cluster.jobs_not_run_again()):

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +66,8 @@ def open_app(queue_url: str, *, max_size: int = 10) -> App:
 
 
 def run_worker(options: WorkerOptions) -> None:
+    # `kill -USR1 PID` prints every thread's stack to stderr: where a long job is
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     asyncio.run(_run(options))
 
 
