@@ -204,7 +204,7 @@ def run_cluster(
             "every tenant converges",
         )
         # and the job of the last worker killed has been run again too
-        wait_for(lambda: not cluster.jobs_not_run_again(), 60, "every cut job is run again")
+        wait_for(lambda: not cluster.jobs_not_run_again(), 90, "every cut job is run again")
     except BaseException:
         print("cut:", sorted(cluster.jobs_not_run_again()), "killed:", cluster.killed)
         print(
