@@ -101,6 +101,8 @@ def commands(port: int, ref: str = "crm:Customer:1") -> dict[str, list[str]]:
         "qa": ["qa", *config, "-o", "qa-report"],
         "docs": ["docs", *config, "-o", "documents"],
         "sql": ["sql", "install-tracking", "crm.Customer", *config],
+        # a queue that does not answer (nothing listens on port 9)
+        "tenants": ["tenants", "run-all", "--queue", "postgresql://samband@127.0.0.1:9/q"],
     }
 
 

@@ -51,16 +51,17 @@ def _keyring_set(value: str) -> bool:
         return False
 
 
-def keyring_credential(name: str) -> str | None:
-    """A credential stored in the system keyring under service ``samband`` and the name
-    of the ``${VAR}`` that refers to it; None when there is none (or no keyring)."""
+def keyring_credential(name: str, service: str = KEYRING_SERVICE) -> str | None:
+    """A credential stored in the system keyring under service ``samband`` (a tenant's:
+    ``samband/NAME``) and the name of the ``${VAR}`` that refers to it; None when there is
+    none (or no keyring)."""
     try:
         import keyring
         from keyring.backends import fail
 
         if isinstance(keyring.get_keyring(), fail.Keyring):
             return None
-        value = keyring.get_password(KEYRING_SERVICE, name)
+        value = keyring.get_password(service, name)
     except Exception:
         return None
     return value if value else None

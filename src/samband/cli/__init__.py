@@ -23,6 +23,7 @@ for _module in (
     "check",
     "docs",
     "run",
+    "tenants",
     "serve",
     "inspect",
     "dataflow",

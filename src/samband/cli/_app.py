@@ -11,16 +11,19 @@ import typer
 from rich.console import Console
 
 from samband import logs
+from samband.config.env import use_scope
 from samband.errors import ConfigError
 from samband.plugin import KindDescriptor, all_kinds
 from samband.plugin.descriptor import load_reference
 from samband.plugin.options import ConfigOption as ConfigOption  # shared by every command
+from samband.plugin.options import SambandGroup
 
 EXIT_CODES = """Exit codes: 0 ok · 1 failed · 2 config or usage error · 3 done, but records
 were quarantined (with --strict) · 130 interrupted (what was committed is kept)."""
 
 app = typer.Typer(
     name="samband",
+    cls=SambandGroup,
     help="Two-way sync of business records between the systems a company runs.",
     epilog=EXIT_CODES,
     no_args_is_help=True,
@@ -111,6 +114,7 @@ def _global_options(
 ) -> None:
     logs.configure(logs.level_for(verbose, log_level), log_format or "text")
     logs.chosen.update(format=log_format is not None, level=bool(verbose or log_level))
+    use_scope(None)  # a --tenant of the command sets its own (one tenant per process)
 
 
 def _one_of(value: str | None, choices: tuple[str, ...], option: str) -> str | None:

@@ -24,6 +24,7 @@ from samband.cli._json import fail_as
 from samband.durations import format_seconds
 from samband.errors import ConfigError, ConnectorError, RunLocked, SambandError, StoreError
 from samband.logs import timestamp
+from samband.plugin.options import config_given, found_config
 
 # -- sync --------------------------------------------------------------------------
 LeaseWaitOption = Annotated[
@@ -307,12 +308,98 @@ def _repeat(config: Path, every: str, as_json: bool, lease_wait: str, *, shared:
 
 @app.command("worker")
 def worker(
-    config: ConfigOption,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Without --queue: the config file (YAML) the workers share; default: the "
+            "--tenant's, else $SAMBAND_CONFIG, else ./samband.yaml.",
+            show_default=False,
+            callback=config_given,
+        ),
+    ] = None,
     every: Annotated[str, typer.Option("--every", help="Interval, e.g. 30s, 5m, 1h.")] = "30s",
     as_json: JsonOption = False,
     lease_wait: LeaseWaitOption = "60s",
+    queue: Annotated[
+        str | None,
+        typer.Option(
+            "--queue",
+            envvar="SAMBAND_QUEUE",
+            help="Take tenants' jobs from this queue (PostgreSQL: postgresql://USER@HOST/DB) "
+            "instead of running one config; see `samband tenants`.",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="With --queue: jobs run at once.")
+    ] = 1,
+    tenants_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--tenants-dir",
+            help="With --queue: the tenants registry; default: $SAMBAND_TENANTS, else ./tenants.",
+            show_default=False,
+        ),
+    ] = None,
+    heartbeat: Annotated[
+        str,
+        typer.Option(
+            "--heartbeat",
+            help="With --queue: how often this worker says it is alive (e.g. 10s).",
+        ),
+    ] = "10s",
+    dead_after: Annotated[
+        str,
+        typer.Option(
+            "--dead-after",
+            help="With --queue: a worker silent this long is dead and its jobs are run "
+            "again (e.g. 30s).",
+        ),
+    ] = "30s",
 ) -> None:
-    """Like `run`, for several processes (on one or several machines) sharing one store:
-    they divide the reading by entity type, one at a time plans and applies, and a worker
-    that stops or dies is taken over."""
-    _repeat(config, every, as_json, lease_wait, shared=True)
+    """With --queue: take tenants' jobs (runs, pushed runs, resyncs) from the queue, any
+    number of workers on any number of machines; a job of a worker that dies is run
+    again.  Without: like `run`, for several processes sharing one config's store (they
+    divide the reading by entity type, one at a time plans and applies)."""
+    if queue is None:
+        _repeat(config or found_config(), every, as_json, lease_wait, shared=True)
+        return
+    _queue_worker(queue, concurrency, tenants_dir, heartbeat, dead_after)
+
+
+def _queue_worker(
+    queue: str, concurrency: int, tenants_dir: Path | None, heartbeat: str, dead_after: str
+) -> None:
+    from samband.durations import parse_interval
+    from samband.queue.worker import WorkerOptions, run_worker
+    from samband.tenants import registry_dir
+
+    times = {}
+    for option, value in (("--heartbeat", heartbeat), ("--dead-after", dead_after)):
+        try:
+            times[option] = parse_interval(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint=option) from None
+    if times["--dead-after"] < 2 * times["--heartbeat"]:
+        raise typer.BadParameter(
+            "a worker is declared dead only after two missed heartbeats at least: give "
+            "--dead-after twice --heartbeat or more",
+            param_hint="--dead-after",
+        )
+    options = WorkerOptions(
+        queue_url=queue,
+        registry=registry_dir(tenants_dir),
+        concurrency=concurrency,
+        heartbeat=times["--heartbeat"],
+        stalled_after=times["--dead-after"],
+    )
+    err.print(f"{timestamp()} worker: taking jobs of the tenants in {options.registry}")
+    try:
+        run_worker(options)
+    except SambandError as exc:
+        raise fail(exc) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(INTERRUPTED) from None
+    err.print(f"{timestamp()} worker: stopped")

@@ -1,5 +1,9 @@
 """``${VAR}`` references, resolved at run time and never written back: from the environment,
-else from the system keyring (service ``samband``, entry ``VAR``), else ``${VAR:-default}``."""
+else from the system keyring (service ``samband``, entry ``VAR``), else ``${VAR:-default}``.
+
+A tenant (:mod:`samband.tenants`) resolves them from a :class:`ScopedEnviron` of its own:
+its variables only, and its own keyring service.  ``samband --tenant`` makes that the
+process's default (:func:`use_scope`)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,30 @@ import re
 from collections.abc import Mapping
 
 from samband.errors import ConnectorError
+
+
+class ScopedEnviron(dict[str, str]):
+    """An environment of its own (a tenant's), with the keyring service its credentials
+    are stored under."""
+
+    def __init__(self, values: Mapping[str, str], *, keyring_service: str) -> None:
+        super().__init__(values)
+        self.keyring_service = keyring_service
+
+
+_scope: ScopedEnviron | None = None
+
+
+def use_scope(environ: ScopedEnviron | None) -> None:
+    """Make ``environ`` what ``${VAR}`` resolves from when no environment is given (the
+    ``--tenant`` of a CLI command: one tenant per process)."""
+    global _scope
+    _scope = environ
+
+
+def default_environ() -> Mapping[str, str]:
+    return os.environ if _scope is None else _scope
+
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -22,7 +50,8 @@ def is_reference_only(value: str) -> bool:
 
 def resolve(value: str, environ: Mapping[str, str] | None = None, *, system: str = "?") -> str:
     """Replace each ``${VAR}`` (or ``${VAR:-default}``) by its environment value."""
-    env = os.environ if environ is None else environ
+    env = default_environ() if environ is None else environ
+    service = getattr(env, "keyring_service", None)
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
@@ -30,7 +59,7 @@ def resolve(value: str, environ: Mapping[str, str] | None = None, *, system: str
             return env[name]
         from samband.secrets import keyring_credential
 
-        stored = keyring_credential(name)
+        stored = keyring_credential(name, service) if service else keyring_credential(name)
         if stored is not None:
             return stored
         if default is not None:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from samband import redact
-from samband.config.env import references, resolve, resolve_all
+from samband.config.env import default_environ, references, resolve, resolve_all
 from samband.config.loader import base_dir
 from samband.config.model import Config
 from samband.config.validate import load_valid
@@ -244,7 +244,7 @@ class Engine:
     ) -> None:
         self.config = config
         self.base_dir = base_dir(config)
-        self.environ = os.environ if environ is None else environ
+        self.environ = default_environ() if environ is None else environ
         self.store_url = store_url or config.store
         self.state_dir = state_dir or str(Path(self.base_dir) / ".samband")
         self.chunk_size = chunk_size

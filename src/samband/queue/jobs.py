@@ -1,0 +1,91 @@
+"""What one queued job does to one tenant, in the worker's thread: load the tenant's
+config with its own environment, optionally mark types to be read again, run.
+
+The queue runs one job of a tenant at a time; the engine still takes its run lease in the
+tenant's store, so a run started by hand (``samband sync --tenant``) meanwhile is refused,
+not run twice."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from samband.config.validate import load_valid
+from samband.errors import ConfigError, RunLocked, SambandError
+from samband.tenants import Registry, Tenant, TenantError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """How a job ended: ``status`` is ``ok``, ``gone`` (the tenant was removed while its
+    job was queued), ``failed`` (``message`` says why) or a run's own status."""
+
+    status: str
+    message: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in ("ok", "gone", "stopped", "paused", "locked")
+
+
+def run_job(
+    registry: Path,
+    name: str,
+    *,
+    dataflows: Iterable[str] = (),
+    resync: Iterable[str] = (),
+    should_stop: Callable[[], bool] | None = None,
+) -> Outcome:
+    """One job of tenant ``name``: ``resync`` types (``SYSTEM.TYPE``) are read from the
+    start, then one run: of ``dataflows`` (a targeted run: the tenant's dataflow keys, and
+    those they depend on), else of all."""
+    try:
+        tenant = Registry(registry).get(name)
+    except TenantError:
+        return Outcome("gone", f"tenant {name} is no longer in the registry; job dropped")
+    try:
+        return _run(tenant, list(dataflows), list(resync), should_stop)
+    except ConfigError as exc:
+        return Outcome("failed", str(exc))  # each problem names the file and line
+    except RunLocked as exc:
+        # another process runs this tenant (by hand, or a worker cut off from the queue
+        # that still runs): the job is tried again later, never run beside it
+        return Outcome("locked", str(exc))
+    except SambandError as exc:
+        return Outcome("failed", str(exc))
+
+
+def _run(
+    tenant: Tenant,
+    dataflows: list[str],
+    resync: list[str],
+    should_stop: Callable[[], bool] | None,
+) -> Outcome:
+    from samband.engine.inspect import Inspector
+    from samband.engine.run import Engine
+
+    environ = tenant.environ()
+    config = load_valid(tenant.config_path).config
+    keys = {flow.key for flow in config.dataflows}
+    unknown = [name for name in dataflows if name not in keys]
+    if unknown:
+        return Outcome(
+            "failed",
+            f"{tenant.name}: no dataflow {unknown[0]!r}; its dataflows: {', '.join(sorted(keys))}",
+        )
+    for entity_type in resync:
+        system, _, etype = entity_type.partition(".")
+        with Inspector(config) as inspector:
+            inspector.resync(system, etype)
+    # the queue runs one job of a tenant at a time: a lease held in its store means another
+    # process runs it (by hand, or a worker taken for dead): refused at once, not waited for
+    with Engine(config, environ=environ, lease_wait=0) as engine:
+        report = engine.sync(should_stop=should_stop, dataflows=dataflows or None)
+    total = report.total().as_dict()
+    message = "; ".join(str(m) for m in report.messages) if report.failed else ""
+    return Outcome(report.status, message, {k: int(v) for k, v in total.items()})

@@ -1,0 +1,175 @@
+"""The procrastinate app: its tasks, one per kind of job, and the per-tenant locks.
+
+Every job of a tenant has the lock ``tenant:NAME``: the queue runs one at a time, in the
+order they were queued.  A scheduled run has the queueing lock ``scheduled:NAME`` (at most
+one waits per tenant), and so has a pushed run (``targeted:NAME:DATAFLOWS``): a second
+push of the same dataflows while one waits adds nothing, the waiting run covers it.  A
+scheduled run queues the tenant's next one when it ends, ``every`` later (see
+:mod:`samband.tenants.registry`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from procrastinate import App, JobContext
+from procrastinate.exceptions import AlreadyEnqueued
+
+from samband.queue.jobs import Outcome, run_job
+from samband.queue.runlog import RunLog
+from samband.tenants import Registry, TenantError
+
+log = logging.getLogger(__name__)
+
+SCHEDULED = "samband.scheduled_run"
+TARGETED = "samband.targeted_run"
+RESYNC = "samband.resync"
+LOCKED_RETRY = 15  # seconds before a job refused by the tenant's run lease is tried again
+
+
+def tenant_lock(name: str) -> str:
+    return f"tenant:{name}"
+
+
+@dataclass
+class Settings:
+    """What the tasks of one worker process need (its ``additional_context``)."""
+
+    registry: Path
+    runs: RunLog
+
+
+class JobFailed(Exception):
+    """A tenant's job failed; the message says why (its config, a system, the store)."""
+
+
+def build_app(connector: Any) -> App:
+    app = App(connector=connector)
+    app.task(name=SCHEDULED, pass_context=True)(_scheduled_run)
+    app.task(name=TARGETED, pass_context=True)(_targeted_run)
+    app.task(name=RESYNC, pass_context=True)(_resync)
+    return app
+
+
+# A job refused by the tenant's run lease (another process runs the tenant) ends, and a
+# new job of the same kind is queued LOCKED_RETRY later: not procrastinate's retry, which
+# would put this job back in the queue beside the one its queueing lock lets wait.
+
+
+async def _scheduled_run(context: JobContext, tenant: str) -> dict[str, Any]:
+    refused = False
+    try:
+        done = await _job(context, tenant, "scheduled")
+        refused = done["status"] == "locked"
+        return done
+    finally:
+        await _schedule_next(context, tenant, LOCKED_RETRY if refused else None)
+
+
+async def _targeted_run(
+    context: JobContext, tenant: str, dataflows: list[str] | None = None
+) -> dict[str, Any]:
+    done = await _job(context, tenant, "targeted", dataflows=dataflows or [])
+    if done["status"] == "locked":
+        await defer_targeted(context.app, tenant, dataflows or [], after=LOCKED_RETRY)
+    return done
+
+
+async def _resync(context: JobContext, tenant: str, types: list[str]) -> dict[str, Any]:
+    done = await _job(context, tenant, "resync", resync=types)
+    if done["status"] == "locked":
+        await defer_resync(context.app, tenant, types, after=LOCKED_RETRY)
+    return done
+
+
+async def _job(
+    context: JobContext,
+    tenant: str,
+    task: str,
+    *,
+    dataflows: Iterable[str] = (),
+    resync: Iterable[str] = (),
+) -> dict[str, Any]:
+    settings: Settings = context.additional_context["samband"]
+    row = await settings.runs.begin(
+        tenant, context.job.id, task, f"{socket.gethostname()}:{os.getpid()}"
+    )
+    outcome = Outcome("failed", "the job ended without an outcome")
+    try:
+        outcome = await asyncio.to_thread(
+            run_job,
+            settings.registry,
+            tenant,
+            dataflows=list(dataflows),
+            resync=list(resync),
+            # aborted (`procrastinate` cancel, a shutdown past its grace time): the run
+            # ends after its current chunk, keeping what it committed
+            should_stop=lambda: context.should_abort(),
+        )
+    except Exception as exc:  # a defect: recorded with its reason, the worker goes on
+        outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        await settings.runs.finish(row, outcome.status, outcome.message or None)
+    if outcome.status == "locked":
+        log.warning("tenant %s: %s; queued again in %d s", tenant, outcome.message, LOCKED_RETRY)
+    elif outcome.status == "gone":
+        log.warning("%s", outcome.message)
+    elif outcome.failed:
+        log.error("tenant %s: %s failed: %s", tenant, task, outcome.message)
+        raise JobFailed(f"tenant {tenant}: {outcome.message}")
+    return {"status": outcome.status, **outcome.counts}
+
+
+async def _schedule_next(context: JobContext, tenant: str, after: float | None) -> None:
+    settings: Settings = context.additional_context["samband"]
+    try:
+        every = Registry(settings.registry).get(tenant).every()
+    except TenantError:
+        return  # removed (or its tenant.yaml broken: said by the run's own failure)
+    await defer_scheduled(context.app, tenant, every if after is None else after)
+
+
+async def defer_scheduled(app: App, tenant: str, after: float = 0) -> bool:
+    """Queue tenant's scheduled run ``after`` seconds from now; False when one waits
+    already."""
+    task = app.configure_task(
+        SCHEDULED,
+        lock=tenant_lock(tenant),
+        queueing_lock=f"scheduled:{tenant}",
+        schedule_in={"seconds": int(after)} if after else None,
+    )
+    try:
+        await task.defer_async(tenant=tenant)
+    except AlreadyEnqueued:
+        return False
+    return True
+
+
+async def defer_targeted(app: App, tenant: str, dataflows: list[str], after: float = 0) -> bool:
+    """Queue a pushed run of ``tenant``; False when one waits already (it covers this)."""
+    task = app.configure_task(
+        TARGETED,
+        lock=tenant_lock(tenant),
+        queueing_lock=f"targeted:{tenant}:{','.join(sorted(dataflows))}",
+        schedule_in={"seconds": int(after)} if after else None,
+    )
+    try:
+        await task.defer_async(tenant=tenant, dataflows=list[Any](dataflows))
+    except AlreadyEnqueued:
+        return False
+    return True
+
+
+async def defer_resync(app: App, tenant: str, types: list[str], after: float = 0) -> bool:
+    task = app.configure_task(
+        RESYNC, lock=tenant_lock(tenant), schedule_in={"seconds": int(after)} if after else None
+    )
+    await task.defer_async(tenant=tenant, types=list[Any](types))
+    return True

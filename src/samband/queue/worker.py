@@ -1,0 +1,156 @@
+"""``samband worker --queue URL``: one process taking tenants' jobs from the queue.
+
+Beside procrastinate's own worker (which takes jobs, ``concurrency`` at a time, and
+reports a heartbeat) it runs two loops:
+
+* **dead workers' jobs**: a job left ``doing`` by a worker whose heartbeat stopped (the
+  process was killed, its machine died) is queued again, and the tenant's next run goes on
+  from what that run had committed.  Every worker does this; a job is taken back once.
+* **scheduled runs**: every tenant of the registry without a scheduled run waiting or
+  running gets one now (a new tenant; one whose chain was cut).  A scheduled run queues
+  its successor itself (see :mod:`samband.queue.tasks`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import faulthandler
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from procrastinate import App, exceptions
+from procrastinate.jobs import Status
+
+from samband.queue.connect import connector, ensure_schema
+from samband.queue.runlog import PostgresRunLog
+from samband.queue.tasks import (
+    SCHEDULED,
+    JobFailed,
+    Settings,
+    build_app,
+    defer_scheduled,
+)
+from samband.tenants import Registry, TenantError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerOptions:
+    queue_url: str
+    registry: Path
+    concurrency: int = 1
+    heartbeat: float = 10.0  # seconds between a worker's heartbeats
+    stalled_after: float = 30.0  # a worker silent this long is dead: its jobs are taken back
+    schedule: bool = True  # queue scheduled runs for tenants that have none
+    schedule_every: float = 30.0  # seconds between two looks for such tenants
+
+
+class _NoTraceback(logging.Filter):
+    """A tenant's job that failed for a reason it states (its config, a system, its run
+    lease) is logged as that reason, without a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], JobFailed):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def open_app(queue_url: str, *, max_size: int = 10) -> App:
+    ensure_schema(queue_url)
+    return build_app(connector(queue_url, min_size=1, max_size=max_size))
+
+
+def run_worker(options: WorkerOptions) -> None:
+    # `kill -USR1 PID` prints every thread's stack to stderr: where a long job is
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    asyncio.run(_run(options))
+
+
+async def _run(options: WorkerOptions) -> None:
+    logging.getLogger("procrastinate.worker").addFilter(_NoTraceback())
+    app = open_app(options.queue_url, max_size=options.concurrency + 4)
+    settings = Settings(registry=options.registry, runs=PostgresRunLog(app))
+    async with app.open_async():
+        loops = [asyncio.create_task(_take_back_stalled(app, options))]
+        if options.schedule:
+            loops.append(asyncio.create_task(_schedule_loop(app, options)))
+        try:
+            await app.run_worker_async(
+                concurrency=options.concurrency,
+                additional_context={"samband": settings},
+                update_heartbeat_interval=options.heartbeat,
+                stalled_worker_timeout=options.stalled_after,
+                fetch_job_polling_interval=min(5.0, options.heartbeat),
+            )
+        finally:
+            for loop in loops:
+                loop.cancel()
+            for loop in loops:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await loop
+
+
+async def _take_back_stalled(app: App, options: WorkerOptions) -> None:
+    while True:
+        await asyncio.sleep(options.heartbeat)
+        try:
+            await take_back_stalled(app, options.stalled_after)
+        except exceptions.ConnectorException as exc:
+            log.warning("could not look for dead workers' jobs: %s", exc)
+
+
+async def take_back_stalled(app: App, stalled_after: float) -> int:
+    """Queue again the jobs of workers silent for ``stalled_after`` seconds; how many."""
+    manager = app.job_manager
+    taken = 0
+    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after):
+        try:
+            await manager.retry_job(job)
+        except exceptions.UniqueViolation:
+            # the same work waits in the queue already (a run of this tenant queued
+            # since): the dead worker's job is closed, that one does it
+            with contextlib.suppress(exceptions.ConnectorException):
+                await manager.finish_job(job, status=Status.FAILED, delete_job=False)
+            continue
+        except exceptions.ConnectorException:
+            continue  # another worker took it back first
+        log.warning(
+            "job %s (%s) of a dead worker is queued again", job.id, job.task_kwargs.get("tenant")
+        )
+        taken += 1
+    return taken
+
+
+async def _schedule_loop(app: App, options: WorkerOptions) -> None:
+    while True:
+        try:
+            await schedule_missing(app, Registry(options.registry))
+        except exceptions.ConnectorException as exc:
+            log.warning("could not queue scheduled runs: %s", exc)
+        await asyncio.sleep(options.schedule_every)
+
+
+async def schedule_missing(app: App, registry: Registry) -> list[str]:
+    """Queue a scheduled run now for every tenant with none waiting or running."""
+    busy = {
+        job.lock
+        for status in ("todo", "doing")
+        for job in await app.job_manager.list_jobs_async(task=SCHEDULED, status=status)
+    }
+    queued = []
+    for name in registry.names():
+        if f"tenant:{name}" in busy:
+            continue
+        try:
+            registry.get(name).every()  # a broken tenant.yaml is said, not scheduled
+        except TenantError as exc:
+            log.error("%s", exc)
+            continue
+        if await defer_scheduled(app, name):
+            queued.append(name)
+    return queued

@@ -1,0 +1,165 @@
+"""The tenants registry: a folder with one folder per tenant.
+
+::
+
+    tenants/
+      ACME/samband.yaml      the tenant's config (its systems, dataflows and store)
+      ACME/tenant.yaml       optional: ``every: 5m`` (its scheduled runs' interval)
+      ACME/.env              optional: VAR=value lines, the tenant's own environment
+
+A tenant's ``${VAR}`` is resolved from its own environment only: the variables
+``SAMBAND_TENANT_<NAME>__VAR`` of the process (NAME upper-cased, ``-`` as ``_``), then its
+``.env`` file, then the keyring service ``samband/<NAME>``.  A tenant never sees another
+tenant's variables, nor the process's own.  Its store is its config's ``store:``; the
+default (``sqlite:///samband.db``) is a file in the tenant's own folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from samband.config.env import ScopedEnviron
+from samband.durations import parse_interval
+from samband.errors import SambandError
+
+ENV_VAR = "SAMBAND_TENANTS"  # the registry folder, when not given
+DEFAULT_DIR = "tenants"
+CONFIG_NAME = "samband.yaml"
+SETTINGS_NAME = "tenant.yaml"
+DEFAULT_EVERY = 300.0
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+
+
+class TenantError(SambandError):
+    """An unknown tenant, a bad name, a broken registry entry."""
+
+
+def registry_dir(given: str | os.PathLike[str] | None = None) -> Path:
+    """The registry folder: ``given``, else ``$SAMBAND_TENANTS``, else ``./tenants``."""
+    if given:
+        return Path(given)
+    return Path(os.environ.get(ENV_VAR, "").strip() or DEFAULT_DIR)
+
+
+def env_prefix(name: str) -> str:
+    return f"SAMBAND_TENANT_{name.upper().replace('-', '_')}__"
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise TenantError(
+            f"{name!r} is not a tenant name: use letters, digits, - and _ (at most 63, "
+            "starting with a letter or digit)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    directory: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / CONFIG_NAME
+
+    def environ(self, process: Mapping[str, str] | None = None) -> ScopedEnviron:
+        """The tenant's environment: its ``.env`` file, overridden by the process's
+        ``SAMBAND_TENANT_<NAME>__*`` variables (prefix removed); nothing else."""
+        process = os.environ if process is None else process
+        values = dict(_read_env_file(self.directory / ".env"))
+        prefix = env_prefix(self.name)
+        values.update({k[len(prefix) :]: v for k, v in process.items() if k.startswith(prefix)})
+        return ScopedEnviron(values, keyring_service=f"samband/{self.name}")
+
+    def every(self) -> float:
+        """Seconds between the tenant's scheduled runs (``tenant.yaml``'s ``every``)."""
+        path = self.directory / SETTINGS_NAME
+        if not path.is_file():
+            return DEFAULT_EVERY
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            return parse_interval(str(data.get("every", "5m")))
+        except (yaml.YAMLError, ValueError, AttributeError) as exc:
+            raise TenantError(
+                f"{path}: {exc}; write e.g. `every: 5m` (seconds s, minutes m, hours h)"
+            ) from None
+
+
+def _read_env_file(path: Path) -> Iterator[tuple[str, str]]:
+    if not path.is_file():
+        return
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise TenantError(f"{path}:{number}: not VAR=value (the value is not shown)")
+        yield key.strip(), value.strip().strip("'\"")
+
+
+class Registry:
+    """The tenants of one installation (a folder; see the module's text)."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = registry_dir(root)
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            entry.name
+            for entry in self.root.iterdir()
+            if entry.is_dir() and _NAME.fullmatch(entry.name) and (entry / CONFIG_NAME).is_file()
+        )
+
+    def tenants(self) -> list[Tenant]:
+        return [Tenant(name, self.root / name) for name in self.names()]
+
+    def get(self, name: str) -> Tenant:
+        check_name(name)
+        tenant = Tenant(name, self.root / name)
+        if not tenant.config_path.is_file():
+            known = ", ".join(self.names()) or "none"
+            raise TenantError(
+                f"no tenant {name!r} in {self.root} (tenants: {known}); add it with "
+                f"`samband tenants add {name} --config FILE`"
+            )
+        return tenant
+
+    def add(self, name: str, config: Path, every: str | None = None) -> Tenant:
+        check_name(name)
+        tenant = Tenant(name, self.root / name)
+        if tenant.directory.exists():
+            raise TenantError(f"tenant {name!r} exists already ({tenant.directory})")
+        if not config.is_file():
+            raise TenantError(f"{config}: no such config file")
+        if every is not None:
+            try:
+                parse_interval(every)
+            except ValueError as exc:
+                raise TenantError(f"--every {every}: {exc}") from None
+        tenant.directory.mkdir(parents=True)
+        shutil.copyfile(config, tenant.config_path)
+        if every is not None:
+            (tenant.directory / SETTINGS_NAME).write_text(f"every: {every}\n", encoding="utf-8")
+        return tenant
+
+    def remove(self, name: str) -> Path:
+        """Take a tenant out of the registry.  Its folder (config and state) is kept
+        under ``.removed/`` — deleting a company's sync state is a decision of its own."""
+        tenant = self.get(name)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        target = self.root / ".removed" / f"{name}.{stamp}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tenant.directory.rename(target)
+        return target

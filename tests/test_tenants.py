@@ -1,0 +1,123 @@
+"""Tenants: the registry, each tenant's own environment and keyring service, ``--tenant``
+on the commands that take ``-c``, and ``samband tenants`` (the registry's commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from samband.cli import app
+from samband.config.env import resolve
+from samband.errors import ConnectorError
+from samband.tenants import Registry, TenantError
+from tests.support import tenants as t
+
+
+def test_a_tenant_sees_its_own_variables_only(tmp_path: Path) -> None:
+    t.make_tenant(tmp_path, "acme")
+    t.make_tenant(tmp_path, "beta-co")
+    (tmp_path / "acme" / ".env").write_text("# comment\nFROM_FILE=f\nTOKEN='from file'\n")
+    process = {
+        "SAMBAND_TENANT_ACME__TOKEN": "acme-token",
+        "SAMBAND_TENANT_BETA_CO__TOKEN": "beta-token",
+        "TOKEN": "the process's own",
+    }
+    acme = Registry(tmp_path).get("acme").environ(process)
+    assert dict(acme) == {"FROM_FILE": "f", "TOKEN": "acme-token"}  # the process wins
+    assert acme.keyring_service == "samband/acme"
+    beta = Registry(tmp_path).get("beta-co").environ(process)
+    assert dict(beta) == {"TOKEN": "beta-token"}
+    # another tenant's variable, by its full name, is not there either
+    with pytest.raises(ConnectorError, match="SAMBAND_TENANT_BETA_CO__TOKEN is not set"):
+        resolve("${SAMBAND_TENANT_BETA_CO__TOKEN}", acme)
+
+
+def test_a_tenants_keyring_entries_are_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def credential(name: str, service: str = "samband") -> str | None:
+        asked.append((service, name))
+        return "stored" if service == "samband/acme" else None
+
+    monkeypatch.setattr("samband.secrets.keyring_credential", credential)
+    t.make_tenant(tmp_path, "acme")
+    environ = Registry(tmp_path).get("acme").environ({})
+    assert resolve("${API_KEY}", environ) == "stored"
+    assert asked == [("samband/acme", "API_KEY")]
+
+
+def test_names_and_broken_entries(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    with pytest.raises(TenantError, match="not a tenant name"):
+        registry.get("../etc")
+    with pytest.raises(TenantError, match="no tenant 'nope'"):
+        registry.get("nope")
+    t.make_tenant(tmp_path, "acme")
+    (tmp_path / "acme" / ".env").write_text("NOT A LINE\n")
+    with pytest.raises(TenantError, match=r"\.env:1: not VAR=value"):
+        registry.get("acme").environ({})
+    (tmp_path / "acme" / "tenant.yaml").write_text("every: soon\n")
+    with pytest.raises(TenantError, match=r"tenant\.yaml"):
+        registry.get("acme").every()
+
+
+def _cli(args: list[str], registry: Path, env: dict[str, str]) -> tuple[int, str]:
+    result = CliRunner().invoke(app, args, env={"SAMBAND_TENANTS": str(registry), **env})
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_tenant_option_runs_the_tenants_config_with_its_environment(tmp_path: Path) -> None:
+    registry = tmp_path / "tenants"
+    env = t.make_tenant(registry, "acme")
+    # the process's plain CRM_URL is another company's: the tenant never reads it
+    elsewhere = {"CRM_URL": "sqlite:////nonexistent/other-company.db"}
+    code, output = _cli(["sync", "--tenant", "acme", "--json"], registry, {**env, **elsewhere})
+    assert code == 0, output
+    assert t.converged(registry, "acme")
+    code, output = _cli(["status", "--tenant", "acme"], registry, {})
+    assert code == 0 and "runs" in output
+    code, output = _cli(["sync", "--tenant", "acme"], registry, elsewhere)
+    assert code == 1 and "CRM_URL is not set" in output
+
+
+def test_tenant_option_refusals(tmp_path: Path) -> None:
+    registry = tmp_path / "tenants"
+    t.make_tenant(registry, "acme")
+    code, output = _cli(["validate", "--tenant", "nope"], registry, {})
+    assert code == 2 and "no tenant 'nope'" in output and "acme" in output
+    config = str(registry / "acme" / "samband.yaml")
+    code, output = _cli(["validate", "--tenant", "acme", "-c", config], registry, {})
+    assert code == 2 and "not both" in output
+
+
+def test_tenants_add_list_remove(tmp_path: Path) -> None:
+    registry = tmp_path / "tenants"
+    t.make_tenant(tmp_path / "made", "acme")
+    config = str(tmp_path / "made" / "acme" / "samband.yaml")
+    code, output = _cli(
+        ["tenants", "add", "acme", "--config", config, "--every", "10m"], registry, {}
+    )
+    assert code == 0, output
+    code, output = _cli(["tenants", "add", "acme", "--config", config], registry, {})
+    assert code == 2 and "exists already" in output
+    code, output = _cli(["tenants", "list", "--json"], registry, {})
+    assert code == 0 and '"tenant": "acme"' in output and '"every": 600.0' in output
+    code, output = _cli(["tenants", "remove", "acme"], registry, {})
+    assert code == 0 and ".removed" in output
+    assert Registry(registry).names() == []
+    code, output = _cli(["tenants", "remove", "acme"], registry, {})
+    assert code == 2 and "no tenant 'acme'" in output
+
+
+def test_the_tenants_environment_ends_with_its_command(tmp_path: Path) -> None:
+    from samband.config.env import default_environ
+
+    registry = tmp_path / "tenants"
+    t.make_tenant(registry, "acme")
+    code, output = _cli(["validate", "--tenant", "acme"], registry, {})
+    assert code == 0, output
+    assert default_environ() is __import__("os").environ
