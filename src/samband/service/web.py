@@ -282,15 +282,17 @@ def create_app(
         )
 
     async def errors_csv(request: Request, user: User | None) -> Response:
+        # the first page is read before the answer starts: a store that does not answer
+        # is then the 503 page, not a download cut short
+        first = await run_in_threadpool(service.read, "errors_export", 0)
+
         def pages() -> Iterator[list[list[Any]]]:
             # page by page, each read on its own: the quarantine may hold a great many
             # records, and the other pages are served meanwhile
-            after = 0
-            while True:
-                after, rows = service.read("errors_export", after)
-                if not rows:
-                    return
+            after, rows = first
+            while rows:
                 yield rows
+                after, rows = service.read("errors_export", after)
 
         return StreamingResponse(
             _csv_stream(["ref", "dataflow", "kind", "reason", "attempts", "last"], pages()),
