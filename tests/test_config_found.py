@@ -57,6 +57,11 @@ def test_without_a_config_the_error_says_where_it_looked(
         "restore": ["backup.db", "--yes"],
         "conflicts resolve": ["1", "--take", "source"],
         "errors dismiss": ["crm:Customer:1"],
+        "dataflow pause": ["crm.Customer->erp.Account"],
+        "dataflow resume": ["crm.Customer->erp.Account"],
+        "dataflow share": ["crm.Customer->erp.Account", "--side", "target", "--off"],
+        "dataflow full-sync": ["crm.Customer->erp.Account", "--off"],
+        "records find": ["Acme"],
     }
     key = "sql" if command[0] == "sql" else " ".join(command)
     args = [*command, *needed.get(key, [])]

@@ -33,6 +33,7 @@ from tests.support.docs_examples import (
     block_after,
     blocks,
     command_lines,
+    run_python,
     try_it_script,
 )
 
@@ -67,16 +68,7 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert len(text.splitlines()) <= 200
 
 
-def _run_python(block: Block, cwd: Path) -> None:
-    from samband.kinds.memory import connector as memory
-
-    memory._DATASETS.clear()
-    before = os.getcwd()
-    os.chdir(cwd)
-    try:
-        exec(compile(block.code, block.where, "exec"), {})
-    finally:
-        os.chdir(before)
+_run_python = run_python
 
 
 def _check_python(block: Block) -> None:

@@ -61,6 +61,7 @@ USES_STORE = {
     "backup",
     "records",
     "systems",
+    "dataflow",
 }
 COMPILES = {"sync", "run", "worker", "qa"}
 TAKES_REF = {"links", "history", "retry", "unlink", "link"}
@@ -91,6 +92,7 @@ def commands(port: int, ref: str = "crm:Customer:1") -> dict[str, list[str]]:
         "history": ["history", ref, *config],
         "records": ["records", "find", ref, *config],
         "systems": ["systems", *config],
+        "dataflow": ["dataflow", "pause", "crm.Customer->erp.Account", *config],
         "unlink": ["unlink", ref, *config],
         "link": ["link", ref, "erp:Account:1", *config],
         "resync": ["resync", "crm.Customer", *config],

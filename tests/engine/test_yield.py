@@ -211,7 +211,7 @@ def test_a_turn_of_some_seconds_yields_after_a_chunk_that_moved(tmp_path: Path) 
 
 def test_the_docs_example_takes_turns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tests.support.docs_examples import DOCS, block_after
-    from tests.test_docs_site import _run_python
+    from tests.support.docs_examples import run_python as _run_python
 
     example = block_after(DOCS / "shared-quotas.md", "## Runs that take turns", "python")
     _run_python(example, tmp_path)

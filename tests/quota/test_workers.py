@@ -18,7 +18,7 @@ from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
 from samband.quota import connection_key
 from samband.quota.bucket import QuotaDatabase
 from samband.sandbox._base import SandboxServer
-from tests.quota._hammer import hammer
+from tests.support.hammer import hammer
 from tests.support.poweroffice import KEYS
 
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("quota-workers")]

@@ -20,9 +20,8 @@ import pytest
 
 from samband.service import Service, create_app
 from samband.service.access import Access
-from tests.service.test_access import ADMIN_PASSWORD, USERS
-from tests.service.test_service import _world
-from tests.support.service import TestClient, csrf_of
+from tests.support.service import ADMIN_PASSWORD, USERS, TestClient, csrf_of
+from tests.support.service import world as _world
 
 PAGES = ["/", "/runs", "/records?q=acme", "/conflicts", "/errors", "/errors.csv"]
 

@@ -137,3 +137,18 @@ def try_it_script(page: Path, heading: str, config_name: str) -> tuple[str, str,
         if port:
             lines.append(_WAIT_FOR_PORT.format(port=port[1]))
     return "\n".join(lines) + "\n", config, ports
+
+
+def run_python(block: Block, cwd: Path) -> None:
+    """Run a Python example of the docs in ``cwd`` with the memory kind's datasets empty."""
+    import os
+
+    from samband.kinds.memory import connector as memory
+
+    memory._DATASETS.clear()
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        exec(compile(block.code, block.where, "exec"), {})
+    finally:
+        os.chdir(before)
