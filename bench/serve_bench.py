@@ -287,23 +287,28 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(config: Path, every: str = "24h") -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``samband serve`` in a process of its own; (process, base URL) once it listens."""
+def served(config: Path, every: str = "24h") -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``samband serve`` in a process of its own; (process, base URL) once it listens.
+    Its output goes to ``serve.log`` beside the config: a pipe nobody reads would fill
+    with its log lines and stop it."""
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "samband.cli", "serve", "-c", str(config), "--port", str(port),
-         "--every", every],
-        cwd=config.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    log = config.parent / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "samband.cli", "serve", "-c", str(config), "--port",
+             str(port), "--every", every],
+            cwd=config.parent,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if "serving" not in line:
-            raise RuntimeError(f"samband serve did not start: {line}{_stderr(process)}")
+        deadline = time.monotonic() + 120
+        while b"serving" not in log.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_bytes().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"samband serve did not start: {tail}")
+            time.sleep(0.1)  # paces the wait for the line it prints once it listens
         yield process, f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -311,12 +316,6 @@ def served(config: Path, every: str = "24h") -> Iterator[tuple[subprocess.Popen[
             process.wait(timeout=120)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def _stderr(process: subprocess.Popen[str]) -> str:
-    if process.poll() is None or process.stderr is None:
-        return ""
-    return process.stderr.read()[-2000:]
 
 
 def wait_first_run(client: httpx.Client, timeout: float = 600) -> None:
