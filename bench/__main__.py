@@ -483,8 +483,11 @@ def bench_serve(suite: Suite) -> None:
         detail = []
         pages = {}
         for template, page in result["pages"].items():
-            if page["status"] >= 400:
-                suite.failures.append(f"serve: GET {page['path']} answered {page['status']}")
+            if page["status"] == 0 or page["status"] >= 500:
+                answer = "no answer in 60 s" if page["status"] == 0 else page["status"]
+                suite.failures.append(f"serve: GET {page['path']}: {answer}")
+            elif page["status"] >= 400:  # e.g. a search asked without what to look for
+                suite.notes.append(f"serve: GET {page['path']} answered {page['status']}")
             if page.get("attachment"):
                 # a download (the quarantine as CSV): as large as what it exports, so its
                 # first byte is held to the goal and the whole of it is shown beside

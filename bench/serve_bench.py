@@ -287,23 +287,28 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(config: Path, every: str = "24h") -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``samband serve`` in a process of its own; (process, base URL) once it listens."""
+def served(config: Path, every: str = "24h") -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``samband serve`` in a process of its own; (process, base URL) once it listens.
+    Its output goes to ``serve.log`` beside the config: a pipe nobody reads would fill
+    with its log lines and stop it."""
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "samband.cli", "serve", "-c", str(config), "--port", str(port),
-         "--every", every],
-        cwd=config.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    log = config.parent / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "samband.cli", "serve", "-c", str(config), "--port",
+             str(port), "--every", every],
+            cwd=config.parent,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if "serving" not in line:
-            raise RuntimeError(f"samband serve did not start: {line}{_stderr(process)}")
+        deadline = time.monotonic() + 120
+        while b"serving" not in log.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_bytes().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"samband serve did not start: {tail}")
+            time.sleep(0.1)  # paces the wait for the line it prints once it listens
         yield process, f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -311,12 +316,6 @@ def served(config: Path, every: str = "24h") -> Iterator[tuple[subprocess.Popen[
             process.wait(timeout=120)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def _stderr(process: subprocess.Popen[str]) -> str:
-    if process.poll() is None or process.stderr is None:
-        return ""
-    return process.stderr.read()[-2000:]
 
 
 def wait_first_run(client: httpx.Client, timeout: float = 600) -> None:
@@ -409,40 +408,55 @@ def measure(client: httpx.Client, paths: dict[str, str], requests: int) -> dict[
     """Per route: latencies of ``requests`` GETs in ms, to the first byte of the body and
     to its end.  The routes take turns (a round asks each once, after a round to warm
     up), so a moment the machine is busy falls on all of them alike.  An event stream is
-    timed to its headers: it does not end."""
+    timed to its headers: it does not end.  A route that times out (status 0) is not
+    asked again."""
     times: dict[str, list[float]] = {template: [] for template in paths}
     firsts: dict[str, list[float]] = {template: [] for template in paths}
     seen: dict[str, dict[str, Any]] = {}
     for round_ in range(requests + 1):
         for template, path in paths.items():
-            started = time.perf_counter()
-            with client.stream("GET", path) as response:
-                first = time.perf_counter()
-                kind = response.headers.get("content-type", "")
-                size = 0
-                if not kind.startswith("text/event-stream"):
-                    for number, chunk in enumerate(response.iter_bytes()):
-                        if number == 0:
-                            first = time.perf_counter()
-                        size += len(chunk)
-                seen[template] = {
-                    "path": path,
-                    "status": response.status_code,
-                    "content_type": kind.split(";")[0],
-                    "attachment": "attachment" in response.headers.get("content-disposition", ""),
-                    "bytes": size,
-                    "requests": requests,
-                }
-            if round_:
-                times[template].append((time.perf_counter() - started) * 1000)
-                firsts[template].append((first - started) * 1000)
+            if seen.get(template, {}).get("status") == 0:
+                continue
+            answer = _get(client, path)
+            seen[template] = {"path": path, "requests": requests, **answer}
+            if round_ or answer["status"] == 0:
+                times[template].append(answer.pop("ms"))
+                firsts[template].append(answer.pop("first_ms"))
     return {
         template: {
-            **seen[template],
+            **{k: v for k, v in seen[template].items() if k not in ("ms", "first_ms")},
             **_percentiles(times[template], ""),
             **_percentiles(firsts[template], "first_byte_"),
         }
         for template in paths
+    }
+
+
+def _get(client: httpx.Client, path: str) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        with client.stream("GET", path) as response:
+            first = time.perf_counter()
+            kind = response.headers.get("content-type", "")
+            size = 0
+            if not kind.startswith("text/event-stream"):
+                for number, chunk in enumerate(response.iter_bytes()):
+                    if number == 0:
+                        first = time.perf_counter()
+                    size += len(chunk)
+            status = response.status_code
+            attachment = "attachment" in response.headers.get("content-disposition", "")
+    except httpx.TimeoutException:
+        elapsed = (time.perf_counter() - started) * 1000
+        return {"status": 0, "content_type": "", "attachment": False, "bytes": 0,
+                "ms": elapsed, "first_ms": elapsed}  # fmt: skip
+    return {
+        "status": status,
+        "content_type": kind.split(";")[0],
+        "attachment": attachment,
+        "bytes": size,
+        "ms": (time.perf_counter() - started) * 1000,
+        "first_ms": (first - started) * 1000,
     }
 
 
