@@ -20,6 +20,8 @@ from samband.store.rows import now_iso
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 30 * 60.0
+#: the statuses of a run that did not fail (the others are told, logged as errors, backed off)
+NOT_FAILED = ("ok", "stopped", "paused", "yielded", "dry-run", "collected")
 
 
 @dataclass
@@ -272,7 +274,7 @@ def _log_finished(outcome: RunOutcome) -> None:
         "api_calls": report.get("api_calls", 0),
         "reason": outcome.message,
     }
-    failed = outcome.status not in ("ok", "stopped", "paused", "yielded", "dry-run", "collected")
+    failed = outcome.status not in NOT_FAILED
     log.log(
         logging.ERROR if failed else logging.INFO,
         "run finished: %s%s",

@@ -28,7 +28,7 @@ from samband.service.masking import mask_secrets
 from samband.service.metrics import Metrics
 from samband.service.notify import Event, Notifier
 from samband.service.push import Listeners, PushMetrics, Receivers
-from samband.service.scheduler import RunOutcome, Scheduler
+from samband.service.scheduler import NOT_FAILED, RunOutcome, Scheduler
 from samband.store._database import db_message
 
 log = logging.getLogger(__name__)
@@ -125,14 +125,7 @@ class Service:
         events = self._auth_events(event)
         # a failure is told when it begins (or its reason changes), not at every run
         # that repeats it; an authentication failure is told by its own event
-        failed = outcome.status not in (
-            "ok",
-            "stopped",
-            "paused",
-            "yielded",
-            "dry-run",
-            "collected",
-        )
+        failed = outcome.status not in NOT_FAILED
         if outcome.breaker or failed:
             kind = "breaker_tripped" if outcome.breaker else "run_failed"
             reason = outcome.message or (
@@ -382,14 +375,7 @@ class Service:
                 continue
             if ran is None and outcome.dataflows is not None and dataflow not in outcome.dataflows:
                 continue
-            return outcome.status not in (
-                "ok",
-                "stopped",
-                "paused",
-                "yielded",
-                "dry-run",
-                "collected",
-            )
+            return outcome.status not in NOT_FAILED
         return False
 
     def overview(self) -> dict[str, Any]:
