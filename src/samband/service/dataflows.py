@@ -25,6 +25,7 @@ from samband.engine.actions import ActionError
 from samband.engine.run import Engine
 from samband.errors import SambandError
 from samband.service.chart import counts_chart
+from samband.service.scheduler import NOT_FAILED
 from samband.service.service import Service, dataflow_state
 
 PREVIEW_WAIT = 30.0  # seconds a preview waits for the run in progress
@@ -42,7 +43,7 @@ def dataflow_data(service: Service, key: str) -> dict[str, Any]:
     ran = [run for run in view["history"] if run["ran"]]
     last = ran[-1] if ran else None
     failed_last = service.failed_last(key) or (
-        last is not None and last["status"] not in ("ok", "stopped", "paused", "yielded")
+        last is not None and last["status"] not in NOT_FAILED
     )
     queued = {name for name, count in view["queued"].items() if count}
     flow = next(f for f in service.config.dataflows if f.key == key)

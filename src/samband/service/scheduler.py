@@ -244,7 +244,7 @@ class Scheduler:
         state = self.state
         state.last = outcome
         state.history = [outcome, *state.history[:49]]
-        if status in ("ok", "stopped", "paused", "yielded"):
+        if status in NOT_FAILED:
             state.failures_in_a_row = 0
             if status == "ok":
                 state.last_ok_at = time.time()

@@ -363,7 +363,7 @@ class Service:
         except SambandError as exc:
             return False, f"the store does not answer: {exc}"
         last = self.scheduler.state.last
-        if last is not None and last.status not in ("ok", "stopped", "paused", "yielded"):
+        if last is not None and last.status not in NOT_FAILED:
             return False, f"the last run {last.status}: {last.message or 'see samband status'}"
         return True, "ok"
 
