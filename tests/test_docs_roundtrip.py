@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -232,6 +232,10 @@ OPENING = st.sampled_from(["every", "links", "filter", "filter+links"])
     a=LABEL,
     b=LABEL,
     sections=st.lists(st.tuples(WORD, WORD, ROWS, OPENING, st.booleans()), min_size=1, max_size=4),
+)
+# characters YAML refuses even quoted (a noncharacter, a C1 control) or reads as a break
+@example(
+    a="Hub", b="Erp", sections=[("Co", "Ac", [("x\ufffe", "y\x85\x80", STRING)], "every", False)]
 )
 def test_documents_with_any_names_come_back(
     a: str, b: str, sections: list[tuple[str, str, list[tuple[str, str, str]], str, bool]]

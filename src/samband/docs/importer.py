@@ -431,7 +431,14 @@ def _q(value: str) -> str:
                 return value
         except yaml.YAMLError:
             pass
-    return json.dumps(value, ensure_ascii=False)
+    return _NOT_YAML_PRINTABLE.sub(
+        lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False)
+    )
+
+
+# what YAML does not allow in a document even quoted (a noncharacter such as U+FFFE, C1
+# controls) or reads as a line break (U+0085): written as a \u escape, read back as itself
+_NOT_YAML_PRINTABLE = re.compile(r"[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass

@@ -225,7 +225,10 @@ class QuotaDatabase:
                 connect_timeout=self._connect_timeout,
                 application_name=self._application_name,
             )
-            conn.execute(f"SET statement_timeout = {int(self._statement_timeout_ms)}")
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, false)",
+                (str(int(self._statement_timeout_ms)),),
+            )
             # a slot is worth milliseconds: waiting for the WAL flush of each (a disk sync)
             # would cost more than the slot; a crash of the server forgets the last few
             # grants at most, which the APIs' own margins absorb
