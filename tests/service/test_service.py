@@ -238,6 +238,23 @@ def test_the_documents_are_listed_and_rendered(served: tuple[Service, TestClient
     assert client.get("/documents/..%2Fsamband.yaml").status_code == 404
 
 
+def test_the_latest_qa_report_is_listed_and_rendered(served: tuple[Service, TestClient]) -> None:
+    from samband.qa import run_qa
+
+    service, client = served
+    assert "No QA report yet" in client.get("/documents").text
+    result = run_qa(service.config_path, echo=lambda line: None)  # the real `samband qa`
+    assert result.passed
+    listing = client.get("/documents").text
+    names = re.findall(r'<a href="/documents/qa/([^"]+)"', listing)
+    assert names == ["qa-crm-erp.html"]
+    report = client.get(f"/documents/qa/{names[0]}")
+    assert report.status_code == 200 and "PASSED" in report.text.upper()
+    assert [row["name"] for row in client.get("/api/qa").json()] == names
+    for outside in ("..%2Fsamband.yaml", "qa-crm-erp.rst", "qa-nothing.html"):
+        assert client.get(f"/documents/qa/{outside}").status_code == 404
+
+
 def test_the_config_page_masks_literal_secrets(tmp_path: Path) -> None:
     config = _world(tmp_path)
     text = config.read_text(encoding="utf-8")

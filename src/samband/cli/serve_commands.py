@@ -9,6 +9,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -40,6 +41,14 @@ def serve(
             "--public-url",
             help="The https address the systems reach this service at: once listening, "
             "subscribe their webhooks to PUBLIC_URL/hooks/SYSTEM (Exact Online).",
+        ),
+    ] = None,
+    qa_report: Annotated[
+        Path | None,
+        typer.Option(
+            "--qa-report",
+            help="The folder of `samband qa`'s report, shown on the documents page; "
+            "default: qa-report beside the config.",
         ),
     ] = None,
 ) -> None:
@@ -79,7 +88,7 @@ def serve(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--every") from None
     try:
-        service = Service(config, interval, notifier=notifier)
+        service = Service(config, interval, notifier=notifier, qa_report=qa_report)
     except SambandError as exc:
         raise fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
     secure = not is_loopback(host) if secure_cookies is None else secure_cookies

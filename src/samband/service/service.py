@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,13 @@ class Service:
         notifier: Notifier | None = None,
         environ: Mapping[str, str] | None = None,
         push_gap: float = PUSH_GAP,
+        qa_report: str | Path | None = None,
     ):
         self.config_path = Path(config_path)
+        #: where `samband qa` writes its report (its default: ``qa-report`` beside the config)
+        self.qa_folder = (
+            Path(qa_report) if qa_report is not None else self.config_path.parent / "qa-report"
+        )
         self.notifier = notifier or Notifier()
         self._quarantined: int | None = None
         self._documents: dict[str, str] | None = None
@@ -346,6 +352,30 @@ class Service:
         if self._documents is None:
             self._documents = render_documents(self.config, "html")
         return self._documents
+
+    def qa_reports(self) -> list[dict[str, Any]]:
+        """The latest `samband qa` report: one HTML page per document (``qa-*.html`` in
+        :attr:`qa_folder`), newest first, each with when it was written."""
+        if not self.qa_folder.is_dir():
+            return []
+        pages = [path for path in self.qa_folder.glob("qa-*.html") if path.is_file()]
+        pages.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+        return [
+            {
+                "name": path.name,
+                "written": datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(
+                    timespec="seconds"
+                ),
+            }
+            for path in pages
+        ]
+
+    def qa_report(self, name: str) -> str | None:
+        """The HTML of one page of the QA report, or None: only a name the folder lists
+        (no path from outside is ever opened)."""
+        if name not in {row["name"] for row in self.qa_reports()}:
+            return None
+        return (self.qa_folder / name).read_text(encoding="utf-8")
 
     def config_text(self) -> str:
         """The config file as written, with any literal secret masked."""

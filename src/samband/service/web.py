@@ -220,8 +220,11 @@ def create_app(
         try:
             names = sorted(await run_in_threadpool(service.documents))
         except SambandError as exc:
-            return _render("documents.html", request, user, names=[], error=str(exc))
-        return _render("documents.html", request, user, names=names)
+            return _render("documents.html", request, user, names=[], qa=[], error=str(exc))
+        qa = await run_in_threadpool(service.qa_reports)
+        return _render(
+            "documents.html", request, user, names=names, qa=qa, qa_folder=service.qa_folder
+        )
 
     async def document_page(request: Request, user: User | None) -> Response:
         documents = await run_in_threadpool(service.documents)
@@ -229,6 +232,12 @@ def create_app(
         if name not in documents:
             return HTMLResponse("No such document.", status_code=404)
         return HTMLResponse(documents[name])
+
+    async def qa_page(request: Request, user: User | None) -> Response:
+        html = await run_in_threadpool(service.qa_report, str(request.path_params["name"]))
+        if html is None:
+            return PlainTextResponse("No such QA report.", status_code=404)
+        return HTMLResponse(html)
 
     async def runs_page(request: Request, user: User | None) -> Response:
         runs = await run_in_threadpool(service.read, "runs", limit(request))
@@ -426,6 +435,7 @@ def create_app(
             methods=["POST"],
         ),
         Route("/documents", page(documents_page)),
+        Route("/documents/qa/{name}", page(qa_page)),
         Route("/documents/{name}", page(document_page)),
         Route("/config", page(config_page)),
         Route("/login", login_page, methods=["GET", "POST"]),
@@ -436,6 +446,7 @@ def create_app(
         Route("/api/overview", api(lambda r: service.overview())),
         Route("/api/status", api(lambda r: service.read("status"))),
         Route("/api/systems", api(lambda r: service.systems.rows())),
+        Route("/api/qa", api(lambda r: service.qa_reports())),
         Route("/api/runs", api(lambda r: service.read("runs", limit(r)))),
         Route("/api/runs/live", api(live_events)),
         Route("/api/conflicts", api(lambda r: service.read("conflicts", limit(r)))),
