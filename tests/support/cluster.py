@@ -20,9 +20,10 @@ import psycopg
 from samband.queue.connect import conninfo, ensure_schema
 from tests.support import tenants as t
 
-# a worker is dead after 10 s of silence: on a loaded machine (the whole suite runs beside
-# this) a live worker's heartbeat can be late by seconds
-WORKER_ARGS = ["--heartbeat", "1s", "--dead-after", "6s"]
+# a worker is dead after 15 s of silence: on a loaded machine (the whole suite runs beside
+# this) a live worker's heartbeat can be late by seconds, and a live worker counted dead has
+# its job run again beside it (only the engine's run lease then keeps the two apart)
+WORKER_ARGS = ["--heartbeat", "1s", "--dead-after", "15s"]
 
 
 @dataclass
