@@ -33,6 +33,8 @@ class Cluster:
     env: dict[str, str]
     logs: Path
     concurrency: int = 1
+    #: how the tenants were made, and how they are checked
+    kind: t.Tenants = field(default_factory=t.SqlTenants)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     #: pid → when it was killed (the database's clock: the run log's is the same)
     killed: dict[int, datetime] = field(default_factory=dict)
@@ -163,19 +165,28 @@ def run_cluster(
     kills: int,
     seconds: float,
     every: str = "5s",
+    kind: t.Tenants | None = None,
+    records: int = t.RECORDS,
+    pause: float = 0.05,
+    converge_within: float | None = None,
+    worker_env: dict[str, str] | None = None,
 ) -> Cluster:
-    """``tenants`` tenants edited for ``seconds`` while ``workers`` workers take their
-    jobs and ``kills`` of them are killed; returns once every tenant converged."""
+    """``tenants`` tenants (made by ``kind``, SQLite ones by default) of ``records``
+    records each, edited one every ``pause`` seconds for ``seconds`` while ``workers``
+    workers (with ``worker_env`` besides the tenants' variables) take their jobs and
+    ``kills`` of them are killed; returns once every tenant converged (within
+    ``converge_within`` seconds of the last edit)."""
+    kind = kind or t.SqlTenants()
     registry = tmp_path / "tenants"
-    env: dict[str, str] = {}
+    env: dict[str, str] = dict(worker_env or {})
     names = [f"tenant-{i:03d}" for i in range(tenants)]
     for name in names:
-        env.update(t.make_tenant(registry, name, every=every))
+        env.update(kind.make(registry, name, records, every))
     # the tenants' variables only: none of them is readable as plain ${CRM_URL}
     environ = {k: v for k, v in os.environ.items() if k != "CRM_URL"} | env
     logs = tmp_path / "logs"
     logs.mkdir()
-    cluster = Cluster(postgres_url, registry, environ, logs)
+    cluster = Cluster(postgres_url, registry, environ, logs, kind=kind)
     rng = random.Random(22)
     try:
         ensure_schema(postgres_url)  # as `samband worker` does, also when several start at once
@@ -192,16 +203,16 @@ def run_cluster(
             if time.monotonic() >= next_kill and len(cluster.killed) < kills:
                 cluster.kill_one(rng)
                 next_kill = time.monotonic() + seconds / (kills + 1)
-            time.sleep(0.05)
+            time.sleep(pause)
         waiting = set(names)
 
         def all_converged() -> bool:
-            waiting.difference_update([n for n in sorted(waiting) if t.converged(registry, n)])
+            waiting.difference_update([n for n in sorted(waiting) if kind.converged(registry, n)])
             return not waiting
 
         wait_for(
             all_converged,
-            max(90.0, tenants * 0.5),
+            converge_within or max(90.0, tenants * 0.5),
             "every tenant converges",
         )
         # and the job of the last worker killed has been run again too
@@ -240,8 +251,8 @@ def check(cluster: Cluster, tenants: int, kills: int) -> None:
     names = sorted(p.name for p in registry.iterdir())
     assert len(names) == tenants
     for name in names:
-        assert t.duplicates(registry, name) == [], f"{name}: created twice"
-        assert t.converged(registry, name), name
+        assert cluster.kind.duplicates(registry, name) == [], f"{name}: created twice"
+        assert cluster.kind.converged(registry, name), name
     assert len(cluster.killed) >= kills
     assert overlaps(cluster) == []
     runs = cluster.runs()

@@ -20,13 +20,15 @@ the v2 OpenAPI file):
 * A contact's ``LastChangedDateTimeOffset`` does not move when its address or contact
   persons change (the address has its own timestamp), as in PowerOffice GO.
 * 10 requests/second per subscription key on ``self.clock``; over it ``429`` with
-  ``Retry-After: 1``.
+  ``Retry-After: 1``.  ProblemDetails error bodies (``problem_case="camel"`` switches
+  their keys to camelCase, which real answers also use).
 * Several client companies (:meth:`PowerOfficeSandbox.add_client`): an integrator has one
   application key and one subscription key, and each client company that grants it
   access has its own client key and its own data.  A token is the client's whose key
   asked for it, and every call with that token sees and changes that client's data
-  only; the rate limit counts every call of the subscription key, whatever the client.  ProblemDetails error bodies (``problem_case="camel"`` switches
-  their keys to camelCase, which real answers also use).
+  only; the rate limit counts every call of the subscription key, whatever the client.
+  Each client numbers its own records (ids start over per client: an assumption, and
+  the harder case for a caller that would mix two clients' ids up).
 
 Default keys: application ``sandbox-application-key``, client ``sandbox-client-key``,
 subscription ``sandbox-subscription-key``.
