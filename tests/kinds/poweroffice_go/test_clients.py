@@ -118,3 +118,12 @@ def _token(http: httpx.Client, client_key: str) -> str:
     )
     assert answer.status_code == 200, answer.text
     return str(answer.json()["access_token"])
+
+
+def test_a_client_is_added_over_http(box: PowerOfficeSandbox, server: SandboxServer) -> None:
+    with httpx.Client(base_url=server.url) as http:
+        assert http.post("/_sandbox/clients", json={}).status_code == 400
+        added = http.post("/_sandbox/clients", json={"client_key": "a-third-company"})
+        assert added.status_code == 201
+        _token(http, "a-third-company")
+    assert box.records("Customers", "a-third-company") == {}

@@ -22,7 +22,8 @@ the v2 OpenAPI file):
 * 10 requests/second per subscription key on ``self.clock``; over it ``429`` with
   ``Retry-After: 1``.  ProblemDetails error bodies (``problem_case="camel"`` switches
   their keys to camelCase, which real answers also use).
-* Several client companies (:meth:`PowerOfficeSandbox.add_client`): an integrator has one
+* Several client companies (:meth:`PowerOfficeSandbox.add_client`, or
+  ``POST /_sandbox/clients {"client_key": ...}``): an integrator has one
   application key and one subscription key, and each client company that grants it
   access has its own client key and its own data.  A token is the client's whose key
   asked for it, and every call with that token sees and changes that client's data
@@ -931,6 +932,7 @@ class PowerOfficeSandbox(Sandbox):
                 )
             )
         return [
+            Route(f"{ADMIN_PREFIX}/clients", self._clients_endpoint, methods=["POST"]),
             Route("/OAuth/Token", self._token_endpoint, methods=["POST"]),
             Route("/Demo/OAuth/Token", self._token_endpoint, methods=["POST"]),
             Mount("/v2", routes=api),
@@ -1013,6 +1015,18 @@ class PowerOfficeSandbox(Sandbox):
                 self._acting.reset(acting)
 
         return endpoint
+
+    async def _clients_endpoint(self, request: Request) -> Response:
+        """``POST /_sandbox/clients {"client_key": ...}``: :meth:`add_client`."""
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            body = None
+        key = body.get("client_key") if isinstance(body, dict) else None
+        if not isinstance(key, str) or not key.strip():
+            return self._answer(400, {"title": "give the new client's key as client_key"})
+        self.add_client(key.strip())
+        return self._answer(201, {"added": True})
 
     async def _token_endpoint(self, request: Request) -> Response:
         self.requests += 1
