@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -136,9 +137,12 @@ class PowerOfficeTenants:
             return [dict(r) for r in self.box.records(CUSTOMERS, self.client_keys[name]).values()]
 
     def duplicates(self, registry: Path, name: str) -> list[str]:
-        """Org numbers, or external references, that more than one customer carries."""
+        """Org numbers, or external references, that more than one customer carries; org
+        numbers that more than one CRM company carries."""
         customers = self.customers(name)
-        found = []
+        with sqlite3.connect(t.crm_file(registry, name)) as db:
+            orgs = Counter(org for (org,) in db.execute("SELECT org FROM company"))
+        found = [f"CRM org {org}" for org, n in sorted(orgs.items()) if n > 1]
         for key in ("OrganizationNumber", "ExternalImportReference"):
             counts = Counter(c[key] for c in customers if c[key])
             found += [f"{key} {value}" for value, n in sorted(counts.items()) if n > 1]
