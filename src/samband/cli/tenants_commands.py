@@ -97,7 +97,10 @@ def list_tenants(tenants_dir: TenantsDirOption = None, as_json: JsonOption = Fal
 
 @tenants_app.command("add")
 def add_tenant(
-    name: Annotated[str, typer.Argument(help="The tenant's name: letters and digits, words joined by one - or _.")],
+    name: Annotated[
+        str,
+        typer.Argument(help="The tenant's name: letters and digits, words joined by one - or _."),
+    ],
     config: Annotated[Path, typer.Option("--config", help="The tenant's config file, copied in.")],
     every: Annotated[
         str | None,
