@@ -33,6 +33,8 @@ class Cluster:
     env: dict[str, str]
     logs: Path
     concurrency: int = 1
+    #: more options of `samband worker` (e.g. its turn)
+    args: list[str] = field(default_factory=list)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     #: pid → when it was killed (the database's clock: the run log's is the same)
     killed: dict[int, datetime] = field(default_factory=dict)
@@ -52,6 +54,7 @@ class Cluster:
                 "--concurrency",
                 str(self.concurrency),
                 *WORKER_ARGS,
+                *self.args,
             ],
             # a worker that hangs shows where (SIGABRT: the failure path of run_cluster)
             env={**self.env, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONFAULTHANDLER": "1"},
