@@ -16,6 +16,7 @@ from procrastinate import App
 from procrastinate.jobs import Status
 from procrastinate.testing import InMemoryConnector
 
+from samband.queue import jobs
 from samband.queue.connect import conninfo, ensure_schema
 from samband.queue.jobs import Turn
 from samband.queue.runlog import MemoryRunLog
@@ -165,6 +166,25 @@ def test_a_run_that_yields_is_no_failure_and_goes_on_behind_the_others(
         "big",
         "small",
     ]
+
+
+def test_a_tenants_own_turn_overrides_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = _tenants(tmp_path, monkeypatch, "big", records=1200)
+    (registry / "big" / "tenant.yaml").write_text("every: 1h\nturn: 1ms\n")
+    app = build_app(InMemoryConnector())
+    runs = MemoryRunLog()
+
+    async def scenario() -> None:
+        async with app.open_async():
+            await defer_scheduled(app, "big")
+            await _work(app, registry, runs)  # the worker's turn: no limit
+
+    asyncio.run(scenario())
+    assert [r["status"] for r in runs.rows] == ["yielded", "yielded", "ok"]
+    (registry / "big" / "tenant.yaml").write_text("turn: soon\n")
+    assert jobs.run_job(registry, "big").status == "failed"
 
 
 @pytest.mark.parametrize("kind", ["targeted", "resync"])

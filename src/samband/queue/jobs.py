@@ -88,6 +88,9 @@ def _run(
     from samband.engine.run import Engine
 
     environ = tenant.environ()
+    own = tenant.turn()  # tenant.yaml's `turn`, over the worker's
+    if own is not None:
+        turn = Turn(own or None, turn.chunks)
     config = load_valid(tenant.config_path).config
     keys = {flow.key for flow in config.dataflows}
     unknown = [name for name in dataflows if name not in keys]

@@ -68,8 +68,10 @@ def describe(tenant: Tenant) -> dict[str, Any]:
     secrets = _secrets(tenant)
     problems: list[str] = []
     every = None
+    turn = None
     try:
         every = tenant.every()
+        turn = tenant.turn()
     except SambandError as exc:
         problems.append(str(exc))
     try:
@@ -82,6 +84,7 @@ def describe(tenant: Tenant) -> dict[str, Any]:
         "name": tenant.name,
         "every": format_seconds(every) if every is not None else None,
         "every_seconds": every,
+        "turn": format_seconds(turn) if turn else None,  # its own; else the worker's
         "valid": not problems,
         "problems": [_mask(text, secrets) for text in problems],
         "warnings": warnings,
