@@ -272,3 +272,35 @@ def test_a_dead_workers_job_is_queued_again_unless_the_same_waits(
         ("beta", Status.TODO.value, 1),
         ("acme", Status.TODO.value, 0),
     ]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("kind", ["targeted", "resync"])
+def test_a_push_does_not_wait_for_the_scheduled_run_due_later(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """On PostgreSQL a lock's jobs are taken in the order queued, also behind one not due
+    yet: the scheduled run due in an hour must not hold the push back that long."""
+    from samband.queue.connect import connector
+
+    registry = _tenants(tmp_path, monkeypatch, "acme", every="1h")
+    ensure_schema(postgres_url)
+    app = build_app(connector(postgres_url, min_size=1, max_size=2))
+    runs = MemoryRunLog()
+
+    async def scenario() -> list[Any]:
+        async with app.open_async():
+            assert await defer_scheduled(app, "acme", after=3600)
+            (due,) = [j.scheduled_at for j in await app.job_manager.list_jobs_async()]
+            if kind == "targeted":
+                await defer_targeted(app, "acme", ["companies"])
+            else:
+                await defer_resync(app, "acme", ["crm.Company"])
+            await _work(app, registry, runs)
+            waiting = await app.job_manager.list_jobs_async(status="todo")
+            return [due, [(j.task_name, j.scheduled_at) for j in waiting]]
+
+    due, waiting = asyncio.run(scenario())
+    assert [(r["task"], r["status"]) for r in runs.rows] == [(kind, "ok")]
+    assert waiting == [(SCHEDULED, due)]  # still due in an hour, once
+    assert t.converged(registry, "acme")

@@ -17,11 +17,13 @@ left: a resync's types are not read from the start again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +199,7 @@ async def defer_targeted(app: App, tenant: str, dataflows: list[str], after: flo
         await task.defer_async(tenant=tenant, dataflows=list[Any](dataflows))
     except AlreadyEnqueued:
         return False
+    await _scheduled_behind(app, tenant)
     return True
 
 
@@ -205,4 +208,28 @@ async def defer_resync(app: App, tenant: str, types: list[str], after: float = 0
         RESYNC, lock=tenant_lock(tenant), schedule_in={"seconds": int(after)} if after else None
     )
     await task.defer_async(tenant=tenant, types=list[Any](types))
+    await _scheduled_behind(app, tenant)
     return True
+
+
+async def _scheduled_behind(app: App, tenant: str) -> None:
+    """On PostgreSQL procrastinate takes the jobs of one lock in the order they were
+    queued, also behind one not due yet: the tenant's scheduled run, due in ``every``,
+    would hold a push or a resync back until then.  It is queued again, behind them,
+    due when it was; no worker can take it meanwhile (it is not due)."""
+    manager = app.job_manager
+    now = datetime.now(UTC)
+    for job in await manager.list_jobs_async(queueing_lock=f"scheduled:{tenant}", status="todo"):
+        due = job.scheduled_at
+        if job.id is None or due is None or due <= now:
+            continue  # due: it is the tenant's next job in any case
+        if await manager.cancel_job_by_id_async(job.id, delete_job=True):
+            task = app.configure_task(
+                SCHEDULED,
+                lock=tenant_lock(tenant),
+                queueing_lock=f"scheduled:{tenant}",
+                schedule_at=due,
+            )
+            # AlreadyEnqueued: a worker's look for tenants without one queued it meanwhile
+            with contextlib.suppress(AlreadyEnqueued):
+                await task.defer_async(tenant=tenant)
