@@ -6,9 +6,14 @@ waiting jobs; nothing a tenant keeps secret, and everything escaped."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from samband.queue.connect import connector
@@ -17,7 +22,7 @@ from samband.queue.tasks import build_app
 from samband.service import Service, create_app
 from tests.support import tenants as t
 from tests.support.cluster import run_due_jobs
-from tests.support.service import TestClient
+from tests.support.service import TestClient, free_port
 from tests.support.service import world as _world
 
 SECRET = "s3cr3t-crm-key-42"
@@ -117,3 +122,45 @@ def test_without_a_registry_there_is_no_tenants_page(tmp_path: Path) -> None:
         api = client.get("/api/tenants")
     assert page.status_code == 404 and "--tenants-dir DIR" in page.text
     assert api.status_code == 404 and "--tenants-dir DIR" in api.json()["error"]
+
+
+def test_samband_serve_takes_the_registry_and_the_queue_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`samband serve` with $SAMBAND_TENANTS and $SAMBAND_QUEUE (the options' fallbacks):
+    the page lists the tenants and says why the queue cannot be read, its password
+    masked in the log and on the page."""
+    registry = _registry(tmp_path, monkeypatch)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "SAMBAND_TENANTS": str(registry),
+        "SAMBAND_QUEUE": "postgresql://samband:Pa55-queue-word@127.0.0.1:1/samband",
+    }
+    command = [sys.executable, "-m", "samband.cli", "serve", "-c", str(_world(tmp_path))]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        assert "serving" in process.stdout.readline()  # printed once it listens
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            api = client.get("/api/tenants").json()
+            html = client.get("/tenants").text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        stderr = process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert api["registry"] == str(registry)
+    assert [tenant["name"] for tenant in api["tenants"]] == ["acme", "broken"]
+    assert "cannot be read" in api["queue_error"]
+    assert 'href="/tenants"' in html
+    assert "Pa55-queue-word" not in html + str(api) + stderr
+    assert "Traceback" not in stderr
