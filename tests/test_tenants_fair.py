@@ -20,7 +20,7 @@ from tests.support.cluster import Cluster, overlaps, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("cluster")]
 
-BIG = 3000  # six chunks of 500
+BIG = 2500  # five chunks of 500
 
 
 def _queue_everyone(queue: str, registry: Path) -> list[str]:
