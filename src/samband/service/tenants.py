@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,8 @@ def tenants_overview(
 
 def describe(tenant: Tenant) -> dict[str, Any]:
     """A tenant as the registry has it: its interval, and its config's problems."""
-    secrets = _secrets(tenant)
+    secrets_by_name = _environ(tenant)
+    secrets = [value for value in secrets_by_name.values() if value]
     problems: list[str] = []
     every = None
     turn = None
@@ -78,8 +80,10 @@ def describe(tenant: Tenant) -> dict[str, Any]:
         tenant.environ()
     except SambandError as exc:  # its .env: the line is said, never the value
         problems.append(str(exc))
-    errors, warnings = _validated(tenant.config_path)
+    errors, warned = _validated(tenant.config_path)
     problems.extend(errors)
+    # a ${VAR} the process does not set is no warning when the tenant's environment does
+    warnings = sum(1 for name in warned if name is None or name not in secrets_by_name)
     return {
         "name": tenant.name,
         "every": format_seconds(every) if every is not None else None,
@@ -91,29 +95,42 @@ def describe(tenant: Tenant) -> dict[str, Any]:
     }
 
 
-def _validated(path: Path) -> tuple[list[str], int]:
+def _validated(path: Path) -> tuple[list[str], tuple[str | None, ...]]:
     try:
         stat = path.stat()
     except OSError as exc:
-        return [f"{path}: {exc.strerror or exc}"], 0
+        return [f"{path}: {exc.strerror or exc}"], ()
     return _validate(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=4096)
-def _validate(path: str, mtime_ns: int, size: int) -> tuple[list[str], int]:
-    """The config's errors (``FILE:LINE:COLUMN: …``) and how many warnings; kept until
-    the file changes, so a page of a thousand tenants does not validate a thousand
-    configs each time it is shown."""
+def _validate(path: str, mtime_ns: int, size: int) -> tuple[list[str], tuple[str | None, ...]]:
+    """The config's errors (``FILE:LINE:COLUMN: …``) and its warnings (the variable an
+    unset-``${VAR}`` warning names, else None); kept until the file changes, so a page of
+    a thousand tenants does not validate a thousand configs each time it is shown."""
     problems = validate_file(path)
     errors = [str(p) for p in problems if p.severity == "error"]
-    return errors, len(problems) - len(errors)
+    warned = tuple(
+        match[1] if (match := _UNSET.fullmatch(p.message)) else None
+        for p in problems
+        if p.severity != "error"
+    )
+    return errors, warned
+
+
+# validation looks ${VAR} up in the process's environment, not in the tenant's
+_UNSET = re.compile(r"the environment variable (\w+) is not set")
+
+
+def _environ(tenant: Tenant) -> dict[str, str]:
+    try:
+        return dict(tenant.environ())
+    except SambandError:
+        return {}
 
 
 def _secrets(tenant: Tenant) -> list[str]:
-    try:
-        return [value for value in tenant.environ().values() if value]
-    except SambandError:
-        return []
+    return [value for value in _environ(tenant).values() if value]
 
 
 def _mask(text: str, secrets: Iterable[str]) -> str:
