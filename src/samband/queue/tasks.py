@@ -5,23 +5,32 @@ order they were queued.  A scheduled run has the queueing lock ``scheduled:NAME`
 one waits per tenant), and so has a pushed run (``targeted:NAME:DATAFLOWS``): a second
 push of the same dataflows while one waits adds nothing, the waiting run covers it.  A
 scheduled run queues the tenant's next one when it ends, ``every`` later (see
-:mod:`samband.tenants.registry`)."""
+:mod:`samband.tenants.registry`).
+
+A job's run has a turn (:class:`~samband.queue.jobs.Turn`): a run that uses it up yields
+between two chunks, keeping what it committed, and the tenant's scheduled run is queued at
+once — behind every job queued before it (procrastinate takes jobs by priority, then in
+the order they were queued), so a huge initial load takes turns with the other tenants.
+That run covers every dataflow, so it also goes on with what a pushed run or a resync
+left: a resync's types are not read from the start again."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from procrastinate import App, JobContext
 from procrastinate.exceptions import AlreadyEnqueued
 
-from samband.queue.jobs import Outcome, run_job
+from samband.queue.jobs import Outcome, Turn, run_job
 from samband.queue.runlog import RunLog
 from samband.tenants import Registry, TenantError
 
@@ -43,6 +52,7 @@ class Settings:
 
     registry: Path
     runs: RunLog
+    turn: Turn = field(default_factory=Turn)
 
 
 class JobFailed(Exception):
@@ -63,13 +73,16 @@ def build_app(connector: Any) -> App:
 
 
 async def _scheduled_run(context: JobContext, tenant: str) -> dict[str, Any]:
-    refused = False
+    status = None
     try:
         done = await _job(context, tenant, "scheduled")
-        refused = done["status"] == "locked"
+        status = done["status"]
         return done
     finally:
-        await _schedule_next(context, tenant, LOCKED_RETRY if refused else None)
+        if status == "yielded":
+            await defer_continuation(context.app, tenant)
+        else:
+            await _schedule_next(context, tenant, LOCKED_RETRY if status == "locked" else None)
 
 
 async def _targeted_run(
@@ -78,6 +91,8 @@ async def _targeted_run(
     done = await _job(context, tenant, "targeted", dataflows=dataflows or [])
     if done["status"] == "locked":
         await defer_targeted(context.app, tenant, dataflows or [], after=LOCKED_RETRY)
+    elif done["status"] == "yielded":
+        await defer_continuation(context.app, tenant)
     return done
 
 
@@ -85,6 +100,8 @@ async def _resync(context: JobContext, tenant: str, types: list[str]) -> dict[st
     done = await _job(context, tenant, "resync", resync=types)
     if done["status"] == "locked":
         await defer_resync(context.app, tenant, types, after=LOCKED_RETRY)
+    elif done["status"] == "yielded":
+        await defer_continuation(context.app, tenant)
     return done
 
 
@@ -111,6 +128,7 @@ async def _job(
             # aborted (`procrastinate` cancel, a shutdown past its grace time): the run
             # ends after its current chunk, keeping what it committed
             should_stop=lambda: context.should_abort(),
+            turn=settings.turn,
         )
     except Exception as exc:  # a defect: recorded with its reason, the worker goes on
         outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
@@ -119,6 +137,8 @@ async def _job(
         await settings.runs.finish(row, outcome.status, outcome.message or None)
     if outcome.status == "locked":
         log.warning("tenant %s: %s; queued again in %d s", tenant, outcome.message, LOCKED_RETRY)
+    elif outcome.yielded:
+        log.info("tenant %s: %s; its next run is queued behind the others", tenant, outcome.message)
     elif outcome.status == "gone":
         log.warning("%s", outcome.message)
     elif outcome.failed:
@@ -152,6 +172,21 @@ async def defer_scheduled(app: App, tenant: str, after: float = 0) -> bool:
     return True
 
 
+async def defer_continuation(app: App, tenant: str) -> None:
+    """Queue tenant's scheduled run now, at the back of the queue: the run of a job that
+    yielded goes on.  A scheduled run waiting to be due later (``every``) is replaced by
+    it; none can be taken meanwhile, since this job of the tenant holds its lock."""
+    if await defer_scheduled(app, tenant):
+        return
+    manager = app.job_manager
+    for job in await manager.list_jobs_async(queueing_lock=f"scheduled:{tenant}", status="todo"):
+        if job.id is not None:
+            await manager.cancel_job_by_id_async(job.id, delete_job=True)
+    # False: a worker's look for tenants without a scheduled run queued one meanwhile,
+    # due now and at the back as well
+    await defer_scheduled(app, tenant)
+
+
 async def defer_targeted(app: App, tenant: str, dataflows: list[str], after: float = 0) -> bool:
     """Queue a pushed run of ``tenant``; False when one waits already (it covers this)."""
     task = app.configure_task(
@@ -164,6 +199,7 @@ async def defer_targeted(app: App, tenant: str, dataflows: list[str], after: flo
         await task.defer_async(tenant=tenant, dataflows=list[Any](dataflows))
     except AlreadyEnqueued:
         return False
+    await _scheduled_behind(app, tenant)
     return True
 
 
@@ -172,4 +208,28 @@ async def defer_resync(app: App, tenant: str, types: list[str], after: float = 0
         RESYNC, lock=tenant_lock(tenant), schedule_in={"seconds": int(after)} if after else None
     )
     await task.defer_async(tenant=tenant, types=list[Any](types))
+    await _scheduled_behind(app, tenant)
     return True
+
+
+async def _scheduled_behind(app: App, tenant: str) -> None:
+    """On PostgreSQL procrastinate takes the jobs of one lock in the order they were
+    queued, also behind one not due yet: the tenant's scheduled run, due in ``every``,
+    would hold a push or a resync back until then.  It is queued again, behind them,
+    due when it was; no worker can take it meanwhile (it is not due)."""
+    manager = app.job_manager
+    now = datetime.now(UTC)
+    for job in await manager.list_jobs_async(queueing_lock=f"scheduled:{tenant}", status="todo"):
+        due = job.scheduled_at
+        if job.id is None or due is None or due <= now:
+            continue  # due: it is the tenant's next job in any case
+        if await manager.cancel_job_by_id_async(job.id, delete_job=True):
+            task = app.configure_task(
+                SCHEDULED,
+                lock=tenant_lock(tenant),
+                queueing_lock=f"scheduled:{tenant}",
+                schedule_at=due,
+            )
+            # AlreadyEnqueued: a worker's look for tenants without one queued it meanwhile
+            with contextlib.suppress(AlreadyEnqueued):
+                await task.defer_async(tenant=tenant)

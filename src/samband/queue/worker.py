@@ -18,13 +18,14 @@ import contextlib
 import faulthandler
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from procrastinate import App, exceptions
 from procrastinate.jobs import Status
 
 from samband.queue.connect import connector, ensure_schema
+from samband.queue.jobs import Turn
 from samband.queue.runlog import PostgresRunLog
 from samband.queue.tasks import (
     SCHEDULED,
@@ -47,6 +48,8 @@ class WorkerOptions:
     stalled_after: float = 30.0  # a worker silent this long is dead: its jobs are taken back
     schedule: bool = True  # queue scheduled runs for tenants that have none
     schedule_every: float = 30.0  # seconds between two looks for such tenants
+    # how long one job's run may hold this worker
+    turn: Turn = field(default_factory=lambda: Turn(seconds=60.0))
 
 
 class _NoTraceback(logging.Filter):
@@ -74,7 +77,7 @@ def run_worker(options: WorkerOptions) -> None:
 async def _run(options: WorkerOptions) -> None:
     logging.getLogger("procrastinate.worker").addFilter(_NoTraceback())
     app = open_app(options.queue_url, max_size=options.concurrency + 4)
-    settings = Settings(registry=options.registry, runs=PostgresRunLog(app))
+    settings = Settings(registry=options.registry, runs=PostgresRunLog(app), turn=options.turn)
     async with app.open_async():
         loops = [asyncio.create_task(_take_back_stalled(app, options))]
         if options.schedule:

@@ -4,7 +4,8 @@
 
     tenants/
       ACME/samband.yaml      the tenant's config (its systems, dataflows and store)
-      ACME/tenant.yaml       optional: ``every: 5m`` (its scheduled runs' interval)
+      ACME/tenant.yaml       optional: ``every: 5m`` (its scheduled runs' interval),
+                             ``turn: 2m`` (how long one of its runs may hold a worker)
       ACME/.env              optional: VAR=value lines, the tenant's own environment
 
 A tenant's ``${VAR}`` is resolved from its own environment only: the variables
@@ -85,15 +86,25 @@ class Tenant:
 
     def every(self) -> float:
         """Seconds between the tenant's scheduled runs (``tenant.yaml``'s ``every``)."""
+        every = self._interval("every")
+        return DEFAULT_EVERY if every is None else every
+
+    def turn(self) -> float | None:
+        """``tenant.yaml``'s ``turn``: how long one run of the tenant may hold a worker
+        before it yields (None: the worker's ``--turn``)."""
+        return self._interval("turn")
+
+    def _interval(self, key: str) -> float | None:
         path = self.directory / SETTINGS_NAME
         if not path.is_file():
-            return DEFAULT_EVERY
+            return None
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            return parse_interval(str(data.get("every", "5m")))
+            value = data.get(key)
+            return None if value is None else parse_interval(str(value))
         except (yaml.YAMLError, ValueError, AttributeError) as exc:
             raise TenantError(
-                f"{path}: {exc}; write e.g. `every: 5m` (seconds s, minutes m, hours h)"
+                f"{path}: {exc}; write e.g. `{key}: 5m` (seconds s, minutes m, hours h)"
             ) from None
 
 
