@@ -9,18 +9,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from procrastinate import App
 from procrastinate.testing import InMemoryConnector
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
+from samband.queue.connect import conninfo, ensure_schema
 from samband.queue.tasks import TARGETED, build_app, defer_targeted
+from samband.service import Service, create_app
 from samband.service.push import PushMetrics
 from samband.service.tenant_hooks import TenantHooks
 from samband.tenants import Registry
 from tests.service.test_push import rest_request
-from tests.support.service import TestClient
+from tests.support.cluster import run_due_jobs
+from tests.support.service import TestClient, world
 
 CONFIG = """\
 store: sqlite:///state.db
@@ -156,3 +160,40 @@ def test_a_rotated_secret_is_used_from_the_next_request(
     assert client.post("/tenants/acme/hooks/crm", content=body, headers=headers).status_code == 401
     body, headers = rest_request(_event(3), secret="rotated-secret-0123456789abcdef")
     assert client.post("/tenants/acme/hooks/crm", content=body, headers=headers).status_code == 200
+
+
+@pytest.mark.postgres
+def test_samband_serve_queues_a_tenants_push_a_worker_then_runs(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    registry = tmp_path / "tenants"
+    (registry / "acme").mkdir(parents=True)
+    (registry / "acme" / "samband.yaml").write_text(CONFIG.replace("{name}", "acme"))
+    (registry / "acme" / ".env").write_text(
+        f"CRM_TOKEN=token\nCRM_WEBHOOK_SECRET={SECRETS['acme']}\n"
+    )
+    ensure_schema(postgres_url)
+    service = Service(world(tmp_path), every=3600, tenants_dir=registry, queue_url=postgres_url)
+    # served as `samband serve` serves it: a webhook names the public host, not a loopback one
+    app = create_app(service, manage_service=False, loopback_hosts=True)
+    with TestClient(app, base_url="https://sync.example.com") as client:
+        assert client.get("/tenants").status_code == 421
+        body, headers = rest_request(_event(1), secret=SECRETS["acme"])
+        answer = client.post("/tenants/acme/hooks/crm", content=body, headers=headers)
+        assert (answer.status_code, answer.json()) == (200, {"accepted": True})
+    with psycopg.connect(conninfo(postgres_url)) as conn:
+        jobs = conn.execute(
+            "SELECT task_name, args, lock, status FROM procrastinate_jobs"
+        ).fetchall()
+    assert jobs == [
+        (
+            TARGETED,
+            {"tenant": "acme", "dataflows": ["crm.Customer->pms.Org"]},
+            "tenant:acme",
+            "todo",
+        )
+    ]
+    run_due_jobs(postgres_url, registry)
+    with psycopg.connect(conninfo(postgres_url)) as conn:
+        tasks = conn.execute("SELECT tenant, task FROM samband_tenant_runs").fetchall()
+    assert ("acme", "targeted") in tasks

@@ -30,7 +30,9 @@ from samband.service.metrics import Metrics
 from samband.service.notify import Event, Notifier
 from samband.service.push import Listeners, PushMetrics, Receivers
 from samband.service.scheduler import NOT_FAILED, RunOutcome, Scheduler
+from samband.service.tenant_hooks import QueueDefer, TenantHooks
 from samband.store._database import db_message
+from samband.tenants import Registry
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,15 @@ class Service:
         self.push_metrics = PushMetrics(self.metrics.registry)
         self.receivers = Receivers(self.config, self.environ, self.pushed, self.push_metrics)
         self.listeners = Listeners(self.config, self.environ, self.pushed, self.push_metrics)
+        #: with a registry and a queue: the tenants' webhooks queue their pushed runs
+        self.tenant_hooks: TenantHooks | None = None
+        if self.tenants_dir is not None and queue_url is not None:
+            self.tenant_hooks = TenantHooks(
+                Registry(self.tenants_dir),
+                QueueDefer(queue_url),
+                self.push_metrics,
+                process_environ=self.environ,
+            )
         self.pushes = 0  # pushed changes that asked for a run
         self.push_gap = push_gap
         self._push_lock = threading.Lock()

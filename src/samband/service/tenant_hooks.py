@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio import from_thread
 from starlette.concurrency import run_in_threadpool
@@ -33,10 +33,45 @@ from samband.errors import SambandError
 from samband.service.push import PushMetrics, Receivers
 from samband.tenants import Registry
 
+if TYPE_CHECKING:
+    from procrastinate import App
+
 log = logging.getLogger(__name__)
 
 #: queues a targeted run: (tenant, dataflow keys) → whether a new job was queued
 Defer = Callable[[str, list[str]], Coroutine[Any, Any, bool]]
+
+
+class QueueDefer:
+    """Queues tenants' pushed runs on the queue at ``url``; the connection is opened at
+    the first push (a queue down when the service starts delays nothing else)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._app: App | None = None
+
+    async def __call__(self, tenant: str, flows: list[str]) -> bool:
+        from samband.queue.tasks import defer_targeted
+
+        return await defer_targeted(await self._opened(), tenant, flows)
+
+    async def _opened(self) -> App:
+        from samband.queue.connect import connector
+        from samband.queue.tasks import build_app
+
+        if self._app is None:
+            app = build_app(connector(self.url, min_size=1, max_size=2))
+            await app.open_async()
+            if self._app is None:
+                self._app = app
+            else:  # another push opened it meanwhile
+                await app.close_async()
+        return self._app
+
+    async def close(self) -> None:
+        if self._app is not None:
+            app, self._app = self._app, None
+            await app.close_async()
 
 
 class QueueUnavailable(Exception):
@@ -73,6 +108,11 @@ class TenantHooks:
         self.process_environ = os.environ if process_environ is None else process_environ
         self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
+
+    async def close(self) -> None:
+        close = getattr(self.defer, "close", None)
+        if close is not None:
+            await close()
 
     def routes(self) -> list[Route]:
         return [Route("/tenants/{tenant}/hooks/{system}", self.endpoint, methods=["POST"])]

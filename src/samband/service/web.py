@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -93,11 +94,13 @@ class LoopbackHostsOnly:
     webhook receivers are exempt: each request is signed, and a proxy passes them on
     under the public name."""
 
-    def __init__(self, app: ASGIApp, exempt: tuple[str, ...] = ("/hooks/",)) -> None:
-        self.app, self.exempt = app, exempt
+    exempt = re.compile(r"/hooks/|/tenants/[^/]+/hooks/")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not str(scope["path"]).startswith(self.exempt):
+        if scope["type"] == "http" and not self.exempt.match(str(scope["path"])):
             host = host_name(Headers(scope=scope).get("host", ""))
             if not is_loopback(host):
                 refusal = PlainTextResponse(
@@ -488,6 +491,8 @@ def create_app(
 
     # the webhook receivers: no session or CSRF token, each request signed by its system
     routes += service.receivers.routes()
+    if service.tenant_hooks is not None:
+        routes += service.tenant_hooks.routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -498,6 +503,8 @@ def create_app(
         finally:
             if manage_service:
                 await run_in_threadpool(service.stop)
+            if service.tenant_hooks is not None:
+                await service.tenant_hooks.close()
 
     middleware = [
         Middleware(RequestLog),
