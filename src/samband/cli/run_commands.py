@@ -354,8 +354,16 @@ def worker(
         str,
         typer.Option(
             "--dead-after",
-            help="With --queue: a worker silent this long is dead and its jobs are run "
-            "again (e.g. 30s).",
+            help="With --queue: a worker silent this long whose connections to the queue "
+            "are gone is dead, and its jobs are run again (e.g. 30s).",
+        ),
+    ] = "30s",
+    grace: Annotated[
+        str,
+        typer.Option(
+            "--grace",
+            help="With --queue: on SIGTERM or Ctrl-C, how long the running jobs have to "
+            "end; past it their runs stop after the current chunk and are queued again.",
         ),
     ] = "30s",
 ) -> None:
@@ -366,18 +374,27 @@ def worker(
     if queue is None:
         _repeat(config or found_config(), every, as_json, lease_wait, shared=True)
         return
-    _queue_worker(queue, concurrency, tenants_dir, heartbeat, dead_after)
+    _queue_worker(queue, concurrency, tenants_dir, heartbeat, dead_after, grace)
 
 
 def _queue_worker(
-    queue: str, concurrency: int, tenants_dir: Path | None, heartbeat: str, dead_after: str
+    queue: str,
+    concurrency: int,
+    tenants_dir: Path | None,
+    heartbeat: str,
+    dead_after: str,
+    grace: str,
 ) -> None:
     from samband.durations import parse_interval
     from samband.queue.worker import WorkerOptions, run_worker
     from samband.tenants import registry_dir
 
     times = {}
-    for option, value in (("--heartbeat", heartbeat), ("--dead-after", dead_after)):
+    for option, value in (
+        ("--heartbeat", heartbeat),
+        ("--dead-after", dead_after),
+        ("--grace", grace),
+    ):
         try:
             times[option] = parse_interval(value)
         except ValueError as exc:
@@ -394,6 +411,7 @@ def _queue_worker(
         concurrency=concurrency,
         heartbeat=times["--heartbeat"],
         stalled_after=times["--dead-after"],
+        grace=times["--grace"],
     )
     err.print(f"{timestamp()} worker: taking jobs of the tenants in {options.registry}")
     try:

@@ -5,7 +5,13 @@ order they were queued.  A scheduled run has the queueing lock ``scheduled:NAME`
 one waits per tenant), and so has a pushed run (``targeted:NAME:DATAFLOWS``): a second
 push of the same dataflows while one waits adds nothing, the waiting run covers it.  A
 scheduled run queues the tenant's next one when it ends, ``every`` later (see
-:mod:`samband.tenants.registry`)."""
+:mod:`samband.tenants.registry`).
+
+On PostgreSQL a job runs only inside its tenant's fence (:mod:`.fence`): the advisory lock
+``samband-tenant:QUEUE:NAME`` held by this worker for the whole job.  A job whose tenant is
+fenced by another process (a worker counted dead that still runs) records nothing and is
+queued again later; the run is recorded in the run log only once the fence is held.  The
+run stops after its chunk if the fence's connection is lost."""
 
 from __future__ import annotations
 
@@ -20,7 +26,9 @@ from typing import Any
 
 from procrastinate import App, JobContext
 from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.job_context import AbortReason
 
+from samband.queue.fence import Fence, Fences
 from samband.queue.jobs import Outcome, run_job
 from samband.queue.runlog import RunLog
 from samband.tenants import Registry, TenantError
@@ -30,7 +38,7 @@ log = logging.getLogger(__name__)
 SCHEDULED = "samband.scheduled_run"
 TARGETED = "samband.targeted_run"
 RESYNC = "samband.resync"
-LOCKED_RETRY = 15  # seconds before a job refused by the tenant's run lease is tried again
+LOCKED_RETRY = 15  # seconds before a job refused (its tenant run elsewhere) is tried again
 
 
 def tenant_lock(name: str) -> str:
@@ -43,6 +51,8 @@ class Settings:
 
     registry: Path
     runs: RunLog
+    #: the tenants' fences in the queue's database; None: none (the in-memory queue)
+    fences: Fences | None = None
 
 
 class JobFailed(Exception):
@@ -57,32 +67,48 @@ def build_app(connector: Any) -> App:
     return app
 
 
-# A job refused by the tenant's run lease (another process runs the tenant) ends, and a
-# new job of the same kind is queued LOCKED_RETRY later: not procrastinate's retry, which
-# would put this job back in the queue beside the one its queueing lock lets wait.
+# A job refused (another process runs the tenant: its fence or its run lease is held) ends,
+# and a new job of the same kind is queued LOCKED_RETRY later: not procrastinate's retry,
+# which would put this job back in the queue beside the one its queueing lock lets wait.
+# A job cut by the worker's shutdown (past its --grace) is queued again at once: nothing of
+# it is lost, its run kept what it committed.
 
 
 async def _scheduled_run(context: JobContext, tenant: str) -> dict[str, Any]:
-    refused = False
+    after: float | None = None
     try:
         done = await _job(context, tenant, "scheduled")
-        refused = done["status"] == "locked"
+        after = LOCKED_RETRY if done["status"] == "locked" else None
         return done
+    except asyncio.CancelledError:
+        if _cut_by_shutdown(context):
+            after = 0  # the next run goes on from what this one committed
+        raise
     finally:
-        await _schedule_next(context, tenant, LOCKED_RETRY if refused else None)
+        await _schedule_next(context, tenant, after)
 
 
 async def _targeted_run(
     context: JobContext, tenant: str, dataflows: list[str] | None = None
 ) -> dict[str, Any]:
-    done = await _job(context, tenant, "targeted", dataflows=dataflows or [])
+    try:
+        done = await _job(context, tenant, "targeted", dataflows=dataflows or [])
+    except asyncio.CancelledError:
+        if _cut_by_shutdown(context):
+            await defer_targeted(context.app, tenant, dataflows or [])
+        raise
     if done["status"] == "locked":
         await defer_targeted(context.app, tenant, dataflows or [], after=LOCKED_RETRY)
     return done
 
 
 async def _resync(context: JobContext, tenant: str, types: list[str]) -> dict[str, Any]:
-    done = await _job(context, tenant, "resync", resync=types)
+    try:
+        done = await _job(context, tenant, "resync", resync=types)
+    except asyncio.CancelledError:
+        if _cut_by_shutdown(context):
+            await defer_resync(context.app, tenant, types)
+        raise
     if done["status"] == "locked":
         await defer_resync(context.app, tenant, types, after=LOCKED_RETRY)
     return done
@@ -97,21 +123,58 @@ async def _job(
     resync: Iterable[str] = (),
 ) -> dict[str, Any]:
     settings: Settings = context.additional_context["samband"]
+    fence = None
+    if settings.fences is not None:
+        fence = await settings.fences.take(settings.fences.tenant(tenant), f"tenant {tenant}")
+        if fence is None:
+            # a worker counted dead that still runs this tenant (late, frozen): nothing of
+            # this job is recorded as begun, it is tried again later
+            log.warning(
+                "tenant %s: another worker still runs it; queued again in %d s",
+                tenant,
+                LOCKED_RETRY,
+            )
+            return {"status": "locked"}
+    try:
+        return await _fenced_job(context, settings, tenant, task, fence, dataflows, resync)
+    finally:
+        if fence is not None:
+            await fence.release()
+
+
+async def _fenced_job(
+    context: JobContext,
+    settings: Settings,
+    tenant: str,
+    task: str,
+    fence: Fence | None,
+    dataflows: Iterable[str],
+    resync: Iterable[str],
+) -> dict[str, Any]:
     row = await settings.runs.begin(
         tenant, context.job.id, task, f"{socket.gethostname()}:{os.getpid()}"
     )
     outcome = Outcome("failed", "the job ended without an outcome")
-    try:
-        outcome = await asyncio.to_thread(
+    work = asyncio.ensure_future(
+        asyncio.to_thread(
             run_job,
             settings.registry,
             tenant,
             dataflows=list(dataflows),
             resync=list(resync),
-            # aborted (`procrastinate` cancel, a shutdown past its grace time): the run
-            # ends after its current chunk, keeping what it committed
-            should_stop=lambda: context.should_abort(),
+            # aborted (`procrastinate` cancel, a shutdown past its --grace) or the fence
+            # lost: the run ends after its current chunk, keeping what it committed
+            should_stop=lambda: context.should_abort() or (fence is not None and fence.lost),
         )
+    )
+    try:
+        try:
+            outcome = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # the thread cannot be cancelled: the tenant stays fenced and recorded as
+            # running until its run has stopped (asked to by should_abort)
+            outcome = await _to_the_end(work)
+            raise
     except Exception as exc:  # a defect: recorded with its reason, the worker goes on
         outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
         raise
@@ -124,7 +187,24 @@ async def _job(
     elif outcome.failed:
         log.error("tenant %s: %s failed: %s", tenant, task, outcome.message)
         raise JobFailed(f"tenant {tenant}: {outcome.message}")
+    if fence is not None and fence.lost:
+        log.warning("tenant %s: its fence was lost; the run stopped after its chunk", tenant)
     return {"status": outcome.status, **outcome.counts}
+
+
+async def _to_the_end(work: asyncio.Future[Outcome]) -> Outcome:
+    while not work.cancelled():
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            continue  # cancelled again: still wait, the run is still going
+        except Exception as exc:
+            return Outcome("failed", f"{type(exc).__name__}: {exc}")
+    return Outcome("failed", "the run was cancelled")
+
+
+def _cut_by_shutdown(context: JobContext) -> bool:
+    return context.abort_reason() == AbortReason.SHUTDOWN
 
 
 async def _schedule_next(context: JobContext, tenant: str, after: float | None) -> None:
