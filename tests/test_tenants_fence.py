@@ -85,9 +85,12 @@ def test_a_silent_workers_job_is_taken_back_only_when_its_fences_are_free(
             await frozen_fence.release()
             seen.append(await take_back_stalled(app, fences, 60, left=left))
             seen.append(gone)
+            # a late worker whose row was deleted all the same gets it back by its heartbeat
+            await fenced_manager.update_heartbeat(gone)
+            seen.append(await fenced_manager.prune_stalled_workers(60))
         return seen
 
-    taken, rows, again, pruned, acme, gamma, gone = asyncio.run(scenario())
+    taken, rows, again, pruned, acme, gamma, gone, pruned_again = asyncio.run(scenario())
     assert taken == 1
     assert rows["beta"][0] == Status.TODO.value
     assert rows["acme"][0] == rows["gamma"][0] == Status.DOING.value
@@ -95,6 +98,40 @@ def test_a_silent_workers_job_is_taken_back_only_when_its_fences_are_free(
     assert pruned == [gone]
     assert acme == 1 and gamma == 1
     assert {status for status, _ in _job_rows(postgres_url).values()} == {Status.TODO.value}
+    assert gone not in pruned_again  # its heartbeat is fresh again
+    with psycopg.connect(conninfo(postgres_url)) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM procrastinate_workers WHERE id = %s", (gone,)
+        ).fetchone() == (1,)
+
+
+def test_a_fence_whose_connection_is_cut_is_lost_and_free_again(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from samband.queue import fence as fence_module
+
+    monkeypatch.setattr(fence_module, "WATCH_EVERY", 0.05)
+    ensure_schema(postgres_url)
+    fences = Fences.of(postgres_url)
+    key = fences.tenant("acme")
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        held = await fences.take(key, "tenant acme")
+        assert held is not None
+        refused = await fences.take(key, "another worker") is None
+        with psycopg.connect(conninfo(postgres_url), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (held.conn.info.backend_pid,))
+        deadline = asyncio.get_running_loop().time() + 30
+        while not held.lost and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        again = await fences.take(key, "another worker")
+        free = again is not None
+        await held.release()
+        if again is not None:
+            await again.release()
+        return refused, held.lost, free
+
+    assert asyncio.run(scenario()) == (True, True, True)
 
 
 def test_a_tenant_fenced_elsewhere_is_not_run_and_no_run_is_recorded(

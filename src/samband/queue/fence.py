@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from samband.queue.connect import conninfo
+from samband.queue.connect import QueueError, conninfo, first_line
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,11 @@ class Fences:
 
     @classmethod
     def of(cls, url: str) -> Fences:
-        with psycopg.connect(conninfo(url), autocommit=True) as conn:
-            row = conn.execute("SELECT current_schema()").fetchone()
+        try:
+            with psycopg.connect(conninfo(url), autocommit=True) as conn:
+                row = conn.execute("SELECT current_schema()").fetchone()
+        except psycopg.Error as exc:
+            raise QueueError(f"the queue's database cannot be used: {first_line(exc)}") from None
         return cls(url, str(row[0] if row else "public"))
 
     def tenant(self, name: str) -> int:

@@ -136,6 +136,7 @@ async def take_back_stalled(
     stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after))
     keys = {job.id: _fences(fences, job) for job in stalled}
     alive = await held(app.connector, [key for pair in keys.values() for key in pair])
+    left.intersection_update(keys)  # those no longer stalled are forgotten
     taken = 0
     for job in stalled:
         assert job.id is not None
