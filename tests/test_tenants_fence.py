@@ -27,6 +27,8 @@ from tests.support.cluster import DEAD_AFTER, Cluster, overlaps, small_cluster, 
 
 pytestmark = pytest.mark.postgres
 
+BIG = 8000  # records: a first run of a few seconds, in chunks of 500
+
 
 def _silence(url: str, *workers: int) -> None:
     """Make ``workers`` look silent for five minutes."""
@@ -199,11 +201,11 @@ def _freeze_in_a_run(cluster: Cluster, tenant: str) -> tuple[int, int]:
 def test_a_frozen_worker_keeps_its_tenant_until_it_resumes(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    """A worker frozen (SIGSTOP) in the middle of a big tenant's run, for twice its
-    --dead-after, while two others work and one of them starts meanwhile: nobody runs that
-    tenant beside it; resumed, it ends the run and its job, and goes on working."""
+    """A worker frozen (SIGSTOP) in the middle of a big tenant's run, past its --dead-after,
+    while two others work and one of them starts meanwhile: nobody runs that tenant beside
+    it; resumed, it ends the run and its job, and goes on working."""
     small = ["small-0", "small-1", "small-2"]
-    cluster = small_cluster(postgres_url, tmp_path, {"big": 15000} | dict.fromkeys(small, 12))
+    cluster = small_cluster(postgres_url, tmp_path, {"big": BIG} | dict.fromkeys(small, 12))
     frozen: subprocess.Popen[bytes] | None = None
     try:
         cluster.start()
@@ -211,7 +213,9 @@ def test_a_frozen_worker_keeps_its_tenant_until_it_resumes(
         pid, run = _freeze_in_a_run(cluster, "big")
         frozen = cluster.worker(pid)
         (frozen_at,) = cluster.sql("SELECT clock_timestamp()")[0]
-        declared = frozen_at + timedelta(seconds=2 * DEAD_AFTER)
+        # the others have looked for dead workers' jobs three times (--heartbeat 1s) since
+        # the frozen one was silent past its --dead-after
+        declared = frozen_at + timedelta(seconds=DEAD_AFTER + 3)
         # a worker starting once the frozen one is silent past --dead-after: it deletes
         # the rows of the workers it takes for dead
         wait_for(
@@ -292,7 +296,7 @@ def test_a_frozen_worker_keeps_its_tenant_until_it_resumes(
 def test_a_worker_stopped_past_its_grace_leaves_its_work_queued_again(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    cluster = small_cluster(postgres_url, tmp_path, {"big": 15000})
+    cluster = small_cluster(postgres_url, tmp_path, {"big": BIG})
     try:
         worker = cluster.start("--grace", "0s")
         wait_for(lambda: cluster.running("big") is not None, 90, "big runs", every=0.1)
