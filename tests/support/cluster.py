@@ -3,6 +3,7 @@ replaced at will, and the checks of what the queue promises (from its run log)."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -17,7 +18,11 @@ from typing import Any
 
 import psycopg
 
-from samband.queue.connect import conninfo, ensure_schema
+from samband.queue.connect import connector, conninfo, ensure_schema
+from samband.queue.runlog import PostgresRunLog
+from samband.queue.tasks import Settings, build_app
+from samband.queue.worker import schedule_missing
+from samband.tenants import Registry
 from tests.support import tenants as t
 
 # a worker silent 5 s is taken for dead: on a loaded machine a live worker's heartbeat can
@@ -34,6 +39,8 @@ class Cluster:
     env: dict[str, str]
     logs: Path
     concurrency: int = 1
+    #: more options of `samband worker` (e.g. its turn)
+    args: list[str] = field(default_factory=list)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     #: pid → when it was killed (the database's clock: the run log's is the same)
     killed: dict[int, datetime] = field(default_factory=dict)
@@ -54,6 +61,7 @@ class Cluster:
                 "--concurrency",
                 str(self.concurrency),
                 *WORKER_ARGS,
+                *self.args,
                 *extra,
             ],
             # a worker that hangs shows where (SIGABRT: the failure path of run_cluster)
@@ -159,6 +167,26 @@ def overlaps(cluster: Cluster) -> list[str]:
         if end is None or end > later:
             found.append(f"{tenant}: job {job} on {worker} ended {end}, the next began {later}")
     return found
+
+
+def run_due_jobs(queue: str, registry: Path) -> None:
+    """What a worker does, in this process until no job is due: each tenant of
+    ``registry`` gets its scheduled run, which queues its next one."""
+    ensure_schema(queue)
+    app = build_app(connector(queue, min_size=1, max_size=2))
+
+    async def work() -> None:
+        async with app.open_async():
+            await schedule_missing(app, Registry(registry))
+            await app.run_worker_async(
+                wait=False,
+                install_signal_handlers=False,
+                additional_context={
+                    "samband": Settings(registry=registry, runs=PostgresRunLog(app))
+                },
+            )
+
+    asyncio.run(work())
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str, every: float = 1.0) -> None:

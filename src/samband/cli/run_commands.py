@@ -366,6 +366,25 @@ def worker(
             "end; past it their runs stop after the current chunk and are queued again.",
         ),
     ] = "30s",
+    turn: Annotated[
+        str,
+        typer.Option(
+            "--turn",
+            help="With --queue: a tenant's run yields between two chunks once it has worked "
+            "this long (e.g. 60s, 5m), and its next run waits behind the jobs queued "
+            "meanwhile: a huge initial load takes turns with the other tenants. 0: no limit.",
+        ),
+    ] = "60s",
+    turn_chunks: Annotated[
+        int | None,
+        typer.Option(
+            "--turn-chunks",
+            min=1,
+            help="With --queue: a tenant's run also yields after this many chunks that moved "
+            "something (default: no limit but --turn).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """With --queue: take tenants' jobs (runs, pushed runs, resyncs) from the queue, any
     number of workers on any number of machines; a job of a worker that dies is run
@@ -374,7 +393,16 @@ def worker(
     if queue is None:
         _repeat(config or found_config(), every, as_json, lease_wait, shared=True)
         return
-    _queue_worker(queue, concurrency, tenants_dir, heartbeat, dead_after, grace)
+    _queue_worker(
+        queue,
+        concurrency,
+        tenants_dir,
+        heartbeat,
+        dead_after,
+        grace=grace,
+        turn=turn,
+        turn_chunks=turn_chunks,
+    )
 
 
 def _queue_worker(
@@ -383,9 +411,13 @@ def _queue_worker(
     tenants_dir: Path | None,
     heartbeat: str,
     dead_after: str,
+    *,
     grace: str,
+    turn: str,
+    turn_chunks: int | None,
 ) -> None:
     from samband.durations import parse_interval
+    from samband.queue.jobs import Turn
     from samband.queue.worker import WorkerOptions, run_worker
     from samband.tenants import registry_dir
 
@@ -394,6 +426,7 @@ def _queue_worker(
         ("--heartbeat", heartbeat),
         ("--dead-after", dead_after),
         ("--grace", grace),
+        ("--turn", turn),
     ):
         try:
             times[option] = parse_interval(value)
@@ -412,6 +445,7 @@ def _queue_worker(
         heartbeat=times["--heartbeat"],
         stalled_after=times["--dead-after"],
         grace=times["--grace"],
+        turn=Turn(seconds=times["--turn"] or None, chunks=turn_chunks),
     )
     err.print(f"{timestamp()} worker: taking jobs of the tenants in {options.registry}")
     try:

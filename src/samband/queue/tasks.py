@@ -7,6 +7,13 @@ push of the same dataflows while one waits adds nothing, the waiting run covers 
 scheduled run queues the tenant's next one when it ends, ``every`` later (see
 :mod:`samband.tenants.registry`).
 
+A job's run has a turn (:class:`~samband.queue.jobs.Turn`): a run that uses it up yields
+between two chunks, keeping what it committed, and the tenant's scheduled run is queued at
+once — behind every job queued before it (procrastinate takes jobs by priority, then in
+the order they were queued), so a huge initial load takes turns with the other tenants.
+That run covers every dataflow, so it also goes on with what a pushed run or a resync
+left: a resync's types are not read from the start again.
+
 On PostgreSQL a job runs only inside its tenant's fence (:mod:`.fence`): the advisory lock
 ``samband-tenant:QUEUE:NAME`` held by this worker for the whole job.  A job whose tenant is
 fenced by another process (a worker counted dead that still runs) records nothing and is
@@ -16,11 +23,13 @@ run stops after its chunk if the fence's connection is lost."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +38,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.job_context import AbortReason
 
 from samband.queue.fence import Fence, Fences
-from samband.queue.jobs import Outcome, run_job
+from samband.queue.jobs import Outcome, Turn, run_job
 from samband.queue.runlog import RunLog
 from samband.tenants import Registry, TenantError
 
@@ -51,6 +60,7 @@ class Settings:
 
     registry: Path
     runs: RunLog
+    turn: Turn = field(default_factory=Turn)
     #: the tenants' fences in the queue's database; None: none (the in-memory queue)
     fences: Fences | None = None
 
@@ -70,22 +80,25 @@ def build_app(connector: Any) -> App:
 # A job refused (another process runs the tenant: its fence or its run lease is held) ends,
 # and a new job of the same kind is queued LOCKED_RETRY later: not procrastinate's retry,
 # which would put this job back in the queue beside the one its queueing lock lets wait.
-# A job cut by the worker's shutdown (past its --grace) is queued again at once: nothing of
-# it is lost, its run kept what it committed.
+# A job cut by the worker's shutdown (past its --grace) is as one that yielded: its run kept
+# what it committed, and the tenant's scheduled run, queued at once, goes on from there.
 
 
 async def _scheduled_run(context: JobContext, tenant: str) -> dict[str, Any]:
-    after: float | None = None
+    status = None
     try:
         done = await _job(context, tenant, "scheduled")
-        after = LOCKED_RETRY if done["status"] == "locked" else None
+        status = done["status"]
         return done
     except asyncio.CancelledError:
         if _cut_by_shutdown(context):
-            after = 0  # the next run goes on from what this one committed
+            status = "cut"  # the next run goes on at once from what this one committed
         raise
     finally:
-        await _schedule_next(context, tenant, after)
+        if status in ("yielded", "cut"):
+            await defer_continuation(context.app, tenant)
+        else:
+            await _schedule_next(context, tenant, LOCKED_RETRY if status == "locked" else None)
 
 
 async def _targeted_run(
@@ -95,10 +108,12 @@ async def _targeted_run(
         done = await _job(context, tenant, "targeted", dataflows=dataflows or [])
     except asyncio.CancelledError:
         if _cut_by_shutdown(context):
-            await defer_targeted(context.app, tenant, dataflows or [])
+            await defer_continuation(context.app, tenant)
         raise
     if done["status"] == "locked":
         await defer_targeted(context.app, tenant, dataflows or [], after=LOCKED_RETRY)
+    elif done["status"] == "yielded":
+        await defer_continuation(context.app, tenant)
     return done
 
 
@@ -107,10 +122,12 @@ async def _resync(context: JobContext, tenant: str, types: list[str]) -> dict[st
         done = await _job(context, tenant, "resync", resync=types)
     except asyncio.CancelledError:
         if _cut_by_shutdown(context):
-            await defer_resync(context.app, tenant, types)
+            await defer_continuation(context.app, tenant)
         raise
     if done["status"] == "locked":
         await defer_resync(context.app, tenant, types, after=LOCKED_RETRY)
+    elif done["status"] == "yielded":
+        await defer_continuation(context.app, tenant)
     return done
 
 
@@ -165,6 +182,7 @@ async def _fenced_job(
             # aborted (`procrastinate` cancel, a shutdown past its --grace) or the fence
             # lost: the run ends after its current chunk, keeping what it committed
             should_stop=lambda: context.should_abort() or (fence is not None and fence.lost),
+            turn=settings.turn,
         )
     )
     try:
@@ -182,6 +200,8 @@ async def _fenced_job(
         await settings.runs.finish(row, outcome.status, outcome.message or None)
     if outcome.status == "locked":
         log.warning("tenant %s: %s; queued again in %d s", tenant, outcome.message, LOCKED_RETRY)
+    elif outcome.yielded:
+        log.info("tenant %s: %s; its next run is queued behind the others", tenant, outcome.message)
     elif outcome.status == "gone":
         log.warning("%s", outcome.message)
     elif outcome.failed:
@@ -232,6 +252,21 @@ async def defer_scheduled(app: App, tenant: str, after: float = 0) -> bool:
     return True
 
 
+async def defer_continuation(app: App, tenant: str) -> None:
+    """Queue tenant's scheduled run now, at the back of the queue: the run of a job that
+    yielded goes on.  A scheduled run waiting to be due later (``every``) is replaced by
+    it; none can be taken meanwhile, since this job of the tenant holds its lock."""
+    if await defer_scheduled(app, tenant):
+        return
+    manager = app.job_manager
+    for job in await manager.list_jobs_async(queueing_lock=f"scheduled:{tenant}", status="todo"):
+        if job.id is not None:
+            await manager.cancel_job_by_id_async(job.id, delete_job=True)
+    # False: a worker's look for tenants without a scheduled run queued one meanwhile,
+    # due now and at the back as well
+    await defer_scheduled(app, tenant)
+
+
 async def defer_targeted(app: App, tenant: str, dataflows: list[str], after: float = 0) -> bool:
     """Queue a pushed run of ``tenant``; False when one waits already (it covers this)."""
     task = app.configure_task(
@@ -244,6 +279,7 @@ async def defer_targeted(app: App, tenant: str, dataflows: list[str], after: flo
         await task.defer_async(tenant=tenant, dataflows=list[Any](dataflows))
     except AlreadyEnqueued:
         return False
+    await _scheduled_behind(app, tenant)
     return True
 
 
@@ -252,4 +288,28 @@ async def defer_resync(app: App, tenant: str, types: list[str], after: float = 0
         RESYNC, lock=tenant_lock(tenant), schedule_in={"seconds": int(after)} if after else None
     )
     await task.defer_async(tenant=tenant, types=list[Any](types))
+    await _scheduled_behind(app, tenant)
     return True
+
+
+async def _scheduled_behind(app: App, tenant: str) -> None:
+    """On PostgreSQL procrastinate takes the jobs of one lock in the order they were
+    queued, also behind one not due yet: the tenant's scheduled run, due in ``every``,
+    would hold a push or a resync back until then.  It is queued again, behind them,
+    due when it was; no worker can take it meanwhile (it is not due)."""
+    manager = app.job_manager
+    now = datetime.now(UTC)
+    for job in await manager.list_jobs_async(queueing_lock=f"scheduled:{tenant}", status="todo"):
+        due = job.scheduled_at
+        if job.id is None or due is None or due <= now:
+            continue  # due: it is the tenant's next job in any case
+        if await manager.cancel_job_by_id_async(job.id, delete_job=True):
+            task = app.configure_task(
+                SCHEDULED,
+                lock=tenant_lock(tenant),
+                queueing_lock=f"scheduled:{tenant}",
+                schedule_at=due,
+            )
+            # AlreadyEnqueued: a worker's look for tenants without one queued it meanwhile
+            with contextlib.suppress(AlreadyEnqueued):
+                await task.defer_async(tenant=tenant)

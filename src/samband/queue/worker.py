@@ -26,7 +26,7 @@ import contextlib
 import faulthandler
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -35,6 +35,7 @@ from procrastinate.jobs import Job, Status
 
 from samband.queue.connect import connector, ensure_schema
 from samband.queue.fence import Fences, held
+from samband.queue.jobs import Turn
 from samband.queue.manager import FencedJobManager, fenced
 from samband.queue.runlog import PostgresRunLog
 from samband.queue.tasks import (
@@ -59,6 +60,8 @@ class WorkerOptions:
     grace: float = 30.0  # seconds the running jobs have to end after SIGTERM
     schedule: bool = True  # queue scheduled runs for tenants that have none
     schedule_every: float = 30.0  # seconds between two looks for such tenants
+    # how long one job's run may hold this worker
+    turn: Turn = field(default_factory=lambda: Turn(seconds=60.0))
 
 
 class _NoTraceback(logging.Filter):
@@ -90,7 +93,9 @@ async def _run(options: WorkerOptions) -> None:
     app = open_app(options.queue_url, max_size=options.concurrency + 4)
     assert isinstance(app.job_manager, FencedJobManager)
     fences = app.job_manager.fences
-    settings = Settings(registry=options.registry, runs=PostgresRunLog(app), fences=fences)
+    settings = Settings(
+        registry=options.registry, runs=PostgresRunLog(app), turn=options.turn, fences=fences
+    )
     async with app.open_async():
         loops = [asyncio.create_task(_take_back_stalled(app, fences, options))]
         if options.schedule:

@@ -51,6 +51,9 @@ _templates = Environment(
     autoescape=select_autoescape(["html"]),
 )
 _templates.filters["dataflow_url"] = dataflow_url
+_templates.filters["at"] = lambda value: (
+    value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if isinstance(value, datetime) else "—"
+)
 _templates.filters["when"] = lambda ts: (
     datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "—"
 )
@@ -238,6 +241,12 @@ def create_app(
         if html is None:
             return PlainTextResponse("No such QA report.", status_code=404)
         return HTMLResponse(html)
+
+    async def tenants_page(request: Request, user: User | None) -> Response:
+        if service.tenants_dir is None:
+            return _render("tenants.html", request, user, registry=None, status_code=404)
+        data = await run_in_threadpool(service.tenants)
+        return _render("tenants.html", request, user, **data)
 
     async def runs_page(request: Request, user: User | None) -> Response:
         runs = await run_in_threadpool(service.read, "runs", limit(request))
@@ -437,6 +446,7 @@ def create_app(
         Route("/documents", page(documents_page)),
         Route("/documents/qa/{name}", page(qa_page)),
         Route("/documents/{name}", page(document_page)),
+        Route("/tenants", page(tenants_page)),
         Route("/config", page(config_page)),
         Route("/login", login_page, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
@@ -447,6 +457,7 @@ def create_app(
         Route("/api/status", api(lambda r: service.read("status"))),
         Route("/api/systems", api(lambda r: service.systems.rows())),
         Route("/api/qa", api(lambda r: service.qa_reports())),
+        Route("/api/tenants", api(lambda r: service.tenants())),
         Route("/api/runs", api(lambda r: service.read("runs", limit(r)))),
         Route("/api/runs/live", api(live_events)),
         Route("/api/conflicts", api(lambda r: service.read("conflicts", limit(r)))),
@@ -501,7 +512,9 @@ def create_app(
             https_only=secure_cookies,
         ),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.tenants = service.tenants_dir is not None  # the navigation links the page
+    return app
 
 
 class _Rules:
@@ -642,7 +655,12 @@ def _render(
 ) -> HTMLResponse:
     if "csrf" not in request.session:
         request.session["csrf"] = secrets.token_urlsafe(32)
-    html = _templates.get_template(template).render(**data, user=user, csrf=request.session["csrf"])
+    html = _templates.get_template(template).render(
+        **data,
+        user=user,
+        csrf=request.session["csrf"],
+        nav_tenants=getattr(request.app.state, "tenants", False),
+    )
     return HTMLResponse(html, status_code=status_code, headers=headers)
 
 
