@@ -283,8 +283,6 @@ def test_a_frozen_worker_keeps_its_tenant_until_it_resumes(
         if frozen is not None:
             os.kill(frozen.pid, signal.SIGCONT)
         cluster.stop()
-    if os.environ.get("FENCE_DEBUG"):
-        print(cluster.log_text())
         print(*cluster.runs(), sep="\n")
     assert overlaps(cluster) == []
     assert {row[5] for row in cluster.runs()} == {"ok"}

@@ -192,6 +192,13 @@ async def _fenced_job(
             # the thread cannot be cancelled: the tenant stays fenced and recorded as
             # running until its run has stopped (asked to by should_abort)
             outcome = await _to_the_end(work)
+            if _cut_by_shutdown(context):
+                log.warning(
+                    "tenant %s: the worker stops; its run stopped after its chunk (%s), its "
+                    "next run goes on from there",
+                    tenant,
+                    outcome.status,
+                )
             raise
     except Exception as exc:  # a defect: recorded with its reason, the worker goes on
         outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
