@@ -4,8 +4,8 @@ procrastinate counts a worker dead when its heartbeat is late, and a worker star
 deletes the rows of such workers: their jobs lose their ``worker_id``.  A worker that was
 only late (a loaded machine, a process frozen by SIGSTOP) then resumes without a row: its
 heartbeat updates nothing and its next ``fetch_job`` fails on the missing row.  Here a
-worker holds its fence ``samband-worker:QUEUE:ID`` (:mod:`.fence`) from its registration to its
-end, and
+worker holds its fence ``samband-worker:QUEUE:ID`` (:mod:`.fence`) from its registration
+to its end, and
 
 * a silent worker's row is deleted only when its fence is free too (the process is gone);
 * a heartbeat puts the worker's row back if it was deleted all the same (by a worker of an
@@ -27,7 +27,11 @@ _STALE_WORKERS = (
     "SELECT id FROM procrastinate_workers "
     "WHERE last_heartbeat < NOW() - (%(seconds)s || ' SECOND')::INTERVAL"
 )
-_PRUNE = "DELETE FROM procrastinate_workers WHERE id = ANY(%(ids)s::bigint[]) RETURNING id"
+# still silent when deleted: a heartbeat since the look keeps the row
+_PRUNE = (
+    "DELETE FROM procrastinate_workers WHERE id = ANY(%(ids)s::bigint[]) "
+    "AND last_heartbeat < NOW() - (%(seconds)s || ' SECOND')::INTERVAL RETURNING id"
+)
 _HEARTBEAT = (
     "INSERT INTO procrastinate_workers (id, last_heartbeat) OVERRIDING SYSTEM VALUE "
     "VALUES (%(id)s, NOW()) ON CONFLICT (id) DO UPDATE SET last_heartbeat = NOW()"
@@ -79,7 +83,9 @@ class FencedJobManager(JobManager):
         gone = [worker for worker, key in silent.items() if key not in alive]
         if not gone:
             return []
-        pruned = await self.connector.execute_query_all_async(_PRUNE, ids=gone)
+        pruned = await self.connector.execute_query_all_async(
+            _PRUNE, ids=gone, seconds=seconds_since_heartbeat
+        )
         return [int(row["id"]) for row in pruned]
 
 
