@@ -240,8 +240,10 @@ def test_a_dead_workers_job_is_queued_again_unless_the_same_waits(
     another run of one of them was pushed: that one does the work, the other is queued
     again."""
     from samband.queue.connect import connector
+    from samband.queue.fence import Fences
 
     ensure_schema(postgres_url)
+    fences = Fences.of(postgres_url)
     app = build_app(connector(postgres_url, min_size=1, max_size=2))
 
     async def scenario() -> tuple[int, int]:
@@ -253,14 +255,14 @@ def test_a_dead_workers_job_is_queued_again_unless_the_same_waits(
             taken = [await manager.fetch_job(queues=None, worker_id=dead) for _ in range(2)]
             assert all(taken)
             await defer_targeted(app, "acme", [])  # pushed while acme's first one runs
-            assert await take_back_stalled(app, stalled_after=60) == 0  # still alive
+            assert await take_back_stalled(app, fences, stalled_after=60) == 0  # still alive
             with psycopg.connect(conninfo(postgres_url), autocommit=True) as conn:
                 conn.execute(
                     "UPDATE procrastinate_workers SET last_heartbeat = %s WHERE id = %s",
                     (datetime.now(UTC) - timedelta(minutes=5), dead),
                 )
-            again = await take_back_stalled(app, stalled_after=60)
-            return again, await take_back_stalled(app, stalled_after=60)
+            again = await take_back_stalled(app, fences, stalled_after=60)
+            return again, await take_back_stalled(app, fences, stalled_after=60)
 
     assert asyncio.run(scenario()) == (1, 0)
     with psycopg.connect(conninfo(postgres_url)) as conn:

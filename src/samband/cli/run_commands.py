@@ -354,8 +354,16 @@ def worker(
         str,
         typer.Option(
             "--dead-after",
-            help="With --queue: a worker silent this long is dead and its jobs are run "
-            "again (e.g. 30s).",
+            help="With --queue: a worker silent this long whose connections to the queue "
+            "are gone is dead, and its jobs are run again (e.g. 30s).",
+        ),
+    ] = "30s",
+    grace: Annotated[
+        str,
+        typer.Option(
+            "--grace",
+            help="With --queue: on SIGTERM or Ctrl-C, how long the running jobs have to "
+            "end; past it their runs stop after the current chunk and are queued again.",
         ),
     ] = "30s",
     turn: Annotated[
@@ -386,7 +394,14 @@ def worker(
         _repeat(config or found_config(), every, as_json, lease_wait, shared=True)
         return
     _queue_worker(
-        queue, concurrency, tenants_dir, heartbeat, dead_after, turn=turn, turn_chunks=turn_chunks
+        queue,
+        concurrency,
+        tenants_dir,
+        heartbeat,
+        dead_after,
+        grace=grace,
+        turn=turn,
+        turn_chunks=turn_chunks,
     )
 
 
@@ -397,6 +412,7 @@ def _queue_worker(
     heartbeat: str,
     dead_after: str,
     *,
+    grace: str,
     turn: str,
     turn_chunks: int | None,
 ) -> None:
@@ -409,6 +425,7 @@ def _queue_worker(
     for option, value in (
         ("--heartbeat", heartbeat),
         ("--dead-after", dead_after),
+        ("--grace", grace),
         ("--turn", turn),
     ):
         try:
@@ -427,6 +444,7 @@ def _queue_worker(
         concurrency=concurrency,
         heartbeat=times["--heartbeat"],
         stalled_after=times["--dead-after"],
+        grace=times["--grace"],
         turn=Turn(seconds=times["--turn"] or None, chunks=turn_chunks),
     )
     err.print(f"{timestamp()} worker: taking jobs of the tenants in {options.registry}")

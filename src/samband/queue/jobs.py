@@ -1,9 +1,11 @@
 """What one queued job does to one tenant, in the worker's thread: load the tenant's
 config with its own environment, optionally mark types to be read again, run.
 
-The queue runs one job of a tenant at a time; the engine still takes its run lease in the
-tenant's store, so a run started by hand (``samband sync --tenant``) meanwhile is refused,
-not run twice."""
+The queue runs one job of a tenant at a time, and a worker runs it only inside the
+tenant's fence (:mod:`.fence`), so two workers never run one tenant together, also when
+one of them was taken for dead.  The engine still takes its run lease in the tenant's
+store, a second layer: a run started by hand (``samband sync --tenant``) meanwhile is
+refused, not run twice, and so is the job while such a run lasts."""
 
 from __future__ import annotations
 
@@ -70,8 +72,8 @@ def run_job(
     except ConfigError as exc:
         return Outcome("failed", str(exc))  # each problem names the file and line
     except RunLocked as exc:
-        # another process runs this tenant (by hand, or a worker cut off from the queue
-        # that still runs): the job is tried again later, never run beside it
+        # another process runs this tenant (by hand; a worker cut off from the queue that
+        # still runs): the job is tried again later, never run beside it
         return Outcome("locked", str(exc))
     except SambandError as exc:
         return Outcome("failed", str(exc))
@@ -103,8 +105,8 @@ def _run(
         system, _, etype = entity_type.partition(".")
         with Inspector(config) as inspector:
             inspector.resync(system, etype)
-    # the queue runs one job of a tenant at a time: a lease held in its store means another
-    # process runs it (by hand, or a worker taken for dead): refused at once, not waited for
+    # the queue runs one job of a tenant at a time, in its fence: a lease held in its store
+    # means another process runs it (by hand): refused at once, not waited for
     with Engine(config, environ=environ, lease_wait=0) as engine:
         report = engine.sync(
             should_stop=should_stop,

@@ -12,7 +12,13 @@ between two chunks, keeping what it committed, and the tenant's scheduled run is
 once — behind every job queued before it (procrastinate takes jobs by priority, then in
 the order they were queued), so a huge initial load takes turns with the other tenants.
 That run covers every dataflow, so it also goes on with what a pushed run or a resync
-left: a resync's types are not read from the start again."""
+left: a resync's types are not read from the start again.
+
+On PostgreSQL a job runs only inside its tenant's fence (:mod:`.fence`): the advisory lock
+``samband-tenant:QUEUE:NAME`` held by this worker for the whole job.  A job whose tenant is
+fenced by another process (a worker counted dead that still runs) records nothing and is
+queued again later; the run is recorded in the run log only once the fence is held.  The
+run stops after its chunk if the fence's connection is lost."""
 
 from __future__ import annotations
 
@@ -29,7 +35,9 @@ from typing import Any
 
 from procrastinate import App, JobContext
 from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.job_context import AbortReason
 
+from samband.queue.fence import Fence, Fences
 from samband.queue.jobs import Outcome, Turn, run_job
 from samband.queue.runlog import RunLog
 from samband.tenants import Registry, TenantError
@@ -39,7 +47,7 @@ log = logging.getLogger(__name__)
 SCHEDULED = "samband.scheduled_run"
 TARGETED = "samband.targeted_run"
 RESYNC = "samband.resync"
-LOCKED_RETRY = 15  # seconds before a job refused by the tenant's run lease is tried again
+LOCKED_RETRY = 15  # seconds before a job refused (its tenant run elsewhere) is tried again
 
 
 def tenant_lock(name: str) -> str:
@@ -53,6 +61,8 @@ class Settings:
     registry: Path
     runs: RunLog
     turn: Turn = field(default_factory=Turn)
+    #: the tenants' fences in the queue's database; None: none (the in-memory queue)
+    fences: Fences | None = None
 
 
 class JobFailed(Exception):
@@ -67,9 +77,11 @@ def build_app(connector: Any) -> App:
     return app
 
 
-# A job refused by the tenant's run lease (another process runs the tenant) ends, and a
-# new job of the same kind is queued LOCKED_RETRY later: not procrastinate's retry, which
-# would put this job back in the queue beside the one its queueing lock lets wait.
+# A job refused (another process runs the tenant: its fence or its run lease is held) ends,
+# and a new job of the same kind is queued LOCKED_RETRY later: not procrastinate's retry,
+# which would put this job back in the queue beside the one its queueing lock lets wait.
+# A job cut by the worker's shutdown (past its --grace) is as one that yielded: its run kept
+# what it committed, and the tenant's scheduled run, queued at once, goes on from there.
 
 
 async def _scheduled_run(context: JobContext, tenant: str) -> dict[str, Any]:
@@ -78,8 +90,12 @@ async def _scheduled_run(context: JobContext, tenant: str) -> dict[str, Any]:
         done = await _job(context, tenant, "scheduled")
         status = done["status"]
         return done
+    except asyncio.CancelledError:
+        if _cut_by_shutdown(context):
+            status = "cut"  # the next run goes on at once from what this one committed
+        raise
     finally:
-        if status == "yielded":
+        if status in ("yielded", "cut"):
             await defer_continuation(context.app, tenant)
         else:
             await _schedule_next(context, tenant, LOCKED_RETRY if status == "locked" else None)
@@ -88,7 +104,12 @@ async def _scheduled_run(context: JobContext, tenant: str) -> dict[str, Any]:
 async def _targeted_run(
     context: JobContext, tenant: str, dataflows: list[str] | None = None
 ) -> dict[str, Any]:
-    done = await _job(context, tenant, "targeted", dataflows=dataflows or [])
+    try:
+        done = await _job(context, tenant, "targeted", dataflows=dataflows or [])
+    except asyncio.CancelledError:
+        if _cut_by_shutdown(context):
+            await defer_continuation(context.app, tenant)
+        raise
     if done["status"] == "locked":
         await defer_targeted(context.app, tenant, dataflows or [], after=LOCKED_RETRY)
     elif done["status"] == "yielded":
@@ -97,7 +118,12 @@ async def _targeted_run(
 
 
 async def _resync(context: JobContext, tenant: str, types: list[str]) -> dict[str, Any]:
-    done = await _job(context, tenant, "resync", resync=types)
+    try:
+        done = await _job(context, tenant, "resync", resync=types)
+    except asyncio.CancelledError:
+        if _cut_by_shutdown(context):
+            await defer_continuation(context.app, tenant)
+        raise
     if done["status"] == "locked":
         await defer_resync(context.app, tenant, types, after=LOCKED_RETRY)
     elif done["status"] == "yielded":
@@ -114,22 +140,66 @@ async def _job(
     resync: Iterable[str] = (),
 ) -> dict[str, Any]:
     settings: Settings = context.additional_context["samband"]
+    fence = None
+    if settings.fences is not None:
+        fence = await settings.fences.take(settings.fences.tenant(tenant), f"tenant {tenant}")
+        if fence is None:
+            # a worker counted dead that still runs this tenant (late, frozen): nothing of
+            # this job is recorded as begun, it is tried again later
+            log.warning(
+                "tenant %s: another worker still runs it; queued again in %d s",
+                tenant,
+                LOCKED_RETRY,
+            )
+            return {"status": "locked"}
+    try:
+        return await _fenced_job(context, settings, tenant, task, fence, dataflows, resync)
+    finally:
+        if fence is not None:
+            await fence.release()
+
+
+async def _fenced_job(
+    context: JobContext,
+    settings: Settings,
+    tenant: str,
+    task: str,
+    fence: Fence | None,
+    dataflows: Iterable[str],
+    resync: Iterable[str],
+) -> dict[str, Any]:
     row = await settings.runs.begin(
         tenant, context.job.id, task, f"{socket.gethostname()}:{os.getpid()}"
     )
     outcome = Outcome("failed", "the job ended without an outcome")
-    try:
-        outcome = await asyncio.to_thread(
+    work = asyncio.ensure_future(
+        asyncio.to_thread(
             run_job,
             settings.registry,
             tenant,
             dataflows=list(dataflows),
             resync=list(resync),
-            # aborted (`procrastinate` cancel, a shutdown past its grace time): the run
-            # ends after its current chunk, keeping what it committed
-            should_stop=lambda: context.should_abort(),
+            # aborted (`procrastinate` cancel, a shutdown past its --grace) or the fence
+            # lost: the run ends after its current chunk, keeping what it committed
+            should_stop=lambda: context.should_abort() or (fence is not None and fence.lost),
             turn=settings.turn,
         )
+    )
+    try:
+        try:
+            outcome = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # the thread cannot be cancelled: the tenant stays fenced and recorded as
+            # running until its run has stopped (asked to by should_abort)
+            outcome = await _to_the_end(work)
+            if _cut_by_shutdown(context):
+                log.warning(
+                    "tenant %s: the worker stops; its run stopped after its chunk (%s), its "
+                    "next run goes on from there",
+                    tenant,
+                    outcome.status,
+                )
+            raise
     except Exception as exc:  # a defect: recorded with its reason, the worker goes on
         outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
         raise
@@ -144,7 +214,24 @@ async def _job(
     elif outcome.failed:
         log.error("tenant %s: %s failed: %s", tenant, task, outcome.message)
         raise JobFailed(f"tenant {tenant}: {outcome.message}")
+    if fence is not None and fence.lost:
+        log.warning("tenant %s: its fence was lost; the run stopped after its chunk", tenant)
     return {"status": outcome.status, **outcome.counts}
+
+
+async def _to_the_end(work: asyncio.Future[Outcome]) -> Outcome:
+    while not work.cancelled():
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            continue  # cancelled again: still wait, the run is still going
+        except Exception as exc:
+            return Outcome("failed", f"{type(exc).__name__}: {exc}")
+    return Outcome("failed", "the run was cancelled")
+
+
+def _cut_by_shutdown(context: JobContext) -> bool:
+    return context.abort_reason() == AbortReason.SHUTDOWN
 
 
 async def _schedule_next(context: JobContext, tenant: str, after: float | None) -> None:
