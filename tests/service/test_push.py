@@ -22,9 +22,9 @@ from samband.service import Service, create_app
 from samband.service.push import ReplayGuard
 from tests.support.docs_examples import DOCS, block_after
 from tests.support.service import TestClient
+from tests.support.webhooks import REST_SECRET, rest_request
 
 SECRET = "exact-webhook-secret-0123456789"
-REST_SECRET = "rest-webhook-secret-0123456789"
 
 CONFIG = """\
 store: sqlite:///state.db
@@ -97,19 +97,6 @@ def exact_body(
         separators=(",", ":"),
     )
     return f'{{"Content":{content},"HashCode":"{hash_code(secret, content)}"}}'.encode()
-
-
-def rest_request(
-    events: object, *, secret: str = REST_SECRET, timestamp: int | None = None
-) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(events).encode()
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    signature = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256)
-    return body, {
-        "Content-Type": "application/json",
-        "X-Samband-Timestamp": stamp,
-        "X-Samband-Signature": "sha256=" + signature.hexdigest(),
-    }
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from samband.service import Service, create_app
 from samband.service.push import PushMetrics
 from samband.service.tenant_hooks import TenantHooks
 from samband.tenants import Registry
-from tests.service.test_push import rest_request
 from tests.support.cluster import run_due_jobs
 from tests.support.service import TestClient, world
+from tests.support.webhooks import rest_request
 
 CONFIG = """\
 store: sqlite:///state.db

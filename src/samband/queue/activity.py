@@ -48,7 +48,9 @@ def read_activity(
         with psycopg.connect(
             conninfo(url), autocommit=True, row_factory=dict_row, connect_timeout=int(timeout)
         ) as conn:
-            conn.execute(f"SET statement_timeout = {int(timeout * 1000)}".encode())
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, false)", (str(int(timeout * 1000)),)
+            )
             tables = conn.execute(
                 "SELECT to_regclass('samband_tenant_runs') IS NOT NULL AS runs, "
                 "to_regclass('procrastinate_jobs') IS NOT NULL AS jobs"
