@@ -219,6 +219,24 @@ def test_a_pushed_run_or_resync_that_yields_goes_on_as_the_scheduled_run_now(
 # -- on PostgreSQL ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://samband:hunter2-pw@[127.0.0.1/samband",  # psycopg quotes the URL
+        "postgresql://samband:hunter2-pw@127.0.0.1:5432/samband?sslmode=nope",
+        "postgresql://samband@127.0.0.1:nope/samband?password=hunter2-pw",
+    ],
+)
+def test_a_queue_url_that_does_not_work_is_said_without_its_password(url: str) -> None:
+    from samband.queue.connect import QueueError
+    from samband.queue.fence import Fences
+
+    for use in (ensure_schema, Fences.of):
+        with pytest.raises(QueueError) as refused:
+            use(url)
+        assert "hunter2" not in str(refused.value)
+
+
 @pytest.mark.postgres
 def test_workers_starting_at_once_make_the_queue_once(postgres_url: str) -> None:
     async def start_together() -> list[bool]:
