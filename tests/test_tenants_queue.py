@@ -90,6 +90,26 @@ def test_a_broken_tenant_fails_alone_and_a_removed_one_is_dropped(
     assert waiting == {"acme", "beta", "broken"}
 
 
+def test_a_tenant_whose_interval_does_not_parse_has_its_run_fail_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its next run cannot be scheduled: the run must say why, not end `ok` as the last
+    registry = _tenants(tmp_path, monkeypatch, "acme")
+    (registry / "acme" / "tenant.yaml").write_text("every: banana\n")
+    app = build_app(InMemoryConnector())
+    runs = MemoryRunLog()
+
+    async def scenario() -> None:
+        async with app.open_async():
+            await defer_scheduled(app, "acme")
+            await _work(app, registry, runs)
+
+    asyncio.run(scenario())
+    [row] = runs.rows
+    assert row["status"] == "failed"
+    assert "acme/tenant.yaml" in row["message"] and "banana" in row["message"]
+
+
 def test_one_scheduled_run_waits_per_tenant_and_jobs_of_a_tenant_share_its_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
