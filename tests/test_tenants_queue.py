@@ -13,12 +13,16 @@ from typing import Any
 import psycopg
 import pytest
 from procrastinate import App
+from procrastinate.exceptions import ConnectorException
 from procrastinate.jobs import Status
+from procrastinate.manager import JobManager
 from procrastinate.testing import InMemoryConnector
 
 from samband.queue import jobs
 from samband.queue.connect import conninfo, ensure_schema
+from samband.queue.fence import Fences
 from samband.queue.jobs import Turn
+from samband.queue.manager import FencedJobManager
 from samband.queue.runlog import MemoryRunLog
 from samband.queue.tasks import (
     SCHEDULED,
@@ -344,3 +348,54 @@ def test_a_push_does_not_wait_for_the_scheduled_run_due_later(
     assert [(r["task"], r["status"]) for r in runs.rows] == [(kind, "ok")]
     assert waiting == [(SCHEDULED, due)]  # still due in an hour, once
     assert t.converged(registry, "acme")
+
+
+class _Cut(InMemoryConnector):
+    """A queue whose database is restarted under a query: each query named in ``cut``
+    (or the heartbeat) fails once, its connection terminated."""
+
+    def __init__(self, *cut: str) -> None:
+        super().__init__()
+        self.cut = set(cut)
+
+    def _drop(self, query: str) -> None:
+        name = self.reverse_queries.get(query, "heartbeat" if "last_heartbeat" in query else "")
+        if name in self.cut:
+            self.cut.discard(name)
+            try:
+                raise psycopg.errors.AdminShutdown("terminating connection")
+            except psycopg.Error as exc:
+                raise ConnectorException from exc
+
+    async def execute_query_async(self, query: str, **arguments: Any) -> None:
+        self._drop(query)
+        if query.startswith("INSERT INTO procrastinate_workers"):
+            return  # the heartbeat (the memory connector does not know its SQL)
+        await super().execute_query_async(query, **arguments)
+
+    async def execute_query_one_async(self, query: str, **arguments: Any) -> dict[str, Any]:
+        self._drop(query)
+        return await super().execute_query_one_async(query, **arguments)
+
+
+def test_a_query_cut_by_a_queue_restart_stops_no_worker_and_leaves_no_job_running() -> None:
+    # procrastinate lets such an error out: a fetch ends the worker with a defect, a
+    # heartbeat stops it, and a job whose end is not recorded stays `doing` under a
+    # worker still alive, its tenant's lock held for good
+    connector = _Cut("fetch_job", "finish_job", "heartbeat")
+    app = build_app(connector)
+    manager = FencedJobManager(connector, Fences("postgresql://unused", "queue"))
+
+    async def scenario() -> Status:
+        async with app.open_async():
+            await defer_scheduled(app, "acme")
+            worker = await JobManager.register_worker(manager)  # no fence: no PostgreSQL here
+            assert await manager.fetch_job(queues=None, worker_id=worker) is None
+            job = await manager.fetch_job(queues=None, worker_id=worker)
+            assert job is not None
+            await manager.update_heartbeat(worker)
+            await manager.finish_job(job, Status.SUCCEEDED, delete_job=False)
+            [row] = connector.jobs.values()
+            return Status(row["status"])
+
+    assert asyncio.run(scenario()) == Status.SUCCEEDED
