@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -399,3 +400,25 @@ def test_a_query_cut_by_a_queue_restart_stops_no_worker_and_leaves_no_job_runnin
             return Status(row["status"])
 
     assert asyncio.run(scenario()) == Status.SUCCEEDED
+
+
+def test_a_runs_end_cut_by_a_queue_restart_is_recorded_again() -> None:
+    from samband.queue.runlog import PostgresRunLog
+
+    done: list[dict[str, Any]] = []
+
+    class Connector:
+        cut = True
+
+        async def execute_query_async(self, query: str, **arguments: Any) -> None:
+            if self.cut:
+                self.cut = False
+                try:
+                    raise psycopg.errors.AdminShutdown("terminating connection")
+                except psycopg.Error as exc:
+                    raise ConnectorException from exc
+            done.append(arguments)
+
+    runs = PostgresRunLog(cast(App, SimpleNamespace(connector=Connector())))
+    asyncio.run(runs.finish(7, "ok", None))
+    assert done == [{"status": "ok", "message": None, "id": 7}]

@@ -105,7 +105,7 @@ class FencedJobManager(JobManager):
             return None
 
     async def finish_job(self, job: Job, status: Status, delete_job: bool) -> None:
-        await _recorded(lambda: super(FencedJobManager, self).finish_job(job, status, delete_job))
+        await recorded(lambda: super(FencedJobManager, self).finish_job(job, status, delete_job))
 
     async def retry_job(
         self,
@@ -115,7 +115,7 @@ class FencedJobManager(JobManager):
         queue: str | None = None,
         lock: str | None = None,
     ) -> None:
-        await _recorded(
+        await recorded(
             lambda: super(FencedJobManager, self).retry_job(job, retry_at, priority, queue, lock)
         )
 
@@ -143,8 +143,9 @@ def _why(exc: ConnectorException) -> str:
     return first_line(exc.__cause__ or exc)
 
 
-async def _recorded(query: Callable[[], Awaitable[None]]) -> None:
-    """Run ``query``, again while its connection is lost (up to about a minute)."""
+async def recorded(query: Callable[[], Awaitable[None]]) -> None:
+    """Run ``query``, again while its connection is lost (up to about a minute): what
+    records an end (a job's, a run's) is not left undone by a restart of the database."""
     for wait in (*RECORD_WAITS, None):
         try:
             return await query()
