@@ -173,3 +173,13 @@ def test_tenants_made_by_hand_with_one_prefix_are_refused_both(tmp_path: Path) -
     rows = {row["tenant"]: row["every"] for row in json.loads(listed.stdout)}
     assert "not a tenant name" in rows["gamma__x"] and "both read" in rows["beta-co"]
     assert rows["gamma"] == 2.0
+
+
+def test_a_worker_given_a_registry_that_is_not_there_says_so(tmp_path: Path) -> None:
+    # a typo in a service unit's --tenants-dir: the worker would wait for jobs in silence
+    missing = tmp_path / "tenats"
+    result = CliRunner().invoke(
+        app, ["worker", "--queue", "mysql://nowhere/db", "--tenants-dir", str(missing)]
+    )
+    output = " ".join(result.output.split())
+    assert f"{missing} is not a folder" in output
