@@ -422,3 +422,31 @@ def test_a_runs_end_cut_by_a_queue_restart_is_recorded_again() -> None:
     runs = PostgresRunLog(cast(App, SimpleNamespace(connector=Connector())))
     asyncio.run(runs.finish(7, "ok", None))
     assert done == [{"status": "ok", "message": None, "id": 7}]
+
+
+def test_a_job_cut_by_a_queue_restart_is_logged_with_its_reason_not_a_traceback() -> None:
+    import logging
+    import sys
+
+    from samband.queue.worker import NoTraceback
+
+    try:
+        try:
+            raise psycopg.errors.AdminShutdown("terminating connection due to restart")
+        except psycopg.Error as exc:
+            raise ConnectorException from exc
+    except ConnectorException:
+        record = logging.LogRecord(
+            "procrastinate.worker",
+            logging.ERROR,
+            __file__,
+            1,
+            "Job %s ended",
+            ("x",),
+            sys.exc_info(),
+        )
+    assert NoTraceback().filter(record)
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        "Job x ended: the queue's database did not answer (terminating connection due to restart)"
+    )
