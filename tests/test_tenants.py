@@ -66,6 +66,21 @@ def test_names_and_broken_entries(tmp_path: Path) -> None:
         registry.get("acme").every()
 
 
+def test_a_env_file_that_is_not_utf8_is_said_with_its_line(tmp_path: Path) -> None:
+    from samband.service.tenants import tenants_overview
+
+    t.make_tenant(tmp_path, "acme")
+    t.make_tenant(tmp_path, "beta")
+    (tmp_path / "acme" / ".env").write_bytes(b"A=1\nTOKEN=s3cr\xff\xfet\n")
+    with pytest.raises(TenantError, match=r"acme/\.env:2: not UTF-8") as refused:
+        Registry(tmp_path).get("acme").environ({})
+    assert "s3cr" not in str(refused.value)
+    # the tenants page lists it as invalid, and the other tenant as ever
+    rows = {row["name"]: row for row in tenants_overview(tmp_path)["tenants"]}
+    assert not rows["acme"]["valid"] and ".env:2" in rows["acme"]["problems"][0]
+    assert rows["beta"]["valid"]
+
+
 def _cli(args: list[str], registry: Path, env: dict[str, str]) -> tuple[int, str]:
     result = CliRunner().invoke(app, args, env={"SAMBAND_TENANTS": str(registry), **env})
     return result.exit_code, " ".join(result.output.split())
@@ -158,3 +173,13 @@ def test_tenants_made_by_hand_with_one_prefix_are_refused_both(tmp_path: Path) -
     rows = {row["tenant"]: row["every"] for row in json.loads(listed.stdout)}
     assert "not a tenant name" in rows["gamma__x"] and "both read" in rows["beta-co"]
     assert rows["gamma"] == 2.0
+
+
+def test_a_worker_given_a_registry_that_is_not_there_says_so(tmp_path: Path) -> None:
+    # a typo in a service unit's --tenants-dir: the worker would wait for jobs in silence
+    missing = tmp_path / "tenats"
+    result = CliRunner().invoke(
+        app, ["worker", "--queue", "mysql://nowhere/db", "--tenants-dir", str(missing)]
+    )
+    output = " ".join(result.output.split())
+    assert f"{missing} is not a folder" in output

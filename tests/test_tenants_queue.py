@@ -8,17 +8,22 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import psycopg
 import pytest
 from procrastinate import App
+from procrastinate.exceptions import ConnectorException
 from procrastinate.jobs import Status
+from procrastinate.manager import JobManager
 from procrastinate.testing import InMemoryConnector
 
 from samband.queue import jobs
 from samband.queue.connect import conninfo, ensure_schema
+from samband.queue.fence import Fences
 from samband.queue.jobs import Turn
+from samband.queue.manager import FencedJobManager
 from samband.queue.runlog import MemoryRunLog
 from samband.queue.tasks import (
     SCHEDULED,
@@ -88,6 +93,26 @@ def test_a_broken_tenant_fails_alone_and_a_removed_one_is_dropped(
         if job["status"] == "todo" and job["task_name"] == SCHEDULED
     }
     assert waiting == {"acme", "beta", "broken"}
+
+
+def test_a_tenant_whose_interval_does_not_parse_has_its_run_fail_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its next run cannot be scheduled: the run must say why, not end `ok` as the last
+    registry = _tenants(tmp_path, monkeypatch, "acme")
+    (registry / "acme" / "tenant.yaml").write_text("every: banana\n")
+    app = build_app(InMemoryConnector())
+    runs = MemoryRunLog()
+
+    async def scenario() -> None:
+        async with app.open_async():
+            await defer_scheduled(app, "acme")
+            await _work(app, registry, runs)
+
+    asyncio.run(scenario())
+    [row] = runs.rows
+    assert row["status"] == "failed"
+    assert "acme/tenant.yaml" in row["message"] and "banana" in row["message"]
 
 
 def test_one_scheduled_run_waits_per_tenant_and_jobs_of_a_tenant_share_its_lock(
@@ -219,6 +244,24 @@ def test_a_pushed_run_or_resync_that_yields_goes_on_as_the_scheduled_run_now(
 # -- on PostgreSQL ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://samband:hunter2-pw@[127.0.0.1/samband",  # psycopg quotes the URL
+        "postgresql://samband:hunter2-pw@127.0.0.1:5432/samband?sslmode=nope",
+        "postgresql://samband@127.0.0.1:nope/samband?password=hunter2-pw",
+    ],
+)
+def test_a_queue_url_that_does_not_work_is_said_without_its_password(url: str) -> None:
+    from samband.queue.connect import QueueError
+    from samband.queue.fence import Fences
+
+    for use in (ensure_schema, Fences.of):
+        with pytest.raises(QueueError) as refused:
+            use(url)
+        assert "hunter2" not in str(refused.value)
+
+
 @pytest.mark.postgres
 def test_workers_starting_at_once_make_the_queue_once(postgres_url: str) -> None:
     async def start_together() -> list[bool]:
@@ -306,3 +349,104 @@ def test_a_push_does_not_wait_for_the_scheduled_run_due_later(
     assert [(r["task"], r["status"]) for r in runs.rows] == [(kind, "ok")]
     assert waiting == [(SCHEDULED, due)]  # still due in an hour, once
     assert t.converged(registry, "acme")
+
+
+class _Cut(InMemoryConnector):
+    """A queue whose database is restarted under a query: each query named in ``cut``
+    (or the heartbeat) fails once, its connection terminated."""
+
+    def __init__(self, *cut: str) -> None:
+        super().__init__()
+        self.cut = set(cut)
+
+    def _drop(self, query: str) -> None:
+        name = self.reverse_queries.get(query, "heartbeat" if "last_heartbeat" in query else "")
+        if name in self.cut:
+            self.cut.discard(name)
+            try:
+                raise psycopg.errors.AdminShutdown("terminating connection")
+            except psycopg.Error as exc:
+                raise ConnectorException from exc
+
+    async def execute_query_async(self, query: str, **arguments: Any) -> None:
+        self._drop(query)
+        if query.startswith("INSERT INTO procrastinate_workers"):
+            return  # the heartbeat (the memory connector does not know its SQL)
+        await super().execute_query_async(query, **arguments)
+
+    async def execute_query_one_async(self, query: str, **arguments: Any) -> dict[str, Any]:
+        self._drop(query)
+        return await super().execute_query_one_async(query, **arguments)
+
+
+def test_a_query_cut_by_a_queue_restart_stops_no_worker_and_leaves_no_job_running() -> None:
+    # procrastinate lets such an error out: a fetch ends the worker with a defect, a
+    # heartbeat stops it, and a job whose end is not recorded stays `doing` under a
+    # worker still alive, its tenant's lock held for good
+    connector = _Cut("fetch_job", "finish_job", "heartbeat")
+    app = build_app(connector)
+    manager = FencedJobManager(connector, Fences("postgresql://unused", "queue"))
+
+    async def scenario() -> Status:
+        async with app.open_async():
+            await defer_scheduled(app, "acme")
+            worker = await JobManager.register_worker(manager)  # no fence: no PostgreSQL here
+            assert await manager.fetch_job(queues=None, worker_id=worker) is None
+            job = await manager.fetch_job(queues=None, worker_id=worker)
+            assert job is not None
+            await manager.update_heartbeat(worker)
+            await manager.finish_job(job, Status.SUCCEEDED, delete_job=False)
+            [row] = connector.jobs.values()
+            return Status(row["status"])
+
+    assert asyncio.run(scenario()) == Status.SUCCEEDED
+
+
+def test_a_runs_end_cut_by_a_queue_restart_is_recorded_again() -> None:
+    from samband.queue.runlog import PostgresRunLog
+
+    done: list[dict[str, Any]] = []
+
+    class Connector:
+        cut = True
+
+        async def execute_query_async(self, query: str, **arguments: Any) -> None:
+            if self.cut:
+                self.cut = False
+                try:
+                    raise psycopg.errors.AdminShutdown("terminating connection")
+                except psycopg.Error as exc:
+                    raise ConnectorException from exc
+            done.append(arguments)
+
+    runs = PostgresRunLog(cast(App, SimpleNamespace(connector=Connector())))
+    asyncio.run(runs.finish(7, "ok", None))
+    assert done == [{"status": "ok", "message": None, "id": 7}]
+
+
+def test_a_job_cut_by_a_queue_restart_is_logged_with_its_reason_not_a_traceback() -> None:
+    import logging
+    import sys
+
+    from samband.queue.worker import NoTraceback
+
+    try:
+        try:
+            raise psycopg.errors.AdminShutdown("terminating connection due to restart")
+        except psycopg.Error as exc:
+            raise ConnectorException from exc
+    except ConnectorException:
+        record = logging.LogRecord(
+            "procrastinate.worker",
+            logging.ERROR,
+            __file__,
+            1,
+            "Job %s ended",
+            ("x",),
+            sys.exc_info(),
+        )
+    assert NoTraceback().filter(record)
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        "Job x ended: the queue's database did not answer (terminating connection due to restart)"
+    )

@@ -162,6 +162,23 @@ def test_a_rotated_secret_is_used_from_the_next_request(
     assert client.post("/tenants/acme/hooks/crm", content=body, headers=headers).status_code == 200
 
 
+def test_a_replay_is_refused_also_after_the_tenants_config_changed(
+    tenants: Tenants,
+) -> None:
+    client, queue = tenants.client, tenants.queue
+    body, headers = rest_request(_event(1), secret=SECRETS["acme"])
+    assert client.post("/tenants/acme/hooks/crm", content=body, headers=headers).status_code == 200
+    assert [job[1] for job in _jobs(queue)] == ["acme"]
+    for job in list(queue.connector.jobs.values()):  # type: ignore[attr-defined]
+        job["status"] = "succeeded"  # the run was taken: another push would queue one
+    # the tenant's receivers are made again from its edited config: the same request,
+    # replayed within the window, is still refused
+    config = tenants.hooks.registry.root / "acme" / "samband.yaml"
+    config.write_text(config.read_text() + "# edited\n")
+    assert client.post("/tenants/acme/hooks/crm", content=body, headers=headers).status_code == 400
+    assert _jobs(queue) == []
+
+
 @pytest.mark.postgres
 def test_samband_serve_queues_a_tenants_push_a_worker_then_runs(
     postgres_url: str, tmp_path: Path

@@ -448,6 +448,12 @@ def _queue_worker(
         turn=Turn(seconds=times["--turn"] or None, chunks=turn_chunks),
     )
     err.print(f"{timestamp()} worker: taking jobs of the tenants in {options.registry}")
+    if not options.registry.is_dir():
+        # a typo, or a shared volume not mounted yet: its tenants are scheduled once it is
+        err.print(
+            f"{timestamp()} worker: warning: {options.registry} is not a folder; no tenant's "
+            "run is scheduled until it is (give --tenants-dir or $SAMBAND_TENANTS)"
+        )
     try:
         run_worker(options)
     except SambandError as exc:

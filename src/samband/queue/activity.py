@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from samband.queue.connect import QueueError, conninfo
+from samband.queue.connect import QueueError, conninfo, first_line
 
 _RUNS = """
 SELECT t.name AS tenant, r.task, r.worker, r.started_at, r.finished_at, r.status, r.message
@@ -68,8 +68,7 @@ def read_activity(
                         }
                     )
     except psycopg.Error as exc:
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise QueueError(f"the queue's database cannot be read: {text}") from None
+        raise QueueError(f"the queue's database cannot be read: {first_line(exc)}") from None
     return found
 
 

@@ -3,10 +3,12 @@ tables and Samband's log of tenant runs), also when several workers start at onc
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
 
+from samband import redact
 from samband.errors import SambandError
 
 # taken while the schema is made, so two workers starting at once make it once
@@ -71,5 +73,11 @@ def ensure_schema(url: str) -> bool:
     return made
 
 
+# psycopg quotes a URL it cannot parse whole, password and all
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
 def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    """What the database's error says, on one line, without the URL's password."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return redact.scrub(_URL_PASSWORD.sub(r"\1***@", line))

@@ -90,6 +90,9 @@ def _run(
     from samband.engine.run import Engine
 
     environ = tenant.environ()
+    # a tenant.yaml that does not parse fails the run, saying why: its next scheduled run
+    # cannot be queued without its `every`
+    tenant.every()
     own = tenant.turn()  # tenant.yaml's `turn`, over the worker's
     if own is not None:
         turn = Turn(own or None, turn.chunks)

@@ -10,18 +10,34 @@ to its end, and
 * a silent worker's row is deleted only when its fence is free too (the process is gone);
 * a heartbeat puts the worker's row back if it was deleted all the same (by a worker of an
   older Samband, say), so a late worker never fails on its own missing row.
+
+A query whose connection is lost (the queue's database restarted, a network cut) does not
+end the worker, as procrastinate would let it: a fetch finds no job (the worker fetches
+again after its polling interval), a heartbeat is late (only a hint: the fences decide),
+and a job's end is recorded again until the database answers (:data:`RECORD_WAITS`), so
+no job stays ``doing`` under a live worker, its tenant's lock held for good.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import psycopg
+from procrastinate.exceptions import ConnectorException
+from procrastinate.jobs import Job, Status
 from procrastinate.manager import JobManager
 
+from samband.queue.connect import first_line
 from samband.queue.fence import Fence, Fences, held
 
 log = logging.getLogger(__name__)
+
+# seconds between tries to record a job's end while the queue's database does not answer
+RECORD_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0)
 
 _STALE_WORKERS = (
     "SELECT id FROM procrastinate_workers "
@@ -72,7 +88,36 @@ class FencedJobManager(JobManager):
             self.worker_id = None
 
     async def update_heartbeat(self, worker_id: int) -> None:
-        await self.connector.execute_query_async(_HEARTBEAT, id=worker_id)
+        try:
+            await self.connector.execute_query_async(_HEARTBEAT, id=worker_id)
+        except ConnectorException as exc:
+            if not connection_lost(exc):
+                raise
+            log.warning("worker %s: its heartbeat was not recorded: %s", worker_id, _why(exc))
+
+    async def fetch_job(self, queues: Iterable[str] | None, worker_id: int) -> Job | None:
+        try:
+            return await super().fetch_job(queues=queues, worker_id=worker_id)
+        except ConnectorException as exc:
+            if not connection_lost(exc):
+                raise
+            log.warning("the queue's database did not answer (%s); fetching again", _why(exc))
+            return None
+
+    async def finish_job(self, job: Job, status: Status, delete_job: bool) -> None:
+        await recorded(lambda: super(FencedJobManager, self).finish_job(job, status, delete_job))
+
+    async def retry_job(
+        self,
+        job: Job,
+        retry_at: datetime.datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        lock: str | None = None,
+    ) -> None:
+        await recorded(
+            lambda: super(FencedJobManager, self).retry_job(job, retry_at, priority, queue, lock)
+        )
 
     async def prune_stalled_workers(self, seconds_since_heartbeat: float) -> list[int]:
         rows = await self.connector.execute_query_all_async(
@@ -87,6 +132,28 @@ class FencedJobManager(JobManager):
             _PRUNE, ids=gone, seconds=seconds_since_heartbeat
         )
         return [int(row["id"]) for row in pruned]
+
+
+def connection_lost(exc: ConnectorException) -> bool:
+    """Whether the query failed for its connection (not for what it asked)."""
+    return isinstance(exc.__cause__, psycopg.OperationalError)
+
+
+def _why(exc: ConnectorException) -> str:
+    return first_line(exc.__cause__ or exc)
+
+
+async def recorded(query: Callable[[], Awaitable[None]]) -> None:
+    """Run ``query``, again while its connection is lost (up to about a minute): what
+    records an end (a job's, a run's) is not left undone by a restart of the database."""
+    for wait in (*RECORD_WAITS, None):
+        try:
+            return await query()
+        except ConnectorException as exc:
+            if wait is None or not connection_lost(exc):
+                raise
+            log.warning("the queue's database did not answer (%s); trying again", _why(exc))
+            await asyncio.sleep(wait)
 
 
 def fenced(app: Any, fences: Fences) -> Any:

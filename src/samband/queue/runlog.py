@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 from procrastinate import App
 
+from samband.queue.manager import recorded
+
 
 class RunLog(Protocol):
     async def begin(self, tenant: str, job_id: int | None, task: str, worker: str) -> int: ...
@@ -34,12 +36,15 @@ class PostgresRunLog:
         return int(row["id"])
 
     async def finish(self, row: int, status: str, message: str | None) -> None:
-        await self.connector.execute_query_async(
-            "UPDATE samband_tenant_runs SET finished_at = clock_timestamp(), "
-            "status = %(status)s, message = %(message)s WHERE id = %(id)s",
-            status=status,
-            message=message,
-            id=row,
+        # a row left `running` would say the job's worker died
+        await recorded(
+            lambda: self.connector.execute_query_async(
+                "UPDATE samband_tenant_runs SET finished_at = clock_timestamp(), "
+                "status = %(status)s, message = %(message)s WHERE id = %(id)s",
+                status=status,
+                message=message,
+                id=row,
+            )
         )
 
     async def recent(self, tenant: str | None = None, limit: int = 20) -> list[dict[str, Any]]:

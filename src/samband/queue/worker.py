@@ -31,12 +31,13 @@ from pathlib import Path
 
 import psycopg
 from procrastinate import App, exceptions
+from procrastinate.exceptions import ConnectorException
 from procrastinate.jobs import Job, Status
 
-from samband.queue.connect import connector, ensure_schema
+from samband.queue.connect import connector, ensure_schema, first_line
 from samband.queue.fence import Fences, held
 from samband.queue.jobs import Turn
-from samband.queue.manager import FencedJobManager, fenced
+from samband.queue.manager import FencedJobManager, connection_lost, fenced
 from samband.queue.runlog import PostgresRunLog
 from samband.queue.tasks import (
     SCHEDULED,
@@ -64,14 +65,21 @@ class WorkerOptions:
     turn: Turn = field(default_factory=lambda: Turn(seconds=60.0))
 
 
-class _NoTraceback(logging.Filter):
+class NoTraceback(logging.Filter):
     """A tenant's job that failed for a reason it states (its config, a system, its run
-    lease) is logged as that reason, without a traceback."""
+    lease) is logged as that reason, without a traceback; so is one whose query to the
+    queue's database lost its connection (a restart), with what the database said."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], JobFailed):
-            record.exc_info = None
-            record.exc_text = None
+        failed = record.exc_info[1] if record.exc_info else None
+        if isinstance(failed, ConnectorException) and connection_lost(failed):
+            said = first_line(failed.__cause__ or failed)
+            record.msg = f"{record.getMessage()}: the queue's database did not answer ({said})"
+            record.args = None
+        elif not isinstance(failed, JobFailed):
+            return True
+        record.exc_info = None
+        record.exc_text = None
         return True
 
 
@@ -89,7 +97,7 @@ def run_worker(options: WorkerOptions) -> None:
 
 
 async def _run(options: WorkerOptions) -> None:
-    logging.getLogger("procrastinate.worker").addFilter(_NoTraceback())
+    logging.getLogger("procrastinate.worker").addFilter(NoTraceback())
     app = open_app(options.queue_url, max_size=options.concurrency + 4)
     assert isinstance(app.job_manager, FencedJobManager)
     fences = app.job_manager.fences

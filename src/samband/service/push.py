@@ -144,11 +144,13 @@ class Receivers:
         metrics: PushMetrics,
         *,
         clock: Callable[[], float] = time.time,
+        guard: ReplayGuard | None = None,
     ) -> None:
         self.by_system = receivers(config, environ)
         self.on_push = on_push
         self.metrics = metrics
-        self.guard = ReplayGuard()
+        # given: the events seen by the receivers this replaces (a config reloaded)
+        self.guard = ReplayGuard() if guard is None else guard
         self.clock = clock
 
     def routes(self) -> list[Route]:

@@ -30,7 +30,7 @@ from starlette.routing import Route
 from samband.config import Config
 from samband.config.validate import load_valid
 from samband.errors import SambandError
-from samband.service.push import PushMetrics, Receivers
+from samband.service.push import PushMetrics, Receivers, ReplayGuard
 from samband.tenants import Registry
 
 if TYPE_CHECKING:
@@ -107,6 +107,9 @@ class TenantHooks:
         self.metrics = metrics
         self.process_environ = os.environ if process_environ is None else process_environ
         self._loaded: dict[str, _Loaded] = {}
+        # a tenant's events seen, kept when its receivers are made again: an edit of its
+        # config must not make a request already taken acceptable once more
+        self._guards: dict[str, ReplayGuard] = {}
         self._lock = threading.Lock()
 
     async def close(self) -> None:
@@ -166,7 +169,9 @@ class TenantHooks:
                 "run queued" if queued else "a waiting run covers it",
             )
 
-        receivers = Receivers(config, environ, on_push, self.metrics)
+        with self._lock:
+            guard = self._guards.setdefault(tenant, ReplayGuard())
+        receivers = Receivers(config, environ, on_push, self.metrics, guard=guard)
         with self._lock:
             self._loaded[tenant] = _Loaded(stamp, receivers)
         return receivers

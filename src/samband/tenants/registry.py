@@ -111,7 +111,16 @@ class Tenant:
 def _read_env_file(path: Path) -> Iterator[tuple[str, str]]:
     if not path.is_file():
         return
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        at = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise TenantError(
+            f"{path}:{at}: not UTF-8 text (the value is not shown); save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise TenantError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    for number, line in enumerate(content.splitlines(), 1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
