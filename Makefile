@@ -37,7 +37,7 @@ docs: $(STAMP)
 # The suite checks that the committed references are current before the strict build
 # (which would rewrite them); a broken link or a page left out of the nav fails it.
 test: lint typecheck imports
-	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25 tests
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site-check
 
 $(VENV)/.bench-installed: $(STAMP)
