@@ -687,6 +687,18 @@ def bench_tenants_queue(suite: Suite) -> None:
             ).values.append(cycle["job_median_s"] * 1000)
             f(
                 "tenants-queue",
+                f"the queue around a run, {count} worker(s): taken → run, run → done, "
+                "done → next taken",
+                "ms",
+                note=f"medians: {cycle['taken_to_run_ms']:.1f} + {cycle['run_to_finished_ms']:.1f}"
+                f" + {cycle['finished_to_next_ms']:.1f} (procrastinate's events, the run log)",
+            ).values.append(
+                cycle["taken_to_run_ms"]
+                + cycle["run_to_finished_ms"]
+                + cycle["finished_to_next_ms"]
+            )
+            f(
+                "tenants-queue",
                 f"CPU per quiescent run through the queue, {count} worker(s)",
                 "ms",
                 note="the worker processes' CPU over the cycle / runs (not PostgreSQL's)",

@@ -207,6 +207,34 @@ def wait_runs(queue: str, after: int, names: list[str], pool: Workers) -> dict[s
     }
 
 
+def job_phases(queue: str, after: int) -> dict[str, float]:
+    """Where a job's time outside its run goes (medians, ms), from procrastinate's events
+    and the run log: taken → the run begins (the log's row written), the run ends → the job
+    finished (the log's row closed, the successor queued), and a worker's job finished →
+    its next taken."""
+    rows = _sql(
+        queue,
+        "SELECT r.worker, extract(epoch FROM r.started_at)::float8, "
+        "extract(epoch FROM r.finished_at)::float8, "
+        "(SELECT extract(epoch FROM max(e.at))::float8 FROM procrastinate_events e "
+        " WHERE e.job_id = r.job_id AND e.type = 'started'), "
+        "(SELECT extract(epoch FROM max(e.at))::float8 FROM procrastinate_events e "
+        " WHERE e.job_id = r.job_id AND e.type IN ('succeeded', 'failed')) "
+        "FROM samband_tenant_runs r WHERE r.id > %s ORDER BY r.worker, r.id",
+        after,
+    )
+    between = [
+        rows[i + 1][3] - rows[i][4]
+        for i in range(len(rows) - 1)
+        if rows[i][0] == rows[i + 1][0] and rows[i + 1][3] and rows[i][4]
+    ]
+    return {
+        "taken_to_run_ms": statistics.median(b - a for _w, b, _c, a, _d in rows if a) * 1000,
+        "run_to_finished_ms": statistics.median(d - c for _w, _b, c, _a, d in rows if d) * 1000,
+        "finished_to_next_ms": statistics.median(between) * 1000 if between else 0.0,
+    }
+
+
 def last_row(queue: str) -> int:
     return int(_sql(queue, "SELECT coalesce(max(id), 0) FROM samband_tenant_runs")[0][0])
 
@@ -251,6 +279,7 @@ def run_cycles(
                 # --heartbeat (2 s), a wait a busy queue does not have
                 cycle = _figures(names, started, runs)
                 cycle["cpu_ms_per_run"] = (pool.cpu_seconds() - cpu) / tenants * 1000
+                cycle.update(job_phases(url, mark))
                 result["cycles"][str(count)] = cycle
         if ceiling:
             paths = [data / name / "samband.yaml" for name in names]
