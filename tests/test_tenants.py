@@ -3,6 +3,7 @@ on the commands that take ``-c``, and ``samband tenants`` (the registry's comman
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,39 @@ def test_the_tenants_environment_ends_with_its_command(tmp_path: Path) -> None:
     code, output = _cli(["validate", "--tenant", "acme"], registry, {})
     assert code == 0, output
     assert default_environ() is __import__("os").environ
+
+
+def test_two_tenants_never_share_a_variable_prefix(tmp_path: Path) -> None:
+    # `acme-a` and `acme_a` would both read SAMBAND_TENANT_ACME_A__*: each would be given the
+    # other's credentials
+    registry = Registry(tmp_path)
+    config = tmp_path / "c.yaml"
+    config.write_text("systems: {}\n")
+    registry.add("acme-a", config)
+    with pytest.raises(TenantError, match="acme-a"):
+        registry.add("ACME_A", config)
+    # a name whose variables another tenant's prefix would take (`a` reads
+    # SAMBAND_TENANT_A__*, so `a_` or `a__b` would hand theirs to it)
+    for name in ("a_", "a__b", "a-_b", "b-"):
+        with pytest.raises(TenantError, match="not a tenant name"):
+            registry.add(name, config)
+
+
+def test_tenants_made_by_hand_with_one_prefix_are_refused_both(tmp_path: Path) -> None:
+    t.make_tenant(tmp_path, "beta-co")
+    t.make_tenant(tmp_path, "beta_co")
+    process = {"SAMBAND_TENANT_BETA_CO__CRM_URL": "sqlite:///secret.db"}
+    for name in ("beta-co", "beta_co"):
+        with pytest.raises(TenantError, match=r"beta-co.*beta_co|beta_co.*beta-co"):
+            Registry(tmp_path).get(name).environ(process)
+    # and a folder whose name reads another's variables is said, not skipped in silence
+    t.make_tenant(tmp_path, "gamma")
+    (tmp_path / "gamma__x").mkdir()
+    (tmp_path / "gamma__x" / "samband.yaml").write_text("systems: {}\n")
+    assert "gamma__x" in Registry(tmp_path).names()
+    with pytest.raises(TenantError, match="not a tenant name"):
+        Registry(tmp_path).get("gamma__x")
+    listed = CliRunner().invoke(app, ["tenants", "list", "--tenants-dir", str(tmp_path), "--json"])
+    rows = {row["tenant"]: row["every"] for row in json.loads(listed.stdout)}
+    assert "not a tenant name" in rows["gamma__x"] and "both read" in rows["beta-co"]
+    assert rows["gamma"] == 2.0

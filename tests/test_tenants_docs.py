@@ -4,6 +4,7 @@ tenants of the test's making and the test's PostgreSQL as the queue."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -61,3 +62,31 @@ def test_try_it_on_one_machine_runs(postgres_url: str, tmp_path: Path) -> None:
             worker.send_signal(signal.SIGTERM)
             worker.wait(60)
     assert [w.returncode for w in workers] == [0]
+
+
+def test_the_python_example_of_seeing_every_tenant_runs(
+    postgres_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.support.cluster import run_due_jobs
+    from tests.support.docs_examples import run_python
+
+    registry = tmp_path / "tenants"
+    for name in ("acme", "beta"):
+        for key, value in t.make_tenant(registry, name, every="5m").items():
+            monkeypatch.setenv(key, value)
+    run_due_jobs(postgres_url, registry)
+    (registry / "beta" / "samband.yaml").write_text("systems: {}\ndataflows: [1]\n")
+    t.make_tenant(registry, "gamma", every="5m")  # added since: no run yet
+    monkeypatch.setenv("SAMBAND_QUEUE", postgres_url)
+    run_python(
+        block_after(DOCS / "many-companies.md", "## Seeing every tenant", "python"), tmp_path
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "acme: every 5m, valid, last run ok"
+    assert re.fullmatch(
+        r"beta: every 5m, .*tenants/beta/samband\.yaml:\d+:\d+: error: .*, last run ok", lines[1]
+    ), lines[1]
+    assert lines[2] == "gamma: every 5m, valid, no run yet"

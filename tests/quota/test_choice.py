@@ -40,7 +40,9 @@ def test_with_a_quota_database_the_bucket_is_the_accounts(
     limiter = limiter_for("poweroffice-go/10/1s", "digest-a", RateLimit(calls=10), margin=0.1)
     assert isinstance(limiter, ClusterLimiter)
     assert limiter.key.startswith("poweroffice-go:") and "digest-a" not in limiter.key
-    assert limiter.interval == pytest.approx(0.11)
+    # a quarter second of margin in a cluster, where calls jitter more than the 0.1 s
+    # a single process leaves
+    assert limiter.interval == pytest.approx(0.125)
     assert limiter_for("poweroffice-go/10/1s", "digest-a", RateLimit(calls=10), margin=0.1) is (
         limiter
     )

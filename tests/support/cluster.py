@@ -3,6 +3,7 @@ replaced at will, and the checks of what the queue promises (from its run log)."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -17,13 +18,18 @@ from typing import Any
 
 import psycopg
 
-from samband.queue.connect import conninfo, ensure_schema
+from samband.queue.connect import connector, conninfo, ensure_schema
+from samband.queue.runlog import PostgresRunLog
+from samband.queue.tasks import Settings, build_app
+from samband.queue.worker import schedule_missing
+from samband.tenants import Registry
 from tests.support import tenants as t
 
-# a worker is dead after 15 s of silence: on a loaded machine (the whole suite runs beside
-# this) a live worker's heartbeat can be late by seconds, and a live worker counted dead has
-# its job run again beside it (only the engine's run lease then keeps the two apart)
-WORKER_ARGS = ["--heartbeat", "1s", "--dead-after", "15s"]
+# a worker silent 5 s is taken for dead: on a loaded machine a live worker's heartbeat can
+# be late by more, and that is harmless: its job is taken back only once its fences (its
+# connections to the queue) are gone too
+DEAD_AFTER = 5.0
+WORKER_ARGS = ["--heartbeat", "1s", "--dead-after", f"{DEAD_AFTER:g}s"]
 
 
 @dataclass
@@ -33,11 +39,16 @@ class Cluster:
     env: dict[str, str]
     logs: Path
     concurrency: int = 1
+    #: how the tenants were made, and how they are checked
+    kind: t.Tenants = field(default_factory=t.SqlTenants)
+    #: more options of `samband worker` (e.g. its turn)
+    args: list[str] = field(default_factory=list)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     #: pid → when it was killed (the database's clock: the run log's is the same)
     killed: dict[int, datetime] = field(default_factory=dict)
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, *extra: str) -> subprocess.Popen[bytes]:
+        """Start a worker (``extra``: more of its options)."""
         log = (self.logs / f"worker-{len(self.killed)}-{len(self.workers)}.log").open("wb")
         process = subprocess.Popen(
             [
@@ -52,6 +63,8 @@ class Cluster:
                 "--concurrency",
                 str(self.concurrency),
                 *WORKER_ARGS,
+                *self.args,
+                *extra,
             ],
             # a worker that hangs shows where (SIGABRT: the failure path of run_cluster)
             env={**self.env, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONFAULTHANDLER": "1"},
@@ -78,6 +91,18 @@ class Cluster:
         rows = self.sql("SELECT worker FROM samband_tenant_runs WHERE finished_at IS NULL")
         alive = {w.pid for w in self.workers if w.poll() is None}
         return [pid for (worker,) in rows if (pid := int(worker.rsplit(":", 1)[1])) in alive]
+
+    def running(self, tenant: str) -> tuple[int, datetime] | None:
+        """The worker (pid) in the middle of a run of ``tenant``, and when it began."""
+        rows = self.sql(
+            "SELECT worker, started_at FROM samband_tenant_runs "
+            "WHERE tenant = %s AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
+            tenant,
+        )
+        return (int(rows[0][0].rsplit(":", 1)[1]), rows[0][1]) if rows else None
+
+    def worker(self, pid: int) -> subprocess.Popen[bytes]:
+        return next(w for w in self.workers if w.pid == pid)
 
     def kill_one(self, rng: random.Random) -> int | None:
         """SIGKILL a worker, one in the middle of a job when there is one, and start another
@@ -146,12 +171,45 @@ def overlaps(cluster: Cluster) -> list[str]:
     return found
 
 
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+def run_due_jobs(queue: str, registry: Path) -> None:
+    """What a worker does, in this process until no job is due: each tenant of
+    ``registry`` gets its scheduled run, which queues its next one."""
+    ensure_schema(queue)
+    app = build_app(connector(queue, min_size=1, max_size=2))
+
+    async def work() -> None:
+        async with app.open_async():
+            await schedule_missing(app, Registry(registry))
+            await app.run_worker_async(
+                wait=False,
+                install_signal_handlers=False,
+                additional_context={
+                    "samband": Settings(registry=registry, runs=PostgresRunLog(app))
+                },
+            )
+
+    asyncio.run(work())
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str, every: float = 1.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {seconds:.0f} s: {what}")
-        time.sleep(1.0)  # each look opens the tenants' databases: not too often
+        time.sleep(every)  # each look opens the tenants' databases: not too often
+
+
+def small_cluster(postgres_url: str, tmp_path: Path, tenants: dict[str, int]) -> Cluster:
+    """A cluster with no worker yet, its tenants (name → number of records) run every 2 s."""
+    registry = tmp_path / "tenants"
+    env: dict[str, str] = {}
+    for name, records in tenants.items():
+        env.update(t.make_tenant(registry, name, records=records))
+    environ = {k: v for k, v in os.environ.items() if k != "CRM_URL"} | env
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    ensure_schema(postgres_url)
+    return Cluster(postgres_url, registry, environ, logs)
 
 
 def run_cluster(
@@ -163,19 +221,28 @@ def run_cluster(
     kills: int,
     seconds: float,
     every: str = "5s",
+    kind: t.Tenants | None = None,
+    records: int = t.RECORDS,
+    pause: float = 0.05,
+    converge_within: float | None = None,
+    worker_env: dict[str, str] | None = None,
 ) -> Cluster:
-    """``tenants`` tenants edited for ``seconds`` while ``workers`` workers take their
-    jobs and ``kills`` of them are killed; returns once every tenant converged."""
+    """``tenants`` tenants (made by ``kind``, SQLite ones by default) of ``records``
+    records each, edited one every ``pause`` seconds for ``seconds`` while ``workers``
+    workers (with ``worker_env`` besides the tenants' variables) take their jobs and
+    ``kills`` of them are killed; returns once every tenant converged (within
+    ``converge_within`` seconds of the last edit)."""
+    kind = kind or t.SqlTenants()
     registry = tmp_path / "tenants"
-    env: dict[str, str] = {}
+    env: dict[str, str] = dict(worker_env or {})
     names = [f"tenant-{i:03d}" for i in range(tenants)]
     for name in names:
-        env.update(t.make_tenant(registry, name, every=every))
+        env.update(kind.make(registry, name, records, every))
     # the tenants' variables only: none of them is readable as plain ${CRM_URL}
     environ = {k: v for k, v in os.environ.items() if k != "CRM_URL"} | env
     logs = tmp_path / "logs"
     logs.mkdir()
-    cluster = Cluster(postgres_url, registry, environ, logs)
+    cluster = Cluster(postgres_url, registry, environ, logs, kind=kind)
     rng = random.Random(22)
     try:
         ensure_schema(postgres_url)  # as `samband worker` does, also when several start at once
@@ -192,16 +259,16 @@ def run_cluster(
             if time.monotonic() >= next_kill and len(cluster.killed) < kills:
                 cluster.kill_one(rng)
                 next_kill = time.monotonic() + seconds / (kills + 1)
-            time.sleep(0.05)
+            time.sleep(pause)
         waiting = set(names)
 
         def all_converged() -> bool:
-            waiting.difference_update([n for n in sorted(waiting) if t.converged(registry, n)])
+            waiting.difference_update([n for n in sorted(waiting) if kind.converged(registry, n)])
             return not waiting
 
         wait_for(
             all_converged,
-            max(90.0, tenants * 0.5),
+            converge_within or max(90.0, tenants * 0.5),
             "every tenant converges",
         )
         # and the job of the last worker killed has been run again too
@@ -240,8 +307,8 @@ def check(cluster: Cluster, tenants: int, kills: int) -> None:
     names = sorted(p.name for p in registry.iterdir())
     assert len(names) == tenants
     for name in names:
-        assert t.duplicates(registry, name) == [], f"{name}: created twice"
-        assert t.converged(registry, name), name
+        assert cluster.kind.duplicates(registry, name) == [], f"{name}: created twice"
+        assert cluster.kind.converged(registry, name), name
     assert len(cluster.killed) >= kills
     assert overlaps(cluster) == []
     runs = cluster.runs()

@@ -9,6 +9,7 @@ import sqlite3
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import yaml
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
@@ -27,12 +28,9 @@ def pms_file(registry: Path, name: str) -> Path:
     return registry / name / "pms.db"
 
 
-def make_tenant(
-    registry: Path, name: str, records: int = RECORDS, every: str = "2s"
-) -> dict[str, str]:
-    """Make tenant ``name`` in ``registry``; the environment variables it needs."""
-    folder = registry / name
-    folder.mkdir(parents=True)
+def make_crm(registry: Path, name: str, records: int = RECORDS) -> str:
+    """Tenant ``name``'s folder and CRM with ``records`` companies; the CRM's URL."""
+    (registry / name).mkdir(parents=True)
     crm_url = f"sqlite:///{crm_file(registry, name)}"
     engine = create_engine(crm_url)
     meta = MetaData()
@@ -55,16 +53,35 @@ def make_tenant(
             ],
         )
     engine.dispose()
+    return crm_url
+
+
+def crm_system() -> dict[str, Any]:
+    """The CRM in a tenant's config (its URL from the tenant's ``${CRM_URL}``)."""
+    return {
+        "kind": "sql",
+        "url": "${CRM_URL}",
+        "entity_types": {"Company": {"table": "company", "id": "id"}},
+    }
+
+
+def write_tenant(registry: Path, name: str, config: dict[str, Any], every: str) -> None:
+    folder = registry / name
+    (folder / "samband.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    (folder / "tenant.yaml").write_text(f"every: {every}\n", encoding="utf-8")
+
+
+def make_tenant(
+    registry: Path, name: str, records: int = RECORDS, every: str = "2s"
+) -> dict[str, str]:
+    """Make tenant ``name`` in ``registry``; the environment variables it needs."""
+    crm_url = make_crm(registry, name, records)
     pms.create_pms_schema(f"sqlite:///{pms_file(registry, name)}")
     config = {
         # the edits of a test reach most of a tenant's few records between two runs
         "defaults": {"max_change_share": 1.0},
         "systems": {
-            "crm": {
-                "kind": "sql",
-                "url": "${CRM_URL}",
-                "entity_types": {"Company": {"table": "company", "id": "id"}},
-            },
+            "crm": crm_system(),
             "pms": {
                 "kind": "sql",
                 "url": f"sqlite:///{pms_file(registry, name)}",
@@ -84,8 +101,7 @@ def make_tenant(
             }
         ],
     }
-    (folder / "samband.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    (folder / "tenant.yaml").write_text(f"every: {every}\n", encoding="utf-8")
+    write_tenant(registry, name, config, every)
     return {f"{env_prefix(name)}CRM_URL": crm_url}
 
 
@@ -119,3 +135,27 @@ def converged(registry: Path, name: str) -> bool:
     return dict(pms_customers(registry, name)) == crm_names(registry, name) and not duplicates(
         registry, name
     )
+
+
+class Tenants(Protocol):
+    """How a test's tenants are made and checked (:func:`tests.support.cluster.run_cluster`):
+    :class:`SqlTenants`, or :class:`tests.support.sandbox_tenants.PowerOfficeTenants`."""
+
+    def make(self, registry: Path, name: str, records: int, every: str) -> dict[str, str]: ...
+
+    def duplicates(self, registry: Path, name: str) -> list[str]: ...
+
+    def converged(self, registry: Path, name: str) -> bool: ...
+
+
+class SqlTenants:
+    """Each tenant's CRM synced to its own PMS, both SQLite files in its folder."""
+
+    def make(self, registry: Path, name: str, records: int, every: str) -> dict[str, str]:
+        return make_tenant(registry, name, records=records, every=every)
+
+    def duplicates(self, registry: Path, name: str) -> list[str]:
+        return duplicates(registry, name)
+
+    def converged(self, registry: Path, name: str) -> bool:
+        return converged(registry, name)

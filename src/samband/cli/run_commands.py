@@ -354,10 +354,37 @@ def worker(
         str,
         typer.Option(
             "--dead-after",
-            help="With --queue: a worker silent this long is dead and its jobs are run "
-            "again (e.g. 30s).",
+            help="With --queue: a worker silent this long whose connections to the queue "
+            "are gone is dead, and its jobs are run again (e.g. 30s).",
         ),
     ] = "30s",
+    grace: Annotated[
+        str,
+        typer.Option(
+            "--grace",
+            help="With --queue: on SIGTERM or Ctrl-C, how long the running jobs have to "
+            "end; past it their runs stop after the current chunk and are queued again.",
+        ),
+    ] = "30s",
+    turn: Annotated[
+        str,
+        typer.Option(
+            "--turn",
+            help="With --queue: a tenant's run yields between two chunks once it has worked "
+            "this long (e.g. 60s, 5m), and its next run waits behind the jobs queued "
+            "meanwhile: a huge initial load takes turns with the other tenants. 0: no limit.",
+        ),
+    ] = "60s",
+    turn_chunks: Annotated[
+        int | None,
+        typer.Option(
+            "--turn-chunks",
+            min=1,
+            help="With --queue: a tenant's run also yields after this many chunks that moved "
+            "something (default: no limit but --turn).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """With --queue: take tenants' jobs (runs, pushed runs, resyncs) from the queue, any
     number of workers on any number of machines; a job of a worker that dies is run
@@ -366,18 +393,41 @@ def worker(
     if queue is None:
         _repeat(config or found_config(), every, as_json, lease_wait, shared=True)
         return
-    _queue_worker(queue, concurrency, tenants_dir, heartbeat, dead_after)
+    _queue_worker(
+        queue,
+        concurrency,
+        tenants_dir,
+        heartbeat,
+        dead_after,
+        grace=grace,
+        turn=turn,
+        turn_chunks=turn_chunks,
+    )
 
 
 def _queue_worker(
-    queue: str, concurrency: int, tenants_dir: Path | None, heartbeat: str, dead_after: str
+    queue: str,
+    concurrency: int,
+    tenants_dir: Path | None,
+    heartbeat: str,
+    dead_after: str,
+    *,
+    grace: str,
+    turn: str,
+    turn_chunks: int | None,
 ) -> None:
     from samband.durations import parse_interval
+    from samband.queue.jobs import Turn
     from samband.queue.worker import WorkerOptions, run_worker
     from samband.tenants import registry_dir
 
     times = {}
-    for option, value in (("--heartbeat", heartbeat), ("--dead-after", dead_after)):
+    for option, value in (
+        ("--heartbeat", heartbeat),
+        ("--dead-after", dead_after),
+        ("--grace", grace),
+        ("--turn", turn),
+    ):
         try:
             times[option] = parse_interval(value)
         except ValueError as exc:
@@ -394,6 +444,8 @@ def _queue_worker(
         concurrency=concurrency,
         heartbeat=times["--heartbeat"],
         stalled_after=times["--dead-after"],
+        grace=times["--grace"],
+        turn=Turn(seconds=times["--turn"] or None, chunks=turn_chunks),
     )
     err.print(f"{timestamp()} worker: taking jobs of the tenants in {options.registry}")
     try:

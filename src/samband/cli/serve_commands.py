@@ -51,6 +51,25 @@ def serve(
             "default: qa-report beside the config.",
         ),
     ] = None,
+    tenants_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--tenants-dir",
+            help="A tenants registry (a folder of TENANT/samband.yaml) to list on the tenants "
+            "page (/tenants, /api/tenants); default: $SAMBAND_TENANTS when set, else none.",
+            show_default=False,
+        ),
+    ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option(
+            "--queue",
+            envvar="SAMBAND_QUEUE",
+            help="With a tenants registry: the queue (postgresql://USER@HOST:PORT/DB) whose "
+            "tenant runs and waiting jobs the tenants page shows (default: $SAMBAND_QUEUE).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the schedule and serve the dashboard, the JSON API, /metrics, /healthz and
     /readyz until SIGTERM or Ctrl-C (which end the run in progress at its next step)."""
@@ -75,6 +94,7 @@ def serve(
             access.session_secret,
             notifier.webhook_secret,
             smtp.password if smtp else None,
+            _password(queue),
         ]
     )
     refusal = check_bind(host, access)
@@ -88,7 +108,14 @@ def serve(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--every") from None
     try:
-        service = Service(config, interval, notifier=notifier, qa_report=qa_report)
+        service = Service(
+            config,
+            interval,
+            notifier=notifier,
+            qa_report=qa_report,
+            tenants_dir=_tenants_dir(tenants_dir),
+            queue_url=queue,
+        )
     except SambandError as exc:
         raise fail(exc, 2 if isinstance(exc, ConfigError) else 1) from None
     secure = not is_loopback(host) if secure_cookies is None else secure_cookies
@@ -114,6 +141,22 @@ def serve(
 
     server = _server(app_, host, port, listening, service.live.close)
     server.run(sockets=[sock])
+
+
+def _tenants_dir(given: Path | None) -> Path | None:
+    from samband.tenants import registry_dir
+    from samband.tenants.registry import ENV_VAR
+
+    return registry_dir(given) if given or os.environ.get(ENV_VAR, "").strip() else None
+
+
+def _password(url: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password if url else None
+    except ValueError:
+        return None
 
 
 def _subscribe(service: Any, public_url: str) -> None:

@@ -72,7 +72,7 @@ def list_tenants(tenants_dir: TenantsDirOption = None, as_json: JsonOption = Fal
     rows = []
     for tenant in registry.tenants():
         try:
-            every: Any = tenant.every()
+            every: Any = registry.get(tenant.name).every()  # a bad name is said here
         except SambandError as exc:
             every = f"error: {exc}"
         rows.append({"tenant": tenant.name, "config": str(tenant.config_path), "every": every})
@@ -97,7 +97,10 @@ def list_tenants(tenants_dir: TenantsDirOption = None, as_json: JsonOption = Fal
 
 @tenants_app.command("add")
 def add_tenant(
-    name: Annotated[str, typer.Argument(help="The tenant's name (letters, digits, - and _).")],
+    name: Annotated[
+        str,
+        typer.Argument(help="The tenant's name: letters and digits, words joined by one - or _."),
+    ],
     config: Annotated[Path, typer.Option("--config", help="The tenant's config file, copied in.")],
     every: Annotated[
         str | None,

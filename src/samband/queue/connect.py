@@ -67,9 +67,9 @@ def ensure_schema(url: str) -> bool:
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
     except psycopg.Error as exc:
-        raise QueueError(f"the queue's database cannot be used: {_first_line(exc)}") from None
+        raise QueueError(f"the queue's database cannot be used: {first_line(exc)}") from None
     return made
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

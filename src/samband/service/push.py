@@ -70,6 +70,11 @@ class ReplayGuard:
             self._seen[digest] = now
             return True
 
+    def forget(self, digest: str) -> None:
+        """An event that was not acted on: its sender's retry is taken."""
+        with self._lock:
+            self._seen.pop(digest, None)
+
 
 @dataclass(frozen=True)
 class Receiver:
@@ -185,8 +190,12 @@ class Receivers:
             raise Refused("stale", f"the event is dated {change.occurred_at:.0f}, now {now:.0f}")
         if not self.guard.first_time(change.digest, now):
             raise Refused("replayed", "the same event was received before")
+        try:
+            self.on_push(receiver.system, change.entity_types, change.keys, "webhook")
+        except Exception:
+            self.guard.forget(change.digest)
+            raise
         self.metrics.received.labels(receiver.system, "webhook").inc()
-        self.on_push(receiver.system, change.entity_types, change.keys, "webhook")
         return change
 
     def _refuse(self, system: str, refusal: Refused) -> Response:

@@ -30,7 +30,9 @@ from samband.service.metrics import Metrics
 from samband.service.notify import Event, Notifier
 from samband.service.push import Listeners, PushMetrics, Receivers
 from samband.service.scheduler import NOT_FAILED, RunOutcome, Scheduler
+from samband.service.tenant_hooks import QueueDefer, TenantHooks
 from samband.store._database import db_message
+from samband.tenants import Registry
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,14 @@ class Service:
         environ: Mapping[str, str] | None = None,
         push_gap: float = PUSH_GAP,
         qa_report: str | Path | None = None,
+        tenants_dir: str | Path | None = None,
+        queue_url: str | None = None,
     ):
         self.config_path = Path(config_path)
+        #: the tenants registry the tenants page lists (None: no page), and the queue whose
+        #: runs and jobs it shows (see :mod:`samband.service.tenants`)
+        self.tenants_dir = Path(tenants_dir) if tenants_dir is not None else None
+        self.queue_url = queue_url
         #: where `samband qa` writes its report (its default: ``qa-report`` beside the config)
         self.qa_folder = (
             Path(qa_report) if qa_report is not None else self.config_path.parent / "qa-report"
@@ -93,6 +101,15 @@ class Service:
         self.push_metrics = PushMetrics(self.metrics.registry)
         self.receivers = Receivers(self.config, self.environ, self.pushed, self.push_metrics)
         self.listeners = Listeners(self.config, self.environ, self.pushed, self.push_metrics)
+        #: with a registry and a queue: the tenants' webhooks queue their pushed runs
+        self.tenant_hooks: TenantHooks | None = None
+        if self.tenants_dir is not None and queue_url is not None:
+            self.tenant_hooks = TenantHooks(
+                Registry(self.tenants_dir),
+                QueueDefer(queue_url),
+                self.push_metrics,
+                process_environ=self.environ,
+            )
         self.pushes = 0  # pushed changes that asked for a run
         self.push_gap = push_gap
         self._push_lock = threading.Lock()
@@ -376,6 +393,19 @@ class Service:
         if name not in {row["name"] for row in self.qa_reports()}:
             return None
         return (self.qa_folder / name).read_text(encoding="utf-8")
+
+    def tenants(self) -> dict[str, Any]:
+        """Every tenant of the registry served (``tenants_dir``): its interval, whether its
+        config validates and, with ``queue_url``, its latest runs and queued jobs."""
+        from samband.engine.actions import NoSuch
+        from samband.service.tenants import tenants_overview
+
+        if self.tenants_dir is None:
+            raise NoSuch(
+                "no tenants registry is served: start `samband serve --tenants-dir DIR` "
+                "(and --queue URL for the tenants' runs)"
+            )
+        return tenants_overview(self.tenants_dir, self.queue_url)
 
     def config_text(self) -> str:
         """The config file as written, with any literal secret masked."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -51,6 +52,9 @@ _templates = Environment(
     autoescape=select_autoescape(["html"]),
 )
 _templates.filters["dataflow_url"] = dataflow_url
+_templates.filters["at"] = lambda value: (
+    value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if isinstance(value, datetime) else "—"
+)
 _templates.filters["when"] = lambda ts: (
     datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "—"
 )
@@ -90,11 +94,13 @@ class LoopbackHostsOnly:
     webhook receivers are exempt: each request is signed, and a proxy passes them on
     under the public name."""
 
-    def __init__(self, app: ASGIApp, exempt: tuple[str, ...] = ("/hooks/",)) -> None:
-        self.app, self.exempt = app, exempt
+    exempt = re.compile(r"/hooks/|/tenants/[^/]+/hooks/")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not str(scope["path"]).startswith(self.exempt):
+        if scope["type"] == "http" and not self.exempt.match(str(scope["path"])):
             host = host_name(Headers(scope=scope).get("host", ""))
             if not is_loopback(host):
                 refusal = PlainTextResponse(
@@ -238,6 +244,12 @@ def create_app(
         if html is None:
             return PlainTextResponse("No such QA report.", status_code=404)
         return HTMLResponse(html)
+
+    async def tenants_page(request: Request, user: User | None) -> Response:
+        if service.tenants_dir is None:
+            return _render("tenants.html", request, user, registry=None, status_code=404)
+        data = await run_in_threadpool(service.tenants)
+        return _render("tenants.html", request, user, **data)
 
     async def runs_page(request: Request, user: User | None) -> Response:
         runs = await run_in_threadpool(service.read, "runs", limit(request))
@@ -437,6 +449,7 @@ def create_app(
         Route("/documents", page(documents_page)),
         Route("/documents/qa/{name}", page(qa_page)),
         Route("/documents/{name}", page(document_page)),
+        Route("/tenants", page(tenants_page)),
         Route("/config", page(config_page)),
         Route("/login", login_page, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
@@ -447,6 +460,7 @@ def create_app(
         Route("/api/status", api(lambda r: service.read("status"))),
         Route("/api/systems", api(lambda r: service.systems.rows())),
         Route("/api/qa", api(lambda r: service.qa_reports())),
+        Route("/api/tenants", api(lambda r: service.tenants())),
         Route("/api/runs", api(lambda r: service.read("runs", limit(r)))),
         Route("/api/runs/live", api(live_events)),
         Route("/api/conflicts", api(lambda r: service.read("conflicts", limit(r)))),
@@ -477,6 +491,8 @@ def create_app(
 
     # the webhook receivers: no session or CSRF token, each request signed by its system
     routes += service.receivers.routes()
+    if service.tenant_hooks is not None:
+        routes += service.tenant_hooks.routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -487,6 +503,8 @@ def create_app(
         finally:
             if manage_service:
                 await run_in_threadpool(service.stop)
+            if service.tenant_hooks is not None:
+                await service.tenant_hooks.close()
 
     middleware = [
         Middleware(RequestLog),
@@ -501,7 +519,9 @@ def create_app(
             https_only=secure_cookies,
         ),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.tenants = service.tenants_dir is not None  # the navigation links the page
+    return app
 
 
 class _Rules:
@@ -642,7 +662,12 @@ def _render(
 ) -> HTMLResponse:
     if "csrf" not in request.session:
         request.session["csrf"] = secrets.token_urlsafe(32)
-    html = _templates.get_template(template).render(**data, user=user, csrf=request.session["csrf"])
+    html = _templates.get_template(template).render(
+        **data,
+        user=user,
+        csrf=request.session["csrf"],
+        nav_tenants=getattr(request.app.state, "tenants", False),
+    )
     return HTMLResponse(html, status_code=status_code, headers=headers)
 
 

@@ -4,7 +4,8 @@
 
     tenants/
       ACME/samband.yaml      the tenant's config (its systems, dataflows and store)
-      ACME/tenant.yaml       optional: ``every: 5m`` (its scheduled runs' interval)
+      ACME/tenant.yaml       optional: ``every: 5m`` (its scheduled runs' interval),
+                             ``turn: 2m`` (how long one of its runs may hold a worker)
       ACME/.env              optional: VAR=value lines, the tenant's own environment
 
 A tenant's ``${VAR}`` is resolved from its own environment only: the variables
@@ -35,7 +36,10 @@ DEFAULT_DIR = "tenants"
 CONFIG_NAME = "samband.yaml"
 SETTINGS_NAME = "tenant.yaml"
 DEFAULT_EVERY = 300.0
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+# words joined by single separators: a name never ends in one nor holds two together, so
+# no tenant's variable prefix (``SAMBAND_TENANT_A__``) is the start of another's
+_NAME = re.compile(r"(?=.{1,63}$)[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*")
+_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 class TenantError(SambandError):
@@ -56,8 +60,8 @@ def env_prefix(name: str) -> str:
 def check_name(name: str) -> str:
     if not _NAME.fullmatch(name):
         raise TenantError(
-            f"{name!r} is not a tenant name: use letters, digits, - and _ (at most 63, "
-            "starting with a letter or digit)"
+            f"{name!r} is not a tenant name: use letters and digits, words joined by one - "
+            "or _ (at most 63 characters; not at the end, never two together)"
         )
     return name
 
@@ -82,15 +86,25 @@ class Tenant:
 
     def every(self) -> float:
         """Seconds between the tenant's scheduled runs (``tenant.yaml``'s ``every``)."""
+        every = self._interval("every")
+        return DEFAULT_EVERY if every is None else every
+
+    def turn(self) -> float | None:
+        """``tenant.yaml``'s ``turn``: how long one run of the tenant may hold a worker
+        before it yields (None: the worker's ``--turn``)."""
+        return self._interval("turn")
+
+    def _interval(self, key: str) -> float | None:
         path = self.directory / SETTINGS_NAME
         if not path.is_file():
-            return DEFAULT_EVERY
+            return None
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            return parse_interval(str(data.get("every", "5m")))
+            value = data.get(key)
+            return None if value is None else parse_interval(str(value))
         except (yaml.YAMLError, ValueError, AttributeError) as exc:
             raise TenantError(
-                f"{path}: {exc}; write e.g. `every: 5m` (seconds s, minutes m, hours h)"
+                f"{path}: {exc}; write e.g. `{key}: 5m` (seconds s, minutes m, hours h)"
             ) from None
 
 
@@ -119,7 +133,7 @@ class Registry:
         return sorted(
             entry.name
             for entry in self.root.iterdir()
-            if entry.is_dir() and _NAME.fullmatch(entry.name) and (entry / CONFIG_NAME).is_file()
+            if entry.is_dir() and _FOLDER.fullmatch(entry.name) and (entry / CONFIG_NAME).is_file()
         )
 
     def tenants(self) -> list[Tenant]:
@@ -134,13 +148,34 @@ class Registry:
                 f"no tenant {name!r} in {self.root} (tenants: {known}); add it with "
                 f"`samband tenants add {name} --config FILE`"
             )
+        self._check_own_prefix(name)
         return tenant
+
+    def _check_own_prefix(self, name: str) -> None:
+        """Two tenants whose variables have one prefix (``acme-a``, ``ACME_A``) would each
+        be given the other's: neither runs until one is renamed."""
+        others = [
+            other
+            for other in self.names()
+            if other != name and env_prefix(other) == env_prefix(name)
+        ]
+        if others:
+            raise TenantError(
+                f"tenants {name!r} and {others[0]!r} in {self.root} both read the variables "
+                f"{env_prefix(name)}*: rename one of the two folders"
+            )
 
     def add(self, name: str, config: Path, every: str | None = None) -> Tenant:
         check_name(name)
         tenant = Tenant(name, self.root / name)
         if tenant.directory.exists():
             raise TenantError(f"tenant {name!r} exists already ({tenant.directory})")
+        for other in self.names():
+            if env_prefix(other) == env_prefix(name):
+                raise TenantError(
+                    f"tenant {other!r} reads the variables {env_prefix(name)}* already: "
+                    f"give {name!r} a name that differs in more than case, - and _"
+                )
         if not config.is_file():
             raise TenantError(f"{config}: no such config file")
         if every is not None:

@@ -22,6 +22,14 @@ the v2 OpenAPI file):
 * 10 requests/second per subscription key on ``self.clock``; over it ``429`` with
   ``Retry-After: 1``.  ProblemDetails error bodies (``problem_case="camel"`` switches
   their keys to camelCase, which real answers also use).
+* Several client companies (:meth:`PowerOfficeSandbox.add_client`, or
+  ``POST /_sandbox/clients {"client_key": ...}``): an integrator has one
+  application key and one subscription key, and each client company that grants it
+  access has its own client key and its own data.  A token is the client's whose key
+  asked for it, and every call with that token sees and changes that client's data
+  only; the rate limit counts every call of the subscription key, whatever the client.
+  Each client numbers its own records (ids start over per client: an assumption, and
+  the harder case for a caller that would mix two clients' ids up).
 
 Default keys: application ``sandbox-application-key``, client ``sandbox-client-key``,
 subscription ``sandbox-subscription-key``.
@@ -48,7 +56,9 @@ import random
 import secrets
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -722,6 +732,22 @@ class _Recorder:
 
 
 # -- the sandbox ----------------------------------------------------------------------------
+class _Client:
+    """One client company's data: its records, sales order lines, ids and numbers."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[Any, dict[str, Any]]] = {name: {} for name in KINDS}
+        self.lines: dict[str, dict[str, dict[str, Any]]] = {}
+        self.ids = itertools.count(1001)
+        self.contact_ids = itertools.count(100001)
+        self.numbers: dict[str, itertools.count[int]] = {
+            "Customers": itertools.count(10000),
+            "Suppliers": itertools.count(20000),
+            "Employees": itertools.count(1),
+            "SalesOrders": itertools.count(1),
+        }
+
+
 class PowerOfficeSandbox(Sandbox):
     kind = "poweroffice-go"
 
@@ -739,7 +765,12 @@ class PowerOfficeSandbox(Sandbox):
         order_by: str = "honour",
     ) -> None:
         super().__init__(clock=clock, faults=faults)
+        self.application_key = application_key
+        self.client_key = client_key  # the default client: calls outside a request see it
         self.clients = {(application_key, client_key)}
+        self._data: dict[str, _Client] = {client_key: _Client()}
+        # the client whose token the request being answered carries
+        self._acting: ContextVar[str | None] = ContextVar(f"poweroffice-{id(self)}", default=None)
         self.subscription_keys = {subscription_key}
         self.rate_limit = rate_limit
         self.token_lifetime = token_lifetime
@@ -752,24 +783,48 @@ class PowerOfficeSandbox(Sandbox):
         self.log: list[Exchange] = []
         self.tokens_issued = 0
         self.throttled = 0
-        self._tokens: dict[str, float] = {}
+        self._tokens: dict[str, tuple[float, str]] = {}  # token → (expires, client key)
         self._hits: dict[str, deque[float]] = {}
         self.reset()
 
     # -- state ----------------------------------------------------------------------
     def reset(self) -> None:
+        """Forget every client's records (the clients and their keys stay)."""
         with self.lock:
-            self.tables: dict[str, dict[Any, dict[str, Any]]] = {name: {} for name in KINDS}
-            self.lines: dict[str, dict[str, dict[str, Any]]] = {}
-            self._ids = itertools.count(1001)
-            self._contact_ids = itertools.count(100001)
-            self._numbers: dict[str, itertools.count[int]] = {
-                "Customers": itertools.count(10000),
-                "Suppliers": itertools.count(20000),
-                "Employees": itertools.count(1),
-                "SalesOrders": itertools.count(1),
-            }
+            self._data = {key: _Client() for key in self._data}
             self._last_stamp = ""
+
+    def add_client(self, client_key: str, *, application_key: str | None = None) -> None:
+        """A client company that grants the integration access: its own ``client_key``
+        and its own, empty data; the same application key (default: the sandbox's) and
+        subscription key, so the same rate limit, as every other client."""
+        with self.lock:
+            self.clients.add((application_key or self.application_key, client_key))
+            self._data.setdefault(client_key, _Client())
+
+    @contextmanager
+    def as_client(self, client_key: str) -> Iterator[None]:
+        """Within the block, :meth:`records`, :meth:`insert`, :meth:`edit`, :meth:`remove`
+        and :meth:`seed` work on ``client_key``'s data (default: the sandbox's client)."""
+        if client_key not in self._data:
+            raise KeyError(f"no client {client_key!r}: add_client first")
+        token = self._acting.set(client_key)
+        try:
+            yield
+        finally:
+            self._acting.reset(token)
+
+    def _client(self) -> _Client:
+        return self._data[self._acting.get() or self.client_key]
+
+    @property
+    def tables(self) -> dict[str, dict[Any, dict[str, Any]]]:
+        """The records of the client acting now, by collection and id."""
+        return self._client().tables
+
+    @property
+    def lines(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return self._client().lines
 
     def now(self) -> str:
         """A timestamp for a write, strictly after the previous one."""
@@ -780,8 +835,11 @@ class PowerOfficeSandbox(Sandbox):
         self._last_stamp = stamp
         return stamp
 
-    def records(self, collection: str) -> dict[Any, dict[str, Any]]:
-        """The live records of a collection (``"Customers"``), by id (tests, demos)."""
+    def records(self, collection: str, client: str | None = None) -> dict[Any, dict[str, Any]]:
+        """The live records of a collection (``"Customers"``), by id (tests, demos), of
+        ``client`` (a client key; default: the client acting now)."""
+        if client is not None:
+            return self._data[client].tables[collection]
         return self.tables[collection]
 
     def insert(self, collection: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -874,6 +932,7 @@ class PowerOfficeSandbox(Sandbox):
                 )
             )
         return [
+            Route(f"{ADMIN_PREFIX}/clients", self._clients_endpoint, methods=["POST"]),
             Route("/OAuth/Token", self._token_endpoint, methods=["POST"]),
             Route("/Demo/OAuth/Token", self._token_endpoint, methods=["POST"]),
             Mount("/v2", routes=api),
@@ -915,7 +974,8 @@ class PowerOfficeSandbox(Sandbox):
         hits.append(now)
         return None
 
-    def _guard(self, request: Request) -> Response | None:
+    def _guard(self, request: Request) -> Response | str:
+        """The refusal of a call, or the client key its token belongs to."""
         key = request.headers.get("ocp-apim-subscription-key")
         if key not in self.subscription_keys:
             return self._answer(
@@ -931,27 +991,42 @@ class PowerOfficeSandbox(Sandbox):
                 return limited
             auth = request.headers.get("authorization", "")
             token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-            expires = self._tokens.get(token)
-            if expires is None or expires <= self.clock.time():
+            expires, client = self._tokens.get(token, (0.0, ""))
+            if expires <= self.clock.time():
                 return self._problem(
                     ApiProblem(
                         401, "Unauthorized", "The access token is missing, invalid or expired"
                     )
                 )
-        return None
+        return client
 
     def _wrap(self, handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
             self.requests += 1
-            refused = self._guard(request)
-            if refused is not None:
-                return refused
+            client = self._guard(request)
+            if isinstance(client, Response):
+                return client
+            acting = self._acting.set(client)  # this request's task only
             try:
                 return await handler(request)
             except ApiProblem as exc:
                 return self._problem(exc)
+            finally:
+                self._acting.reset(acting)
 
         return endpoint
+
+    async def _clients_endpoint(self, request: Request) -> Response:
+        """``POST /_sandbox/clients {"client_key": ...}``: :meth:`add_client`."""
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            body = None
+        key = body.get("client_key") if isinstance(body, dict) else None
+        if not isinstance(key, str) or not key.strip():
+            return self._answer(400, {"title": "give the new client's key as client_key"})
+        self.add_client(key.strip())
+        return self._answer(201, {"added": True})
 
     async def _token_endpoint(self, request: Request) -> Response:
         self.requests += 1
@@ -986,7 +1061,7 @@ class PowerOfficeSandbox(Sandbox):
             )
         token = secrets.token_urlsafe(32)
         with self.lock:
-            self._tokens[token] = self.clock.time() + self.token_lifetime
+            self._tokens[token] = (self.clock.time() + self.token_lifetime, client)
             self.tokens_issued += 1
         return self._answer(
             200,
@@ -1037,8 +1112,8 @@ class PowerOfficeSandbox(Sandbox):
         if kind.uuid_ids:
             return str(uuid.uuid4())
         if kind.contact:
-            return next(self._contact_ids)
-        return next(self._ids)
+            return next(self._client().contact_ids)
+        return next(self._client().ids)
 
     def _new(self, kind: _Kind, values: dict[str, Any], *, by_integration: bool) -> dict[str, Any]:
         names = kind.canonical()
@@ -1074,7 +1149,7 @@ class PowerOfficeSandbox(Sandbox):
                         f"Unknown address property {key!r}.",
                     )
                 address[lowered[key.lower()]] = value
-            address["Id"] = next(self._ids)
+            address["Id"] = next(self._client().ids)
             address["CountryCode"] = address["CountryCode"] or "NO"
             address[MODIFIED] = now
             record["MailAddress"] = address
@@ -1088,7 +1163,7 @@ class PowerOfficeSandbox(Sandbox):
                     )
             record["ContactGroupIds"] = record.get("ContactGroupIds") or []
         if kind.number_field and record.get(kind.number_field) is None:
-            record[kind.number_field] = next(self._numbers[kind.name])
+            record[kind.number_field] = next(self._client().numbers[kind.name])
         if kind.name == "ContactPersons":
             address = dict.fromkeys(_ADDRESS)
             address.update(values.get("MailAddress") or {})
@@ -1110,7 +1185,7 @@ class PowerOfficeSandbox(Sandbox):
         if kind.name == "SalesOrders":
             customer = self._refer("Customers", record.get("CustomerId"), "Customer")
             record["CustomerNo"] = customer["Number"] if customer else None
-            record["SalesOrderNo"] = next(self._numbers["SalesOrders"])
+            record["SalesOrderNo"] = next(self._client().numbers["SalesOrders"])
             record["SalesOrderStatus"] = record.get("SalesOrderStatus") or "Draft"
             record["CurrencyCode"] = record.get("CurrencyCode") or "NOK"
             record["IsCreatedByCurrentIntegration"] = by_integration
