@@ -10,7 +10,9 @@ PowerOffice GO sandbox → PMS on PostgreSQL, clean and with injected faults), `
 ``push`` (6: edit-to-arrival latency through a webhook, Exact Online and REST),
 ``serve`` (7: every page of ``samband serve`` with 1 000 000 links, and its idle CPU),
 ``cluster`` (8: the shared API-quota bucket per call, the job queue's overhead per job),
-``tenants`` (9: quiescent runs of many tenants a minute with 1, 2 and 4 worker processes).
+``tenants`` (9: quiescent runs of many tenants a minute with 1, 2 and 4 worker processes),
+``tenants-queue`` (10: the same through the job queue and real ``samband worker``
+processes, and 20 tenants' initial loads queued at once).
 ``--quick`` uses small sizes and one repetition (a smoke check, under a minute).
 """
 
@@ -39,7 +41,17 @@ from bench.worker import MARK
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"
-NAMES = ("engine", "http", "budget", "peer", "push", "serve", "cluster", "tenants")
+NAMES = (
+    "engine",
+    "http",
+    "budget",
+    "peer",
+    "push",
+    "serve",
+    "cluster",
+    "tenants",
+    "tenants-queue",
+)
 
 
 @dataclass
@@ -617,6 +629,118 @@ def bench_tenants(suite: Suite) -> None:
         ).values.append(cycle["writes"])
 
 
+# -- 10: many tenants through the job queue ------------------------------------------------
+def bench_tenants_queue(suite: Suite) -> None:
+    """Quiescent cycles of many tenants taken by real ``samband worker --queue`` processes
+    (and the same tenants without the queue: the ceiling), then initial loads of 20 tenants
+    queued at once; see :mod:`bench.queue_bench`."""
+    from bench.http_bench import postgres_available
+
+    reason = postgres_available()
+    if reason:
+        suite.notes.append(f"tenants-queue: skipped: {reason}")
+        return
+    tenants, workers = (50, [1, 2]) if suite.quick else (1_000, [1, 2, 4])
+    loads, records, load_workers = (20, 100, [2]) if suite.quick else (20, 500, [1, 2, 4])
+    label = f"{tenants:,}".replace(",", " ")
+    cores = os.cpu_count() or 1
+    f = suite.figure
+    for run in range(1 if suite.quick else min(suite.repeat, 2)):
+        _progress(f"tenants-queue: {label} tenants through the queue, run {run + 1}")
+        result = suite.child("queue-cycles", tenants=tenants, workers=workers)
+        if result is None:
+            continue
+        initial = result["initial"]
+        f(
+            "tenants-queue",
+            f"{label} tenants' initial loads (20 records), {initial['workers']} workers",
+            "s",
+        ).values.append(initial["seconds"])
+        for count, cycle in result["cycles"].items():
+            _queue_failures(suite, f"{label} tenants, {count} worker(s)", cycle)
+            ceiling = result["ceiling"][count]
+            if ceiling["writes"]:
+                suite.failures.append(f"tenants-queue: a quiescent cycle wrote {ceiling['writes']}")
+            f(
+                "tenants-queue",
+                f"{label} tenants, quiescent runs through the queue, {count} worker(s)",
+                "runs/min",
+                note=f"samband worker processes on {cores} cores; first run taken to last end",
+            ).values.append(cycle["runs_per_minute"])
+            f(
+                "tenants-queue",
+                f"{label} tenants, the same without the queue, {count} process(es)",
+                "runs/min",
+                note="bench.tenants_bench's plain processes: the ceiling",
+            ).values.append(ceiling["runs_per_minute"])
+            per_worker = int(count) / tenants * 1000
+            f(
+                "tenants-queue",
+                f"the queue's cost per quiescent run, {count} worker(s)",
+                "ms/run",
+                note="(cycle through the queue - cycle without) x workers / tenants",
+            ).values.append((cycle["seconds"] - ceiling["seconds"]) * per_worker)
+            f(
+                "tenants-queue",
+                f"a quiescent run in its job (run log), {count} worker(s): median",
+                "ms",
+            ).values.append(cycle["job_median_s"] * 1000)
+            f(
+                "tenants-queue",
+                f"the queue around a run, {count} worker(s): taken → run, run → done, "
+                "done → next taken",
+                "ms",
+                note=f"medians: {cycle['taken_to_run_ms']:.1f} + {cycle['run_to_finished_ms']:.1f}"
+                f" + {cycle['finished_to_next_ms']:.1f} (procrastinate's events, the run log)",
+            ).values.append(
+                cycle["taken_to_run_ms"]
+                + cycle["run_to_finished_ms"]
+                + cycle["finished_to_next_ms"]
+            )
+            f(
+                "tenants-queue",
+                f"CPU per quiescent run through the queue, {count} worker(s)",
+                "ms",
+                note="the worker processes' CPU over the cycle / runs (not PostgreSQL's)",
+            ).values.append(cycle["cpu_ms_per_run"])
+            f(
+                "tenants-queue",
+                f"CPU per quiescent run without the queue, {count} process(es)",
+                "ms",
+            ).values.append(ceiling["cpu_ms_per_run"])
+        load = ", ".join(f"{v:.1f}" for v in result["load_average"])
+        suite.notes.append(f"tenants-queue: load average after the {label}-tenant run: {load}")
+    for run in range(1 if suite.quick else min(suite.repeat, 2)):
+        _progress(
+            f"tenants-queue: {loads} initial loads of {records} records at once, run {run + 1}"
+        )
+        result = suite.child("queue-loads", tenants=loads, records=records, workers=load_workers)
+        if result is None:
+            continue
+        for count, load in result["loads"].items():
+            _queue_failures(suite, f"{loads} initial loads, {count} worker(s)", load)
+            f(
+                "tenants-queue",
+                f"{loads} initial loads of {records} records queued at once, {count} worker(s)",
+                "s",
+                note="first defer to the last load's end",
+            ).values.append(load["seconds"])
+            f(
+                "tenants-queue",
+                f"{loads} initial loads at once, {count} worker(s): one tenant's, median",
+                "s",
+                note="its job's start to end (run log)",
+            ).values.append(load["job_median_s"])
+
+
+def _queue_failures(suite: Suite, what: str, figures: dict[str, Any]) -> None:
+    if figures["not_ok"]:
+        suite.failures.append(
+            f"tenants-queue: {what}: {figures['not_ok']} runs not ok, e.g. "
+            f"{figures['first_failure']}"
+        )
+
+
 # -- output -------------------------------------------------------------------------------
 def _fmt(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -733,6 +857,7 @@ def main(argv: list[str] | None = None) -> int:
         "serve": bench_serve,
         "cluster": bench_cluster,
         "tenants": bench_tenants,
+        "tenants-queue": bench_tenants_queue,
     }
     for name in args.only or NAMES:
         try:

@@ -65,6 +65,14 @@ def _task(name: str) -> Callable[..., dict[str, Any]]:
         from bench.tenants_bench import run_tenants
 
         return run_tenants
+    if name == "queue-cycles":
+        from bench.queue_bench import run_cycles
+
+        return run_cycles
+    if name == "queue-loads":
+        from bench.queue_bench import run_initial_loads
+
+        return run_initial_loads
     raise SystemExit(f"unknown benchmark task {name!r}")
 
 

@@ -9,16 +9,47 @@ refused, not run twice, and so is the job while such a run lasts."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from samband.config.model import Config
 from samband.config.validate import load_valid
 from samband.errors import ConfigError, RunLocked, SambandError
 from samband.tenants import Registry, Tenant, TenantError
 
 log = logging.getLogger(__name__)
+
+# A worker runs each tenant again and again; reading and checking its config was a sixth of
+# a quiescent run.  Kept by the file's path and content (a changed file is read again; the
+# checks read nothing else), and each job gets a copy of its own.  Bounded: past that many
+# tenants, the oldest are read again.
+_CONFIGS: dict[tuple[str, bytes], Config] = {}
+_CONFIGS_MAX = 2048
+_CONFIGS_LOCK = threading.Lock()
+
+
+def _config(path: Path) -> Config:
+    """The tenant's config, validated: from the cache when the file did not change."""
+    try:
+        key = (str(path.resolve()), hashlib.sha256(path.read_bytes()).digest())
+    except OSError:
+        return load_valid(path).config  # gone meanwhile: said as load_valid says it
+    with _CONFIGS_LOCK:
+        config = _CONFIGS.get(key)
+    if config is None:
+        config = load_valid(path).config  # ConfigError: said by the job, not kept
+        with _CONFIGS_LOCK:
+            stale = [k for k in _CONFIGS if k[0] == key[0]]
+            for old in stale:
+                del _CONFIGS[old]
+            if len(_CONFIGS) >= _CONFIGS_MAX:
+                del _CONFIGS[next(iter(_CONFIGS))]
+            _CONFIGS[key] = config
+    return config.model_copy(deep=True)
 
 
 @dataclass
@@ -96,7 +127,7 @@ def _run(
     own = tenant.turn()  # tenant.yaml's `turn`, over the worker's
     if own is not None:
         turn = Turn(own or None, turn.chunks)
-    config = load_valid(tenant.config_path).config
+    config = _config(tenant.config_path)
     keys = {flow.key for flow in config.dataflows}
     unknown = [name for name in dataflows if name not in keys]
     if unknown:
