@@ -129,8 +129,8 @@ def _support_serve(box: ExactOnlineSandbox):  # type: ignore[no-untyped-def]
     """The tests' server starter (uvicorn lifespan prepared, TCP_NODELAY set)."""
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from test_exact_support import serve
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.support.sandbox import serve
 
     return serve(box)
 
