@@ -13,19 +13,11 @@ import pytest
 from samband.config.model import SystemConfig
 from samband.errors import AuthError
 from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
-from samband.kinds.poweroffice_go.connector._auth import forget_tokens
 from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
 from samband.sandbox._base import Clock, SandboxServer
 from tests.support.poweroffice import KEYS, serve
 
 OTHER = "client-key-of-another-company"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tokens() -> Iterator[None]:
-    forget_tokens()
-    yield
-    forget_tokens()
 
 
 @pytest.fixture

@@ -17,20 +17,13 @@ from samband.kinds.poweroffice_go.connector import (
     derive_token_url,
     external_value,
 )
-from samband.kinds.poweroffice_go.connector._auth import PowerOfficeAuth, forget_tokens
+from samband.kinds.poweroffice_go.connector._auth import PowerOfficeAuth
 from samband.kinds.poweroffice_go.connector._types import API_TYPES
 from samband.kinds.poweroffice_go.sandbox import PatchError, PowerOfficeSandbox, apply_patch
 from samband.sandbox._base import SandboxServer
 from tests.support.poweroffice import KEYS, serve
 
 FAST = 1000  # requests/second for tests that are not about the limit
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tokens() -> Iterator[None]:
-    forget_tokens()
-    yield
-    forget_tokens()
 
 
 @pytest.fixture

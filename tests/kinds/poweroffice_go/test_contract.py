@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ import pytest
 from samband.config.model import SystemConfig
 from samband.errors import InUse, NotFound, RecordError
 from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
-from samband.kinds.poweroffice_go.connector._auth import forget_tokens
 from samband.kinds.poweroffice_go.sandbox import Exchange, PowerOfficeSandbox
 from tests.support.poweroffice import KEYS, serve
 
@@ -101,13 +99,6 @@ def openapi() -> Any:
     print(f"loaded {SPEC_FILE} in {time.perf_counter() - started:.2f} s")
     api.spec_paths = list(spec["paths"])
     return api
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tokens() -> Iterator[None]:
-    forget_tokens()
-    yield
-    forget_tokens()
 
 
 def template(paths: list[str], method: str, path: str) -> str | None:

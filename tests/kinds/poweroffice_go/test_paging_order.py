@@ -3,7 +3,6 @@ show it: an API that ignores the order costs calls, never rows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,17 +10,9 @@ import pytest
 from samband.config.model import SystemConfig
 from samband.errors import TransientError
 from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
-from samband.kinds.poweroffice_go.connector._auth import forget_tokens
 from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
 from samband.sandbox._base import SandboxServer
 from tests.support.poweroffice import KEYS, serve
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tokens() -> Iterator[None]:
-    forget_tokens()
-    yield
-    forget_tokens()
 
 
 def connector(server: SandboxServer, **settings: Any) -> PowerOfficeConnector:

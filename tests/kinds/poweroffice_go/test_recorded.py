@@ -8,23 +8,12 @@ The sandbox's request log shows: the token request, paging across pages with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import orjson
-import pytest
 
 from samband.config.model import SystemConfig
 from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
-from samband.kinds.poweroffice_go.connector._auth import forget_tokens
 from samband.kinds.poweroffice_go.sandbox import Exchange, PowerOfficeSandbox
 from tests.support.poweroffice import KEYS, serve
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tokens() -> Iterator[None]:
-    forget_tokens()
-    yield
-    forget_tokens()
 
 
 def summary(log: list[Exchange]) -> list[tuple[str, str, int]]:

@@ -11,19 +11,11 @@ import pytest
 from samband.config.model import SystemConfig
 from samband.errors import NotFound, RecordError
 from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
-from samband.kinds.poweroffice_go.connector._auth import forget_tokens
 from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
 from samband.sandbox._base import SandboxServer
 from tests.support.poweroffice import KEYS, serve
 
 ACTIVITY_TYPES = ("Projectactivity", "Timetrackingactivity")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tokens() -> Iterator[None]:
-    forget_tokens()
-    yield
-    forget_tokens()
 
 
 @pytest.fixture
