@@ -78,7 +78,7 @@ def tenants(tmp_path: Path) -> Iterator[Tenants]:
         folder = registry.root / name
         folder.mkdir(parents=True)
         (folder / "samband.yaml").write_text(CONFIG.replace("{name}", name), encoding="utf-8")
-        environ[f"SAMBAND_TENANT_{name.upper()}__CRM_TOKEN"] = "token"
+        environ[f"SAMBAND_TENANT_{name.upper()}__CRM_TOKEN"] = "crm-api-token-0123"
         environ[f"SAMBAND_TENANT_{name.upper()}__CRM_WEBHOOK_SECRET"] = secret
     queue = build_app(InMemoryConnector())
     defer = Flaky(queue)
@@ -155,7 +155,7 @@ def test_a_rotated_secret_is_used_from_the_next_request(
     (tenants.hooks.registry.root / "acme" / ".env").write_text(
         "CRM_WEBHOOK_SECRET=rotated-secret-0123456789abcdef\n"
     )
-    tenants.hooks.process_environ = {"SAMBAND_TENANT_ACME__CRM_TOKEN": "token"}
+    tenants.hooks.process_environ = {"SAMBAND_TENANT_ACME__CRM_TOKEN": "crm-api-token-0123"}
     body, headers = rest_request(_event(2), secret=SECRETS["acme"])
     assert client.post("/tenants/acme/hooks/crm", content=body, headers=headers).status_code == 401
     body, headers = rest_request(_event(3), secret="rotated-secret-0123456789abcdef")
@@ -187,7 +187,7 @@ def test_samband_serve_queues_a_tenants_push_a_worker_then_runs(
     (registry / "acme").mkdir(parents=True)
     (registry / "acme" / "samband.yaml").write_text(CONFIG.replace("{name}", "acme"))
     (registry / "acme" / ".env").write_text(
-        f"CRM_TOKEN=token\nCRM_WEBHOOK_SECRET={SECRETS['acme']}\n"
+        f"CRM_TOKEN=crm-api-token-0123\nCRM_WEBHOOK_SECRET={SECRETS['acme']}\n"
     )
     ensure_schema(postgres_url)
     service = Service(world(tmp_path), every=3600, tenants_dir=registry, queue_url=postgres_url)
