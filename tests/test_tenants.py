@@ -183,3 +183,21 @@ def test_a_worker_given_a_registry_that_is_not_there_says_so(tmp_path: Path) -> 
     )
     output = " ".join(result.output.split())
     assert f"{missing} is not a folder" in output
+
+
+def test_a_job_naming_what_the_tenant_does_not_have_is_refused_before_it_is_queued(
+    tmp_path: Path,
+) -> None:
+    t.make_tenant(tmp_path, "acme")
+    # a queue nobody listens on: a refusal comes before the queue is asked
+    queue = ["--queue", "postgresql://samband@127.0.0.1:1/samband", "--tenants-dir", str(tmp_path)]
+    runner = CliRunner()
+    ran = runner.invoke(app, ["tenants", "run", "acme", "--dataflow", "nope", *queue])
+    assert ran.exit_code == 2, ran.output
+    assert "acme: no dataflow 'nope'; its dataflows: companies" in ran.output
+    resynced = runner.invoke(app, ["tenants", "resync", "acme", "crm.Nope", *queue])
+    assert resynced.exit_code == 2, resynced.output
+    assert "crm.Nope is in no dataflow; types in use: crm.Company, pms.Customer" in resynced.output
+    # what it has goes on to the queue (here: not there, said as such)
+    asked = runner.invoke(app, ["tenants", "resync", "acme", "crm.Company", *queue])
+    assert asked.exit_code == 1 and "queue" in asked.output, asked.output

@@ -7,13 +7,17 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 
 from samband.cli._app import JsonOption, app, err, fail, out
 from samband.errors import SambandError
+from samband.tenants import TenantError
+
+if TYPE_CHECKING:
+    from samband.config import Config
 
 tenants_app = typer.Typer(
     help="Many companies on one installation: the tenants registry and their queued jobs "
@@ -143,6 +147,13 @@ def run_all(queue: QueueOption, tenants_dir: TenantsDirOption = None) -> None:
     out.print(f"queued {len(queued)} run(s): {', '.join(queued) or 'every tenant has one'}")
 
 
+def _tenant_config(tenants_dir: Path | None, name: str) -> Config:
+    """The tenant's checked config: what a queued job of it may name is known now."""
+    from samband.config.validate import load_valid
+
+    return load_valid(_registry(tenants_dir).get(name).config_path).config
+
+
 @tenants_app.command("run")
 def run_tenant(
     name: str,
@@ -157,9 +168,14 @@ def run_tenant(
     from samband.queue.tasks import defer_targeted
 
     try:
-        _registry(tenants_dir).get(name)
+        config = _tenant_config(tenants_dir, name)
     except SambandError as exc:
         raise fail(exc, 2) from None
+    known = [flow.key for flow in config.dataflows]
+    for key in dataflow or []:
+        if key not in known:
+            known_keys = ", ".join(known)
+            raise fail(TenantError(f"{name}: no dataflow {key!r}; its dataflows: {known_keys}"), 2)
     queued = _with_queue(queue, lambda a: defer_targeted(a, name, dataflow or []))
     out.print(f"queued a run of {name}" if queued else f"a run of {name} is queued already")
 
@@ -177,9 +193,13 @@ def resync_tenant(
     if "." not in entity_type:
         raise typer.BadParameter(f"{entity_type!r} is not SYSTEM.TYPE, e.g. crm.Customer")
     try:
-        _registry(tenants_dir).get(name)
+        config = _tenant_config(tenants_dir, name)
     except SambandError as exc:
         raise fail(exc, 2) from None
+    in_use = sorted({ref for flow in config.dataflows for ref in (flow.source, flow.target)})
+    if entity_type not in in_use:
+        used = ", ".join(in_use)
+        raise fail(TenantError(f"{name}: {entity_type} is in no dataflow; types in use: {used}"), 2)
     _with_queue(queue, lambda a: defer_resync(a, name, [entity_type]))
     out.print(f"queued a resync of {name} {entity_type}")
 
