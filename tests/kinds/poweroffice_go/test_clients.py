@@ -5,7 +5,6 @@ one rate limit for the subscription key whatever the client."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -25,13 +24,6 @@ def box() -> PowerOfficeSandbox:
     sandbox = PowerOfficeSandbox(rate_limit=1000)
     sandbox.add_client(OTHER)
     return sandbox
-
-
-@pytest.fixture
-def server(box: PowerOfficeSandbox) -> Iterator[SandboxServer]:
-    running = serve(box)
-    yield running
-    running.stop()
 
 
 def connector(server: SandboxServer, client_key: str) -> PowerOfficeConnector:

@@ -36,13 +36,6 @@ def box() -> PowerOfficeSandbox:
     return sandbox
 
 
-@pytest.fixture
-def server(box: PowerOfficeSandbox) -> Iterator[SandboxServer]:
-    running = serve(box)
-    yield running
-    running.stop()
-
-
 def make(
     server: SandboxServer,
     credentials: dict[str, str] | None = None,

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from samband.errors import NotFound, RecordError
 from samband.kinds.poweroffice_go.connector import PowerOfficeConnector
 from samband.kinds.poweroffice_go.sandbox import PowerOfficeSandbox
 from samband.sandbox._base import SandboxServer
-from tests.support.poweroffice import KEYS, serve
+from tests.support.poweroffice import KEYS
 
 ACTIVITY_TYPES = ("Projectactivity", "Timetrackingactivity")
 
@@ -25,13 +24,6 @@ def box() -> PowerOfficeSandbox:
     sandbox.clock.advance(60)
     sandbox.recording = True
     return sandbox
-
-
-@pytest.fixture
-def server(box: PowerOfficeSandbox) -> Iterator[SandboxServer]:
-    running = serve(box)
-    yield running
-    running.stop()
 
 
 def make(server: SandboxServer, **settings: Any) -> PowerOfficeConnector:
